@@ -1,0 +1,182 @@
+/** The CLI's commands. Each returns its exit code; with --json each prints one JSON object. */
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { execa } from 'execa'
+import { acquire, type Emulator } from '../client/acquire.js'
+import { instanceFiles, instanceStatus, resetInstance, stopInstance } from '../client/control.js'
+import { StackEmulatorError, badOption } from '../errors.js'
+import { ensureFixtureImage } from '../image/fixture.js'
+import { readSettings } from '../settings.js'
+import { parseCli, usageError, USAGE, type ParsedArgs } from './args.js'
+import { createProgress } from './progress.js'
+
+const NOT_RUNNING = 3
+
+export async function runCli(argv: string[]): Promise<number> {
+  let args: ParsedArgs | undefined
+  try {
+    args = parseCli(argv)
+    const [command = 'help', sub] = args.command
+    switch (command) {
+      case 'help': process.stdout.write(USAGE); return 0
+      case 'start': return await start(args)
+      case 'status': return await status(args)
+      case 'stop': return await stop(args)
+      case 'reset': return await reset(args)
+      case 'logs': return await logs(args)
+      case 'exec': return await exec(args)
+      case 'image':
+        if (sub === 'build') return await imageBuild(args)
+        throw usageError(`Unknown image command "${sub ?? ''}"; the only one is "image build"`)
+      default:
+        throw usageError(`Unknown command "${command}"`)
+    }
+  } catch (error) {
+    return fail(error, args?.json ?? argv.includes('--json'))
+  }
+}
+
+function fail(error: unknown, json: boolean): number {
+  const isUsage = error instanceof TypeError || (error instanceof StackEmulatorError && error.code === 'BAD_OPTION')
+  const message = error instanceof Error ? error.message : String(error)
+  const code = error instanceof StackEmulatorError ? error.code : isUsage ? 'BAD_OPTION' : 'ERROR'
+  process.stderr.write(`stack-emulator: ${message}\n`)
+  if (json) print({ error: { code, message } })
+  return isUsage ? 2 : 1
+}
+
+function print(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n')
+}
+
+function log(line: string): void {
+  process.stderr.write(`stack-emulator: ${line}\n`)
+}
+
+async function withProgress<T>(fn: (phase: (p: string) => void) => Promise<T>): Promise<T> {
+  const progress = createProgress()
+  try {
+    return await fn((p) => progress.phase(p))
+  } finally {
+    progress.done()
+  }
+}
+
+async function start(args: ParsedArgs): Promise<number> {
+  const started = Date.now()
+  const emulator = await withProgress((onProgress) =>
+    acquire({ ...args.options, keepAlive: true, idleTimeoutMs: args.options.idleTimeoutMs ?? 0, onProgress, onLog: log }),
+  )
+  const summary = {
+    name: emulator.name,
+    backendUrl: emulator.backendUrl,
+    dashboardUrl: emulator.dashboardUrl,
+    services: emulator.services,
+    env: emulator.env,
+    pid: emulator.pid,
+    accel: emulator.accel,
+    origin: emulator.origin,
+    durationMs: Date.now() - started,
+  }
+  await emulator.release() // the instance is kept alive; this process's lease ends here
+  if (args.json) {
+    print(summary)
+  } else {
+    process.stdout.write(`Stack Auth emulator "${summary.name}" is ready (${summary.origin}, ${summary.accel}, ${summary.durationMs} ms)\n`)
+    for (const [service, url] of Object.entries(summary.services)) process.stdout.write(`  ${service.padEnd(10)} ${url}\n`)
+    process.stdout.write('\nEnvironment (secret keys hidden; use --json or `stack-emulator exec`):\n')
+    for (const [key, value] of Object.entries(summary.env)) {
+      process.stdout.write(`  ${key}=${/SECRET|ADMIN/.test(key) ? '<hidden>' : value}\n`)
+    }
+  }
+  return 0
+}
+
+async function status(args: ParsedArgs): Promise<number> {
+  const result = await instanceStatus(args.options.name, log)
+  if (!result) {
+    if (args.json) print({ name: args.options.name ?? 'default', running: false })
+    else process.stdout.write(`Instance "${args.options.name ?? 'default'}" is not running.\n`)
+    return NOT_RUNNING
+  }
+  if (args.json) {
+    print({ running: true, ...result })
+  } else {
+    process.stdout.write(`Instance "${result.name}": ${result.state}, ${result.healthy ? 'healthy' : 'NOT healthy'}, ${result.vm?.origin ?? ''} ${result.vm?.accel ?? ''}\n`)
+    for (const [service, url] of Object.entries(result.vm?.urls ?? {})) process.stdout.write(`  ${service.padEnd(10)} ${url}\n`)
+    process.stdout.write(`Leases: ${result.leases.length}${result.leases.map((l) => `\n  pid ${l.pid} since ${l.since}: ${l.command}`).join('')}\n`)
+    if (result.idleSinceMs !== undefined) process.stdout.write(`Idle for ${Math.round(result.idleSinceMs / 1000)} s (timeout: ${result.idleTimeoutMs ? `${result.idleTimeoutMs} ms` : 'never'})\n`)
+  }
+  return result.healthy ? 0 : 1
+}
+
+async function stop(args: ParsedArgs): Promise<number> {
+  const stopped = await stopInstance(args.options.name, log)
+  if (args.json) print({ name: args.options.name ?? 'default', stopped })
+  else process.stdout.write(stopped ? 'Stopped.\n' : 'Nothing was running.\n')
+  return 0
+}
+
+async function reset(args: ParsedArgs): Promise<number> {
+  const started = Date.now()
+  const info = await resetInstance(args.options.name, args.force)
+  if (!info) {
+    if (args.json) print({ name: args.options.name ?? 'default', running: false })
+    else process.stdout.write('Nothing is running; nothing to reset.\n')
+    return NOT_RUNNING
+  }
+  const result = { name: args.options.name ?? 'default', resetMs: info.lastResetMs, totalMs: Date.now() - started, origin: info.origin }
+  if (args.json) print(result)
+  else process.stdout.write(`Reset in ${result.resetMs} ms.\n`)
+  return 0
+}
+
+async function logs(args: ParsedArgs): Promise<number> {
+  const paths = instanceFiles(args.options.name)
+  const file = args.supervisor ? paths.supervisorLog : path.join(paths.dir, 'console.log')
+  const text = await fs.readFile(file, 'utf8').catch(() => undefined)
+  if (args.json) print({ file, text: text ?? null })
+  else if (text === undefined) process.stderr.write(`stack-emulator: no log at ${file} (has instance "${paths.name}" ever run?)\n`)
+  else process.stdout.write(text)
+  return text === undefined ? NOT_RUNNING : 0
+}
+
+async function exec(args: ParsedArgs): Promise<number> {
+  const [file, ...rest] = args.rest
+  if (!file) throw usageError('exec needs a command after --, e.g. stack-emulator exec -- npm test')
+  const emulator: Emulator = await withProgress((onProgress) => acquire({ ...args.options, onProgress, onLog: log }))
+  try {
+    const child = execa(file, rest, { env: emulator.env, stdio: 'inherit', reject: false })
+    const forward = (signal: NodeJS.Signals) => () => child.kill(signal)
+    const onInt = forward('SIGINT')
+    const onTerm = forward('SIGTERM')
+    process.on('SIGINT', onInt)
+    process.on('SIGTERM', onTerm)
+    const result = await child
+    process.off('SIGINT', onInt)
+    process.off('SIGTERM', onTerm)
+    if (args.json) print({ exitCode: result.exitCode ?? null, signal: result.signal ?? null })
+    if (result.failed && result.exitCode === undefined && !result.signal) {
+      throw new StackEmulatorError(`Could not run "${file}"`, { code: 'BAD_OPTION', fix: 'Check the command after --.', cause: result })
+    }
+    return result.exitCode ?? (result.signal ? 128 + signalNumber(result.signal) : 1)
+  } finally {
+    await emulator.release()
+  }
+}
+
+async function imageBuild(args: ParsedArgs): Promise<number> {
+  if (args.options.image) throw badOption('--image', args.options.image, 'unset for image build (it builds the fixture image)')
+  const started = Date.now()
+  const manifest = await withProgress((onProgress) =>
+    ensureFixtureImage({ cacheRoot: readSettings().cacheRoot, progress: onProgress, force: args.force }),
+  )
+  const result = { manifest, durationMs: Date.now() - started }
+  if (args.json) print(result)
+  else process.stdout.write(`Fixture image ready: ${manifest} (${result.durationMs} ms)\n`)
+  return 0
+}
+
+function signalNumber(signal: string): number {
+  return ({ SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[signal] ?? 1
+}

@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+/** The stack-emulator command line. */
+import { runCli } from './commands.js'
+
+process.exitCode = await runCli(process.argv.slice(2))

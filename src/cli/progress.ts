@@ -1,0 +1,40 @@
+/**
+ * Progress on stderr for long waits: silent for the first 2 s, then the phase and the elapsed
+ * time; rewritten in place on a TTY, plain lines (on each change, and every 10 s) otherwise.
+ */
+export interface ProgressReporter {
+  phase(phase: string): void
+  done(): void
+}
+
+export function createProgress(stream: NodeJS.WriteStream = process.stderr, quietMs = 2000): ProgressReporter {
+  const started = Date.now()
+  const tty = Boolean(stream.isTTY)
+  let current = 'starting'
+  let lastPrinted = ''
+  let lastPrintedAt = 0
+  const render = () => {
+    const elapsed = Date.now() - started
+    if (elapsed < quietMs) return
+    const line = `stack-emulator: ${current} (${(elapsed / 1000).toFixed(0)}s)`
+    if (tty) {
+      stream.write(`\r\x1b[K${line}`)
+    } else if (current !== lastPrinted || Date.now() - lastPrintedAt >= 10_000) {
+      stream.write(`${line}\n`)
+      lastPrinted = current
+      lastPrintedAt = Date.now()
+    }
+  }
+  const timer = setInterval(render, tty ? 250 : 1000)
+  timer.unref()
+  return {
+    phase(phase) {
+      current = phase
+      render()
+    },
+    done() {
+      clearInterval(timer)
+      if (tty && Date.now() - started >= quietMs) stream.write('\r\x1b[K')
+    },
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * acquire(): boot or reuse the instance's VM, hold a lease on it, and return a handle with its
+ * URLs, environment and credentials. The lease lasts until release() or until this process dies.
+ */
+import { StackEmulatorError } from '../errors.js'
+import { resolveImage } from '../image/resolve.js'
+import type { ImageManifest } from '../image/manifest.js'
+import { withInstanceLock } from '../instance/lock.js'
+import { ensureInstanceDir, instancePaths, type InstancePaths } from '../instance/paths.js'
+import { readSettings } from '../settings.js'
+import { emulatorEnv, type StackCredentials } from '../stack/environment.js'
+import { mintCredentials, resolveConfigFile } from '../stack/credentials.js'
+import type { AcquireResult, VmInfo } from '../supervisor/protocol.js'
+import { attachExisting, spawnSupervisor, type Attached } from './attach.js'
+import type { SupervisorConnection } from './connection.js'
+import { DEFAULTS, validateOptions, type EmulatorOptions } from './options.js'
+
+export interface EmulatorInfo {
+  name: string
+  /** Base URL per service ({ backend, dashboard, ... }). */
+  services: Record<string, string>
+  backendUrl: string
+  dashboardUrl: string
+  /** Environment variables for tests and apps (URLs and, with credentials, project id and keys). */
+  env: Record<string, string>
+  credentials: StackCredentials | undefined
+  accel: string
+  origin: VmInfo['origin']
+  /** QEMU's pid. */
+  pid: number
+}
+
+export interface Emulator extends EmulatorInfo, AsyncDisposable {
+  /** True when the VM was reset before it was handed to this lease. */
+  readonly wasReset: boolean
+  /** Back to the clean `ready` state; refused while other suites hold the VM unless force. */
+  reset(options?: { force?: boolean }): Promise<{ durationMs: number }>
+  /** Ends the lease; safe to call twice. */
+  release(): Promise<void>
+  /** Resolves with the reason when the emulator is stopped under this lease's feet. */
+  readonly lost: Promise<string>
+}
+
+export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> {
+  validateOptions(options)
+  const settings = readSettings()
+  const paths = instancePaths(settings.stateRoot, options.name ?? DEFAULTS.name)
+  const log = options.onLog ?? ((line: string) => process.stderr.write(`stack-emulator: ${line}\n`))
+  const progress = options.onProgress ?? (() => {})
+  await ensureInstanceDir(paths)
+  const manifest = await resolveImage({ image: options.image ?? settings.image, cacheRoot: settings.cacheRoot, progress })
+  const attached = await attachOrStart(paths, manifest, options, log)
+  const { connection } = attached
+  connection.on('event', (event) => {
+    if (event.event === 'progress') progress(event.phase)
+    else if (event.event === 'log') log(event.line)
+  })
+  try {
+    const result = await connection.request<AcquireResult>({
+      op: 'acquire',
+      isolation: options.isolation ?? DEFAULTS.isolation,
+      keepAlive: options.keepAlive ?? DEFAULTS.keepAlive,
+      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+    })
+    return await EmulatorHandle.create(paths, manifest, options, connection, result)
+  } catch (error) {
+    connection.close()
+    throw error
+  }
+}
+
+async function attachOrStart(paths: InstancePaths, manifest: ImageManifest, options: EmulatorOptions, log: (line: string) => void): Promise<Attached> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const attached = await withInstanceLock(paths, async () => {
+        const existing = await attachExisting(paths, true, log)
+        if (existing) return existing
+        const settings = readSettings()
+        return spawnSupervisor({
+          paths,
+          manifestPath: `${manifest.dir}/manifest.json`,
+          settings: { ...settings, image: options.image ?? settings.image },
+          driver: {
+            ports: options.ports,
+            memoryMb: options.memoryMb,
+            snapshot: options.snapshot ?? DEFAULTS.snapshot,
+            fresh: options.fresh ?? DEFAULTS.fresh,
+            bootTimeoutMs: options.bootTimeoutMs,
+          },
+        }, true)
+      }, log)
+      if (attached.hello.imageFingerprint !== manifest.fingerprint) {
+        attached.connection.close()
+        throw new StackEmulatorError(
+          `Instance "${paths.name}" runs image ${attached.hello.imageName} (${attached.hello.imageFingerprint.slice(0, 12)}), not ${manifest.name} (${manifest.fingerprint.slice(0, 12)})`,
+          { code: 'IMAGE_MISMATCH', fix: `Use another instance name (name option, --name), or stop it first (stack-emulator stop --name ${paths.name}).` },
+        )
+      }
+      return attached
+    } catch (error) {
+      // A supervisor that was shutting down as we arrived: try again, it will be gone.
+      if (error instanceof StackEmulatorError && error.code === 'SUPERVISOR' && error.message.includes('shutting down') && attempt < 20) {
+        await new Promise((r) => setTimeout(r, 100))
+        continue
+      }
+      throw error
+    }
+  }
+}
+
+class EmulatorHandle implements Emulator {
+  private released: Promise<void> | undefined
+  private resolveLost!: (reason: string) => void
+  readonly lost = new Promise<string>((resolve) => (this.resolveLost = resolve))
+  credentials: StackCredentials | undefined
+  env: Record<string, string> = {}
+
+  private constructor(
+    private readonly paths: InstancePaths,
+    private readonly manifest: ImageManifest,
+    private readonly options: EmulatorOptions,
+    private readonly connection: SupervisorConnection,
+    private info: VmInfo,
+    readonly wasReset: boolean,
+  ) {
+    connection.on('event', (event) => {
+      if (event.event === 'stopped') this.resolveLost(event.reason)
+    })
+    connection.on('close', () => this.resolveLost('the connection to the emulator closed'))
+  }
+
+  static async create(paths: InstancePaths, manifest: ImageManifest, options: EmulatorOptions, connection: SupervisorConnection, result: AcquireResult): Promise<EmulatorHandle> {
+    const handle = new EmulatorHandle(paths, manifest, options, connection, result, result.reset)
+    await handle.refresh()
+    return handle
+  }
+
+  get name(): string { return this.paths.name }
+  get services(): Record<string, string> { return this.info.urls }
+  get backendUrl(): string { return this.info.urls.backend ?? '' }
+  get dashboardUrl(): string { return this.info.urls.dashboard ?? '' }
+  get accel(): string { return this.info.accel }
+  get origin(): VmInfo['origin'] { return this.info.origin }
+  get pid(): number { return this.info.pid }
+
+  /** Mints credentials (again after a reset: the project rows went with it) and rebuilds env. */
+  private async refresh(): Promise<void> {
+    const route = this.manifest.credentials
+    if (route && this.options.configFile !== false) {
+      const configFile = await resolveConfigFile(this.options.configFile || undefined, process.cwd(), this.paths.dir)
+      this.credentials = await mintCredentials(this.info.urls[route.service] + route.path, configFile)
+    }
+    this.env = emulatorEnv(this.info.urls, this.credentials)
+  }
+
+  async reset(options: { force?: boolean } = {}): Promise<{ durationMs: number }> {
+    const started = performance.now()
+    this.info = await this.connection.request<VmInfo>({ op: 'reset', force: options.force ?? false })
+    await this.refresh()
+    return { durationMs: Math.round(performance.now() - started) }
+  }
+
+  release(): Promise<void> {
+    this.released ??= new Promise<void>((resolve) => {
+      if (this.connection.closed) return resolve()
+      this.connection.once('close', () => resolve())
+      this.connection.close()
+    })
+    return this.released
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release()
+  }
+
+  toJSON(): EmulatorInfo {
+    const { name, services, backendUrl, dashboardUrl, env, credentials, accel, origin, pid } = this
+    return { name, services, backendUrl, dashboardUrl, env, credentials, accel, origin, pid }
+  }
+}

@@ -1,0 +1,70 @@
+/** Operations on an instance without holding a lease: status, reset, stop (CLI and tests). */
+import fs from 'node:fs/promises'
+import { instancePaths, type InstancePaths } from '../instance/paths.js'
+import { isProcessAlive } from '../instance/process-alive.js'
+import { readSettings } from '../settings.js'
+import { isHealthy } from '../stack/readiness.js'
+import { loadManifest } from '../image/manifest.js'
+import type { StatusResult, VmInfo } from '../supervisor/protocol.js'
+import type { SupervisorConfig } from '../supervisor/config.js'
+import { attachExisting } from './attach.js'
+
+export interface InstanceStatus extends StatusResult {
+  /** Every service answered its health check just now. */
+  healthy: boolean
+}
+
+function pathsFor(name = 'default'): InstancePaths {
+  return instancePaths(readSettings().stateRoot, name)
+}
+
+const quiet = () => {}
+
+/** undefined when no supervisor runs for that instance. */
+export async function instanceStatus(name?: string, log: (line: string) => void = quiet): Promise<InstanceStatus | undefined> {
+  const paths = pathsFor(name)
+  const attached = await attachExisting(paths, false, log)
+  if (!attached) return undefined
+  try {
+    const status = await attached.connection.request<StatusResult>({ op: 'status' }, 5000)
+    return { ...status, healthy: status.vm ? await servicesHealthy(paths, status.vm) : false }
+  } finally {
+    attached.connection.close()
+  }
+}
+
+export async function resetInstance(name?: string, force = false): Promise<VmInfo | undefined> {
+  const attached = await attachExisting(pathsFor(name), false, quiet)
+  if (!attached) return undefined
+  try {
+    return await attached.connection.request<VmInfo>({ op: 'reset', force })
+  } finally {
+    attached.connection.close()
+  }
+}
+
+/** Stops the instance even while leases are held; true when something was running. */
+export async function stopInstance(name?: string, log: (line: string) => void = quiet): Promise<boolean> {
+  const attached = await attachExisting(pathsFor(name), false, log)
+  if (!attached) return false
+  const pid = attached.hello.supervisorPid
+  await attached.connection.request({ op: 'stop' }, 5000).catch(() => {})
+  attached.connection.close()
+  const deadline = Date.now() + 15_000
+  while (isProcessAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL') // its QEMU dies with it (parent-death signal)
+  return true
+}
+
+export function instanceFiles(name?: string): InstancePaths {
+  return pathsFor(name)
+}
+
+async function servicesHealthy(paths: InstancePaths, vm: VmInfo): Promise<boolean> {
+  const config = JSON.parse(await fs.readFile(paths.supervisorConfig, 'utf8')) as SupervisorConfig
+  const manifest = await loadManifest(config.manifestPath)
+  const checks = manifest.services
+    .filter((s) => s.health && vm.urls[s.name])
+    .map((s) => isHealthy({ name: s.name, url: vm.urls[s.name] + s.health!.path, status: s.health!.status ?? 200 }, 2000))
+  return (await Promise.all(checks)).every(Boolean)
+}

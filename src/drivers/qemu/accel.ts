@@ -1,0 +1,109 @@
+/**
+ * Chooses the accelerator by a real, time-bounded probe: on some hosts /dev/kvm exists but QEMU
+ * aborts (kvm_buf_set_msrs) or hangs with it, so existence proves nothing. The verdict is cached
+ * per QEMU version and kernel release, since a probe that hangs costs its whole timeout.
+ */
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { execa } from 'execa'
+import type { AccelChoice } from '../../settings.js'
+
+export type Accel = 'kvm' | 'hvf' | 'tcg'
+
+export interface AccelDecision {
+  accel: Accel
+  /** One line for the user when the choice fell back to TCG. */
+  warning?: string
+}
+
+const PROBE_TIMEOUT_MS = 4000
+
+export async function chooseAccel(options: {
+  choice: AccelChoice
+  qemu: { path: string; version: string }
+  cacheRoot: string
+}): Promise<AccelDecision> {
+  const { choice, qemu } = options
+  if (choice === 'tcg') return { accel: 'tcg' }
+  const candidate: Accel = process.platform === 'darwin' ? 'hvf' : 'kvm'
+  if (choice !== 'auto' && choice !== candidate) {
+    return { accel: 'tcg', warning: `${choice} is not available on ${process.platform}; using TCG (slow). Set STACK_EMULATOR_ACCEL=tcg to silence this.` }
+  }
+  const cacheFile = path.join(options.cacheRoot, 'accel-probe.json')
+  const key = `${qemu.path} ${qemu.version} ${os.release()} ${candidate}`
+  let verdict = await readCached(cacheFile, key)
+  if (!verdict) {
+    verdict = await probe(qemu.path, candidate)
+    await writeCached(cacheFile, key, verdict)
+  }
+  if (verdict.ok) return { accel: candidate }
+  const how = choice === 'auto' ? 'falling back to TCG (much slower)' : 'using TCG instead'
+  return {
+    accel: 'tcg',
+    warning: `${candidate.toUpperCase()} is not usable here (${verdict.reason}); ${how}. Set STACK_EMULATOR_ACCEL=tcg to skip the probe.`,
+  }
+}
+
+interface Verdict {
+  ok: boolean
+  reason: string
+}
+
+async function probe(qemuPath: string, accel: Accel): Promise<Verdict> {
+  if (accel === 'kvm') {
+    try {
+      await fs.access('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK)
+    } catch {
+      return { ok: false, reason: '/dev/kvm is missing or not accessible' }
+    }
+  }
+  // Start a real VM (SeaBIOS with nothing to boot keeps its vCPU busy) and ask QMP whether it
+  // runs; then make sure it is still alive a moment later, since the broken cases abort or hang.
+  const child = execa(
+    qemuPath,
+    ['-accel', accel, '-machine', 'pc', '-cpu', 'host', '-m', '64M', '-nodefaults', '-display', 'none', '-qmp', 'stdio'],
+    { timeout: PROBE_TIMEOUT_MS, reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: true },
+  )
+  let out = ''
+  const running = new Promise<boolean>((resolve) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      if (out.includes('"QMP"') && !out.includes('query-status-sent')) {
+        out += 'query-status-sent'
+        child.stdin?.write('{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n')
+      }
+      if (/"status":\s*"running"/.test(out)) resolve(true)
+    })
+    void child.then(() => resolve(false))
+  })
+  const isRunning = await running
+  if (isRunning) {
+    await new Promise((r) => setTimeout(r, 700))
+    if (child.exitCode === null) {
+      child.stdin?.write('{"execute":"quit"}\n')
+      await child
+      return { ok: true, reason: '' }
+    }
+  }
+  const result = await child
+  if (result.timedOut) return { ok: false, reason: `QEMU hung for ${PROBE_TIMEOUT_MS} ms` }
+  const lastLine = String(result.stderr).trim().split('\n').pop() ?? ''
+  return { ok: false, reason: `QEMU exited${result.signal ? ` with ${result.signal}` : ` with code ${result.exitCode}`}${lastLine ? `: ${lastLine.slice(0, 160)}` : ''}` }
+}
+
+async function readCached(file: string, key: string): Promise<Verdict | undefined> {
+  try {
+    const cached = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, Verdict>
+    return cached[key]
+  } catch {
+    return undefined
+  }
+}
+
+async function writeCached(file: string, key: string, verdict: Verdict): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true })
+  const tmp = `${file}.${process.pid}.tmp`
+  await fs.writeFile(tmp, JSON.stringify({ [key]: verdict }))
+  await fs.rename(tmp, file)
+}

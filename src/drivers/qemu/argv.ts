@@ -1,0 +1,91 @@
+/**
+ * Builds QEMU's argument array. Everything that a snapshot depends on comes from `MachineShape`
+ * and is identical between capture and restore; only paths, ports and the incoming switch vary.
+ */
+import path from 'node:path'
+import type { ImageManifest } from '../../image/manifest.js'
+import type { Accel } from './accel.js'
+
+/** What a snapshot is bound to (besides the QEMU version and the image). */
+export interface MachineShape {
+  accel: Accel
+  cpu: string
+  machine: string
+  memoryMb: number
+  cpus: number
+}
+
+export interface Forward {
+  hostPort: number
+  guestPort: number
+}
+
+export interface LaunchPaths {
+  disk: string
+  qmpSocket: string
+  consoleLog: string
+  /** Cloud-init NoCloud seed files handed to the guest through fw_cfg. */
+  seed?: { metaData: string; userData: string }
+}
+
+/** Guest RAM backed by a file: `share: true` while capturing, false (private, lazy) on restore. */
+export interface RamFile {
+  path: string
+  share: boolean
+}
+
+export function machineShape(manifest: ImageManifest, accel: Accel, memoryMb = manifest.memoryMb): MachineShape {
+  return {
+    accel,
+    // A fixed, portable model under TCG keeps snapshots valid; hardware accelerators pass the host's.
+    cpu: accel === 'tcg' ? 'qemu64' : 'host',
+    machine: 'pc',
+    memoryMb,
+    cpus: manifest.cpus,
+  }
+}
+
+export function buildArgv(options: {
+  manifest: ImageManifest
+  shape: MachineShape
+  paths: LaunchPaths
+  forwards: Forward[]
+  ram?: RamFile
+  /** Wait for an incoming migration (snapshot restore) instead of booting. */
+  incoming?: boolean
+}): string[] {
+  const { manifest, shape, paths, forwards, ram } = options
+  const machine = [`${shape.machine}`, `accel=${shape.accel}`]
+  if (ram) machine.push('memory-backend=mem')
+  const argv = [
+    '-nodefaults',
+    '-no-user-config',
+    '-display', 'none',
+    '-machine', machine.join(','),
+    '-cpu', shape.cpu,
+    '-smp', String(shape.cpus),
+    '-m', `${shape.memoryMb}M`,
+  ]
+  if (ram) {
+    argv.push('-object', `memory-backend-file,id=mem,size=${shape.memoryMb}M,mem-path=${ram.path},share=${ram.share ? 'on' : 'off'}`)
+  }
+  if (manifest.boot.kind === 'kernel') {
+    if (manifest.boot.bios === 'qboot') argv.push('-bios', 'qboot.rom')
+    argv.push('-kernel', path.join(manifest.dir, manifest.boot.kernel))
+    if (manifest.boot.initrd) argv.push('-initrd', path.join(manifest.dir, manifest.boot.initrd))
+    argv.push('-append', manifest.boot.append)
+  }
+  argv.push('-drive', `file=${paths.disk},if=virtio,format=qcow2,cache=writeback,discard=unmap`)
+  const hostfwd = forwards.map((f) => `hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`)
+  // restrict=on: the guest reaches nothing outside; forwards from the host still work.
+  argv.push('-netdev', ['user', 'id=net0', 'restrict=on', ...hostfwd].join(','))
+  argv.push('-device', 'virtio-net-pci,netdev=net0')
+  if (paths.seed) {
+    argv.push('-fw_cfg', `name=opt/stack-emulator/meta-data,file=${paths.seed.metaData}`)
+    argv.push('-fw_cfg', `name=opt/stack-emulator/user-data,file=${paths.seed.userData}`)
+  }
+  argv.push('-serial', `file:${paths.consoleLog}`)
+  argv.push('-qmp', `unix:${paths.qmpSocket},server=on,wait=off`)
+  if (options.incoming) argv.push('-incoming', 'defer')
+  return argv
+}

@@ -1,0 +1,142 @@
+/**
+ * One QEMU process: spawn (argv array, never a shell), QMP connection raced against an early
+ * exit, host-port discovery, and a stop that escalates quit -> SIGTERM -> SIGKILL.
+ */
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import { execa, type ResultPromise } from 'execa'
+import { StackEmulatorError } from '../../errors.js'
+import { QmpClient } from './qmp.js'
+import { parseUsernet, type HostForward } from './usernet.js'
+
+export interface QemuExit {
+  code: number | null
+  signal: string | null
+  stderr: string
+}
+
+export class QemuProcess {
+  private stopping: Promise<void> | undefined
+
+  private constructor(
+    private readonly child: ResultPromise,
+    readonly qmp: QmpClient,
+    readonly exited: Promise<QemuExit>,
+  ) {}
+
+  get pid(): number {
+    return this.child.pid ?? -1
+  }
+
+  get isAlive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null
+  }
+
+  static async launch(options: {
+    binary: string
+    argv: string[]
+    qmpSocket: string
+    consoleLog: string
+    debug?: (line: string) => void
+  }): Promise<QemuProcess> {
+    await fsp.rm(options.qmpSocket, { force: true })
+    const [file, args] = withParentDeathSignal(options.binary, options.argv)
+    options.debug?.(`qemu: ${file} ${args.join(' ')}`)
+    const child = execa(file, args, {
+      reject: false,
+      stdin: 'ignore',
+      stdout: 'ignore',
+      stderr: 'pipe',
+      cleanup: true,
+    })
+    const exited = child.then(
+      (r) => ({ code: r.exitCode ?? null, signal: r.signal ?? null, stderr: String(r.stderr ?? '') }),
+      (e: { stderr?: string }) => ({ code: null, signal: null, stderr: String(e.stderr ?? '') }),
+    )
+    try {
+      const qmp = await Promise.race([
+        connectWhenReady(options.qmpSocket, 15_000),
+        exited.then((exit) => Promise.reject(launchError(exit, options.consoleLog))),
+      ])
+      return new QemuProcess(child, qmp, exited)
+    } catch (error) {
+      child.kill('SIGKILL')
+      await exited
+      throw error
+    }
+  }
+
+  async hostForwards(): Promise<HostForward[]> {
+    return parseUsernet(await this.qmp.hmp('info usernet'))
+  }
+
+  async status(): Promise<string> {
+    const result = await this.qmp.execute<{ status: string }>('query-status')
+    return result.status
+  }
+
+  /** QMP quit, then SIGTERM, then SIGKILL. Safe to call twice. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (!this.isAlive) return void (await this.exited)
+      this.qmp.execute('quit', undefined, 1000).catch(() => {})
+      if (await settlesWithin(this.exited, 2000)) return
+      this.child.kill('SIGTERM')
+      if (await settlesWithin(this.exited, 2000)) return
+      this.child.kill('SIGKILL')
+      await this.exited
+    })().finally(() => this.qmp.close())
+    return this.stopping
+  }
+}
+
+/**
+ * Ties QEMU's life to its parent's on Linux (util-linux setpriv --pdeathsig), so a supervisor
+ * killed with SIGKILL cannot leak a VM.
+ */
+function withParentDeathSignal(binary: string, argv: string[]): [string, string[]] {
+  if (process.platform === 'linux' && fs.existsSync('/usr/bin/setpriv')) {
+    return ['/usr/bin/setpriv', ['--pdeathsig', 'KILL', '--', binary, ...argv]]
+  }
+  return [binary, argv]
+}
+
+async function connectWhenReady(socket: string, timeoutMs: number): Promise<QmpClient> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await QmpClient.connect(socket, Math.max(500, deadline - Date.now()))
+    } catch (error) {
+      if (Date.now() > deadline) throw error
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)))
+  const done = await Promise.race([promise.then(() => true), timeout])
+  clearTimeout(timer)
+  return done
+}
+
+function launchError(exit: QemuExit, consoleLog: string): StackEmulatorError {
+  const busy = /Could not set up host forwarding rule '?tcp:127\.0\.0\.1:(\d+)/.exec(exit.stderr)
+  if (busy) {
+    return new StackEmulatorError(`Host port ${busy[1]} is already in use`, {
+      code: 'PORT_BUSY',
+      fix: `Stop whatever listens on 127.0.0.1:${busy[1]} (ss -ltnp 'sport = :${busy[1]}'), or choose another port, or let QEMU pick one (port 0).`,
+    })
+  }
+  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`
+  return new StackEmulatorError(`QEMU ${how} before it was ready`, {
+    code: 'BOOT_FAILED',
+    fix: `See its error below and the console log ${consoleLog}.`,
+    details: tail(exit.stderr, 15),
+  })
+}
+
+export function tail(text: string, lines: number): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n')
+}

@@ -1,0 +1,162 @@
+/**
+ * A small QMP client: one unix socket, JSON lines, commands matched to replies by id,
+ * asynchronous events delivered to listeners. Only the supervisor's driver uses it.
+ */
+import net from 'node:net'
+import { EventEmitter } from 'node:events'
+import { StackEmulatorError } from '../../errors.js'
+
+export interface QmpEvent {
+  event: string
+  data?: Record<string, unknown>
+  timestamp?: { seconds: number; microseconds: number }
+}
+
+interface Pending {
+  resolve: (value: unknown) => void
+  reject: (error: Error) => void
+  timer: NodeJS.Timeout
+  command: string
+}
+
+export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
+  private buffer = ''
+  private nextId = 1
+  private readonly pending = new Map<string, Pending>()
+  private closed = false
+
+  private constructor(private readonly socket: net.Socket) {
+    super()
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk: string) => this.onData(chunk))
+    socket.on('close', () => this.onClose())
+    socket.on('error', () => {}) // surfaced through 'close' and the pending rejections
+  }
+
+  /** Connects, reads the greeting and leaves capabilities negotiation mode. */
+  static async connect(socketPath: string, timeoutMs = 5000): Promise<QmpClient> {
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(socketPath)
+      s.once('connect', () => resolve(s))
+      s.once('error', reject)
+    })
+    const client = new QmpClient(socket)
+    await client.waitGreeting(timeoutMs)
+    await client.execute('qmp_capabilities', undefined, timeoutMs)
+    return client
+  }
+
+  private greeting: Promise<void> | undefined
+  private greetingResolve: (() => void) | undefined
+
+  private waitGreeting(timeoutMs: number): Promise<void> {
+    this.greeting ??= new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(qmpError('no QMP greeting', timeoutMs)), timeoutMs)
+      this.greetingResolve = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+    return this.greeting
+  }
+
+  execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs = 10_000): Promise<T> {
+    if (this.closed) return Promise.reject(qmpError(`QMP socket closed before "${command}"`))
+    const id = String(this.nextId++)
+    const message = JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id })
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id)
+        reject(qmpError(`QMP command "${command}" got no reply`, timeoutMs))
+      }, timeoutMs)
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, command })
+      this.socket.write(message + '\n')
+    })
+  }
+
+  /** Runs an HMP command (savevm, info usernet, hostfwd_add) through QMP. */
+  hmp(commandLine: string, timeoutMs?: number): Promise<string> {
+    return this.execute<string>('human-monitor-command', { 'command-line': commandLine }, timeoutMs)
+  }
+
+  /** Resolves with the first event of that name (and matching `filter`), or rejects on timeout. */
+  waitEvent(name: string, timeoutMs: number, filter: (e: QmpEvent) => boolean = () => true): Promise<QmpEvent> {
+    return new Promise((resolve, reject) => {
+      const onEvent = (e: QmpEvent) => {
+        if (e.event !== name || !filter(e)) return
+        cleanup()
+        resolve(e)
+      }
+      const onClose = () => {
+        cleanup()
+        reject(qmpError(`QMP socket closed while waiting for ${name}`))
+      }
+      const timer = setTimeout(() => {
+        cleanup()
+        reject(qmpError(`no ${name} event`, timeoutMs))
+      }, timeoutMs)
+      const cleanup = () => {
+        clearTimeout(timer)
+        this.off('event', onEvent)
+        this.off('close', onClose)
+      }
+      this.on('event', onEvent)
+      this.on('close', onClose)
+    })
+  }
+
+  close(): void {
+    this.socket.destroy()
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk
+    let newline: number
+    while ((newline = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, newline).trim()
+      this.buffer = this.buffer.slice(newline + 1)
+      if (line) this.onMessage(JSON.parse(line) as Record<string, unknown>)
+    }
+  }
+
+  private onMessage(message: Record<string, unknown>): void {
+    if ('QMP' in message) {
+      if (this.greetingResolve) this.greetingResolve()
+      else this.greeting = Promise.resolve()
+      return
+    }
+    if ('event' in message) {
+      this.emit('event', message as unknown as QmpEvent)
+      return
+    }
+    const id = String(message.id)
+    const pending = this.pending.get(id)
+    if (!pending) return
+    this.pending.delete(id)
+    clearTimeout(pending.timer)
+    if ('error' in message) {
+      const error = message.error as { class?: string; desc?: string }
+      pending.reject(qmpError(`QMP command "${pending.command}" failed: ${error.desc ?? error.class}`))
+    } else {
+      pending.resolve(message.return)
+    }
+  }
+
+  private onClose(): void {
+    this.closed = true
+    for (const [id, pending] of this.pending) {
+      clearTimeout(pending.timer)
+      pending.reject(qmpError(`QMP socket closed before "${pending.command}" answered`))
+      this.pending.delete(id)
+    }
+    this.emit('close')
+  }
+}
+
+function qmpError(what: string, timeoutMs?: number): StackEmulatorError {
+  const after = timeoutMs === undefined ? '' : ` within ${timeoutMs} ms`
+  return new StackEmulatorError(`${what}${after}`, {
+    code: 'QMP',
+    fix: 'QEMU stopped answering its monitor; see the serial console log (stack-emulator logs).',
+  })
+}

@@ -1,0 +1,155 @@
+/**
+ * The `ready` snapshot: guest RAM in a file plus the device state and the disk layer that match
+ * it, frozen together as one unit (see ARCHITECTURE.md, "RAM in a file"). Restores map the RAM
+ * file privately, so pages load on demand and every VM sees only its own writes.
+ */
+import crypto from 'node:crypto'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import lockfile from 'proper-lockfile'
+import type { ImageManifest } from '../../image/manifest.js'
+import type { MachineShape } from './argv.js'
+
+export interface SnapshotFingerprint {
+  image: string
+  qemuVersion: string
+  accel: string
+  cpu: string
+  machine: string
+  memoryMb: number
+  cpus: number
+  /** Devices and boot arguments that are not in the shape (the restore must repeat them). */
+  devices: string
+  seed: string
+}
+
+export interface SnapshotRecord {
+  fingerprint: SnapshotFingerprint
+  ramBytes: number
+  stateBytes: number
+  stateSha256: string
+  capturedAt: string
+  guestPorts: number[]
+}
+
+export interface SnapshotFiles {
+  dir: string
+  ram: string
+  state: string
+  disk: string
+  seed: { metaData: string; userData: string }
+  record: string
+}
+
+export type SnapshotLookup =
+  | { kind: 'usable'; files: SnapshotFiles; record: SnapshotRecord }
+  | { kind: 'missing' }
+  | { kind: 'unusable'; reason: string }
+
+export function snapshotDir(cacheRoot: string, manifest: ImageManifest): string {
+  return path.join(cacheRoot, 'snapshots', `${manifest.name}-${manifest.fingerprint.slice(0, 16)}`)
+}
+
+export function snapshotFiles(dir: string): SnapshotFiles {
+  return {
+    dir,
+    ram: path.join(dir, 'ram'),
+    state: path.join(dir, 'state'),
+    disk: path.join(dir, 'disk.qcow2'),
+    seed: { metaData: path.join(dir, 'seed', 'meta-data'), userData: path.join(dir, 'seed', 'user-data') },
+    record: path.join(dir, 'snapshot.json'),
+  }
+}
+
+export function expectedFingerprint(
+  manifest: ImageManifest,
+  shape: MachineShape,
+  qemuVersion: string,
+  seed: string,
+): SnapshotFingerprint {
+  const boot = manifest.boot.kind === 'kernel' ? `${manifest.boot.kernel} ${manifest.boot.initrd ?? ''} ${manifest.boot.append} ${manifest.boot.bios ?? ''}` : 'disk'
+  return {
+    image: manifest.fingerprint,
+    qemuVersion,
+    accel: shape.accel,
+    cpu: shape.cpu,
+    machine: shape.machine,
+    memoryMb: shape.memoryMb,
+    cpus: shape.cpus,
+    devices: `virtio-blk virtio-net-pci fw_cfg-seed ${boot} guest-ports=${manifest.services.map((s) => s.guestPort).join(',')}`,
+    seed,
+  }
+}
+
+/** Finds the snapshot and says precisely why it cannot be used, when it cannot. */
+export async function lookupSnapshot(dir: string, expected: SnapshotFingerprint): Promise<SnapshotLookup> {
+  const files = snapshotFiles(dir)
+  let record: SnapshotRecord
+  try {
+    record = JSON.parse(await fs.readFile(files.record, 'utf8')) as SnapshotRecord
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' }
+    return { kind: 'unusable', reason: `${files.record} does not parse` }
+  }
+  const changed = Object.keys(expected)
+    .filter((key) => String(record.fingerprint?.[key as keyof SnapshotFingerprint]) !== String(expected[key as keyof SnapshotFingerprint]))
+    .map((key) => `${key} ${String(record.fingerprint?.[key as keyof SnapshotFingerprint])} -> ${String(expected[key as keyof SnapshotFingerprint])}`)
+  if (changed.length > 0) return { kind: 'unusable', reason: `it was captured for another configuration (${changed.join('; ')})` }
+  const problems = await checkFiles(files, record)
+  if (problems) return { kind: 'unusable', reason: problems }
+  return { kind: 'usable', files, record }
+}
+
+async function checkFiles(files: SnapshotFiles, record: SnapshotRecord): Promise<string | undefined> {
+  try {
+    const [ram, state] = await Promise.all([fs.stat(files.ram), fs.stat(files.state), fs.access(files.disk)])
+    if (ram.size !== record.ramBytes) return `its RAM file is ${ram.size} bytes, expected ${record.ramBytes} (truncated?)`
+    if (state.size !== record.stateBytes) return `its device state file is ${state.size} bytes, expected ${record.stateBytes} (truncated?)`
+    // The state file is small (hundreds of KB): checking its digest is cheap and catches corruption.
+    if (sha256(await fs.readFile(files.state)) !== record.stateSha256) return 'its device state file is corrupt (digest mismatch)'
+    return undefined
+  } catch (error) {
+    return `a snapshot file is missing (${(error as Error).message})`
+  }
+}
+
+export async function writeRecord(files: SnapshotFiles, fingerprint: SnapshotFingerprint, guestPorts: number[]): Promise<void> {
+  const [ram, stateBytes] = await Promise.all([fs.stat(files.ram), fs.readFile(files.state)])
+  const record: SnapshotRecord = {
+    fingerprint,
+    ramBytes: ram.size,
+    stateBytes: stateBytes.length,
+    stateSha256: sha256(stateBytes),
+    capturedAt: new Date().toISOString(),
+    guestPorts,
+  }
+  await fs.writeFile(files.record, JSON.stringify(record, null, 2))
+}
+
+/** Removes a snapshot; running VMs keep their open files (Linux unlink semantics). */
+export async function discardSnapshot(dir: string): Promise<void> {
+  const trash = `${dir}.trash-${process.pid}-${Date.now()}`
+  await fs.rename(dir, trash).catch(() => {})
+  await fs.rm(trash, { recursive: true, force: true })
+}
+
+/** Serializes captures of one snapshot across processes. */
+export async function withSnapshotLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  await fs.mkdir(path.dirname(dir), { recursive: true })
+  const release = await lockfile.lock(path.dirname(dir), {
+    lockfilePath: `${dir}.lock`,
+    stale: 15_000,
+    update: 5_000,
+    retries: { retries: 600, minTimeout: 200, maxTimeout: 500 },
+    realpath: false,
+  })
+  try {
+    return await fn()
+  } finally {
+    await release().catch(() => {})
+  }
+}
+
+export function sha256(data: crypto.BinaryLike): string {
+  return crypto.createHash('sha256').update(data).digest('hex')
+}

@@ -1,0 +1,63 @@
+/**
+ * The one error class of the package. Every message says what went wrong and what to do about
+ * it (`fix`), so a user reading a CI log never has to open the source.
+ */
+export type ErrorCode =
+  | 'BAD_OPTION'
+  | 'QEMU_NOT_FOUND'
+  | 'IMAGE_NOT_FOUND'
+  | 'IMAGE_BUILD_FAILED'
+  | 'PORT_BUSY'
+  | 'BOOT_FAILED'
+  | 'NOT_HEALTHY'
+  | 'QMP'
+  | 'SNAPSHOT'
+  | 'NOT_RUNNING'
+  | 'IMAGE_MISMATCH'
+  | 'LEASE_LOST'
+  | 'RESET_REFUSED'
+  | 'SUPERVISOR'
+  | 'CREDENTIALS'
+  | 'TIMEOUT'
+
+export interface StackEmulatorErrorOptions {
+  code: ErrorCode
+  /** What the user should do; appended to the message. */
+  fix?: string
+  /** Last lines of the serial console or a child's stderr, shown under the message. */
+  details?: string
+  cause?: unknown
+}
+
+export class StackEmulatorError extends Error {
+  override name = 'StackEmulatorError'
+  readonly code: ErrorCode
+  readonly fix: string | undefined
+  readonly details: string | undefined
+
+  constructor(summary: string, options: StackEmulatorErrorOptions) {
+    const fix = options.fix ? ` ${options.fix}` : ''
+    const details = options.details ? `\n${options.details}` : ''
+    super(`${summary}.${fix}${details}`, { cause: options.cause })
+    this.code = options.code
+    this.fix = options.fix
+    this.details = options.details
+  }
+
+  /** Plain object for the supervisor protocol and `--json` output. */
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message }
+  }
+}
+
+/** Rebuilds an error that crossed the supervisor socket. */
+export function errorFromJSON(value: { code?: string; message?: string }): StackEmulatorError {
+  const error = new StackEmulatorError('', { code: (value.code as ErrorCode) ?? 'SUPERVISOR' })
+  error.message = String(value.message ?? 'unknown error from the supervisor')
+  return error
+}
+
+export function badOption(name: string, value: unknown, expected: string): TypeError {
+  const shown = typeof value === 'string' ? JSON.stringify(value) : String(value)
+  return new TypeError(`Option "${name}" must be ${expected}, got ${shown} (${typeof value}).`)
+}

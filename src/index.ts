@@ -1,0 +1,12 @@
+/** The public API: hand-picked, not `export *`. */
+export { acquire } from './client/acquire.js'
+export type { Emulator, EmulatorInfo } from './client/acquire.js'
+export type { EmulatorOptions } from './client/options.js'
+export { instanceStatus, resetInstance, stopInstance } from './client/control.js'
+export type { InstanceStatus } from './client/control.js'
+export { StackEmulatorError } from './errors.js'
+export type { ErrorCode } from './errors.js'
+export { emulatorEnv } from './stack/environment.js'
+export type { StackCredentials } from './stack/environment.js'
+export type { Isolation } from './supervisor/protocol.js'
+export type { ImageManifest, ServiceSpec } from './image/manifest.js'

@@ -1,0 +1,41 @@
+/**
+ * Every environment variable the package reads, in one place (the README lists the same).
+ */
+import os from 'node:os'
+import path from 'node:path'
+
+export type AccelChoice = 'auto' | 'kvm' | 'hvf' | 'tcg'
+
+export interface Settings {
+  /** Root of instance state (locks, sockets, overlays, logs). */
+  stateRoot: string
+  /** Root of built images and captured snapshots; survives instances. */
+  cacheRoot: string
+  accel: AccelChoice
+  /** QEMU system emulator binary name or path. */
+  qemuBinary: string
+  /** Image manifest path, or unset for the built fixture image. */
+  image: string | undefined
+  /** Set to anything to print debug lines (argv, QMP traffic) on stderr. */
+  debug: boolean
+}
+
+export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const home = env.STACK_EMULATOR_HOME
+  const xdgState = env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state')
+  const xdgCache = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache')
+  const accel = (env.STACK_EMULATOR_ACCEL || 'auto').toLowerCase()
+  if (!['auto', 'kvm', 'hvf', 'tcg'].includes(accel)) {
+    throw new TypeError(
+      `STACK_EMULATOR_ACCEL must be one of auto, kvm, hvf, tcg; got ${JSON.stringify(env.STACK_EMULATOR_ACCEL)}.`,
+    )
+  }
+  return {
+    stateRoot: home ? path.join(home, 'state') : path.join(xdgState, 'stack-emulator'),
+    cacheRoot: env.STACK_EMULATOR_CACHE_DIR || (home ? path.join(home, 'cache') : path.join(xdgCache, 'stack-emulator')),
+    accel: accel as AccelChoice,
+    qemuBinary: env.STACK_EMULATOR_QEMU || 'qemu-system-x86_64',
+    image: env.STACK_EMULATOR_IMAGE || undefined,
+    debug: Boolean(env.STACK_EMULATOR_DEBUG),
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Waits until every service answers its health path. Short per-try timeouts: the forwarded
+ * port accepts before the guest listens (slirp accepts, then drops), so a long try only waits.
+ */
+import { request } from 'undici'
+import { StackEmulatorError } from '../errors.js'
+
+export interface HealthTarget {
+  name: string
+  url: string
+  status: number
+}
+
+export async function waitHealthy(options: {
+  targets: HealthTarget[]
+  deadline: number
+  /** Rejects when the VM died; raced against every wait. */
+  aborted?: Promise<never>
+  /** The last lines of the serial console, for the timeout message. */
+  consoleTail?: () => Promise<string>
+  onWaiting?: (pending: string[]) => void
+}): Promise<void> {
+  const pending = new Set(options.targets)
+  while (pending.size > 0) {
+    const checks = [...pending].map(async (target) => {
+      if (await isHealthy(target)) pending.delete(target)
+    })
+    await (options.aborted ? Promise.race([Promise.all(checks), options.aborted]) : Promise.all(checks))
+    if (pending.size === 0) return
+    options.onWaiting?.([...pending].map((t) => t.name))
+    if (Date.now() > options.deadline) {
+      const names = [...pending].map((t) => `${t.name} (${t.url})`).join(', ')
+      throw new StackEmulatorError(`Service ${names} did not become healthy in time`, {
+        code: 'NOT_HEALTHY',
+        fix: 'Look at the console lines below; raise the timeout with --timeout (bootTimeoutMs) if the machine is just slow.',
+        details: options.consoleTail ? `--- last console lines ---\n${await options.consoleTail()}` : undefined,
+      })
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+export async function isHealthy(target: HealthTarget, timeoutMs = 500): Promise<boolean> {
+  try {
+    const response = await request(target.url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) })
+    await response.body.dump()
+    return response.statusCode === target.status
+  } catch {
+    return false
+  }
+}

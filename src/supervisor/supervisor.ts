@@ -1,0 +1,255 @@
+/**
+ * The supervisor: one detached process per instance that owns the VM and serves leases over a
+ * unix socket. Only it drives the VM, and every VM operation goes through one queue, so a reset
+ * and a stop can never interleave.
+ */
+import fs from 'node:fs/promises'
+import net from 'node:net'
+import { StackEmulatorError } from '../errors.js'
+import type { RunningVm } from '../drivers/types.js'
+import type { ImageManifest } from '../image/manifest.js'
+import { withInstanceLock } from '../instance/lock.js'
+import type { InstanceState, SupervisorConfig } from './config.js'
+import { LeaseBook, type Lease } from './leases.js'
+import { onLines, send, type AcquireResult, type Event, type Request, type StatusResult, type VmInfo } from './protocol.js'
+
+type StartVm = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningVm>
+
+interface Connection {
+  socket: net.Socket
+  lease?: Lease
+}
+
+export class Supervisor {
+  private readonly server = net.createServer((socket) => this.onConnection(socket))
+  private readonly connections = new Set<Connection>()
+  private readonly leases = new LeaseBook()
+  private vm: RunningVm | undefined
+  private vmReady: Promise<RunningVm>
+  private queue: Promise<unknown> = Promise.resolve()
+  private state: StatusResult['state'] = 'booting'
+  private keepAlive = false
+  private idleTimeoutMs = 0
+  private idleSince: number | undefined
+  private idleTimer: NodeJS.Timeout | undefined
+  private lastResetMs: number | undefined
+  private waiters: (() => void)[] = []
+  private shuttingDown: Promise<void> | undefined
+  /** Log lines so far, replayed to each new lease: the first client may connect after the boot warned. */
+  private readonly logHistory: string[] = []
+
+  constructor(
+    private readonly config: SupervisorConfig,
+    private readonly manifest: ImageManifest,
+    startVm: StartVm,
+  ) {
+    this.vmReady = startVm({ log: (line) => this.broadcast({ event: 'log', line }), progress: (phase) => this.broadcast({ event: 'progress', phase }) })
+    this.vmReady.then(
+      (vm) => {
+        this.vm = vm
+        this.state = 'ready'
+        void vm.died.then((reason) => this.shutdown(`${reason}; the next acquire starts a new VM`))
+      },
+      (error: Error) => {
+        this.log(`VM start failed: ${error.message}`)
+        // Let pending acquires receive the error first, then go away so the next acquire retries.
+        setTimeout(() => void this.shutdown('the VM failed to start'), 100)
+      },
+    )
+  }
+
+  async listen(): Promise<void> {
+    const { paths } = this.config
+    await fs.rm(paths.socket, { force: true })
+    const umask = process.umask(0o177) // socket created 0600
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject)
+        this.server.listen(paths.socket, resolve)
+      })
+    } finally {
+      process.umask(umask)
+    }
+    const state: InstanceState = {
+      pid: process.pid,
+      socket: paths.socket,
+      imageFingerprint: this.manifest.fingerprint,
+      imageName: this.manifest.name,
+      startedAt: new Date().toISOString(),
+    }
+    await fs.writeFile(`${paths.state}.tmp`, JSON.stringify(state, null, 2))
+    await fs.rename(`${paths.state}.tmp`, paths.state)
+  }
+
+  private onConnection(socket: net.Socket): void {
+    const connection: Connection = { socket }
+    this.connections.add(connection)
+    socket.on('error', () => {})
+    socket.on('close', () => this.onClose(connection))
+    onLines(socket, (message) => {
+      const { id, ...request } = message as { id: number } & Request
+      this.handle(connection, request).then(
+        (result) => send(socket, { id, ok: true, result }),
+        (error: Error) => send(socket, { id, ok: false, error: errorPayload(error) }),
+      )
+    })
+  }
+
+  private async handle(connection: Connection, request: Request): Promise<unknown> {
+    if (this.shuttingDown && request.op !== 'status') {
+      throw new StackEmulatorError('The emulator is shutting down', { code: 'SUPERVISOR', fix: 'Retry; a new VM will be started.' })
+    }
+    switch (request.op) {
+      case 'hello':
+        if (request.lease) {
+          connection.lease = this.leases.open(request.client)
+          this.cancelIdle()
+        }
+        return { supervisorPid: process.pid, imageFingerprint: this.manifest.fingerprint, imageName: this.manifest.name }
+      case 'acquire':
+        return this.acquire(connection, request)
+      case 'status':
+        return this.status()
+      case 'reset':
+        return this.reset(connection, request.force)
+      case 'stop':
+        void this.shutdown(`stopped by request`)
+        return { stopping: true }
+    }
+  }
+
+  private async acquire(connection: Connection, options: Extract<Request, { op: 'acquire' }>): Promise<AcquireResult> {
+    const lease = connection.lease
+    if (!lease) throw new StackEmulatorError('acquire needs a lease connection', { code: 'SUPERVISOR' })
+    lease.isolation = options.isolation
+    for (const line of this.logHistory) send(connection.socket, { event: 'log', line })
+    if (options.keepAlive) {
+      this.keepAlive = true
+      this.idleTimeoutMs = options.idleTimeoutMs
+    }
+    await this.vmReady
+    while (this.leases.mustWait(lease)) {
+      const others = this.leases.othersHolding(lease)
+      send(connection.socket, { event: 'progress', phase: `waiting for ${others.length} other suite(s) to finish (exclusive isolation; pids ${others.map((l) => l.client.pid).join(', ')})` })
+      await new Promise<void>((resolve) => this.waiters.push(resolve))
+      if (connection.socket.destroyed) throw new Error('client went away')
+    }
+    // Decide and reset inside the queue, so two acquirers cannot both decide to reset.
+    return this.enqueue(async () => {
+      const reset = this.leases.needsReset(lease)
+      if (reset) await this.resetVm()
+      lease.acquired = true
+      return { ...this.vmInfo(), reset }
+    })
+  }
+
+  private async reset(connection: Connection, force: boolean): Promise<VmInfo> {
+    await this.vmReady
+    const lease = connection.lease
+    const others = this.leases.othersHolding(lease)
+    if (others.length > 0 && !force) {
+      throw new StackEmulatorError(
+        `Refusing to reset: ${others.length} other suite(s) hold this VM (pids ${others.map((l) => l.client.pid).join(', ')})`,
+        { code: 'RESET_REFUSED', fix: 'Wait for them to finish, use isolation "exclusive", or pass force (stack-emulator reset --force).' },
+      )
+    }
+    return this.enqueue(async () => {
+      await this.resetVm()
+      return this.vmInfo()
+    })
+  }
+
+  private async resetVm(): Promise<void> {
+    this.state = 'resetting'
+    const result = await this.vm!.reset()
+    this.lastResetMs = result.durationMs
+    this.leases.dirty = false
+    this.state = 'ready'
+    this.log(`reset in ${result.durationMs} ms`)
+  }
+
+  private status(): StatusResult {
+    return {
+      supervisorPid: process.pid,
+      imageFingerprint: this.manifest.fingerprint,
+      imageName: this.manifest.name,
+      name: this.config.paths.name,
+      state: this.shuttingDown ? 'stopping' : this.state,
+      vm: this.vm ? this.vmInfo() : undefined,
+      leases: this.leases.list(),
+      keepAlive: this.keepAlive,
+      idleSinceMs: this.idleSince === undefined ? undefined : Date.now() - this.idleSince,
+      idleTimeoutMs: this.idleTimeoutMs,
+      dirty: this.leases.dirty,
+    }
+  }
+
+  private vmInfo(): VmInfo {
+    const vm = this.vm!
+    return { urls: vm.urls, pid: vm.pid, accel: vm.accel, origin: vm.origin, lastResetMs: this.lastResetMs }
+  }
+
+  private onClose(connection: Connection): void {
+    this.connections.delete(connection)
+    if (!connection.lease) return
+    this.leases.close(connection.lease)
+    for (const wake of this.waiters.splice(0)) wake()
+    if (this.leases.size > 0 || this.shuttingDown) return
+    if (!this.keepAlive) {
+      void this.shutdown('the last lease was released')
+    } else {
+      this.idleSince = Date.now()
+      if (this.idleTimeoutMs > 0) {
+        this.idleTimer = setTimeout(() => void this.shutdown(`idle for ${this.idleTimeoutMs} ms`), this.idleTimeoutMs)
+      }
+    }
+  }
+
+  private cancelIdle(): void {
+    clearTimeout(this.idleTimer)
+    this.idleTimer = undefined
+    this.idleSince = undefined
+  }
+
+  /** Stops the VM and exits; under the instance lock, so no client attaches halfway. */
+  shutdown(reason: string): Promise<void> {
+    this.shuttingDown ??= (async () => {
+      const { paths } = this.config
+      await withInstanceLock(paths, async () => {
+        this.log(`stopping: ${reason}`)
+        this.broadcast({ event: 'stopped', reason })
+        this.server.close()
+        await fs.rm(paths.state, { force: true })
+        await fs.rm(paths.socket, { force: true })
+        const vm = await this.vmReady.catch(() => undefined)
+        await this.enqueue(async () => vm?.stop()).catch(() => {})
+      }).catch((error: Error) => this.log(`shutdown: ${error.message}`))
+      for (const c of this.connections) c.socket.end()
+      setTimeout(() => process.exit(0), 50).unref()
+    })()
+    return this.shuttingDown
+  }
+
+  private enqueue<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(operation)
+    this.queue = result.catch(() => {})
+    return result
+  }
+
+  private broadcast(event: Event): void {
+    if (event.event === 'log') {
+      this.logHistory.push(event.line)
+      if (this.logHistory.length > 20) this.logHistory.shift()
+    }
+    if (event.event !== 'progress') this.log(event.event === 'log' ? event.line : event.reason)
+    for (const c of this.connections) send(c.socket, event)
+  }
+
+  private log(line: string): void {
+    process.stdout.write(`${new Date().toISOString()} ${line}\n`)
+  }
+}
+
+function errorPayload(error: Error): { code: string; message: string } {
+  return { code: error instanceof StackEmulatorError ? error.code : 'SUPERVISOR', message: error.message }
+}

@@ -1,0 +1,93 @@
+/** Shared helpers for the integration tier: a private state folder, the CLI, processes, HTTP. */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { execa } from 'execa'
+import { request } from 'undici'
+import { readSettings } from '../src/settings.js'
+
+export const root = path.resolve(import.meta.dirname, '..')
+export const cliPath = path.join(root, 'dist/cli/main.js')
+
+/** The image cache every test shares (built once by the global setup). */
+export const sharedCache = readSettings().cacheRoot
+
+/**
+ * A private STACK_EMULATOR_HOME for this test file (this process and the processes it starts),
+ * with the shared image cache. Returns the folder.
+ */
+export function useTempHome(prefix = 'se-'): string {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  process.env.STACK_EMULATOR_HOME = home
+  process.env.STACK_EMULATOR_CACHE_DIR = sharedCache
+  return home
+}
+
+/** A cache folder of its own (for snapshot tests) that reuses the shared built images. */
+export function privateCache(home: string): string {
+  const cache = path.join(home, 'cache')
+  fs.mkdirSync(cache, { recursive: true })
+  fs.symlinkSync(path.join(sharedCache, 'images'), path.join(cache, 'images'))
+  return cache
+}
+
+export function cli(args: string[], env: Record<string, string | undefined> = {}) {
+  return execa(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, reject: false, timeout: 300_000 })
+}
+
+/** QEMU and supervisor processes whose command line mentions `needle` (a state folder). */
+export function processesMentioning(needle: string): { pid: number; cmdline: string }[] {
+  const found: { pid: number; cmdline: string }[] = []
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue
+    try {
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ')
+      if (cmdline.includes(needle) && !cmdline.includes('vitest')) found.push({ pid: Number(entry), cmdline })
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return found
+}
+
+export const qemuProcesses = (needle: string) => processesMentioning(needle).filter((p) => p.cmdline.includes('qemu-system'))
+
+/** Polls until `check` is true or the time is up; returns the last value of check. */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return true
+    if (Date.now() > deadline) return false
+    await new Promise((r) => setTimeout(r, intervalMs))
+  }
+}
+
+export async function http(url: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+  const response = await request(url, {
+    method: (init.method ?? 'GET') as 'GET',
+    headers: { ...(init.body ? { 'content-type': 'application/json' } : {}), ...init.headers },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  })
+  const text = await response.body.text()
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    json = undefined
+  }
+  return { status: response.statusCode, text, json: json as any }
+}
+
+/** Headers that authenticate the fixture's user API as a project's server. */
+export function serverHeaders(env: Record<string, string>): Record<string, string> {
+  return { 'x-stack-project-id': env.STACK_PROJECT_ID!, 'x-stack-secret-server-key': env.STACK_SECRET_SERVER_KEY! }
+}
+
+export async function createUser(backendUrl: string, env: Record<string, string>, email: string) {
+  return http(`${backendUrl}/api/v1/users`, { method: 'POST', body: { email }, headers: serverHeaders(env) })
+}
+
+export async function listUserEmails(backendUrl: string, env: Record<string, string>): Promise<string[]> {
+  const res = await http(`${backendUrl}/api/v1/users`, { headers: serverHeaders(env) })
+  return (res.json?.items ?? []).map((u: { email: string }) => u.email)
+}

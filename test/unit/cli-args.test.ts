@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest'
+import { parseCli } from '../../src/cli/args.js'
+import { emulatorEnv, redact } from '../../src/stack/environment.js'
+import { validateOptions } from '../../src/client/options.js'
+
+describe('parseCli', () => {
+  it('maps flags to options and keeps what follows --', () => {
+    const parsed = parseCli(['exec', '--name', 'ci', '--port', 'backend=26701', '--no-snapshot', '--', 'npm', 'test', '--json'])
+    expect(parsed.command).toEqual(['exec'])
+    expect(parsed.rest).toEqual(['npm', 'test', '--json'])
+    expect(parsed.json).toBe(false)
+    expect(parsed.options).toMatchObject({ name: 'ci', ports: { backend: 26701 }, snapshot: false })
+  })
+
+  it('rejects unknown options and malformed values with a message that names the fix', () => {
+    expect(() => parseCli(['start', '--bogus'])).toThrow(/Unknown option '--bogus'.*--help/)
+    expect(() => parseCli(['start', '--port', '26701'])).toThrow(/--port expects <service>=<port>/)
+    expect(() => parseCli(['start', '--memory', 'lots'])).toThrow(/--memory expects a whole number/)
+  })
+})
+
+describe('options', () => {
+  it('throws a TypeError naming the option, the value and its type', () => {
+    expect(() => validateOptions({ isolation: 'strict' as never })).toThrow(/Option "isolation" must be one of suite, exclusive, none, got "strict" \(string\)/)
+    expect(() => validateOptions({ idleTimeoutMs: -1 })).toThrow(TypeError)
+    expect(() => validateOptions({ ports: { backend: 70000 } })).toThrow(/ports\.backend/)
+  })
+})
+
+describe('emulatorEnv', () => {
+  it('uses the names Stack Auth SDKs read, and redact hides every key', () => {
+    const credentials = { projectId: 'p1', publishableClientKey: 'pck_1', secretServerKey: 'ssk_1', superSecretAdminKey: 'sak_1' }
+    const env = emulatorEnv({ backend: 'http://127.0.0.1:1', dashboard: 'http://127.0.0.1:2' }, credentials)
+    expect(env).toMatchObject({
+      STACK_API_URL: 'http://127.0.0.1:1', NEXT_PUBLIC_STACK_API_URL: 'http://127.0.0.1:1', VITE_STACK_API_URL: 'http://127.0.0.1:1',
+      EXPO_PUBLIC_STACK_API_URL: 'http://127.0.0.1:1', STACK_PROJECT_ID: 'p1', NEXT_PUBLIC_STACK_PROJECT_ID: 'p1',
+      VITE_STACK_PUBLISHABLE_CLIENT_KEY: 'pck_1', STACK_SECRET_SERVER_KEY: 'ssk_1', STACK_SUPER_SECRET_ADMIN_KEY: 'sak_1',
+      STACK_EMULATOR_BACKEND_URL: 'http://127.0.0.1:1', STACK_EMULATOR_DASHBOARD_URL: 'http://127.0.0.1:2',
+    })
+    expect(env.NEXT_PUBLIC_STACK_SECRET_SERVER_KEY).toBeUndefined()
+    expect(redact(`key=ssk_1 admin=sak_1`, credentials)).toBe('key=<redacted> admin=<redacted>')
+  })
+})

@@ -1,0 +1,21 @@
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    // The integration tier boots real VMs under TCG on 2 cores: one file at a time.
+    fileParallelism: false,
+    projects: [
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      {
+        test: {
+          name: 'integration',
+          fileParallelism: false,
+          include: ['test/integration/**/*.test.ts'],
+          testTimeout: 240_000,
+          hookTimeout: 600_000,
+          globalSetup: ['test/global-setup.ts'],
+        },
+      },
+    ],
+  },
+})
