@@ -14,6 +14,8 @@ export interface Settings {
   accel: AccelChoice
   /** QEMU system emulator binary name or path. */
   qemuBinary: string
+  /** Default instance name. */
+  name: string
   /** Image manifest path, or unset for the built fixture image. */
   image: string | undefined
   /** Set to anything to print debug lines (argv, QMP traffic) on stderr. */
@@ -35,6 +37,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     cacheRoot: env.STACK_EMULATOR_CACHE_DIR || (home ? path.join(home, 'cache') : path.join(xdgCache, 'stack-emulator')),
     accel: accel as AccelChoice,
     qemuBinary: env.STACK_EMULATOR_QEMU || 'qemu-system-x86_64',
+    name: env.STACK_EMULATOR_NAME || 'default',
     image: env.STACK_EMULATOR_IMAGE || undefined,
     debug: Boolean(env.STACK_EMULATOR_DEBUG),
   }

@@ -95,8 +95,8 @@ async function start(args: ParsedArgs): Promise<number> {
 async function status(args: ParsedArgs): Promise<number> {
   const result = await instanceStatus(args.options.name, log)
   if (!result) {
-    if (args.json) print({ name: args.options.name ?? 'default', running: false })
-    else process.stdout.write(`Instance "${args.options.name ?? 'default'}" is not running.\n`)
+    if (args.json) print({ name: instanceName(args), running: false })
+    else process.stdout.write(`Instance "${instanceName(args)}" is not running.\n`)
     return NOT_RUNNING
   }
   if (args.json) {
@@ -112,7 +112,7 @@ async function status(args: ParsedArgs): Promise<number> {
 
 async function stop(args: ParsedArgs): Promise<number> {
   const stopped = await stopInstance(args.options.name, log)
-  if (args.json) print({ name: args.options.name ?? 'default', stopped })
+  if (args.json) print({ name: instanceName(args), stopped })
   else process.stdout.write(stopped ? 'Stopped.\n' : 'Nothing was running.\n')
   return 0
 }
@@ -121,11 +121,11 @@ async function reset(args: ParsedArgs): Promise<number> {
   const started = Date.now()
   const info = await resetInstance(args.options.name, args.force)
   if (!info) {
-    if (args.json) print({ name: args.options.name ?? 'default', running: false })
+    if (args.json) print({ name: instanceName(args), running: false })
     else process.stdout.write('Nothing is running; nothing to reset.\n')
     return NOT_RUNNING
   }
-  const result = { name: args.options.name ?? 'default', resetMs: info.lastResetMs, totalMs: Date.now() - started, origin: info.origin }
+  const result = { name: instanceName(args), resetMs: info.lastResetMs, totalMs: Date.now() - started, origin: info.origin }
   if (args.json) print(result)
   else process.stdout.write(`Reset in ${result.resetMs} ms.\n`)
   return 0
@@ -179,4 +179,8 @@ async function imageBuild(args: ParsedArgs): Promise<number> {
 
 function signalNumber(signal: string): number {
   return ({ SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[signal] ?? 1
+}
+
+function instanceName(args: ParsedArgs): string {
+  return args.options.name ?? readSettings().name
 }

@@ -44,7 +44,7 @@ export interface Emulator extends EmulatorInfo, AsyncDisposable {
 export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> {
   validateOptions(options)
   const settings = readSettings()
-  const paths = instancePaths(settings.stateRoot, options.name ?? DEFAULTS.name)
+  const paths = instancePaths(settings.stateRoot, options.name ?? settings.name)
   const log = options.onLog ?? ((line: string) => process.stderr.write(`stack-emulator: ${line}\n`))
   const progress = options.onProgress ?? (() => {})
   await ensureInstanceDir(paths)

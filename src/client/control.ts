@@ -14,8 +14,9 @@ export interface InstanceStatus extends StatusResult {
   healthy: boolean
 }
 
-function pathsFor(name = 'default'): InstancePaths {
-  return instancePaths(readSettings().stateRoot, name)
+function pathsFor(name?: string): InstancePaths {
+  const settings = readSettings()
+  return instancePaths(settings.stateRoot, name ?? settings.name)
 }
 
 const quiet = () => {}

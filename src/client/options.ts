@@ -6,7 +6,7 @@ import { badOption } from '../errors.js'
 import type { Isolation } from '../supervisor/protocol.js'
 
 export interface EmulatorOptions {
-  /** Instance name: suites using the same name share one VM. @default 'default' */
+  /** Instance name: suites using the same name share one VM. @default $STACK_EMULATOR_NAME or 'default' */
   name?: string
   /** Path to an image manifest.json; unset = the fixture image, built on first use. @default undefined */
   image?: string
@@ -38,7 +38,6 @@ export interface EmulatorOptions {
 }
 
 export const DEFAULTS = {
-  name: 'default',
   isolation: 'suite' as Isolation,
   keepAlive: false,
   idleTimeoutMs: 300_000,

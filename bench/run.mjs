@@ -1,0 +1,117 @@
+// npm run bench [-- --json] [-- --runs N]
+// Measures, side by side in one run on this machine: cold boot to healthy, snapshot start to
+// healthy, reset to healthy, QEMU RSS of a restored VM, attach time of a second suite, and the
+// time for 16 simultaneous acquirers to all be ready. Medians of N runs (default 5).
+import { execa } from 'execa'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { acquire, stopInstance } from '../dist/index.js'
+import { startQemuVm } from '../dist/drivers/qemu/vm.js'
+import { resolveImage } from '../dist/image/resolve.js'
+import { readSettings } from '../dist/settings.js'
+
+const json = process.argv.includes('--json')
+const runsArg = process.argv.indexOf('--runs')
+const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const say = (line) => { if (!json) process.stderr.write(`${line}\n`) }
+
+process.env.STACK_EMULATOR_CACHE_DIR = readSettings().cacheRoot
+process.env.STACK_EMULATOR_HOME = fs.mkdtempSync(path.join(os.tmpdir(), 'se-bench-'))
+const settings = readSettings()
+const manifest = await resolveImage({ image: undefined, cacheRoot: settings.cacheRoot, progress: say })
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
+const instanceDir = (name) => path.join(settings.stateRoot, name)
+const driver = (name, extra) =>
+  startQemuVm({ manifest, settings, instanceDir: instanceDir(name), log: say, progress: () => {}, ...extra })
+const rssMb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024
+
+async function time(fn) {
+  const started = performance.now()
+  const value = await fn()
+  return { ms: performance.now() - started, value }
+}
+
+// Make sure the snapshot exists before timing anything (its capture is a one-off cost).
+await (await driver('warmup', {})).stop()
+
+const cold = []
+for (let i = 0; i < runs; i++) {
+  const { ms, value: vm } = await time(() => driver('cold', { snapshot: false, fresh: true }))
+  cold.push(ms)
+  await vm.stop()
+  say(`cold boot ${i + 1}/${runs}: ${ms.toFixed(0)} ms`)
+}
+
+const snapshotStarts = []
+const rss = []
+for (let i = 0; i < runs; i++) {
+  const { ms, value: vm } = await time(() => driver('snap', {}))
+  snapshotStarts.push(ms)
+  rss.push(rssMb(vm.pid))
+  await vm.stop()
+  say(`snapshot start ${i + 1}/${runs}: ${ms.toFixed(0)} ms, RSS ${rss.at(-1).toFixed(0)} MB`)
+}
+
+const resets = []
+const vm = await driver('reset', {})
+for (let i = 0; i < runs; i++) {
+  const { ms } = await time(() => vm.reset())
+  resets.push(ms)
+  say(`reset ${i + 1}/${runs}: ${ms.toFixed(0)} ms`)
+}
+await vm.stop()
+
+// Sharing: a second suite attaching to a running VM, and 16 processes acquiring at once.
+const holder = await acquire({ name: 'share', onLog: () => {} })
+const attach = []
+for (let i = 0; i < runs; i++) {
+  const { ms, value: lease } = await time(() => acquire({ name: 'share', configFile: false, onLog: () => {} }))
+  attach.push(ms)
+  await lease.release()
+}
+await holder.release()
+await stopInstance('share')
+
+const acquirer = path.join(root, 'test/programs/acquirer.mjs')
+const crowd = []
+for (let i = 0; i < runs; i++) {
+  // From nothing running: every process spawned at once, timed until each printed its lease.
+  const children = Array.from({ length: 16 }, () =>
+    execa(process.execPath, [acquirer, JSON.stringify({ name: 'crowd' })], { env: { HOLD_MS: '1000' } }))
+  const { ms } = await time(() => Promise.all(children.map((c) => new Promise((resolve) => c.stdout.once('data', resolve)))))
+  await Promise.all(children)
+  crowd.push(ms)
+  say(`16 acquirers ${i + 1}/${runs}: ${ms.toFixed(0)} ms`)
+}
+await stopInstance('crowd')
+
+const result = {
+  runs,
+  accel: (await (async () => { const v = await driver('accel', {}); const a = v.accel; await v.stop(); return a })()),
+  coldBootMs: Math.round(median(cold)),
+  snapshotStartMs: Math.round(median(snapshotStarts)),
+  resetMs: Math.round(median(resets)),
+  restoredRssMb: Math.round(median(rss)),
+  startRatio: Number((median(cold) / median(snapshotStarts)).toFixed(1)),
+  resetRatio: Number((median(cold) / median(resets)).toFixed(1)),
+  attachMs: Math.round(median(attach)),
+  acquire16Ms: Math.round(median(crowd)),
+}
+fs.rmSync(process.env.STACK_EMULATOR_HOME, { recursive: true, force: true })
+if (json) {
+  process.stdout.write(JSON.stringify(result) + '\n')
+} else {
+  const rows = [
+    ['cold boot to healthy', `${result.coldBootMs} ms`],
+    ['snapshot start to healthy', `${result.snapshotStartMs} ms`, `${result.startRatio}x faster than cold`],
+    ['reset to healthy', `${result.resetMs} ms`, `${result.resetRatio}x faster than cold`],
+    ['QEMU RSS, restored VM', `${result.restoredRssMb} MB`],
+    ['second suite attach', `${result.attachMs} ms`],
+    ['16 simultaneous acquirers, all ready', `${result.acquire16Ms} ms`, 'includes 16 node start-ups'],
+  ]
+  process.stdout.write(`medians of ${runs} runs, accel ${result.accel}\n`)
+  for (const [what, value, note = ''] of rows) process.stdout.write(`  ${what.padEnd(38)} ${value.padStart(9)}  ${note}\n`)
+}

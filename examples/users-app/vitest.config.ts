@@ -1,0 +1,4 @@
+import { defineConfig } from 'vitest/config'
+import { stackEmulator } from 'stack-emulator/vitest'
+
+export default defineConfig({ plugins: [stackEmulator()] })

@@ -1,0 +1,132 @@
+/**
+ * The `ready` snapshot: start from it, reset to it, and fall back to a cold boot (with one line
+ * saying why) when it does not fit or is damaged. Uses a private snapshot cache so the shared
+ * one is never disturbed.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { acquire, type Emulator } from '../../src/client/acquire.js'
+import { stopInstance } from '../../src/client/control.js'
+import { createUser, http, listUserEmails, privateCache, processesMentioning, useTempHome } from '../helpers.js'
+
+const home = useTempHome()
+const cache = privateCache(home)
+process.env.STACK_EMULATOR_CACHE_DIR = cache
+const snapshotsDir = () => path.join(cache, 'snapshots')
+const snapshotFile = (file: string) => {
+  const dir = fs.readdirSync(snapshotsDir()).find((d) => /^[^.]+-[0-9a-f]{16}$/.test(d))!
+  return path.join(snapshotsDir(), dir, file)
+}
+
+async function start(name: string, options: Parameters<typeof acquire>[0] = {}) {
+  const logs: string[] = []
+  const emulator = await acquire({ name, keepAlive: true, idleTimeoutMs: 0, onLog: (l) => logs.push(l), ...options })
+  return { emulator, logs }
+}
+
+afterAll(async () => {
+  for (const name of ['snap', 'cold', 'mem', 'corrupt', 'clock']) await stopInstance(name)
+  expect(processesMentioning(home)).toEqual([])
+})
+
+describe('snapshot start and reset', () => {
+  let vm: Emulator
+  beforeAll(async () => {
+    vm = (await start('snap')).emulator // first start here: cold boot + capture, then restore
+  })
+  afterAll(() => vm.release())
+
+  it('starts from the snapshot', async () => {
+    expect(vm.origin).toBe('snapshot')
+    expect(fs.existsSync(snapshotFile('snapshot.json'))).toBe(true)
+  })
+
+  it('removes everything written after the snapshot, cycle after cycle, on the same URLs', async () => {
+    const urls = { ...vm.services }
+    for (let cycle = 0; cycle < 3; cycle++) {
+      for (let i = 0; i < 3; i++) expect((await createUser(vm.backendUrl, vm.env, `c${cycle}-u${i}@example.com`)).status).toBe(201)
+      expect(await listUserEmails(vm.backendUrl, vm.env)).toHaveLength(3)
+      const { durationMs } = await vm.reset()
+      expect(durationMs).toBeGreaterThan(0)
+      expect(vm.services).toEqual(urls)
+      expect(await listUserEmails(vm.backendUrl, vm.env)).toEqual([])
+      expect((await http(`${vm.backendUrl}/health?db=1`)).status).toBe(200)
+    }
+  })
+
+  it('gives the same services and API results as a cold boot', async () => {
+    const cold = (await start('cold', { snapshot: false, fresh: true })).emulator
+    try {
+      expect(cold.origin).toBe('cold-boot')
+      expect(Object.keys(cold.services).sort()).toEqual(Object.keys(vm.services).sort())
+      for (const target of [vm, cold]) {
+        expect((await http(`${target.backendUrl}/health?db=1`)).json).toEqual((await http(`${vm.backendUrl}/health?db=1`)).json)
+        expect((await http(`${target.dashboardUrl}/handler/sign-in`)).status).toBe(200)
+        expect((await createUser(target.backendUrl, target.env, 'same@example.com')).status).toBe(201)
+        expect(await listUserEmails(target.backendUrl, target.env)).toEqual(['same@example.com'])
+        expect((await http(`${target.backendUrl}/api/v1/internal/emulator/info`)).json.hostname).toBe('stack-emulator')
+      }
+    } finally {
+      await cold.release()
+      await stopInstance('cold')
+    }
+  })
+})
+
+describe('an unusable snapshot is never used', () => {
+  it('with another memory size: cold boot, one line naming the change, recaptured', async () => {
+    const { emulator, logs } = await start('mem', { memoryMb: 640 })
+    await emulator.release()
+    await stopInstance('mem')
+    expect(logs.filter((l) => /Not using the ready snapshot/.test(l))).toEqual([expect.stringMatching(/memoryMb 512 -> 640/)])
+    expect(JSON.parse(fs.readFileSync(snapshotFile('snapshot.json'), 'utf8')).fingerprint.memoryMb).toBe(640)
+    const again = await start('mem', { memoryMb: 640 })
+    expect(again.logs.filter((l) => /snapshot/i.test(l))).toEqual([])
+    expect(again.emulator.origin).toBe('snapshot')
+    await again.emulator.release()
+    await stopInstance('mem')
+  })
+
+  it('truncated state file: clear message, cold boot, recaptured and usable again', async () => {
+    fs.truncateSync(snapshotFile('state'), 1000)
+    const { emulator, logs } = await start('corrupt', { memoryMb: 640 })
+    expect(logs.filter((l) => /snapshot/i.test(l))).toEqual([expect.stringMatching(/device state file is 1000 bytes.*truncated/)])
+    expect((await http(`${emulator.backendUrl}/health?db=1`)).status).toBe(200)
+    await emulator.release()
+    await stopInstance('corrupt')
+    const again = await start('corrupt', { memoryMb: 640 })
+    expect(again.emulator.origin).toBe('snapshot')
+    await again.emulator.release()
+    await stopInstance('corrupt')
+  })
+
+  it('corrupt RAM file of the right size: restore fails, cold boot, nothing left broken', async () => {
+    const ram = snapshotFile('ram')
+    const fd = fs.openSync(ram, 'r+')
+    const garbage = Buffer.alloc(64 * 1024 * 1024, 0xcc) // the kernel's low memory, overwritten
+    fs.writeSync(fd, garbage, 0, garbage.length, 1024 * 1024)
+    fs.closeSync(fd)
+    const { emulator, logs } = await start('corrupt', { memoryMb: 640, bootTimeoutMs: 180_000 })
+    expect(logs.some((l) => /Restoring the ready snapshot failed/.test(l))).toBe(true)
+    expect((await http(`${emulator.backendUrl}/health?db=1`)).status).toBe(200)
+    await emulator.release()
+    await stopInstance('corrupt')
+    expect(processesMentioning(path.join(home, 'state', 'corrupt'))).toEqual([])
+  })
+})
+
+describe('guest clock', () => {
+  it('is within 2 s of the host after a restore made long after the capture', async () => {
+    const { emulator } = await start('clock')
+    const capturedAt = Date.parse(JSON.parse(fs.readFileSync(snapshotFile('snapshot.json'), 'utf8')).capturedAt)
+    await new Promise((r) => setTimeout(r, Math.max(0, capturedAt + 8000 - Date.now())))
+    await emulator.reset()
+    const staleBy = Date.now() - capturedAt
+    expect(staleBy).toBeGreaterThan(5000) // without the sync the guest would be this far behind
+    const guest = (await http(`${emulator.backendUrl}/api/v1/internal/emulator/clock`)).json.epoch_ms
+    expect(Math.abs(guest - Date.now())).toBeLessThan(2000)
+    await emulator.release()
+    await stopInstance('clock')
+  })
+})

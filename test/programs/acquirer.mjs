@@ -1,0 +1,47 @@
+// A test runner stand-in: acquires a lease from the built package, prints one JSON line, then
+// holds the lease until stdin closes or says "release" (or for HOLD_MS), and releases.
+// Options come as JSON in argv[2]. "write:<email>" on stdin creates a user first.
+import readline from 'node:readline'
+import { acquire } from '../../dist/index.js'
+
+const options = JSON.parse(process.argv[2] ?? '{}')
+const started = Date.now()
+const logs = []
+let emulator
+try {
+  emulator = await acquire({ ...options, onLog: (line) => logs.push(line) })
+} catch (error) {
+  process.stdout.write(JSON.stringify({ error: error.message, code: error.code, logs }) + '\n')
+  process.exit(1)
+}
+const print = (extra = {}) =>
+  process.stdout.write(JSON.stringify({ pid: process.pid, qemuPid: emulator.pid, urls: emulator.services, env: emulator.env, origin: emulator.origin, wasReset: emulator.wasReset, ms: Date.now() - started, logs, ...extra }) + '\n')
+print()
+// The emulator stopped under us (stack-emulator stop, a crash): say so and end, as a runner would.
+void emulator.lost.then((reason) => {
+  process.stdout.write(JSON.stringify({ lost: reason }) + '\n')
+  process.exit(0)
+})
+if (process.env.HOLD_MS) {
+  await new Promise((r) => setTimeout(r, Number(process.env.HOLD_MS)))
+} else {
+  const lines = readline.createInterface({ input: process.stdin })
+  for await (const line of lines) {
+    if (line === 'release') break
+    if (line.startsWith('write:')) {
+      const response = await fetch(`${emulator.backendUrl}/api/v1/users`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-stack-project-id': emulator.env.STACK_PROJECT_ID, 'x-stack-secret-server-key': emulator.env.STACK_SECRET_SERVER_KEY },
+        body: JSON.stringify({ email: line.slice(6) }),
+      })
+      process.stdout.write(JSON.stringify({ wrote: response.status }) + '\n')
+    }
+    if (line === 'list') {
+      const response = await fetch(`${emulator.backendUrl}/api/v1/users`, {
+        headers: { 'x-stack-project-id': emulator.env.STACK_PROJECT_ID, 'x-stack-secret-server-key': emulator.env.STACK_SECRET_SERVER_KEY },
+      })
+      process.stdout.write(JSON.stringify({ users: (await response.json()).items.map((u) => u.email) }) + '\n')
+    }
+  }
+}
+await emulator.release()
