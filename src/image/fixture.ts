@@ -76,7 +76,8 @@ async function build(dir: string, fingerprint: string, progress: (line: string) 
         if (!line.trim()) continue
         lines.push(line)
         if (lines.length > 200) lines.shift()
-        if (line.startsWith('==>')) progress(`image build: ${line.slice(3).trim()}`)
+        const step = /^\[fixture-image [^\]]*\] (.*)/.exec(line)
+        if (step) progress(`image build: ${step[1]}`)
       }
     })
     const result = await child

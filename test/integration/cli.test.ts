@@ -112,7 +112,10 @@ describe('bad input: one clear line, non-zero exit, nothing left running', () =>
   })
 
   it('missing qemu binary', async () => {
-    const r = await cli(['start', '--name', 'noqemu'], { PATH: path.dirname(process.execPath) })
+    // A PATH that has node and nothing else (node may live beside QEMU, in /usr/bin).
+    const bin = fs.mkdtempSync(path.join(home, 'bin-'))
+    fs.symlinkSync(process.execPath, path.join(bin, 'node'))
+    const r = await cli(['start', '--name', 'noqemu'], { PATH: bin })
     expect(r.exitCode).toBe(1)
     expect(r.stderr).toMatch(/Did not find QEMU binary "qemu-system-x86_64".*apt-get install qemu-system-x86/)
     expect(await eventually(() => processesMentioning(stateDir('noqemu')).length === 0, 5000)).toBe(true)

@@ -101,12 +101,11 @@ describe('an unusable snapshot is never used', () => {
     await stopInstance('corrupt')
   })
 
-  it('corrupt RAM file of the right size: restore fails, cold boot, nothing left broken', async () => {
+  it('RAM file of the right size but wiped: restore fails, cold boot, nothing left broken', async () => {
     const ram = snapshotFile('ram')
-    const fd = fs.openSync(ram, 'r+')
-    const garbage = Buffer.alloc(64 * 1024 * 1024, 0xcc) // the kernel's low memory, overwritten
-    fs.writeSync(fd, garbage, 0, garbage.length, 1024 * 1024)
-    fs.closeSync(fd)
+    const size = fs.statSync(ram).size
+    fs.truncateSync(ram, 0) // every guest page now reads as zeros, the size check still passes
+    fs.truncateSync(ram, size)
     const { emulator, logs } = await start('corrupt', { memoryMb: 640, bootTimeoutMs: 180_000 })
     expect(logs.some((l) => /Restoring the ready snapshot failed/.test(l))).toBe(true)
     expect((await http(`${emulator.backendUrl}/health?db=1`)).status).toBe(200)
