@@ -51,9 +51,13 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
   const manifest = await resolveImage({ image: options.image ?? settings.image, cacheRoot: settings.cacheRoot, progress })
   const attached = await attachOrStart(paths, manifest, options, log)
   const { connection } = attached
+  const said = new Set<string>() // a line replayed from the supervisor's history and sent live is said once
   connection.on('event', (event) => {
     if (event.event === 'progress') progress(event.phase)
-    else if (event.event === 'log') log(event.line)
+    else if (event.event === 'log' && !said.has(event.line)) {
+      said.add(event.line)
+      log(event.line)
+    }
   })
   try {
     const result = await connection.request<AcquireResult>({

@@ -1,0 +1,79 @@
+/**
+ * The Playwright fixture and globalSetup (through the example app's suite, in Debian's
+ * chromium), a Vitest run and a Playwright run sharing one VM, and `stack-emulator exec`.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { execa } from 'execa'
+import { afterAll, describe, expect, it } from 'vitest'
+import { stopInstance } from '../../src/client/control.js'
+import { cli, eventually, processesMentioning, qemuProcesses, root, useTempHome } from '../helpers.js'
+
+const home = useTempHome()
+const example = path.join(root, 'examples/users-app')
+const instanceDir = (name: string) => path.join(home, 'state', name)
+
+afterAll(async () => {
+  for (const name of ['pw', 'together', 'exec']) await stopInstance(name)
+  expect(processesMentioning(home)).toEqual([])
+})
+
+describe('playwright', () => {
+  it('reaches the webServer app, drives chromium against the dashboard, and merges with user fixtures', async () => {
+    const result = await execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', path.join(example, 'playwright.config.ts'), '--reporter', 'json'], {
+      cwd: example, env: { STACK_EMULATOR_NAME: 'pw', EXAMPLE_PORT: '3191' }, reject: false,
+    })
+    const report = JSON.parse(result.stdout)
+    const tests = report.suites.flatMap((s: any) => s.specs).map((spec: any) => [spec.title, spec.tests[0].results[0].status])
+    expect(tests).toEqual([
+      ['the web server and the fixture see the same emulator', 'passed'],
+      ['signs a user up through the page', 'passed'],
+      ['the dashboard answers in the browser', 'passed'],
+    ])
+    expect(result.exitCode).toBe(0)
+    expect(await eventually(() => processesMentioning(instanceDir('pw')).length === 0, 5000)).toBe(true)
+  })
+
+  it('a Vitest run and a Playwright run started together share one VM, and it is gone afterwards', async () => {
+    const seen = new Set<number>()
+    const watcher = setInterval(() => qemuProcesses(instanceDir('together')).forEach((p) => seen.add(p.pid)), 50)
+    const result = await execa(process.execPath, [path.join(example, 'run.mjs')], {
+      env: { STACK_EMULATOR_NAME: 'together', EXAMPLE_PORT: '3192' }, reject: false, all: true,
+    })
+    clearInterval(watcher)
+    expect(result.exitCode, result.all).toBe(0)
+    expect(result.all).toMatch(/example: vitest passed/)
+    expect(result.all).toMatch(/example: playwright passed/)
+    expect(seen.size).toBe(1)
+    expect(processesMentioning(instanceDir('together'))).toEqual([])
+  })
+})
+
+describe('stack-emulator exec', () => {
+  it('runs the command with the env, passes its exit code through, and leaves nothing running', async () => {
+    const out = path.join(home, 'exec-env.json')
+    const script = `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.env)); process.exit(7)`
+    const result = await cli(['exec', '--name', 'exec', '--', process.execPath, '-e', script])
+    expect(result.exitCode, result.stderr).toBe(7)
+    const env = JSON.parse(fs.readFileSync(out, 'utf8'))
+    expect(env.STACK_API_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect(env.STACK_PROJECT_ID).toBeTruthy()
+    expect(env.STACK_SECRET_SERVER_KEY).toBeTruthy()
+    expect(result.stderr).not.toContain(env.STACK_SECRET_SERVER_KEY)
+    expect(await eventually(() => processesMentioning(instanceDir('exec')).length === 0, 3000)).toBe(true)
+  })
+
+  it('forwards SIGTERM to the command and releases', async () => {
+    const child = cli(['exec', '--name', 'exec', '--', process.execPath, '-e', 'process.on("SIGTERM", () => process.exit(42)); setInterval(() => {}, 1000); console.log("ready")'])
+    await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()))
+    child.kill('SIGTERM')
+    expect((await child).exitCode).toBe(42)
+    expect(await eventually(() => processesMentioning(instanceDir('exec')).length === 0, 3000)).toBe(true)
+  })
+
+  it('says how to call it when the command is missing', async () => {
+    const result = await cli(['exec', '--name', 'exec'])
+    expect(result.exitCode).toBe(2)
+    expect(result.stderr).toMatch(/exec needs a command after --/)
+  })
+})
