@@ -9,7 +9,7 @@ import { execa } from 'execa'
 import lockfile from 'proper-lockfile'
 import { packageRoot } from '../package-root.js'
 import { StackEmulatorError } from '../errors.js'
-import { sha256 } from '../drivers/qemu/snapshot.js'
+import { sha256 } from '../digest.js'
 
 const INPUT_DIRS = ['fixtures/image', 'cloud-init']
 

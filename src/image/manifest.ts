@@ -108,9 +108,3 @@ async function assertFile(file: string, manifestFile: string): Promise<void> {
     })
   }
 }
-
-export function findService(manifest: ImageManifest, name: string): ServiceSpec {
-  const service = manifest.services.find((s) => s.name === name)
-  if (!service) throw new Error(`image ${manifest.name} has no service "${name}"`)
-  return service
-}

@@ -29,13 +29,3 @@ export function emulatorEnv(urls: ServiceUrls, credentials?: StackCredentials): 
   }
   return env
 }
-
-/** Secrets never go to logs: replaces every key value in `text`. */
-export function redact(text: string, credentials?: StackCredentials): string {
-  if (!credentials) return text
-  let out = text
-  for (const secret of [credentials.secretServerKey, credentials.superSecretAdminKey, credentials.publishableClientKey]) {
-    if (secret) out = out.split(secret).join('<redacted>')
-  }
-  return out
-}

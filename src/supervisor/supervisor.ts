@@ -96,7 +96,9 @@ export class Supervisor {
   }
 
   private async handle(connection: Connection, request: Request): Promise<unknown> {
-    if (this.shuttingDown && request.op !== 'status') {
+    // While shutting down, only the questions of status and stop are answered.
+    const wantsVm = request.op === 'acquire' || request.op === 'reset' || (request.op === 'hello' && request.lease)
+    if (this.shuttingDown && wantsVm) {
       throw new StackEmulatorError('The emulator is shutting down', { code: 'SUPERVISOR', fix: 'Retry; a new VM will be started.' })
     }
     switch (request.op) {
@@ -251,5 +253,5 @@ export class Supervisor {
 }
 
 function errorPayload(error: Error): { code: string; message: string } {
-  return { code: error instanceof StackEmulatorError ? error.code : 'SUPERVISOR', message: error.message }
+  return error instanceof StackEmulatorError ? error.toJSON() : { code: 'SUPERVISOR', message: error.message }
 }

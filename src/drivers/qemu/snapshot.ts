@@ -3,10 +3,10 @@
  * it, frozen together as one unit (see ARCHITECTURE.md, "RAM in a file"). Restores map the RAM
  * file privately, so pages load on demand and every VM sees only its own writes.
  */
-import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import lockfile from 'proper-lockfile'
+import { sha256 } from '../../digest.js'
 import type { ImageManifest } from '../../image/manifest.js'
 import type { MachineShape } from './argv.js'
 
@@ -148,8 +148,4 @@ export async function withSnapshotLock<T>(dir: string, fn: () => Promise<T>): Pr
   } finally {
     await release().catch(() => {})
   }
-}
-
-export function sha256(data: crypto.BinaryLike): string {
-  return crypto.createHash('sha256').update(data).digest('hex')
 }

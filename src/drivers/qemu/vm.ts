@@ -11,12 +11,13 @@ import type { ImageManifest } from '../../image/manifest.js'
 import { packageRoot } from '../../package-root.js'
 import { waitHealthy, type HealthTarget } from '../../stack/readiness.js'
 import { StackEmulatorError } from '../../errors.js'
+import { sha256 } from '../../digest.js'
 import { chooseAccel } from './accel.js'
 import { buildArgv, machineShape, type Forward, type MachineShape, type RamFile } from './argv.js'
 import { createOverlay, findQemu } from './binary.js'
 import { QemuProcess, tail } from './process.js'
 import {
-  discardSnapshot, expectedFingerprint, lookupSnapshot, sha256, snapshotDir, snapshotFiles,
+  discardSnapshot, expectedFingerprint, lookupSnapshot, snapshotDir, snapshotFiles,
   withSnapshotLock, writeRecord, type SnapshotFiles,
 } from './snapshot.js'
 
@@ -349,7 +350,7 @@ function launchPaths(ctx: Context, disk: string, seed: { metaData: string; userD
 
 const overlayPath = (ctx: Context) => path.join(ctx.instanceDir, 'overlay.qcow2')
 const qmpSocketPath = (ctx: Context) => path.join(ctx.instanceDir, 'qmp.sock')
-export const consolePath = (ctx: { instanceDir: string }) => path.join(ctx.instanceDir, 'console.log')
+const consolePath = (ctx: { instanceDir: string }) => path.join(ctx.instanceDir, 'console.log')
 
 async function readTail(file: string, lines: number): Promise<string> {
   try {

@@ -22,7 +22,7 @@ test('inject() and process.env agree, in this worker', () => {
 
 test('starts clean, then writes', async () => {
   const url = `${process.env.STACK_API_URL}/api/v1/users`
-  const before = (await (await fetch(url, { headers: headers() })).json()).items
+  const before = ((await (await fetch(url, { headers: headers() })).json()) as { items: unknown[] }).items
   expect(before).toEqual([])
   const created = await fetch(url, { method: 'POST', headers: headers(), body: JSON.stringify({ email: `vitest-${run}@example.com` }) })
   expect(created.status).toBe(201)

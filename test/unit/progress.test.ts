@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest'
+import { createProgress } from '../../src/cli/progress.js'
+
+function stream(isTTY: boolean) {
+  const writes: string[] = []
+  return { writes, stream: { isTTY, write: (s: string) => writes.push(s) } as unknown as NodeJS.WriteStream }
+}
+
+describe('progress on stderr', () => {
+  it('stays quiet during the first seconds, then prints plain lines with phase and elapsed time', async () => {
+    const { writes, stream: s } = stream(false)
+    const progress = createProgress(s, 100)
+    progress.phase('booting the VM')
+    expect(writes).toEqual([])
+    await new Promise((r) => setTimeout(r, 150))
+    progress.phase('waiting for backend')
+    progress.done()
+    expect(writes).toEqual([expect.stringMatching(/^stack-emulator: waiting for backend \(\d+s\)\n$/)])
+  })
+
+  it('rewrites one line in place on a terminal and clears it at the end', async () => {
+    const { writes, stream: s } = stream(true)
+    const progress = createProgress(s, 0)
+    progress.phase('restoring')
+    progress.done()
+    expect(writes[0]).toMatch(/^\r\x1b\[Kstack-emulator: restoring \(0s\)$/)
+    expect(writes.at(-1)).toBe('\r\x1b[K')
+  })
+})
