@@ -59,7 +59,9 @@ describe('stack-emulator exec', () => {
     expect(env.STACK_API_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
     expect(env.STACK_PROJECT_ID).toBeTruthy()
     expect(env.STACK_SECRET_SERVER_KEY).toBeTruthy()
+    // Keys reach the command, never a log.
     expect(result.stderr).not.toContain(env.STACK_SECRET_SERVER_KEY)
+    expect(fs.readFileSync(path.join(instanceDir('exec'), 'supervisor.log'), 'utf8')).not.toContain(env.STACK_SECRET_SERVER_KEY)
     expect(await eventually(() => processesMentioning(instanceDir('exec')).length === 0, 3000)).toBe(true)
   })
 

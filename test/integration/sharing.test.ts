@@ -7,6 +7,7 @@ import path from 'node:path'
 import readline from 'node:readline'
 import { execa, type ResultPromise } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
+import { acquire } from '../../src/client/acquire.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
 import { eventually, processesMentioning, qemuProcesses, root, useTempHome } from '../helpers.js'
 
@@ -200,5 +201,28 @@ describe('isolation', () => {
     expect(await b.next()).toEqual({ users: [] })
     b.send('release')
     await Promise.all([a.child, b.child])
+  })
+
+  it('reset() is refused while another suite holds the VM, unless forced', async () => {
+    const a = spawnAcquirer({ name: 'refuse' })
+    await a.next()
+    const mine = await acquire({ name: 'refuse', onLog: () => {} })
+    await expect(mine.reset()).rejects.toThrow(/Refusing to reset: 1 other suite\(s\) hold this VM.*force/)
+    const { durationMs } = await mine.reset({ force: true })
+    expect(durationMs).toBeGreaterThan(0)
+    await mine.release()
+    a.send('release')
+    await a.child
+  })
+})
+
+describe('stop under a lease', () => {
+  it('stops the VM while leases are held, and the holder gets a clear error on next use', async () => {
+    const emulator = await acquire({ name: 'stopped', onLog: () => {} })
+    expect(await stopInstance('stopped')).toBe(true)
+    expect(await emulator.lost).toMatch(/stopped by request/)
+    await expect(emulator.reset()).rejects.toThrow(/lease was lost.*emulator was stopped/)
+    expect(processesMentioning(stateDir('stopped'))).toEqual([])
+    await emulator.release() // still safe
   })
 })
