@@ -41,7 +41,7 @@ describe('buildArgv', () => {
   })
 
   it('uses a portable CPU model under TCG and the host CPU under KVM', () => {
-    expect(machineShape(manifest, 'tcg').cpu).toBe('qemu64')
+    expect(machineShape(manifest, 'tcg').cpu).toBe('qemu64,+rdrand')
     expect(machineShape(manifest, 'kvm').cpu).toBe('host')
     expect(machineShape(manifest, 'tcg', 768).memoryMb).toBe(768)
   })

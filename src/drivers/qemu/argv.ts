@@ -38,7 +38,8 @@ export function machineShape(manifest: ImageManifest, accel: Accel, memoryMb = m
   return {
     accel,
     // A fixed, portable model under TCG keeps snapshots valid; hardware accelerators pass the host's.
-    cpu: accel === 'tcg' ? 'qemu64' : 'host',
+    // RDRAND seeds the guest's RNG at once: without it PostgreSQL waits about 3 s for entropy.
+    cpu: accel === 'tcg' ? 'qemu64,+rdrand' : 'host',
     machine: 'pc',
     memoryMb,
     cpus: manifest.cpus,
@@ -61,6 +62,8 @@ export function buildArgv(options: {
     '-nodefaults',
     '-no-user-config',
     '-display', 'none',
+    // A guest panic ends QEMU (the readiness wait then reports it) instead of a reboot loop.
+    '-no-reboot',
     '-machine', machine.join(','),
     '-cpu', shape.cpu,
     '-smp', String(shape.cpus),
