@@ -163,7 +163,11 @@ export class Supervisor {
 
   private async resetVm(): Promise<void> {
     this.state = 'resetting'
-    const result = await this.vm!.reset()
+    const result = await this.vm!.reset().catch((error: Error) => {
+      // The old VM is gone and no new one came up: go away, so the next acquire starts afresh.
+      void this.shutdown(`the reset failed (${error.message.split('\n')[0]})`)
+      throw error
+    })
     this.lastResetMs = result.durationMs
     this.leases.dirty = false
     this.state = 'ready'

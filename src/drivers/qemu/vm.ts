@@ -53,7 +53,7 @@ export async function startQemuVm(options: DriverStartOptions): Promise<RunningV
     const files = await readySnapshot(ctx, qemu.version)
     if (files) {
       try {
-        return await QemuVm.create(ctx, { kind: 'snapshot', files }, forwards)
+        return await QemuVm.create(ctx, { kind: 'snapshot', files }, forwards, false)
       } catch (error) {
         if (error instanceof StackEmulatorError && error.code === 'PORT_BUSY') throw error
         options.log(`Restoring the ready snapshot failed (${firstLine(error)}); cold booting instead and capturing it again next time.`)
@@ -61,7 +61,8 @@ export async function startQemuVm(options: DriverStartOptions): Promise<RunningV
       }
     }
   }
-  return QemuVm.create(ctx, { kind: 'cold' }, forwards)
+  // Falling back from snapshots, the user still expects a clean VM: a fresh disk.
+  return QemuVm.create(ctx, { kind: 'cold' }, forwards, options.snapshot !== false || Boolean(options.fresh))
 }
 
 type Mode = { kind: 'snapshot'; files: SnapshotFiles } | { kind: 'cold' }
@@ -81,8 +82,8 @@ class QemuVm implements RunningVm {
     public origin: VmOrigin,
   ) {}
 
-  static async create(ctx: Context, mode: Mode, requested: Forward[]): Promise<QemuVm> {
-    if (mode.kind === 'cold' && ctx.options.fresh) await fs.rm(overlayPath(ctx), { force: true })
+  static async create(ctx: Context, mode: Mode, requested: Forward[], fresh: boolean): Promise<QemuVm> {
+    if (fresh) await fs.rm(overlayPath(ctx, mode), { force: true })
     const proc = await launchReady(ctx, mode, requested)
     try {
       const vm = new QemuVm(ctx, mode, await resolvedForwards(proc, requested), proc, mode.kind === 'snapshot' ? 'snapshot' : 'cold-boot')
@@ -108,7 +109,7 @@ class QemuVm implements RunningVm {
     this.busy = true
     try {
       await this.proc.stop()
-      if (this.mode.kind === 'cold') await fs.rm(overlayPath(this.ctx), { force: true })
+      if (this.mode.kind === 'cold') await fs.rm(overlayPath(this.ctx, this.mode), { force: true })
       // Same host ports as before, so URLs handed out earlier keep working.
       this.proc = await launchReady(this.ctx, this.mode, this.forwards)
       this.watch(this.proc)
@@ -122,6 +123,7 @@ class QemuVm implements RunningVm {
     this.stopped = true
     await this.proc.stop()
     await fs.rm(qmpSocketPath(this.ctx), { force: true })
+    if (this.mode.kind === 'snapshot') await fs.rm(overlayPath(this.ctx, this.mode), { force: true })
   }
 
   consoleTail(lines = 30): Promise<string> {
@@ -139,7 +141,7 @@ class QemuVm implements RunningVm {
 /** Launches (restore or cold boot) and waits until every service is healthy. */
 async function launchReady(ctx: Context, mode: Mode, forwards: Forward[]): Promise<QemuProcess> {
   if (mode.kind === 'snapshot') return restore(ctx, mode.files, forwards)
-  const overlay = overlayPath(ctx)
+  const overlay = overlayPath(ctx, mode)
   if (!(await exists(overlay))) await createOverlay(overlay, path.join(ctx.manifest.dir, ctx.manifest.disk))
   ctx.options.progress('booting the VM (cold boot)')
   const proc = await QemuProcess.launch({
@@ -153,7 +155,7 @@ async function launchReady(ctx: Context, mode: Mode, forwards: Forward[]): Promi
 }
 
 async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[]): Promise<QemuProcess> {
-  const overlay = overlayPath(ctx)
+  const overlay = overlayPath(ctx, { kind: 'snapshot', files })
   await fs.rm(overlay, { force: true })
   await createOverlay(overlay, files.disk)
   ctx.options.progress('restoring the ready snapshot')
@@ -179,7 +181,12 @@ async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[]):
     })
   }
   const ready = await afterLaunch(ctx, proc, forwards, RESTORE_TIMEOUT_MS, consolePath(ctx))
-  await syncGuestClock(ctx.manifest, await resolvedForwards(ready, forwards))
+  try {
+    await syncGuestClock(ctx.manifest, await resolvedForwards(ready, forwards))
+  } catch (error) {
+    await ready.stop()
+    throw error
+  }
   return ready
 }
 
@@ -348,7 +355,8 @@ function launchPaths(ctx: Context, disk: string, seed: { metaData: string; userD
   return { disk, qmpSocket: qmpSocketPath(ctx), consoleLog: consolePath(ctx), seed }
 }
 
-const overlayPath = (ctx: Context) => path.join(ctx.instanceDir, 'overlay.qcow2')
+/** A restored VM writes to a throw-away overlay; a cold-booted one keeps its disk between runs. */
+const overlayPath = (ctx: Context, mode: Mode) => path.join(ctx.instanceDir, mode.kind === 'snapshot' ? 'run.qcow2' : 'disk.qcow2')
 const qmpSocketPath = (ctx: Context) => path.join(ctx.instanceDir, 'qmp.sock')
 const consolePath = (ctx: { instanceDir: string }) => path.join(ctx.instanceDir, 'console.log')
 
