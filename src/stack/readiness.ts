@@ -18,7 +18,8 @@ export async function waitHealthy(options: {
   aborted?: Promise<never>
   /** The last lines of the serial console, for the timeout message. */
   consoleTail?: () => Promise<string>
-  onWaiting?: (pending: string[]) => void
+  /** Pause between rounds of probes. @default 50 */
+  intervalMs?: number
 }): Promise<void> {
   const pending = new Set(options.targets)
   while (pending.size > 0) {
@@ -27,7 +28,6 @@ export async function waitHealthy(options: {
     })
     await (options.aborted ? Promise.race([Promise.all(checks), options.aborted]) : Promise.all(checks))
     if (pending.size === 0) return
-    options.onWaiting?.([...pending].map((t) => t.name))
     if (Date.now() > options.deadline) {
       const names = [...pending].map((t) => `${t.name} (${t.url})`).join(', ')
       throw new StackEmulatorError(`Service ${names} did not become healthy in time`, {
@@ -36,7 +36,7 @@ export async function waitHealthy(options: {
         details: options.consoleTail ? `--- last console lines ---\n${await options.consoleTail()}` : undefined,
       })
     }
-    await new Promise((r) => setTimeout(r, 50))
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 50))
   }
 }
 

@@ -8,18 +8,11 @@ import { test as base, expect } from '@playwright/test'
 import { acquire, type Emulator } from '../../client/acquire.js'
 import type { EmulatorOptions } from '../../client/options.js'
 import { packageRoot } from '../../package-root.js'
+import { contextOf, type StackEmulatorContext } from '../context.js'
 
 export { expect }
 
-export interface StackEmulatorFixture {
-  backendUrl: string
-  dashboardUrl: string
-  services: Record<string, string>
-  projectId: string
-  publishableClientKey: string
-  secretServerKey: string
-  superSecretAdminKey: string
-  env: Record<string, string>
+export interface StackEmulatorFixture extends StackEmulatorContext {
   /** Back to the clean `ready` state. It resets the VM under every worker of the run: use it with workers: 1. */
   reset(): Promise<void>
 }
@@ -45,24 +38,12 @@ export const test = base.extend<object, { stackEmulator: StackEmulatorFixture; s
 })
 
 function fixtureOf(emulator: Emulator): StackEmulatorFixture {
-  const fixture = {} as StackEmulatorFixture
-  const refresh = () => {
-    const c = emulator.credentials
-    Object.assign(fixture, {
-      backendUrl: emulator.backendUrl,
-      dashboardUrl: emulator.dashboardUrl,
-      services: emulator.services,
-      projectId: c?.projectId ?? '',
-      publishableClientKey: c?.publishableClientKey ?? '',
-      secretServerKey: c?.secretServerKey ?? '',
-      superSecretAdminKey: c?.superSecretAdminKey ?? '',
-      env: emulator.env,
-    })
-  }
-  refresh()
-  fixture.reset = async () => {
-    await emulator.reset({ force: true })
-    refresh()
+  const fixture: StackEmulatorFixture = {
+    ...contextOf(emulator),
+    reset: async () => {
+      await emulator.reset({ force: true })
+      Object.assign(fixture, contextOf(emulator)) // new credentials: the project went with the reset
+    },
   }
   return fixture
 }

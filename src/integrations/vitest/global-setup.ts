@@ -5,8 +5,8 @@
  */
 import type { TestProject } from 'vitest/node'
 import type {} from './index.js'
-import { acquire, type Emulator } from '../../client/acquire.js'
-import type { StackEmulatorContext } from './context.js'
+import { acquire } from '../../client/acquire.js'
+import { contextOf } from '../context.js'
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const options = project.getProvidedContext().stackEmulatorOptions ?? {}
@@ -35,19 +35,5 @@ export default async function setup(project: TestProject): Promise<() => Promise
       else process.env[key] = previousEnv[key]
     }
     await emulator.release()
-  }
-}
-
-function contextOf(emulator: Emulator): StackEmulatorContext {
-  const c = emulator.credentials
-  return {
-    backendUrl: emulator.backendUrl,
-    dashboardUrl: emulator.dashboardUrl,
-    services: emulator.services,
-    projectId: c?.projectId ?? '',
-    publishableClientKey: c?.publishableClientKey ?? '',
-    secretServerKey: c?.secretServerKey ?? '',
-    superSecretAdminKey: c?.superSecretAdminKey ?? '',
-    env: emulator.env,
   }
 }

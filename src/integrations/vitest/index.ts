@@ -9,10 +9,10 @@
 import { fileURLToPath } from 'node:url'
 import type { EmulatorOptions } from '../../client/options.js'
 import { validateOptions } from '../../client/options.js'
-import type { StackEmulatorContext } from './context.js'
+import type { StackEmulatorContext } from '../context.js'
 import type {} from 'vitest'
 
-export type { StackEmulatorContext } from './context.js'
+export type { StackEmulatorContext } from '../context.js'
 
 /** Plugin options: acquire()'s, less the callbacks (they cannot cross into the globalSetup). */
 export type StackEmulatorPluginOptions = Omit<EmulatorOptions, 'onProgress' | 'onLog'>

@@ -1,0 +1,210 @@
+/**
+ * Launching QEMU for the driver: a cold boot on the instance's disk or a restore of the `ready`
+ * snapshot, each waited on until every service is healthy (and, after a restore, the guest
+ * clock set). Whatever fails stops its QEMU, so nothing is left running.
+ */
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { request } from 'undici'
+import type { DriverStartOptions } from '../types.js'
+import type { ImageManifest } from '../../image/manifest.js'
+import { packageRoot } from '../../package-root.js'
+import { waitHealthy, type HealthTarget } from '../../stack/readiness.js'
+import { StackEmulatorError } from '../../errors.js'
+import { sha256 } from '../../digest.js'
+import { buildArgv, type Forward, type MachineShape } from './argv.js'
+import { createOverlay } from './binary.js'
+import { QemuProcess, tail } from './process.js'
+import type { SnapshotFiles } from './snapshot.js'
+
+export const COLD_BOOT_TIMEOUT_MS = 180_000
+const RESTORE_TIMEOUT_MS = 30_000
+
+export interface Context {
+  options: DriverStartOptions
+  manifest: ImageManifest
+  binary: string
+  shape: MachineShape
+  instanceDir: string
+  debug?: (line: string) => void
+}
+
+export type Mode = { kind: 'snapshot'; files: SnapshotFiles } | { kind: 'cold' }
+
+/** Launches (restore or cold boot) and waits until every service is healthy. */
+export async function launchReady(ctx: Context, mode: Mode, forwards: Forward[]): Promise<QemuProcess> {
+  if (mode.kind === 'snapshot') return restore(ctx, mode.files, forwards)
+  const overlay = overlayPath(ctx, mode)
+  if (!(await exists(overlay))) await createOverlay(overlay, path.join(ctx.manifest.dir, ctx.manifest.disk))
+  ctx.options.progress('booting the VM (cold boot)')
+  const proc = await QemuProcess.launch({
+    binary: ctx.binary,
+    argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths: launchPaths(ctx, overlay, seedFiles()), forwards, ram: undefined }),
+    qmpSocket: qmpSocketPath(ctx),
+    consoleLog: consolePath(ctx),
+    debug: ctx.debug,
+  })
+  return afterLaunch(ctx, proc, forwards, ctx.options.bootTimeoutMs ?? COLD_BOOT_TIMEOUT_MS, consolePath(ctx))
+}
+
+async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[]): Promise<QemuProcess> {
+  const overlay = overlayPath(ctx, { kind: 'snapshot', files })
+  await fs.copyFile(await emptyOverlay(files), overlay) // a copy takes under 1 ms; qemu-img, tens
+  ctx.options.progress('restoring the ready snapshot')
+  const proc = await QemuProcess.launch({
+    binary: ctx.binary,
+    argv: buildArgv({
+      manifest: ctx.manifest, shape: ctx.shape, paths: launchPaths(ctx, overlay, files.seed), forwards,
+      ram: { path: files.ram, share: false }, incoming: true,
+    }),
+    qmpSocket: qmpSocketPath(ctx),
+    consoleLog: consolePath(ctx),
+    debug: ctx.debug,
+  })
+  try {
+    await proc.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] })
+    await proc.qmp.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(files.state)}` })
+    await waitRunning(proc, RESTORE_TIMEOUT_MS)
+  } catch (error) {
+    await proc.stop()
+    const exit = await proc.exited
+    throw new StackEmulatorError('The snapshot could not be loaded', {
+      code: 'SNAPSHOT', details: tail(exit.stderr, 5) || firstLine(error), cause: error,
+    })
+  }
+  const ready = await afterLaunch(ctx, proc, forwards, RESTORE_TIMEOUT_MS, consolePath(ctx))
+  try {
+    await syncGuestClock(ctx.manifest, await resolvedForwards(ready, forwards))
+  } catch (error) {
+    await ready.stop()
+    throw error
+  }
+  return ready
+}
+
+/** Waits for health, racing QEMU's exit; stops QEMU on failure so nothing is left running. */
+export async function afterLaunch(ctx: Context, proc: QemuProcess, requested: Forward[], timeoutMs: number, consoleLog: string): Promise<QemuProcess> {
+  try {
+    const forwards = await resolvedForwards(proc, requested)
+    ctx.options.progress(`waiting for ${ctx.manifest.services.filter((s) => s.health).map((s) => s.name).join(', ')}`)
+    await waitHealthy({
+      targets: healthTargets(ctx.manifest, forwards),
+      deadline: Date.now() + timeoutMs,
+      // A restored guest answers within a few hundred ms: probe it eagerly.
+      intervalMs: timeoutMs <= RESTORE_TIMEOUT_MS ? 10 : 50,
+      aborted: proc.exited.then((exit) => {
+        throw new StackEmulatorError(`QEMU exited while waiting for the services (${exit.signal ?? `code ${exit.code}`})`, {
+          code: 'BOOT_FAILED', fix: `See the console log ${consoleLog}.`, details: tail(exit.stderr, 10),
+        })
+      }),
+      consoleTail: () => readTail(consoleLog, 20),
+    })
+    return proc
+  } catch (error) {
+    await proc.stop()
+    throw error
+  }
+}
+
+async function waitRunning(proc: QemuProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const status = await Promise.race([
+      proc.status(),
+      proc.exited.then(() => Promise.reject(new Error('QEMU exited while loading the snapshot'))),
+    ])
+    if (status === 'running') return
+    if (status !== 'inmigrate' && status !== 'prelaunch' && status !== 'paused') throw new Error(`VM status is "${status}" after loading`)
+    if (Date.now() > deadline) throw new Error('loading the snapshot did not finish in time')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+/** A restored guest wakes with the snapshot's clock: push the host's time through the guest. */
+async function syncGuestClock(manifest: ImageManifest, forwards: Forward[]): Promise<void> {
+  if (!manifest.clock) return
+  const url = serviceUrls(manifest, forwards)[manifest.clock.service] + manifest.clock.path
+  const response = await request(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ epoch_ms: Date.now() }),
+    signal: AbortSignal.timeout(5000),
+  })
+  await response.body.dump()
+  if (response.statusCode !== 200) {
+    throw new StackEmulatorError(`Setting the guest clock failed (HTTP ${response.statusCode} from ${url})`, { code: 'SNAPSHOT' })
+  }
+}
+
+export async function resolvedForwards(proc: QemuProcess, requested: Forward[]): Promise<Forward[]> {
+  if (requested.every((f) => f.hostPort !== 0)) return requested
+  const bound = await proc.hostForwards()
+  return requested.map((f) => ({ guestPort: f.guestPort, hostPort: bound.find((b) => b.guestPort === f.guestPort)?.hostPort ?? f.hostPort }))
+}
+
+export function serviceUrls(manifest: ImageManifest, forwards: Forward[]): Record<string, string> {
+  const urls: Record<string, string> = {}
+  for (const service of manifest.services) {
+    const forward = forwards.find((f) => f.guestPort === service.guestPort)
+    if (forward) urls[service.name] = `http://127.0.0.1:${forward.hostPort}`
+  }
+  return urls
+}
+
+export function healthTargets(manifest: ImageManifest, forwards: Forward[]): HealthTarget[] {
+  const urls = serviceUrls(manifest, forwards)
+  return manifest.services
+    .filter((s) => s.health)
+    .map((s) => ({ name: s.name, url: urls[s.name] + s.health!.path, status: s.health!.status ?? 200 }))
+}
+
+export function seedFiles(): { metaData: string; userData: string } {
+  const dir = path.join(packageRoot, 'cloud-init')
+  return { metaData: path.join(dir, 'meta-data'), userData: path.join(dir, 'user-data') }
+}
+
+export async function seedDigest(): Promise<string> {
+  const seed = seedFiles()
+  return sha256(Buffer.concat([await fs.readFile(seed.metaData), await fs.readFile(seed.userData)])).slice(0, 16)
+}
+
+function launchPaths(ctx: Context, disk: string, seed: { metaData: string; userData: string }) {
+  return { disk, qmpSocket: qmpSocketPath(ctx), consoleLog: consolePath(ctx), seed }
+}
+
+/** An empty overlay over the snapshot's disk layer, made once beside it and copied per restore. */
+async function emptyOverlay(files: SnapshotFiles): Promise<string> {
+  const template = `${files.disk}.empty-overlay`
+  if (!(await exists(template))) {
+    const tmp = `${template}.${process.pid}.tmp`
+    await createOverlay(tmp, files.disk)
+    await fs.rename(tmp, template)
+  }
+  return template
+}
+
+/** A restored VM writes to a throw-away overlay; a cold-booted one keeps its disk between runs. */
+export const overlayPath = (ctx: Context, mode: Mode) => path.join(ctx.instanceDir, mode.kind === 'snapshot' ? 'run.qcow2' : 'disk.qcow2')
+export const qmpSocketPath = (ctx: Context) => path.join(ctx.instanceDir, 'qmp.sock')
+export const consolePath = (ctx: { instanceDir: string }) => path.join(ctx.instanceDir, 'console.log')
+
+export async function readTail(file: string, lines: number): Promise<string> {
+  try {
+    return tail(await fs.readFile(file, 'utf8'), lines)
+  } catch {
+    return '(no console output)'
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return fs.access(file).then(() => true, () => false)
+}
+
+/** QEMU's exec: migration URIs go through /bin/sh; our paths are quoted for it. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`
+}
+
+export function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? ''
+}

@@ -1,0 +1,29 @@
+/** What tests get from both integrations: the Vitest `inject('stackEmulator')` and the Playwright fixture. */
+import type { Emulator } from '../client/acquire.js'
+
+export interface StackEmulatorContext {
+  backendUrl: string
+  dashboardUrl: string
+  /** Base URL per service. */
+  services: Record<string, string>
+  projectId: string
+  publishableClientKey: string
+  secretServerKey: string
+  superSecretAdminKey: string
+  /** The environment variables also set in process.env. */
+  env: Record<string, string>
+}
+
+export function contextOf(emulator: Emulator): StackEmulatorContext {
+  const c = emulator.credentials
+  return {
+    backendUrl: emulator.backendUrl,
+    dashboardUrl: emulator.dashboardUrl,
+    services: emulator.services,
+    projectId: c?.projectId ?? '',
+    publishableClientKey: c?.publishableClientKey ?? '',
+    secretServerKey: c?.secretServerKey ?? '',
+    superSecretAdminKey: c?.superSecretAdminKey ?? '',
+    env: emulator.env,
+  }
+}
