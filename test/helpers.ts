@@ -91,3 +91,12 @@ export async function listUserEmails(backendUrl: string, env: Record<string, str
   const res = await http(`${backendUrl}/api/v1/users`, { headers: serverHeaders(env) })
   return (res.json?.items ?? []).map((u: { email: string }) => u.email)
 }
+
+/**
+ * What still runs under `dir` once a stopping supervisor had a moment to exit (it leaves
+ * within ~100 ms of its last lease); [] when nothing leaked.
+ */
+export async function leftoversUnder(dir: string, timeoutMs = 2000): Promise<{ pid: number; cmdline: string }[]> {
+  await eventually(() => processesMentioning(dir).length === 0, timeoutMs)
+  return processesMentioning(dir)
+}

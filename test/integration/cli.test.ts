@@ -6,14 +6,14 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { cli, createUser, eventually, http, listUserEmails, processesMentioning, qemuProcesses, useTempHome } from '../helpers.js'
+import { cli, createUser, eventually, http, listUserEmails, processesMentioning, qemuProcesses, useTempHome, leftoversUnder } from '../helpers.js'
 
 const home = useTempHome()
 const stateDir = (name: string) => path.join(home, 'state', name)
 
 afterAll(async () => {
   for (const name of fs.existsSync(path.join(home, 'state')) ? fs.readdirSync(path.join(home, 'state')) : []) await cli(['stop', '--name', name])
-  expect(processesMentioning(home)).toEqual([])
+  expect(await leftoversUnder(home)).toEqual([])
 })
 
 describe('stack-emulator start / status / stop', () => {

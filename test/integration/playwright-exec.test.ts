@@ -7,7 +7,7 @@ import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
 import { stopInstance } from '../../src/client/control.js'
-import { cli, eventually, processesMentioning, qemuProcesses, root, useTempHome } from '../helpers.js'
+import { cli, eventually, processesMentioning, qemuProcesses, root, useTempHome, leftoversUnder } from '../helpers.js'
 
 const home = useTempHome()
 const example = path.join(root, 'examples/users-app')
@@ -15,7 +15,7 @@ const instanceDir = (name: string) => path.join(home, 'state', name)
 
 afterAll(async () => {
   for (const name of ['pw', 'together', 'exec']) await stopInstance(name)
-  expect(processesMentioning(home)).toEqual([])
+  expect(await leftoversUnder(home)).toEqual([])
 })
 
 describe('playwright', () => {
@@ -45,7 +45,7 @@ describe('playwright', () => {
     expect(result.all).toMatch(/example: vitest passed/)
     expect(result.all).toMatch(/example: playwright passed/)
     expect(seen.size).toBe(1)
-    expect(processesMentioning(instanceDir('together'))).toEqual([])
+    expect(await leftoversUnder(instanceDir('together'))).toEqual([])
   })
 })
 

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { acquire, type Emulator } from '../../src/client/acquire.js'
 import { stopInstance } from '../../src/client/control.js'
-import { createUser, http, listUserEmails, privateCache, processesMentioning, useTempHome } from '../helpers.js'
+import { createUser, http, listUserEmails, privateCache, processesMentioning, useTempHome, leftoversUnder } from '../helpers.js'
 
 const home = useTempHome()
 const cache = privateCache(home)
@@ -27,7 +27,7 @@ async function start(name: string, options: Parameters<typeof acquire>[0] = {}) 
 
 afterAll(async () => {
   for (const name of ['snap', 'cold', 'mem', 'corrupt', 'clock']) await stopInstance(name)
-  expect(processesMentioning(home)).toEqual([])
+  expect(await leftoversUnder(home)).toEqual([])
 })
 
 describe('snapshot start and reset', () => {

@@ -6,7 +6,7 @@ import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
-import { eventually, processesMentioning, root, useTempHome } from '../helpers.js'
+import { eventually, processesMentioning, root, useTempHome, leftoversUnder } from '../helpers.js'
 
 const home = useTempHome()
 const project = path.join(root, 'test/projects/vitest-app')
@@ -22,7 +22,7 @@ function runVitest(name: string, pool: 'forks' | 'threads', extraEnv: Record<str
 
 afterAll(async () => {
   for (const name of ['forks', 'threads', 'watch', 'sigterm']) await stopInstance(name)
-  expect(processesMentioning(home)).toEqual([])
+  expect(await leftoversUnder(home)).toEqual([])
 })
 
 describe('vitest plugin', () => {
