@@ -38,14 +38,18 @@ export async function ensureFixtureImage(options: {
   const manifest = path.join(dir, 'manifest.json')
   if (!options.force && (await exists(manifest))) return manifest
   await fs.mkdir(path.dirname(dir), { recursive: true })
-  const release = await lockfile.lock(path.dirname(dir), {
+  const lockOptions = {
     lockfilePath: `${dir}.lock`,
     realpath: false,
     stale: 30_000,
     update: 10_000,
-    // Another process may be building: wait up to 20 minutes for it.
-    retries: { retries: 2400, minTimeout: 500, maxTimeout: 500 },
     onCompromised: () => options.progress('warning: the image build lock was compromised'),
+  }
+  const release = await lockfile.lock(path.dirname(dir), lockOptions).catch(async (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ELOCKED') throw error
+    options.progress('waiting for another process to finish building the fixture image')
+    // Up to 20 minutes: a build on a slow machine.
+    return lockfile.lock(path.dirname(dir), { ...lockOptions, retries: { retries: 2400, minTimeout: 500, maxTimeout: 500 } })
   })
   try {
     if (!options.force && (await exists(manifest))) return manifest

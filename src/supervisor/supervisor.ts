@@ -125,10 +125,6 @@ export class Supervisor {
     if (!lease) throw new StackEmulatorError('acquire needs a lease connection', { code: 'SUPERVISOR' })
     lease.isolation = options.isolation
     for (const line of this.logHistory) send(connection.socket, { event: 'log', line })
-    if (options.keepAlive) {
-      this.keepAlive = true
-      this.idleTimeoutMs = options.idleTimeoutMs
-    }
     await this.vmReady
     while (this.leases.mustWait(lease)) {
       const others = this.leases.othersHolding(lease)
@@ -141,6 +137,11 @@ export class Supervisor {
       const reset = this.leases.needsReset(lease)
       if (reset) await this.resetVm()
       lease.acquired = true
+      // Only a lease that got the VM keeps it alive: a `start` interrupted during the boot does not.
+      if (options.keepAlive) {
+        this.keepAlive = true
+        this.idleTimeoutMs = options.idleTimeoutMs
+      }
       return { ...this.vmInfo(), reset }
     })
   }

@@ -26,7 +26,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   publish()
   project.onTestsRerun(async () => {
     if (options.isolation === 'none') return
-    await emulator.reset()
+    try {
+      await emulator.reset()
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'RESET_REFUSED') throw error
+      process.stderr.write(`[stack-emulator] not resetting before this rerun: ${(error as Error).message}\n`)
+    }
     publish()
   })
   return async () => {
