@@ -7,7 +7,7 @@ export const USAGE = `Usage: stack-emulator <command> [options]
 
 Commands:
   start                 boot (or reuse) the VM, wait until healthy, print URLs and env
-  status                exit 0 when running and healthy, 3 when not running
+  status                exit 0 when running and healthy, 1 when not healthy, 3 when not running
   stop                  stop the VM (also while suites use it); exit 0 when nothing runs
   reset                 bring the running VM back to its clean ready state
   logs                  print the VM's serial console (--supervisor: the supervisor's log)
