@@ -7,7 +7,7 @@ import { resolveImage } from '../image/resolve.js'
 import type { ImageManifest } from '../image/manifest.js'
 import { withInstanceLock } from '../instance/lock.js'
 import { ensureInstanceDir, instancePaths, type InstancePaths } from '../instance/paths.js'
-import { readSettings } from '../settings.js'
+import { readSettings, type Settings } from '../settings.js'
 import { emulatorEnv, type StackCredentials } from '../stack/environment.js'
 import { mintCredentials, resolveConfigFile } from '../stack/credentials.js'
 import type { AcquireResult, VmInfo } from '../supervisor/protocol.js'
@@ -49,7 +49,7 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
   const progress = options.onProgress ?? (() => {})
   await ensureInstanceDir(paths)
   const manifest = await resolveImage({ image: options.image ?? settings.image, cacheRoot: settings.cacheRoot, progress })
-  const attached = await attachOrStart(paths, manifest, options, log)
+  const attached = await attachOrStart(paths, manifest, { ...options, image: options.image ?? settings.image }, settings, log)
   const { connection } = attached
   const said = new Set<string>() // a line replayed from the supervisor's history and sent live is said once
   connection.on('event', (event) => {
@@ -73,17 +73,22 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
   }
 }
 
-async function attachOrStart(paths: InstancePaths, manifest: ImageManifest, options: EmulatorOptions, log: (line: string) => void): Promise<Attached> {
+async function attachOrStart(
+  paths: InstancePaths,
+  manifest: ImageManifest,
+  options: EmulatorOptions,
+  settings: Settings,
+  log: (line: string) => void,
+): Promise<Attached> {
   for (let attempt = 0; ; attempt++) {
     try {
       const attached = await withInstanceLock(paths, async () => {
         const existing = await attachExisting(paths, true, log)
         if (existing) return existing
-        const settings = readSettings()
         return spawnSupervisor({
           paths,
-          manifestPath: `${manifest.dir}/manifest.json`,
-          settings: { ...settings, image: options.image ?? settings.image },
+          manifestPath: manifest.file,
+          settings: { ...settings, image: options.image },
           driver: {
             ports: options.ports,
             memoryMb: options.memoryMb,

@@ -43,7 +43,8 @@ export interface ImageManifest {
   clock?: EndpointRef
   /** Stack Auth's local-emulator credential route. */
   credentials?: EndpointRef
-  /** The folder holding the manifest; resolved when loaded. */
+  /** The manifest file and its folder; resolved when loaded. */
+  file: string
   dir: string
 }
 
@@ -68,7 +69,7 @@ export async function loadManifest(file: string): Promise<ImageManifest> {
       cause,
     })
   }
-  const manifest = { ...raw, dir: path.dirname(path.resolve(file)) } as ImageManifest
+  const manifest = { ...raw, file: path.resolve(file), dir: path.dirname(path.resolve(file)) } as ImageManifest
   validate(manifest, file)
   await assertFile(path.join(manifest.dir, manifest.disk), file)
   if (manifest.boot.kind === 'kernel') {

@@ -4,7 +4,7 @@ import { parseUsernet } from '../../src/drivers/qemu/usernet.js'
 import type { ImageManifest } from '../../src/image/manifest.js'
 
 const manifest: ImageManifest = {
-  name: 'test', fingerprint: 'f'.repeat(64), dir: '/img', disk: 'disk.qcow2', memoryMb: 512, cpus: 2,
+  name: 'test', fingerprint: 'f'.repeat(64), file: '/img/manifest.json', dir: '/img', disk: 'disk.qcow2', memoryMb: 512, cpus: 2,
   boot: { kind: 'kernel', kernel: 'vmlinux', initrd: 'initrd.img', append: 'console=ttyS0', bios: 'qboot' },
   services: [{ name: 'backend', guestPort: 8102 }, { name: 'dashboard', guestPort: 8101 }],
 }
