@@ -8,7 +8,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { acquire, type Emulator } from '../../src/client/acquire.js'
 import { stopInstance } from '../../src/client/control.js'
-import { createUser, http, listUserEmails, privateCache, processesMentioning, useTempHome, leftoversUnder } from '../helpers.js'
+import { createUser, eventually, http, listUserEmails, privateCache, processesMentioning, qemuProcesses, useTempHome, leftoversUnder } from '../helpers.js'
 
 const home = useTempHome()
 const cache = privateCache(home)
@@ -53,6 +53,20 @@ describe('snapshot start and reset', () => {
       expect(await listUserEmails(vm.backendUrl, vm.env)).toEqual([])
       expect((await http(`${vm.backendUrl}/health?db=1`)).status).toBe(200)
     }
+  })
+
+  it('keeps a warm spare after a reset and swaps it in on the next one, with no data and the right clock', async () => {
+    await vm.reset()
+    const running = () => qemuProcesses(path.join(home, 'state', 'snap')).map((p) => p.pid)
+    // The spare: a second QEMU of this instance, restored in the background.
+    expect(await eventually(() => running().length === 2, 10_000)).toBe(true)
+    const spare = running().find((pid) => pid !== vm.pid)
+    await createUser(vm.backendUrl, vm.env, 'before-swap@example.com')
+    await vm.reset()
+    expect(vm.pid).toBe(spare)
+    expect(await listUserEmails(vm.backendUrl, vm.env)).toEqual([])
+    const guest = (await http(`${vm.backendUrl}/api/v1/internal/emulator/clock`)).json.epoch_ms
+    expect(Math.abs(guest - Date.now())).toBeLessThan(2000)
   })
 
   it('gives the same services and API results as a cold boot', async () => {

@@ -31,9 +31,12 @@ export interface Context {
 
 export type Mode = { kind: 'snapshot'; files: SnapshotFiles } | { kind: 'cold' }
 
+/** Which set of files a QEMU process uses: a warm spare runs beside the VM, in the other slot. */
+export type Slot = 'main' | 'spare'
+
 /** Launches (restore or cold boot) and waits until every service is healthy. */
-export async function launchReady(ctx: Context, mode: Mode, forwards: Forward[]): Promise<QemuProcess> {
-  if (mode.kind === 'snapshot') return restore(ctx, mode.files, forwards)
+export async function launchReady(ctx: Context, mode: Mode, forwards: Forward[], slot: Slot = 'main'): Promise<QemuProcess> {
+  if (mode.kind === 'snapshot') return restore(ctx, mode.files, forwards, slot)
   const overlay = overlayPath(ctx, mode)
   if (!(await exists(overlay))) await createOverlay(overlay, path.join(ctx.manifest.dir, ctx.manifest.disk))
   ctx.options.progress('booting the VM (cold boot)')
@@ -47,18 +50,18 @@ export async function launchReady(ctx: Context, mode: Mode, forwards: Forward[])
   return afterLaunch(ctx, proc, forwards, ctx.options.bootTimeoutMs ?? COLD_BOOT_TIMEOUT_MS, consolePath(ctx))
 }
 
-async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[]): Promise<QemuProcess> {
-  const overlay = overlayPath(ctx, { kind: 'snapshot', files })
+async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[], slot: Slot): Promise<QemuProcess> {
+  const overlay = overlayPath(ctx, { kind: 'snapshot', files }, slot)
   await fs.copyFile(await emptyOverlay(files), overlay) // a copy takes under 1 ms; qemu-img, tens
   ctx.options.progress('restoring the ready snapshot')
   const proc = await QemuProcess.launch({
     binary: ctx.binary,
     argv: buildArgv({
-      manifest: ctx.manifest, shape: ctx.shape, paths: launchPaths(ctx, overlay, files.seed), forwards,
+      manifest: ctx.manifest, shape: ctx.shape, paths: launchPaths(ctx, overlay, files.seed, slot), forwards,
       ram: { path: files.ram, share: false }, incoming: true,
     }),
-    qmpSocket: qmpSocketPath(ctx),
-    consoleLog: consolePath(ctx),
+    qmpSocket: qmpSocketPath(ctx, slot),
+    consoleLog: consolePath(ctx, slot),
     debug: ctx.debug,
   })
   try {
@@ -72,7 +75,7 @@ async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[]):
       code: 'SNAPSHOT', details: tail(exit.stderr, 5) || firstLine(error), cause: error,
     })
   }
-  const ready = await afterLaunch(ctx, proc, forwards, RESTORE_TIMEOUT_MS, consolePath(ctx))
+  const ready = await afterLaunch(ctx, proc, forwards, RESTORE_TIMEOUT_MS, consolePath(ctx, slot))
   try {
     await syncGuestClock(ctx.manifest, await resolvedForwards(ready, forwards))
   } catch (error) {
@@ -121,7 +124,7 @@ async function waitRunning(proc: QemuProcess, timeoutMs: number): Promise<void> 
 }
 
 /** A restored guest wakes with the snapshot's clock: push the host's time through the guest. */
-async function syncGuestClock(manifest: ImageManifest, forwards: Forward[]): Promise<void> {
+export async function syncGuestClock(manifest: ImageManifest, forwards: Forward[]): Promise<void> {
   if (!manifest.clock) return
   const url = serviceUrls(manifest, forwards)[manifest.clock.service] + manifest.clock.path
   const response = await request(url, {
@@ -168,8 +171,8 @@ export async function seedDigest(): Promise<string> {
   return sha256(Buffer.concat([await fs.readFile(seed.metaData), await fs.readFile(seed.userData)])).slice(0, 16)
 }
 
-function launchPaths(ctx: Context, disk: string, seed: { metaData: string; userData: string }) {
-  return { disk, qmpSocket: qmpSocketPath(ctx), consoleLog: consolePath(ctx), seed }
+function launchPaths(ctx: Context, disk: string, seed: { metaData: string; userData: string }, slot: Slot = 'main') {
+  return { disk, qmpSocket: qmpSocketPath(ctx, slot), consoleLog: consolePath(ctx, slot), seed }
 }
 
 /** An empty overlay over the snapshot's disk layer, made once beside it and copied per restore. */
@@ -184,9 +187,11 @@ async function emptyOverlay(files: SnapshotFiles): Promise<string> {
 }
 
 /** A restored VM writes to a throw-away overlay; a cold-booted one keeps its disk between runs. */
-export const overlayPath = (ctx: Context, mode: Mode) => path.join(ctx.instanceDir, mode.kind === 'snapshot' ? 'run.qcow2' : 'disk.qcow2')
-export const qmpSocketPath = (ctx: Context) => path.join(ctx.instanceDir, 'qmp.sock')
-export const consolePath = (ctx: { instanceDir: string }) => path.join(ctx.instanceDir, 'console.log')
+export const overlayPath = (ctx: Context, mode: Mode, slot: Slot = 'main') =>
+  path.join(ctx.instanceDir, mode.kind === 'snapshot' ? `run${suffix(slot)}.qcow2` : 'disk.qcow2')
+export const qmpSocketPath = (ctx: Context, slot: Slot = 'main') => path.join(ctx.instanceDir, `qmp${suffix(slot)}.sock`)
+export const consolePath = (ctx: { instanceDir: string }, slot: Slot = 'main') => path.join(ctx.instanceDir, `console${suffix(slot)}.log`)
+const suffix = (slot: Slot) => (slot === 'main' ? '' : `-${slot}`)
 
 export async function readTail(file: string, lines: number): Promise<string> {
   try {

@@ -10,7 +10,10 @@ import { chooseAccel } from './accel.js'
 import { machineShape, type Forward } from './argv.js'
 import { findQemu } from './binary.js'
 import { readySnapshot } from './capture.js'
-import { consolePath, firstLine, launchReady, overlayPath, qmpSocketPath, readTail, resolvedForwards, serviceUrls, type Context, type Mode } from './launch.js'
+import {
+  consolePath, firstLine, launchReady, overlayPath, qmpSocketPath, readTail, resolvedForwards, serviceUrls, syncGuestClock,
+  type Context, type Mode, type Slot,
+} from './launch.js'
 import type { QemuProcess } from './process.js'
 import { discardSnapshot } from './snapshot.js'
 
@@ -46,8 +49,23 @@ export async function startQemuVm(options: DriverStartOptions): Promise<RunningV
   return QemuVm.create(ctx, { kind: 'cold' }, forwards, options.snapshot !== false || Boolean(options.fresh))
 }
 
+interface Spare {
+  proc: QemuProcess
+  slot: Slot
+  /** Its private host ports. */
+  forwards: Forward[]
+}
+
+/** HMP answers a command it could not carry out with text ("Could not set up ..."), not an error. */
+async function hmp(proc: QemuProcess, command: string): Promise<void> {
+  const output = (await proc.qmp.hmp(command)).trim()
+  if (/could not|invalid|not found|error|failed/i.test(output)) throw new Error(`${command}: ${output}`)
+}
+
 class QemuVm implements RunningVm {
   private stopped = false
+  private slot: Slot = 'main'
+  private spare: Promise<Spare | undefined> | undefined
   private busy = false
   private resolveDied!: (reason: string) => void
   readonly died = new Promise<string>((resolve) => (this.resolveDied = resolve))
@@ -87,26 +105,65 @@ class QemuVm implements RunningVm {
     const started = performance.now()
     this.busy = true
     try {
+      const spare = await this.spare
+      this.spare = undefined
       await this.proc.stop()
       if (this.mode.kind === 'cold') await fs.rm(overlayPath(this.ctx, this.mode), { force: true })
       // Same host ports as before, so URLs handed out earlier keep working.
-      this.proc = await launchReady(this.ctx, this.mode, this.forwards)
+      this.proc = (spare && (await this.adopt(spare))) ?? (await launchReady(this.ctx, this.mode, this.forwards, this.slot))
       this.watch(this.proc)
     } finally {
       this.busy = false
     }
+    // A VM reset once is likely reset again (watch mode, suites taking turns): keep a spare.
+    if (this.mode.kind === 'snapshot' && !this.stopped) this.spare = this.prepareSpare()
     return { durationMs: Math.round(performance.now() - started), origin: this.origin }
   }
 
   async stop(): Promise<void> {
     this.stopped = true
-    await this.proc.stop()
-    await fs.rm(qmpSocketPath(this.ctx), { force: true })
-    if (this.mode.kind === 'snapshot') await fs.rm(overlayPath(this.ctx, this.mode), { force: true })
+    const spare = await this.spare
+    await Promise.all([this.proc.stop(), spare?.proc.stop()])
+    for (const slot of ['main', 'spare'] as const) {
+      await fs.rm(qmpSocketPath(this.ctx, slot), { force: true })
+      if (this.mode.kind === 'snapshot') await fs.rm(overlayPath(this.ctx, this.mode, slot), { force: true })
+    }
   }
 
   consoleTail(lines = 30): Promise<string> {
-    return readTail(consolePath(this.ctx), lines)
+    return readTail(consolePath(this.ctx, this.slot), lines)
+  }
+
+  /**
+   * A spare: the snapshot restored in the other slot, on private ports, resumed and warmed by
+   * its health checks. It holds no test's data. Progress is not reported: nobody waits on it.
+   */
+  private prepareSpare(): Promise<Spare | undefined> {
+    const slot: Slot = this.slot === 'main' ? 'spare' : 'main'
+    const privatePorts = this.forwards.map((f) => ({ guestPort: f.guestPort, hostPort: 0 }))
+    const quiet = { ...this.ctx, options: { ...this.ctx.options, progress: () => {} } }
+    return launchReady(quiet, this.mode, privatePorts, slot).then(
+      async (proc) => ({ proc, slot, forwards: await resolvedForwards(proc, privatePorts) }),
+      () => undefined, // the next reset restores the plain way, and says why if that fails too
+    )
+  }
+
+  /** Moves the instance's host ports onto the spare (the old VM is gone) and sets its clock. */
+  private async adopt(spare: Spare): Promise<QemuProcess | undefined> {
+    try {
+      if (!spare.proc.isAlive) return undefined
+      for (const forward of this.forwards) {
+        const old = spare.forwards.find((f) => f.guestPort === forward.guestPort)!
+        await hmp(spare.proc, `hostfwd_remove net0 tcp:127.0.0.1:${old.hostPort}`)
+        await hmp(spare.proc, `hostfwd_add net0 tcp:127.0.0.1:${forward.hostPort}-:${forward.guestPort}`)
+      }
+      await syncGuestClock(this.ctx.manifest, this.forwards)
+      this.slot = spare.slot
+      return spare.proc
+    } catch {
+      await spare.proc.stop()
+      return undefined
+    }
   }
 
   private watch(proc: QemuProcess): void {
