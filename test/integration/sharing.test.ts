@@ -53,7 +53,10 @@ describe('boot-or-reuse', () => {
       expect(new Set(results.map((r) => r.qemuPid)).size).toBe(1)
       expect(new Set(results.map((r) => JSON.stringify(r.urls))).size).toBe(1)
       await Promise.all(acquirers.map((a) => a.child))
-      expect(await eventually(() => processesMentioning(stateDir('race')).length === 0, 2000)).toBe(true)
+      // The last release stops the VM (timed in the next test); this only waits for a clean slate.
+      const gone = await eventually(() => processesMentioning(stateDir('race')).length === 0, 10_000)
+      const log = () => fs.readFileSync(path.join(stateDir('race'), 'supervisor.log'), 'utf8').split('\n').slice(-8).join('\n')
+      expect(gone, `round ${round}: still running ${JSON.stringify(processesMentioning(stateDir('race')))}\n${log()}`).toBe(true)
     }
   })
 

@@ -40,7 +40,8 @@ export async function startQemuVm(options: DriverStartOptions): Promise<RunningV
         return await QemuVm.create(ctx, { kind: 'snapshot', files }, forwards, false)
       } catch (error) {
         if (error instanceof StackEmulatorError && error.code === 'PORT_BUSY') throw error
-        options.log(`Restoring the ready snapshot failed (${firstLine(error)}); cold booting instead and capturing it again next time.`)
+        const details = error instanceof StackEmulatorError && error.details ? `: ${error.details.replace(/\s+/g, ' ').slice(0, 300)}` : ''
+        options.log(`Restoring the ready snapshot failed (${firstLine(error)}${details}); cold booting instead and capturing it again next time.`)
         await discardSnapshot(files.dir)
       }
     }
