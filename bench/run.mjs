@@ -147,5 +147,5 @@ if (json) {
     ['16 node start-ups, for comparison', `${result.nodeStartup16Ms} ms`, 'load the package and exit'],
   ]
   process.stdout.write(`medians of ${runs} runs, accel ${result.accel}\n`)
-  for (const [what, value, note = ''] of rows) process.stdout.write(`  ${what.padEnd(38)} ${value.padStart(9)}  ${note}\n`)
+  for (const [what, value, note = ''] of rows) process.stdout.write(`  ${what.padEnd(42)} ${value.padStart(9)}  ${note}\n`)
 }
