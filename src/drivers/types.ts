@@ -43,6 +43,4 @@ export interface RunningVm {
   stop(): Promise<void>
   /** Resolves when the VM stops by itself (crash, killed); not after stop(). */
   readonly died: Promise<string>
-  /** The serial console's last lines. */
-  consoleTail(lines?: number): Promise<string>
 }

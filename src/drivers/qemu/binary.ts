@@ -33,7 +33,7 @@ async function probeVersion(binary: string): Promise<QemuBinary> {
   }
 }
 
-export async function qemuImg(args: string[]): Promise<string> {
+async function qemuImg(args: string[]): Promise<string> {
   try {
     const { stdout } = await execa('qemu-img', args, { timeout: 60_000 })
     return stdout

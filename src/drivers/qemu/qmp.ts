@@ -79,32 +79,6 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     return this.execute<string>('human-monitor-command', { 'command-line': commandLine }, timeoutMs)
   }
 
-  /** Resolves with the first event of that name (and matching `filter`), or rejects on timeout. */
-  waitEvent(name: string, timeoutMs: number, filter: (e: QmpEvent) => boolean = () => true): Promise<QmpEvent> {
-    return new Promise((resolve, reject) => {
-      const onEvent = (e: QmpEvent) => {
-        if (e.event !== name || !filter(e)) return
-        cleanup()
-        resolve(e)
-      }
-      const onClose = () => {
-        cleanup()
-        reject(qmpError(`QMP socket closed while waiting for ${name}`))
-      }
-      const timer = setTimeout(() => {
-        cleanup()
-        reject(qmpError(`no ${name} event`, timeoutMs))
-      }, timeoutMs)
-      const cleanup = () => {
-        clearTimeout(timer)
-        this.off('event', onEvent)
-        this.off('close', onClose)
-      }
-      this.on('event', onEvent)
-      this.on('close', onClose)
-    })
-  }
-
   close(): void {
     this.socket.destroy()
   }

@@ -11,7 +11,7 @@ import { machineShape, type Forward } from './argv.js'
 import { findQemu } from './binary.js'
 import { readySnapshot } from './capture.js'
 import {
-  consolePath, firstLine, launchReady, overlayPath, qmpSocketPath, readTail, resolvedForwards, serviceUrls, syncGuestClock,
+  firstLine, launchReady, overlayPath, qmpSocketPath, resolvedForwards, serviceUrls, syncGuestClock,
   type Context, type Mode, type Slot,
 } from './launch.js'
 import type { QemuProcess } from './process.js'
@@ -129,10 +129,6 @@ class QemuVm implements RunningVm {
       await fs.rm(qmpSocketPath(this.ctx, slot), { force: true })
       if (this.mode.kind === 'snapshot') await fs.rm(overlayPath(this.ctx, this.mode, slot), { force: true })
     }
-  }
-
-  consoleTail(lines = 30): Promise<string> {
-    return readTail(consolePath(this.ctx, this.slot), lines)
   }
 
   /**
