@@ -45,11 +45,13 @@ export async function attachExisting(paths: InstancePaths, lease: boolean, log: 
     await cleanStale(paths)
     return undefined
   }
+  let connection: SupervisorConnection | undefined
   try {
-    const connection = await SupervisorConnection.connect(paths.socket)
+    connection = await connectPatiently(paths.socket)
     const hello = await connection.request<HelloResult>({ op: 'hello', lease, client: clientInfo() }, 5000)
     return { connection, hello }
   } catch (error) {
+    connection?.close()
     if (error instanceof StackEmulatorError && error.code === 'SUPERVISOR') throw error // shutting down: retry
     log(`The supervisor (pid ${state.pid}) does not answer; stopping it and starting afresh.`)
     if (isOurSupervisor(state.pid, paths)) process.kill(state.pid, 'SIGKILL')
@@ -76,17 +78,33 @@ export async function spawnSupervisor(config: SupervisorConfig, lease: boolean):
   child.on('error', () => (exited = true))
   const deadline = Date.now() + 15_000
   for (;;) {
+    let connection: SupervisorConnection | undefined
     try {
-      const connection = await SupervisorConnection.connect(paths.socket, 1000)
+      connection = await SupervisorConnection.connect(paths.socket, 1000)
       const hello = await connection.request<HelloResult>({ op: 'hello', lease, client: clientInfo() }, 5000)
       return { connection, hello }
     } catch (error) {
+      connection?.close() // an unanswered hello must not stay open as a lease
       if (exited || Date.now() > deadline) {
         const logTail = (await fsp.readFile(paths.supervisorLog, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-10).join('\n')
         throw new StackEmulatorError('The emulator supervisor did not start', {
           code: 'SUPERVISOR', fix: `See ${paths.supervisorLog}.`, details: logTail, cause: error,
         })
       }
+      await new Promise((r) => setTimeout(r, 25))
+    }
+  }
+}
+
+/** A supervisor writes its state just before it listens: give a live one a moment to start. */
+async function connectPatiently(socket: string): Promise<SupervisorConnection> {
+  const deadline = Date.now() + 3000
+  for (;;) {
+    try {
+      return await SupervisorConnection.connect(socket)
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() > deadline) throw error
       await new Promise((r) => setTimeout(r, 25))
     }
   }

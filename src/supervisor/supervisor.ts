@@ -58,8 +58,22 @@ export class Supervisor {
     )
   }
 
+  /**
+   * Writes state.json, then listens. In this order, a client that got an answer on the socket
+   * (and so lets go of the instance lock) leaves state.json behind for the next one: the other
+   * way round, the next client could find no state and start a second supervisor.
+   */
   async listen(): Promise<void> {
     const { paths } = this.config
+    const state: InstanceState = {
+      pid: process.pid,
+      socket: paths.socket,
+      imageFingerprint: this.manifest.fingerprint,
+      imageName: this.manifest.name,
+      startedAt: new Date().toISOString(),
+    }
+    await fs.writeFile(`${paths.state}.tmp`, JSON.stringify(state, null, 2))
+    await fs.rename(`${paths.state}.tmp`, paths.state)
     await fs.rm(paths.socket, { force: true })
     const umask = process.umask(0o177) // socket created 0600
     try {
@@ -70,15 +84,6 @@ export class Supervisor {
     } finally {
       process.umask(umask)
     }
-    const state: InstanceState = {
-      pid: process.pid,
-      socket: paths.socket,
-      imageFingerprint: this.manifest.fingerprint,
-      imageName: this.manifest.name,
-      startedAt: new Date().toISOString(),
-    }
-    await fs.writeFile(`${paths.state}.tmp`, JSON.stringify(state, null, 2))
-    await fs.rename(`${paths.state}.tmp`, paths.state)
   }
 
   private onConnection(socket: net.Socket): void {
