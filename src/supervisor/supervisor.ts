@@ -231,8 +231,11 @@ export class Supervisor {
         this.log(`stopping: ${reason}`)
         this.broadcast({ event: 'stopped', reason })
         this.server.close()
-        await fs.rm(paths.state, { force: true })
-        await fs.rm(paths.socket, { force: true })
+        // Only our own traces: never those of a supervisor that took over the instance.
+        if ((await readStatePid(paths.state)) === process.pid) {
+          await fs.rm(paths.state, { force: true })
+          await fs.rm(paths.socket, { force: true })
+        }
         const vm = await this.vmReady.catch(() => undefined)
         await this.enqueue(async () => vm?.stop()).catch(() => {})
       }).catch((error: Error) => this.log(`shutdown: ${error.message}`))
@@ -264,4 +267,12 @@ export class Supervisor {
 
 function errorPayload(error: Error): { code: string; message: string } {
   return error instanceof StackEmulatorError ? error.toJSON() : { code: 'SUPERVISOR', message: error.message }
+}
+
+async function readStatePid(file: string): Promise<number | undefined> {
+  try {
+    return (JSON.parse(await fs.readFile(file, 'utf8')) as InstanceState).pid
+  } catch {
+    return undefined
+  }
 }
