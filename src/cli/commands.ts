@@ -133,7 +133,7 @@ async function reset(args: ParsedArgs): Promise<number> {
 
 async function logs(args: ParsedArgs): Promise<number> {
   const paths = instanceFiles(args.options.name)
-  const file = args.supervisor ? paths.supervisorLog : path.join(paths.dir, 'console.log')
+  const file = args.supervisor ? paths.supervisorLog : await currentConsoleLog(paths.dir)
   const text = await fs.readFile(file, 'utf8').catch(() => undefined)
   if (args.json) print({ file, text: text ?? null })
   else if (text === undefined) process.stderr.write(`stack-emulator: no log at ${file} (has instance "${paths.name}" ever run?)\n`)
@@ -183,4 +183,11 @@ function signalNumber(signal: string): number {
 
 function instanceName(args: ParsedArgs): string {
   return args.options.name ?? readSettings().name
+}
+
+/** After a reset by warm spare the VM writes console-spare.log: show whichever was written last. */
+async function currentConsoleLog(dir: string): Promise<string> {
+  const files = ['console.log', 'console-spare.log'].map((name) => path.join(dir, name))
+  const stats = await Promise.all(files.map((file) => fs.stat(file).then((s) => s.mtimeMs, () => -1)))
+  return files[stats[1]! > stats[0]! ? 1 : 0]!
 }
