@@ -19,6 +19,12 @@ export type ErrorCode =
   | 'SUPERVISOR'
   | 'CREDENTIALS'
   | 'TIMEOUT'
+  | 'STATE_UNSAFE'
+  | 'DISK_FULL'
+  | 'READ_ONLY'
+  | 'PROTOCOL'
+  | 'SHUTTING_DOWN'
+  | 'OPTIONS_MISMATCH'
 
 export interface StackEmulatorErrorOptions {
   code: ErrorCode

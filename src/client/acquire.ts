@@ -13,7 +13,7 @@ import { mintCredentials, resolveConfigFile } from '../stack/credentials.js'
 import type { AcquireResult, VmInfo } from '../supervisor/protocol.js'
 import { attachExisting, spawnSupervisor, type Attached } from './attach.js'
 import type { SupervisorConnection } from './connection.js'
-import { DEFAULTS, validateOptions, type EmulatorOptions } from './options.js'
+import { assertCompatible, driverOptions, resolveOptions, type DriverOptions, type EmulatorOptions } from './options.js'
 
 export interface EmulatorInfo {
   name: string
@@ -42,62 +42,57 @@ export interface Emulator extends EmulatorInfo, AsyncDisposable {
 }
 
 export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> {
-  validateOptions(options)
   const settings = readSettings()
-  const paths = instancePaths(settings.stateRoot, options.name ?? settings.name)
-  const log = options.onLog ?? ((line: string) => process.stderr.write(`stack-emulator: ${line}\n`))
-  const progress = options.onProgress ?? (() => {})
+  const resolved = resolveOptions(options, settings)
+  const paths = instancePaths(settings.stateRoot, resolved.name)
+  const log = resolved.onLog
+  const progress = resolved.onProgress
   await ensureInstanceDir(paths)
-  const manifest = await resolveImage({ image: options.image ?? settings.image, cacheRoot: settings.cacheRoot, progress })
-  const attached = await attachOrStart(paths, manifest, { ...options, image: options.image ?? settings.image }, settings, log)
+  const manifest = await resolveImage({ image: resolved.image, cacheRoot: settings.cacheRoot, progress })
+  const driver = driverOptions(resolved, manifest)
+  const attached = await attachOrStart(paths, manifest, { ...settings, image: resolved.image }, driver, log)
   const { connection } = attached
-  const said = new Set<string>() // a line replayed from the supervisor's history and sent live is said once
-  connection.on('event', (event) => {
-    if (event.event === 'progress') progress(event.phase)
-    else if (event.event === 'log' && !said.has(event.line)) {
-      said.add(event.line)
-      log(event.line)
-    }
-  })
   try {
+    assertCompatible(paths.name, resolved.requested, attached.hello.driver)
+    const said = new Set<string>() // a line replayed from the supervisor's history and sent live is said once
+    connection.on('event', (event) => {
+      if (event.event === 'progress') progress(event.phase)
+      else if (event.event === 'log' && !said.has(event.line)) {
+        said.add(event.line)
+        log(event.line)
+      }
+    })
     const result = await connection.request<AcquireResult>({
       op: 'acquire',
-      isolation: options.isolation ?? DEFAULTS.isolation,
-      keepAlive: options.keepAlive ?? DEFAULTS.keepAlive,
-      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+      isolation: resolved.isolation,
+      keepAlive: resolved.keepAlive,
+      idleTimeoutMs: resolved.idleTimeoutMs,
     })
-    return await EmulatorHandle.create(paths, manifest, options, connection, result)
+    return await EmulatorHandle.create(paths, manifest, resolved.configFile, connection, result)
   } catch (error) {
     connection.close()
     throw error
   }
 }
 
+/** How long a client waits for a supervisor that is shutting down to be gone. */
+const SHUTDOWN_WAIT_MS = 30_000
+
 async function attachOrStart(
   paths: InstancePaths,
   manifest: ImageManifest,
-  options: EmulatorOptions,
   settings: Settings,
+  driver: DriverOptions,
   log: (line: string) => void,
 ): Promise<Attached> {
-  for (let attempt = 0; ; attempt++) {
+  const deadline = Date.now() + SHUTDOWN_WAIT_MS
+  for (;;) {
     try {
       const attached = await withInstanceLock(paths, async () => {
         const existing = await attachExisting(paths, true, log)
         if (existing) return existing
-        return spawnSupervisor({
-          paths,
-          manifestPath: manifest.file,
-          settings: { ...settings, image: options.image },
-          driver: {
-            ports: options.ports,
-            memoryMb: options.memoryMb,
-            snapshot: options.snapshot ?? DEFAULTS.snapshot,
-            fresh: options.fresh ?? DEFAULTS.fresh,
-            bootTimeoutMs: options.bootTimeoutMs,
-          },
-        }, true)
-      }, log)
+        return spawnSupervisor({ paths, manifestPath: manifest.file, settings, driver }, true)
+      })
       if (attached.hello.imageFingerprint !== manifest.fingerprint) {
         attached.connection.close()
         throw new StackEmulatorError(
@@ -107,9 +102,9 @@ async function attachOrStart(
       }
       return attached
     } catch (error) {
-      // A supervisor that was shutting down as we arrived: try again, it will be gone.
-      if (error instanceof StackEmulatorError && error.code === 'SUPERVISOR' && error.message.includes('shutting down') && attempt < 20) {
-        await new Promise((r) => setTimeout(r, 100))
+      // A supervisor that was shutting down as we arrived: once it is gone, a new one starts.
+      if (error instanceof StackEmulatorError && error.code === 'SHUTTING_DOWN' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50))
         continue
       }
       throw error
@@ -127,7 +122,7 @@ class EmulatorHandle implements Emulator {
   private constructor(
     private readonly paths: InstancePaths,
     private readonly manifest: ImageManifest,
-    private readonly options: EmulatorOptions,
+    private readonly configFile: string | false | undefined,
     private readonly connection: SupervisorConnection,
     private info: VmInfo,
     readonly wasReset: boolean,
@@ -138,8 +133,8 @@ class EmulatorHandle implements Emulator {
     connection.on('close', () => this.resolveLost('the connection to the emulator closed'))
   }
 
-  static async create(paths: InstancePaths, manifest: ImageManifest, options: EmulatorOptions, connection: SupervisorConnection, result: AcquireResult): Promise<EmulatorHandle> {
-    const handle = new EmulatorHandle(paths, manifest, options, connection, result, result.reset)
+  static async create(paths: InstancePaths, manifest: ImageManifest, configFile: string | false | undefined, connection: SupervisorConnection, result: AcquireResult): Promise<EmulatorHandle> {
+    const handle = new EmulatorHandle(paths, manifest, configFile, connection, result, result.reset)
     await handle.refresh()
     return handle
   }
@@ -155,8 +150,8 @@ class EmulatorHandle implements Emulator {
   /** Mints credentials (again after a reset: the project rows went with it) and rebuilds env. */
   private async refresh(): Promise<void> {
     const route = this.manifest.credentials
-    if (route && this.options.configFile !== false) {
-      const configFile = await resolveConfigFile(this.options.configFile || undefined, process.cwd(), this.paths.dir)
+    if (route && this.configFile !== false) {
+      const configFile = await resolveConfigFile(this.configFile || undefined, process.cwd(), this.paths.dir)
       this.credentials = await mintCredentials(this.info.urls[route.service] + route.path, configFile)
     }
     this.env = emulatorEnv(this.info.urls, this.credentials)

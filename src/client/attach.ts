@@ -1,16 +1,19 @@
 /**
- * Boot-or-reuse: under the instance lock, attach to a live supervisor or start one. Stale
- * state (dead pid, no answer, garbage) is cleaned with one line saying what was found.
+ * Boot-or-reuse, under the instance lock: attach to the live supervisor or start one. Who owns
+ * the instance is decided by the ownership lock (instance/lock.ts), never by files: a deleted
+ * or garbled state file cannot make us start a second VM, and we remove stale files only when
+ * no supervisor owns the instance.
  */
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
 import { StackEmulatorError } from '../errors.js'
+import { isOwned } from '../instance/lock.js'
 import type { InstancePaths } from '../instance/paths.js'
 import { isProcessAlive } from '../instance/process-alive.js'
 import { packageRoot } from '../package-root.js'
-import type { InstanceState, SupervisorConfig } from '../supervisor/config.js'
+import { ALREADY_OWNED_EXIT_CODE, type InstanceState, type SupervisorConfig } from '../supervisor/config.js'
 import type { ClientInfo, HelloResult } from '../supervisor/protocol.js'
 import { SupervisorConnection } from './connection.js'
 
@@ -19,43 +22,55 @@ export interface Attached {
   hello: HelloResult
 }
 
+/** How long an owned but silent supervisor gets to answer (it re-creates a deleted socket within a second). */
+const UNREACHABLE_GRACE_MS = 5_000
+const SPAWN_TIMEOUT_MS = 15_000
+
 export function clientInfo(): ClientInfo {
   return { pid: process.pid, command: process.argv.map((a) => path.basename(a)).join(' ').slice(0, 200) }
 }
 
-/** Connects to the running supervisor, or cleans its stale traces and returns undefined. */
+/** Connects to the running supervisor; undefined (after cleaning stale files) when none owns the instance. */
 export async function attachExisting(paths: InstancePaths, lease: boolean, log: (line: string) => void): Promise<Attached | undefined> {
-  let text: string
-  try {
-    text = await fsp.readFile(paths.state, 'utf8')
-  } catch {
-    return undefined
-  }
-  let state: InstanceState
-  try {
-    state = JSON.parse(text) as InstanceState
-    if (!Number.isInteger(state.pid)) throw new Error('no pid')
-  } catch {
-    log(`Found an unreadable state file ${paths.state}; removing it.`)
+  const attached = await tryHello(paths, lease)
+  if (attached) return attached
+  const state = await readState(paths)
+  const statePid = typeof state === 'object' ? state.pid : undefined
+  if (!(await isOwned(paths, statePid))) {
+    if (state === 'garbled') log(`Found an unreadable state file ${paths.state}; removing it.`)
+    else if (state) log(`Found the state of a supervisor that is gone (pid ${state.pid}); cleaning up.`)
     await cleanStale(paths)
     return undefined
   }
-  if (!isProcessAlive(state.pid)) {
-    log(`Found the state of a supervisor that is gone (pid ${state.pid}); cleaning up.`)
-    await cleanStale(paths)
-    return undefined
+  // Owned but not answering: starting, repairing its socket, or shutting down. Give it a moment.
+  const deadline = Date.now() + UNREACHABLE_GRACE_MS
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50))
+    const again = await tryHello(paths, lease)
+    if (again) return again
+    if (!(await isOwned(paths, undefined))) {
+      await cleanStale(paths)
+      return undefined
+    }
   }
+  const pid = supervisorPid(paths, statePid)
+  log(`The supervisor of instance "${paths.name}"${pid ? ` (pid ${pid})` : ''} does not answer; stopping it and starting afresh.`)
+  if (pid) process.kill(pid, 'SIGKILL') // its QEMU dies with it (parent-death signal)
+  const gone = Date.now() + 5_000
+  while ((await isOwned(paths, undefined)) && Date.now() < gone) await new Promise((r) => setTimeout(r, 20))
+  await cleanStale(paths)
+  return undefined
+}
+
+async function tryHello(paths: InstancePaths, lease: boolean): Promise<Attached | undefined> {
   let connection: SupervisorConnection | undefined
   try {
-    connection = await connectPatiently(paths.socket)
+    connection = await SupervisorConnection.connect(paths.socket, 1000)
     const hello = await connection.request<HelloResult>({ op: 'hello', lease, client: clientInfo() }, 5000)
     return { connection, hello }
   } catch (error) {
-    connection?.close()
-    if (error instanceof StackEmulatorError && error.code === 'SUPERVISOR') throw error // shutting down: retry
-    log(`The supervisor (pid ${state.pid}) does not answer; stopping it and starting afresh.`)
-    if (isOurSupervisor(state.pid, paths)) process.kill(state.pid, 'SIGKILL')
-    await cleanStale(paths)
+    connection?.close() // an unanswered hello must not stay open as a lease
+    if (error instanceof StackEmulatorError && error.code === 'SHUTTING_DOWN') throw error // the caller retries
     return undefined
   }
 }
@@ -66,60 +81,67 @@ export async function spawnSupervisor(config: SupervisorConfig, lease: boolean):
   const logFd = fs.openSync(paths.supervisorLog, 'a', 0o600)
   // Node's own spawn: the supervisor must outlive us with the log file as its stdio, which needs
   // a raw descriptor and no piping through this process.
-  const child = spawn(process.execPath, ['--enable-source-maps', path.join(packageRoot, 'dist/supervisor/main.js'), paths.supervisorConfig], {
+  const child = spawn(process.execPath, [path.join(packageRoot, 'dist/supervisor/main.js'), paths.supervisorConfig], {
     detached: true,
     stdio: ['ignore', logFd, logFd],
     env: { ...process.env, NODE_OPTIONS: '' },
   })
   child.unref()
   fs.closeSync(logFd)
-  let exited = false
-  child.on('exit', () => (exited = true))
-  child.on('error', () => (exited = true))
-  const deadline = Date.now() + 15_000
+  // A supervisor that found the instance owned (an orphan of a killed client got there first)
+  // exits with ALREADY_OWNED_EXIT_CODE: then the owner answers on the same socket.
+  let failed = false
+  child.on('exit', (code) => (failed = code !== ALREADY_OWNED_EXIT_CODE))
+  child.on('error', () => (failed = true))
+  const deadline = Date.now() + SPAWN_TIMEOUT_MS
   for (;;) {
-    let connection: SupervisorConnection | undefined
-    try {
-      connection = await SupervisorConnection.connect(paths.socket, 1000)
-      const hello = await connection.request<HelloResult>({ op: 'hello', lease, client: clientInfo() }, 5000)
-      return { connection, hello }
-    } catch (error) {
-      connection?.close() // an unanswered hello must not stay open as a lease
-      if (exited || Date.now() > deadline) {
-        const logTail = (await fsp.readFile(paths.supervisorLog, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-10).join('\n')
-        throw new StackEmulatorError('The emulator supervisor did not start', {
-          code: 'SUPERVISOR', fix: `See ${paths.supervisorLog}.`, details: logTail, cause: error,
-        })
-      }
-      await new Promise((r) => setTimeout(r, 25))
+    const attached = await tryHello(paths, lease)
+    if (attached) return attached
+    if (failed || Date.now() > deadline) {
+      const logTail = (await fsp.readFile(paths.supervisorLog, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-10).join('\n')
+      throw new StackEmulatorError('The emulator supervisor did not start', { code: 'SUPERVISOR', fix: `See ${paths.supervisorLog}.`, details: logTail })
     }
+    await new Promise((r) => setTimeout(r, 20))
   }
 }
 
-/** A supervisor writes its state just before it listens: give a live one a moment to start. */
-async function connectPatiently(socket: string): Promise<SupervisorConnection> {
-  const deadline = Date.now() + 3000
-  for (;;) {
-    try {
-      return await SupervisorConnection.connect(socket)
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code
-      if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() > deadline) throw error
-      await new Promise((r) => setTimeout(r, 25))
-    }
+async function readState(paths: InstancePaths): Promise<InstanceState | 'garbled' | undefined> {
+  let text: string
+  try {
+    text = await fsp.readFile(paths.state, 'utf8')
+  } catch {
+    return undefined
+  }
+  try {
+    const state = JSON.parse(text) as InstanceState
+    return Number.isInteger(state?.pid) && state.pid > 0 ? state : 'garbled'
+  } catch {
+    return 'garbled'
   }
 }
 
+/** Called only when no supervisor owns the instance: these files are nobody's. */
 async function cleanStale(paths: InstancePaths): Promise<void> {
   await fsp.rm(paths.state, { force: true })
   await fsp.rm(paths.socket, { force: true })
 }
 
-/** Guards against killing an unrelated process that reused the pid. */
-function isOurSupervisor(pid: number, paths: InstancePaths): boolean {
+/**
+ * The pid of the instance's supervisor: from its state file, or (when that is gone) the process
+ * whose command line names this instance's supervisor.json. Never an unrelated process.
+ */
+function supervisorPid(paths: InstancePaths, fromState: number | undefined): number | undefined {
+  const isOurs = (pid: number) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(paths.supervisorConfig)
+    } catch {
+      return false
+    }
+  }
+  if (fromState && isProcessAlive(fromState) && isOurs(fromState)) return fromState
   try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(paths.supervisorConfig)
+    return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).find((pid) => pid !== process.pid && isOurs(pid))
   } catch {
-    return false
+    return undefined
   }
 }

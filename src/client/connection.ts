@@ -11,7 +11,9 @@ export class SupervisorConnection extends EventEmitter<{ event: [Event]; close: 
 
   private constructor(private readonly socket: net.Socket) {
     super()
-    onLines(socket, (message) => {
+    onLines(socket, (line) => {
+      if (line === null || typeof line !== 'object') return
+      const message = line as Record<string, unknown>
       if ('event' in message) return void this.emit('event', message as unknown as Event)
       const pending = this.pending.get(message.id as number)
       if (!pending) return

@@ -1,14 +1,21 @@
 /**
- * Options of acquire(), shared by the Vitest plugin, the Playwright fixture and the CLI.
- * Defaults are written here once.
+ * Options of acquire(), shared by the Vitest plugin, the Playwright fixture and the CLI. Every
+ * default and every bound is written here once: `resolveOptions` validates and fills them in one
+ * pass, and later modules receive the finished object and never apply a default again.
  */
-import { badOption } from '../errors.js'
+import os from 'node:os'
+import { StackEmulatorError, badOption } from '../errors.js'
+import type { ImageManifest } from '../image/manifest.js'
+import type { Settings } from '../settings.js'
 import type { Isolation } from '../supervisor/protocol.js'
+import type { DriverOptions } from '../drivers/types.js'
+
+export type { DriverOptions }
 
 export interface EmulatorOptions {
   /** Instance name: suites using the same name share one VM. @default $STACK_EMULATOR_NAME or 'default' */
   name?: string
-  /** Path to an image manifest.json; unset = the fixture image, built on first use. @default undefined */
+  /** Path to an image manifest.json; unset = the fixture image, built on first use. @default $STACK_EMULATOR_IMAGE */
   image?: string
   /** How suites are kept apart. @default 'suite' */
   isolation?: Isolation
@@ -24,7 +31,7 @@ export interface EmulatorOptions {
   snapshot?: boolean
   /** Without snapshot: discard the instance's disk overlay before booting. @default false */
   fresh?: boolean
-  /** Longest wait for a cold boot to become healthy. @default 180000 */
+  /** Longest wait for a cold boot to become healthy, in ms. @default 180000 */
   bootTimeoutMs?: number
   /**
    * The app's stack.config.ts whose project the credentials belong to; false = no credentials.
@@ -33,8 +40,22 @@ export interface EmulatorOptions {
   configFile?: string | false
   /** Called with each phase of a long wait (boot, capture, restore). */
   onProgress?: (phase: string) => void
-  /** Called with each one-line message (warnings, fallbacks, recoveries). */
+  /** Called with each one-line message (warnings, fallbacks, recoveries). @default a line on stderr */
   onLog?: (line: string) => void
+}
+
+export interface ResolvedOptions {
+  name: string
+  image: string | undefined
+  isolation: Isolation
+  keepAlive: boolean
+  idleTimeoutMs: number
+  configFile: string | false | undefined
+  onProgress: (phase: string) => void
+  onLog: (line: string) => void
+  /** What the caller set explicitly, to compare with a running VM. */
+  requested: Pick<EmulatorOptions, 'ports' | 'memoryMb' | 'snapshot'>
+  driverDefaults: Omit<DriverOptions, 'ports' | 'memoryMb'>
 }
 
 export const DEFAULTS = {
@@ -43,19 +64,94 @@ export const DEFAULTS = {
   idleTimeoutMs: 300_000,
   snapshot: true,
   fresh: false,
+  bootTimeoutMs: 180_000,
 }
 
-const ISOLATIONS = ['suite', 'exclusive', 'none']
+/** setTimeout's limit: a longer timer fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+const ISOLATIONS: Isolation[] = ['suite', 'exclusive', 'none']
+export const MIN_MEMORY_MB = 64
+
+/** Guest memory above the host's would only fail later, after a long wait (and a huge sparse file). */
+export function maxMemoryMb(): number {
+  return Math.min(65_536, Math.floor(os.totalmem() / 2 ** 20))
+}
 
 export function validateOptions(options: EmulatorOptions): void {
-  const { name, isolation, idleTimeoutMs, ports, memoryMb, bootTimeoutMs, configFile } = options
+  if (options === null || typeof options !== 'object') throw badOption('options', options, 'an object')
+  const { name, image, isolation, keepAlive, idleTimeoutMs, ports, memoryMb, snapshot, fresh, bootTimeoutMs, configFile, onProgress, onLog } = options
   if (name !== undefined && typeof name !== 'string') throw badOption('name', name, 'a string')
+  if (image !== undefined && typeof image !== 'string') throw badOption('image', image, 'a path to a manifest.json')
   if (isolation !== undefined && !ISOLATIONS.includes(isolation)) throw badOption('isolation', isolation, `one of ${ISOLATIONS.join(', ')}`)
-  if (idleTimeoutMs !== undefined && !(Number.isInteger(idleTimeoutMs) && idleTimeoutMs >= 0)) throw badOption('idleTimeoutMs', idleTimeoutMs, 'an integer >= 0')
-  if (memoryMb !== undefined && !(Number.isInteger(memoryMb) && memoryMb >= 64)) throw badOption('memoryMb', memoryMb, 'an integer >= 64')
-  if (bootTimeoutMs !== undefined && !(Number.isInteger(bootTimeoutMs) && bootTimeoutMs > 0)) throw badOption('bootTimeoutMs', bootTimeoutMs, 'a positive integer')
+  for (const [key, value] of Object.entries({ keepAlive, snapshot, fresh })) {
+    if (value !== undefined && typeof value !== 'boolean') throw badOption(key, value, 'true or false')
+  }
+  integerIn('idleTimeoutMs', idleTimeoutMs, 0, MAX_TIMER_MS)
+  integerIn('memoryMb', memoryMb, MIN_MEMORY_MB, maxMemoryMb())
+  integerIn('bootTimeoutMs', bootTimeoutMs, 1000, MAX_TIMER_MS)
   if (configFile !== undefined && configFile !== false && typeof configFile !== 'string') throw badOption('configFile', configFile, 'a path or false')
-  for (const [service, port] of Object.entries(ports ?? {})) {
-    if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw badOption(`ports.${service}`, port, 'a port number 0..65535')
+  if (ports !== undefined && (ports === null || typeof ports !== 'object')) throw badOption('ports', ports, 'an object of service names to ports')
+  for (const [service, port] of Object.entries(ports ?? {})) integerIn(`ports.${service}`, port, 0, 65_535)
+  for (const [key, value] of Object.entries({ onProgress, onLog })) {
+    if (value !== undefined && typeof value !== 'function') throw badOption(key, value, 'a function')
+  }
+}
+
+function integerIn(name: string, value: unknown, min: number, max: number): void {
+  if (value === undefined) return
+  if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
+    throw badOption(name, value, `an integer from ${min} to ${max}`)
+  }
+}
+
+export function resolveOptions(options: EmulatorOptions, settings: Settings): ResolvedOptions {
+  validateOptions(options)
+  return {
+    name: options.name ?? settings.name,
+    image: options.image ?? settings.image,
+    isolation: options.isolation ?? DEFAULTS.isolation,
+    keepAlive: options.keepAlive ?? DEFAULTS.keepAlive,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+    configFile: options.configFile,
+    onProgress: options.onProgress ?? (() => {}),
+    onLog: options.onLog ?? ((line) => process.stderr.write(`stack-emulator: ${line}\n`)),
+    requested: { ports: options.ports, memoryMb: options.memoryMb, snapshot: options.snapshot },
+    driverDefaults: {
+      snapshot: options.snapshot ?? DEFAULTS.snapshot,
+      fresh: options.fresh ?? DEFAULTS.fresh,
+      bootTimeoutMs: options.bootTimeoutMs ?? DEFAULTS.bootTimeoutMs,
+    },
+  }
+}
+
+/** The driver options for this image: ports for its services (unknown ones refused), its memory by default. */
+export function driverOptions(resolved: ResolvedOptions, manifest: ImageManifest): DriverOptions {
+  const known = manifest.services.map((s) => s.name)
+  for (const service of Object.keys(resolved.requested.ports ?? {})) {
+    if (!known.includes(service)) throw badOption(`ports.${service}`, resolved.requested.ports![service], `a port of one of the image's services (${known.join(', ')})`)
+  }
+  return {
+    ...resolved.driverDefaults,
+    memoryMb: resolved.requested.memoryMb ?? manifest.memoryMb,
+    ports: Object.fromEntries(manifest.services.map((s) => [s.name, resolved.requested.ports?.[s.name] ?? s.hostPort ?? 0])),
+  }
+}
+
+/**
+ * A suite that asks for something the running VM does not have is refused, naming the
+ * difference: it would otherwise silently get the running VM.
+ */
+export function assertCompatible(name: string, requested: ResolvedOptions['requested'], running: DriverOptions): void {
+  const differences: string[] = []
+  if (requested.memoryMb !== undefined && requested.memoryMb !== running.memoryMb) differences.push(`memoryMb ${running.memoryMb}, not ${requested.memoryMb}`)
+  if (requested.snapshot !== undefined && requested.snapshot !== running.snapshot) differences.push(`snapshot ${running.snapshot}, not ${requested.snapshot}`)
+  for (const [service, port] of Object.entries(requested.ports ?? {})) {
+    if (port !== 0 && running.ports[service] !== port) differences.push(`ports.${service} ${running.ports[service]}, not ${port}`)
+  }
+  if (differences.length > 0) {
+    throw new StackEmulatorError(`Instance "${name}" is running with ${differences.join(', ')}`, {
+      code: 'OPTIONS_MISMATCH',
+      fix: `Use another instance name (name option, --name), drop the differing options, or stop it first (stack-emulator stop --name ${name}).`,
+    })
   }
 }

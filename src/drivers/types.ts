@@ -2,24 +2,27 @@
  * What the supervisor needs from a driver. Drivers know QEMU (or Docker), never Vitest,
  * Playwright or leases.
  */
+import type { StackEmulatorError } from '../errors.js'
 import type { ImageManifest } from '../image/manifest.js'
 import type { Settings } from '../settings.js'
 
 export type VmOrigin = 'snapshot' | 'cold-boot'
 
-export interface DriverStartOptions {
+/** What the driver gets: every value final. */
+export interface DriverOptions {
+  /** Host port per service of the image; 0 = QEMU picks. */
+  ports: Record<string, number>
+  memoryMb: number
+  snapshot: boolean
+  fresh: boolean
+  bootTimeoutMs: number
+}
+
+export interface DriverStartOptions extends DriverOptions {
   manifest: ImageManifest
   settings: Settings
   /** Folder for this instance's overlay, sockets and logs (mode 0700). */
   instanceDir: string
-  /** Host port per service name; 0 lets QEMU pick. Defaults come from the manifest. */
-  ports?: Record<string, number>
-  memoryMb?: number
-  /** Start from (and capture) the `ready` snapshot. @default true */
-  snapshot?: boolean
-  /** Without snapshots: throw away the instance's overlay before booting. */
-  fresh?: boolean
-  bootTimeoutMs?: number
   /** One-line messages for the user (warnings, fallbacks). */
   log: (line: string) => void
   /** Phase changes during long waits. */
@@ -39,6 +42,8 @@ export interface RunningVm {
   readonly urls: Record<string, string>
   /** Back to the clean `ready` state, on the same host ports. */
   reset(): Promise<ResetResult>
+  /** Why the VM cannot serve right now (a full disk paused it), or undefined. */
+  problem(): StackEmulatorError | undefined
   /** Stops the VM; safe to call twice. */
   stop(): Promise<void>
   /** Resolves when the VM stops by itself (crash, killed); not after stop(). */

@@ -5,6 +5,7 @@
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { StackEmulatorError } from '../errors.js'
+import { checkPathPart } from '../instance/paths.js'
 
 export interface HealthCheck {
   path: string
@@ -62,6 +63,7 @@ export async function loadManifest(file: string): Promise<ImageManifest> {
   let raw: Partial<ImageManifest>
   try {
     raw = JSON.parse(text) as Partial<ImageManifest>
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('not an object')
   } catch (cause) {
     throw new StackEmulatorError(`Image manifest ${file} is not valid JSON`, {
       code: 'IMAGE_NOT_FOUND',
@@ -79,17 +81,50 @@ export async function loadManifest(file: string): Promise<ImageManifest> {
   return manifest
 }
 
+const SERVICE_NAME = /^[a-z][a-z0-9_-]{0,31}$/
+
+/** Every field checked, so a malformed manifest gets one error listing what is wrong, never a TypeError. */
 function validate(m: ImageManifest, file: string): void {
   const problems: string[] = []
-  if (typeof m.name !== 'string') problems.push('"name" must be a string')
-  if (typeof m.fingerprint !== 'string') problems.push('"fingerprint" must be a string')
-  if (typeof m.disk !== 'string') problems.push('"disk" must be a path')
-  if (!Number.isInteger(m.memoryMb) || m.memoryMb < 64) problems.push('"memoryMb" must be an integer >= 64')
-  if (!Number.isInteger(m.cpus) || m.cpus < 1) problems.push('"cpus" must be an integer >= 1')
-  if (!m.boot || (m.boot.kind !== 'kernel' && m.boot.kind !== 'disk')) problems.push('"boot.kind" must be kernel or disk')
-  if (!Array.isArray(m.services) || m.services.length === 0) problems.push('"services" must list at least one service')
-  for (const s of m.services ?? []) {
-    if (typeof s.name !== 'string' || !Number.isInteger(s.guestPort)) problems.push(`service ${JSON.stringify(s)} needs name and guestPort`)
+  const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+  const port = (v: unknown, min: number) => Number.isInteger(v) && (v as number) >= min && (v as number) <= 65_535
+  const urlPath = (v: unknown) => typeof v === 'string' && v.startsWith('/') && v.length < 500
+  try {
+    checkPathPart('name', m.name)
+  } catch {
+    problems.push('"name" must be letters, digits, ".", "_" or "-" (at most 63, not starting with a symbol)')
+  }
+  if (typeof m.fingerprint !== 'string' || !/^[\x21-\x7e]{1,200}$/.test(m.fingerprint)) problems.push('"fingerprint" must be a string of 1 to 200 visible characters')
+  if (typeof m.disk !== 'string' || !m.disk) problems.push('"disk" must be a path')
+  if (!Number.isInteger(m.memoryMb) || m.memoryMb < 64 || m.memoryMb > 65_536) problems.push('"memoryMb" must be an integer from 64 to 65536')
+  if (!Number.isInteger(m.cpus) || m.cpus < 1 || m.cpus > 64) problems.push('"cpus" must be an integer from 1 to 64')
+  const boot = m.boot as unknown
+  if (!isObject(boot) || (boot.kind !== 'kernel' && boot.kind !== 'disk')) problems.push('"boot.kind" must be kernel or disk')
+  else if (boot.kind === 'kernel') {
+    if (typeof boot.kernel !== 'string' || typeof boot.append !== 'string') problems.push('"boot" of kind kernel needs "kernel" and "append" strings')
+    if (boot.initrd !== undefined && typeof boot.initrd !== 'string') problems.push('"boot.initrd" must be a path')
+    if (boot.bios !== undefined && boot.bios !== 'qboot' && boot.bios !== 'default') problems.push('"boot.bios" must be qboot or default')
+  }
+  const services = m.services as unknown
+  if (!Array.isArray(services) || services.length === 0) problems.push('"services" must list at least one service')
+  const names: string[] = []
+  for (const s of Array.isArray(services) ? (services as unknown[]) : []) {
+    const shown = JSON.stringify(s)?.slice(0, 80)
+    if (!isObject(s) || typeof s.name !== 'string' || !SERVICE_NAME.test(s.name) || !port(s.guestPort, 1)) {
+      problems.push(`service ${shown} needs a "name" (lower-case letters, digits, "_", "-") and a "guestPort" (1 to 65535)`)
+      continue
+    }
+    names.push(s.name)
+    if (s.hostPort !== undefined && !port(s.hostPort, 0)) problems.push(`service ${s.name}: "hostPort" must be 0 to 65535`)
+    if (s.health !== undefined && (!isObject(s.health) || !urlPath(s.health.path) || (s.health.status !== undefined && !Number.isInteger(s.health.status)))) {
+      problems.push(`service ${s.name}: "health" must be { "path": "/...", "status": 200 }`)
+    }
+  }
+  for (const key of ['clock', 'credentials'] as const) {
+    const ref = m[key] as unknown
+    if (ref !== undefined && (!isObject(ref) || !names.includes(ref.service as string) || !urlPath(ref.path))) {
+      problems.push(`"${key}" must be { "service": one of the services, "path": "/..." }`)
+    }
   }
   if (problems.length > 0) {
     throw new StackEmulatorError(`Image manifest ${file} is invalid: ${problems.join('; ')}`, {

@@ -1,4 +1,5 @@
-/** What a client hands the supervisor it spawns (written to supervisor.json). */
+/** What a client hands the supervisor it spawns (written to supervisor.json), and what it leaves behind. */
+import type { DriverOptions } from '../drivers/types.js'
 import type { InstancePaths } from '../instance/paths.js'
 import type { Settings } from '../settings.js'
 
@@ -6,19 +7,22 @@ export interface SupervisorConfig {
   paths: InstancePaths
   manifestPath: string
   settings: Settings
-  driver: {
-    ports?: Record<string, number>
-    memoryMb?: number
-    snapshot?: boolean
-    fresh?: boolean
-    bootTimeoutMs?: number
-  }
+  driver: DriverOptions
 }
 
+/** state.json: who serves the instance, for status and for finding a hung supervisor. */
 export interface InstanceState {
   pid: number
+  /** Tells this supervisor's files from a successor's. */
+  nonce: string
   socket: string
   imageFingerprint: string
   imageName: string
   startedAt: string
 }
+
+/** A supervisor that finds its instance already owned exits with this code, touching nothing. */
+export const ALREADY_OWNED_EXIT_CODE = 75
+
+/** A supervisor whose spawner died before saying hello stops its VM after this long. */
+export const HELLO_TIMEOUT_MS = 5_000

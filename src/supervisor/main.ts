@@ -1,17 +1,25 @@
 /**
- * Entry of the detached supervisor process: `node main.js <supervisor.json>`.
- * Its stdout and stderr go to the instance's supervisor.log.
+ * Entry of the detached supervisor process: `node main.js <instance folder>/supervisor.json`.
+ * Its stdout and stderr go to the instance's supervisor.log. It claims the instance before it
+ * reads or writes anything, so a second supervisor leaves the first one's files alone.
  */
 import fs from 'node:fs/promises'
+import path from 'node:path'
 import { startQemuVm } from '../drivers/qemu/vm.js'
 import { loadManifest } from '../image/manifest.js'
-import type { SupervisorConfig } from './config.js'
+import { claimOwnership } from '../instance/lock.js'
+import { ALREADY_OWNED_EXIT_CODE, type SupervisorConfig } from './config.js'
 import { Supervisor } from './supervisor.js'
 
 const configPath = process.argv[2]
 if (!configPath) {
   process.stderr.write('usage: supervisor <supervisor.json>\n')
   process.exit(2)
+}
+const ownership = await claimOwnership(path.dirname(path.resolve(configPath)))
+if (!ownership) {
+  process.stdout.write(`${new Date().toISOString()} another supervisor owns this instance; exiting\n`)
+  process.exit(ALREADY_OWNED_EXIT_CODE)
 }
 const config = JSON.parse(await fs.readFile(configPath, 'utf8')) as SupervisorConfig
 const manifest = await loadManifest(config.manifestPath)

@@ -6,7 +6,9 @@
  * closes, so a runner that dies releases its lease at once.
  */
 import type net from 'node:net'
+import type { DriverOptions } from '../drivers/types.js'
 import type { VmOrigin } from '../drivers/types.js'
+import { StackEmulatorError } from '../errors.js'
 
 export type Isolation = 'suite' | 'exclusive' | 'none'
 
@@ -42,6 +44,8 @@ export interface HelloResult {
   supervisorPid: number
   imageFingerprint: string
   imageName: string
+  /** The options the VM runs with, so a client asking for others is refused. */
+  driver: DriverOptions
 }
 
 export interface LeaseInfo {
@@ -60,6 +64,8 @@ export interface StatusResult extends HelloResult {
   idleSinceMs?: number
   idleTimeoutMs: number
   dirty: boolean
+  /** Why the VM cannot serve right now (a full disk paused it). */
+  problem?: string
 }
 
 export interface AcquireResult extends VmInfo {
@@ -72,8 +78,11 @@ export type Event =
   | { event: 'log'; line: string }
   | { event: 'stopped'; reason: string }
 
-/** Reads JSON lines from a socket. */
-export function onLines(socket: net.Socket, handler: (message: Record<string, unknown>) => void): void {
+/** A line longer than this closes the connection: no client sends one, and it would cost memory. */
+export const MAX_LINE_BYTES = 64 * 1024
+
+/** Reads JSON lines from a socket; closes it on a line that is too long or is not JSON. */
+export function onLines(socket: net.Socket, handler: (message: unknown) => void): void {
   let buffer = ''
   socket.setEncoding('utf8')
   socket.on('data', (chunk: string) => {
@@ -83,18 +92,57 @@ export function onLines(socket: net.Socket, handler: (message: Record<string, un
       const line = buffer.slice(0, newline)
       buffer = buffer.slice(newline + 1)
       if (!line.trim()) continue
-      let message: Record<string, unknown>
+      let message: unknown
       try {
-        message = JSON.parse(line) as Record<string, unknown>
+        message = JSON.parse(line)
       } catch {
-        socket.destroy()
-        return
+        return void socket.destroy()
       }
       handler(message)
     }
+    if (buffer.length > MAX_LINE_BYTES) socket.destroy()
   })
 }
 
 export function send(socket: net.Socket, message: object): void {
   if (!socket.destroyed && socket.writable) socket.write(JSON.stringify(message) + '\n')
+}
+
+const ISOLATIONS: readonly Isolation[] = ['suite', 'exclusive', 'none']
+
+/**
+ * Checks a request from the socket field by field: the supervisor owns a VM that suites depend
+ * on, so no message may crash it or slip through half-understood.
+ */
+export function parseRequest(message: unknown): { id: number; request: Request } {
+  const fail = (what: string): never => {
+    throw new StackEmulatorError(`Bad request: ${what}`, { code: 'PROTOCOL', fix: 'Use a client of the same stack-emulator version.' })
+  }
+  if (message === null || typeof message !== 'object' || Array.isArray(message)) fail('not an object')
+  const m = message as Record<string, unknown>
+  const id = m.id
+  if (!Number.isSafeInteger(id)) fail('"id" must be an integer')
+  const bool = (key: string) => (typeof m[key] === 'boolean' ? (m[key] as boolean) : fail(`"${key}" must be true or false`))
+  switch (m.op) {
+    case 'hello': {
+      const client = m.client as Record<string, unknown> | null
+      if (!client || typeof client !== 'object' || !Number.isSafeInteger(client.pid) || typeof client.command !== 'string') {
+        fail('"client" must be { pid, command }')
+      }
+      return { id: id as number, request: { op: 'hello', lease: bool('lease'), client: { pid: client!.pid as number, command: (client!.command as string).slice(0, 200) } } }
+    }
+    case 'acquire': {
+      if (!ISOLATIONS.includes(m.isolation as Isolation)) fail(`"isolation" must be one of ${ISOLATIONS.join(', ')}`)
+      const idle = m.idleTimeoutMs
+      if (!Number.isInteger(idle) || (idle as number) < 0 || (idle as number) > 2 ** 31 - 1) fail('"idleTimeoutMs" must be an integer from 0 to 2147483647')
+      return { id: id as number, request: { op: 'acquire', isolation: m.isolation as Isolation, keepAlive: bool('keepAlive'), idleTimeoutMs: idle as number } }
+    }
+    case 'reset':
+      return { id: id as number, request: { op: 'reset', force: bool('force') } }
+    case 'status':
+    case 'stop':
+      return { id: id as number, request: { op: m.op } }
+    default:
+      return fail(`unknown op ${JSON.stringify(m.op)?.slice(0, 40)}`)
+  }
 }

@@ -3,15 +3,17 @@
  * unix socket. Only it drives the VM, and every VM operation goes through one queue, so a reset
  * and a stop can never interleave.
  */
+import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import net from 'node:net'
 import { StackEmulatorError } from '../errors.js'
 import type { RunningVm } from '../drivers/types.js'
 import type { ImageManifest } from '../image/manifest.js'
-import { withInstanceLock } from '../instance/lock.js'
-import type { InstanceState, SupervisorConfig } from './config.js'
+import { removeIfSame } from '../instance/lock.js'
+import { ensureInstanceDir } from '../instance/paths.js'
+import { HELLO_TIMEOUT_MS, type InstanceState, type SupervisorConfig } from './config.js'
 import { LeaseBook, type Lease } from './leases.js'
-import { onLines, send, type AcquireResult, type Event, type Request, type StatusResult, type VmInfo } from './protocol.js'
+import { onLines, parseRequest, send, type AcquireResult, type Event, type HelloResult, type Request, type StatusResult, type VmInfo } from './protocol.js'
 
 type StartVm = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningVm>
 
@@ -20,8 +22,17 @@ interface Connection {
   lease?: Lease
 }
 
+/** How often the supervisor checks that its state file and socket are still its own. */
+const REPAIR_INTERVAL_MS = 1000
+
 export class Supervisor {
-  private readonly server = net.createServer((socket) => this.onConnection(socket))
+  private server: net.Server | undefined
+  /** The inode of the socket we bound: a file at that path with another inode is not ours. */
+  private socketInode: number | undefined
+  private readonly nonce = crypto.randomBytes(8).toString('hex')
+  private readonly startedAt = new Date().toISOString()
+  private repairTimer: NodeJS.Timeout | undefined
+  private helloTimer: NodeJS.Timeout | undefined
   private readonly connections = new Set<Connection>()
   private readonly leases = new LeaseBook()
   private vm: RunningVm | undefined
@@ -60,30 +71,58 @@ export class Supervisor {
 
   /**
    * Writes state.json, then listens. In this order, a client that got an answer on the socket
-   * (and so lets go of the instance lock) leaves state.json behind for the next one: the other
-   * way round, the next client could find no state and start a second supervisor.
+   * (and so lets go of the instance lock) leaves state.json behind for the next one. A client
+   * that spawned us must say hello soon: if it died first, nobody would ever release our VM.
    */
   async listen(): Promise<void> {
+    await this.publish()
+    this.helloTimer = setTimeout(() => {
+      if (this.leases.size === 0) void this.shutdown(`no client said hello within ${HELLO_TIMEOUT_MS} ms of the start`)
+    }, HELLO_TIMEOUT_MS)
+    // The state file or socket deleted (a removed folder) or garbled: put them back, so clients
+    // find the VM that runs instead of starting a second one.
+    this.repairTimer = setInterval(() => void this.repair(), REPAIR_INTERVAL_MS)
+    this.repairTimer.unref()
+  }
+
+  private async publish(): Promise<void> {
     const { paths } = this.config
+    await ensureInstanceDir(paths)
     const state: InstanceState = {
       pid: process.pid,
+      nonce: this.nonce,
       socket: paths.socket,
       imageFingerprint: this.manifest.fingerprint,
       imageName: this.manifest.name,
-      startedAt: new Date().toISOString(),
+      startedAt: this.startedAt,
     }
-    await fs.writeFile(`${paths.state}.tmp`, JSON.stringify(state, null, 2))
-    await fs.rename(`${paths.state}.tmp`, paths.state)
+    const tmp = `${paths.state}.${process.pid}.tmp`
+    await fs.writeFile(tmp, JSON.stringify(state, null, 2), { mode: 0o600 })
+    await fs.rename(tmp, paths.state)
+    // We own the instance (the ownership lock): any socket file there is a dead one's.
     await fs.rm(paths.socket, { force: true })
+    const server = net.createServer((socket) => this.onConnection(socket))
     const umask = process.umask(0o177) // socket created 0600
     try {
       await new Promise<void>((resolve, reject) => {
-        this.server.once('error', reject)
-        this.server.listen(paths.socket, resolve)
+        server.once('error', reject)
+        server.listen(paths.socket, resolve)
       })
     } finally {
       process.umask(umask)
     }
+    this.server?.close()
+    this.server = server
+    this.socketInode = (await fs.lstat(paths.socket)).ino
+  }
+
+  private async repair(): Promise<void> {
+    if (this.shuttingDown) return
+    const { paths } = this.config
+    const [socket, state] = await Promise.all([fs.lstat(paths.socket).catch(() => undefined), fs.readFile(paths.state, 'utf8').catch(() => '')])
+    if (socket?.ino === this.socketInode && state.includes(this.nonce)) return
+    this.log(`the state file or socket in ${paths.dir} was removed or changed; writing them again`)
+    await this.publish().catch((error: Error) => this.log(`could not write them again: ${error.message}`))
   }
 
   private onConnection(socket: net.Socket): void {
@@ -92,10 +131,16 @@ export class Supervisor {
     socket.on('error', () => {})
     socket.on('close', () => this.onClose(connection))
     onLines(socket, (message) => {
-      const { id, ...request } = message as { id: number } & Request
-      this.handle(connection, request).then(
-        (result) => send(socket, { id, ok: true, result }),
-        (error: Error) => send(socket, { id, ok: false, error: errorPayload(error) }),
+      let parsed: ReturnType<typeof parseRequest>
+      try {
+        parsed = parseRequest(message)
+      } catch (error) {
+        const id = (message as { id?: unknown } | null)?.id
+        return send(socket, { id: Number.isSafeInteger(id) ? id : null, ok: false, error: errorPayload(error as Error) })
+      }
+      this.handle(connection, parsed.request).then(
+        (result) => send(socket, { id: parsed.id, ok: true, result }),
+        (error: Error) => send(socket, { id: parsed.id, ok: false, error: errorPayload(error) }),
       )
     })
   }
@@ -104,15 +149,16 @@ export class Supervisor {
     // While shutting down, only the questions of status and stop are answered.
     const wantsVm = request.op === 'acquire' || request.op === 'reset' || (request.op === 'hello' && request.lease)
     if (this.shuttingDown && wantsVm) {
-      throw new StackEmulatorError('The emulator is shutting down', { code: 'SUPERVISOR', fix: 'Retry; a new VM will be started.' })
+      throw new StackEmulatorError('The emulator is shutting down', { code: 'SHUTTING_DOWN', fix: 'Retry; a new VM will be started.' })
     }
     switch (request.op) {
       case 'hello':
-        if (request.lease) {
+        if (request.lease && !connection.lease) {
           connection.lease = this.leases.open(request.client)
+          clearTimeout(this.helloTimer)
           this.cancelIdle()
         }
-        return { supervisorPid: process.pid, imageFingerprint: this.manifest.fingerprint, imageName: this.manifest.name }
+        return this.hello()
       case 'acquire':
         return this.acquire(connection, request)
       case 'status':
@@ -139,6 +185,8 @@ export class Supervisor {
     }
     // Decide and reset inside the queue, so two acquirers cannot both decide to reset.
     return this.enqueue(async () => {
+      const problem = this.vm?.problem()
+      if (problem) throw problem
       const reset = this.leases.needsReset(lease)
       if (reset) await this.resetVm()
       lease.acquired = true
@@ -180,11 +228,13 @@ export class Supervisor {
     this.log(`reset in ${result.durationMs} ms`)
   }
 
+  private hello(): HelloResult {
+    return { supervisorPid: process.pid, imageFingerprint: this.manifest.fingerprint, imageName: this.manifest.name, driver: this.config.driver }
+  }
+
   private status(): StatusResult {
     return {
-      supervisorPid: process.pid,
-      imageFingerprint: this.manifest.fingerprint,
-      imageName: this.manifest.name,
+      ...this.hello(),
       name: this.config.paths.name,
       state: this.shuttingDown ? 'stopping' : this.state,
       vm: this.vm ? this.vmInfo() : undefined,
@@ -193,6 +243,7 @@ export class Supervisor {
       idleSinceMs: this.idleSince === undefined ? undefined : Date.now() - this.idleSince,
       idleTimeoutMs: this.idleTimeoutMs,
       dirty: this.leases.dirty,
+      problem: this.vm?.problem()?.message,
     }
   }
 
@@ -223,22 +274,24 @@ export class Supervisor {
     this.idleSince = undefined
   }
 
-  /** Stops the VM and exits; under the instance lock, so no client attaches halfway. */
+  /**
+   * Stops the VM and exits. Until the process is gone it still owns the instance (the ownership
+   * lock), so no second supervisor starts over its files. A VM still booting is not waited for:
+   * it dies with this process (parent-death signal).
+   */
   shutdown(reason: string): Promise<void> {
     this.shuttingDown ??= (async () => {
       const { paths } = this.config
-      await withInstanceLock(paths, async () => {
-        this.log(`stopping: ${reason}`)
-        this.broadcast({ event: 'stopped', reason })
-        this.server.close()
-        // Only our own traces: never those of a supervisor that took over the instance.
-        if ((await readStatePid(paths.state)) === process.pid) {
-          await fs.rm(paths.state, { force: true })
-          await fs.rm(paths.socket, { force: true })
-        }
-        const vm = await this.vmReady.catch(() => undefined)
-        await this.enqueue(async () => vm?.stop()).catch(() => {})
-      }).catch((error: Error) => this.log(`shutdown: ${error.message}`))
+      this.log(`stopping: ${reason}`)
+      this.broadcast({ event: 'stopped', reason })
+      clearInterval(this.repairTimer)
+      clearTimeout(this.helloTimer)
+      clearTimeout(this.idleTimer)
+      this.server?.close()
+      // Only our own traces, recognised by identity: never a successor's.
+      if ((await fs.readFile(paths.state, 'utf8').catch(() => '')).includes(this.nonce)) await fs.rm(paths.state, { force: true })
+      await removeIfSame(paths.socket, this.socketInode)
+      if (this.vm) await this.enqueue(async () => this.vm?.stop()).catch((error: Error) => this.log(`stopping the VM: ${error.message}`))
       for (const c of this.connections) c.socket.end()
       setTimeout(() => process.exit(0), 50).unref()
     })()
@@ -265,14 +318,6 @@ export class Supervisor {
   }
 }
 
-function errorPayload(error: Error): { code: string; message: string } {
+function errorPayload(error: Error): ReturnType<StackEmulatorError['toJSON']> {
   return error instanceof StackEmulatorError ? error.toJSON() : { code: 'SUPERVISOR', message: error.message }
-}
-
-async function readStatePid(file: string): Promise<number | undefined> {
-  try {
-    return (JSON.parse(await fs.readFile(file, 'utf8')) as InstanceState).pid
-  } catch {
-    return undefined
-  }
 }

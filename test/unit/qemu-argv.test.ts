@@ -10,7 +10,7 @@ const manifest: ImageManifest = {
 }
 
 describe('buildArgv', () => {
-  const shape = machineShape(manifest, 'tcg')
+  const shape = machineShape(manifest, 'tcg', 512)
   const args = (ports: number[], paths: string, ram: { share: boolean }, incoming: boolean) =>
     buildArgv({
       manifest, shape, incoming,
@@ -41,9 +41,17 @@ describe('buildArgv', () => {
   })
 
   it('uses a portable CPU model under TCG and the host CPU under KVM', () => {
-    expect(machineShape(manifest, 'tcg').cpu).toBe('qemu64,+rdrand')
-    expect(machineShape(manifest, 'kvm').cpu).toBe('host')
+    expect(machineShape(manifest, 'tcg', 512).cpu).toBe('qemu64,+rdrand')
+    expect(machineShape(manifest, 'kvm', 512).cpu).toBe('host')
     expect(machineShape(manifest, 'tcg', 768).memoryMb).toBe(768)
+  })
+
+  it('doubles commas in paths, so a path cannot add options', () => {
+    const argv = args([0, 0], '/a,b', { share: false }, false)
+    expect(argv).toContain('file=/a,,b/overlay.qcow2,if=virtio,format=qcow2,cache=writeback,discard=unmap,werror=enospc')
+    expect(argv).toContain('socket,id=qmp,path=/a,,b/qmp.sock,server=on,wait=off')
+    expect(argv).toContain('file,id=console,path=/a,,b/console.log')
+    expect(argv.join(' ')).toContain('mem-path=/snap/ram,share=off')
   })
 })
 

@@ -35,7 +35,7 @@ export async function chooseAccel(options: {
   let verdict = await readCached(cacheFile, key)
   if (!verdict) {
     verdict = await probe(qemu.path, candidate)
-    await writeCached(cacheFile, key, verdict)
+    await writeCached(cacheFile, key, verdict).catch(() => {}) // a read-only cache probes again next time
   }
   if (verdict.ok) return { accel: candidate }
   const how = choice === 'auto' ? 'falling back to TCG (much slower)' : 'using TCG instead'

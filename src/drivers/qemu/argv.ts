@@ -34,7 +34,7 @@ export interface RamFile {
   share: boolean
 }
 
-export function machineShape(manifest: ImageManifest, accel: Accel, memoryMb = manifest.memoryMb): MachineShape {
+export function machineShape(manifest: ImageManifest, accel: Accel, memoryMb: number): MachineShape {
   return {
     accel,
     // A fixed, portable model under TCG keeps snapshots valid; hardware accelerators pass the host's.
@@ -70,7 +70,7 @@ export function buildArgv(options: {
     '-m', `${shape.memoryMb}M`,
   ]
   if (ram) {
-    argv.push('-object', `memory-backend-file,id=mem,size=${shape.memoryMb}M,mem-path=${ram.path},share=${ram.share ? 'on' : 'off'}`)
+    argv.push('-object', `memory-backend-file,id=mem,size=${shape.memoryMb}M,mem-path=${optionValue(ram.path)},share=${ram.share ? 'on' : 'off'}`)
   }
   if (manifest.boot.kind === 'kernel') {
     if (manifest.boot.bios === 'qboot') argv.push('-bios', 'qboot.rom')
@@ -78,17 +78,23 @@ export function buildArgv(options: {
     if (manifest.boot.initrd) argv.push('-initrd', path.join(manifest.dir, manifest.boot.initrd))
     argv.push('-append', manifest.boot.append)
   }
-  argv.push('-drive', `file=${paths.disk},if=virtio,format=qcow2,cache=writeback,discard=unmap`)
+  // werror=enospc: a full host disk pauses the VM (the driver reports it and resumes it) instead of failing guest writes.
+  argv.push('-drive', `file=${optionValue(paths.disk)},if=virtio,format=qcow2,cache=writeback,discard=unmap,werror=enospc`)
   const hostfwd = forwards.map((f) => `hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`)
   // restrict=on: the guest reaches nothing outside; forwards from the host still work.
   argv.push('-netdev', ['user', 'id=net0', 'restrict=on', ...hostfwd].join(','))
   argv.push('-device', 'virtio-net-pci,netdev=net0')
   if (paths.seed) {
-    argv.push('-fw_cfg', `name=opt/stack-emulator/meta-data,file=${paths.seed.metaData}`)
-    argv.push('-fw_cfg', `name=opt/stack-emulator/user-data,file=${paths.seed.userData}`)
+    argv.push('-fw_cfg', `name=opt/stack-emulator/meta-data,file=${optionValue(paths.seed.metaData)}`)
+    argv.push('-fw_cfg', `name=opt/stack-emulator/user-data,file=${optionValue(paths.seed.userData)}`)
   }
-  argv.push('-serial', `file:${paths.consoleLog}`)
-  argv.push('-qmp', `unix:${paths.qmpSocket},server=on,wait=off`)
+  argv.push('-chardev', `file,id=console,path=${optionValue(paths.consoleLog)}`, '-serial', 'chardev:console')
+  argv.push('-chardev', `socket,id=qmp,path=${optionValue(paths.qmpSocket)},server=on,wait=off`, '-mon', 'chardev=qmp,mode=control')
   if (options.incoming) argv.push('-incoming', 'defer')
   return argv
+}
+
+/** A value inside a QEMU option string: a comma would start the next option unless doubled. */
+export function optionValue(value: string): string {
+  return value.replace(/,/g, ',,')
 }

@@ -2,43 +2,57 @@
  * Capturing the `ready` snapshot: boot a template with its RAM in a shared file, wait until it
  * is healthy, warm it up, migrate its device state to a file, and freeze the three together.
  */
+import { createWriteStream } from 'node:fs'
 import fs from 'node:fs/promises'
+import net from 'node:net'
 import path from 'node:path'
+import { pipeline } from 'node:stream/promises'
 import { request } from 'undici'
 import { StackEmulatorError } from '../../errors.js'
 import { buildArgv, type RamFile } from './argv.js'
 import { createOverlay } from './binary.js'
 import { QemuProcess } from './process.js'
 import {
-  discardSnapshot, expectedFingerprint, lookupSnapshot, snapshotDir, snapshotFiles,
-  withSnapshotLock, writeRecord, type SnapshotFiles,
+  discardSnapshot, expectedFingerprint, lookupSnapshot, removeAbandoned, snapshotDir, snapshotFiles,
+  withSnapshotLock, writeRecord, type SnapshotFiles, type SnapshotFingerprint, type SnapshotRecord,
 } from './snapshot.js'
-import {
-  COLD_BOOT_TIMEOUT_MS, afterLaunch, firstLine, healthTargets, resolvedForwards, seedDigest, seedFiles, shellQuote, type Context,
-} from './launch.js'
+import { afterLaunch, firstLine, healthTargets, local, resolvedForwards, seedDigest, seedFiles, type Context } from './launch.js'
+
+export interface ReadySnapshot {
+  files: SnapshotFiles
+  record: SnapshotRecord
+}
 
 /** Finds (or captures) the snapshot for this configuration; undefined when it cannot be had. */
-export async function readySnapshot(ctx: Context, qemuVersion: string): Promise<SnapshotFiles | undefined> {
-  const dir = snapshotDir(ctx.options.settings.cacheRoot, ctx.manifest)
+export async function readySnapshot(ctx: Context, qemuVersion: string): Promise<ReadySnapshot | undefined> {
   const expected = expectedFingerprint(ctx.manifest, ctx.shape, qemuVersion, await seedDigest())
+  const dir = snapshotDir(ctx.options.settings.cacheRoot, ctx.manifest, expected)
   const found = await lookupSnapshot(dir, expected)
-  if (found.kind === 'usable') return found.files
+  if (found.kind === 'usable') return found
   if (found.kind === 'unusable') ctx.options.log(`Not using the ready snapshot: ${found.reason}; cold booting and capturing a new one.`)
   try {
-    return await withSnapshotLock(dir, async () => {
+    return await local(path.dirname(dir), () => withSnapshotLock(dir, async () => {
       const again = await lookupSnapshot(dir, expected) // another process may have captured it meanwhile
-      if (again.kind === 'usable') return again.files
-      await discardSnapshot(dir)
+      if (again.kind === 'usable') return again
+      await removeAbandoned(path.dirname(dir))
+      await discardSnapshot(dir) // a slot without a record, or one proven bad just now
       await capture(ctx, dir, expected)
-      return snapshotFiles(dir)
-    })
+      const captured = await lookupSnapshot(dir, expected)
+      if (captured.kind !== 'usable') throw new Error(captured.kind === 'unusable' ? captured.reason : 'the capture left no record')
+      return captured
+    }))
   } catch (error) {
     ctx.options.log(`Capturing the ready snapshot failed (${firstLine(error)}); using a plain cold boot.`)
     return undefined
   }
 }
 
-async function capture(ctx: Context, dir: string, fingerprint: ReturnType<typeof expectedFingerprint>): Promise<void> {
+/**
+ * Boots a template with its RAM in a shared file, waits until it is healthy, warms it up,
+ * migrates its device state out, and publishes the slot: the staging folder renamed into place,
+ * the empty overlay made beside the disk layer, and the record written last.
+ */
+async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerprint): Promise<void> {
   const staging = `${dir}.staging-${process.pid}`
   const files = snapshotFiles(staging)
   await fs.rm(staging, { recursive: true, force: true })
@@ -51,33 +65,60 @@ async function capture(ctx: Context, dir: string, fingerprint: ReturnType<typeof
   const forwards = ctx.manifest.services.map((s) => ({ guestPort: s.guestPort, hostPort: 0 }))
   const ram: RamFile = { path: files.ram, share: true }
   const consoleLog = path.join(staging, 'console.log')
+  const qmpSocket = path.join(ctx.instanceDir, 'qmp-capture.sock')
   ctx.options.progress('booting the VM to capture the ready snapshot (first start only)')
   let proc: QemuProcess | undefined
   try {
     proc = await QemuProcess.launch({
       binary: ctx.binary,
-      argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths: { disk: files.disk, qmpSocket: path.join(staging, 'qmp.sock'), consoleLog, seed: files.seed }, forwards, ram }),
-      qmpSocket: path.join(staging, 'qmp.sock'),
+      argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths: { disk: files.disk, qmpSocket, consoleLog, seed: files.seed }, forwards, ram }),
+      qmpSocket,
       consoleLog,
       debug: ctx.debug,
     })
-    await afterLaunch(ctx, proc, forwards, ctx.options.bootTimeoutMs ?? COLD_BOOT_TIMEOUT_MS, consoleLog)
+    await afterLaunch(ctx, proc, forwards, ctx.options.bootTimeoutMs, consoleLog)
     // Warm up: a second round of requests, so the snapshot holds hot processes and connections.
     const targets = healthTargets(ctx.manifest, await resolvedForwards(proc, forwards))
     for (const target of targets) await (await request(target.url)).body.dump()
     ctx.options.progress('capturing the ready snapshot')
     await proc.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] })
     await proc.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3 })
-    await proc.qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(files.state)}` })
-    await waitMigrated(proc, 60_000)
+    await migrateToFile(proc, path.join(ctx.instanceDir, 'migrate.sock'), files.state)
     await proc.stop()
-    await fs.rm(path.join(staging, 'qmp.sock'), { force: true })
-    await writeRecord(files, fingerprint, ctx.manifest.services.map((s) => s.guestPort))
     await fs.rename(staging, dir)
   } catch (error) {
     await proc?.stop()
     await fs.rm(staging, { recursive: true, force: true })
     throw error
+  } finally {
+    await fs.rm(qmpSocket, { force: true })
+  }
+  const published = snapshotFiles(dir)
+  await createOverlay(published.emptyOverlay, published.disk)
+  await writeRecord(published, fingerprint, ctx.manifest.services.map((s) => s.guestPort))
+}
+
+/** Migrates the running VM's device state into `file` through a unix socket we listen on (no shell). */
+async function migrateToFile(proc: QemuProcess, socketPath: string, file: string): Promise<void> {
+  await fs.rm(socketPath, { force: true })
+  const server = net.createServer()
+  const received = new Promise<void>((resolve, reject) => {
+    server.once('connection', (socket) => {
+      server.close()
+      pipeline(socket, createWriteStream(file, { mode: 0o644 })).then(resolve, reject)
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(socketPath, resolve)
+  })
+  try {
+    await proc.qmp.execute('migrate', { uri: `unix:${socketPath}` })
+    await waitMigrated(proc, 60_000)
+    await received
+  } finally {
+    server.close()
+    await fs.rm(socketPath, { force: true })
   }
 }
 

@@ -14,10 +14,10 @@ import { StackEmulatorError } from '../../errors.js'
 import { sha256 } from '../../digest.js'
 import { buildArgv, type Forward, type MachineShape } from './argv.js'
 import { createOverlay } from './binary.js'
+import { localFailure } from './local-failure.js'
 import { QemuProcess, tail } from './process.js'
-import type { SnapshotFiles } from './snapshot.js'
+import type { SnapshotFiles, SnapshotRecord } from './snapshot.js'
 
-export const COLD_BOOT_TIMEOUT_MS = 180_000
 const RESTORE_TIMEOUT_MS = 30_000
 
 export interface Context {
@@ -26,10 +26,12 @@ export interface Context {
   binary: string
   shape: MachineShape
   instanceDir: string
+  /** The snapshot's RAM file, or a private copy of it when the cache is read-only (QEMU opens it read-write). */
+  ramFile?: string
   debug?: (line: string) => void
 }
 
-export type Mode = { kind: 'snapshot'; files: SnapshotFiles } | { kind: 'cold' }
+export type Mode = { kind: 'snapshot'; files: SnapshotFiles; record: SnapshotRecord } | { kind: 'cold' }
 
 /** Which set of files a QEMU process uses: a warm spare runs beside the VM, in the other slot. */
 export type Slot = 'main' | 'spare'
@@ -37,36 +39,49 @@ export type Slot = 'main' | 'spare'
 /** Launches (restore or cold boot) and waits until every service is healthy. */
 export async function launchReady(ctx: Context, mode: Mode, forwards: Forward[], slot: Slot = 'main'): Promise<QemuProcess> {
   if (mode.kind === 'snapshot') return restore(ctx, mode.files, forwards, slot)
-  const overlay = overlayPath(ctx, mode)
-  if (!(await exists(overlay))) await createOverlay(overlay, path.join(ctx.manifest.dir, ctx.manifest.disk))
+  const overlay = overlayPath(ctx, mode.kind)
+  if (!(await exists(overlay))) await local(ctx.instanceDir, () => createOverlay(overlay, path.join(ctx.manifest.dir, ctx.manifest.disk)))
   ctx.options.progress('booting the VM (cold boot)')
-  const proc = await QemuProcess.launch({
+  const proc = await local(ctx.instanceDir, () => QemuProcess.launch({
     binary: ctx.binary,
     argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths: launchPaths(ctx, overlay, seedFiles()), forwards, ram: undefined }),
     qmpSocket: qmpSocketPath(ctx),
     consoleLog: consolePath(ctx),
     debug: ctx.debug,
-  })
-  return afterLaunch(ctx, proc, forwards, ctx.options.bootTimeoutMs ?? COLD_BOOT_TIMEOUT_MS, consolePath(ctx))
+  }))
+  return afterLaunch(ctx, proc, forwards, ctx.options.bootTimeoutMs, consolePath(ctx))
 }
 
 async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[], slot: Slot): Promise<QemuProcess> {
-  const overlay = overlayPath(ctx, { kind: 'snapshot', files }, slot)
-  await fs.copyFile(await emptyOverlay(files), overlay) // a copy takes under 1 ms; qemu-img, tens
-  ctx.options.progress('restoring the ready snapshot')
-  const proc = await QemuProcess.launch({
-    binary: ctx.binary,
-    argv: buildArgv({
-      manifest: ctx.manifest, shape: ctx.shape, paths: launchPaths(ctx, overlay, files.seed, slot), forwards,
-      ram: { path: files.ram, share: false }, incoming: true,
-    }),
-    qmpSocket: qmpSocketPath(ctx, slot),
-    consoleLog: consolePath(ctx, slot),
-    debug: ctx.debug,
+  const overlay = overlayPath(ctx, 'snapshot', slot)
+  const ram = await local(ctx.instanceDir, async () => {
+    // A new file (copy, then rename): a QEMU still letting go of the old one keeps its own.
+    await fs.copyFile(files.emptyOverlay, `${overlay}.tmp`) // a copy takes under 1 ms; qemu-img, tens
+    await fs.rename(`${overlay}.tmp`, overlay)
+    return writableRam(ctx, files)
   })
+  ctx.options.progress('restoring the ready snapshot')
+  // The device state reaches QEMU as an inherited descriptor (fd 3): no shell, no extra process.
+  const state = await fs.open(files.state, 'r')
+  let proc: QemuProcess
+  try {
+    proc = await local(ctx.instanceDir, () => QemuProcess.launch({
+      binary: ctx.binary,
+      argv: buildArgv({
+        manifest: ctx.manifest, shape: ctx.shape, paths: launchPaths(ctx, overlay, files.seed, slot), forwards,
+        ram: { path: ram, share: false }, incoming: true,
+      }),
+      qmpSocket: qmpSocketPath(ctx, slot),
+      consoleLog: consolePath(ctx, slot),
+      debug: ctx.debug,
+      extraFd: state.fd,
+    }))
+  } finally {
+    await state.close()
+  }
   try {
     await proc.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] })
-    await proc.qmp.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(files.state)}` })
+    await proc.qmp.execute('migrate-incoming', { uri: 'fd:3' })
     await waitRunning(proc, RESTORE_TIMEOUT_MS)
   } catch (error) {
     await proc.stop()
@@ -83,6 +98,30 @@ async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[], 
     throw error
   }
   return ready
+}
+
+/**
+ * QEMU opens a RAM file read-write even to map it privately: on a read-only cache, restore from
+ * a private copy in the instance folder (made once per VM lifetime, shared by its spare).
+ */
+async function writableRam(ctx: Context, files: SnapshotFiles): Promise<string> {
+  if (ctx.ramFile) return ctx.ramFile
+  const writable = await fs.access(files.ram, fs.constants.W_OK).then(() => true, () => false)
+  if (writable) return (ctx.ramFile = files.ram)
+  const copy = path.join(ctx.instanceDir, 'snapshot-ram')
+  ctx.options.log(`The snapshot cache is read-only; restoring from a private copy of its RAM file (${copy}).`)
+  await fs.copyFile(files.ram, `${copy}.tmp`)
+  await fs.rename(`${copy}.tmp`, copy)
+  return (ctx.ramFile = copy)
+}
+
+/** Runs a step that writes to `folder`, naming a full disk or a read-only folder as such. */
+export async function local<T>(folder: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step()
+  } catch (error) {
+    throw localFailure(error, folder) ?? error
+  }
 }
 
 /** Waits for health, racing QEMU's exit; stops QEMU on failure so nothing is left running. */
@@ -175,20 +214,9 @@ function launchPaths(ctx: Context, disk: string, seed: { metaData: string; userD
   return { disk, qmpSocket: qmpSocketPath(ctx, slot), consoleLog: consolePath(ctx, slot), seed }
 }
 
-/** An empty overlay over the snapshot's disk layer, made once beside it and copied per restore. */
-async function emptyOverlay(files: SnapshotFiles): Promise<string> {
-  const template = `${files.disk}.empty-overlay`
-  if (!(await exists(template))) {
-    const tmp = `${template}.${process.pid}.tmp`
-    await createOverlay(tmp, files.disk)
-    await fs.rename(tmp, template)
-  }
-  return template
-}
-
 /** A restored VM writes to a throw-away overlay; a cold-booted one keeps its disk between runs. */
-export const overlayPath = (ctx: Context, mode: Mode, slot: Slot = 'main') =>
-  path.join(ctx.instanceDir, mode.kind === 'snapshot' ? `run${suffix(slot)}.qcow2` : 'disk.qcow2')
+export const overlayPath = (ctx: Context, kind: Mode['kind'], slot: Slot = 'main') =>
+  path.join(ctx.instanceDir, kind === 'snapshot' ? `run${suffix(slot)}.qcow2` : 'disk.qcow2')
 export const qmpSocketPath = (ctx: Context, slot: Slot = 'main') => path.join(ctx.instanceDir, `qmp${suffix(slot)}.sock`)
 export const consolePath = (ctx: { instanceDir: string }, slot: Slot = 'main') => path.join(ctx.instanceDir, `console${suffix(slot)}.log`)
 const suffix = (slot: Slot) => (slot === 'main' ? '' : `-${slot}`)
@@ -203,11 +231,6 @@ export async function readTail(file: string, lines: number): Promise<string> {
 
 async function exists(file: string): Promise<boolean> {
   return fs.access(file).then(() => true, () => false)
-}
-
-/** QEMU's exec: migration URIs go through /bin/sh; our paths are quoted for it. */
-export function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`
 }
 
 export function firstLine(error: unknown): string {

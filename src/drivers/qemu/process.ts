@@ -38,17 +38,15 @@ export class QemuProcess {
     qmpSocket: string
     consoleLog: string
     debug?: (line: string) => void
+    /** A descriptor QEMU inherits as fd 3 (the incoming migration stream). */
+    extraFd?: number
   }): Promise<QemuProcess> {
     await fsp.rm(options.qmpSocket, { force: true })
     const [file, args] = withParentDeathSignal(options.binary, options.argv)
     options.debug?.(`qemu: ${file} ${args.join(' ')}`)
-    const child = execa(file, args, {
-      reject: false,
-      stdin: 'ignore',
-      stdout: 'ignore',
-      stderr: 'pipe',
-      cleanup: true,
-    })
+    // execa's types leave out a descriptor number for fd 3+, which it passes on as child_process does.
+    const stdio = (options.extraFd === undefined ? ['ignore', 'ignore', 'pipe'] : ['ignore', 'ignore', 'pipe', options.extraFd]) as ['ignore', 'ignore', 'pipe']
+    const child: ResultPromise = execa(file, args, { reject: false, stdio, cleanup: true })
     const exited = child.then(
       (r) => ({ code: r.exitCode ?? null, signal: r.signal ?? null, stderr: String(r.stderr ?? '') }),
       (e: { stderr?: string }) => ({ code: null, signal: null, stderr: String(e.stderr ?? '') }),

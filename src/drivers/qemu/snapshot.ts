@@ -1,12 +1,22 @@
 /**
- * The `ready` snapshot: guest RAM in a file plus the device state and the disk layer that match
- * it, frozen together as one unit (see ARCHITECTURE.md, "RAM in a file"). Restores map the RAM
- * file privately, so pages load on demand and every VM sees only its own writes.
+ * The snapshot store. A `ready` snapshot is guest RAM in a file plus the device state and the
+ * disk layer that match it, frozen together as one unit (ARCHITECTURE.md, "RAM in a file").
+ * Restores map the RAM file privately, so pages load on demand and every VM sees only its own
+ * writes; nothing in the store is ever written after capture, so a read-only cache restores.
+ *
+ * One slot per fingerprint (memory size and everything else a restore depends on), so two
+ * configurations keep two snapshots. A slot is published by renaming its staging folder into
+ * place and writing its record last; it is dropped only when proven bad (its files no longer
+ * match the record), never because a restore failed for a local reason.
  */
+import { createReadStream } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import crypto from 'node:crypto'
 import lockfile from 'proper-lockfile'
 import { sha256 } from '../../digest.js'
+import { checkPathPart } from '../../instance/paths.js'
+import { isProcessAlive } from '../../instance/process-alive.js'
 import type { ImageManifest } from '../../image/manifest.js'
 import type { MachineShape } from './argv.js'
 
@@ -26,6 +36,7 @@ export interface SnapshotFingerprint {
 export interface SnapshotRecord {
   fingerprint: SnapshotFingerprint
   ramBytes: number
+  ramSha256: string
   stateBytes: number
   stateSha256: string
   capturedAt: string
@@ -37,6 +48,8 @@ export interface SnapshotFiles {
   ram: string
   state: string
   disk: string
+  /** An empty overlay over `disk`, copied for each restore. */
+  emptyOverlay: string
   seed: { metaData: string; userData: string }
   record: string
 }
@@ -46,8 +59,10 @@ export type SnapshotLookup =
   | { kind: 'missing' }
   | { kind: 'unusable'; reason: string }
 
-export function snapshotDir(cacheRoot: string, manifest: ImageManifest): string {
-  return path.join(cacheRoot, 'snapshots', `${manifest.name}-${manifest.fingerprint.slice(0, 16)}`)
+/** The slot of one fingerprint: `<cache>/snapshots/<image name>-<digest of the fingerprint>`. */
+export function snapshotDir(cacheRoot: string, manifest: ImageManifest, fingerprint: SnapshotFingerprint): string {
+  const key = sha256(JSON.stringify(fingerprint)).slice(0, 16)
+  return path.join(cacheRoot, 'snapshots', `${checkPathPart('image name', manifest.name)}-${key}`)
 }
 
 export function snapshotFiles(dir: string): SnapshotFiles {
@@ -56,6 +71,7 @@ export function snapshotFiles(dir: string): SnapshotFiles {
     ram: path.join(dir, 'ram'),
     state: path.join(dir, 'state'),
     disk: path.join(dir, 'disk.qcow2'),
+    emptyOverlay: path.join(dir, 'empty-overlay.qcow2'),
     seed: { metaData: path.join(dir, 'seed', 'meta-data'), userData: path.join(dir, 'seed', 'user-data') },
     record: path.join(dir, 'snapshot.json'),
   }
@@ -81,7 +97,7 @@ export function expectedFingerprint(
   }
 }
 
-/** Finds the snapshot and says precisely why it cannot be used, when it cannot. */
+/** Finds the snapshot and says precisely why it cannot be used, when it cannot. Cheap: no RAM digest. */
 export async function lookupSnapshot(dir: string, expected: SnapshotFingerprint): Promise<SnapshotLookup> {
   const files = snapshotFiles(dir)
   let record: SnapshotRecord
@@ -95,18 +111,23 @@ export async function lookupSnapshot(dir: string, expected: SnapshotFingerprint)
     .filter((key) => String(record.fingerprint?.[key as keyof SnapshotFingerprint]) !== String(expected[key as keyof SnapshotFingerprint]))
     .map((key) => `${key} ${String(record.fingerprint?.[key as keyof SnapshotFingerprint])} -> ${String(expected[key as keyof SnapshotFingerprint])}`)
   if (changed.length > 0) return { kind: 'unusable', reason: `it was captured for another configuration (${changed.join('; ')})` }
-  const problems = await checkFiles(files, record)
+  const problems = await checkFiles(files, record, false)
   if (problems) return { kind: 'unusable', reason: problems }
   return { kind: 'usable', files, record }
 }
 
-async function checkFiles(files: SnapshotFiles, record: SnapshotRecord): Promise<string | undefined> {
+/**
+ * After a restore failed: are the files still the ones captured? With `full`, the RAM file's
+ * digest is checked too (about a second per GiB), which is what proves a snapshot bad.
+ */
+export async function checkFiles(files: SnapshotFiles, record: SnapshotRecord, full: boolean): Promise<string | undefined> {
   try {
-    const [ram, state] = await Promise.all([fs.stat(files.ram), fs.stat(files.state), fs.access(files.disk)])
+    const [ram, state] = await Promise.all([fs.stat(files.ram), fs.stat(files.state), fs.access(files.disk), fs.access(files.emptyOverlay)])
     if (ram.size !== record.ramBytes) return `its RAM file is ${ram.size} bytes, expected ${record.ramBytes} (truncated?)`
     if (state.size !== record.stateBytes) return `its device state file is ${state.size} bytes, expected ${record.stateBytes} (truncated?)`
     // The state file is small (hundreds of KB): checking its digest is cheap and catches corruption.
     if (sha256(await fs.readFile(files.state)) !== record.stateSha256) return 'its device state file is corrupt (digest mismatch)'
+    if (full && (await fileSha256(files.ram)) !== record.ramSha256) return 'its RAM file is corrupt (digest mismatch)'
     return undefined
   } catch (error) {
     return `a snapshot file is missing (${(error as Error).message})`
@@ -114,23 +135,41 @@ async function checkFiles(files: SnapshotFiles, record: SnapshotRecord): Promise
 }
 
 export async function writeRecord(files: SnapshotFiles, fingerprint: SnapshotFingerprint, guestPorts: number[]): Promise<void> {
-  const [ram, stateBytes] = await Promise.all([fs.stat(files.ram), fs.readFile(files.state)])
+  const [ram, stateBytes, ramSha256] = await Promise.all([fs.stat(files.ram), fs.readFile(files.state), fileSha256(files.ram)])
   const record: SnapshotRecord = {
     fingerprint,
     ramBytes: ram.size,
+    ramSha256,
     stateBytes: stateBytes.length,
     stateSha256: sha256(stateBytes),
     capturedAt: new Date().toISOString(),
     guestPorts,
   }
-  await fs.writeFile(files.record, JSON.stringify(record, null, 2))
+  const tmp = `${files.record}.tmp`
+  await fs.writeFile(tmp, JSON.stringify(record, null, 2))
+  await fs.rename(tmp, files.record)
 }
 
-/** Removes a snapshot; running VMs keep their open files (Linux unlink semantics). */
+async function fileSha256(file: string): Promise<string> {
+  const hash = crypto.createHash('sha256')
+  for await (const chunk of createReadStream(file, { highWaterMark: 4 * 2 ** 20 })) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
+
+/** Removes a snapshot proven bad; running VMs keep their open files (Linux unlink semantics). */
 export async function discardSnapshot(dir: string): Promise<void> {
   const trash = `${dir}.trash-${process.pid}-${Date.now()}`
   await fs.rename(dir, trash).catch(() => {})
   await fs.rm(trash, { recursive: true, force: true })
+}
+
+/** Staging and trash folders left by a capture whose process was killed. */
+export async function removeAbandoned(snapshotsRoot: string): Promise<void> {
+  const entries = await fs.readdir(snapshotsRoot).catch(() => [] as string[])
+  for (const entry of entries) {
+    const owner = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/.exec(entry)
+    if (owner && !isProcessAlive(Number(owner[1]))) await fs.rm(path.join(snapshotsRoot, entry), { recursive: true, force: true })
+  }
 }
 
 /** Serializes captures of one snapshot across processes. */
@@ -142,6 +181,7 @@ export async function withSnapshotLock<T>(dir: string, fn: () => Promise<T>): Pr
     update: 5_000,
     retries: { retries: 600, minTimeout: 200, maxTimeout: 500 },
     realpath: false,
+    onCompromised: () => {}, // a capture under a lost lock is still checked by its record
   })
   try {
     return await fn()

@@ -9,45 +9,59 @@ import { StackEmulatorError } from '../../errors.js'
 import { chooseAccel } from './accel.js'
 import { machineShape, type Forward } from './argv.js'
 import { findQemu } from './binary.js'
-import { readySnapshot } from './capture.js'
+import { readySnapshot, type ReadySnapshot } from './capture.js'
+import { localFailure } from './local-failure.js'
 import {
   firstLine, launchReady, overlayPath, qmpSocketPath, resolvedForwards, serviceUrls, syncGuestClock,
   type Context, type Mode, type Slot,
 } from './launch.js'
 import type { QemuProcess } from './process.js'
-import { discardSnapshot } from './snapshot.js'
+import { checkFiles, discardSnapshot } from './snapshot.js'
 
 export async function startQemuVm(options: DriverStartOptions): Promise<RunningVm> {
   const { manifest, settings } = options
   const qemu = await findQemu(settings.qemuBinary)
   const decision = await chooseAccel({ choice: settings.accel, qemu, cacheRoot: settings.cacheRoot })
   if (decision.warning) options.log(decision.warning)
-  await fs.mkdir(options.instanceDir, { recursive: true, mode: 0o700 })
   const ctx: Context = {
     options,
     manifest,
     binary: qemu.path,
     shape: machineShape(manifest, decision.accel, options.memoryMb),
     instanceDir: options.instanceDir,
-    debug: settings.debug ? (line) => process.stderr.write(`[stack-emulator] ${line}\n`) : undefined,
+    debug: settings.debug ? (line) => process.stderr.write(`stack-emulator: ${line}\n`) : undefined,
   }
-  const forwards = manifest.services.map((s) => ({ guestPort: s.guestPort, hostPort: options.ports?.[s.name] ?? s.hostPort ?? 0 }))
+  const forwards = manifest.services.map((s) => ({ guestPort: s.guestPort, hostPort: options.ports[s.name] ?? 0 }))
 
-  if (options.snapshot !== false) {
-    const files = await readySnapshot(ctx, qemu.version)
-    if (files) {
+  if (options.snapshot) {
+    const snapshot = await readySnapshot(ctx, qemu.version)
+    if (snapshot) {
       try {
-        return await QemuVm.create(ctx, { kind: 'snapshot', files }, forwards, false)
+        return await QemuVm.create(ctx, { kind: 'snapshot', files: snapshot.files, record: snapshot.record }, forwards, false)
       } catch (error) {
-        if (error instanceof StackEmulatorError && error.code === 'PORT_BUSY') throw error
-        const details = error instanceof StackEmulatorError && error.details ? `: ${error.details.replace(/\s+/g, ' ').slice(0, 300)}` : ''
-        options.log(`Restoring the ready snapshot failed (${firstLine(error)}${details}); cold booting instead and capturing it again next time.`)
-        await discardSnapshot(files.dir)
+        await explainRestoreFailure(ctx, snapshot, error)
       }
     }
   }
   // Falling back from snapshots, the user still expects a clean VM: a fresh disk.
-  return QemuVm.create(ctx, { kind: 'cold' }, forwards, options.snapshot !== false || Boolean(options.fresh))
+  return QemuVm.create(ctx, { kind: 'cold' }, forwards, options.snapshot || options.fresh)
+}
+
+/**
+ * A failed restore: rethrows what a cold boot would not fix (a busy port, a full or read-only
+ * folder); otherwise says why and drops the snapshot only when its files prove it bad.
+ */
+async function explainRestoreFailure(ctx: Context, snapshot: ReadySnapshot, error: unknown): Promise<void> {
+  if (error instanceof StackEmulatorError && ['PORT_BUSY', 'DISK_FULL', 'READ_ONLY'].includes(error.code)) throw error
+  const details = error instanceof StackEmulatorError && error.details ? `: ${error.details.replace(/\s+/g, ' ').slice(0, 300)}` : ''
+  const reason = `${firstLine(error)}${details}`
+  const bad = localFailure(error, ctx.instanceDir) ? undefined : await checkFiles(snapshot.files, snapshot.record, true)
+  if (bad) {
+    ctx.options.log(`Restoring the ready snapshot failed (${reason}) and ${bad}: dropping it; cold booting instead and capturing it again next time.`)
+    await discardSnapshot(snapshot.files.dir)
+  } else {
+    ctx.options.log(`Restoring the ready snapshot failed (${reason}); its files are intact, so it is kept; cold booting instead.`)
+  }
 }
 
 interface Spare {
@@ -63,8 +77,12 @@ async function hmp(proc: QemuProcess, command: string): Promise<void> {
   if (/could not|invalid|not found|error|failed/i.test(output)) throw new Error(`${command}: ${output}`)
 }
 
+/** How often a VM paused by a full disk is asked to continue. */
+const RESUME_INTERVAL_MS = 2000
+
 class QemuVm implements RunningVm {
   private stopped = false
+  private diskFull: StackEmulatorError | undefined
   private slot: Slot = 'main'
   private spare: Promise<Spare | undefined> | undefined
   private busy = false
@@ -74,14 +92,14 @@ class QemuVm implements RunningVm {
 
   private constructor(
     private readonly ctx: Context,
-    private readonly mode: Mode,
+    private mode: Mode,
     private forwards: Forward[],
     private proc: QemuProcess,
     public origin: VmOrigin,
   ) {}
 
   static async create(ctx: Context, mode: Mode, requested: Forward[], fresh: boolean): Promise<QemuVm> {
-    if (fresh) await fs.rm(overlayPath(ctx, mode), { force: true })
+    if (fresh) await fs.rm(overlayPath(ctx, mode.kind), { force: true })
     const proc = await launchReady(ctx, mode, requested)
     try {
       const vm = new QemuVm(ctx, mode, await resolvedForwards(proc, requested), proc, mode.kind === 'snapshot' ? 'snapshot' : 'cold-boot')
@@ -109,9 +127,9 @@ class QemuVm implements RunningVm {
       const spare = await this.spare
       this.spare = undefined
       await this.proc.stop()
-      if (this.mode.kind === 'cold') await fs.rm(overlayPath(this.ctx, this.mode), { force: true })
+      if (this.mode.kind === 'cold') await fs.rm(overlayPath(this.ctx, this.mode.kind), { force: true })
       // Same host ports as before, so URLs handed out earlier keep working.
-      this.proc = (spare && (await this.adopt(spare))) ?? (await launchReady(this.ctx, this.mode, this.forwards, this.slot))
+      this.proc = (spare && (await this.adopt(spare))) ?? (await this.relaunch())
       this.watch(this.proc)
     } finally {
       this.busy = false
@@ -121,13 +139,32 @@ class QemuVm implements RunningVm {
     return { durationMs: Math.round(performance.now() - started), origin: this.origin }
   }
 
+  /** A plain restore on the same ports; when it fails, a cold boot that keeps the suites served. */
+  private async relaunch(): Promise<QemuProcess> {
+    try {
+      return await launchReady(this.ctx, this.mode, this.forwards, this.slot)
+    } catch (error) {
+      if (this.mode.kind !== 'snapshot') throw error
+      await explainRestoreFailure(this.ctx, this.mode, error)
+      this.mode = { kind: 'cold' }
+      this.origin = 'cold-boot'
+      this.slot = 'main'
+      await fs.rm(overlayPath(this.ctx, this.mode.kind), { force: true })
+      return launchReady(this.ctx, this.mode, this.forwards)
+    }
+  }
+
+  problem(): StackEmulatorError | undefined {
+    return this.diskFull
+  }
+
   async stop(): Promise<void> {
     this.stopped = true
     const spare = await this.spare
     await Promise.all([this.proc.stop(), spare?.proc.stop()])
     for (const slot of ['main', 'spare'] as const) {
       await fs.rm(qmpSocketPath(this.ctx, slot), { force: true })
-      if (this.mode.kind === 'snapshot') await fs.rm(overlayPath(this.ctx, this.mode, slot), { force: true })
+      if (this.mode.kind === 'snapshot') await fs.rm(overlayPath(this.ctx, this.mode.kind, slot), { force: true })
     }
   }
 
@@ -167,6 +204,25 @@ class QemuVm implements RunningVm {
     void proc.exited.then((exit) => {
       if (this.stopped || this.busy || proc !== this.proc) return
       this.resolveDied(`QEMU (pid ${proc.pid}) exited unexpectedly (${exit.signal ?? `code ${exit.code}`})`)
+    })
+    // werror=enospc: a full host disk pauses the guest. Say so once, and keep asking it to
+    // continue, so it resumes by itself once space is freed.
+    proc.qmp.on('event', (event) => {
+      if (event.event !== 'BLOCK_IO_ERROR' || !event.data?.nospace || proc !== this.proc || this.diskFull) return
+      this.diskFull = new StackEmulatorError(`The VM is paused: no space left for its disk in ${this.ctx.instanceDir}`, {
+        code: 'DISK_FULL', fix: `Free some space there (df -h ${this.ctx.instanceDir}); the VM resumes by itself within seconds.`,
+      })
+      this.ctx.options.log(this.diskFull.message)
+      const timer = setInterval(() => {
+        if (proc !== this.proc || !proc.isAlive) return clearInterval(timer)
+        void proc.status().then(async (status) => {
+          if (status !== 'running') return void (await proc.qmp.execute('cont').catch(() => {}))
+          clearInterval(timer)
+          this.diskFull = undefined
+          this.ctx.options.log('The VM resumed: its disk has space again.')
+        }, () => {})
+      }, RESUME_INTERVAL_MS)
+      timer.unref()
     })
   }
 }
