@@ -63,7 +63,7 @@ export function errorFromJSON(value: { code?: string; message?: string }): Stack
   return error
 }
 
-export function badOption(name: string, value: unknown, expected: string): TypeError {
+export function badOption(name: string, value: unknown, expected: string): StackEmulatorError {
   const shown = typeof value === 'string' ? JSON.stringify(value) : String(value)
-  return new TypeError(`Option "${name}" must be ${expected}, got ${shown} (${typeof value}).`)
+  return new StackEmulatorError(`Option "${name}" must be ${expected}, got ${shown} (${typeof value})`, { code: 'BAD_OPTION' })
 }

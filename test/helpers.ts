@@ -2,7 +2,8 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { execa } from 'execa'
+import readline from 'node:readline'
+import { execa, type ResultPromise } from 'execa'
 import { request } from 'undici'
 import { readSettings } from '../src/settings.js'
 
@@ -100,3 +101,28 @@ export async function leftoversUnder(dir: string, timeoutMs = 2000): Promise<{ p
   await eventually(() => processesMentioning(dir).length === 0, timeoutMs)
   return processesMentioning(dir)
 }
+
+export interface Acquirer {
+  child: ResultPromise
+  /** The next JSON line the acquirer printed (its handle, an error, or an answer). */
+  next(): Promise<any>
+  send(line: string): void
+}
+
+/** A test runner stand-in in its own process (test/programs/acquirer.mjs): acquires, prints, holds. */
+export function spawnAcquirer(options: object, env: Record<string, string> = {}): Acquirer {
+  const child = execa(process.execPath, [path.join(root, 'test/programs/acquirer.mjs'), JSON.stringify(options)], { env, reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' })
+  const lines = readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]()
+  return {
+    child,
+    async next() {
+      const { value, done } = await lines.next()
+      if (done) throw new Error(`acquirer exited: ${(await child).stderr}`)
+      return JSON.parse(value)
+    },
+    send: (line) => child.stdin!.write(line + '\n'),
+  }
+}
+
+/** Supervisors (not QEMU) serving the instance folder `dir`. */
+export const supervisorProcesses = (dir: string) => processesMentioning(dir).filter((p) => p.cmdline.includes('supervisor/main.js'))

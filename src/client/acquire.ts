@@ -4,6 +4,7 @@
  */
 import { StackEmulatorError } from '../errors.js'
 import { resolveImage } from '../image/resolve.js'
+import { local } from '../local-failure.js'
 import type { ImageManifest } from '../image/manifest.js'
 import { withInstanceLock } from '../instance/lock.js'
 import { ensureInstanceDir, instancePaths, type InstancePaths } from '../instance/paths.js'
@@ -47,7 +48,7 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
   const paths = instancePaths(settings.stateRoot, resolved.name)
   const log = resolved.onLog
   const progress = resolved.onProgress
-  await ensureInstanceDir(paths)
+  await local(paths.dir, () => ensureInstanceDir(paths))
   const manifest = await resolveImage({ image: resolved.image, cacheRoot: settings.cacheRoot, progress })
   const driver = driverOptions(resolved, manifest)
   const attached = await attachOrStart(paths, manifest, { ...settings, image: resolved.image }, driver, log)
@@ -91,7 +92,7 @@ async function attachOrStart(
       const attached = await withInstanceLock(paths, async () => {
         const existing = await attachExisting(paths, true, log)
         if (existing) return existing
-        return spawnSupervisor({ paths, manifestPath: manifest.file, settings, driver }, true)
+        return local(paths.dir, () => spawnSupervisor({ paths, manifestPath: manifest.file, settings, driver }, true))
       })
       if (attached.hello.imageFingerprint !== manifest.fingerprint) {
         attached.connection.close()

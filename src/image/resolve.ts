@@ -1,5 +1,6 @@
 /** Turns the `image` option into a loaded manifest: a manifest path, or the built fixture. */
 import path from 'node:path'
+import { local } from '../local-failure.js'
 import { ensureFixtureImage } from './fixture.js'
 import { loadManifest, type ImageManifest } from './manifest.js'
 
@@ -9,5 +10,6 @@ export async function resolveImage(options: {
   progress: (line: string) => void
 }): Promise<ImageManifest> {
   if (options.image && options.image !== 'fixture') return loadManifest(path.resolve(options.image))
-  return loadManifest(await ensureFixtureImage({ cacheRoot: options.cacheRoot, progress: options.progress }))
+  // A read-only or full cache without the image is named as such, with the fix.
+  return loadManifest(await local(options.cacheRoot, () => ensureFixtureImage({ cacheRoot: options.cacheRoot, progress: options.progress })))
 }

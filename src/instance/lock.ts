@@ -15,7 +15,6 @@
  * the instance lock and the state file's pid for ownership (weaker: a dead holder is seen after
  * the stale timeout).
  */
-import fs from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
 import lockfile from 'proper-lockfile'
@@ -123,11 +122,4 @@ function lockTimeout(): StackEmulatorError {
     code: 'TIMEOUT',
     fix: 'Look for a stuck process (stack-emulator status), or stop the instance (stack-emulator stop).',
   })
-}
-
-/** Removes a file only while it is still the one we made (same inode), never a successor's. */
-export async function removeIfSame(file: string, inode: number | undefined): Promise<void> {
-  if (inode === undefined) return
-  const stat = await fs.lstat(file).catch(() => undefined)
-  if (stat?.ino === inode) await fs.rm(file, { force: true })
 }

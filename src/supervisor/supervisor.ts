@@ -9,7 +9,6 @@ import net from 'node:net'
 import { StackEmulatorError } from '../errors.js'
 import type { RunningVm } from '../drivers/types.js'
 import type { ImageManifest } from '../image/manifest.js'
-import { removeIfSame } from '../instance/lock.js'
 import { ensureInstanceDir } from '../instance/paths.js'
 import { HELLO_TIMEOUT_MS, type InstanceState, type SupervisorConfig } from './config.js'
 import { LeaseBook, type Lease } from './leases.js'
@@ -99,6 +98,9 @@ export class Supervisor {
     const tmp = `${paths.state}.${process.pid}.tmp`
     await fs.writeFile(tmp, JSON.stringify(state, null, 2), { mode: 0o600 })
     await fs.rename(tmp, paths.state)
+    // Closing a unix-socket server unlinks its path (libuv): close the old one before binding anew.
+    this.server?.close()
+    this.server = undefined
     // We own the instance (the ownership lock): any socket file there is a dead one's.
     await fs.rm(paths.socket, { force: true })
     const server = net.createServer((socket) => this.onConnection(socket))
@@ -111,7 +113,6 @@ export class Supervisor {
     } finally {
       process.umask(umask)
     }
-    this.server?.close()
     this.server = server
     this.socketInode = (await fs.lstat(paths.socket)).ino
   }
@@ -287,10 +288,10 @@ export class Supervisor {
       clearInterval(this.repairTimer)
       clearTimeout(this.helloTimer)
       clearTimeout(this.idleTimer)
-      this.server?.close()
-      // Only our own traces, recognised by identity: never a successor's.
+      // Only our own traces, recognised by identity: never a successor's. (Closing the server
+      // unlinks the socket path, so it closes only while the socket there is still ours.)
       if ((await fs.readFile(paths.state, 'utf8').catch(() => '')).includes(this.nonce)) await fs.rm(paths.state, { force: true })
-      await removeIfSame(paths.socket, this.socketInode)
+      if (await isSameFile(paths.socket, this.socketInode)) this.server?.close()
       if (this.vm) await this.enqueue(async () => this.vm?.stop()).catch((error: Error) => this.log(`stopping the VM: ${error.message}`))
       for (const c of this.connections) c.socket.end()
       setTimeout(() => process.exit(0), 50).unref()
@@ -314,10 +315,20 @@ export class Supervisor {
   }
 
   private log(line: string): void {
-    process.stdout.write(`${new Date().toISOString()} ${line}\n`)
+    try {
+      process.stdout.write(`${new Date().toISOString()} ${line}\n`)
+    } catch {
+      // A full disk must not take the supervisor (and its VM) down: the clients still hear it.
+    }
   }
 }
 
 function errorPayload(error: Error): ReturnType<StackEmulatorError['toJSON']> {
   return error instanceof StackEmulatorError ? error.toJSON() : { code: 'SUPERVISOR', message: error.message }
+}
+
+/** True while `file` is still the one we made (same inode), not a successor's. */
+async function isSameFile(file: string, inode: number | undefined): Promise<boolean> {
+  const stat = await fs.lstat(file).catch(() => undefined)
+  return inode !== undefined && stat?.ino === inode
 }

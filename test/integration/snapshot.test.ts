@@ -14,8 +14,14 @@ const home = useTempHome()
 const cache = privateCache(home)
 process.env.STACK_EMULATOR_CACHE_DIR = cache
 const snapshotsDir = () => path.join(cache, 'snapshots')
-const snapshotFile = (file: string) => {
-  const dir = fs.readdirSync(snapshotsDir()).find((d) => /^[^.]+-[0-9a-f]{16}$/.test(d))!
+/** The slots of the store: one per fingerprint (here, per memory size). */
+const slots = () => fs.readdirSync(snapshotsDir()).filter((d) => /^[^.]+-[0-9a-f]{16}$/.test(d))
+const snapshotFile = (file: string, memoryMb = 512) => {
+  const dir = slots().find((d) => {
+    const record = path.join(snapshotsDir(), d, 'snapshot.json')
+    return fs.existsSync(record) && JSON.parse(fs.readFileSync(record, 'utf8')).fingerprint.memoryMb === memoryMb
+  })
+  if (!dir) throw new Error(`no snapshot for ${memoryMb} MiB in ${snapshotsDir()}: ${slots().join(', ')}`)
   return path.join(snapshotsDir(), dir, file)
 }
 
@@ -26,7 +32,7 @@ async function start(name: string, options: Parameters<typeof acquire>[0] = {}) 
 }
 
 afterAll(async () => {
-  for (const name of ['snap', 'cold', 'mem', 'corrupt', 'clock']) await stopInstance(name)
+  for (const name of ['snap', 'snap-512', 'cold', 'mem', 'corrupt', 'clock']) await stopInstance(name)
   expect(await leftoversUnder(home)).toEqual([])
 })
 
@@ -89,12 +95,23 @@ describe('snapshot start and reset', () => {
 })
 
 describe('an unusable snapshot is never used', () => {
-  it('with another memory size: cold boot, one line naming the change, recaptured', async () => {
-    const { emulator, logs } = await start('mem', { memoryMb: 640 })
-    await emulator.release()
+  it('two memory sizes keep two snapshots, and instances of both keep resetting from theirs', async () => {
+    const small = await start('snap-512')
+    const { emulator: large, logs } = await start('mem', { memoryMb: 640 })
+    expect(logs.filter((l) => /snapshot/i.test(l))).toEqual([]) // a new slot, not a replaced one
+    expect(JSON.parse(fs.readFileSync(snapshotFile('snapshot.json', 640), 'utf8')).fingerprint.memoryMb).toBe(640)
+    expect(fs.existsSync(snapshotFile('snapshot.json', 512))).toBe(true)
+    for (let i = 0; i < 2; i++) {
+      for (const vm of [small.emulator, large]) {
+        await vm.reset({ force: true })
+        expect(vm.origin).toBe('snapshot')
+        expect((await http(`${vm.backendUrl}/health?db=1`)).status).toBe(200)
+      }
+    }
+    await small.emulator.release()
+    await large.release()
+    await stopInstance('snap-512')
     await stopInstance('mem')
-    expect(logs.filter((l) => /Not using the ready snapshot/.test(l))).toEqual([expect.stringMatching(/memoryMb 512 -> 640/)])
-    expect(JSON.parse(fs.readFileSync(snapshotFile('snapshot.json'), 'utf8')).fingerprint.memoryMb).toBe(640)
     const again = await start('mem', { memoryMb: 640 })
     expect(again.logs.filter((l) => /snapshot/i.test(l))).toEqual([])
     expect(again.emulator.origin).toBe('snapshot')
@@ -103,7 +120,7 @@ describe('an unusable snapshot is never used', () => {
   })
 
   it('truncated state file: clear message, cold boot, recaptured and usable again', async () => {
-    fs.truncateSync(snapshotFile('state'), 1000)
+    fs.truncateSync(snapshotFile('state', 640), 1000)
     const { emulator, logs } = await start('corrupt', { memoryMb: 640 })
     expect(logs.filter((l) => /snapshot/i.test(l))).toEqual([expect.stringMatching(/device state file is 1000 bytes.*truncated/)])
     expect((await http(`${emulator.backendUrl}/health?db=1`)).status).toBe(200)
@@ -115,17 +132,19 @@ describe('an unusable snapshot is never used', () => {
     await stopInstance('corrupt')
   })
 
-  it('RAM file of the right size but wiped: restore fails, cold boot, nothing left broken', async () => {
-    const ram = snapshotFile('ram')
+  it('RAM file of the right size but wiped: restore fails, the digest proves it bad, dropped, cold boot', async () => {
+    const ram = snapshotFile('ram', 640)
     const size = fs.statSync(ram).size
     fs.truncateSync(ram, 0) // every guest page now reads as zeros, the size check still passes
     fs.truncateSync(ram, size)
     const { emulator, logs } = await start('corrupt', { memoryMb: 640, bootTimeoutMs: 180_000 })
-    expect(logs.some((l) => /Restoring the ready snapshot failed/.test(l))).toBe(true)
+    expect(logs.filter((l) => /Restoring the ready snapshot failed/.test(l))).toEqual([expect.stringMatching(/RAM file is corrupt \(digest mismatch\): dropping it/)])
+    expect(emulator.origin).toBe('cold-boot')
     expect((await http(`${emulator.backendUrl}/health?db=1`)).status).toBe(200)
     await emulator.release()
     await stopInstance('corrupt')
     expect(processesMentioning(path.join(home, 'state', 'corrupt'))).toEqual([])
+    expect(() => snapshotFile('ram', 640)).toThrow(/no snapshot for 640/)
   })
 })
 

@@ -16,7 +16,8 @@ import {
   discardSnapshot, expectedFingerprint, lookupSnapshot, removeAbandoned, snapshotDir, snapshotFiles,
   withSnapshotLock, writeRecord, type SnapshotFiles, type SnapshotFingerprint, type SnapshotRecord,
 } from './snapshot.js'
-import { afterLaunch, firstLine, healthTargets, local, resolvedForwards, seedDigest, seedFiles, type Context } from './launch.js'
+import { local } from '../../local-failure.js'
+import { afterLaunch, firstLine, healthTargets, resolvedForwards, seedDigest, seedFiles, type Context } from './launch.js'
 
 export interface ReadySnapshot {
   files: SnapshotFiles

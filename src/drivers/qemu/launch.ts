@@ -14,7 +14,7 @@ import { StackEmulatorError } from '../../errors.js'
 import { sha256 } from '../../digest.js'
 import { buildArgv, type Forward, type MachineShape } from './argv.js'
 import { createOverlay } from './binary.js'
-import { localFailure } from './local-failure.js'
+import { local } from '../../local-failure.js'
 import { QemuProcess, tail } from './process.js'
 import type { SnapshotFiles, SnapshotRecord } from './snapshot.js'
 
@@ -113,15 +113,6 @@ async function writableRam(ctx: Context, files: SnapshotFiles): Promise<string> 
   await fs.copyFile(files.ram, `${copy}.tmp`)
   await fs.rename(`${copy}.tmp`, copy)
   return (ctx.ramFile = copy)
-}
-
-/** Runs a step that writes to `folder`, naming a full disk or a read-only folder as such. */
-export async function local<T>(folder: string, step: () => Promise<T>): Promise<T> {
-  try {
-    return await step()
-  } catch (error) {
-    throw localFailure(error, folder) ?? error
-  }
 }
 
 /** Waits for health, racing QEMU's exit; stops QEMU on failure so nothing is left running. */

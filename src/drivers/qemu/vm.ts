@@ -10,7 +10,7 @@ import { chooseAccel } from './accel.js'
 import { machineShape, type Forward } from './argv.js'
 import { findQemu } from './binary.js'
 import { readySnapshot, type ReadySnapshot } from './capture.js'
-import { localFailure } from './local-failure.js'
+import { localFailure } from '../../local-failure.js'
 import {
   firstLine, launchReady, overlayPath, qmpSocketPath, resolvedForwards, serviceUrls, syncGuestClock,
   type Context, type Mode, type Slot,

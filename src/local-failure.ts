@@ -3,7 +3,7 @@
  * unwritable folder, a file locked by another QEMU. They are reported as what they are, with
  * the fix, and never cost a snapshot its place in the store.
  */
-import { StackEmulatorError } from '../../errors.js'
+import { StackEmulatorError } from './errors.js'
 
 const FULL = /No space left on device|ENOSPC|EDQUOT|Disk quota exceeded/
 const READ_ONLY = /Read-only file system|EROFS|Permission denied|EACCES|EPERM/
@@ -36,4 +36,13 @@ function describe(error: unknown): string {
   const parts = [error.message, (error as NodeJS.ErrnoException).code ?? '']
   if (error instanceof StackEmulatorError && error.details) parts.push(error.details)
   return parts.join('\n')
+}
+
+/** Runs a step that writes to `folder`, naming a full disk or a read-only folder as such. */
+export async function local<T>(folder: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step()
+  } catch (error) {
+    throw localFailure(error, folder) ?? error
+  }
 }
