@@ -32,7 +32,7 @@ async function start(name: string, options: Parameters<typeof acquire>[0] = {}) 
 }
 
 afterAll(async () => {
-  for (const name of ['snap', 'snap-512', 'cold', 'mem', 'corrupt', 'clock']) await stopInstance(name)
+  for (const name of ['snap', 'snap-512', 'cold', 'mem', 'corrupt', 'fallback', 'clock']) await stopInstance(name)
   expect(await leftoversUnder(home)).toEqual([])
 })
 
@@ -96,11 +96,15 @@ describe('snapshot start and reset', () => {
 
 describe('an unusable snapshot is never used', () => {
   it('two memory sizes keep two snapshots, and instances of both keep resetting from theirs', async () => {
+    // Left by a capture whose process was killed: cleaned by the next capture.
+    const abandoned = path.join(snapshotsDir(), 'stack-auth-fixture-0000000000000000.staging-999999')
+    fs.mkdirSync(abandoned, { recursive: true })
     const small = await start('snap-512')
     const { emulator: large, logs } = await start('mem', { memoryMb: 640 })
     expect(logs.filter((l) => /snapshot/i.test(l))).toEqual([]) // a new slot, not a replaced one
     expect(JSON.parse(fs.readFileSync(snapshotFile('snapshot.json', 640), 'utf8')).fingerprint.memoryMb).toBe(640)
     expect(fs.existsSync(snapshotFile('snapshot.json', 512))).toBe(true)
+    expect(fs.existsSync(abandoned)).toBe(false)
     for (let i = 0; i < 2; i++) {
       for (const vm of [small.emulator, large]) {
         await vm.reset({ force: true })
@@ -145,6 +149,24 @@ describe('an unusable snapshot is never used', () => {
     await stopInstance('corrupt')
     expect(processesMentioning(path.join(home, 'state', 'corrupt'))).toEqual([])
     expect(() => snapshotFile('ram', 640)).toThrow(/no snapshot for 640/)
+  })
+})
+
+describe('a reset whose restore fails', () => {
+  it('falls back to a cold boot and keeps serving the suite', async () => {
+    const { emulator, logs } = await start('fallback', { memoryMb: 576 })
+    expect(emulator.origin).toBe('snapshot')
+    const state = snapshotFile('state', 576)
+    const bytes = fs.readFileSync(state)
+    bytes.fill(0x5a, 1000, 200_000) // same size, garbled device state
+    fs.writeFileSync(state, bytes)
+    await emulator.reset({ force: true })
+    expect(emulator.origin).toBe('cold-boot')
+    expect(logs.filter((l) => /Restoring the ready snapshot failed/.test(l))).toEqual([expect.stringMatching(/device state file is corrupt.*dropping it/)])
+    expect((await http(`${emulator.backendUrl}/health?db=1`)).status).toBe(200)
+    expect(await createUser(emulator.backendUrl, emulator.env, 'after-fallback@example.com')).toMatchObject({ status: 201 })
+    await emulator.release()
+    await stopInstance('fallback')
   })
 })
 
