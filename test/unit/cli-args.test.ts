@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { parseCli } from '../../src/cli/args.js'
 import { emulatorEnv } from '../../src/stack/environment.js'
-import { validateOptions } from '../../src/client/options.js'
 
 describe('parseCli', () => {
   it('maps flags to options and keeps what follows --', () => {
@@ -16,14 +15,6 @@ describe('parseCli', () => {
     expect(() => parseCli(['start', '--bogus'])).toThrow(/Unknown option '--bogus'.*--help/)
     expect(() => parseCli(['start', '--port', '26701'])).toThrow(/--port expects <service>=<port>/)
     expect(() => parseCli(['start', '--memory', 'lots'])).toThrow(/--memory expects a whole number/)
-  })
-})
-
-describe('options', () => {
-  it('throws a TypeError naming the option, the value and its type', () => {
-    expect(() => validateOptions({ isolation: 'strict' as never })).toThrow(/Option "isolation" must be one of suite, exclusive, none, got "strict" \(string\)/)
-    expect(() => validateOptions({ idleTimeoutMs: -1 })).toThrow(TypeError)
-    expect(() => validateOptions({ ports: { backend: 70000 } })).toThrow(/ports\.backend/)
   })
 })
 
