@@ -38,7 +38,8 @@ export class StackEmulatorError extends Error {
   constructor(summary: string, options: StackEmulatorErrorOptions) {
     const fix = options.fix ? ` ${options.fix}` : ''
     const details = options.details ? `\n${options.details}` : ''
-    super(`${summary}.${fix}${details}`, { cause: options.cause })
+    const stop = /[.?!]$/.test(summary) ? '' : '.'
+    super(`${summary}${stop}${fix}${details}`, { cause: options.cause })
     this.code = options.code
     this.fix = options.fix
     this.details = options.details

@@ -103,7 +103,7 @@ describe('bad input: one clear line, non-zero exit, nothing left running', () =>
   it('unknown option', async () => {
     const r = await cli(['start', '--bogus'])
     expect(r.exitCode).toBe(2)
-    expect(oneLine(r.stderr)).toEqual([expect.stringMatching(/Unknown option '--bogus'.*--help/)])
+    expect(oneLine(r.stderr)).toEqual([expect.stringMatching(/Unknown option "--bogus".*--help/)])
   })
 
   it('missing image', async () => {

@@ -3,6 +3,7 @@
  * chromium), a Vitest run and a Playwright run sharing one VM, and `stack-emulator exec`.
  */
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -71,6 +72,11 @@ describe('stack-emulator exec', () => {
     child.kill('SIGTERM')
     expect((await child).exitCode).toBe(42)
     expect(await eventually(() => processesMentioning(instanceDir('exec')).length === 0, 3000)).toBe(true)
+  })
+
+  it('exits 128 + the signal\'s number when a signal ends the command', async () => {
+    const result = await cli(['exec', '--name', 'exec', '--', process.execPath, '-e', 'process.kill(process.pid, "SIGKILL")'])
+    expect(result.exitCode).toBe(128 + os.constants.signals.SIGKILL)
   })
 
   it('says how to call it when the command is missing', async () => {
