@@ -71,10 +71,8 @@ export const COMMANDS = {
   help: { usage: 'help [<command>]', summary: "a command's help (also: stack-emulator <command> --help)", flags: [] },
 } satisfies Record<string, CommandSpec>
 
-export type Command = keyof typeof COMMANDS | 'version'
-
 export interface ParsedArgs {
-  command: Command
+  command: keyof typeof COMMANDS | 'version'
   /** With `help`: the command asked about, if any. */
   topic?: keyof typeof COMMANDS
   json: boolean

@@ -38,7 +38,7 @@ export interface DoctorContext {
   files: typeof SYSTEM_FILES
 }
 
-const MIN_NODE = [20, 19]
+const MIN_NODE = [20, 19] // package.json's engines
 const MIN_FREE = 2 * 1024 ** 3
 // The image build runs as root, whose PATH has the sbin folders a user's PATH often lacks.
 const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin']
@@ -72,12 +72,12 @@ function node(): Finding {
 async function qemuChecks(ctx: DoctorContext): Promise<Finding[]> {
   const binary = ctx.settings.qemuBinary
   const found = await which(binary)
-  let qemu: QemuBinary | undefined
-  if ('path' in found) qemu = await findQemu(binary).catch(() => undefined)
-  const qemuFinding: Finding = qemu && 'path' in found
-    ? { id: 'qemu', status: 'ok', message: `QEMU ${qemu.version} at ${found.path}` }
-    : missing(ctx, 'qemu', `${binary} ${'path' in found ? 'does not run' : 'not found'}; it runs the VM`, 'qemu-system-x86', 'fail')
-  return [qemuFinding, await accel(ctx, qemu)]
+  const where = 'path' in found ? found.path : undefined
+  const qemu = where ? await findQemu(binary).catch(() => undefined) : undefined
+  const finding: Finding = qemu
+    ? { id: 'qemu', status: 'ok', message: `QEMU ${qemu.version} at ${where}` }
+    : missing(ctx, 'qemu', `${binary} ${where ? 'does not run' : 'not found'}; it runs the VM`, 'qemu-system-x86', 'fail')
+  return [finding, await accel(ctx, qemu)]
 }
 
 async function accel(ctx: DoctorContext, qemu: QemuBinary | undefined): Promise<Finding> {
@@ -97,7 +97,7 @@ async function accel(ctx: DoctorContext, qemu: QemuBinary | undefined): Promise<
 async function tool(ctx: DoctorContext, command: string, pkg: string, purpose: string, extraDirs: string[] = []): Promise<Finding> {
   const PATH = [process.env.PATH, ...extraDirs].filter(Boolean).join(path.delimiter)
   const found = await which(command, { PATH })
-  if ('path' in found) return { id: command, status: 'ok', message: `${found.path}` }
+  if ('path' in found) return { id: command, status: 'ok', message: found.path }
   return missing(ctx, command, `not found; it ${purpose}`, pkg, 'fail')
 }
 
