@@ -16,4 +16,9 @@ if [ -f package-lock.json ] && [ -d src ]; then # a clone, never an installed pa
     npm run build >&2
   fi
 fi
-exec node dist/cli/main.js doctor --fix
+# Quiet when all is there; doctor's findings when something is missing. Its stderr (what it
+# installs, apt-get's output, the command to run) shows as it happens.
+if ! findings=$(node dist/cli/main.js doctor --fix); then
+  printf '%s\n' "$findings" >&2
+  exit 1
+fi
