@@ -64,7 +64,10 @@ export function optionsFromFlags(values: FlagValues, usageError: (message: strin
   }
 }
 
-/** The flags that ask `stack-emulator exec` for the same VM as these options. */
+/**
+ * The flags that ask `stack-emulator exec` for the same VM as these options. Isolation, keepAlive
+ * and the idle timeout stay out: they are about each lease, and exec's is its own.
+ */
 export function flagsFromOptions(options: EmulatorOptions): string[] {
   const argv: string[] = []
   if (options.name) argv.push('--name', options.name)

@@ -89,7 +89,9 @@ case "$1" in update) : > ${updated};; install) [ -f ${updated} ] || { echo "E: U
 describe('stack-emulator doctor', () => {
   it('prints one JSON object with --json and exits 1 when a check fails', async () => {
     const empty = fs.mkdtempSync(path.join(dir, 'empty-'))
-    const r = await execa(process.execPath, [path.resolve(import.meta.dirname, '../../dist/cli/main.js'), 'doctor', '--json'], {
+    const cli = path.resolve(import.meta.dirname, '../../dist/cli/main.js')
+    expect(fs.existsSync(cli), 'run `npm run build` first').toBe(true)
+    const r = await execa(process.execPath, [cli, 'doctor', '--json'], {
       env: { PATH: empty, STACK_EMULATOR_HOME: path.join(dir, 'cli-home') }, reject: false,
     })
     expect(r.exitCode).toBe(1)
