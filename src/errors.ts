@@ -44,25 +44,36 @@ export class StackEmulatorError extends Error {
   constructor(summary: string, options: StackEmulatorErrorOptions) {
     const fix = options.fix ? ` ${options.fix}` : ''
     const details = options.details ? `\n${options.details}` : ''
-    super(`${summary}.${fix}${details}`, { cause: options.cause })
+    const stop = /[.?!]$/.test(summary) ? '' : '.'
+    super(`${summary}${stop}${fix}${details}`, { cause: options.cause })
     this.code = options.code
     this.fix = options.fix
     this.details = options.details
   }
 
   /** Plain object for the supervisor protocol and `--json` output. */
-  toJSON(): { code: ErrorCode; message: string } {
-    return { code: this.code, message: this.message }
+  toJSON(): StackEmulatorErrorJSON {
+    const { code, message, fix, details } = this
+    return { code, message, ...(fix ? { fix } : {}), ...(details ? { details } : {}) }
   }
 }
 
-/** Rebuilds an error that crossed the supervisor socket. */
-export function errorFromJSON(value: { code?: string; message?: string }): StackEmulatorError {
-  const error = new StackEmulatorError('', { code: (value.code as ErrorCode) ?? 'SUPERVISOR' })
+export interface StackEmulatorErrorJSON {
+  code: ErrorCode
+  /** The whole message: summary, fix and details. */
+  message: string
+  fix?: string
+  details?: string
+}
+
+/** Rebuilds an error that crossed the supervisor socket, with its fix and details. */
+export function errorFromJSON(value: Partial<StackEmulatorErrorJSON>): StackEmulatorError {
+  const error = new StackEmulatorError('', { code: value.code ?? 'SUPERVISOR', fix: value.fix, details: value.details })
   error.message = String(value.message ?? 'unknown error from the supervisor')
   return error
 }
 
+/** An option with a bad value: names the option, the value and its type. */
 export function badOption(name: string, value: unknown, expected: string): StackEmulatorError {
   const shown = typeof value === 'string' ? JSON.stringify(value) : String(value)
   return new StackEmulatorError(`Option "${name}" must be ${expected}, got ${shown} (${typeof value})`, { code: 'BAD_OPTION' })

@@ -1,5 +1,7 @@
 // npm run example: the Vitest suite and the Playwright suite of the example app, at the same
-// time, sharing one VM. Exits non-zero if either fails or if a VM is left running.
+// time, sharing one VM. Exits non-zero if either fails or if a VM is left running. The fixture
+// image is built (or found in the cache) first, with its progress shown, so that neither
+// runner's timeout pays for a build of a few minutes.
 import { execa } from 'execa'
 import { instanceStatus } from 'stack-emulator'
 import path from 'node:path'
@@ -7,6 +9,10 @@ import { fileURLToPath } from 'node:url'
 
 const dir = path.dirname(fileURLToPath(import.meta.url))
 const bin = (name) => path.join(dir, '../../node_modules/.bin', name)
+
+const image = await execa(process.execPath, [path.join(dir, '../../dist/cli/main.js'), 'image', 'build'], { stdio: 'inherit', reject: false })
+if (image.exitCode !== 0) process.exit(image.exitCode ?? 1)
+
 const runId = Date.now().toString(36)
 const env = { ...process.env, EXAMPLE_RUN_ID: runId }
 

@@ -1,40 +1,85 @@
-/** Command-line parsing: strict, so an unknown option is an error that names it. */
+/**
+ * Command-line parsing, per command: an unknown flag or command is an error with a suggestion,
+ * and a flag that the command does not take is an error naming both.
+ */
 import { parseArgs } from 'node:util'
 import { StackEmulatorError } from '../errors.js'
 import type { EmulatorOptions } from '../client/options.js'
+import { FLAGS, optionsFromFlags, type FlagName, type FlagValues } from './flags.js'
+import { didYouMean } from './suggest.js'
 
-export const USAGE = `Usage: stack-emulator <command> [options]
+interface CommandSpec {
+  /** What follows `stack-emulator` in the usage line. */
+  usage: string
+  summary: string
+  /** More lines for the command's own help. */
+  more?: string
+  flags: FlagName[]
+  /** The flag's help where it means something particular to this command. */
+  flagHelp?: Partial<Record<FlagName, string>>
+}
 
-Commands:
-  start                 boot (or reuse) the VM, wait until healthy, print URLs and env
-  status                exit 0 when running and healthy, 1 when not healthy, 3 when not running
-  stop                  stop the VM (also while suites use it); exit 0 when nothing runs
-  reset                 bring the running VM back to its clean ready state
-  logs                  print the VM's serial console (--supervisor: the supervisor's log)
-  exec -- <cmd...>      run a command with the emulator's env; exit with its exit code
-  image build           build the fixture image into the cache (needs root)
+const VM_FLAGS: FlagName[] = ['name', 'image', 'port', 'memory', 'no-snapshot', 'fresh', 'timeout', 'config-file']
 
-Options:
-  --name <name>         instance name (default: default)
-  --image <manifest>    image manifest.json (default: the fixture image)
-  --port <svc=port>     fixed host port for a service, repeatable (0 = QEMU picks)
-  --memory <MiB>        guest memory
-  --no-snapshot         cold boot and keep the instance's disk between runs
-  --fresh               with --no-snapshot: start from a fresh disk
-  --idle-timeout <ms>   start: stop after this long unused (default 0 = until stop)
-  --isolation <mode>    exec: suite | exclusive | none (default suite)
-  --timeout <ms>        longest wait for a cold boot (default 180000)
-  --config-file <path>  stack.config.ts whose project the keys belong to
-  --force               reset: even while other suites hold the VM; image build: rebuild
-  --json                print exactly one JSON object on stdout
-  -h, --help            this text
-`
+export const COMMANDS = {
+  start: {
+    usage: 'start [options]',
+    summary: 'boot (or reuse) the VM, wait until healthy, print URLs and env',
+    more: 'The VM keeps running until `stack-emulator stop` (or --idle-timeout without a suite using it).\nSecret keys are hidden in the human output; --json and `exec` hand them over.',
+    flags: [...VM_FLAGS, 'idle-timeout', 'json'],
+  },
+  status: {
+    usage: 'status [--name <name>] [--json]',
+    summary: 'exit 0 when running and healthy, 1 when not healthy, 3 when not running',
+    flags: ['name', 'json'],
+  },
+  stop: {
+    usage: 'stop [--name <name>] [--json]',
+    summary: 'stop the VM (also while suites use it); exit 0 when nothing runs',
+    flags: ['name', 'json'],
+  },
+  reset: {
+    usage: 'reset [--name <name>] [--force] [--json]',
+    summary: 'bring the running VM back to its clean ready state; exit 3 when nothing runs',
+    flags: ['name', 'force', 'json'],
+    flagHelp: { force: 'reset even while other suites hold the VM' },
+  },
+  logs: {
+    usage: 'logs [--name <name>] [--supervisor] [--json]',
+    summary: "print the VM's serial console (--supervisor: the supervisor's log)",
+    flags: ['name', 'supervisor', 'json'],
+  },
+  exec: {
+    usage: 'exec [options] -- <command> [args...]',
+    summary: "run a command with the emulator's env; exit with its exit code",
+    more: "Exit codes: the command's own; 128 + the signal's number when a signal ended it; 127 when it\nis not found, 126 when it cannot be run. SIGINT and SIGTERM are passed on to it.",
+    flags: [...VM_FLAGS, 'isolation', 'json'],
+  },
+  'image build': {
+    usage: 'image build [--force] [--json]',
+    summary: 'build the fixture image into the cache (needs root)',
+    more: 'Debootstrap and chroot need root: `sudo npx stack-emulator image build` once; later runs reuse\nthe cached image. Without it, the first start builds the image.',
+    flags: ['force', 'json'],
+    flagHelp: { force: 'rebuild even when an image of the same inputs is cached' },
+  },
+  doctor: {
+    usage: 'doctor [--fix] [--json]',
+    summary: "check this machine's prerequisites; --fix installs what is missing",
+    more: 'Exit 0 when nothing fails, 1 otherwise.',
+    flags: ['fix', 'json'],
+  },
+  help: { usage: 'help [<command>]', summary: "a command's help (also: stack-emulator <command> --help)", flags: [] },
+} satisfies Record<string, CommandSpec>
 
 export interface ParsedArgs {
-  command: string[]
+  command: keyof typeof COMMANDS | 'version'
+  /** With `help`: the command asked about, if any. */
+  topic?: keyof typeof COMMANDS
   json: boolean
   force: boolean
   supervisor: boolean
+  fix: boolean
+  /** What follows `--` (exec's command). */
   rest: string[]
   options: EmulatorOptions
 }
@@ -43,60 +88,73 @@ export function parseCli(argv: string[]): ParsedArgs {
   const dashDash = argv.indexOf('--')
   const own = dashDash >= 0 ? argv.slice(0, dashDash) : argv
   const rest = dashDash >= 0 ? argv.slice(dashDash + 1) : []
-  let parsed
+  const { values, positionals, given } = parseFlags(own)
+  const parsed = { json: Boolean(values.json), force: Boolean(values.force), supervisor: Boolean(values.supervisor), fix: Boolean(values.fix), rest }
+  if (values.version) return { ...parsed, command: 'version', options: {} }
+
+  if (!positionals.length && given.length) throw usageError(`Missing command before --${given[0]}`)
+  const [command, extra] = commandOf(positionals)
+  if (command === 'help' || values.help) {
+    const topic = command === 'help' ? (extra.length ? commandOf(extra)[0] : undefined) : command
+    return { ...parsed, command: 'help', topic, options: {} }
+  }
+  const spec: CommandSpec = COMMANDS[command]
+  const foreign = given.filter((flag) => !spec.flags.includes(flag))
+  if (foreign.length) {
+    const list = foreign.map((f) => `--${f}`)
+    const named = list.length === 1 ? `${list[0]} does` : `${list.slice(0, -1).join(', ')} and ${list.at(-1)} do`
+    throw usageError(`${named} not apply to ${command}`, command)
+  }
+  if (extra.length) {
+    const hint = command === 'exec' ? `; put the command after --: stack-emulator exec -- ${extra.join(' ')}` : ''
+    throw usageError(`Unexpected argument "${extra[0]}" for ${command}${hint}`, command)
+  }
+  if (rest.length && command !== 'exec') throw usageError(`${command} runs no command; only exec takes one after --`, command)
+  return { ...parsed, command, options: optionsFromFlags(values, (message) => usageError(message, command)) }
+}
+
+function parseFlags(args: string[]): { values: FlagValues; positionals: string[]; given: FlagName[] } {
   try {
-    parsed = parseArgs({
-      args: own,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        name: { type: 'string' },
-        image: { type: 'string' },
-        port: { type: 'string', multiple: true },
-        memory: { type: 'string' },
-        'no-snapshot': { type: 'boolean' },
-        fresh: { type: 'boolean' },
-        'idle-timeout': { type: 'string' },
-        isolation: { type: 'string' },
-        timeout: { type: 'string' },
-        'config-file': { type: 'string' },
-        force: { type: 'boolean' },
-        supervisor: { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
+    const { values, positionals, tokens } = parseArgs({ args, options: FLAGS, allowPositionals: true, strict: true, tokens: true })
+    const given = [...new Set(tokens.flatMap((t) => (t.kind === 'option' ? [t.name as FlagName] : [])))]
+    return { values, positionals, given: given.filter((flag) => flag !== 'help' && flag !== 'version') }
   } catch (error) {
+    const unknown = /^Unknown option '(-{1,2})([^']+)'/.exec((error as Error).message)
+    if (unknown) throw usageError(`Unknown option "${unknown[1]}${unknown[2]}".${didYouMean(unknown[2]!, Object.keys(FLAGS), '--')}`)
     throw usageError((error as Error).message.replace(/\.\s*$/, '').split('. ')[0] ?? 'bad arguments')
   }
-  const v = parsed.values
-  if (v.help) return { command: ['help'], json: false, force: false, supervisor: false, rest, options: {} }
-  const options: EmulatorOptions = {
-    name: v.name,
-    image: v.image,
-    snapshot: v['no-snapshot'] ? false : undefined,
-    fresh: v.fresh,
-    memoryMb: v.memory === undefined ? undefined : integer('--memory', v.memory),
-    idleTimeoutMs: v['idle-timeout'] === undefined ? undefined : integer('--idle-timeout', v['idle-timeout']),
-    bootTimeoutMs: v.timeout === undefined ? undefined : integer('--timeout', v.timeout),
-    isolation: v.isolation as EmulatorOptions['isolation'],
-    configFile: v['config-file'],
-    ports: v.port ? Object.fromEntries(v.port.map(parsePort)) : undefined,
+}
+
+/** `image build` is one command of two words; the rest are what follows it. */
+function commandOf(positionals: string[]): [keyof typeof COMMANDS, string[]] {
+  const [first = 'help', ...more] = positionals
+  const [name, extra] = first === 'image' ? [`image ${more[0] ?? ''}`.trim(), more.slice(1)] : [first, more]
+  if (name in COMMANDS) return [name as keyof typeof COMMANDS, extra]
+  const hint = name === 'image' ? ' The only image command is "image build".' : didYouMean(name, Object.keys(COMMANDS))
+  throw usageError(`Unknown command "${name}".${hint}`)
+}
+
+export function usageError(message: string, command?: keyof typeof COMMANDS): StackEmulatorError {
+  return new StackEmulatorError(message, { code: 'BAD_OPTION', fix: `Run \`stack-emulator ${command ? `${command} ` : ''}--help\` for ${command ? 'its' : 'the commands and'} options.` })
+}
+
+const LIST_NAMES: Record<string, string> = { exec: 'exec -- <command...>', help: 'help <command>' }
+const column = (left: string, right: string) => `  ${left.padEnd(24)}${right}\n`
+const flagLine = (flag: FlagName, help?: string) => {
+  const f = FLAGS[flag] as { short?: string; value?: string; help: string }
+  return column(`${f.short ? `-${f.short}, ` : ''}--${flag}${f.value ? ` ${f.value}` : ''}`, help ?? f.help)
+}
+
+/** The general help, or a command's. */
+export function helpText(topic?: keyof typeof COMMANDS): string {
+  if (!topic || topic === 'help') {
+    return 'Usage: stack-emulator <command> [options]\n\nCommands:\n' +
+      Object.entries(COMMANDS).map(([name, spec]) => column(LIST_NAMES[name] ?? name, spec.summary)).join('') +
+      '\nRun `stack-emulator <command> --help` for its options.\n\nOptions:\n' +
+      flagLine('help') + flagLine('version')
   }
-  return { command: parsed.positionals, json: Boolean(v.json), force: Boolean(v.force), supervisor: Boolean(v.supervisor), rest, options }
-}
-
-function parsePort(value: string): [string, number] {
-  const m = /^([a-z][a-z0-9_-]*)=(\d+)$/i.exec(value)
-  if (!m) throw usageError(`--port expects <service>=<port>, e.g. --port backend=26701; got "${value}"`)
-  return [m[1]!, Number(m[2])]
-}
-
-function integer(flag: string, value: string): number {
-  if (!/^\d+$/.test(value)) throw usageError(`${flag} expects a whole number, got "${value}"`)
-  return Number(value)
-}
-
-export function usageError(message: string): StackEmulatorError {
-  return new StackEmulatorError(message, { code: 'BAD_OPTION', fix: 'Run `stack-emulator --help` for the commands and options.' })
+  const spec: CommandSpec = COMMANDS[topic]
+  const summary = spec.summary[0]!.toUpperCase() + spec.summary.slice(1)
+  return `Usage: stack-emulator ${spec.usage}\n\n${summary}.\n${spec.more ? `${spec.more}\n` : ''}\nOptions:\n` +
+    [...spec.flags, 'help' as const].map((flag) => flagLine(flag, spec.flagHelp?.[flag])).join('')
 }

@@ -1,13 +1,20 @@
 /** The CLI's commands. Each returns its exit code; with --json each prints one JSON object. */
 import fs from 'node:fs/promises'
+import os from 'node:os'
 import path from 'node:path'
 import { execa } from 'execa'
 import { acquire, type Emulator } from '../client/acquire.js'
 import { instanceFiles, instanceStatus, resetInstance, stopInstance } from '../client/control.js'
-import { StackEmulatorError, badOption } from '../errors.js'
+import { StackEmulatorError } from '../errors.js'
 import { ensureFixtureImage } from '../image/fixture.js'
+import { log } from '../log.js'
+import { packageRoot } from '../package-root.js'
 import { readSettings } from '../settings.js'
-import { parseCli, usageError, USAGE, type ParsedArgs } from './args.js'
+import { which } from '../which.js'
+import { helpText, parseCli, usageError, type ParsedArgs } from './args.js'
+import { doctor } from './doctor.js'
+import { withFlagNames } from './flags.js'
+import { print } from './output.js'
 import { createProgress } from './progress.js'
 
 const NOT_RUNNING = 3
@@ -16,20 +23,17 @@ export async function runCli(argv: string[]): Promise<number> {
   let args: ParsedArgs | undefined
   try {
     args = parseCli(argv)
-    const [command = 'help', sub] = args.command
-    switch (command) {
-      case 'help': process.stdout.write(USAGE); return 0
+    switch (args.command) {
+      case 'help': process.stdout.write(helpText(args.topic)); return 0
+      case 'version': process.stdout.write(`${await version()}\n`); return 0
       case 'start': return await start(args)
       case 'status': return await status(args)
       case 'stop': return await stop(args)
       case 'reset': return await reset(args)
       case 'logs': return await logs(args)
       case 'exec': return await exec(args)
-      case 'image':
-        if (sub === 'build') return await imageBuild(args)
-        throw usageError(`Unknown image command "${sub ?? ''}"; the only one is "image build"`)
-      default:
-        throw usageError(`Unknown command "${command}"`)
+      case 'image build': return await imageBuild(args)
+      case 'doctor': return await doctor(args)
     }
   } catch (error) {
     return fail(error, args?.json ?? argv.includes('--json'))
@@ -37,20 +41,15 @@ export async function runCli(argv: string[]): Promise<number> {
 }
 
 function fail(error: unknown, json: boolean): number {
-  const isUsage = error instanceof TypeError || (error instanceof StackEmulatorError && error.code === 'BAD_OPTION')
-  const message = error instanceof Error ? error.message : String(error)
-  const code = error instanceof StackEmulatorError ? error.code : isUsage ? 'BAD_OPTION' : 'ERROR'
+  const usage = error instanceof TypeError || (error instanceof StackEmulatorError && error.code === 'BAD_OPTION')
+  // Option errors name acquire()'s options (memoryMb); here the user typed flags (--memory).
+  const message = withFlagNames(error instanceof Error ? error.message : String(error))
   process.stderr.write(`stack-emulator: ${message}\n`)
-  if (json) print({ error: { code, message } })
-  return isUsage ? 2 : 1
-}
-
-function print(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n')
-}
-
-function log(line: string): void {
-  process.stderr.write(`stack-emulator: ${line}\n`)
+  if (json) {
+    const base = error instanceof StackEmulatorError ? error.toJSON() : { code: usage ? 'BAD_OPTION' : 'ERROR' }
+    print({ error: { ...base, message } })
+  }
+  return usage ? 2 : 1
 }
 
 async function withProgress<T>(fn: (phase: (p: string) => void) => Promise<T>): Promise<T> {
@@ -144,7 +143,10 @@ async function logs(args: ParsedArgs): Promise<number> {
 
 async function exec(args: ParsedArgs): Promise<number> {
   const [file, ...rest] = args.rest
-  if (!file) throw usageError('exec needs a command after --, e.g. stack-emulator exec -- npm test')
+  if (!file) throw usageError('exec needs a command after --, e.g. stack-emulator exec -- npm test', 'exec')
+  // Before booting anything: a mistyped command should not cost a VM start.
+  const found = await which(file)
+  if ('error' in found) return cannotRun(args, file, found.error)
   const emulator: Emulator = await withProgress((onProgress) => acquire({ ...args.options, onProgress, onLog: log }))
   try {
     const child = execa(file, rest, { env: emulator.env, stdio: 'inherit', reject: false })
@@ -156,18 +158,25 @@ async function exec(args: ParsedArgs): Promise<number> {
     const result = await child
     process.off('SIGINT', onInt)
     process.off('SIGTERM', onTerm)
-    if (args.json) print({ exitCode: result.exitCode ?? null, signal: result.signal ?? null })
-    if (result.failed && result.exitCode === undefined && !result.signal) {
-      throw new StackEmulatorError(`Could not run "${file}"`, { code: 'BAD_OPTION', fix: 'Check the command after --.', cause: result })
-    }
-    return result.exitCode ?? (result.signal ? 128 + signalNumber(result.signal) : 1)
+    if (result.exitCode === undefined && !result.signal) return cannotRun(args, file, result.code ?? 'ENOENT')
+    const exitCode = result.exitCode ?? 128 + (os.constants.signals[result.signal!] ?? 0)
+    if (args.json) print({ exitCode, signal: result.signal ?? null })
+    return exitCode
   } finally {
     await emulator.release()
   }
 }
 
+/** As a shell says it: 127 when the command is not found, 126 when it cannot be run. */
+function cannotRun(args: ParsedArgs, file: string, code: string): number {
+  const exitCode = code === 'ENOENT' ? 127 : 126
+  const reason = code === 'ENOENT' ? 'command not found' : code === 'EACCES' ? 'permission denied' : 'cannot run it'
+  log(`exec: ${file}: ${reason} (${code})`)
+  if (args.json) print({ exitCode, signal: null })
+  return exitCode
+}
+
 async function imageBuild(args: ParsedArgs): Promise<number> {
-  if (args.options.image) throw badOption('--image', args.options.image, 'unset for image build (it builds the fixture image)')
   const started = Date.now()
   const manifest = await withProgress((onProgress) =>
     ensureFixtureImage({ cacheRoot: readSettings().cacheRoot, progress: onProgress, force: args.force }),
@@ -178,8 +187,8 @@ async function imageBuild(args: ParsedArgs): Promise<number> {
   return 0
 }
 
-function signalNumber(signal: string): number {
-  return ({ SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[signal] ?? 1
+async function version(): Promise<string> {
+  return (JSON.parse(await fs.readFile(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version
 }
 
 function instanceName(args: ParsedArgs): string {

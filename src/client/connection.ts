@@ -1,7 +1,7 @@
 /** A client's connection to a supervisor: requests matched by id, events to listeners. */
 import net from 'node:net'
 import { EventEmitter } from 'node:events'
-import { StackEmulatorError, errorFromJSON } from '../errors.js'
+import { StackEmulatorError, errorFromJSON, type StackEmulatorErrorJSON } from '../errors.js'
 import { onLines, send, type Event, type Request } from '../supervisor/protocol.js'
 
 export class SupervisorConnection extends EventEmitter<{ event: [Event]; close: [] }> {
@@ -19,7 +19,7 @@ export class SupervisorConnection extends EventEmitter<{ event: [Event]; close: 
       if (!pending) return
       this.pending.delete(message.id as number)
       if (message.ok) pending.resolve(message.result)
-      else pending.reject(errorFromJSON(message.error as { code: string; message: string }))
+      else pending.reject(errorFromJSON(message.error as StackEmulatorErrorJSON))
     })
     socket.on('error', () => {})
     socket.on('close', () => {

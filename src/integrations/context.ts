@@ -2,6 +2,8 @@
 import type { Emulator } from '../client/acquire.js'
 
 export interface StackEmulatorContext {
+  /** The instance name: `resetInstance(name)` and the CLI's `--name` act on this VM. */
+  name: string
   backendUrl: string
   dashboardUrl: string
   /** Base URL per service. */
@@ -17,6 +19,7 @@ export interface StackEmulatorContext {
 export function contextOf(emulator: Emulator): StackEmulatorContext {
   const c = emulator.credentials
   return {
+    name: emulator.name,
     backendUrl: emulator.backendUrl,
     dashboardUrl: emulator.dashboardUrl,
     services: emulator.services,

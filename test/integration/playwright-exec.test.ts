@@ -3,6 +3,7 @@
  * chromium), a Vitest run and a Playwright run sharing one VM, and `stack-emulator exec`.
  */
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -14,7 +15,7 @@ const example = path.join(root, 'examples/users-app')
 const instanceDir = (name: string) => path.join(home, 'state', name)
 
 afterAll(async () => {
-  for (const name of ['pw', 'together', 'exec']) await stopInstance(name)
+  for (const name of ['pw', 'pw-options', 'together', 'exec']) await stopInstance(name)
   expect(await leftoversUnder(home)).toEqual([])
 })
 
@@ -32,6 +33,17 @@ describe('playwright', () => {
     ])
     expect(result.exitCode).toBe(0)
     expect(await eventually(() => processesMentioning(instanceDir('pw')).length === 0, 5000)).toBe(true)
+  })
+
+  it('takes its options from use.stackEmulatorOptions: webServer, globalSetup and fixture share that one instance', async () => {
+    const project = path.join(root, 'test/projects/playwright-options')
+    const result = await execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', path.join(project, 'playwright.config.ts'), '--reporter', 'line'], {
+      cwd: project, env: { PW_INSTANCE: 'pw-options', EXAMPLE_PORT: '3193' }, reject: false, all: true,
+    })
+    expect(result.exitCode, result.all).toBe(0)
+    expect(fs.readdirSync(path.join(home, 'state'))).toContain('pw-options')
+    expect(fs.readdirSync(path.join(home, 'state'))).not.toContain('default')
+    expect(await leftoversUnder(instanceDir('pw-options'))).toEqual([])
   })
 
   it('a Vitest run and a Playwright run started together share one VM, and it is gone afterwards', async () => {
@@ -71,6 +83,11 @@ describe('stack-emulator exec', () => {
     child.kill('SIGTERM')
     expect((await child).exitCode).toBe(42)
     expect(await eventually(() => processesMentioning(instanceDir('exec')).length === 0, 3000)).toBe(true)
+  })
+
+  it('exits 128 + the signal\'s number when a signal ends the command', async () => {
+    const result = await cli(['exec', '--name', 'exec', '--', process.execPath, '-e', 'process.kill(process.pid, "SIGKILL")'])
+    expect(result.exitCode).toBe(128 + os.constants.signals.SIGKILL)
   })
 
   it('says how to call it when the command is missing', async () => {

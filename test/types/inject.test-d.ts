@@ -9,8 +9,11 @@ export function typeTests(): void {
   expectTypeOf(emulator).toEqualTypeOf<StackEmulatorContext>()
   expectTypeOf(emulator.backendUrl).toBeString()
   expectTypeOf(emulator.secretServerKey).toBeString()
+  expectTypeOf(emulator.name).toBeString()
   // @ts-expect-error: a key the plugin does not provide
   inject('stackEmulatorr')
+  // @ts-expect-error: the plugin's options reach its globalSetup, not the tests
+  inject('stackEmulatorOptions')
 
   expectTypeOf(acquire).returns.resolves.toEqualTypeOf<Emulator>()
   // @ts-expect-error: isolation is one of suite | exclusive | none
@@ -19,5 +22,6 @@ export function typeTests(): void {
   test('fixture types', async ({ stackEmulator }) => {
     expectTypeOf(stackEmulator.reset).returns.resolves.toBeVoid()
     expectTypeOf(stackEmulator.projectId).toBeString()
+    expectTypeOf(stackEmulator.name).toBeString()
   })
 }

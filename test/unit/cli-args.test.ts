@@ -1,29 +1,69 @@
 import { describe, expect, it } from 'vitest'
 import { parseCli } from '../../src/cli/args.js'
+import { flagsFromOptions, withFlagNames } from '../../src/cli/flags.js'
+import { closest, editDistance } from '../../src/cli/suggest.js'
 import { emulatorEnv } from '../../src/stack/environment.js'
-import { validateOptions } from '../../src/client/options.js'
 
 describe('parseCli', () => {
   it('maps flags to options and keeps what follows --', () => {
     const parsed = parseCli(['exec', '--name', 'ci', '--port', 'backend=26701', '--no-snapshot', '--', 'npm', 'test', '--json'])
-    expect(parsed.command).toEqual(['exec'])
+    expect(parsed.command).toBe('exec')
     expect(parsed.rest).toEqual(['npm', 'test', '--json'])
     expect(parsed.json).toBe(false)
     expect(parsed.options).toMatchObject({ name: 'ci', ports: { backend: 26701 }, snapshot: false })
   })
 
+  it('takes image build as one command, and help for a command either way', () => {
+    expect(parseCli(['image', 'build', '--force'])).toMatchObject({ command: 'image build', force: true })
+    expect(parseCli(['help', 'image', 'build'])).toMatchObject({ command: 'help', topic: 'image build' })
+    expect(parseCli(['start', '--help'])).toMatchObject({ command: 'help', topic: 'start' })
+    expect(parseCli(['-h'])).toMatchObject({ command: 'help', topic: undefined })
+    expect(parseCli(['--version'])).toMatchObject({ command: 'version' })
+  })
+
   it('rejects unknown options and malformed values with a message that names the fix', () => {
-    expect(() => parseCli(['start', '--bogus'])).toThrow(/Unknown option '--bogus'.*--help/)
+    expect(() => parseCli(['start', '--bogus'])).toThrow(/Unknown option "--bogus"\. Run `stack-emulator --help`/)
     expect(() => parseCli(['start', '--port', '26701'])).toThrow(/--port expects <service>=<port>/)
     expect(() => parseCli(['start', '--memory', 'lots'])).toThrow(/--memory expects a whole number/)
+    expect(() => parseCli(['start', '--name'])).toThrow(/--name <value>' argument missing/)
+  })
+
+  it('names the flags that do not apply to a command, and the command', () => {
+    expect(() => parseCli(['status', '--force', '--memory', '5'])).toThrow(/^--force and --memory do not apply to status\. Run `stack-emulator status --help`/)
+    expect(() => parseCli(['stop', '--isolation', 'none', '--json', '--fix', '--fresh'])).toThrow(/^--isolation, --fix and --fresh do not apply to stop\./)
+    expect(() => parseCli(['image', 'build', '--image', 'x.json'])).toThrow(/^--image does not apply to image build\./)
+  })
+
+  it('suggests the command or flag that was meant', () => {
+    expect(() => parseCli(['strat'])).toThrow(/^Unknown command "strat"\. Did you mean "start"\?/)
+    expect(() => parseCli(['image', 'biuld'])).toThrow(/Did you mean "image build"\?/)
+    expect(() => parseCli(['start', '--nmae', 'x'])).toThrow(/^Unknown option "--nmae"\. Did you mean "--name"\?/)
+    expect(() => parseCli(['frobnicate'])).toThrow(/^Unknown command "frobnicate"\. Run/)
+  })
+
+  it('wants exec\'s command after --, and no command after -- elsewhere', () => {
+    expect(() => parseCli(['exec', 'npm', 'test'])).toThrow(/put the command after --: stack-emulator exec -- npm test/)
+    expect(() => parseCli(['stop', '--', 'ls'])).toThrow(/only exec takes one after --/)
   })
 })
 
-describe('options', () => {
-  it('throws a TypeError naming the option, the value and its type', () => {
-    expect(() => validateOptions({ isolation: 'strict' as never })).toThrow(/Option "isolation" must be one of suite, exclusive, none, got "strict" \(string\)/)
-    expect(() => validateOptions({ idleTimeoutMs: -1 })).toThrow(TypeError)
-    expect(() => validateOptions({ ports: { backend: 70000 } })).toThrow(/ports\.backend/)
+describe('closest', () => {
+  it('finds swaps and one-letter slips, not strangers', () => {
+    expect(editDistance('strat', 'start')).toBe(1)
+    expect(closest('stat', ['start', 'status', 'stop'])).toBe('start')
+    expect(closest('stauts', ['start', 'status', 'stop'])).toBe('status')
+    expect(closest('deploy', ['start', 'status', 'stop'])).toBeUndefined()
+  })
+})
+
+describe('flags and options', () => {
+  it('turns options back into exec flags, and option names in messages into flags', () => {
+    expect(flagsFromOptions({ name: 'e2e', ports: { backend: 26701 }, memoryMb: 768, snapshot: false, configFile: false })).toEqual([
+      '--name', 'e2e', '--port', 'backend=26701', '--memory', '768', '--no-snapshot',
+    ])
+    expect(withFlagNames('Option "memoryMb" must be an integer >= 64, got 5 (number).')).toBe('--memory must be an integer >= 64, got 5 (number).')
+    expect(withFlagNames('Option "ports.backend" must be a port')).toBe('--port backend=<port> must be a port')
+    expect(withFlagNames('Option "onLog" must be a function')).toBe('Option "onLog" must be a function')
   })
 })
 

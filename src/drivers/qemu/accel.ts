@@ -1,7 +1,8 @@
 /**
  * Chooses the accelerator by a real, time-bounded probe: on some hosts /dev/kvm exists but QEMU
  * aborts (kvm_buf_set_msrs) or hangs with it, so existence proves nothing. The verdict is cached
- * per QEMU version and kernel release, since a probe that hangs costs its whole timeout.
+ * per QEMU version and kernel release, since a probe that hangs costs its whole timeout; the
+ * fallback is said when the probe runs, so once per machine, not on every start.
  */
 import fs from 'node:fs/promises'
 import os from 'node:os'
@@ -13,31 +14,40 @@ export type Accel = 'kvm' | 'hvf' | 'tcg'
 
 export interface AccelDecision {
   accel: Accel
-  /** One line for the user when the choice fell back to TCG. */
+  /** One line for the user when the choice fell back to TCG (after a fresh probe only). */
   warning?: string
 }
 
+export interface AccelVerdict {
+  ok: boolean
+  reason: string
+}
+
+type Qemu = { path: string; version: string }
+
 const PROBE_TIMEOUT_MS = 4000
+const CACHE_FILE = 'accel-probe.json'
+const hostAccel = (): Accel => (process.platform === 'darwin' ? 'hvf' : 'kvm')
+const cacheKey = (qemu: Qemu, accel: Accel) => `${qemu.path} ${qemu.version} ${os.release()} ${accel}`
 
 export async function chooseAccel(options: {
   choice: AccelChoice
-  qemu: { path: string; version: string }
+  qemu: Qemu
   cacheRoot: string
 }): Promise<AccelDecision> {
   const { choice, qemu } = options
   if (choice === 'tcg') return { accel: 'tcg' }
-  const candidate: Accel = process.platform === 'darwin' ? 'hvf' : 'kvm'
+  const candidate = hostAccel()
   if (choice !== 'auto' && choice !== candidate) {
     return { accel: 'tcg', warning: `${choice} is not available on ${process.platform}; using TCG (slow). Set STACK_EMULATOR_ACCEL=tcg to silence this.` }
   }
-  const cacheFile = path.join(options.cacheRoot, 'accel-probe.json')
-  const key = `${qemu.path} ${qemu.version} ${os.release()} ${candidate}`
-  let verdict = await readCached(cacheFile, key)
-  if (!verdict) {
-    verdict = await probe(qemu.path, candidate)
-    await writeCached(cacheFile, key, verdict).catch(() => {}) // a read-only cache probes again next time
-  }
+  const cacheFile = path.join(options.cacheRoot, CACHE_FILE)
+  const key = cacheKey(qemu, candidate)
+  const cached = await readCached(cacheFile, key)
+  const verdict = cached ?? (await probe(qemu.path, candidate))
+  if (!cached) await writeCached(cacheFile, key, verdict).catch(() => {}) // a read-only cache probes again next time
   if (verdict.ok) return { accel: candidate }
+  if (cached) return { accel: 'tcg' }
   const how = choice === 'auto' ? 'falling back to TCG (much slower)' : 'using TCG instead'
   return {
     accel: 'tcg',
@@ -45,12 +55,13 @@ export async function chooseAccel(options: {
   }
 }
 
-interface Verdict {
-  ok: boolean
-  reason: string
+/** The verdict the next start would reuse for this QEMU and kernel, without probing (for `doctor`). */
+export async function cachedAccelVerdict(cacheRoot: string, qemu: Qemu): Promise<{ accel: Accel; verdict: AccelVerdict | undefined }> {
+  const accel = hostAccel()
+  return { accel, verdict: await readCached(path.join(cacheRoot, CACHE_FILE), cacheKey(qemu, accel)) }
 }
 
-async function probe(qemuPath: string, accel: Accel): Promise<Verdict> {
+async function probe(qemuPath: string, accel: Accel): Promise<AccelVerdict> {
   if (accel === 'kvm') {
     try {
       await fs.access('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK)
@@ -92,16 +103,16 @@ async function probe(qemuPath: string, accel: Accel): Promise<Verdict> {
   return { ok: false, reason: `QEMU exited${result.signal ? ` with ${result.signal}` : ` with code ${result.exitCode}`}${lastLine ? `: ${lastLine.slice(0, 160)}` : ''}` }
 }
 
-async function readCached(file: string, key: string): Promise<Verdict | undefined> {
+async function readCached(file: string, key: string): Promise<AccelVerdict | undefined> {
   try {
-    const cached = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, Verdict>
+    const cached = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, AccelVerdict>
     return cached[key]
   } catch {
     return undefined
   }
 }
 
-async function writeCached(file: string, key: string, verdict: Verdict): Promise<void> {
+async function writeCached(file: string, key: string, verdict: AccelVerdict): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true })
   const tmp = `${file}.${process.pid}.tmp`
   await fs.writeFile(tmp, JSON.stringify({ [key]: verdict }))

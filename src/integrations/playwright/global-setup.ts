@@ -2,15 +2,16 @@
  * Playwright globalSetup: `globalSetup: 'stack-emulator/playwright/global-setup'` (or the
  * `globalSetup` path exported by `stack-emulator/playwright`). Holds one lease for the run and
  * puts the env into process.env, which Playwright's workers inherit. Options come from the
- * environment (STACK_EMULATOR_NAME, STACK_EMULATOR_IMAGE); returns the teardown.
+ * config's `use: { stackEmulatorOptions }` (of the first project), as for the fixture; returns
+ * the teardown.
  */
+import type { FullConfig } from '@playwright/test'
 import { acquire } from '../../client/acquire.js'
+import { log } from '../../log.js'
+import type {} from './index.js'
 
-export default async function globalSetup(): Promise<() => Promise<void>> {
-  const emulator = await acquire({
-    onProgress: (phase) => process.stderr.write(`[stack-emulator] ${phase}\n`),
-    onLog: (line) => process.stderr.write(`[stack-emulator] ${line}\n`),
-  })
+export default async function globalSetup(config: FullConfig): Promise<() => Promise<void>> {
+  const emulator = await acquire({ ...config.projects[0]?.use.stackEmulatorOptions, onProgress: log, onLog: log })
   Object.assign(process.env, emulator.env)
   return () => emulator.release()
 }

@@ -1,12 +1,15 @@
 /**
  * `stack-emulator/playwright`: `test` with a worker-scoped `stackEmulator` fixture, `expect`,
  * and helpers for the config (globalSetup, webServer). Combine with your own fixtures through
- * mergeTests.
+ * mergeTests. Options live in one place, the config's `use: { stackEmulatorOptions }`: the
+ * fixture and the globalSetup read them there; give the same object to stackEmulatorWebServer.
  */
 import path from 'node:path'
 import { test as base, expect } from '@playwright/test'
 import { acquire, type Emulator } from '../../client/acquire.js'
 import type { EmulatorOptions } from '../../client/options.js'
+import { flagsFromOptions } from '../../cli/flags.js'
+import { log } from '../../log.js'
 import { packageRoot } from '../../package-root.js'
 import { contextOf, type StackEmulatorContext } from '../context.js'
 
@@ -19,14 +22,25 @@ export interface StackEmulatorFixture extends StackEmulatorContext {
 
 export type StackEmulatorPlaywrightOptions = Omit<EmulatorOptions, 'onProgress' | 'onLog'>
 
-export const test = base.extend<object, { stackEmulator: StackEmulatorFixture; stackEmulatorOptions: StackEmulatorPlaywrightOptions }>({
-  /** Set in the config's `use` to change the instance, image or isolation. */
-  stackEmulatorOptions: [{}, { scope: 'worker', option: true }],
+// Typed here so that `use: { stackEmulatorOptions }` checks with a plain defineConfig().
+declare module '@playwright/test' {
+  interface PlaywrightWorkerOptions {
+    /** stack-emulator's options for the fixture and the globalSetup (instance name, image, ...). */
+    stackEmulatorOptions: StackEmulatorPlaywrightOptions
+  }
+}
+
+// An option fixture at run time; its type comes from the declaration above, which Playwright's
+// typings would not let carry `option: true` itself.
+const asOption = { scope: 'worker', option: true } as const
+
+export const test = base.extend<object, { stackEmulator: StackEmulatorFixture }>({
+  stackEmulatorOptions: [{}, asOption],
   stackEmulator: [
     async ({ stackEmulatorOptions }, use) => {
       // Each worker holds a lease of its own (attaching to a running VM takes milliseconds), so
       // the fixture also works without the globalSetup.
-      const emulator = await acquire({ ...stackEmulatorOptions, onLog: (line) => process.stderr.write(`[stack-emulator] ${line}\n`) })
+      const emulator = await acquire({ ...stackEmulatorOptions, onLog: log })
       try {
         await use(fixtureOf(emulator))
       } finally {
@@ -53,10 +67,20 @@ export const globalSetup = path.join(packageRoot, 'dist/integrations/playwright/
 
 /**
  * Playwright starts `webServer` before `globalSetup`, so the app gets the emulator's env by
- * running under `stack-emulator exec` (which boots or reuses the same VM).
+ * running under `stack-emulator exec`, asking for the same VM as `options` (give it the config's
+ * `use.stackEmulatorOptions`).
  */
-export function stackEmulatorWebServer<T extends { command: string }>(webServer: T, options: { name?: string } = {}): T {
-  const cli = path.join(packageRoot, 'dist/cli/main.js')
-  const name = options.name ? ` --name ${options.name}` : ''
-  return { ...webServer, command: `"${process.execPath}" "${cli}" exec${name} -- ${webServer.command}` }
+export function stackEmulatorWebServer<T extends { command: string; timeout?: number }>(webServer: T, options: StackEmulatorPlaywrightOptions = {}): T {
+  const argv = [process.execPath, path.join(packageRoot, 'dist/cli/main.js'), 'exec', ...flagsFromOptions(options), '--']
+  return {
+    ...webServer,
+    command: `${argv.map(shellQuote).join(' ')} ${webServer.command}`,
+    // Playwright's default of 60 s: the first run on a machine builds the fixture image before the
+    // VM boots, which takes minutes (later runs take about a second).
+    timeout: webServer.timeout ?? 15 * 60_000,
+  }
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`
 }

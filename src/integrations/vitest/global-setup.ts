@@ -4,19 +4,21 @@
  * lease anyway: the lease is this process's socket.
  */
 import type { TestProject } from 'vitest/node'
-import type {} from './index.js'
 import { acquire } from '../../client/acquire.js'
+import { log } from '../../log.js'
 import { contextOf } from '../context.js'
+import type { StackEmulatorPluginOptions } from './index.js'
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const options = project.getProvidedContext().stackEmulatorOptions ?? {}
+  const provided = project.getProvidedContext() as { stackEmulatorOptions?: StackEmulatorPluginOptions }
+  const options = provided.stackEmulatorOptions ?? {}
   const watch = Boolean(project.vitest.config.watch)
   const emulator = await acquire({
     ...options,
     // In watch mode the VM outlives a single run, as a dev server does.
     keepAlive: options.keepAlive ?? watch,
-    onProgress: (phase) => process.stderr.write(`[stack-emulator] ${phase}\n`),
-    onLog: (line) => process.stderr.write(`[stack-emulator] ${line}\n`),
+    onProgress: log,
+    onLog: log,
   })
   const previousEnv = { ...process.env }
   const publish = () => {
@@ -30,7 +32,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       await emulator.reset()
     } catch (error) {
       if ((error as { code?: string }).code !== 'RESET_REFUSED') throw error
-      process.stderr.write(`[stack-emulator] not resetting before this rerun: ${(error as Error).message}\n`)
+      log(`not resetting before this rerun: ${(error as Error).message}`)
     }
     publish()
   })

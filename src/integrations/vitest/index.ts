@@ -20,8 +20,6 @@ export type StackEmulatorPluginOptions = Omit<EmulatorOptions, 'onProgress' | 'o
 declare module 'vitest' {
   interface ProvidedContext {
     stackEmulator: StackEmulatorContext
-    /** @internal the plugin's options, handed to its globalSetup */
-    stackEmulatorOptions: StackEmulatorPluginOptions
   }
 }
 
@@ -32,7 +30,7 @@ export function stackEmulator(options: StackEmulatorPluginOptions = {}) {
   return {
     name: 'stack-emulator',
     // The `config` hook works on every Vitest from 3.2 on; Vite merges arrays, so a user's own
-    // globalSetup entries stay.
+    // globalSetup entries stay. The options travel untyped: they are no test's business.
     config: () => ({ test: { globalSetup: [globalSetup], provide: { stackEmulatorOptions: options } } }),
   }
 }

@@ -1,0 +1,91 @@
+/**
+ * The CLI's flags and how they map to acquire()'s options, both ways: flags to options for the
+ * commands, options to flags for `stack-emulator exec` command lines (Playwright's webServer),
+ * and option names back to flags in the messages of option errors.
+ */
+import type { EmulatorOptions } from '../client/options.js'
+
+export interface Flag {
+  type: 'string' | 'boolean'
+  multiple?: boolean
+  short?: string
+  /** Shown after the flag in help: `--name <name>`. */
+  value?: string
+  help: string
+  /** The acquire() option the flag sets. */
+  option?: keyof EmulatorOptions
+}
+
+export const FLAGS = {
+  name: { type: 'string', value: '<name>', help: 'instance name (default: $STACK_EMULATOR_NAME or default)', option: 'name' },
+  image: { type: 'string', value: '<manifest>', help: 'image manifest.json (default: the fixture image)', option: 'image' },
+  port: { type: 'string', multiple: true, value: '<svc=port>', help: 'fixed host port for a service, repeatable (0 = QEMU picks)', option: 'ports' },
+  memory: { type: 'string', value: '<MiB>', help: "guest memory (default: the image's)", option: 'memoryMb' },
+  'no-snapshot': { type: 'boolean', help: "cold boot and keep the instance's disk between runs", option: 'snapshot' },
+  fresh: { type: 'boolean', help: 'with --no-snapshot: start from a fresh disk', option: 'fresh' },
+  'idle-timeout': { type: 'string', value: '<ms>', help: 'stop after this long without a suite using it (default 0 = until stop)', option: 'idleTimeoutMs' },
+  isolation: { type: 'string', value: '<mode>', help: 'suite | exclusive | none (default suite)', option: 'isolation' },
+  timeout: { type: 'string', value: '<ms>', help: 'longest wait for a cold boot (default 180000)', option: 'bootTimeoutMs' },
+  'config-file': { type: 'string', value: '<path>', help: 'stack.config.ts whose project the keys belong to', option: 'configFile' },
+  force: { type: 'boolean', help: 'do it even when it could be skipped' },
+  supervisor: { type: 'boolean', help: "the supervisor's log instead of the VM's console" },
+  fix: { type: 'boolean', help: 'install the missing Debian packages (as root; otherwise print the command)' },
+  json: { type: 'boolean', help: 'print exactly one JSON object on stdout' },
+  help: { type: 'boolean', short: 'h', help: 'this text' },
+  version: { type: 'boolean', help: "print stack-emulator's version" },
+} satisfies Record<string, Flag>
+
+export type FlagName = keyof typeof FLAGS
+export type FlagValues = { [K in FlagName]?: (typeof FLAGS)[K] extends { type: 'string' } ? ((typeof FLAGS)[K] extends { multiple: true } ? string[] : string) : boolean }
+
+export function optionsFromFlags(values: FlagValues, usageError: (message: string) => Error): EmulatorOptions {
+  const integer = (flag: FlagName): number | undefined => {
+    const value = values[flag] as string | undefined
+    if (value === undefined) return undefined
+    if (!/^\d+$/.test(value)) throw usageError(`--${flag} expects a whole number, got "${value}"`)
+    return Number(value)
+  }
+  const port = (value: string): [string, number] => {
+    const m = /^([a-z][a-z0-9_-]*)=(\d+)$/i.exec(value)
+    if (!m) throw usageError(`--port expects <service>=<port>, e.g. --port backend=26701; got "${value}"`)
+    return [m[1]!, Number(m[2])]
+  }
+  return {
+    name: values.name,
+    image: values.image,
+    ports: values.port ? Object.fromEntries(values.port.map(port)) : undefined,
+    memoryMb: integer('memory'),
+    snapshot: values['no-snapshot'] ? false : undefined,
+    fresh: values.fresh,
+    idleTimeoutMs: integer('idle-timeout'),
+    isolation: values.isolation as EmulatorOptions['isolation'],
+    bootTimeoutMs: integer('timeout'),
+    configFile: values['config-file'],
+  }
+}
+
+/**
+ * The flags that ask `stack-emulator exec` for the same VM as these options. Isolation, keepAlive
+ * and the idle timeout stay out: they are about each lease, and exec's is its own.
+ */
+export function flagsFromOptions(options: EmulatorOptions): string[] {
+  const argv: string[] = []
+  if (options.name) argv.push('--name', options.name)
+  if (options.image) argv.push('--image', options.image)
+  for (const [service, port] of Object.entries(options.ports ?? {})) argv.push('--port', `${service}=${port}`)
+  if (options.memoryMb !== undefined) argv.push('--memory', String(options.memoryMb))
+  if (options.snapshot === false) argv.push('--no-snapshot')
+  if (options.fresh) argv.push('--fresh')
+  if (options.bootTimeoutMs !== undefined) argv.push('--timeout', String(options.bootTimeoutMs))
+  if (typeof options.configFile === 'string') argv.push('--config-file', options.configFile)
+  return argv
+}
+
+/** `Option "memoryMb" must be…` (from validateOptions) becomes `--memory must be…`. */
+export function withFlagNames(message: string): string {
+  return message.replace(/^Option "(\w+)(?:\.([\w-]+))?"/, (all, option: string, key: string | undefined) => {
+    const flag = Object.entries(FLAGS).find(([, f]) => 'option' in f && f.option === option)?.[0]
+    if (!flag) return all
+    return key ? `--${flag} ${key}=<port>` : `--${flag}`
+  })
+}

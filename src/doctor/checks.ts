@@ -1,0 +1,148 @@
+/**
+ * `stack-emulator doctor`: what this machine has and lacks for running the VM, building the
+ * fixture image and the Playwright examples. Each check is a finding with the command that
+ * fixes it; none starts a VM (the accelerator is reported from the cached probe verdict).
+ */
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { execa } from 'execa'
+import { cachedAccelVerdict } from '../drivers/qemu/accel.js'
+import { findQemu, type QemuBinary } from '../drivers/qemu/binary.js'
+import { fixtureDir, fixtureFingerprint } from '../image/fixture.js'
+import type { Settings } from '../settings.js'
+import { which } from '../which.js'
+
+export type Status = 'ok' | 'warn' | 'fail'
+
+export interface Finding {
+  id: string
+  status: Status
+  message: string
+  /** The command that fixes it. */
+  fix?: string
+  /** The Debian packages that fix it (`doctor --fix` installs them). */
+  packages?: string[]
+}
+
+/** Files at fixed places; tests point them elsewhere. */
+export const SYSTEM_FILES = {
+  busybox: '/bin/busybox', // fixtures/image/build.sh copies this one into the initramfs
+  qbootRom: '/usr/share/qemu/qboot.rom',
+  chromium: '/usr/bin/chromium',
+  kvm: '/dev/kvm',
+}
+
+export interface DoctorContext {
+  settings: Settings
+  root: boolean
+  files: typeof SYSTEM_FILES
+}
+
+const MIN_NODE = [20, 19] // package.json's engines
+const MIN_FREE = 2 * 1024 ** 3
+// The image build runs as root, whose PATH has the sbin folders a user's PATH often lacks.
+const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin']
+const IMAGE_TOOLS: [command: string, pkg: string][] = [
+  ['debootstrap', 'debootstrap'], ['mkfs.ext4', 'e2fsprogs'], ['cpio', 'cpio'], ['xz', 'xz-utils'], ['zstd', 'zstd'],
+]
+
+export async function runChecks(ctx: DoctorContext): Promise<Finding[]> {
+  const qemu = await qemuChecks(ctx)
+  const rest = await Promise.all([
+    tool(ctx, 'qemu-img', 'qemu-utils', 'runs the VM on copy-on-write disks'),
+    file(ctx, 'qboot', ctx.files.qbootRom, 'qemu-system-data', 'the firmware the fixture image boots with', 'fail'),
+    ...IMAGE_TOOLS.map(([command, pkg]) => tool(ctx, command, pkg, 'builds the fixture image', SBIN)),
+    busybox(ctx),
+    image(ctx),
+    file(ctx, 'chromium', ctx.files.chromium, 'chromium', 'the browser of the Playwright examples and tests', 'warn'),
+    folder(ctx.settings.cacheRoot, 'cache', 'STACK_EMULATOR_CACHE_DIR'),
+    folder(ctx.settings.stateRoot, 'state', 'STACK_EMULATOR_HOME', 0o700),
+  ])
+  return [node(), ...qemu, ...rest]
+}
+
+function node(): Finding {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number)
+  const ok = major > MIN_NODE[0]! || (major === MIN_NODE[0] && minor >= MIN_NODE[1]!)
+  return ok
+    ? { id: 'node', status: 'ok', message: `Node.js ${process.versions.node}` }
+    : { id: 'node', status: 'fail', message: `Node.js ${process.versions.node}; stack-emulator needs ${MIN_NODE.join('.')} or later`, fix: 'install a newer Node.js' }
+}
+
+async function qemuChecks(ctx: DoctorContext): Promise<Finding[]> {
+  const binary = ctx.settings.qemuBinary
+  const found = await which(binary)
+  const where = 'path' in found ? found.path : undefined
+  const qemu = where ? await findQemu(binary).catch(() => undefined) : undefined
+  const finding: Finding = qemu
+    ? { id: 'qemu', status: 'ok', message: `QEMU ${qemu.version} at ${where}` }
+    : missing(ctx, 'qemu', `${binary} ${where ? 'does not run' : 'not found'}; it runs the VM`, 'qemu-system-x86', 'fail')
+  return [finding, await accel(ctx, qemu)]
+}
+
+async function accel(ctx: DoctorContext, qemu: QemuBinary | undefined): Promise<Finding> {
+  if (ctx.settings.accel === 'tcg') return { id: 'accel', status: 'ok', message: 'TCG, as STACK_EMULATOR_ACCEL=tcg asks (no probe)' }
+  const { accel, verdict } = qemu ? await cachedAccelVerdict(ctx.settings.cacheRoot, qemu) : { accel: 'kvm', verdict: undefined }
+  const name = accel.toUpperCase()
+  if (verdict?.ok) return { id: 'accel', status: 'ok', message: `${name} works (probed)` }
+  if (verdict) return { id: 'accel', status: 'warn', message: `${name} is not usable here (${verdict.reason}); VMs run under TCG (much slower)` }
+  if (accel !== 'kvm') return { id: 'accel', status: 'ok', message: `not probed yet; the first start probes ${name}` }
+  const kvm = await fs.access(ctx.files.kvm, fs.constants.R_OK | fs.constants.W_OK).then(() => 'usable', (e: NodeJS.ErrnoException) => e.code)
+  if (kvm === 'usable') return { id: 'accel', status: 'ok', message: `not probed yet; the first start probes KVM (${ctx.files.kvm} is there)` }
+  return kvm === 'EACCES'
+    ? { id: 'accel', status: 'warn', message: `${ctx.files.kvm} is not accessible to this user: VMs will run under TCG (much slower)`, fix: 'sudo usermod -aG kvm $USER (then log in again)' }
+    : { id: 'accel', status: 'warn', message: `no ${ctx.files.kvm}: VMs will run under TCG (much slower)` }
+}
+
+async function tool(ctx: DoctorContext, command: string, pkg: string, purpose: string, extraDirs: string[] = []): Promise<Finding> {
+  const PATH = [process.env.PATH, ...extraDirs].filter(Boolean).join(path.delimiter)
+  const found = await which(command, { PATH })
+  if ('path' in found) return { id: command, status: 'ok', message: found.path }
+  return missing(ctx, command, `not found; it ${purpose}`, pkg, 'fail')
+}
+
+async function file(ctx: DoctorContext, id: string, where: string, pkg: string, purpose: string, status: Status): Promise<Finding> {
+  if (await exists(where)) return { id, status: 'ok', message: where }
+  return missing(ctx, id, `${where} not found; it is ${purpose}`, pkg, status)
+}
+
+/** Reads the whole applet list: no pipe into `grep -q`, whose early exit made busybox die of SIGPIPE. */
+async function busybox(ctx: DoctorContext): Promise<Finding> {
+  const where = ctx.files.busybox
+  const list = await execa(where, ['--list'], { reject: false, timeout: 10_000 })
+  if (!list.failed && list.stdout.split('\n').includes('insmod')) return { id: 'busybox', status: 'ok', message: `${where} (with insmod)` }
+  const problem = list.code === 'ENOENT' ? 'not found' : list.failed ? `does not run (${list.shortMessage})` : 'has no insmod applet'
+  return missing(ctx, 'busybox', `${where} ${problem}; the fixture image's initramfs needs a static busybox`, 'busybox-static', 'fail')
+}
+
+async function image(ctx: DoctorContext): Promise<Finding> {
+  if (ctx.settings.image) {
+    return (await exists(ctx.settings.image))
+      ? { id: 'image', status: 'ok', message: `${ctx.settings.image} (STACK_EMULATOR_IMAGE)` }
+      : { id: 'image', status: 'fail', message: `${ctx.settings.image} (STACK_EMULATOR_IMAGE) not found`, fix: 'point STACK_EMULATOR_IMAGE at a manifest.json, or unset it for the fixture image' }
+  }
+  const dir = fixtureDir(ctx.settings.cacheRoot, await fixtureFingerprint())
+  if (await exists(path.join(dir, 'manifest.json'))) return { id: 'image', status: 'ok', message: `fixture image built: ${dir}` }
+  if (ctx.root) return { id: 'image', status: 'ok', message: 'fixture image not built yet; the first start builds it (a few minutes, once)' }
+  return { id: 'image', status: 'warn', message: 'fixture image not built yet, and building it needs root', fix: 'sudo npx stack-emulator image build' }
+}
+
+/** Creates the folder if needed, then checks that it is writable and has room. */
+async function folder(dir: string, id: string, variable: string, mode?: number): Promise<Finding> {
+  const problem = await fs.mkdir(dir, { recursive: true, mode }).then(() => fs.access(dir, fs.constants.W_OK)).then(() => undefined, (e: NodeJS.ErrnoException) => e.code ?? String(e))
+  if (problem) return { id, status: 'fail', message: `${dir} is not writable (${problem})`, fix: `sudo chown -R $USER ${dir}, or set ${variable} to a folder of yours` }
+  const stats = await fs.statfs(dir)
+  const free = stats.bavail * stats.bsize
+  const gib = `${(free / 1024 ** 3).toFixed(1)} GiB free`
+  return free < MIN_FREE
+    ? { id, status: 'warn', message: `${dir}: only ${gib}; images and snapshots need about 2 GiB`, fix: `free some space, or set ${variable} to another disk` }
+    : { id, status: 'ok', message: `${dir} (writable, ${gib})` }
+}
+
+function missing(ctx: DoctorContext, id: string, message: string, pkg: string, status: Status): Finding {
+  return { id, status, message, fix: `${ctx.root ? '' : 'sudo '}apt-get install ${pkg}`, packages: [pkg] }
+}
+
+function exists(file: string): Promise<boolean> {
+  return fs.access(file).then(() => true, () => false)
+}

@@ -1,0 +1,24 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { cachedAccelVerdict, chooseAccel } from '../../src/drivers/qemu/accel.js'
+
+const cacheRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'se-accel-'))
+afterAll(() => fs.rmSync(cacheRoot, { recursive: true, force: true }))
+
+describe('chooseAccel', () => {
+  it('says the fallback once, when it probes; the cached verdict is quiet', async () => {
+    // A QEMU that does not exist fails the probe at once, without starting anything.
+    const qemu = { path: path.join(cacheRoot, 'no-such-qemu'), version: '0.0.0' }
+    expect(await cachedAccelVerdict(cacheRoot, qemu)).toMatchObject({ verdict: undefined })
+    const first = await chooseAccel({ choice: 'auto', qemu, cacheRoot })
+    expect(first).toMatchObject({ accel: 'tcg', warning: expect.stringMatching(/is not usable here .*falling back to TCG/) })
+    expect(await chooseAccel({ choice: 'auto', qemu, cacheRoot })).toEqual({ accel: 'tcg' })
+    expect(await cachedAccelVerdict(cacheRoot, qemu)).toMatchObject({ verdict: { ok: false } })
+  })
+
+  it('does not probe for tcg', async () => {
+    expect(await chooseAccel({ choice: 'tcg', qemu: { path: 'unused', version: '0' }, cacheRoot })).toEqual({ accel: 'tcg' })
+  })
+})

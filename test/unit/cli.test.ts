@@ -1,0 +1,78 @@
+/**
+ * The built CLI as a user runs it, for what needs no VM: version, help, usage errors and their
+ * exit codes, exec's command lookup, and the commands on an instance that is not running.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { execa } from 'execa'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const root = path.resolve(import.meta.dirname, '../..')
+const cliPath = path.join(root, 'dist/cli/main.js')
+const home = fs.mkdtempSync(path.join(os.tmpdir(), 'se-cli-'))
+
+/** A private home: nothing here touches a real instance or cache. */
+const cli = (args: string[], env: Record<string, string> = {}) =>
+  execa(process.execPath, [cliPath, ...args], { env: { STACK_EMULATOR_HOME: home, STACK_EMULATOR_CACHE_DIR: path.join(home, 'cache'), ...env }, reject: false, timeout: 30_000 })
+
+beforeAll(() => expect(fs.existsSync(cliPath), 'run `npm run build` first').toBe(true))
+afterAll(() => fs.rmSync(home, { recursive: true, force: true }))
+
+describe('stack-emulator', () => {
+  it('--version prints package.json\'s version', async () => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
+    const r = await cli(['--version'])
+    expect([r.exitCode, r.stdout]).toEqual([0, version])
+  })
+
+  it('has help per command, as --help and as help <command>', async () => {
+    const general = await cli(['--help'])
+    expect(general.exitCode).toBe(0)
+    for (const command of ['start', 'status', 'stop', 'reset', 'logs', 'exec', 'image build', 'doctor']) expect(general.stdout).toContain(`  ${command}`)
+    const [flag, word] = await Promise.all([cli(['start', '--help']), cli(['help', 'start'])])
+    expect(flag.stdout).toMatch(/^Usage: stack-emulator start/)
+    expect(flag.stdout).toContain('--memory <MiB>')
+    expect(flag.stdout).not.toContain('--force')
+    expect(word.stdout).toBe(flag.stdout)
+    expect((await cli(['image', 'build', '--help'])).stdout).toMatch(/^Usage: stack-emulator image build[^]*--force/)
+  })
+
+  it('exits 2 naming flags that do not apply, with one line on stderr', async () => {
+    const r = await cli(['status', '--force', '--memory', '5'])
+    expect(r.exitCode).toBe(2)
+    expect(r.stderr).toBe('stack-emulator: --force and --memory do not apply to status. Run `stack-emulator status --help` for its options.')
+  })
+
+  it('suggests the command or flag that was meant', async () => {
+    expect((await cli(['strat'])).stderr).toMatch(/^stack-emulator: Unknown command "strat"\. Did you mean "start"\?/)
+    const flag = await cli(['start', '--nmae', 'x'])
+    expect([flag.exitCode, flag.stderr]).toEqual([2, expect.stringMatching(/Unknown option "--nmae"\. Did you mean "--name"\?/)])
+  })
+
+  it('names flags, not API options, when a value is out of range; with --json, one object on stdout', async () => {
+    const r = await cli(['start', '--memory', '5', '--json'])
+    expect(r.exitCode).toBe(2)
+    expect(r.stderr).toBe('stack-emulator: --memory must be an integer >= 64, got 5 (number).')
+    expect(JSON.parse(r.stdout)).toEqual({ error: { code: 'BAD_OPTION', message: '--memory must be an integer >= 64, got 5 (number).' } })
+  })
+
+  it('exec: 127 and the OS\'s reason when the command is not found, 126 when it cannot run, before any VM', async () => {
+    const missing = await cli(['exec', '--', 'nosuchcmd-stack-emulator'])
+    expect([missing.exitCode, missing.stderr]).toEqual([127, 'stack-emulator: exec: nosuchcmd-stack-emulator: command not found (ENOENT)'])
+    const script = path.join(home, 'not-executable.sh')
+    fs.writeFileSync(script, 'exit 0\n', { mode: 0o644 })
+    const denied = await cli(['exec', '--json', '--', script])
+    expect(denied.exitCode).toBe(126)
+    expect(denied.stderr).toBe(`stack-emulator: exec: ${script}: permission denied (EACCES)`)
+    expect(JSON.parse(denied.stdout)).toEqual({ exitCode: 126, signal: null })
+  })
+
+  it('status, stop, reset and logs of an instance that is not running', async () => {
+    const status = await cli(['status', '--json', '--name', 'idle'])
+    expect([status.exitCode, JSON.parse(status.stdout)]).toEqual([3, { name: 'idle', running: false }])
+    expect((await cli(['stop', '--name', 'idle'])).exitCode).toBe(0)
+    expect((await cli(['reset', '--name', 'idle'])).exitCode).toBe(3)
+    expect((await cli(['logs', '--name', 'idle'])).exitCode).toBe(3)
+  })
+})
