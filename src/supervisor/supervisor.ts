@@ -50,8 +50,10 @@ export class Supervisor {
 
   constructor(
     private readonly config: SupervisorConfig,
-    private readonly manifest: ImageManifest,
+    private readonly manifest: Pick<ImageManifest, 'name' | 'fingerprint'>,
     startVm: StartVm,
+    /** How the process ends once stopped (tests pass their own). */
+    private readonly exit: () => void = () => process.exit(0),
   ) {
     this.vmReady = startVm({ log: (line) => this.broadcast({ event: 'log', line }), progress: (phase) => this.broadcast({ event: 'progress', phase }) })
     this.vmReady.then(
@@ -294,7 +296,7 @@ export class Supervisor {
       if (await isSameFile(paths.socket, this.socketInode)) this.server?.close()
       if (this.vm) await this.enqueue(async () => this.vm?.stop()).catch((error: Error) => this.log(`stopping the VM: ${error.message}`))
       for (const c of this.connections) c.socket.end()
-      setTimeout(() => process.exit(0), 50).unref()
+      setTimeout(this.exit, 50).unref()
     })()
     return this.shuttingDown
   }

@@ -1,0 +1,170 @@
+/**
+ * The supervisor with a fake driver: leases, the isolation policy, the reset queue, keepAlive,
+ * and failures, over its real unix socket, as clients talk to it.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { SupervisorConnection } from '../../src/client/connection.js'
+import type { RunningVm } from '../../src/drivers/types.js'
+import { StackEmulatorError } from '../../src/errors.js'
+import { ensureInstanceDir, instancePaths } from '../../src/instance/paths.js'
+import { readSettings } from '../../src/settings.js'
+import { Supervisor } from '../../src/supervisor/supervisor.js'
+
+class FakeVm implements RunningVm {
+  pid = 4242
+  accel = 'tcg'
+  origin = 'snapshot' as const
+  urls = { backend: 'http://127.0.0.1:1' }
+  died = new Promise<string>(() => {})
+  resets = 0
+  resetting = 0
+  mostResettingAtOnce = 0
+  stopped = 0
+  failReset = false
+  diskFull = false
+  async reset() {
+    this.resets++
+    this.mostResettingAtOnce = Math.max(this.mostResettingAtOnce, ++this.resetting)
+    await new Promise((r) => setTimeout(r, 30))
+    this.resetting--
+    if (this.failReset) throw new StackEmulatorError('restore failed and so did the cold boot', { code: 'BOOT_FAILED' })
+    return { durationMs: 30, origin: this.origin }
+  }
+  async stop() {
+    this.stopped++
+  }
+  problem() {
+    return this.diskFull ? new StackEmulatorError('The VM is paused: no space left', { code: 'DISK_FULL', fix: 'Free some space.' }) : undefined
+  }
+}
+
+const running: { supervisor: Supervisor; connections: SupervisorConnection[] }[] = []
+afterEach(async () => {
+  for (const r of running.splice(0)) {
+    r.connections.forEach((c) => c.close())
+    await r.supervisor.shutdown('test over')
+  }
+})
+
+async function start(vm: RunningVm | Error = new FakeVm()) {
+  const paths = instancePaths(fs.mkdtempSync(path.join(os.tmpdir(), 'se-sup-')), 'fake')
+  await ensureInstanceDir(paths)
+  const config = { paths, manifestPath: '', settings: readSettings(), driver: { ports: {}, memoryMb: 512, snapshot: true, fresh: false, bootTimeoutMs: 1000 } }
+  let exited = 0
+  const supervisor = new Supervisor(config, { name: 'img', fingerprint: 'f' }, async () => {
+    if (vm instanceof Error) throw vm
+    return vm
+  }, () => exited++)
+  await supervisor.listen()
+  const entry = { supervisor, connections: [] as SupervisorConnection[] }
+  running.push(entry)
+  const client = async (lease = true) => {
+    const connection = await SupervisorConnection.connect(paths.socket)
+    entry.connections.push(connection)
+    await connection.request({ op: 'hello', lease, client: { pid: process.pid, command: 'test' } })
+    return connection
+  }
+  const acquire = (connection: SupervisorConnection, isolation: 'suite' | 'exclusive' | 'none' = 'suite', keepAlive = false, idleTimeoutMs = 0) =>
+    connection.request<{ reset: boolean }>({ op: 'acquire', isolation, keepAlive, idleTimeoutMs })
+  return { paths, supervisor, client, acquire, exited: () => exited }
+}
+
+const until = async (check: () => boolean, ms = 2000) => {
+  const deadline = Date.now() + ms
+  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+  return check()
+}
+
+describe('supervisor', () => {
+  it('shares the VM between overlapping suites, and the last release stops it', async () => {
+    const vm = new FakeVm()
+    const s = await start(vm)
+    const [a, b] = [await s.client(), await s.client()]
+    expect(await s.acquire(a)).toMatchObject({ reset: false, pid: 4242 })
+    expect(await s.acquire(b)).toMatchObject({ reset: false })
+    a.close()
+    await new Promise((r) => setTimeout(r, 50))
+    expect(vm.stopped).toBe(0)
+    b.close()
+    expect(await until(() => vm.stopped === 1 && s.exited() === 1)).toBe(true)
+    expect(fs.existsSync(s.paths.state)).toBe(false)
+  })
+
+  it('resets for a suite that comes after another, under keepAlive, then stops when idle', async () => {
+    const vm = new FakeVm()
+    const s = await start(vm)
+    const a = await s.client()
+    await s.acquire(a, 'suite', true, 200)
+    a.close()
+    await new Promise((r) => setTimeout(r, 50))
+    const b = await s.client()
+    expect(await s.acquire(b, 'suite', true, 200)).toMatchObject({ reset: true })
+    expect(vm.resets).toBe(1)
+    b.close()
+    expect(await until(() => vm.stopped === 1, 1000)).toBe(true)
+  })
+
+  it('refuses a reset while another suite holds the VM unless forced, and never runs two at once', async () => {
+    const vm = new FakeVm()
+    const s = await start(vm)
+    const [a, b] = [await s.client(), await s.client()]
+    await s.acquire(a)
+    await s.acquire(b)
+    await expect(a.request({ op: 'reset', force: false })).rejects.toMatchObject({ code: 'RESET_REFUSED' })
+    await Promise.all([a.request({ op: 'reset', force: true }), b.request({ op: 'reset', force: true })])
+    expect(vm.resets).toBe(2)
+    expect(vm.mostResettingAtOnce).toBe(1)
+  })
+
+  it('under exclusive isolation, a second suite waits for the first and gets a reset VM', async () => {
+    const s = await start()
+    const [a, b] = [await s.client(), await s.client()]
+    await s.acquire(a, 'exclusive')
+    let second: { reset: boolean } | undefined
+    void s.acquire(b, 'exclusive').then((r) => (second = r))
+    await new Promise((r) => setTimeout(r, 100))
+    expect(second).toBeUndefined()
+    a.close()
+    expect(await until(() => second !== undefined)).toBe(true)
+    expect(second!.reset).toBe(true)
+  })
+
+  it('hands a VM start failure to the waiting suite, with its code and fix, then goes away', async () => {
+    const s = await start(new StackEmulatorError('No space left in /x', { code: 'DISK_FULL', fix: 'Free some space.' }))
+    const a = await s.client()
+    await expect(s.acquire(a)).rejects.toMatchObject({ code: 'DISK_FULL', fix: 'Free some space.' })
+    expect(await until(() => s.exited() === 1)).toBe(true)
+  })
+
+  it('refuses to hand out a VM that a full disk paused, naming the problem', async () => {
+    const vm = new FakeVm()
+    vm.diskFull = true
+    const s = await start(vm)
+    await expect(s.acquire(await s.client())).rejects.toMatchObject({ code: 'DISK_FULL' })
+    const status = await (await s.client(false)).request<{ problem?: string }>({ op: 'status' })
+    expect(status.problem).toMatch(/no space left/)
+  })
+
+  it('a reset that fails for good stops the VM and tells its suites why', async () => {
+    const vm = new FakeVm()
+    vm.failReset = true
+    const s = await start(vm)
+    const a = await s.client()
+    await s.acquire(a)
+    const lost = new Promise<string>((resolve) => a.on('event', (e) => e.event === 'stopped' && resolve(e.reason)))
+    await expect(a.request({ op: 'reset', force: false })).rejects.toMatchObject({ code: 'BOOT_FAILED' })
+    expect(await lost).toMatch(/the reset failed \(restore failed and so did the cold boot/)
+    expect(await until(() => vm.stopped === 1)).toBe(true)
+  })
+
+  it('answers a second hello on one connection without opening a second lease', async () => {
+    const s = await start()
+    const a = await s.client()
+    await a.request({ op: 'hello', lease: true, client: { pid: 1, command: 'again' } })
+    const status = await (await s.client(false)).request<{ leases: unknown[] }>({ op: 'status' })
+    expect(status.leases).toHaveLength(1)
+  })
+})
