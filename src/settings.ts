@@ -3,6 +3,7 @@
  */
 import os from 'node:os'
 import path from 'node:path'
+import { StackEmulatorError } from './errors.js'
 
 export type AccelChoice = 'auto' | 'kvm' | 'hvf' | 'tcg'
 
@@ -18,7 +19,7 @@ export interface Settings {
   name: string
   /** Image manifest path, or unset for the built fixture image. */
   image: string | undefined
-  /** Set to anything to print debug lines (argv, QMP traffic) on stderr. */
+  /** Set to anything to print QEMU's command lines into the supervisor log. */
   debug: boolean
 }
 
@@ -28,9 +29,9 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const xdgCache = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache')
   const accel = (env.STACK_EMULATOR_ACCEL || 'auto').toLowerCase()
   if (!['auto', 'kvm', 'hvf', 'tcg'].includes(accel)) {
-    throw new TypeError(
-      `STACK_EMULATOR_ACCEL must be one of auto, kvm, hvf, tcg; got ${JSON.stringify(env.STACK_EMULATOR_ACCEL)}.`,
-    )
+    throw new StackEmulatorError(`STACK_EMULATOR_ACCEL must be one of auto, kvm, hvf, tcg; got ${JSON.stringify(env.STACK_EMULATOR_ACCEL)}`, {
+      code: 'BAD_OPTION', fix: 'Unset it to probe, or set it to tcg to skip the probe.',
+    })
   }
   return {
     stateRoot: home ? path.join(home, 'state') : path.join(xdgState, 'stack-emulator'),

@@ -34,6 +34,8 @@ export interface EmulatorInfo {
 export interface Emulator extends EmulatorInfo, AsyncDisposable {
   /** True when the VM was reset before it was handed to this lease. */
   readonly wasReset: boolean
+  /** How this acquire went: its duration, and whether it started the VM (else it attached). */
+  readonly startup: { durationMs: number; startedVm: boolean }
   /** Back to the clean `ready` state; refused while other suites hold the VM unless force. */
   reset(options?: { force?: boolean }): Promise<{ durationMs: number }>
   /** Ends the lease; safe to call twice. */
@@ -43,6 +45,7 @@ export interface Emulator extends EmulatorInfo, AsyncDisposable {
 }
 
 export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> {
+  const started = performance.now()
   const settings = readSettings()
   const resolved = resolveOptions(options, settings)
   const paths = instancePaths(settings.stateRoot, resolved.name)
@@ -69,7 +72,9 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
       keepAlive: resolved.keepAlive,
       idleTimeoutMs: resolved.idleTimeoutMs,
     })
-    return await EmulatorHandle.create(paths, manifest, resolved.configFile, connection, result)
+    const handle = await EmulatorHandle.create(paths, manifest, resolved.configFile, connection, result)
+    handle.startup = { durationMs: Math.round(performance.now() - started), startedVm: Boolean(attached.spawned) }
+    return handle
   } catch (error) {
     connection.close()
     throw error
@@ -119,6 +124,7 @@ class EmulatorHandle implements Emulator {
   readonly lost = new Promise<string>((resolve) => (this.resolveLost = resolve))
   credentials: StackCredentials | undefined
   env: Record<string, string> = {}
+  startup = { durationMs: 0, startedVm: false }
 
   private constructor(
     private readonly paths: InstancePaths,
@@ -155,7 +161,7 @@ class EmulatorHandle implements Emulator {
       const configFile = await resolveConfigFile(this.configFile || undefined, process.cwd(), this.paths.dir)
       this.credentials = await mintCredentials(this.info.urls[route.service] + route.path, configFile)
     }
-    this.env = emulatorEnv(this.info.urls, this.credentials)
+    this.env = emulatorEnv(this.paths.name, this.info.urls, this.credentials)
   }
 
   async reset(options: { force?: boolean } = {}): Promise<{ durationMs: number }> {

@@ -20,6 +20,8 @@ import { SupervisorConnection } from './connection.js'
 export interface Attached {
   connection: SupervisorConnection
   hello: HelloResult
+  /** True when this client started the supervisor (and so the VM). */
+  spawned?: boolean
 }
 
 /** How long an owned but silent supervisor gets to answer (it re-creates a deleted socket within a second). */
@@ -96,7 +98,7 @@ export async function spawnSupervisor(config: SupervisorConfig, lease: boolean):
   const deadline = Date.now() + SPAWN_TIMEOUT_MS
   for (;;) {
     const attached = await tryHello(paths, lease)
-    if (attached) return attached
+    if (attached) return { ...attached, spawned: true }
     if (failed || Date.now() > deadline) {
       const logTail = (await fsp.readFile(paths.supervisorLog, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-10).join('\n')
       throw new StackEmulatorError('The emulator supervisor did not start', { code: 'SUPERVISOR', fix: `See ${paths.supervisorLog}.`, details: logTail })

@@ -5,6 +5,7 @@
  */
 import os from 'node:os'
 import { StackEmulatorError, badOption } from '../errors.js'
+import { log } from '../log.js'
 import type { ImageManifest } from '../image/manifest.js'
 import type { Settings } from '../settings.js'
 import type { Isolation } from '../supervisor/protocol.js'
@@ -114,7 +115,7 @@ export function resolveOptions(options: EmulatorOptions, settings: Settings): Re
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
     configFile: options.configFile,
     onProgress: options.onProgress ?? (() => {}),
-    onLog: options.onLog ?? ((line) => process.stderr.write(`stack-emulator: ${line}\n`)),
+    onLog: options.onLog ?? log,
     requested: { ports: options.ports, memoryMb: options.memoryMb, snapshot: options.snapshot },
     driverDefaults: {
       snapshot: options.snapshot ?? DEFAULTS.snapshot,

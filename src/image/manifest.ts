@@ -56,7 +56,7 @@ export async function loadManifest(file: string): Promise<ImageManifest> {
   } catch (cause) {
     throw new StackEmulatorError(`Image manifest ${file} cannot be read`, {
       code: 'IMAGE_NOT_FOUND',
-      fix: 'Pass --image <path to manifest.json>, or leave it unset to use the built fixture image (stack-emulator image build).',
+      fix: 'Point the image option (--image, STACK_EMULATOR_IMAGE) at a manifest.json, or leave it unset for the built fixture image.',
       cause,
     })
   }

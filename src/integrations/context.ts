@@ -30,3 +30,10 @@ export function contextOf(emulator: Emulator): StackEmulatorContext {
     env: emulator.env,
   }
 }
+
+/** The one line a run prints about the emulator: how it came up and how long it took. */
+export function summaryLine(emulator: Emulator): string {
+  const { durationMs, startedVm } = emulator.startup
+  if (startedVm) return `VM "${emulator.name}" ready in ${durationMs} ms (${emulator.origin === 'snapshot' ? 'from snapshot' : 'cold boot'}, ${emulator.accel})`
+  return `attached to the running VM "${emulator.name}" in ${durationMs} ms${emulator.wasReset ? ' (reset first)' : ''}`
+}

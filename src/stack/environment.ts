@@ -15,8 +15,8 @@ export interface ServiceUrls {
 
 const PUBLIC_PREFIXES = ['', 'NEXT_PUBLIC_', 'VITE_', 'EXPO_PUBLIC_']
 
-export function emulatorEnv(urls: ServiceUrls, credentials?: StackCredentials): Record<string, string> {
-  const env: Record<string, string> = {}
+export function emulatorEnv(name: string, urls: ServiceUrls, credentials?: StackCredentials): Record<string, string> {
+  const env: Record<string, string> = { STACK_EMULATOR_NAME: name }
   for (const [service, url] of Object.entries(urls)) env[`STACK_EMULATOR_${service.toUpperCase()}_URL`] = url
   if (urls.backend) for (const prefix of PUBLIC_PREFIXES) env[`${prefix}STACK_API_URL`] = urls.backend
   if (credentials) {

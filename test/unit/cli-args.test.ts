@@ -70,12 +70,12 @@ describe('flags and options', () => {
 describe('emulatorEnv', () => {
   it('uses the names Stack Auth SDKs read, and keeps secret keys out of public prefixes', () => {
     const credentials = { projectId: 'p1', publishableClientKey: 'pck_1', secretServerKey: 'ssk_1', superSecretAdminKey: 'sak_1' }
-    const env = emulatorEnv({ backend: 'http://127.0.0.1:1', dashboard: 'http://127.0.0.1:2' }, credentials)
+    const env = emulatorEnv('e2e', { backend: 'http://127.0.0.1:1', dashboard: 'http://127.0.0.1:2' }, credentials)
     expect(env).toMatchObject({
       STACK_API_URL: 'http://127.0.0.1:1', NEXT_PUBLIC_STACK_API_URL: 'http://127.0.0.1:1', VITE_STACK_API_URL: 'http://127.0.0.1:1',
       EXPO_PUBLIC_STACK_API_URL: 'http://127.0.0.1:1', STACK_PROJECT_ID: 'p1', NEXT_PUBLIC_STACK_PROJECT_ID: 'p1',
       VITE_STACK_PUBLISHABLE_CLIENT_KEY: 'pck_1', STACK_SECRET_SERVER_KEY: 'ssk_1', STACK_SUPER_SECRET_ADMIN_KEY: 'sak_1',
-      STACK_EMULATOR_BACKEND_URL: 'http://127.0.0.1:1', STACK_EMULATOR_DASHBOARD_URL: 'http://127.0.0.1:2',
+      STACK_EMULATOR_BACKEND_URL: 'http://127.0.0.1:1', STACK_EMULATOR_DASHBOARD_URL: 'http://127.0.0.1:2', STACK_EMULATOR_NAME: 'e2e',
     })
     expect(env.NEXT_PUBLIC_STACK_SECRET_SERVER_KEY).toBeUndefined()
   })

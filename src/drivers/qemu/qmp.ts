@@ -41,9 +41,14 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
       s.once('error', reject)
     })
     const client = new QmpClient(socket)
-    await client.waitGreeting(timeoutMs)
-    await client.execute('qmp_capabilities', undefined, timeoutMs)
-    return client
+    try {
+      await client.waitGreeting(timeoutMs)
+      await client.execute('qmp_capabilities', undefined, timeoutMs)
+      return client
+    } catch (error) {
+      client.close()
+      throw error
+    }
   }
 
   private greeting: Promise<void> | undefined
@@ -74,7 +79,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     })
   }
 
-  /** Runs an HMP command (savevm, info usernet, hostfwd_add) through QMP. */
+  /** Runs an HMP command (info usernet, hostfwd_add, hostfwd_remove) through QMP. */
   hmp(commandLine: string, timeoutMs?: number): Promise<string> {
     return this.execute<string>('human-monitor-command', { 'command-line': commandLine }, timeoutMs)
   }

@@ -8,10 +8,12 @@
 import type { FullConfig } from '@playwright/test'
 import { acquire } from '../../client/acquire.js'
 import { log } from '../../log.js'
+import { summaryLine } from '../context.js'
 import type {} from './index.js'
 
 export default async function globalSetup(config: FullConfig): Promise<() => Promise<void>> {
   const emulator = await acquire({ ...config.projects[0]?.use.stackEmulatorOptions, onProgress: log, onLog: log })
+  log(summaryLine(emulator))
   Object.assign(process.env, emulator.env)
   return () => emulator.release()
 }

@@ -6,7 +6,7 @@
 import type { TestProject } from 'vitest/node'
 import { acquire } from '../../client/acquire.js'
 import { log } from '../../log.js'
-import { contextOf } from '../context.js'
+import { contextOf, summaryLine } from '../context.js'
 import type { StackEmulatorPluginOptions } from './index.js'
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -20,6 +20,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     onProgress: log,
     onLog: log,
   })
+  log(summaryLine(emulator))
   const previousEnv = { ...process.env }
   const publish = () => {
     Object.assign(process.env, emulator.env)
