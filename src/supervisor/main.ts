@@ -11,6 +11,10 @@ import { claimOwnership } from '../instance/lock.js'
 import { ALREADY_OWNED_EXIT_CODE, type SupervisorConfig } from './config.js'
 import { Supervisor } from './supervisor.js'
 
+// The log is a file in the instance folder: a full disk must not take the supervisor (and its
+// VM) down through an unhandled write error; its clients still hear every line.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {})
+
 const configPath = process.argv[2]
 if (!configPath) {
   process.stderr.write('usage: supervisor <supervisor.json>\n')

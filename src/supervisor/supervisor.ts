@@ -317,11 +317,7 @@ export class Supervisor {
   }
 
   private log(line: string): void {
-    try {
-      process.stdout.write(`${new Date().toISOString()} ${line}\n`)
-    } catch {
-      // A full disk must not take the supervisor (and its VM) down: the clients still hear it.
-    }
+    process.stdout.write(`${new Date().toISOString()} ${line}\n`)
   }
 }
 

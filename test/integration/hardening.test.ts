@@ -5,6 +5,7 @@
  * mounts: the tier runs as root, as CI does).
  */
 import { spawn } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -30,7 +31,7 @@ async function mount(args: string[], target: string): Promise<void> {
 }
 
 afterAll(async () => {
-  for (const name of fs.readdirSync(path.join(home, 'state'))) await stopInstance(name).catch(() => {})
+  for (const name of fs.existsSync(path.join(home, 'state')) ? fs.readdirSync(path.join(home, 'state')) : []) await stopInstance(name).catch(() => {})
   for (const target of mounts.reverse()) await execa('umount', ['-l', target], { reject: false })
   expect(await leftoversUnder(home)).toEqual([])
 })
@@ -279,11 +280,13 @@ describe('local failures never cost the snapshot', () => {
     expect(first.error).toBeUndefined()
     const filler = path.join(small, 'filler')
     await execa('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M', 'count=100'], { reject: false }) // until ENOSPC
-    // The guest writes (PostgreSQL's WAL) until QEMU's write fails and it pauses.
+    // The guest writes (PostgreSQL's WAL and tables: half a megabyte of incompressible text a
+    // user, so new disk clusters each time) until QEMU's write fails and it pauses.
     for (let i = 0; i < 40 && !(await statusIn(small, 'filling'))?.problem; i++) {
       // A paused guest never answers: each write gets 2 s.
+      const displayName = crypto.randomBytes(400_000).toString('base64')
       await fetch(`${first.urls.backend}/api/v1/users`, {
-        method: 'POST', body: JSON.stringify({ email: `fill${i}@example.com` }), signal: AbortSignal.timeout(2000),
+        method: 'POST', body: JSON.stringify({ email: `fill${i}@example.com`, display_name: displayName }), signal: AbortSignal.timeout(2000),
         headers: { 'content-type': 'application/json', ...serverHeaders(first.env) },
       }).catch(() => {})
     }
