@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { acquire, stopInstance } from '../dist/index.js'
 import { startQemuVm } from '../dist/drivers/qemu/vm.js'
 import { resolveImage } from '../dist/image/resolve.js'
+import { driverOptions, resolveOptions } from '../dist/client/options.js'
 import { readSettings } from '../dist/settings.js'
 
 const json = process.argv.includes('--json')
@@ -29,8 +30,12 @@ const settings = readSettings()
 const manifest = await resolveImage({ image: undefined, cacheRoot: settings.cacheRoot, progress: say })
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 const instanceDir = (name) => path.join(settings.stateRoot, name)
-const driver = (name, extra) =>
-  startQemuVm({ manifest, settings, instanceDir: instanceDir(name), log: say, progress: () => {}, ...extra })
+// The driver options every surface gets by default, from the one place that applies them.
+const defaults = driverOptions(resolveOptions({}, settings), manifest)
+const driver = (name, extra) => {
+  fs.mkdirSync(instanceDir(name), { recursive: true, mode: 0o700 })
+  return startQemuVm({ ...defaults, manifest, settings, instanceDir: instanceDir(name), log: say, progress: () => {}, ...extra })
+}
 const rssMb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024
 
 async function time(fn) {
