@@ -121,8 +121,32 @@ for (let i = 0; i < runs; i++) {
 }
 await stopInstance('crowd')
 
+// What a user waits for (issue 15): one acquire() from nothing running, in this process, and
+// `stack-emulator start --json` as a process; each with its phases (medians per phase).
+const medianPhases = (list) => Object.fromEntries(Object.keys(list[0] ?? {}).map((k) => [k, Math.round(median(list.map((p) => p[k] ?? 0)))]))
+const fromNothing = []
+for (let i = 0; i < Math.max(runs, 5); i++) {
+  const { ms, value: emulator } = await time(() => acquire({ name: 'nothing', onLog: () => {} }))
+  fromNothing.push({ ms, phases: emulator.startup.phases, vmPhases: emulator.startup.vmPhases })
+  await emulator.release()
+  await stopInstance('nothing')
+  say(`acquire() from nothing ${i + 1}: ${ms.toFixed(0)} ms ${JSON.stringify(emulator.startup.phases)}`)
+}
+const cliStarts = []
+for (let i = 0; i < Math.max(runs, 5); i++) {
+  const { ms, value } = await time(() => execa(process.execPath, [path.join(root, 'dist/cli/main.js'), 'start', '--name', 'cli', '--json']))
+  cliStarts.push({ ms, phases: JSON.parse(value.stdout).startup.phases })
+  await stopInstance('cli')
+  say(`stack-emulator start ${i + 1}: ${ms.toFixed(0)} ms`)
+}
+
 const result = {
   runs,
+  acquireFromNothingMs: Math.round(median(fromNothing.map((r) => r.ms))),
+  acquireFromNothingPhases: medianPhases(fromNothing.map((r) => r.phases)),
+  acquireFromNothingVmPhases: medianPhases(fromNothing.map((r) => r.vmPhases)),
+  cliStartMs: Math.round(median(cliStarts.map((r) => r.ms))),
+  cliStartPhases: medianPhases(cliStarts.map((r) => r.phases)),
   accel: (await (async () => { const v = await driver('accel', {}); const a = v.accel; await v.stop(); return a })()),
   coldBootMs: Math.round(median(cold)),
   snapshotStartMs: Math.round(median(snapshotStarts)),
@@ -135,7 +159,9 @@ const result = {
   attachWithCredentialsMs: Math.round(median(attachWithKeys)),
   acquire16Ms: Math.round(median(crowd)),
   nodeStartup16Ms: Math.round(median(startups)),
+  acquire16OverheadMs: Math.round(median(crowd) - median(startups)),
 }
+result.coldToAcquireRatio = Number((result.coldBootMs / result.acquireFromNothingMs).toFixed(1))
 fs.rmSync(process.env.STACK_EMULATOR_HOME, { recursive: true, force: true })
 if (json) {
   process.stdout.write(JSON.stringify(result) + '\n')
@@ -150,7 +176,13 @@ if (json) {
     ['second suite attach with credentials', `${result.attachWithCredentialsMs} ms`, 'lease + credential route'],
     ['16 simultaneous acquirers, all ready', `${result.acquire16Ms} ms`, 'from nothing running'],
     ['16 node start-ups, for comparison', `${result.nodeStartup16Ms} ms`, 'load the package and exit'],
+    ['16 acquirers minus 16 node start-ups', `${result.acquire16OverheadMs} ms`],
+    ['acquire() from nothing running', `${result.acquireFromNothingMs} ms`, `${result.coldToAcquireRatio}x faster than cold`],
+    ['stack-emulator start from nothing', `${result.cliStartMs} ms`, 'a process, as a user runs it'],
   ]
   process.stdout.write(`medians of ${runs} runs, accel ${result.accel}\n`)
   for (const [what, value, note = ''] of rows) process.stdout.write(`  ${what.padEnd(42)} ${value.padStart(9)}  ${note}\n`)
+  const phases = (o) => Object.entries(o).map(([k, v]) => `${k} ${v}`).join(', ')
+  process.stdout.write(`acquire() phases (ms): ${phases(result.acquireFromNothingPhases)}\n  VM start inside them: ${phases(result.acquireFromNothingVmPhases)}\n`)
+  process.stdout.write(`start phases (ms, after Node's start-up): ${phases(result.cliStartPhases)}\n`)
 }

@@ -1,6 +1,6 @@
 /** The public API: hand-picked, not `export *`. */
 export { acquire } from './client/acquire.js'
-export type { Emulator, EmulatorInfo } from './client/acquire.js'
+export type { Emulator, EmulatorInfo, Startup } from './client/acquire.js'
 export type { EmulatorOptions } from './client/options.js'
 export { instanceStatus, resetInstance, stopInstance } from './client/control.js'
 export type { InstanceStatus } from './client/control.js'

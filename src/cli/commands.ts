@@ -76,6 +76,7 @@ async function start(args: ParsedArgs): Promise<number> {
     accel: emulator.accel,
     origin: emulator.origin,
     durationMs: Date.now() - started,
+    startup: emulator.startup,
   }
   await emulator.release() // the instance is kept alive; this process's lease ends here
   if (args.json) {

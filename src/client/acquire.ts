@@ -5,6 +5,7 @@
 import { StackEmulatorError } from '../errors.js'
 import { resolveImage } from '../image/resolve.js'
 import { local } from '../local-failure.js'
+import { Stopwatch } from '../stopwatch.js'
 import type { ImageManifest } from '../image/manifest.js'
 import { withInstanceLock } from '../instance/lock.js'
 import { ensureInstanceDir, instancePaths, type InstancePaths } from '../instance/paths.js'
@@ -34,8 +35,12 @@ export interface EmulatorInfo {
 export interface Emulator extends EmulatorInfo, AsyncDisposable {
   /** True when the VM was reset before it was handed to this lease. */
   readonly wasReset: boolean
-  /** How this acquire went: its duration, and whether it started the VM (else it attached). */
-  readonly startup: { durationMs: number; startedVm: boolean }
+  /**
+   * How this acquire went: its duration, whether it started the VM (else it attached), its phases
+   * back to back (they add up to durationMs), and the VM start's own phases (inside "supervisor"
+   * and "VM", which overlap it).
+   */
+  readonly startup: Startup
   /** Back to the clean `ready` state; refused while other suites hold the VM unless force. */
   reset(options?: { force?: boolean }): Promise<{ durationMs: number }>
   /** Ends the lease; safe to call twice. */
@@ -44,8 +49,15 @@ export interface Emulator extends EmulatorInfo, AsyncDisposable {
   readonly lost: Promise<string>
 }
 
+export interface Startup {
+  durationMs: number
+  startedVm: boolean
+  phases: Record<string, number>
+  vmPhases: Record<string, number>
+}
+
 export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> {
-  const started = performance.now()
+  const stopwatch = new Stopwatch()
   const settings = readSettings()
   const resolved = resolveOptions(options, settings)
   const paths = instancePaths(settings.stateRoot, resolved.name)
@@ -54,7 +66,8 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
   await local(paths.dir, () => ensureInstanceDir(paths))
   const manifest = await resolveImage({ image: resolved.image, cacheRoot: settings.cacheRoot, progress })
   const driver = driverOptions(resolved, manifest)
-  const attached = await attachOrStart(paths, manifest, { ...settings, image: resolved.image }, driver, log)
+  stopwatch.lap('options and image')
+  const attached = await attachOrStart(paths, manifest, { ...settings, image: resolved.image }, driver, log, stopwatch)
   const { connection } = attached
   try {
     assertCompatible(paths.name, resolved.requested, attached.hello.driver)
@@ -72,8 +85,10 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
       keepAlive: resolved.keepAlive,
       idleTimeoutMs: resolved.idleTimeoutMs,
     })
+    stopwatch.lap('VM')
     const handle = await EmulatorHandle.create(paths, manifest, resolved.configFile, connection, result)
-    handle.startup = { durationMs: Math.round(performance.now() - started), startedVm: Boolean(attached.spawned) }
+    stopwatch.lap('credentials')
+    handle.startup = { durationMs: stopwatch.totalMs, startedVm: Boolean(attached.spawned), phases: stopwatch.phases, vmPhases: result.startupPhases }
     return handle
   } catch (error) {
     connection.close()
@@ -90,15 +105,18 @@ async function attachOrStart(
   settings: Settings,
   driver: DriverOptions,
   log: (line: string) => void,
+  stopwatch: Stopwatch,
 ): Promise<Attached> {
   const deadline = Date.now() + SHUTDOWN_WAIT_MS
   for (;;) {
     try {
       const attached = await withInstanceLock(paths, async () => {
+        stopwatch.lap('lock')
         const existing = await attachExisting(paths, true, log)
         if (existing) return existing
         return local(paths.dir, () => spawnSupervisor({ paths, manifestPath: manifest.file, settings, driver }, true))
       })
+      stopwatch.lap('supervisor')
       if (attached.hello.imageFingerprint !== manifest.fingerprint) {
         attached.connection.close()
         throw new StackEmulatorError(
@@ -124,7 +142,7 @@ class EmulatorHandle implements Emulator {
   readonly lost = new Promise<string>((resolve) => (this.resolveLost = resolve))
   credentials: StackCredentials | undefined
   env: Record<string, string> = {}
-  startup = { durationMs: 0, startedVm: false }
+  startup: Startup = { durationMs: 0, startedVm: false, phases: {}, vmPhases: {} }
 
   private constructor(
     private readonly paths: InstancePaths,

@@ -40,6 +40,8 @@ export interface RunningVm {
   readonly origin: VmOrigin
   /** Base URL per service, e.g. { backend: 'http://127.0.0.1:40123' }. Stable across resets. */
   readonly urls: Record<string, string>
+  /** How long each phase of its start took, in ms, in order (QEMU launch, restore, first healthy probe, ...). */
+  readonly startupPhases: Record<string, number>
   /** Back to the clean `ready` state, on the same host ports. */
   reset(): Promise<ResetResult>
   /** Why the VM cannot serve right now (a full disk paused it), or undefined. */

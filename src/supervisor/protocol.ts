@@ -71,6 +71,8 @@ export interface StatusResult extends HelloResult {
 export interface AcquireResult extends VmInfo {
   /** True when the VM was reset before it was handed out. */
   reset: boolean
+  /** The VM start's phases in ms (supervisor start, QEMU launch, restore, ...), for the bench and `--json`. */
+  startupPhases: Record<string, number>
 }
 
 export type Event =

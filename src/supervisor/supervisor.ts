@@ -45,8 +45,9 @@ export class Supervisor {
   private lastResetMs: number | undefined
   private waiters: (() => void)[] = []
   private shuttingDown: Promise<void> | undefined
-  /** Log lines so far, replayed to each new lease: the first client may connect after the boot warned. */
+  /** Log lines so far, replayed to the first lease: its client may connect after the boot warned. */
   private readonly logHistory: string[] = []
+  private readonly startedAfterMs: number
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -55,6 +56,8 @@ export class Supervisor {
     /** How the process ends once stopped (tests pass their own). */
     private readonly exit: () => void = () => process.exit(0),
   ) {
+    // Milliseconds since this process started (Node's start-up and module loading).
+    this.startedAfterMs = Math.round(performance.now())
     this.vmReady = startVm({ log: (line) => this.broadcast({ event: 'log', line }), progress: (phase) => this.broadcast({ event: 'progress', phase }) })
     this.vmReady.then(
       (vm) => {
@@ -178,7 +181,9 @@ export class Supervisor {
     const lease = connection.lease
     if (!lease) throw new StackEmulatorError('acquire needs a lease connection', { code: 'SUPERVISOR' })
     lease.isolation = options.isolation
-    for (const line of this.logHistory) send(connection.socket, { event: 'log', line })
+    // Only the first lease (its client started us) hears what was said before it connected:
+    // every later suite would repeat the same lines (the accelerator verdict) in one run.
+    if (lease.id === 1) for (const line of this.logHistory) send(connection.socket, { event: 'log', line })
     await this.vmReady
     while (this.leases.mustWait(lease)) {
       const others = this.leases.othersHolding(lease)
@@ -198,7 +203,7 @@ export class Supervisor {
         this.keepAlive = true
         this.idleTimeoutMs = options.idleTimeoutMs
       }
-      return { ...this.vmInfo(), reset }
+      return { ...this.vmInfo(), reset, startupPhases: { 'supervisor start': this.startedAfterMs, ...this.vm!.startupPhases } }
     })
   }
 

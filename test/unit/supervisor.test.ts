@@ -18,6 +18,7 @@ class FakeVm implements RunningVm {
   accel = 'tcg'
   origin = 'snapshot' as const
   urls = { backend: 'http://127.0.0.1:1' }
+  startupPhases = { restore: 1 }
   died = new Promise<string>(() => {})
   resets = 0
   resetting = 0

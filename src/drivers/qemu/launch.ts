@@ -15,6 +15,7 @@ import { sha256 } from '../../digest.js'
 import { buildArgv, type Forward, type MachineShape } from './argv.js'
 import { createOverlay } from './binary.js'
 import { local } from '../../local-failure.js'
+import type { Stopwatch } from '../../stopwatch.js'
 import { QemuProcess, tail } from './process.js'
 import type { SnapshotFiles, SnapshotRecord } from './snapshot.js'
 
@@ -28,6 +29,8 @@ export interface Context {
   instanceDir: string
   /** The snapshot's RAM file, or a private copy of it when the cache is read-only (QEMU opens it read-write). */
   ramFile?: string
+  /** Where the first start's phases are timed (the bench and `--json` report them); absent later. */
+  stopwatch?: Stopwatch
   debug?: (line: string) => void
 }
 
@@ -60,6 +63,7 @@ async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[], 
     await fs.rename(`${overlay}.tmp`, overlay)
     return writableRam(ctx, files)
   })
+  ctx.stopwatch?.lap('prepare files')
   ctx.options.progress('restoring the ready snapshot')
   // The device state reaches QEMU as an inherited descriptor (fd 3): no shell, no extra process.
   const state = await fs.open(files.state, 'r')
@@ -79,6 +83,7 @@ async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[], 
   } finally {
     await state.close()
   }
+  ctx.stopwatch?.lap('QEMU launch')
   try {
     await proc.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] })
     await proc.qmp.execute('migrate-incoming', { uri: 'fd:3' })
@@ -90,13 +95,16 @@ async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[], 
       code: 'SNAPSHOT', details: tail(exit.stderr, 5) || firstLine(error), cause: error,
     })
   }
+  ctx.stopwatch?.lap('restore')
   const ready = await afterLaunch(ctx, proc, forwards, RESTORE_TIMEOUT_MS, consolePath(ctx, slot))
+  ctx.stopwatch?.lap('first healthy probe')
   try {
     await syncGuestClock(ctx.manifest, await resolvedForwards(ready, forwards))
   } catch (error) {
     await ready.stop()
     throw error
   }
+  ctx.stopwatch?.lap('clock')
   return ready
 }
 

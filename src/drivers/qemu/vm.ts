@@ -11,6 +11,7 @@ import { machineShape, type Forward } from './argv.js'
 import { findQemu } from './binary.js'
 import { readySnapshot, type ReadySnapshot } from './capture.js'
 import { localFailure } from '../../local-failure.js'
+import { Stopwatch } from '../../stopwatch.js'
 import {
   firstLine, launchReady, overlayPath, qmpSocketPath, resolvedForwards, serviceUrls, syncGuestClock,
   type Context, type Mode, type Slot,
@@ -20,6 +21,7 @@ import { checkFiles, discardSnapshot } from './snapshot.js'
 
 export async function startQemuVm(options: DriverStartOptions): Promise<RunningVm> {
   const { manifest, settings } = options
+  const stopwatch = new Stopwatch()
   const qemu = await findQemu(settings.qemuBinary)
   const decision = await chooseAccel({ choice: settings.accel, qemu, cacheRoot: settings.cacheRoot })
   if (decision.warning) options.log(decision.warning)
@@ -30,11 +32,14 @@ export async function startQemuVm(options: DriverStartOptions): Promise<RunningV
     shape: machineShape(manifest, decision.accel, options.memoryMb),
     instanceDir: options.instanceDir,
     debug: settings.debug ? (line) => process.stderr.write(`stack-emulator: ${line}\n`) : undefined,
+    stopwatch,
   }
+  stopwatch.lap('QEMU probe')
   const forwards = manifest.services.map((s) => ({ guestPort: s.guestPort, hostPort: options.ports[s.name] ?? 0 }))
 
   if (options.snapshot) {
     const snapshot = await readySnapshot(ctx, qemu.version)
+    stopwatch.lap('snapshot lookup or capture')
     if (snapshot) {
       try {
         return await QemuVm.create(ctx, { kind: 'snapshot', files: snapshot.files, record: snapshot.record }, forwards, false)
@@ -89,6 +94,7 @@ class QemuVm implements RunningVm {
   private resolveDied!: (reason: string) => void
   readonly died = new Promise<string>((resolve) => (this.resolveDied = resolve))
   urls: Record<string, string> = {}
+  startupPhases: Record<string, number> = {}
 
   private constructor(
     private readonly ctx: Context,
@@ -101,9 +107,11 @@ class QemuVm implements RunningVm {
   static async create(ctx: Context, mode: Mode, requested: Forward[], fresh: boolean): Promise<QemuVm> {
     if (fresh) await fs.rm(overlayPath(ctx, mode.kind), { force: true })
     const proc = await launchReady(ctx, mode, requested)
+    if (mode.kind === 'cold') ctx.stopwatch?.lap('cold boot')
     try {
-      const vm = new QemuVm(ctx, mode, await resolvedForwards(proc, requested), proc, mode.kind === 'snapshot' ? 'snapshot' : 'cold-boot')
+      const vm = new QemuVm({ ...ctx, stopwatch: undefined }, mode, await resolvedForwards(proc, requested), proc, mode.kind === 'snapshot' ? 'snapshot' : 'cold-boot')
       vm.urls = serviceUrls(ctx.manifest, vm.forwards)
+      vm.startupPhases = ctx.stopwatch?.phases ?? {}
       vm.watch(proc)
       return vm
     } catch (error) {
