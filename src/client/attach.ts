@@ -25,7 +25,7 @@ export interface Attached {
 }
 
 /** How long an owned but silent supervisor gets to answer (it re-creates a deleted socket within a second). */
-const UNREACHABLE_GRACE_MS = 5_000
+const UNREACHABLE_GRACE_MS = 10_000
 const SPAWN_TIMEOUT_MS = 15_000
 
 export function clientInfo(): ClientInfo {
