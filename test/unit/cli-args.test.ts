@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest'
 import { parseCli } from '../../src/cli/args.js'
 import { flagsFromOptions, withFlagNames } from '../../src/cli/flags.js'
 import { closest, editDistance } from '../../src/cli/suggest.js'
-import { emulatorEnv } from '../../src/stack/environment.js'
 
 describe('parseCli', () => {
   it('maps flags to options and keeps what follows --', () => {
@@ -64,19 +63,5 @@ describe('flags and options', () => {
     expect(withFlagNames('Option "memoryMb" must be an integer >= 64, got 5 (number).')).toBe('--memory must be an integer >= 64, got 5 (number).')
     expect(withFlagNames('Option "ports.backend" must be a port')).toBe('--port backend=<port> must be a port')
     expect(withFlagNames('Option "onLog" must be a function')).toBe('Option "onLog" must be a function')
-  })
-})
-
-describe('emulatorEnv', () => {
-  it('uses the names Stack Auth SDKs read, and keeps secret keys out of public prefixes', () => {
-    const credentials = { projectId: 'p1', publishableClientKey: 'pck_1', secretServerKey: 'ssk_1', superSecretAdminKey: 'sak_1' }
-    const env = emulatorEnv('e2e', { backend: 'http://127.0.0.1:1', dashboard: 'http://127.0.0.1:2' }, credentials)
-    expect(env).toMatchObject({
-      STACK_API_URL: 'http://127.0.0.1:1', NEXT_PUBLIC_STACK_API_URL: 'http://127.0.0.1:1', VITE_STACK_API_URL: 'http://127.0.0.1:1',
-      EXPO_PUBLIC_STACK_API_URL: 'http://127.0.0.1:1', STACK_PROJECT_ID: 'p1', NEXT_PUBLIC_STACK_PROJECT_ID: 'p1',
-      VITE_STACK_PUBLISHABLE_CLIENT_KEY: 'pck_1', STACK_SECRET_SERVER_KEY: 'ssk_1', STACK_SUPER_SECRET_ADMIN_KEY: 'sak_1',
-      STACK_EMULATOR_BACKEND_URL: 'http://127.0.0.1:1', STACK_EMULATOR_DASHBOARD_URL: 'http://127.0.0.1:2', STACK_EMULATOR_NAME: 'e2e',
-    })
-    expect(env.NEXT_PUBLIC_STACK_SECRET_SERVER_KEY).toBeUndefined()
   })
 })
