@@ -102,7 +102,7 @@ describe('emulatorEnv', () => {
   })
 
   it('wins over a parent HEXCLAVE_PROJECT_ID, which the SDK prefers to every STACK name', () => {
-    const merged = { HEXCLAVE_PROJECT_ID: 'real-project', ...env }
+    const merged: Record<string, string> = { HEXCLAVE_PROJECT_ID: 'real-project', ...env }
     for (const name of [...SDK_READS.projectId, ...APP_READS.projectId]) expect(merged[name], name).toBe('p1')
     expect(sdkResolve(merged).projectId).toBe('p1')
   })
