@@ -5,8 +5,6 @@
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { execa } from 'execa'
-import lockfile from 'proper-lockfile'
 import { packageRoot } from '../package-root.js'
 import { StackEmulatorError } from '../errors.js'
 import { sha256 } from '../digest.js'
@@ -38,6 +36,7 @@ export async function ensureFixtureImage(options: {
   const manifest = path.join(dir, 'manifest.json')
   if (!options.force && (await exists(manifest))) return manifest
   await fs.mkdir(path.dirname(dir), { recursive: true })
+  const { default: lockfile } = await import('proper-lockfile') // only when the image is missing
   const lockOptions = {
     lockfilePath: `${dir}.lock`,
     realpath: false,
@@ -73,6 +72,7 @@ async function build(dir: string, fingerprint: string, progress: (line: string) 
   const started = Date.now()
   progress('building the fixture image (debootstrap, a few minutes, once)')
   try {
+    const { execa } = await import('execa')
     const child = execa('bash', [path.join(packageRoot, 'fixtures/image/build.sh'), staging], { all: true, reject: false })
     const lines: string[] = []
     child.all?.on('data', (chunk: Buffer) => {

@@ -17,7 +17,6 @@
  */
 import net from 'node:net'
 import path from 'node:path'
-import lockfile from 'proper-lockfile'
 import { sha256 } from '../digest.js'
 import { StackEmulatorError } from '../errors.js'
 import type { InstancePaths } from './paths.js'
@@ -101,6 +100,7 @@ export async function isOwned(paths: InstancePaths, statePid: number | undefined
 
 async function fileLock(paths: InstancePaths): Promise<HeldLock> {
   try {
+    const { default: lockfile } = await import('proper-lockfile') // Linux uses kernel locks instead
     const release = await lockfile.lock(paths.dir, {
       lockfilePath: path.join(paths.dir, 'instance.lock'),
       realpath: false,

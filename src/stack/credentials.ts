@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { request } from 'undici'
+import { httpRequest } from '../http.js'
 import { StackEmulatorError } from '../errors.js'
 import type { StackCredentials } from './environment.js'
 
@@ -21,14 +21,9 @@ export async function resolveConfigFile(configFile: string | undefined, cwd: str
 export async function mintCredentials(routeUrl: string, configFile: string): Promise<StackCredentials> {
   let body: Record<string, string>
   try {
-    const response = await request(routeUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ absolute_file_path: configFile }),
-      signal: AbortSignal.timeout(15_000),
-    })
-    body = (await response.body.json()) as Record<string, string>
-    if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}: ${JSON.stringify(body).slice(0, 200)}`)
+    const response = await httpRequest(routeUrl, { method: 'POST', json: { absolute_file_path: configFile }, timeoutMs: 15_000 })
+    if (response.status !== 200) throw new Error(`HTTP ${response.status}: ${response.text.slice(0, 200)}`)
+    body = JSON.parse(response.text) as Record<string, string>
   } catch (cause) {
     throw new StackEmulatorError(`Could not get credentials from ${routeUrl}`, {
       code: 'CREDENTIALS', fix: 'Check that the backend is healthy (stack-emulator status), or pass configFile: false.', cause,

@@ -2,7 +2,7 @@
  * Waits until every service answers its health path. Short per-try timeouts: the forwarded
  * port accepts before the guest listens (slirp accepts, then drops), so a long try only waits.
  */
-import { request } from 'undici'
+import { httpRequest } from '../http.js'
 import { StackEmulatorError } from '../errors.js'
 
 export interface HealthTarget {
@@ -20,11 +20,13 @@ export async function waitHealthy(options: {
   consoleTail?: () => Promise<string>
   /** Pause between rounds of probes. @default 50 */
   intervalMs?: number
+  /** Longest wait for one probe's answer. @default 500 */
+  probeTimeoutMs?: number
 }): Promise<void> {
   const pending = new Set(options.targets)
   while (pending.size > 0) {
     const checks = [...pending].map(async (target) => {
-      if (await isHealthy(target)) pending.delete(target)
+      if (await isHealthy(target, options.probeTimeoutMs)) pending.delete(target)
     })
     await (options.aborted ? Promise.race([Promise.all(checks), options.aborted]) : Promise.all(checks))
     if (pending.size === 0) return
@@ -42,9 +44,7 @@ export async function waitHealthy(options: {
 
 export async function isHealthy(target: HealthTarget, timeoutMs = 500): Promise<boolean> {
   try {
-    const response = await request(target.url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) })
-    await response.body.dump()
-    return response.statusCode === target.status
+    return (await httpRequest(target.url, { timeoutMs })).status === target.status
   } catch {
     return false
   }

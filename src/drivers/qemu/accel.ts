@@ -7,7 +7,6 @@
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { execa } from 'execa'
 import type { AccelChoice } from '../../settings.js'
 
 export type Accel = 'kvm' | 'hvf' | 'tcg'
@@ -62,6 +61,7 @@ export async function cachedAccelVerdict(cacheRoot: string, qemu: Qemu): Promise
 }
 
 async function probe(qemuPath: string, accel: Accel): Promise<AccelVerdict> {
+  const { execa } = await import('execa') // only when no verdict is cached: off the start-up path
   if (accel === 'kvm') {
     try {
       await fs.access('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK)

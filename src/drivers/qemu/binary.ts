@@ -1,39 +1,78 @@
-/** Finds the QEMU binary and reads its version, with an error that says how to install it. */
-import { execa } from 'execa'
+/**
+ * Finds the QEMU binary and its version, with an error that says how to install it. The version
+ * is cached per binary (path, size, mtime) in the cache folder: running `qemu --version` costs
+ * tens of milliseconds on every start otherwise.
+ */
+import fs from 'node:fs/promises'
+import path from 'node:path'
 import { StackEmulatorError } from '../../errors.js'
+import { which } from '../../which.js'
 
 export interface QemuBinary {
   path: string
   version: string
 }
 
-const cache = new Map<string, Promise<QemuBinary>>()
+const found = new Map<string, Promise<QemuBinary>>()
 
-export function findQemu(binary: string): Promise<QemuBinary> {
-  let found = cache.get(binary)
-  if (!found) {
-    found = probeVersion(binary)
-    found.catch(() => cache.delete(binary))
-    cache.set(binary, found)
+export function findQemu(binary: string, cacheRoot?: string): Promise<QemuBinary> {
+  let qemu = found.get(binary)
+  if (!qemu) {
+    qemu = locate(binary, cacheRoot)
+    qemu.catch(() => found.delete(binary))
+    found.set(binary, qemu)
   }
-  return found
+  return qemu
 }
 
-async function probeVersion(binary: string): Promise<QemuBinary> {
+async function locate(binary: string, cacheRoot: string | undefined): Promise<QemuBinary> {
+  const where = await which(binary)
+  if ('error' in where) throw notFound(binary, where.error)
+  const stat = await fs.stat(where.path)
+  const key = `${where.path} ${stat.size} ${stat.mtimeMs}`
+  const cacheFile = cacheRoot ? path.join(cacheRoot, 'qemu-versions.json') : undefined
+  const cached = cacheFile ? await readJson(cacheFile) : {}
+  if (typeof cached[key] === 'string') return { path: where.path, version: cached[key] }
+  const version = await probeVersion(where.path)
+  if (cacheFile) {
+    // Best effort: a read-only cache asks QEMU again next time.
+    const tmp = `${cacheFile}.${process.pid}.tmp`
+    await fs.mkdir(cacheRoot!, { recursive: true })
+      .then(() => fs.writeFile(tmp, JSON.stringify({ ...cached, [key]: version })))
+      .then(() => fs.rename(tmp, cacheFile))
+      .catch(() => {})
+  }
+  return { path: where.path, version }
+}
+
+async function probeVersion(binary: string): Promise<string> {
+  const { execa } = await import('execa') // off the start-up path once the version is cached
   try {
     const { stdout } = await execa(binary, ['--version'], { timeout: 10_000 })
-    const version = /version (\S+)/.exec(stdout)?.[1] ?? stdout.split('\n')[0] ?? 'unknown'
-    return { path: binary, version }
+    return /version (\S+)/.exec(stdout)?.[1] ?? stdout.split('\n')[0] ?? 'unknown'
   } catch (cause) {
-    throw new StackEmulatorError(`Did not find QEMU binary "${binary}"`, {
-      code: 'QEMU_NOT_FOUND',
-      fix: 'Install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86 qemu-utils; macOS: brew install qemu) or point STACK_EMULATOR_QEMU at the binary.',
-      cause,
-    })
+    throw notFound(binary, cause)
+  }
+}
+
+function notFound(binary: string, cause: unknown): StackEmulatorError {
+  return new StackEmulatorError(`Did not find QEMU binary "${binary}"`, {
+    code: 'QEMU_NOT_FOUND',
+    fix: 'Install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86 qemu-utils; macOS: brew install qemu) or point STACK_EMULATOR_QEMU at the binary.',
+    cause,
+  })
+}
+
+async function readJson(file: string): Promise<Record<string, unknown>> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>
+  } catch {
+    return {}
   }
 }
 
 async function qemuImg(args: string[]): Promise<string> {
+  const { execa } = await import('execa')
   try {
     const { stdout } = await execa('qemu-img', args, { timeout: 60_000 })
     return stdout

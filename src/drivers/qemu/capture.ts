@@ -7,7 +7,7 @@ import fs from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { request } from 'undici'
+import { httpRequest } from '../../http.js'
 import { StackEmulatorError } from '../../errors.js'
 import { buildArgv, type RamFile } from './argv.js'
 import { createOverlay } from './binary.js'
@@ -80,7 +80,7 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
     await afterLaunch(ctx, proc, forwards, ctx.options.bootTimeoutMs, consoleLog)
     // Warm up: a second round of requests, so the snapshot holds hot processes and connections.
     const targets = healthTargets(ctx.manifest, await resolvedForwards(proc, forwards))
-    for (const target of targets) await (await request(target.url)).body.dump()
+    for (const target of targets) await httpRequest(target.url, { timeoutMs: 10_000 })
     ctx.options.progress('capturing the ready snapshot')
     await proc.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] })
     await proc.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3 })

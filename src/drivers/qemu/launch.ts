@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { request } from 'undici'
+import { httpRequest } from '../../http.js'
 import type { DriverStartOptions } from '../types.js'
 import type { ImageManifest } from '../../image/manifest.js'
 import { packageRoot } from '../../package-root.js'
@@ -165,15 +165,9 @@ async function waitRunning(proc: QemuProcess, timeoutMs: number): Promise<void> 
 export async function syncGuestClock(manifest: ImageManifest, forwards: Forward[]): Promise<void> {
   if (!manifest.clock) return
   const url = serviceUrls(manifest, forwards)[manifest.clock.service] + manifest.clock.path
-  const response = await request(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ epoch_ms: Date.now() }),
-    signal: AbortSignal.timeout(5000),
-  })
-  await response.body.dump()
-  if (response.statusCode !== 200) {
-    throw new StackEmulatorError(`Setting the guest clock failed (HTTP ${response.statusCode} from ${url})`, { code: 'SNAPSHOT' })
+  const { status } = await httpRequest(url, { method: 'POST', json: { epoch_ms: Date.now() }, timeoutMs: 5000 })
+  if (status !== 200) {
+    throw new StackEmulatorError(`Setting the guest clock failed (HTTP ${status} from ${url})`, { code: 'SNAPSHOT' })
   }
 }
 

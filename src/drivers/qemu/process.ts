@@ -1,10 +1,11 @@
 /**
  * One QEMU process: spawn (argv array, never a shell), QMP connection raced against an early
- * exit, host-port discovery, and a stop that escalates quit -> SIGTERM -> SIGKILL.
+ * exit, host-port discovery, and a stop that escalates quit -> SIGTERM -> SIGKILL. Node's own
+ * spawn rather than execa: this is the start-up path, and execa costs about 140 ms to load.
  */
+import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
-import { execa, type ResultPromise } from 'execa'
 import { StackEmulatorError } from '../../errors.js'
 import { QmpClient } from './qmp.js'
 import { parseUsernet, type HostForward } from './usernet.js'
@@ -19,7 +20,7 @@ export class QemuProcess {
   private stopping: Promise<void> | undefined
 
   private constructor(
-    private readonly child: ResultPromise,
+    private readonly child: ChildProcess,
     readonly qmp: QmpClient,
     readonly exited: Promise<QemuExit>,
   ) {}
@@ -44,13 +45,8 @@ export class QemuProcess {
     await fsp.rm(options.qmpSocket, { force: true })
     const [file, args] = withParentDeathSignal(options.binary, options.argv)
     options.debug?.(`qemu: ${file} ${args.join(' ')}`)
-    // execa's types leave out a descriptor number for fd 3+, which it passes on as child_process does.
-    const stdio = (options.extraFd === undefined ? ['ignore', 'ignore', 'pipe'] : ['ignore', 'ignore', 'pipe', options.extraFd]) as ['ignore', 'ignore', 'pipe']
-    const child: ResultPromise = execa(file, args, { reject: false, stdio, cleanup: true })
-    const exited = child.then(
-      (r) => ({ code: r.exitCode ?? null, signal: r.signal ?? null, stderr: String(r.stderr ?? '') }),
-      (e: { stderr?: string }) => ({ code: null, signal: null, stderr: String(e.stderr ?? '') }),
-    )
+    const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe', ...(options.extraFd === undefined ? [] : [options.extraFd])] })
+    const exited = watchExit(child)
     try {
       const qmp = await Promise.race([
         connectWhenReady(options.qmpSocket, 15_000),
@@ -99,6 +95,24 @@ function withParentDeathSignal(binary: string, argv: string[]): [string, string[
   return [binary, argv]
 }
 
+/** Resolves when the child is gone, with the tail of its stderr; kills it if this process exits first. */
+function watchExit(child: ChildProcess): Promise<QemuExit> {
+  let stderr = ''
+  child.stderr!.setEncoding('utf8')
+  child.stderr!.on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-64 * 1024)))
+  // Where no parent-death signal ties QEMU to us, at least a normal exit takes it along.
+  const killOnExit = () => child.kill('SIGKILL')
+  process.once('exit', killOnExit)
+  return new Promise((resolve) => {
+    const done = (code: number | null, signal: string | null) => {
+      process.off('exit', killOnExit)
+      resolve({ code, signal, stderr })
+    }
+    child.once('error', (error) => ((stderr += String(error)), done(null, null)))
+    child.once('close', (code, signal) => done(code, signal))
+  })
+}
+
 async function connectWhenReady(socket: string, timeoutMs: number): Promise<QmpClient> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -106,7 +120,7 @@ async function connectWhenReady(socket: string, timeoutMs: number): Promise<QmpC
       return await QmpClient.connect(socket, Math.max(500, deadline - Date.now()))
     } catch (error) {
       if (Date.now() > deadline) throw error
-      await new Promise((r) => setTimeout(r, 20))
+      await new Promise((r) => setTimeout(r, 5))
     }
   }
 }

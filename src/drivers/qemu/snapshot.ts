@@ -13,7 +13,6 @@ import { createReadStream } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import crypto from 'node:crypto'
-import lockfile from 'proper-lockfile'
 import { sha256 } from '../../digest.js'
 import { checkPathPart } from '../../instance/paths.js'
 import { isProcessAlive } from '../../instance/process-alive.js'
@@ -175,6 +174,7 @@ export async function removeAbandoned(snapshotsRoot: string): Promise<void> {
 /** Serializes captures of one snapshot across processes. */
 export async function withSnapshotLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   await fs.mkdir(path.dirname(dir), { recursive: true })
+  const { default: lockfile } = await import('proper-lockfile') // not on the restore path
   const release = await lockfile.lock(path.dirname(dir), {
     lockfilePath: `${dir}.lock`,
     stale: 15_000,

@@ -22,7 +22,7 @@ import { checkFiles, discardSnapshot } from './snapshot.js'
 export async function startQemuVm(options: DriverStartOptions): Promise<RunningVm> {
   const { manifest, settings } = options
   const stopwatch = new Stopwatch()
-  const qemu = await findQemu(settings.qemuBinary)
+  const qemu = await findQemu(settings.qemuBinary, settings.cacheRoot)
   const decision = await chooseAccel({ choice: settings.accel, qemu, cacheRoot: settings.cacheRoot })
   if (decision.warning) options.log(decision.warning)
   const ctx: Context = {
