@@ -17,7 +17,7 @@ afterAll(async () => {
 
 describe('start-up phases', () => {
   it('of acquire() from nothing add up to its duration, and name the VM start\'s own phases', async () => {
-    const emulator = await acquire({ name: 'phases', onLog: () => {} })
+    const emulator = await acquire({ name: 'phases', keepAlive: true, onLog: () => {} }) // kept for the attach below
     const { durationMs, phases, vmPhases, startedVm } = emulator.startup
     expect(startedVm).toBe(true)
     expect(Object.keys(phases)).toEqual(['options and image', 'lock', 'supervisor', 'VM', 'credentials'])
@@ -25,7 +25,7 @@ describe('start-up phases', () => {
     expect(Object.keys(vmPhases)).toEqual(expect.arrayContaining(['supervisor start', 'QEMU launch', 'restore', 'first healthy probe', 'clock']))
     expect(Object.values(vmPhases).every((ms) => ms >= 0)).toBe(true)
     await emulator.release()
-    const attached = await acquire({ name: 'phases', keepAlive: true, onLog: () => {} })
+    const attached = await acquire({ name: 'phases', onLog: () => {} })
     expect(attached.startup.startedVm).toBe(false)
     await attached.release()
   })
