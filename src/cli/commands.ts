@@ -2,7 +2,6 @@
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { execa } from 'execa'
 import { acquire, type Emulator } from '../client/acquire.js'
 import { instanceFiles, instanceStatus, resetInstance, stopInstance } from '../client/control.js'
 import { StackEmulatorError } from '../errors.js'
@@ -12,7 +11,6 @@ import { packageRoot } from '../package-root.js'
 import { readSettings } from '../settings.js'
 import { which } from '../which.js'
 import { helpText, parseCli, usageError, type ParsedArgs } from './args.js'
-import { doctor } from './doctor.js'
 import { withFlagNames } from './flags.js'
 import { print } from './output.js'
 import { createProgress } from './progress.js'
@@ -33,7 +31,7 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'logs': return await logs(args)
       case 'exec': return await exec(args)
       case 'image build': return await imageBuild(args)
-      case 'doctor': return await doctor(args)
+      case 'doctor': return await (await import('./doctor.js')).doctor(args)
     }
   } catch (error) {
     return fail(error, args?.json ?? argv.includes('--json'))
@@ -150,6 +148,7 @@ async function exec(args: ParsedArgs): Promise<number> {
   if ('error' in found) return cannotRun(args, file, found.error)
   const emulator: Emulator = await withProgress((onProgress) => acquire({ ...args.options, onProgress, onLog: log }))
   try {
+    const { execa } = await import('execa') // loaded only by exec: `start` is on the user's wait path
     const child = execa(file, rest, { env: emulator.env, stdio: 'inherit', reject: false })
     const forward = (signal: NodeJS.Signals) => () => child.kill(signal)
     const onInt = forward('SIGINT')
