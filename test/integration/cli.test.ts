@@ -46,8 +46,12 @@ describe('stack-emulator start / status / stop', () => {
     expect(out.env.STACK_PROJECT_ID).toBeTruthy()
 
     expect((await createUser(out.backendUrl, out.env, 'ada@example.com')).status).toBe(201)
-    expect(await listUserEmails(out.backendUrl, out.env)).toEqual(['ada@example.com'])
     expect((await http(`${out.backendUrl}/api/v1/users`)).status).toBe(401)
+    // The current SDK's header spelling (x-hexclave-*) authenticates as the older x-stack-* does.
+    const hexclave = { 'x-hexclave-project-id': out.env.STACK_PROJECT_ID, 'x-hexclave-secret-server-key': out.env.STACK_SECRET_SERVER_KEY }
+    expect((await http(`${out.backendUrl}/api/v1/users`, { method: 'POST', body: { email: 'grace@example.com' }, headers: hexclave })).status).toBe(201)
+    expect((await http(`${out.backendUrl}/api/v1/users`, { headers: { ...hexclave, 'x-hexclave-secret-server-key': 'ssk_wrong' } })).status).toBe(401)
+    expect(await listUserEmails(out.backendUrl, out.env)).toEqual(['ada@example.com', 'grace@example.com'])
     const usersPage = await http(`${out.dashboardUrl}/users`)
     expect(usersPage.text).toContain('ada@example.com')
 
