@@ -2,7 +2,7 @@
  * pullImage(): pulls a release of the real Stack Auth emulator image into the cache (see
  * src/image/pull.ts) and, with `warm`, boots it once to capture its ready snapshot.
  */
-import { badOption } from '../errors.js'
+import { StackEmulatorError, badOption } from '../errors.js'
 import { log } from '../log.js'
 import { readSettings } from '../settings.js'
 import type { PullProgress } from '../image/download.js'
@@ -42,7 +42,9 @@ export interface PullResult extends PulledImage {
 export async function pullImage(options: PullOptions = {}): Promise<PullResult> {
   if (options === null || typeof options !== 'object') throw badOption('options', options, 'an object')
   const { branch, tag, arch, sha256, warm, manifestTemplate, onProgress, onPhase, onLog = log } = options
-  if (branch !== undefined && tag !== undefined) throw badOption('tag', tag, `not given together with a branch (${JSON.stringify(branch)}): the tag names the branch`)
+  if (branch !== undefined && tag !== undefined) {
+    throw new StackEmulatorError('Pass a branch or a tag, not both: a tag names its branch (emulator-<branch>-latest)', { code: 'BAD_OPTION' })
+  }
   if (warm !== undefined && typeof warm !== 'boolean') throw badOption('warm', warm, 'true or false')
   if (manifestTemplate !== undefined && typeof manifestTemplate !== 'string') throw badOption('manifestTemplate', manifestTemplate, 'a path to a manifest.json')
   for (const [key, value] of Object.entries({ onProgress, onPhase, onLog })) {

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { isProcessAlive } from '../instance/process-alive.js'
 import { isImageLocked, withImageLock } from './lock.js'
-import { IMAGE_NAME, parsePulledFolder, type Arch } from './names.js'
+import { IMAGE_NAME, machineArch, parsePulledFolder, type Arch } from './names.js'
 
 export const imagesRoot = (cacheRoot: string) => path.join(cacheRoot, 'images')
 export const snapshotsRoot = (cacheRoot: string) => path.join(cacheRoot, 'snapshots')
@@ -62,7 +62,7 @@ export async function listImages(cacheRoot: string): Promise<CachedImage[]> {
     images.push({
       name: pulled ? IMAGE_NAME : 'fixture',
       tag: pulled?.tag ?? null,
-      arch: pulled?.arch ?? (process.arch === 'x64' ? 'amd64' : process.arch),
+      arch: pulled?.arch ?? machineArch(),
       sizeBytes: await diskUsage(path.join(root, entry.name)),
       sha256: pulled ? m.fingerprint : null,
       pulledAt: m.source?.pulledAt ?? null,

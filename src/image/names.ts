@@ -47,10 +47,13 @@ export function checkSha256(digest: unknown): string {
 
 export const latestTag = (branch: string) => `emulator-${branch}-latest`
 
+/** This machine's architecture as release assets name it (`amd64`, `arm64`; else Node's name). */
+export const machineArch = (): string => (process.arch === 'x64' ? 'amd64' : process.arch)
+
 /** The architecture images are pulled for by default: this machine's. */
 export function hostArch(): Arch {
-  if (process.arch === 'x64') return 'amd64'
-  if (process.arch === 'arm64') return 'arm64'
+  const arch = machineArch()
+  if (ARCHES.includes(arch as Arch)) return arch as Arch
   throw new StackEmulatorError(`The real image is built for amd64 and arm64, not for this machine (${process.arch})`, {
     code: 'BAD_OPTION', fix: 'Pass --arch amd64 or --arch arm64 to pull one anyway (it runs under TCG), or use the fixture image.',
   })
