@@ -47,16 +47,11 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   }
 }
 
-export const GITHUB_API = 'https://api.github.com'
+const GITHUB_API = 'https://api.github.com'
 
 function releasesUrl(value: string | undefined): string {
   if (!value) return GITHUB_API
-  let url: URL | undefined
-  try {
-    url = new URL(value)
-  } catch {
-    url = undefined
-  }
+  const url = URL.canParse(value) ? new URL(value) : undefined
   if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password || url.search || url.hash) {
     throw new StackEmulatorError(`STACK_EMULATOR_RELEASES_URL must be an http(s) URL without credentials or query; got ${JSON.stringify(value)}`, {
       code: 'BAD_OPTION', fix: `Unset it for ${GITHUB_API}, or set it to the base URL of a mirror of GitHub's release API (e.g. http://127.0.0.1:8080).`,

@@ -12,7 +12,7 @@ import { isImageLocked, withImageLock } from './lock.js'
 import { IMAGE_NAME, machineArch, parsePulledFolder, type Arch } from './names.js'
 
 export const imagesRoot = (cacheRoot: string) => path.join(cacheRoot, 'images')
-export const snapshotsRoot = (cacheRoot: string) => path.join(cacheRoot, 'snapshots')
+const snapshotsRoot = (cacheRoot: string) => path.join(cacheRoot, 'snapshots')
 
 /** What a pulled image's manifest says about where it came from. */
 export interface ImageSource {
@@ -51,13 +51,7 @@ export async function listImages(cacheRoot: string): Promise<CachedImage[]> {
     const pulled = parsePulledFolder(entry.name)
     if (!entry.isDirectory() || (!pulled && !FIXTURE_FOLDER.test(entry.name))) continue
     const manifest = path.join(root, entry.name, 'manifest.json')
-    const [text, stat] = await Promise.all([fs.readFile(manifest, 'utf8').catch(() => undefined), fs.stat(manifest).catch(() => undefined)])
-    let m: { name?: string; fingerprint?: string; builtAt?: string; source?: ImageSource } | undefined
-    try {
-      m = text === undefined ? undefined : JSON.parse(text)
-    } catch {
-      m = undefined
-    }
+    const [m, stat] = await Promise.all([readJson<{ name?: string; fingerprint?: string; source?: ImageSource }>(manifest), fs.stat(manifest).catch(() => undefined)])
     if (!m || !stat || typeof m.name !== 'string' || typeof m.fingerprint !== 'string') continue
     images.push({
       name: pulled ? IMAGE_NAME : 'fixture',
@@ -73,6 +67,15 @@ export async function listImages(cacheRoot: string): Promise<CachedImage[]> {
     })
   }
   return images.sort((a, b) => a.name.localeCompare(b.name) || String(a.tag).localeCompare(String(b.tag)) || String(a.arch).localeCompare(String(b.arch)))
+}
+
+/** A JSON file's value; undefined when it is missing or does not parse. */
+export async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as T
+  } catch {
+    return undefined
+  }
 }
 
 /** Records a use (best effort: a read-only cache still works). */
@@ -118,14 +121,9 @@ async function listSnapshots(cacheRoot: string): Promise<CachedSnapshot[]> {
     if (!m || !entry.isDirectory()) continue
     const dir = path.join(root, entry.name)
     const record = path.join(dir, 'snapshot.json')
-    const [text, stat] = await Promise.all([fs.readFile(record, 'utf8').catch(() => undefined), fs.stat(record).catch(() => fs.stat(dir))])
-    let fingerprint: string | undefined
-    try {
-      fingerprint = text === undefined ? undefined : String((JSON.parse(text) as { fingerprint: { image: unknown } }).fingerprint.image)
-    } catch {
-      fingerprint = undefined
-    }
-    found.push({ dir, imageName: m[1]!, fingerprint, lastUsedMs: stat.mtimeMs })
+    const [value, stat] = await Promise.all([readJson<{ fingerprint?: { image?: unknown } }>(record), fs.stat(record).catch(() => fs.stat(dir))])
+    const image = value?.fingerprint?.image
+    found.push({ dir, imageName: m[1]!, fingerprint: typeof image === 'string' ? image : undefined, lastUsedMs: stat.mtimeMs })
   }
   return found
 }
@@ -166,7 +164,7 @@ export async function pruneCache(cacheRoot: string, olderThanDays: number, onLog
     for (const entry of await fs.readdir(root).catch(() => [] as string[])) {
       const file = path.join(root, entry)
       const owner = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/.exec(entry)
-      const stalePart = /\.part(?:\.json)?$/.test(entry) && (await fs.stat(file)).mtimeMs < cutoff
+      const stalePart = /\.part(?:\.json)?$/.test(entry) && (await fs.stat(file).then((st) => st.mtimeMs, () => now)) < cutoff
       if (!(owner && !isProcessAlive(Number(owner[1]))) && !stalePart) continue
       result.freedBytes += await removeFolder(file)
       result.leftovers.push(file)
@@ -179,13 +177,18 @@ export async function pruneCache(cacheRoot: string, olderThanDays: number, onLog
 export async function removeFolder(target: string): Promise<number> {
   const bytes = await diskUsage(target)
   const trash = `${target}.trash-${process.pid}-${Date.now()}`
-  await fs.rename(target, trash)
+  try {
+    await fs.rename(target, trash)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0 // removed by another process meanwhile
+    throw error
+  }
   await fs.rm(trash, { recursive: true, force: true })
   return bytes
 }
 
 /** Space used by a file or a folder's files (links not followed). */
-export async function diskUsage(target: string): Promise<number> {
+async function diskUsage(target: string): Promise<number> {
   const stat = await fs.lstat(target).catch(() => undefined)
   if (!stat) return 0
   if (!stat.isDirectory()) return stat.blocks * 512

@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises'
 import type { IncomingHttpHeaders } from 'node:http'
 import { StackEmulatorError } from '../errors.js'
 import { localFailure } from '../local-failure.js'
+import { readJson } from './cache.js'
 import { get, type Api, type ReleaseAsset } from './release.js'
 
 export interface PullProgress {
@@ -78,7 +79,7 @@ export async function download(options: {
 }): Promise<DownloadResult> {
   const { asset, part, api, onLog } = options
   const sidecar = `${part}.json`
-  const record = await fs.readFile(sidecar, 'utf8').then((t) => JSON.parse(t) as PartRecord, () => undefined)
+  const record = await readJson<PartRecord>(sidecar)
   let plan = planResume(record, await fs.stat(part).then((s) => s.size, () => 0), asset)
   if (plan.reason) onLog(`${plan.reason}; starting over`)
   if (plan.from === asset.size) return { sha256: await hashFile(part, crypto.createHash('sha256')), resumedFrom: plan.from, transferredBytes: 0 }

@@ -9,6 +9,7 @@ import { execa } from 'execa'
 import { packageRoot } from '../package-root.js'
 import { StackEmulatorError } from '../errors.js'
 import { sha256 } from '../digest.js'
+import { imagesRoot } from './cache.js'
 import { withImageLock } from './lock.js'
 
 const INPUT_DIRS = ['fixtures/image', 'cloud-init']
@@ -23,7 +24,7 @@ export async function fixtureFingerprint(): Promise<string> {
 }
 
 export function fixtureDir(cacheRoot: string, fingerprint: string): string {
-  return path.join(cacheRoot, 'images', `fixture-${fingerprint.slice(0, 16)}`)
+  return path.join(imagesRoot(cacheRoot), `fixture-${fingerprint.slice(0, 16)}`)
 }
 
 /** Returns the manifest path of the built fixture image, building it first if needed. */

@@ -10,7 +10,7 @@ import { StackEmulatorError } from '../errors.js'
 import { localFailure } from '../local-failure.js'
 import { packageRoot } from '../package-root.js'
 import { githubToken, type Settings } from '../settings.js'
-import { dropSnapshots, imagesRoot, removeFolder, type ImageSource } from './cache.js'
+import { dropSnapshots, imagesRoot, readJson, removeFolder, type ImageSource } from './cache.js'
 import { discardPart, download, formatBytes, type PullProgress } from './download.js'
 import { withImageLock } from './lock.js'
 import { loadManifest } from './manifest.js'
@@ -75,7 +75,7 @@ export async function pullRelease(request: PullRequest): Promise<PulledImage> {
   // A full or read-only cache is named as such; the pull's own errors pass as they are.
   const named = (error: unknown) => { throw error instanceof StackEmulatorError ? error : (localFailure(error, root) ?? error) }
   return withImageLock(dir, waiting, async () => {
-    const installed = await fs.readFile(path.join(dir, 'manifest.json'), 'utf8').then((t) => JSON.parse(t) as InstalledManifest).catch(() => undefined)
+    const installed = await readJson<InstalledManifest>(path.join(dir, 'manifest.json'))
     if (installed?.source?.assetUrl === asset.url && installed.source.sizeBytes === asset.size) {
       if (request.sha256 && installed.fingerprint !== request.sha256) throw mismatch(`The installed ${image} (${arch})`, installed.fingerprint, request.sha256, 'nothing was changed')
       onLog(`${image} (${arch}) is up to date`)
@@ -92,7 +92,7 @@ export async function pullRelease(request: PullRequest): Promise<PulledImage> {
 
     const source: ImageSource = { repo: RELEASE_REPO, tag, arch, assetUrl: asset.url, pulledAt: new Date().toISOString(), sizeBytes: asset.size }
     const manifest = { ...template, name: folder, disk: asset.name, fingerprint: transfer.sha256, source }
-    await install(dir, part, asset.name, manifest)
+    await install(dir, part, asset.name, manifest, request.manifestTemplate)
     if (installed && installed.fingerprint !== transfer.sha256) {
       const freed = await dropSnapshots(request.settings.cacheRoot, folder, installed.fingerprint)
       if (freed > 0) onLog(`dropped the snapshots of the replaced ${image} (${formatBytes(freed)})`)
@@ -102,7 +102,7 @@ export async function pullRelease(request: PullRequest): Promise<PulledImage> {
 }
 
 /** The downloaded disk and its manifest into a staging folder, checked, then renamed into place. */
-async function install(dir: string, part: string, diskName: string, manifest: object): Promise<void> {
+async function install(dir: string, part: string, diskName: string, manifest: object, templateFile: string): Promise<void> {
   const staging = `${dir}.staging-${process.pid}`
   await fs.rm(staging, { recursive: true, force: true })
   await fs.mkdir(staging)
@@ -110,10 +110,13 @@ async function install(dir: string, part: string, diskName: string, manifest: ob
   try {
     await fs.writeFile(path.join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2))
     await loadManifest(path.join(staging, 'manifest.json')) // a bad template fails here, not at the first boot
-  } catch (error) {
-    await fs.rename(path.join(staging, diskName), part) // kept: the next pull need not download it again
+  } catch (cause) {
+    await fs.rename(path.join(staging, diskName), part) // kept: the next pull installs it without a download
     await fs.rm(staging, { recursive: true, force: true })
-    throw error
+    const said = cause instanceof StackEmulatorError && cause.fix ? cause.message.slice(0, -cause.fix.length - 1) : String((cause as Error).message)
+    throw new StackEmulatorError(`The manifest made from ${templateFile} does not load: ${said}`, {
+      code: 'IMAGE_NOT_FOUND', fix: 'Fix the template (manifestTemplate); the download is kept, so the next pull installs it at once.', cause,
+    })
   }
   const old = await fs.access(dir).then(() => `${dir}.trash-${process.pid}`, () => undefined)
   if (old) await fs.rename(dir, old)
@@ -123,13 +126,11 @@ async function install(dir: string, part: string, diskName: string, manifest: ob
 }
 
 async function readTemplate(file: string): Promise<Record<string, unknown>> {
-  try {
-    const template = JSON.parse(await fs.readFile(file, 'utf8')) as unknown
-    if (template !== null && typeof template === 'object' && !Array.isArray(template)) return template as Record<string, unknown>
-  } catch (cause) {
-    throw new StackEmulatorError(`The manifest template ${file} cannot be read as JSON`, { code: 'IMAGE_NOT_FOUND', fix: 'Point manifestTemplate at a manifest.json, or leave it unset.', cause })
-  }
-  throw new StackEmulatorError(`The manifest template ${file} is not a JSON object`, { code: 'IMAGE_NOT_FOUND', fix: 'Point manifestTemplate at a manifest.json, or leave it unset.' })
+  const template = await readJson<unknown>(file)
+  if (template !== null && typeof template === 'object' && !Array.isArray(template)) return template as Record<string, unknown>
+  throw new StackEmulatorError(`The manifest template ${file} is missing or not a JSON object`, {
+    code: 'IMAGE_NOT_FOUND', fix: 'Point manifestTemplate at a manifest.json, or leave it unset.',
+  })
 }
 
 function mismatch(what: string, actual: string, expected: string, outcome: string): StackEmulatorError {

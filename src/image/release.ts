@@ -39,7 +39,7 @@ export async function get(url: string, headers: Record<string, string>, api: Api
 }
 
 /** Offline, refused, timed out: one line naming what was tried (never with the token) and the fix. */
-export function unreachable(url: string, error: unknown): StackEmulatorError {
+function unreachable(url: string, error: unknown): StackEmulatorError {
   const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message
   return new StackEmulatorError(`Cannot reach ${url} (${reason})`, {
     code: 'PULL_FAILED',

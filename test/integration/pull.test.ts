@@ -247,6 +247,17 @@ describe('image pull', () => {
     expect([old, otherFingerprint, otherImage].map((d) => fs.existsSync(d))).toEqual([false, true, true])
     expect(logs).toEqual([expect.stringMatching(/^dropped the snapshots of the replaced stack-auth@emulator-replace-latest \(\d/)])
   })
+  it('keeps the download when the manifest template is bad, and installs it without another', async () => {
+    freshCache()
+    const bad = path.join(home, 'bad-template.json')
+    fs.writeFileSync(bad, JSON.stringify({ name: 'x', boot: { kind: 'disk' }, services: [] }))
+    await expect(pullImage({ branch: 'small', manifestTemplate: bad })).rejects.toMatchObject({
+      code: 'IMAGE_NOT_FOUND', message: expect.stringMatching(new RegExp(`^The manifest made from ${bad} does not load: Image manifest .* is invalid: .*"memoryMb"`)),
+    })
+    const since = server.served.length
+    expect(await pullImage({ branch: 'small' })).toMatchObject({ downloaded: true, resumedFrom: 1_000_000, transferredBytes: 0 })
+    expect(filesSince(since)).toEqual([])
+  })
 })
 
 describe('image list, rm and prune', () => {
