@@ -164,7 +164,8 @@ export async function pruneCache(cacheRoot: string, olderThanDays: number, onLog
     for (const entry of await fs.readdir(root).catch(() => [] as string[])) {
       const file = path.join(root, entry)
       const owner = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/.exec(entry)
-      const stalePart = /\.part(?:\.json)?$/.test(entry) && (await fs.stat(file).then((st) => st.mtimeMs, () => now)) < cutoff
+      const part = /^(.+)\.part(?:\.json)?$/.exec(entry)
+      const stalePart = part && (await fs.stat(file).then((st) => st.mtimeMs, () => now)) < cutoff && !(await isImageLocked(path.join(root, part[1]!)))
       if (!(owner && !isProcessAlive(Number(owner[1]))) && !stalePart) continue
       result.freedBytes += await removeFolder(file)
       result.leftovers.push(file)

@@ -44,6 +44,7 @@ export function planResume(record: PartRecord | undefined, partBytes: number, as
   if (partBytes === 0) return { from: 0 }
   if (!record || record.assetUrl !== asset.url || record.size !== asset.size) return { from: 0, reason: 'the partial download is of another file' }
   if (partBytes > asset.size) return { from: 0, reason: 'the partial download is longer than the file' }
+  if (partBytes === asset.size) return { from: partBytes } // complete: only its digest is left to compute
   // A weak ETag cannot be used with If-Range (RFC 9110, 13.1.5).
   const ifRange = record.etag && !record.etag.startsWith('W/') ? record.etag : record.lastModified
   if (!ifRange) return { from: 0, reason: 'the server does not support resuming (it sent no ETag or Last-Modified)' }

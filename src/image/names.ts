@@ -18,6 +18,7 @@ export const DEFAULT_BRANCH = 'dev'
  */
 const BRANCH = '[A-Za-z0-9](?:[A-Za-z0-9._-]{0,17}[A-Za-z0-9])?'
 const TAG = new RegExp(`^emulator-(${BRANCH})-(?:latest|\\d{8}-[0-9a-f]{8})$`)
+const isTag = (tag: string) => TAG.test(tag) && !tag.includes('..')
 const SHA256 = /^[0-9a-fA-F]{64}$/
 
 export function checkBranch(branch: unknown): string {
@@ -28,7 +29,7 @@ export function checkBranch(branch: unknown): string {
 }
 
 export function checkTag(tag: unknown): string {
-  if (typeof tag !== 'string' || !TAG.test(tag) || tag.includes('..')) {
+  if (typeof tag !== 'string' || !isTag(tag)) {
     throw badOption('tag', tag, 'a release tag emulator-<branch>-latest or emulator-<branch>-<YYYYMMDD>-<sha8>')
   }
   return tag
@@ -67,7 +68,7 @@ export const pulledFolderName = (arch: Arch, tag: string) => checkPathPart('imag
 /** The folder name back to its arch and tag; undefined for a folder that is not a pulled image. */
 export function parsePulledFolder(name: string): { arch: Arch; tag: string } | undefined {
   const m = /^stack-auth-(amd64|arm64)-(emulator-.+)$/.exec(name)
-  return m && TAG.test(m[2]!) ? { arch: m[1] as Arch, tag: m[2]! } : undefined
+  return m && isTag(m[2]!) ? { arch: m[1] as Arch, tag: m[2]! } : undefined
 }
 
 export type ImageRef =
@@ -82,7 +83,7 @@ export function parseImageRef(value: string | undefined): ImageRef {
   if (value === IMAGE_NAME) return { kind: 'pulled', tag: undefined }
   if (value.startsWith(`${IMAGE_NAME}@`)) {
     const tag = value.slice(IMAGE_NAME.length + 1)
-    if (!TAG.test(tag)) throw badOption('image', value, `${IMAGE_NAME}@<tag> with a tag emulator-<branch>-latest or emulator-<branch>-<YYYYMMDD>-<sha8>`)
+    if (!isTag(tag)) throw badOption('image', value, `${IMAGE_NAME}@<tag> with a tag emulator-<branch>-latest or emulator-<branch>-<YYYYMMDD>-<sha8>`)
     return { kind: 'pulled', tag }
   }
   return { kind: 'path', path: value }
