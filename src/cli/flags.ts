@@ -19,7 +19,7 @@ export interface Flag {
 
 export const FLAGS = {
   name: { type: 'string', value: '<name>', help: 'instance name (default: $STACK_EMULATOR_NAME or default)', option: 'name' },
-  image: { type: 'string', value: '<manifest>', help: 'image manifest.json (default: the fixture image)', option: 'image' },
+  image: { type: 'string', value: '<image>', help: 'fixture, stack-auth[@<tag>] or a manifest.json (default: fixture)', option: 'image' },
   port: { type: 'string', multiple: true, value: '<svc=port>', help: 'fixed host port for a service, repeatable (0 = QEMU picks)', option: 'ports' },
   memory: { type: 'string', value: '<MiB>', help: "guest memory (default: the image's)", option: 'memoryMb' },
   'no-snapshot': { type: 'boolean', help: "cold boot and keep the instance's disk between runs", option: 'snapshot' },

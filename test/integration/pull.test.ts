@@ -215,6 +215,9 @@ describe('image pull', () => {
       expect(filesSince(since)).toHaveLength(1)
       const outcomes = [a, b].map((r) => JSON.parse(r.stdout).downloaded).sort()
       expect(outcomes).toEqual([false, true])
+      // After 2 s of quiet, plain progress lines (stderr is not a terminal): bytes, rate, time left.
+      const downloader = [a, b].find((r) => JSON.parse(r.stdout).downloaded)!
+      expect(downloader.stderr).toMatch(/^stack-emulator: downloading stack-emulator-amd64\.qcow2 \([\d.]+( kB)? of 1\.0 MB, [\d.]+ kB\/s, \d+ s left\) \(\ds\)$/m)
       const waited = [a, b].filter((r) => r.stderr.includes('waiting for another pull of stack-auth@emulator-small-latest (amd64)'))
       expect(waited).toHaveLength(1)
       expect(fs.readdirSync(path.join(cache, 'images'))).toEqual(['stack-auth-amd64-emulator-small-latest'])
