@@ -14,7 +14,6 @@ import { helpText, parseCli, usageError, type ParsedArgs } from './args.js'
 import { doctor } from './doctor.js'
 import { withFlagNames } from './flags.js'
 import { print } from './output.js'
-import { imageBuild, imageList, imagePrune, imagePull, imageRm } from './image.js'
 import { withProgress } from './progress.js'
 
 const NOT_RUNNING = 3
@@ -32,11 +31,11 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'reset': return await reset(args)
       case 'logs': return await logs(args)
       case 'exec': return await exec(args)
-      case 'image build': return await imageBuild(args)
-      case 'image pull': return await imagePull(args)
-      case 'image list': return await imageList(args)
-      case 'image rm': return await imageRm(args)
-      case 'image prune': return await imagePrune(args)
+      case 'image build': return await (await import('./image.js')).imageBuild(args)
+      case 'image pull': return await (await import('./image.js')).imagePull(args)
+      case 'image list': return await (await import('./image.js')).imageList(args)
+      case 'image rm': return await (await import('./image.js')).imageRm(args)
+      case 'image prune': return await (await import('./image.js')).imagePrune(args)
       case 'doctor': return await doctor(args)
     }
   } catch (error) {

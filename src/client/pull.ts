@@ -7,7 +7,7 @@ import { log } from '../log.js'
 import { readSettings } from '../settings.js'
 import type { PullProgress } from '../image/download.js'
 import { DEFAULT_BRANCH, checkArch, checkBranch, checkSha256, checkTag, hostArch, latestTag, type Arch } from '../image/names.js'
-import { DEFAULT_TEMPLATE, pullRelease, type PulledImage } from '../image/pull.js'
+import type { PulledImage } from '../image/pull.js'
 import { acquire } from './acquire.js'
 import { stopInstance } from './control.js'
 
@@ -50,6 +50,7 @@ export async function pullImage(options: PullOptions = {}): Promise<PullResult> 
   for (const [key, value] of Object.entries({ onProgress, onPhase, onLog })) {
     if (value !== undefined && typeof value !== 'function') throw badOption(key, value, 'a function')
   }
+  const { DEFAULT_TEMPLATE, pullRelease } = await import('../image/pull.js') // undici: loaded by pulls only
   const pulled = await pullRelease({
     tag: tag !== undefined ? checkTag(tag) : latestTag(checkBranch(branch ?? DEFAULT_BRANCH)),
     arch: arch !== undefined ? checkArch(arch) : hostArch(),

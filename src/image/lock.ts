@@ -4,7 +4,6 @@
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import lockfile from 'proper-lockfile'
 
 export interface ImageLockOptions {
   /** Said once when another process holds the lock. */
@@ -17,6 +16,7 @@ export interface ImageLockOptions {
 /** Runs `fn` holding the lock of image folder `dir`. With `maxWaitMs` 0 a held lock throws (code ELOCKED). */
 export async function withImageLock<T>(dir: string, options: ImageLockOptions, fn: () => Promise<T>): Promise<T> {
   await fs.mkdir(path.dirname(dir), { recursive: true })
+  const { default: lockfile } = await import('proper-lockfile') // only when an image is built, pulled or removed
   const lockOptions = {
     lockfilePath: `${dir}.lock`,
     realpath: false,
@@ -38,6 +38,7 @@ export async function withImageLock<T>(dir: string, options: ImageLockOptions, f
 }
 
 /** True when the lock of `dir` is taken now (by this process or another). */
-export function isImageLocked(dir: string): Promise<boolean> {
+export async function isImageLocked(dir: string): Promise<boolean> {
+  const { default: lockfile } = await import('proper-lockfile')
   return lockfile.check(path.dirname(dir), { lockfilePath: `${dir}.lock`, realpath: false, stale: 30_000 }).catch(() => false)
 }

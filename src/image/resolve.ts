@@ -9,11 +9,9 @@ import path from 'node:path'
 import { local } from '../local-failure.js'
 import type { Settings } from '../settings.js'
 import { imagesRoot, listImages, touch } from './cache.js'
-import { describeDownload } from './download.js'
 import { ensureFixtureImage } from './fixture.js'
 import { loadManifest, type ImageManifest } from './manifest.js'
 import { DEFAULT_BRANCH, IMAGE_NAME, assetName, hostArch, latestTag, parseImageRef, pulledFolderName } from './names.js'
-import { DEFAULT_TEMPLATE, pullRelease } from './pull.js'
 
 export interface ResolveContext {
   settings: Pick<Settings, 'cacheRoot' | 'releasesUrl'>
@@ -44,6 +42,8 @@ async function pulledManifest(tag: string | undefined, ctx: ResolveContext): Pro
   const manifest = path.join(imagesRoot(ctx.settings.cacheRoot), pulledFolderName(arch, wanted), 'manifest.json')
   if (await fs.access(manifest).then(() => true, () => false)) return manifest
   ctx.progress(`pulling ${IMAGE_NAME}@${wanted} (${arch}), which is not in the cache yet`)
+  // Loaded only for a pull: undici is not on the start-up path.
+  const [{ DEFAULT_TEMPLATE, pullRelease }, { describeDownload }] = await Promise.all([import('./pull.js'), import('./download.js')])
   const pulled = await pullRelease({
     tag: wanted, arch, sha256: undefined, manifestTemplate: DEFAULT_TEMPLATE, settings: ctx.settings,
     onProgress: (p) => ctx.progress(describeDownload(assetName(arch), p)),
