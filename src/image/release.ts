@@ -38,10 +38,13 @@ export async function get(url: string, headers: Record<string, string>, api: Api
   }
 }
 
-/** Offline, refused, timed out: one line naming what was tried (never with the token) and the fix. */
+/**
+ * Offline, refused, timed out: one line naming what was tried and the fix. Never the token, nor
+ * a redirect's query (a file host's signed URL).
+ */
 function unreachable(url: string, error: unknown): StackEmulatorError {
   const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message
-  return new StackEmulatorError(`Cannot reach ${url} (${reason})`, {
+  return new StackEmulatorError(`Cannot reach ${url.split('?')[0]} (${reason})`, {
     code: 'PULL_FAILED',
     fix: "Check the network (and any proxy), set STACK_EMULATOR_RELEASES_URL to a reachable mirror of GitHub's release API, or point --image at the manifest.json of an image you already have.",
     cause: error,
