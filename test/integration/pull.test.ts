@@ -73,8 +73,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close()
-  for (const name of ['pulled']) await stopInstance(name)
+  await stopInstance('pulled')
   expect(await leftoversUnder(home)).toEqual([])
+  fs.rmSync(home, { recursive: true, force: true }) // several copies of the disk: about 500 MB
 })
 
 describe('image pull', () => {
