@@ -27,7 +27,7 @@ const say = (line) => {
 process.env.STACK_EMULATOR_CACHE_DIR = readSettings().cacheRoot
 process.env.STACK_EMULATOR_HOME = fs.mkdtempSync(path.join(os.tmpdir(), 'se-bench-'))
 const settings = readSettings()
-const manifest = await resolveImage({ image: undefined, cacheRoot: settings.cacheRoot, progress: say })
+const manifest = await resolveImage(undefined, { settings, progress: say, log: say })
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 const instanceDir = (name) => path.join(settings.stateRoot, name)
 // The driver options every surface gets by default, from the one place that applies them.

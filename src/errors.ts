@@ -7,6 +7,8 @@ export type ErrorCode =
   | 'QEMU_NOT_FOUND'
   | 'IMAGE_NOT_FOUND'
   | 'IMAGE_BUILD_FAILED'
+  | 'PULL_FAILED'
+  | 'CHECKSUM_MISMATCH'
   | 'PORT_BUSY'
   | 'BOOT_FAILED'
   | 'NOT_HEALTHY'

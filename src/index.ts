@@ -2,6 +2,8 @@
 export { acquire } from './client/acquire.js'
 export type { Emulator, EmulatorInfo, Startup } from './client/acquire.js'
 export type { EmulatorOptions } from './client/options.js'
+export { pullImage } from './client/pull.js'
+export type { PullOptions, PullProgress, PullResult } from './client/pull.js'
 export { instanceStatus, resetInstance, stopInstance } from './client/control.js'
 export type { InstanceStatus } from './client/control.js'
 export { StackEmulatorError } from './errors.js'

@@ -17,8 +17,10 @@ export interface Settings {
   qemuBinary: string
   /** Default instance name. */
   name: string
-  /** Image manifest path, or unset for the built fixture image. */
+  /** Image: `fixture`, `stack-auth[@<tag>]` or a manifest path; unset for the built fixture image. */
   image: string | undefined
+  /** Base URL of GitHub's REST API (or a mirror of its release routes) that images are pulled from. */
+  releasesUrl: string
   /** Set to anything to print QEMU's command lines into the supervisor log. */
   debug: boolean
 }
@@ -40,6 +42,28 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     qemuBinary: env.STACK_EMULATOR_QEMU || 'qemu-system-x86_64',
     name: env.STACK_EMULATOR_NAME || 'default',
     image: env.STACK_EMULATOR_IMAGE || undefined,
+    releasesUrl: releasesUrl(env.STACK_EMULATOR_RELEASES_URL),
     debug: Boolean(env.STACK_EMULATOR_DEBUG),
   }
+}
+
+const GITHUB_API = 'https://api.github.com'
+
+function releasesUrl(value: string | undefined): string {
+  if (!value) return GITHUB_API
+  const url = URL.canParse(value) ? new URL(value) : undefined
+  if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password || url.search || url.hash) {
+    throw new StackEmulatorError(`STACK_EMULATOR_RELEASES_URL must be an http(s) URL without credentials or query; got ${JSON.stringify(value)}`, {
+      code: 'BAD_OPTION', fix: `Unset it for ${GITHUB_API}, or set it to the base URL of a mirror of GitHub's release API (e.g. http://127.0.0.1:8080).`,
+    })
+  }
+  return url.href.replace(/\/+$/, '')
+}
+
+/**
+ * GITHUB_TOKEN, sent only to the release API's origin. Kept out of Settings on purpose: Settings
+ * is written to the supervisor's config file, and the token must never be written anywhere.
+ */
+export function githubToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.GITHUB_TOKEN || undefined
 }

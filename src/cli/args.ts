@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util'
 import { StackEmulatorError } from '../errors.js'
 import type { EmulatorOptions } from '../client/options.js'
-import { FLAGS, optionsFromFlags, type FlagName, type FlagValues } from './flags.js'
+import { FLAGS, imageOptionsFromFlags, optionsFromFlags, type FlagName, type FlagValues } from './flags.js'
 import { didYouMean } from './suggest.js'
 
 interface CommandSpec {
@@ -17,6 +17,8 @@ interface CommandSpec {
   flags: FlagName[]
   /** The flag's help where it means something particular to this command. */
   flagHelp?: Partial<Record<FlagName, string>>
+  /** The one argument the command takes, as its usage shows it (`image rm <name[@tag]>`). */
+  operand?: string
 }
 
 const VM_FLAGS: FlagName[] = ['name', 'image', 'port', 'memory', 'no-snapshot', 'fresh', 'timeout', 'config-file']
@@ -62,6 +64,28 @@ export const COMMANDS = {
     flags: ['force', 'json'],
     flagHelp: { force: 'rebuild even when an image of the same inputs is cached' },
   },
+  'image pull': {
+    usage: 'image pull [--branch <branch> | --tag <tag>] [--arch amd64|arm64] [--sha256 <hex>] [--warm] [--json]',
+    summary: 'download the real Stack Auth emulator image (a GitHub release) into the cache',
+    more: "From GitHub's API, or STACK_EMULATOR_RELEASES_URL; GITHUB_TOKEN is sent to that API only.\nAn interrupted pull resumes. Then use it: --image stack-auth (the newest pulled) or\n--image stack-auth@<tag>.",
+    flags: ['branch', 'tag', 'arch', 'sha256', 'warm', 'json'],
+  },
+  'image list': {
+    usage: 'image list [--json]',
+    summary: 'the cached images: pulled releases and built fixtures',
+    flags: ['json'],
+  },
+  'image rm': {
+    usage: 'image rm <name[@tag]> [--json]',
+    summary: 'remove cached images and their snapshots: stack-auth, stack-auth@<tag> or fixture',
+    operand: '<name[@tag]>',
+    flags: ['json'],
+  },
+  'image prune': {
+    usage: 'image prune [--older-than <days>] [--json]',
+    summary: 'remove images, snapshots and partial downloads not used for a while',
+    flags: ['older-than', 'json'],
+  },
   doctor: {
     usage: 'doctor [--fix] [--json]',
     summary: "check this machine's prerequisites; --fix installs what is missing",
@@ -81,7 +105,10 @@ export interface ParsedArgs {
   fix: boolean
   /** What follows `--` (exec's command). */
   rest: string[]
+  /** The command's one argument (`image rm`'s image). */
+  operand?: string
   options: EmulatorOptions
+  image: ReturnType<typeof imageOptionsFromFlags>
 }
 
 export function parseCli(argv: string[]): ParsedArgs {
@@ -89,7 +116,7 @@ export function parseCli(argv: string[]): ParsedArgs {
   const own = dashDash >= 0 ? argv.slice(0, dashDash) : argv
   const rest = dashDash >= 0 ? argv.slice(dashDash + 1) : []
   const { values, positionals, given } = parseFlags(own)
-  const parsed = { json: Boolean(values.json), force: Boolean(values.force), supervisor: Boolean(values.supervisor), fix: Boolean(values.fix), rest }
+  const parsed = { json: Boolean(values.json), force: Boolean(values.force), supervisor: Boolean(values.supervisor), fix: Boolean(values.fix), rest, image: { pull: {}, olderThanDays: undefined } }
   if (values.version) return { ...parsed, command: 'version', options: {} }
 
   if (!positionals.length && given.length) throw usageError(`Missing command before --${given[0]}`)
@@ -105,12 +132,15 @@ export function parseCli(argv: string[]): ParsedArgs {
     const named = list.length === 1 ? `${list[0]} does` : `${list.slice(0, -1).join(', ')} and ${list.at(-1)} do`
     throw usageError(`${named} not apply to ${command}`, command)
   }
+  const operand = spec.operand ? extra.shift() : undefined
+  if (spec.operand && operand === undefined) throw usageError(`${command} needs ${spec.operand}`, command)
   if (extra.length) {
     const hint = command === 'exec' ? `; put the command after --: stack-emulator exec -- ${extra.join(' ')}` : ''
     throw usageError(`Unexpected argument "${extra[0]}" for ${command}${hint}`, command)
   }
   if (rest.length && command !== 'exec') throw usageError(`${command} runs no command; only exec takes one after --`, command)
-  return { ...parsed, command, options: optionsFromFlags(values, (message) => usageError(message, command)) }
+  const bad = (message: string) => usageError(message, command)
+  return { ...parsed, command, operand, options: optionsFromFlags(values, bad), image: imageOptionsFromFlags(values, bad) }
 }
 
 function parseFlags(args: string[]): { values: FlagValues; positionals: string[]; given: FlagName[] } {
@@ -130,7 +160,8 @@ function commandOf(positionals: string[]): [keyof typeof COMMANDS, string[]] {
   const [first = 'help', ...more] = positionals
   const [name, extra] = first === 'image' ? [`image ${more[0] ?? ''}`.trim(), more.slice(1)] : [first, more]
   if (name in COMMANDS) return [name as keyof typeof COMMANDS, extra]
-  const hint = name === 'image' ? ' The only image command is "image build".' : didYouMean(name, Object.keys(COMMANDS))
+  const imageCommands = Object.keys(COMMANDS).filter((c) => c.startsWith('image '))
+  const hint = name === 'image' ? ` The image commands are ${imageCommands.map((c) => `"${c}"`).join(', ')}.` : didYouMean(name, Object.keys(COMMANDS))
   throw usageError(`Unknown command "${name}".${hint}`)
 }
 
@@ -138,7 +169,7 @@ export function usageError(message: string, command?: keyof typeof COMMANDS): St
   return new StackEmulatorError(message, { code: 'BAD_OPTION', fix: `Run \`stack-emulator ${command ? `${command} ` : ''}--help\` for ${command ? 'its' : 'the commands and'} options.` })
 }
 
-const LIST_NAMES: Record<string, string> = { exec: 'exec -- <command...>', help: 'help <command>' }
+const LIST_NAMES: Record<string, string> = { exec: 'exec -- <command...>', help: 'help <command>', 'image rm': 'image rm <name[@tag]>' }
 const column = (left: string, right: string) => `  ${left.padEnd(24)}${right}\n`
 const flagLine = (flag: FlagName, help?: string) => {
   const f = FLAGS[flag] as { short?: string; value?: string; help: string }

@@ -5,7 +5,6 @@ import path from 'node:path'
 import { acquire, type Emulator } from '../client/acquire.js'
 import { instanceFiles, instanceStatus, resetInstance, stopInstance } from '../client/control.js'
 import { StackEmulatorError } from '../errors.js'
-import { ensureFixtureImage } from '../image/fixture.js'
 import { log } from '../log.js'
 import { packageRoot } from '../package-root.js'
 import { readSettings } from '../settings.js'
@@ -13,7 +12,7 @@ import { which } from '../which.js'
 import { helpText, parseCli, usageError, type ParsedArgs } from './args.js'
 import { withFlagNames } from './flags.js'
 import { print } from './output.js'
-import { createProgress } from './progress.js'
+import { withProgress } from './progress.js'
 
 const NOT_RUNNING = 3
 
@@ -30,7 +29,11 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'reset': return await reset(args)
       case 'logs': return await logs(args)
       case 'exec': return await exec(args)
-      case 'image build': return await imageBuild(args)
+      case 'image build': return await (await import('./image.js')).imageBuild(args)
+      case 'image pull': return await (await import('./image.js')).imagePull(args)
+      case 'image list': return await (await import('./image.js')).imageList(args)
+      case 'image rm': return await (await import('./image.js')).imageRm(args)
+      case 'image prune': return await (await import('./image.js')).imagePrune(args)
       case 'doctor': return await (await import('./doctor.js')).doctor(args)
     }
   } catch (error) {
@@ -48,15 +51,6 @@ function fail(error: unknown, json: boolean): number {
     print({ error: { ...base, message } })
   }
   return usage ? 2 : 1
-}
-
-async function withProgress<T>(fn: (phase: (p: string) => void) => Promise<T>): Promise<T> {
-  const progress = createProgress()
-  try {
-    return await fn((p) => progress.phase(p))
-  } finally {
-    progress.done()
-  }
 }
 
 async function start(args: ParsedArgs): Promise<number> {
@@ -174,17 +168,6 @@ function cannotRun(args: ParsedArgs, file: string, code: string): number {
   log(`exec: ${file}: ${reason} (${code})`)
   if (args.json) print({ exitCode, signal: null })
   return exitCode
-}
-
-async function imageBuild(args: ParsedArgs): Promise<number> {
-  const started = Date.now()
-  const manifest = await withProgress((onProgress) =>
-    ensureFixtureImage({ cacheRoot: readSettings().cacheRoot, progress: onProgress, force: args.force }),
-  )
-  const result = { manifest, durationMs: Date.now() - started }
-  if (args.json) print(result)
-  else process.stdout.write(`Fixture image ready: ${manifest} (${result.durationMs} ms)\n`)
-  return 0
 }
 
 async function version(): Promise<string> {

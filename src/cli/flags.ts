@@ -4,6 +4,7 @@
  * and option names back to flags in the messages of option errors.
  */
 import type { EmulatorOptions } from '../client/options.js'
+import type { PullOptions } from '../client/pull.js'
 
 export interface Flag {
   type: 'string' | 'boolean'
@@ -12,13 +13,13 @@ export interface Flag {
   /** Shown after the flag in help: `--name <name>`. */
   value?: string
   help: string
-  /** The acquire() option the flag sets. */
-  option?: keyof EmulatorOptions
+  /** The acquire() or pullImage() option the flag sets. */
+  option?: keyof EmulatorOptions | keyof PullOptions
 }
 
 export const FLAGS = {
   name: { type: 'string', value: '<name>', help: 'instance name (default: $STACK_EMULATOR_NAME or default)', option: 'name' },
-  image: { type: 'string', value: '<manifest>', help: 'image manifest.json (default: the fixture image)', option: 'image' },
+  image: { type: 'string', value: '<image>', help: 'fixture, stack-auth[@<tag>] or a manifest.json (default: fixture)', option: 'image' },
   port: { type: 'string', multiple: true, value: '<svc=port>', help: 'fixed host port for a service, repeatable (0 = QEMU picks)', option: 'ports' },
   memory: { type: 'string', value: '<MiB>', help: "guest memory (default: the image's)", option: 'memoryMb' },
   'no-snapshot': { type: 'boolean', help: "cold boot and keep the instance's disk between runs", option: 'snapshot' },
@@ -27,6 +28,12 @@ export const FLAGS = {
   isolation: { type: 'string', value: '<mode>', help: 'suite | exclusive | none (default suite)', option: 'isolation' },
   timeout: { type: 'string', value: '<ms>', help: 'longest wait for a cold boot (default 180000)', option: 'bootTimeoutMs' },
   'config-file': { type: 'string', value: '<path>', help: 'stack.config.ts whose project the keys belong to', option: 'configFile' },
+  branch: { type: 'string', value: '<branch>', help: 'pull the release emulator-<branch>-latest (default dev)', option: 'branch' },
+  tag: { type: 'string', value: '<tag>', help: 'pull this release tag instead, e.g. emulator-dev-20260401-1a2b3c4d', option: 'tag' },
+  arch: { type: 'string', value: '<arch>', help: "amd64 or arm64 (default: this machine's)", option: 'arch' },
+  sha256: { type: 'string', value: '<hex>', help: "the disk's expected sha256; a mismatch installs nothing", option: 'sha256' },
+  warm: { type: 'boolean', help: 'then boot it once to capture its ready snapshot', option: 'warm' },
+  'older-than': { type: 'string', value: '<days>', help: 'what was not used for this many days (default 30)' },
   force: { type: 'boolean', help: 'do it even when it could be skipped' },
   supervisor: { type: 'boolean', help: "the supervisor's log instead of the VM's console" },
   fix: { type: 'boolean', help: 'install the missing Debian packages (as root; otherwise print the command)' },
@@ -39,12 +46,7 @@ export type FlagName = keyof typeof FLAGS
 export type FlagValues = { [K in FlagName]?: (typeof FLAGS)[K] extends { type: 'string' } ? ((typeof FLAGS)[K] extends { multiple: true } ? string[] : string) : boolean }
 
 export function optionsFromFlags(values: FlagValues, usageError: (message: string) => Error): EmulatorOptions {
-  const integer = (flag: FlagName): number | undefined => {
-    const value = values[flag] as string | undefined
-    if (value === undefined) return undefined
-    if (!/^\d+$/.test(value)) throw usageError(`--${flag} expects a whole number, got "${value}"`)
-    return Number(value)
-  }
+  const integer = (flag: FlagName) => wholeNumber(values, flag, usageError)
   const port = (value: string): [string, number] => {
     const m = /^([a-z][a-z0-9_-]*)=(\d+)$/i.exec(value)
     if (!m) throw usageError(`--port expects <service>=<port>, e.g. --port backend=26701; got "${value}"`)
@@ -62,6 +64,21 @@ export function optionsFromFlags(values: FlagValues, usageError: (message: strin
     bootTimeoutMs: integer('timeout'),
     configFile: values['config-file'],
   }
+}
+
+/** `image pull`'s flags as pullImage()'s options (which check them), and `image prune`'s days. */
+export function imageOptionsFromFlags(values: FlagValues, usageError: (message: string) => Error): { pull: PullOptions; olderThanDays: number | undefined } {
+  return {
+    pull: { branch: values.branch, tag: values.tag, arch: values.arch as PullOptions['arch'], sha256: values.sha256, warm: values.warm },
+    olderThanDays: wholeNumber(values, 'older-than', usageError),
+  }
+}
+
+function wholeNumber(values: FlagValues, flag: FlagName, usageError: (message: string) => Error): number | undefined {
+  const value = values[flag] as string | undefined
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value)) throw usageError(`--${flag} expects a whole number, got "${value}"`)
+  return Number(value)
 }
 
 /**

@@ -1,11 +1,15 @@
 /**
  * Progress on stderr for long waits: silent for the first 2 s, then the phase and the elapsed
  * time; rewritten in place on a TTY, plain lines (on each change, and every 10 s) otherwise.
+ * A phase's trailing parenthesis is its detail (a download's bytes, rate and time left): off a
+ * terminal, a change of detail alone waits for the next 10 s line.
  */
 export interface ProgressReporter {
   phase(phase: string): void
   done(): void
 }
+
+const withoutDetail = (phase: string) => phase.replace(/ \([^()]*\)$/, '')
 
 export function createProgress(stream: NodeJS.WriteStream = process.stderr, quietMs = 2000): ProgressReporter {
   const started = Date.now()
@@ -19,9 +23,9 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr, quie
     const line = `stack-emulator: ${current} (${(elapsed / 1000).toFixed(0)}s)`
     if (tty) {
       stream.write(`\r\x1b[K${line}`)
-    } else if (current !== lastPrinted || Date.now() - lastPrintedAt >= 10_000) {
+    } else if (withoutDetail(current) !== lastPrinted || Date.now() - lastPrintedAt >= 10_000) {
       stream.write(`${line}\n`)
-      lastPrinted = current
+      lastPrinted = withoutDetail(current)
       lastPrintedAt = Date.now()
     }
   }
@@ -36,5 +40,15 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr, quie
       clearInterval(timer)
       if (tty && Date.now() - started >= quietMs) stream.write('\r\x1b[K')
     },
+  }
+}
+
+/** Runs `fn` with a phase callback that shows on stderr; the line is cleared at the end. */
+export async function withProgress<T>(fn: (phase: (phase: string) => void) => Promise<T>): Promise<T> {
+  const progress = createProgress()
+  try {
+    return await fn((phase) => progress.phase(phase))
+  } finally {
+    progress.done()
   }
 }

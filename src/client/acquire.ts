@@ -64,7 +64,7 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
   const log = resolved.onLog
   const progress = resolved.onProgress
   await local(paths.dir, () => ensureInstanceDir(paths))
-  const manifest = await resolveImage({ image: resolved.image, cacheRoot: settings.cacheRoot, progress })
+  const manifest = await resolveImage(resolved.image, { settings, progress, log })
   const driver = driverOptions(resolved, manifest)
   stopwatch.lap('options and image')
   const attached = await attachOrStart(paths, manifest, { ...settings, image: resolved.image }, driver, log, stopwatch)

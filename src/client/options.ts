@@ -7,6 +7,7 @@ import os from 'node:os'
 import { StackEmulatorError, badOption } from '../errors.js'
 import { log } from '../log.js'
 import type { ImageManifest } from '../image/manifest.js'
+import { parseImageRef } from '../image/names.js'
 import type { Settings } from '../settings.js'
 import type { Isolation } from '../supervisor/protocol.js'
 import type { DriverOptions } from '../drivers/types.js'
@@ -16,7 +17,11 @@ export type { DriverOptions }
 export interface EmulatorOptions {
   /** Instance name: suites using the same name share one VM. @default $STACK_EMULATOR_NAME or 'default' */
   name?: string
-  /** Path to an image manifest.json; unset = the fixture image, built on first use. @default $STACK_EMULATOR_IMAGE */
+  /**
+   * `'fixture'` (built on first use), `'stack-auth'` (the newest pulled real image for this
+   * machine's arch), `'stack-auth@<tag>'` (that release; both pulled first when missing), or a
+   * path to an image manifest.json. @default $STACK_EMULATOR_IMAGE, else 'fixture'
+   */
   image?: string
   /** How suites are kept apart. @default 'suite' */
   isolation?: Isolation
@@ -82,7 +87,8 @@ export function validateOptions(options: EmulatorOptions): void {
   if (options === null || typeof options !== 'object') throw badOption('options', options, 'an object')
   const { name, image, isolation, keepAlive, idleTimeoutMs, ports, memoryMb, snapshot, fresh, bootTimeoutMs, configFile, onProgress, onLog } = options
   if (name !== undefined && typeof name !== 'string') throw badOption('name', name, 'a string')
-  if (image !== undefined && typeof image !== 'string') throw badOption('image', image, 'a path to a manifest.json')
+  if (image !== undefined && typeof image !== 'string') throw badOption('image', image, "'fixture', 'stack-auth', 'stack-auth@<tag>' or a path to a manifest.json")
+  parseImageRef(image) // a malformed tag fails here, before anything starts
   if (isolation !== undefined && !ISOLATIONS.includes(isolation)) throw badOption('isolation', isolation, `one of ${ISOLATIONS.join(', ')}`)
   for (const [key, value] of Object.entries({ keepAlive, snapshot, fresh })) {
     if (value !== undefined && typeof value !== 'boolean') throw badOption(key, value, 'true or false')

@@ -8,7 +8,9 @@ import path from 'node:path'
 import { execa } from 'execa'
 import { cachedAccelVerdict } from '../drivers/qemu/accel.js'
 import { findQemu, type QemuBinary } from '../drivers/qemu/binary.js'
+import { listImages } from '../image/cache.js'
 import { fixtureDir, fixtureFingerprint } from '../image/fixture.js'
+import { IMAGE_NAME, machineArch, parseImageRef, type ImageRef } from '../image/names.js'
 import type { Settings } from '../settings.js'
 import { which } from '../which.js'
 
@@ -116,10 +118,23 @@ async function busybox(ctx: DoctorContext): Promise<Finding> {
 }
 
 async function image(ctx: DoctorContext): Promise<Finding> {
-  if (ctx.settings.image) {
-    return (await exists(ctx.settings.image))
-      ? { id: 'image', status: 'ok', message: `${ctx.settings.image} (STACK_EMULATOR_IMAGE)` }
-      : { id: 'image', status: 'fail', message: `${ctx.settings.image} (STACK_EMULATOR_IMAGE) not found`, fix: 'point STACK_EMULATOR_IMAGE at a manifest.json, or unset it for the fixture image' }
+  const wanted = ctx.settings.image
+  let ref: ImageRef
+  try {
+    ref = parseImageRef(wanted)
+  } catch (error) {
+    return { id: 'image', status: 'fail', message: `${(error as Error).message} (STACK_EMULATOR_IMAGE)`, fix: 'unset STACK_EMULATOR_IMAGE or fix its tag' }
+  }
+  if (ref.kind === 'path') {
+    return (await exists(ref.path))
+      ? { id: 'image', status: 'ok', message: `${wanted} (STACK_EMULATOR_IMAGE)` }
+      : { id: 'image', status: 'fail', message: `${wanted} (STACK_EMULATOR_IMAGE) not found`, fix: 'point STACK_EMULATOR_IMAGE at a manifest.json, or unset it for the fixture image' }
+  }
+  if (ref.kind === 'pulled') {
+    const pulled = (await listImages(ctx.settings.cacheRoot)).find((i) => i.name === IMAGE_NAME && i.arch === machineArch() && (!ref.tag || i.tag === ref.tag))
+    return pulled
+      ? { id: 'image', status: 'ok', message: `${wanted} (STACK_EMULATOR_IMAGE) pulled: ${path.dirname(pulled.manifest)}` }
+      : { id: 'image', status: 'warn', message: `${wanted} (STACK_EMULATOR_IMAGE) not pulled yet; the first start downloads it`, fix: `npx stack-emulator image pull${ref.tag ? ` --tag ${ref.tag}` : ''}` }
   }
   const dir = fixtureDir(ctx.settings.cacheRoot, await fixtureFingerprint())
   if (await exists(path.join(dir, 'manifest.json'))) return { id: 'image', status: 'ok', message: `fixture image built: ${dir}` }

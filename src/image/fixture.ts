@@ -8,6 +8,8 @@ import path from 'node:path'
 import { packageRoot } from '../package-root.js'
 import { StackEmulatorError } from '../errors.js'
 import { sha256 } from '../digest.js'
+import { imagesRoot } from './cache.js'
+import { withImageLock } from './lock.js'
 
 const INPUT_DIRS = ['fixtures/image', 'cloud-init']
 
@@ -21,7 +23,7 @@ export async function fixtureFingerprint(): Promise<string> {
 }
 
 export function fixtureDir(cacheRoot: string, fingerprint: string): string {
-  return path.join(cacheRoot, 'images', `fixture-${fingerprint.slice(0, 16)}`)
+  return path.join(imagesRoot(cacheRoot), `fixture-${fingerprint.slice(0, 16)}`)
 }
 
 /** Returns the manifest path of the built fixture image, building it first if needed. */
@@ -35,28 +37,13 @@ export async function ensureFixtureImage(options: {
   const dir = fixtureDir(options.cacheRoot, fingerprint)
   const manifest = path.join(dir, 'manifest.json')
   if (!options.force && (await exists(manifest))) return manifest
-  await fs.mkdir(path.dirname(dir), { recursive: true })
-  const { default: lockfile } = await import('proper-lockfile') // only when the image is missing
-  const lockOptions = {
-    lockfilePath: `${dir}.lock`,
-    realpath: false,
-    stale: 30_000,
-    update: 10_000,
-    onCompromised: () => options.progress('warning: the image build lock was compromised'),
-  }
-  const release = await lockfile.lock(path.dirname(dir), lockOptions).catch(async (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ELOCKED') throw error
-    options.progress('waiting for another process to finish building the fixture image')
-    // Up to 20 minutes: a build on a slow machine.
-    return lockfile.lock(path.dirname(dir), { ...lockOptions, retries: { retries: 2400, minTimeout: 500, maxTimeout: 500 } })
-  })
-  try {
+  // Up to 20 minutes: a build on a slow machine.
+  const waiting = { waiting: 'waiting for another process to finish building the fixture image', onLog: options.progress, maxWaitMs: 20 * 60_000 }
+  return withImageLock(dir, waiting, async () => {
     if (!options.force && (await exists(manifest))) return manifest
     await build(dir, fingerprint, options.progress)
     return manifest
-  } finally {
-    await release().catch(() => {})
-  }
+  })
 }
 
 async function build(dir: string, fingerprint: string, progress: (line: string) => void): Promise<void> {

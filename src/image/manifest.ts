@@ -6,6 +6,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { StackEmulatorError } from '../errors.js'
 import { checkPathPart } from '../instance/paths.js'
+import type { ImageSource } from './cache.js'
 
 export interface HealthCheck {
   path: string
@@ -22,6 +23,7 @@ export interface ServiceSpec {
 }
 
 export type BootSpec =
+  /** `kernel` and `initrd`: relative to the manifest's folder, or absolute. */
   | { kind: 'kernel'; kernel: string; initrd?: string; append: string; bios?: 'qboot' | 'default' }
   | { kind: 'disk' }
 
@@ -44,6 +46,8 @@ export interface ImageManifest {
   clock?: EndpointRef
   /** Stack Auth's local-emulator credential route. */
   credentials?: EndpointRef
+  /** Where a pulled image came from (release, asset, time); absent for built images. */
+  source?: ImageSource
   /** The manifest file and its folder; resolved when loaded. */
   file: string
   dir: string
@@ -75,8 +79,8 @@ export async function loadManifest(file: string): Promise<ImageManifest> {
   validate(manifest, file)
   await assertFile(path.join(manifest.dir, manifest.disk), file)
   if (manifest.boot.kind === 'kernel') {
-    await assertFile(path.join(manifest.dir, manifest.boot.kernel), file)
-    if (manifest.boot.initrd) await assertFile(path.join(manifest.dir, manifest.boot.initrd), file)
+    await assertFile(path.resolve(manifest.dir, manifest.boot.kernel), file)
+    if (manifest.boot.initrd) await assertFile(path.resolve(manifest.dir, manifest.boot.initrd), file)
   }
   return manifest
 }

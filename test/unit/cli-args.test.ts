@@ -40,6 +40,20 @@ describe('parseCli', () => {
     expect(() => parseCli(['frobnicate'])).toThrow(/^Unknown command "frobnicate"\. Run/)
   })
 
+  it('parses the image commands: pull flags, rm\'s one argument, prune\'s days', () => {
+    expect(parseCli(['image', 'pull', '--tag', 'emulator-dev-latest', '--arch', 'arm64', '--warm', '--json'])).toMatchObject({
+      command: 'image pull', json: true, image: { pull: { tag: 'emulator-dev-latest', arch: 'arm64', warm: true } },
+    })
+    expect(parseCli(['image', 'rm', 'stack-auth@emulator-dev-latest'])).toMatchObject({ command: 'image rm', operand: 'stack-auth@emulator-dev-latest' })
+    expect(parseCli(['image', 'prune', '--older-than', '7'])).toMatchObject({ command: 'image prune', image: { olderThanDays: 7 } })
+    expect(() => parseCli(['image', 'rm'])).toThrow(/^image rm needs <name\[@tag\]>\. Run `stack-emulator image rm --help`/)
+    expect(() => parseCli(['image', 'rm', 'a', 'b'])).toThrow(/^Unexpected argument "b" for image rm/)
+    expect(() => parseCli(['image', 'prune', '--older-than', 'week'])).toThrow(/^--older-than expects a whole number, got "week"/)
+    expect(() => parseCli(['image', 'list', '--tag', 'x'])).toThrow(/^--tag does not apply to image list/)
+    expect(() => parseCli(['image'])).toThrow(/The image commands are "image build", "image pull", "image list", "image rm", "image prune"/)
+    expect(withFlagNames('Option "sha256" must be a sha256 digest')).toBe('--sha256 must be a sha256 digest')
+  })
+
   it('wants exec\'s command after --, and no command after -- elsewhere', () => {
     expect(() => parseCli(['exec', 'npm', 'test'])).toThrow(/put the command after --: stack-emulator exec -- npm test/)
     expect(() => parseCli(['stop', '--', 'ls'])).toThrow(/only exec takes one after --/)

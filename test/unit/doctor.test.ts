@@ -64,6 +64,22 @@ describe('doctor checks', () => {
   })
 })
 
+describe('doctor and the image setting', () => {
+  const imageFinding = async (image: string) => {
+    const ctx = context({})
+    return byId(await runChecks({ ...ctx, settings: { ...ctx.settings, image } })).image
+  }
+  it('knows pulled images by name, and says how to pull a missing one', async () => {
+    expect(await imageFinding('stack-auth@emulator-dev-20260401-1a2b3c4d')).toMatchObject({ status: 'warn', fix: 'npx stack-emulator image pull --tag emulator-dev-20260401-1a2b3c4d' })
+    expect(await imageFinding('stack-auth')).toMatchObject({ status: 'warn', fix: 'npx stack-emulator image pull' })
+    expect(await imageFinding('stack-auth@bad')).toMatchObject({ status: 'fail', message: expect.stringMatching(/^Option "image" must be stack-auth@<tag>/) })
+    const pulled = path.join(dir, 'home', 'cache', 'images', 'stack-auth-amd64-emulator-dev-latest')
+    fs.mkdirSync(pulled, { recursive: true })
+    fs.writeFileSync(path.join(pulled, 'manifest.json'), JSON.stringify({ name: 'stack-auth-amd64-emulator-dev-latest', fingerprint: 'x' }))
+    if (process.arch === 'x64') expect(await imageFinding('stack-auth')).toMatchObject({ status: 'ok', message: expect.stringContaining(pulled) })
+  })
+})
+
 describe('doctor --fix', () => {
   it('runs apt-get install with an argv, and apt-get update first when the lists are stale', async () => {
     const calls = path.join(dir, 'apt-calls')

@@ -18,6 +18,16 @@ describe('progress on stderr', () => {
     expect(writes).toEqual([expect.stringMatching(/^stack-emulator: waiting for backend \(\d+s\)\n$/)])
   })
 
+  it('off a terminal, prints a new line when the phase changes, not when only its detail does', () => {
+    const { writes, stream: s } = stream(false)
+    const progress = createProgress(s, 0)
+    progress.phase('downloading x.qcow2 (1.0 of 82.1 MB, 40.0 MB/s, 3 s left)')
+    progress.phase('downloading x.qcow2 (2.0 of 82.1 MB, 40.0 MB/s, 2 s left)')
+    progress.phase('booting the VM')
+    progress.done()
+    expect(writes).toEqual([expect.stringContaining('(1.0 of 82.1 MB'), expect.stringContaining('booting the VM')])
+  })
+
   it('rewrites one line in place on a terminal and clears it at the end', async () => {
     const { writes, stream: s } = stream(true)
     const progress = createProgress(s, 0)

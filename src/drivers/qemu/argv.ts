@@ -74,8 +74,8 @@ export function buildArgv(options: {
   }
   if (manifest.boot.kind === 'kernel') {
     if (manifest.boot.bios === 'qboot') argv.push('-bios', 'qboot.rom')
-    argv.push('-kernel', path.join(manifest.dir, manifest.boot.kernel))
-    if (manifest.boot.initrd) argv.push('-initrd', path.join(manifest.dir, manifest.boot.initrd))
+    argv.push('-kernel', path.resolve(manifest.dir, manifest.boot.kernel))
+    if (manifest.boot.initrd) argv.push('-initrd', path.resolve(manifest.dir, manifest.boot.initrd))
     argv.push('-append', manifest.boot.append)
   }
   // werror=enospc: a full host disk pauses the VM (the driver reports it and resumes it) instead of failing guest writes.

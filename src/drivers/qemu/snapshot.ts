@@ -16,6 +16,7 @@ import crypto from 'node:crypto'
 import { sha256 } from '../../digest.js'
 import { checkPathPart } from '../../instance/paths.js'
 import { isProcessAlive } from '../../instance/process-alive.js'
+import { touch } from '../../image/cache.js'
 import type { ImageManifest } from '../../image/manifest.js'
 import type { MachineShape } from './argv.js'
 
@@ -112,6 +113,7 @@ export async function lookupSnapshot(dir: string, expected: SnapshotFingerprint)
   if (changed.length > 0) return { kind: 'unusable', reason: `it was captured for another configuration (${changed.join('; ')})` }
   const problems = await checkFiles(files, record, false)
   if (problems) return { kind: 'unusable', reason: problems }
+  await touch(files.record) // its last use, for `image prune`
   return { kind: 'usable', files, record }
 }
 

@@ -1,0 +1,198 @@
+/**
+ * The image cache: `<cache>/images/<folder>/manifest.json` (pulled images `stack-auth-<arch>-<tag>`,
+ * fixture builds `fixture-<16 hex>`) and the snapshots captured from them,
+ * `<cache>/snapshots/<image name>-<16 hex>/snapshot.json` (whose `fingerprint.image` is the
+ * image's fingerprint). Listing, removal, pruning, and the time of last use: a manifest's and a
+ * snapshot record's mtime, touched when they are used.
+ */
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { isProcessAlive } from '../instance/process-alive.js'
+import { isImageLocked, withImageLock } from './lock.js'
+import { IMAGE_NAME, machineArch, parsePulledFolder, type Arch } from './names.js'
+
+export const imagesRoot = (cacheRoot: string) => path.join(cacheRoot, 'images')
+const snapshotsRoot = (cacheRoot: string) => path.join(cacheRoot, 'snapshots')
+
+/** What a pulled image's manifest says about where it came from. */
+export interface ImageSource {
+  repo: string
+  tag: string
+  arch: Arch
+  /** The release asset's API URL (never with a token). */
+  assetUrl: string
+  pulledAt: string
+  sizeBytes: number
+}
+
+export interface CachedImage {
+  /** `stack-auth` (pulled) or `fixture` (built here). */
+  name: string
+  tag: string | null
+  arch: string | null
+  /** Space used on disk. */
+  sizeBytes: number
+  /** The disk's sha256 (pulled images; a fixture's fingerprint digests its inputs instead). */
+  sha256: string | null
+  pulledAt: string | null
+  lastUsedAt: string
+  /** The manifest's `name` and `fingerprint`, which its snapshots are keyed by. */
+  imageName: string
+  fingerprint: string
+  manifest: string
+}
+
+const FIXTURE_FOLDER = /^fixture-[0-9a-f]{16}$/
+
+export async function listImages(cacheRoot: string): Promise<CachedImage[]> {
+  const root = imagesRoot(cacheRoot)
+  const images: CachedImage[] = []
+  for (const entry of await fs.readdir(root, { withFileTypes: true }).catch(() => [])) {
+    const pulled = parsePulledFolder(entry.name)
+    if (!entry.isDirectory() || (!pulled && !FIXTURE_FOLDER.test(entry.name))) continue
+    const manifest = path.join(root, entry.name, 'manifest.json')
+    const [m, stat] = await Promise.all([readJson<{ name?: string; fingerprint?: string; source?: ImageSource }>(manifest), fs.stat(manifest).catch(() => undefined)])
+    if (!m || !stat || typeof m.name !== 'string' || typeof m.fingerprint !== 'string') continue
+    images.push({
+      name: pulled ? IMAGE_NAME : 'fixture',
+      tag: pulled?.tag ?? null,
+      arch: pulled?.arch ?? machineArch(),
+      sizeBytes: await diskUsage(path.join(root, entry.name)),
+      sha256: pulled ? m.fingerprint : null,
+      pulledAt: m.source?.pulledAt ?? null,
+      lastUsedAt: stat.mtime.toISOString(),
+      imageName: m.name,
+      fingerprint: m.fingerprint,
+      manifest,
+    })
+  }
+  return images.sort((a, b) => a.name.localeCompare(b.name) || String(a.tag).localeCompare(String(b.tag)) || String(a.arch).localeCompare(String(b.arch)))
+}
+
+/** A JSON file's value; undefined when it is missing or does not parse. */
+export async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as T
+  } catch {
+    return undefined
+  }
+}
+
+/** Records a use (best effort: a read-only cache still works). */
+export async function touch(file: string): Promise<void> {
+  const now = new Date()
+  await fs.utimes(file, now, now).catch(() => {})
+}
+
+/** Removes images (under their lock) and their snapshots; returns the space freed. */
+export async function removeImages(cacheRoot: string, images: CachedImage[], onLog: (line: string) => void): Promise<number> {
+  let freed = 0
+  for (const image of images) {
+    const dir = path.dirname(image.manifest)
+    const waiting = { waiting: `waiting for another pull of ${path.basename(dir)} to finish`, onLog, maxWaitMs: 10 * 60_000 }
+    freed += await withImageLock(dir, waiting, () => removeFolder(dir))
+    freed += await dropSnapshots(cacheRoot, image.imageName, image.fingerprint)
+  }
+  return freed
+}
+
+/** Drops the snapshots captured from image `imageName` at `fingerprint`; returns the space freed. */
+export async function dropSnapshots(cacheRoot: string, imageName: string, fingerprint: string): Promise<number> {
+  let freed = 0
+  for (const snapshot of await listSnapshots(cacheRoot)) {
+    if (snapshot.imageName === imageName && snapshot.fingerprint === fingerprint) freed += await removeFolder(snapshot.dir)
+  }
+  return freed
+}
+
+interface CachedSnapshot {
+  dir: string
+  imageName: string
+  /** The image fingerprint it was captured from; undefined while a capture is being published. */
+  fingerprint: string | undefined
+  lastUsedMs: number
+}
+
+async function listSnapshots(cacheRoot: string): Promise<CachedSnapshot[]> {
+  const root = snapshotsRoot(cacheRoot)
+  const found: CachedSnapshot[] = []
+  for (const entry of await fs.readdir(root, { withFileTypes: true }).catch(() => [])) {
+    const m = /^(.+)-[0-9a-f]{16}$/.exec(entry.name)
+    if (!m || !entry.isDirectory()) continue
+    const dir = path.join(root, entry.name)
+    const record = path.join(dir, 'snapshot.json')
+    const [value, stat] = await Promise.all([readJson<{ fingerprint?: { image?: unknown } }>(record), fs.stat(record).catch(() => fs.stat(dir))])
+    const image = value?.fingerprint?.image
+    found.push({ dir, imageName: m[1]!, fingerprint: typeof image === 'string' ? image : undefined, lastUsedMs: stat.mtimeMs })
+  }
+  return found
+}
+
+export interface PruneResult {
+  images: CachedImage[]
+  /** Snapshot folders removed. */
+  snapshots: string[]
+  /** Interrupted downloads and leftovers of killed processes removed. */
+  leftovers: string[]
+  freedBytes: number
+}
+
+/**
+ * Drops what was not used in the last `olderThanDays` days: images (not while a pull holds
+ * them), snapshots, interrupted downloads; and at once, snapshots of a cached image that is gone
+ * or was replaced, and the staging and trash folders of processes that died.
+ */
+export async function pruneCache(cacheRoot: string, olderThanDays: number, onLog: (line: string) => void, now = Date.now()): Promise<PruneResult> {
+  const cutoff = now - olderThanDays * 86_400_000
+  const result: PruneResult = { images: [], snapshots: [], leftovers: [], freedBytes: 0 }
+  const all = await listImages(cacheRoot)
+  for (const image of all) {
+    if (Date.parse(image.lastUsedAt) >= cutoff || (await isImageLocked(path.dirname(image.manifest)))) continue
+    result.freedBytes += await removeImages(cacheRoot, [image], onLog)
+    result.images.push(image)
+  }
+  const kept = all.filter((image) => !result.images.includes(image))
+  // A snapshot of one of our own images whose (name, fingerprint) no cached image has any more.
+  const ours = (name: string) => name === 'stack-auth-fixture' || parsePulledFolder(name) !== undefined
+  const orphan = (s: CachedSnapshot) => s.fingerprint !== undefined && ours(s.imageName) && !kept.some((i) => i.imageName === s.imageName && i.fingerprint === s.fingerprint)
+  for (const snapshot of await listSnapshots(cacheRoot)) {
+    if (snapshot.lastUsedMs >= cutoff && !orphan(snapshot)) continue
+    result.freedBytes += await removeFolder(snapshot.dir)
+    result.snapshots.push(snapshot.dir)
+  }
+  for (const root of [imagesRoot(cacheRoot), snapshotsRoot(cacheRoot)]) {
+    for (const entry of await fs.readdir(root).catch(() => [] as string[])) {
+      const file = path.join(root, entry)
+      const owner = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/.exec(entry)
+      const part = /^(.+)\.part(?:\.json)?$/.exec(entry)
+      const stalePart = part && (await fs.stat(file).then((st) => st.mtimeMs, () => now)) < cutoff && !(await isImageLocked(path.join(root, part[1]!)))
+      if (!(owner && !isProcessAlive(Number(owner[1]))) && !stalePart) continue
+      result.freedBytes += await removeFolder(file)
+      result.leftovers.push(file)
+    }
+  }
+  return result
+}
+
+/** Removes a file or folder (renamed away first, so it disappears at once); returns the space freed. */
+export async function removeFolder(target: string): Promise<number> {
+  const bytes = await diskUsage(target)
+  const trash = `${target}.trash-${process.pid}-${Date.now()}`
+  try {
+    await fs.rename(target, trash)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0 // removed by another process meanwhile
+    throw error
+  }
+  await fs.rm(trash, { recursive: true, force: true })
+  return bytes
+}
+
+/** Space used by a file or a folder's files (links not followed). */
+async function diskUsage(target: string): Promise<number> {
+  const stat = await fs.lstat(target).catch(() => undefined)
+  if (!stat) return 0
+  if (!stat.isDirectory()) return stat.blocks * 512
+  const sizes = await Promise.all((await fs.readdir(target)).map((entry) => diskUsage(path.join(target, entry))))
+  return stat.blocks * 512 + sizes.reduce((a, b) => a + b, 0)
+}
