@@ -50,7 +50,7 @@ export async function attachExisting(paths: InstancePaths, lease: boolean, log: 
     await new Promise((r) => setTimeout(r, 50))
     const again = await tryHello(paths, lease)
     if (again) return again
-    if (!(await isOwned(paths, undefined))) {
+    if (!(await isOwned(paths, statePid))) {
       await cleanStale(paths)
       return undefined
     }
@@ -59,7 +59,7 @@ export async function attachExisting(paths: InstancePaths, lease: boolean, log: 
   log(`The supervisor of instance "${paths.name}"${pid ? ` (pid ${pid})` : ''} does not answer; stopping it and starting afresh.`)
   if (pid) process.kill(pid, 'SIGKILL') // its QEMU dies with it (parent-death signal)
   const gone = Date.now() + 5_000
-  while ((await isOwned(paths, undefined)) && Date.now() < gone) await new Promise((r) => setTimeout(r, 20))
+  while ((await isOwned(paths, statePid)) && Date.now() < gone) await new Promise((r) => setTimeout(r, 20))
   await cleanStale(paths)
   return undefined
 }
