@@ -144,7 +144,7 @@ async function assertFile(file: string, manifestFile: string): Promise<void> {
   } catch {
     throw new StackEmulatorError(`Image file ${file} named by ${manifestFile} is missing`, {
       code: 'IMAGE_NOT_FOUND',
-      fix: 'Rebuild the image (stack-emulator image build) or fix the path in the manifest.',
+      fix: 'Get it with stack-emulator image pull (the real Stack Auth image; then use --image stack-auth) or stack-emulator image build (the fixture), or fix the path in the manifest.',
     })
   }
 }

@@ -76,7 +76,8 @@ export function emulatorEnv(name: string, urls: ServiceUrls, credentials?: Stack
     localEmulator: 'true',
   }
   const env: Record<string, string> = { STACK_EMULATOR_NAME: name }
-  for (const [service, url] of Object.entries(urls)) env[`STACK_EMULATOR_${service.toUpperCase()}_URL`] = url
+  // A service named mock-oauth becomes STACK_EMULATOR_MOCK_OAUTH_URL: a shell can name it.
+  for (const [service, url] of Object.entries(urls)) env[`STACK_EMULATOR_${service.toUpperCase().replace(/-/g, '_')}_URL`] = url
   for (const { value, names } of SDK_ENV) {
     for (const template of names) for (const brand of BRANDS) env[template.replace('{B}', brand)] = values[value]
   }

@@ -123,3 +123,11 @@ describe('emulatorEnv', () => {
     for (const name of [...SDK_READS.apiUrl, ...APP_READS.apiUrl]) expect(new URL(merged[name]!).hostname, name).toMatch(/\.invalid$/)
   })
 })
+
+describe('the emulator\'s own names', () => {
+  it('name each service\'s URL in a form a shell can use, and the instance', () => {
+    const env = emulatorEnv('e2e', { ...URLS, 'mock-oauth': 'http://127.0.0.1:8114' }, CREDENTIALS)
+    expect(env).toMatchObject({ STACK_EMULATOR_MOCK_OAUTH_URL: 'http://127.0.0.1:8114', STACK_EMULATOR_BACKEND_URL: URLS.backend, STACK_EMULATOR_NAME: 'e2e' })
+    expect(Object.keys(env).every((name) => /^[A-Z_][A-Z0-9_]*$/.test(name))).toBe(true)
+  })
+})
