@@ -7,6 +7,7 @@ import path from 'node:path'
 import { StackEmulatorError } from '../errors.js'
 import { checkPathPart } from '../instance/paths.js'
 import type { ImageSource } from './cache.js'
+import { ARCHES, type Arch } from './names.js'
 
 export interface HealthCheck {
   path: string
@@ -27,6 +28,21 @@ export type BootSpec =
   | { kind: 'kernel'; kernel: string; initrd?: string; append: string; bios?: 'qboot' | 'default' }
   | { kind: 'disk' }
 
+/** The read-only ISO (volume label `label`) holding files the driver generates before each boot. */
+export interface RuntimeVolumeSpec {
+  label: string
+  /** File names (no folders) the driver writes into the volume, e.g. runtime.env. */
+  files: string[]
+}
+
+/** A host folder shared over 9p: mount tag `tag`, mounted by the guest at `guestPath`. */
+export interface HostShareSpec {
+  tag: string
+  guestPath: string
+}
+
+export type Firmware = 'default' | 'uefi'
+
 export interface EndpointRef {
   service: string
   path: string
@@ -41,6 +57,18 @@ export interface ImageManifest {
   disk: string
   memoryMb: number
   cpus: number
+  /** Guest architecture. @default 'amd64' (see `platform` for every default below) */
+  arch?: Arch
+  /** QEMU machine type: pc or q35 on amd64, virt on arm64. */
+  machine?: string
+  /** CPU model under TCG (hardware accelerators always pass the host's). */
+  cpu?: string
+  /** `default`: QEMU's own (SeaBIOS on amd64); `uefi`: edk2 in pflash. arm64 is always uefi. */
+  firmware?: Firmware
+  runtimeVolume?: RuntimeVolumeSpec
+  hostShare?: HostShareSpec
+  /** A virtio-serial port for qemu-guest-agent (org.qemu.guest_agent.0). */
+  guestAgent?: boolean
   services: ServiceSpec[]
   /** Guest endpoint that sets the guest clock after a snapshot restore. */
   clock?: EndpointRef
@@ -84,6 +112,40 @@ export async function loadManifest(file: string): Promise<ImageManifest> {
   }
   return manifest
 }
+
+/** The manifest's machine fields with every default filled in. */
+export interface Platform {
+  arch: Arch
+  machine: string
+  /** The CPU model under TCG. */
+  tcgCpu: string
+  firmware: Firmware
+}
+
+/**
+ * Every default of the machine fields, written once: amd64; `pc` for a kernel boot (qboot), `q35`
+ * for a disk boot (the real image, whose share's root port needs PCIe), `virt` on arm64; under
+ * TCG a fixed, portable model on amd64 (RDRAND seeds the guest's RNG at once: without it
+ * PostgreSQL waits about 3 s for entropy) and `max` on arm64; QEMU's own firmware on amd64, UEFI
+ * on arm64 (its only choice).
+ */
+export function platform(m: Pick<ImageManifest, 'arch' | 'machine' | 'cpu' | 'firmware' | 'boot'>): Platform {
+  const arch = m.arch ?? 'amd64'
+  return {
+    arch,
+    machine: m.machine ?? (arch === 'arm64' ? 'virt' : m.boot.kind === 'kernel' ? 'pc' : 'q35'),
+    tcgCpu: m.cpu ?? (arch === 'arm64' ? 'max' : 'qemu64,+rdrand'),
+    firmware: m.firmware ?? (arch === 'arm64' ? 'uefi' : 'default'),
+  }
+}
+
+/** Machine types per arch (a versioned one such as pc-q35-7.2 too); those with a PCIe root bus can take the share's root port. */
+const MACHINES: Record<Arch, RegExp> = { amd64: /^(pc|q35|pc-(i440fx|q35)-\d+\.\d+)$/, arm64: /^virt(-\d+\.\d+)?$/ }
+const PCIE_MACHINE = /^(q35|pc-q35-\d+\.\d+|virt(-\d+\.\d+)?)$/
+const CPU_MODEL = /^[A-Za-z0-9_.+=-]+(,[A-Za-z0-9_.+=-]+)*$/
+const VOLUME_LABEL = /^[A-Z0-9_]{1,32}$/
+const VOLUME_FILE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/
+const MOUNT_TAG = /^[A-Za-z0-9_-]{1,31}$/
 
 const SERVICE_NAME = /^[a-z][a-z0-9_-]{0,31}$/
 
@@ -130,12 +192,41 @@ function validate(m: ImageManifest, file: string): void {
       problems.push(`"${key}" must be { "service": one of the services, "path": "/..." }`)
     }
   }
+  problems.push(...platformProblems(m, isObject))
   if (problems.length > 0) {
     throw new StackEmulatorError(`Image manifest ${file} is invalid: ${problems.join('; ')}`, {
       code: 'IMAGE_NOT_FOUND',
       fix: 'Fix the manifest (see manifests/stack-auth.json for a complete one).',
     })
   }
+}
+
+function platformProblems(m: ImageManifest, isObject: (v: unknown) => v is Record<string, unknown>): string[] {
+  const problems: string[] = []
+  if (m.arch !== undefined && !ARCHES.includes(m.arch)) return [`"arch" must be ${ARCHES.join(' or ')}`]
+  if (m.machine !== undefined && typeof m.machine !== 'string') problems.push('"machine" must be a string')
+  if (m.cpu !== undefined && (typeof m.cpu !== 'string' || m.cpu.length > 200 || !CPU_MODEL.test(m.cpu))) problems.push('"cpu" must be a QEMU CPU model such as max or qemu64,+rdrand')
+  if (m.firmware !== undefined && m.firmware !== 'default' && m.firmware !== 'uefi') problems.push('"firmware" must be default or uefi')
+  if (!isObject(m.boot) || problems.length > 0) return problems
+  const { arch, machine, firmware } = platform(m)
+  if (!MACHINES[arch].test(machine)) problems.push(`"machine" must be ${arch === 'arm64' ? 'virt' : 'pc or q35'} on ${arch}, not ${JSON.stringify(machine)}`)
+  if (arch === 'arm64' && firmware !== 'uefi') problems.push('"firmware" must be uefi on arm64 (its only firmware)')
+  if (m.boot.kind === 'kernel' && m.boot.bios === 'qboot' && (arch !== 'amd64' || firmware !== 'default')) problems.push('"boot.bios" qboot needs arch amd64 and firmware default')
+  const volume = m.runtimeVolume as unknown
+  if (volume !== undefined && (!isObject(volume) || typeof volume.label !== 'string' || !VOLUME_LABEL.test(volume.label) || !Array.isArray(volume.files) || volume.files.length === 0 ||
+    !volume.files.every((f) => typeof f === 'string' && VOLUME_FILE.test(f)) || new Set(volume.files).size !== volume.files.length)) {
+    problems.push('"runtimeVolume" must be { "label": upper-case letters, digits or "_" (at most 32), "files": distinct file names (no folders) }')
+  }
+  const share = m.hostShare as unknown
+  if (share !== undefined) {
+    if (!isObject(share) || typeof share.tag !== 'string' || !MOUNT_TAG.test(share.tag) || typeof share.guestPath !== 'string' || !/^\/[\x21-\x7e]{0,199}$/.test(share.guestPath)) {
+      problems.push('"hostShare" must be { "tag": letters, digits, "_" or "-" (at most 31), "guestPath": "/..." }')
+    } else if (!PCIE_MACHINE.test(machine)) {
+      problems.push(`"hostShare" needs a PCIe machine (q35 on amd64, virt on arm64) for its hot-plug root port, not ${JSON.stringify(machine)}`)
+    }
+  }
+  if (m.guestAgent !== undefined && typeof m.guestAgent !== 'boolean') problems.push('"guestAgent" must be true or false')
+  return problems
 }
 
 async function assertFile(file: string, manifestFile: string): Promise<void> {
