@@ -91,7 +91,7 @@ export async function pullRelease(request: PullRequest): Promise<PulledImage> {
     }
 
     const source: ImageSource = { repo: RELEASE_REPO, tag, arch, assetUrl: asset.url, pulledAt: new Date().toISOString(), sizeBytes: asset.size }
-    const manifest = { ...template, name: folder, disk: asset.name, fingerprint: transfer.sha256, source }
+    const manifest = { ...forArch(template, arch), name: folder, disk: asset.name, fingerprint: transfer.sha256, source }
     await install(dir, part, asset.name, manifest, request.manifestTemplate)
     if (installed && installed.fingerprint !== transfer.sha256) {
       const freed = await dropSnapshots(request.settings.cacheRoot, folder, installed.fingerprint)
@@ -99,6 +99,16 @@ export async function pullRelease(request: PullRequest): Promise<PulledImage> {
     }
     return done(manifest, transfer)
   }).catch(named)
+}
+
+/**
+ * The template's machine fields describe its own arch (amd64 unless it says): for another arch
+ * they are dropped, so that arch's defaults apply (virt, max, uefi on arm64).
+ */
+export function forArch(template: Record<string, unknown>, arch: Arch): Record<string, unknown> {
+  if ((template.arch ?? 'amd64') === arch) return { ...template, arch }
+  const { machine: _machine, cpu: _cpu, firmware: _firmware, ...rest } = template
+  return { ...rest, arch }
 }
 
 /** The downloaded disk and its manifest into a staging folder, checked, then renamed into place. */
