@@ -3,7 +3,9 @@
  * and is identical between capture and restore; only paths, ports and the incoming switch vary.
  */
 import path from 'node:path'
-import type { ImageManifest } from '../../image/manifest.js'
+import { StackEmulatorError } from '../../errors.js'
+import { platform, type ImageManifest } from '../../image/manifest.js'
+import type { Arch } from '../../image/names.js'
 import type { Accel } from './accel.js'
 
 /** What a snapshot is bound to (besides the QEMU version and the image). */
@@ -13,6 +15,20 @@ export interface MachineShape {
   machine: string
   memoryMb: number
   cpus: number
+}
+
+/** The id of the 9p share's host side (`-fsdev`), of its empty root port, and of its hot-plugged device. */
+export const HOST_SHARE = { fsdev: 'hostfs', port: 'hostfs-port', device: 'hostfs-dev' } as const
+export const GUEST_AGENT_PORT = 'org.qemu.guest_agent.0'
+
+/**
+ * The QEMU binary for an arch. `configured` ($STACK_EMULATOR_QEMU, default qemu-system-x86_64)
+ * names the amd64 one; an arm64 image uses qemu-system-aarch64 from the same folder when
+ * `configured` is a path (a custom build), else from PATH.
+ */
+export function qemuBinaryFor(arch: Arch, configured: string): string {
+  if (arch === 'amd64') return configured
+  return configured.includes('/') ? path.join(path.dirname(configured), 'qemu-system-aarch64') : 'qemu-system-aarch64'
 }
 
 export interface Forward {
@@ -26,6 +42,14 @@ export interface LaunchPaths {
   consoleLog: string
   /** Cloud-init NoCloud seed files handed to the guest through fw_cfg. */
   seed?: { metaData: string; userData: string }
+  /** UEFI images: the firmware's code (read-only) and this instance's own copy of its variable store. */
+  firmware?: { code: string; vars: string }
+  /** The runtime volume's ISO (manifest `runtimeVolume`). */
+  runtimeVolume?: string
+  /** The host folder shared over 9p (manifest `hostShare`). */
+  hostShare?: string
+  /** The guest agent's socket (manifest `guestAgent`). */
+  guestAgentSocket?: string
 }
 
 /** Guest RAM backed by a file: `share: true` while capturing, false (private, lazy) on restore. */
@@ -35,15 +59,35 @@ export interface RamFile {
 }
 
 export function machineShape(manifest: ImageManifest, accel: Accel, memoryMb: number): MachineShape {
+  const { machine, tcgCpu } = platform(manifest)
   return {
     accel,
-    // A fixed, portable model under TCG keeps snapshots valid; hardware accelerators pass the host's.
-    // RDRAND seeds the guest's RNG at once: without it PostgreSQL waits about 3 s for entropy.
-    cpu: accel === 'tcg' ? 'qemu64,+rdrand' : 'host',
-    machine: 'pc',
+    // A fixed model under TCG keeps snapshots valid (see `platform`); hardware accelerators pass the host's.
+    cpu: accel === 'tcg' ? tcgCpu : 'host',
+    machine,
     memoryMb,
     cpus: manifest.cpus,
   }
+}
+
+/**
+ * QMP `device_add` arguments that plug the 9p share into its empty root port. QEMU will not
+ * migrate with a 9p device, so it is absent at capture and plugged after each restore, reset and
+ * spare swap (the driver's launch.ts and vm.ts, once the real image boots).
+ */
+export function hostShareDeviceAdd(manifest: ImageManifest): { driver: 'virtio-9p-pci'; id: string; fsdev: string; mount_tag: string; bus: string } {
+  if (!manifest.hostShare) throw new Error(`Image ${manifest.name} has no hostShare`)
+  return { driver: 'virtio-9p-pci', id: HOST_SHARE.device, fsdev: HOST_SHARE.fsdev, mount_tag: manifest.hostShare.tag, bus: HOST_SHARE.port }
+}
+
+/** What the manifest asks for that `paths` lacks: the driver does not generate every one of them yet. */
+function missingPaths(manifest: ImageManifest, paths: LaunchPaths): string[] {
+  const missing: string[] = []
+  if (platform(manifest).firmware === 'uefi' && !paths.firmware) missing.push('UEFI firmware')
+  if (manifest.runtimeVolume && !paths.runtimeVolume) missing.push(`the runtime volume ${manifest.runtimeVolume.label}`)
+  if (manifest.hostShare && !paths.hostShare) missing.push(`the host share ${manifest.hostShare.tag}`)
+  if (manifest.guestAgent && !paths.guestAgentSocket) missing.push('the guest agent socket')
+  return missing
 }
 
 export function buildArgv(options: {
@@ -56,6 +100,12 @@ export function buildArgv(options: {
   incoming?: boolean
 }): string[] {
   const { manifest, shape, paths, forwards, ram } = options
+  const missing = missingPaths(manifest, paths)
+  if (missing.length > 0) {
+    throw new StackEmulatorError(`Image ${manifest.name} needs ${missing.join(', ')}, which this version of stack-emulator does not provide yet`, {
+      code: 'BOOT_FAILED', fix: 'Use the fixture image (--image fixture) until the real image is supported.',
+    })
+  }
   const machine = [`${shape.machine}`, `accel=${shape.accel}`]
   if (ram) machine.push('memory-backend=mem')
   const argv = [
@@ -72,6 +122,10 @@ export function buildArgv(options: {
   if (ram) {
     argv.push('-object', `memory-backend-file,id=mem,size=${shape.memoryMb}M,mem-path=${optionValue(ram.path)},share=${ram.share ? 'on' : 'off'}`)
   }
+  if (paths.firmware && platform(manifest).firmware === 'uefi') {
+    argv.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${optionValue(paths.firmware.code)}`)
+    argv.push('-drive', `if=pflash,format=raw,unit=1,file=${optionValue(paths.firmware.vars)}`)
+  }
   if (manifest.boot.kind === 'kernel') {
     if (manifest.boot.bios === 'qboot') argv.push('-bios', 'qboot.rom')
     argv.push('-kernel', path.resolve(manifest.dir, manifest.boot.kernel))
@@ -80,6 +134,11 @@ export function buildArgv(options: {
   }
   // werror=enospc: a full host disk pauses the VM (the driver reports it and resumes it) instead of failing guest writes.
   argv.push('-drive', `file=${optionValue(paths.disk)},if=virtio,format=qcow2,cache=writeback,discard=unmap,werror=enospc`)
+  if (paths.runtimeVolume && manifest.runtimeVolume) {
+    // A CD-ROM on a SCSI bus: virt has no IDE, and q35's AHCI one would differ between the arches.
+    argv.push('-drive', `file=${optionValue(paths.runtimeVolume)},if=none,id=runtime,format=raw,media=cdrom,readonly=on`)
+    argv.push('-device', 'virtio-scsi-pci,id=scsi0', '-device', 'scsi-cd,bus=scsi0.0,drive=runtime')
+  }
   const hostfwd = forwards.map((f) => `hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`)
   // restrict=on: the guest reaches nothing outside; forwards from the host still work.
   argv.push('-netdev', ['user', 'id=net0', 'restrict=on', ...hostfwd].join(','))
@@ -87,6 +146,16 @@ export function buildArgv(options: {
   if (paths.seed) {
     argv.push('-fw_cfg', `name=opt/stack-emulator/meta-data,file=${optionValue(paths.seed.metaData)}`)
     argv.push('-fw_cfg', `name=opt/stack-emulator/user-data,file=${optionValue(paths.seed.userData)}`)
+  }
+  if (paths.hostShare && manifest.hostShare) {
+    // The host side only, and an empty root port: the 9p device itself is hot-plugged (hostShareDeviceAdd).
+    argv.push('-fsdev', `local,id=${HOST_SHARE.fsdev},path=${optionValue(paths.hostShare)},security_model=mapped-xattr`)
+    argv.push('-device', `pcie-root-port,id=${HOST_SHARE.port},bus=pcie.0,chassis=1`)
+  }
+  if (paths.guestAgentSocket && manifest.guestAgent) {
+    argv.push('-device', 'virtio-serial-pci,id=serial0')
+    argv.push('-chardev', `socket,id=qga,path=${optionValue(paths.guestAgentSocket)},server=on,wait=off`)
+    argv.push('-device', `virtserialport,bus=serial0.0,chardev=qga,name=${GUEST_AGENT_PORT}`)
   }
   argv.push('-chardev', `file,id=console,path=${optionValue(paths.consoleLog)}`, '-serial', 'chardev:console')
   argv.push('-chardev', `socket,id=qmp,path=${optionValue(paths.qmpSocket)},server=on,wait=off`, '-mon', 'chardev=qmp,mode=control')
