@@ -17,7 +17,7 @@ import { sha256 } from '../../digest.js'
 import { checkPathPart } from '../../instance/paths.js'
 import { isProcessAlive } from '../../instance/process-alive.js'
 import { touch } from '../../image/cache.js'
-import type { ImageManifest } from '../../image/manifest.js'
+import { platform, type ImageManifest } from '../../image/manifest.js'
 import type { MachineShape } from './argv.js'
 
 export interface SnapshotFingerprint {
@@ -92,9 +92,24 @@ export function expectedFingerprint(
     machine: shape.machine,
     memoryMb: shape.memoryMb,
     cpus: shape.cpus,
-    devices: `virtio-blk virtio-net-pci fw_cfg-seed ${boot} guest-ports=${manifest.services.map((s) => s.guestPort).join(',')}`,
+    devices: `virtio-blk virtio-net-pci fw_cfg-seed ${boot} guest-ports=${manifest.services.map((s) => s.guestPort).join(',')}${platformDevices(manifest)}`,
     seed,
   }
+}
+
+/**
+ * The machine fields a manifest sets, appended only when set: a manifest without them (the
+ * fixture's) keeps the fingerprint its snapshots were captured under. The machine type and CPU
+ * model have their own fields. The 9p device is never there at capture: only its root port.
+ */
+function platformDevices(manifest: ImageManifest): string {
+  const { arch, firmware } = platform(manifest)
+  const parts: string[] = []
+  if (manifest.arch !== undefined || manifest.firmware !== undefined) parts.push(`arch=${arch} firmware=${firmware}`)
+  if (manifest.runtimeVolume) parts.push(`scsi-cd=${manifest.runtimeVolume.label}`)
+  if (manifest.hostShare) parts.push('fsdev=hostfs pcie-root-port=hostfs-port')
+  if (manifest.guestAgent) parts.push('virtserialport=org.qemu.guest_agent.0')
+  return parts.map((p) => ` ${p}`).join('')
 }
 
 /** Finds the snapshot and says precisely why it cannot be used, when it cannot. Cheap: no RAM digest. */
