@@ -58,7 +58,9 @@ async function probeVersion(binary: string): Promise<string> {
 function notFound(binary: string, cause: unknown): StackEmulatorError {
   return new StackEmulatorError(`Did not find QEMU binary "${binary}"`, {
     code: 'QEMU_NOT_FOUND',
-    fix: 'Install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86 qemu-utils; macOS: brew install qemu) or point STACK_EMULATOR_QEMU at the binary.',
+    fix: /aarch64/.test(binary)
+      ? 'Install QEMU for arm64 guests (Debian/Ubuntu: apt-get install qemu-system-arm qemu-efi-aarch64 qemu-utils; macOS: brew install qemu); with STACK_EMULATOR_QEMU set to a path, qemu-system-aarch64 is looked for beside it.'
+      : 'Install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86 qemu-utils; macOS: brew install qemu) or point STACK_EMULATOR_QEMU at the binary.',
     cause,
   })
 }

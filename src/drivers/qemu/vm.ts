@@ -7,9 +7,10 @@ import fs from 'node:fs/promises'
 import type { DriverStartOptions, ResetResult, RunningVm, VmOrigin } from '../types.js'
 import { StackEmulatorError } from '../../errors.js'
 import { chooseAccel } from './accel.js'
-import { machineShape, type Forward } from './argv.js'
+import { machineShape, qemuBinaryFor, type Forward } from './argv.js'
 import { findQemu } from './binary.js'
 import { readySnapshot, type ReadySnapshot } from './capture.js'
+import { platform } from '../../image/manifest.js'
 import { localFailure } from '../../local-failure.js'
 import { Stopwatch } from '../../stopwatch.js'
 import {
@@ -22,7 +23,7 @@ import { checkFiles, discardSnapshot } from './snapshot.js'
 export async function startQemuVm(options: DriverStartOptions): Promise<RunningVm> {
   const { manifest, settings } = options
   const stopwatch = new Stopwatch()
-  const qemu = await findQemu(settings.qemuBinary, settings.cacheRoot)
+  const qemu = await findQemu(qemuBinaryFor(platform(manifest).arch, settings.qemuBinary), settings.cacheRoot)
   const decision = await chooseAccel({ choice: settings.accel, qemu, cacheRoot: settings.cacheRoot })
   if (decision.warning) options.log(decision.warning)
   const ctx: Context = {
