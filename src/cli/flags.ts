@@ -30,7 +30,7 @@ export const FLAGS = {
   'config-file': { type: 'string', value: '<path>', help: 'stack.config.ts whose project the keys belong to', option: 'configFile' },
   branch: { type: 'string', value: '<branch>', help: 'pull the release emulator-<branch>-latest (default dev)', option: 'branch' },
   tag: { type: 'string', value: '<tag>', help: 'pull this release tag instead, e.g. emulator-dev-20260401-1a2b3c4d', option: 'tag' },
-  arch: { type: 'string', value: '<arch>', help: "amd64 or arm64 (default: this machine's)", option: 'arch' },
+  arch: { type: 'string', value: '<arch>', help: "amd64 or arm64 (image pull: default this machine's; start, exec: must be the image's)", option: 'arch' },
   sha256: { type: 'string', value: '<hex>', help: "the disk's expected sha256; a mismatch installs nothing", option: 'sha256' },
   warm: { type: 'boolean', help: 'then boot it once to capture its ready snapshot', option: 'warm' },
   'older-than': { type: 'string', value: '<days>', help: 'what was not used for this many days (default 30)' },
@@ -55,6 +55,7 @@ export function optionsFromFlags(values: FlagValues, usageError: (message: strin
   return {
     name: values.name,
     image: values.image,
+    arch: values.arch as EmulatorOptions['arch'],
     ports: values.port ? Object.fromEntries(values.port.map(port)) : undefined,
     memoryMb: integer('memory'),
     snapshot: values['no-snapshot'] ? false : undefined,
@@ -89,6 +90,7 @@ export function flagsFromOptions(options: EmulatorOptions): string[] {
   const argv: string[] = []
   if (options.name) argv.push('--name', options.name)
   if (options.image) argv.push('--image', options.image)
+  if (options.arch) argv.push('--arch', options.arch)
   for (const [service, port] of Object.entries(options.ports ?? {})) argv.push('--port', `${service}=${port}`)
   if (options.memoryMb !== undefined) argv.push('--memory', String(options.memoryMb))
   if (options.snapshot === false) argv.push('--no-snapshot')

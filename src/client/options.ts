@@ -6,8 +6,8 @@
 import os from 'node:os'
 import { StackEmulatorError, badOption } from '../errors.js'
 import { log } from '../log.js'
-import type { ImageManifest } from '../image/manifest.js'
-import { parseImageRef } from '../image/names.js'
+import { platform, type ImageManifest } from '../image/manifest.js'
+import { checkArch, parseImageRef, type Arch } from '../image/names.js'
 import type { Settings } from '../settings.js'
 import type { Isolation } from '../supervisor/protocol.js'
 import type { DriverOptions } from '../drivers/types.js'
@@ -23,6 +23,8 @@ export interface EmulatorOptions {
    * path to an image manifest.json. @default $STACK_EMULATOR_IMAGE, else 'fixture'
    */
   image?: string
+  /** The image's arch, amd64 or arm64: a start is refused when the image is built for the other. @default any */
+  arch?: Arch
   /** How suites are kept apart. @default 'suite' */
   isolation?: Isolation
   /** Keep the VM running after the last suite ends (until idleTimeoutMs). @default false */
@@ -53,6 +55,8 @@ export interface EmulatorOptions {
 export interface ResolvedOptions {
   name: string
   image: string | undefined
+  /** Checked against the image's manifest (driverOptions). */
+  arch: Arch | undefined
   isolation: Isolation
   keepAlive: boolean
   idleTimeoutMs: number
@@ -85,10 +89,11 @@ export function maxMemoryMb(): number {
 
 export function validateOptions(options: EmulatorOptions): void {
   if (options === null || typeof options !== 'object') throw badOption('options', options, 'an object')
-  const { name, image, isolation, keepAlive, idleTimeoutMs, ports, memoryMb, snapshot, fresh, bootTimeoutMs, configFile, onProgress, onLog } = options
+  const { name, image, arch, isolation, keepAlive, idleTimeoutMs, ports, memoryMb, snapshot, fresh, bootTimeoutMs, configFile, onProgress, onLog } = options
   if (name !== undefined && typeof name !== 'string') throw badOption('name', name, 'a string')
   if (image !== undefined && typeof image !== 'string') throw badOption('image', image, "'fixture', 'stack-auth', 'stack-auth@<tag>' or a path to a manifest.json")
   parseImageRef(image) // a malformed tag fails here, before anything starts
+  if (arch !== undefined) checkArch(arch)
   if (isolation !== undefined && !ISOLATIONS.includes(isolation)) throw badOption('isolation', isolation, `one of ${ISOLATIONS.join(', ')}`)
   for (const [key, value] of Object.entries({ keepAlive, snapshot, fresh })) {
     if (value !== undefined && typeof value !== 'boolean') throw badOption(key, value, 'true or false')
@@ -116,6 +121,7 @@ export function resolveOptions(options: EmulatorOptions, settings: Settings): Re
   return {
     name: options.name ?? settings.name,
     image: options.image ?? settings.image,
+    arch: options.arch,
     isolation: options.isolation ?? DEFAULTS.isolation,
     keepAlive: options.keepAlive ?? DEFAULTS.keepAlive,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
@@ -133,6 +139,12 @@ export function resolveOptions(options: EmulatorOptions, settings: Settings): Re
 
 /** The driver options for this image: ports for its services (unknown ones refused), its memory by default. */
 export function driverOptions(resolved: ResolvedOptions, manifest: ImageManifest): DriverOptions {
+  const imageArch = platform(manifest).arch
+  if (resolved.arch !== undefined && resolved.arch !== imageArch) {
+    throw new StackEmulatorError(`Option "arch" is ${resolved.arch}, but the image ${manifest.name} is built for ${imageArch}`, {
+      code: 'BAD_OPTION', fix: `Drop the arch option, or use an ${resolved.arch} image (e.g. stack-emulator image pull --arch ${resolved.arch}).`,
+    })
+  }
   const known = manifest.services.map((s) => s.name)
   for (const service of Object.keys(resolved.requested.ports ?? {})) {
     if (!known.includes(service)) throw badOption(`ports.${service}`, resolved.requested.ports![service], `a port of one of the image's services (${known.join(', ')})`)
