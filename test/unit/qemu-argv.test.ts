@@ -1,5 +1,9 @@
+import fs from 'node:fs'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { buildArgv, machineShape } from '../../src/drivers/qemu/argv.js'
+import { buildArgv, hostShareDeviceAdd, machineShape, qemuBinaryFor, type LaunchPaths } from '../../src/drivers/qemu/argv.js'
+import { findUefiFirmware } from '../../src/drivers/qemu/firmware.js'
+import { expectedFingerprint } from '../../src/drivers/qemu/snapshot.js'
 import { parseUsernet } from '../../src/drivers/qemu/usernet.js'
 import type { ImageManifest } from '../../src/image/manifest.js'
 
@@ -65,5 +69,134 @@ describe('parseUsernet', () => {
       '  TCP[ESTABLISHED]   20       10.0.2.15 51234        10.0.2.2    80     0     0',
     ].join('\r\n')
     expect(parseUsernet(text)).toEqual([{ hostPort: 38211, guestPort: 8101 }, { hostPort: 40123, guestPort: 8102 }])
+  })
+})
+
+/** The real image's manifest as shipped (amd64), and the arm64 one `image pull --arch arm64` makes of it. */
+const real = { ...JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '../../manifests/stack-auth.json'), 'utf8')), file: '/img/manifest.json', dir: '/img' } as ImageManifest
+const { machine: _machine, cpu: _cpu, firmware: _firmware, ...realRest } = real
+const arm = { ...realRest, arch: 'arm64' } as ImageManifest
+const realPaths: LaunchPaths = {
+  disk: '/i/run.qcow2', qmpSocket: '/i/qmp.sock', consoleLog: '/i/console.log',
+  runtimeVolume: '/i/stackcfg.iso', hostShare: '/i/host', guestAgentSocket: '/i/qga.sock',
+}
+const firmware = { code: '/usr/share/AAVMF/AAVMF_CODE.fd', vars: '/i/efivars.fd' }
+const realForwards = [{ hostPort: 26701, guestPort: 8102 }]
+/** The same argv under a hardware accelerator: only the accelerator and the CPU model differ. */
+const underKvm = (argv: string[]) => argv.map((a) => a === 'max' ? 'host' : a.replace('accel=tcg', 'accel=kvm'))
+
+const REAL_DEVICES = [
+  '-drive', 'file=/i/run.qcow2,if=virtio,format=qcow2,cache=writeback,discard=unmap,werror=enospc',
+  '-drive', 'file=/i/stackcfg.iso,if=none,id=runtime,format=raw,media=cdrom,readonly=on',
+  '-device', 'virtio-scsi-pci,id=scsi0', '-device', 'scsi-cd,bus=scsi0.0,drive=runtime',
+  '-netdev', 'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:26701-:8102', '-device', 'virtio-net-pci,netdev=net0',
+  '-fsdev', 'local,id=hostfs,path=/i/host,security_model=mapped-xattr',
+  '-device', 'pcie-root-port,id=hostfs-port,bus=pcie.0,chassis=1',
+  '-device', 'virtio-serial-pci,id=serial0',
+  '-chardev', 'socket,id=qga,path=/i/qga.sock,server=on,wait=off',
+  '-device', 'virtserialport,bus=serial0.0,chardev=qga,name=org.qemu.guest_agent.0',
+  '-chardev', 'file,id=console,path=/i/console.log', '-serial', 'chardev:console',
+  '-chardev', 'socket,id=qmp,path=/i/qmp.sock,server=on,wait=off', '-mon', 'chardev=qmp,mode=control',
+]
+
+describe('buildArgv for the real image', () => {
+  it('amd64: q35, -cpu max under TCG, SeaBIOS (no firmware drives), disk boot, STACKCFG CD-ROM, share host side and root port, guest agent', () => {
+    const argv = buildArgv({ manifest: real, shape: machineShape(real, 'tcg', 4096), paths: realPaths, forwards: realForwards })
+    expect(argv).toEqual([
+      '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+      '-machine', 'q35,accel=tcg', '-cpu', 'max', '-smp', '4', '-m', '4096M',
+      ...REAL_DEVICES,
+    ])
+    expect(buildArgv({ manifest: real, shape: machineShape(real, 'kvm', 4096), paths: realPaths, forwards: realForwards })).toEqual([
+      '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+      '-machine', 'q35,accel=kvm', '-cpu', 'host', '-smp', '4', '-m', '4096M',
+      ...REAL_DEVICES,
+    ])
+  })
+
+  it('arm64: virt, -cpu max, pflash code (read-only) and the instance\'s vars copy', () => {
+    const capture = (accel: 'tcg' | 'kvm' | 'hvf') => buildArgv({
+      manifest: arm, shape: machineShape(arm, accel, 4096), paths: { ...realPaths, firmware }, forwards: realForwards, ram: { path: '/s/ram', share: true },
+    })
+    const expected = [
+      '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+      '-machine', 'virt,accel=tcg,memory-backend=mem', '-cpu', 'max', '-smp', '4', '-m', '4096M',
+      '-object', 'memory-backend-file,id=mem,size=4096M,mem-path=/s/ram,share=on',
+      '-drive', 'if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd',
+      '-drive', 'if=pflash,format=raw,unit=1,file=/i/efivars.fd',
+      ...REAL_DEVICES,
+    ]
+    expect(capture('tcg')).toEqual(expected)
+    expect(capture('kvm')).toEqual(underKvm(expected))
+    expect(capture('kvm').slice(5, 9)).toEqual(['-machine', 'virt,accel=kvm,memory-backend=mem', '-cpu', 'host'])
+    expect(capture('hvf').slice(5, 9)).toEqual(['-machine', 'virt,accel=hvf,memory-backend=mem', '-cpu', 'host'])
+  })
+
+  it('doubles commas in every new path', () => {
+    const argv = buildArgv({
+      manifest: arm, shape: machineShape(arm, 'tcg', 4096), forwards: [],
+      paths: { disk: '/a,b/d', qmpSocket: '/a,b/q', consoleLog: '/a,b/c', runtimeVolume: '/a,b/v.iso', hostShare: '/a,b/h', guestAgentSocket: '/a,b/g', firmware: { code: '/f,w/code', vars: '/a,b/vars' } },
+    }).join(' ')
+    for (const part of ['file=/f,,w/code', 'file=/a,,b/vars', 'file=/a,,b/v.iso,', 'path=/a,,b/h,', 'path=/a,,b/g,']) expect(argv).toContain(part)
+  })
+
+  it('refuses to build an argv without what the manifest asks for (the driver does not make every file yet)', () => {
+    expect(() => buildArgv({ manifest: arm, shape: machineShape(arm, 'tcg', 4096), paths: { disk: '/d', qmpSocket: '/q', consoleLog: '/c' }, forwards: [] }))
+      .toThrow(/needs UEFI firmware, the runtime volume STACKCFG, the host share hostfs, the guest agent socket/)
+  })
+
+  it('takes the machine, the TCG CPU model and the firmware from the manifest, with defaults written once', () => {
+    expect(machineShape({ ...manifest, boot: { kind: 'disk' } }, 'tcg', 512)).toMatchObject({ machine: 'q35', cpu: 'qemu64,+rdrand' })
+    expect(machineShape({ ...manifest, machine: 'q35', cpu: 'max' }, 'tcg', 512)).toMatchObject({ machine: 'q35', cpu: 'max' })
+    expect(machineShape(arm, 'hvf', 512)).toMatchObject({ machine: 'virt', cpu: 'host', accel: 'hvf' })
+  })
+
+  it('returns device_add arguments that plug the 9p share into its root port', () => {
+    expect(hostShareDeviceAdd(real)).toEqual({ driver: 'virtio-9p-pci', id: 'hostfs-dev', fsdev: 'hostfs', mount_tag: 'hostfs', bus: 'hostfs-port' })
+    expect(hostShareDeviceAdd({ ...real, hostShare: { tag: 'other', guestPath: '/x' } }).mount_tag).toBe('other')
+    expect(() => hostShareDeviceAdd(manifest)).toThrow(/no hostShare/)
+  })
+
+  it('binds a snapshot to arch, firmware and the new devices, leaving manifests without them as they were', () => {
+    const devices = (m: ImageManifest) => expectedFingerprint(m, machineShape(m, 'tcg', 4096), '7.2.22', 's').devices
+    expect(devices(real)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=amd64 firmware=default scsi-cd=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port virtserialport=org.qemu.guest_agent.0')
+    expect(devices(arm)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=arm64 firmware=uefi scsi-cd=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port virtserialport=org.qemu.guest_agent.0')
+    expect(expectedFingerprint(arm, machineShape(arm, 'tcg', 4096), '7.2.22', 's')).toMatchObject({ machine: 'virt', cpu: 'max' })
+    expect(devices(manifest)).toBe('virtio-blk virtio-net-pci fw_cfg-seed vmlinux initrd.img console=ttyS0 qboot guest-ports=8102,8101')
+  })
+})
+
+describe('qemuBinaryFor', () => {
+  it('uses the configured binary for amd64 and qemu-system-aarch64 for arm64, beside a configured path', () => {
+    expect(qemuBinaryFor('amd64', 'qemu-system-x86_64')).toBe('qemu-system-x86_64')
+    expect(qemuBinaryFor('amd64', '/opt/q/bin/qemu-system-x86_64')).toBe('/opt/q/bin/qemu-system-x86_64')
+    expect(qemuBinaryFor('arm64', 'qemu-system-x86_64')).toBe('qemu-system-aarch64')
+    expect(qemuBinaryFor('arm64', '/opt/q/bin/qemu-system-x86_64')).toBe('/opt/q/bin/qemu-system-aarch64')
+  })
+})
+
+describe('findUefiFirmware', () => {
+  const lister = (tree: Record<string, string[]>) => async (dir: string) => tree[dir] ?? []
+
+  it('finds Debian\'s AAVMF pair', async () => {
+    const listDir = lister({ '/usr/share/AAVMF': ['AAVMF_CODE.fd', 'AAVMF_CODE.ms.fd', 'AAVMF_VARS.fd'], '/usr/share/qemu-efi-aarch64': ['QEMU_EFI.fd'] })
+    expect(await findUefiFirmware('arm64', { listDir })).toEqual({ code: '/usr/share/AAVMF/AAVMF_CODE.fd', varsTemplate: '/usr/share/AAVMF/AAVMF_VARS.fd' })
+  })
+
+  it('finds QEMU\'s own edk2 files beside a Homebrew binary', async () => {
+    const listDir = lister({ '/opt/homebrew/Cellar/qemu/9.2/share/qemu': ['edk2-aarch64-code.fd', 'edk2-arm-vars.fd', 'edk2-x86_64-code.fd', 'edk2-i386-vars.fd'] })
+    expect(await findUefiFirmware('arm64', { qemuBinary: '/opt/homebrew/Cellar/qemu/9.2/bin/qemu-system-aarch64', listDir })).toEqual({
+      code: '/opt/homebrew/Cellar/qemu/9.2/share/qemu/edk2-aarch64-code.fd', varsTemplate: '/opt/homebrew/Cellar/qemu/9.2/share/qemu/edk2-arm-vars.fd',
+    })
+    expect((await findUefiFirmware('amd64', { qemuBinary: '/opt/homebrew/Cellar/qemu/9.2/bin/qemu-system-x86_64', listDir })).code).toBe('/opt/homebrew/Cellar/qemu/9.2/share/qemu/edk2-x86_64-code.fd')
+  })
+
+  it('says which package to install when nothing is found (a code file without its vars does not count)', async () => {
+    const error = await findUefiFirmware('arm64', { listDir: lister({ '/usr/share/AAVMF': ['AAVMF_CODE.fd'], '/usr/share/qemu-efi-aarch64': ['QEMU_EFI.fd'] }) }).catch((e) => e)
+    expect(error.code).toBe('QEMU_NOT_FOUND')
+    expect(error.message).toContain('/usr/share/AAVMF/AAVMF_CODE.fd')
+    expect(error.fix).toContain('apt-get install qemu-efi-aarch64')
+    expect(error.fix).toContain('brew install qemu')
+    expect((await findUefiFirmware('amd64', { listDir: lister({}) }).catch((e) => e)).fix).toContain('apt-get install ovmf')
   })
 })
