@@ -203,29 +203,28 @@ function validate(m: ImageManifest, file: string): void {
 
 function platformProblems(m: ImageManifest, isObject: (v: unknown) => v is Record<string, unknown>): string[] {
   const problems: string[] = []
-  if (m.arch !== undefined && !ARCHES.includes(m.arch)) return [`"arch" must be ${ARCHES.join(' or ')}`]
+  if (m.arch !== undefined && !ARCHES.includes(m.arch)) problems.push(`"arch" must be ${ARCHES.join(' or ')}`)
   if (m.machine !== undefined && typeof m.machine !== 'string') problems.push('"machine" must be a string')
   if (m.cpu !== undefined && (typeof m.cpu !== 'string' || m.cpu.length > 200 || !CPU_MODEL.test(m.cpu))) problems.push('"cpu" must be a QEMU CPU model such as max or qemu64,+rdrand')
   if (m.firmware !== undefined && m.firmware !== 'default' && m.firmware !== 'uefi') problems.push('"firmware" must be default or uefi')
-  if (!isObject(m.boot) || problems.length > 0) return problems
-  const { arch, machine, firmware } = platform(m)
-  if (!MACHINES[arch].test(machine)) problems.push(`"machine" must be ${arch === 'arm64' ? 'virt' : 'pc or q35'} on ${arch}, not ${JSON.stringify(machine)}`)
-  if (arch === 'arm64' && firmware !== 'uefi') problems.push('"firmware" must be uefi on arm64 (its only firmware)')
-  if (m.boot.kind === 'kernel' && m.boot.bios === 'qboot' && (arch !== 'amd64' || firmware !== 'default')) problems.push('"boot.bios" qboot needs arch amd64 and firmware default')
   const volume = m.runtimeVolume as unknown
   if (volume !== undefined && (!isObject(volume) || typeof volume.label !== 'string' || !VOLUME_LABEL.test(volume.label) || !Array.isArray(volume.files) || volume.files.length === 0 ||
     !volume.files.every((f) => typeof f === 'string' && VOLUME_FILE.test(f)) || new Set(volume.files).size !== volume.files.length)) {
     problems.push('"runtimeVolume" must be { "label": upper-case letters, digits or "_" (at most 32), "files": distinct file names (no folders) }')
   }
   const share = m.hostShare as unknown
-  if (share !== undefined) {
-    if (!isObject(share) || typeof share.tag !== 'string' || !MOUNT_TAG.test(share.tag) || typeof share.guestPath !== 'string' || !/^\/[\x21-\x7e]{0,199}$/.test(share.guestPath)) {
-      problems.push('"hostShare" must be { "tag": letters, digits, "_" or "-" (at most 31), "guestPath": "/..." }')
-    } else if (!PCIE_MACHINE.test(machine)) {
-      problems.push(`"hostShare" needs a PCIe machine (q35 on amd64, virt on arm64) for its hot-plug root port, not ${JSON.stringify(machine)}`)
-    }
-  }
+  const shareValid = isObject(share) && typeof share.tag === 'string' && MOUNT_TAG.test(share.tag) && typeof share.guestPath === 'string' && /^\/[\x21-\x7e]{0,199}$/.test(share.guestPath)
+  if (share !== undefined && !shareValid) problems.push('"hostShare" must be { "tag": letters, digits, "_" or "-" (at most 31), "guestPath": "/..." }')
   if (m.guestAgent !== undefined && typeof m.guestAgent !== 'boolean') problems.push('"guestAgent" must be true or false')
+  // How the fields fit together, once each is well-formed.
+  if (!isObject(m.boot) || problems.length > 0) return problems
+  const { arch, machine, firmware } = platform(m)
+  if (!MACHINES[arch].test(machine)) problems.push(`"machine" must be ${arch === 'arm64' ? 'virt' : 'pc or q35'} on ${arch}, not ${JSON.stringify(machine)}`)
+  if (arch === 'arm64' && firmware !== 'uefi') problems.push('"firmware" must be uefi on arm64 (its only firmware)')
+  if (m.boot.kind === 'kernel' && m.boot.bios === 'qboot' && (arch !== 'amd64' || firmware !== 'default')) problems.push('"boot.bios" qboot needs arch amd64 and firmware default')
+  if (share !== undefined && !PCIE_MACHINE.test(machine)) {
+    problems.push(`"hostShare" needs a PCIe machine (q35 on amd64, virt on arm64) for its hot-plug root port, not ${JSON.stringify(machine)}`)
+  }
   return problems
 }
 

@@ -3,7 +3,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { loadManifest } from '../../src/image/manifest.js'
+import { loadManifest, platform } from '../../src/image/manifest.js'
+import { forArch } from '../../src/image/pull.js'
 
 const good = {
   name: 'stack-auth-emulator', fingerprint: 'abc123', boot: { kind: 'disk' }, disk: 'disk.qcow2', memoryMb: 4096, cpus: 4,
@@ -42,5 +43,54 @@ describe('loadManifest', () => {
 
   it('names a missing disk file and the fix', async () => {
     await expect(loadManifest(write({ ...good, disk: 'missing.qcow2' }))).rejects.toThrow(/missing\.qcow2 named by .* is missing/)
+  })
+})
+
+describe('the machine fields', () => {
+  const shipped = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '../../manifests/stack-auth.json'), 'utf8')) as Record<string, unknown>
+
+  it('accepts the shipped real-image manifest, and the arm64 one a pull makes of it', async () => {
+    const amd = await loadManifest(write({ ...shipped, disk: 'disk.qcow2' }))
+    expect(amd).toMatchObject({ arch: 'amd64', machine: 'q35', cpu: 'max', firmware: 'default', guestAgent: true,
+      runtimeVolume: { label: 'STACKCFG', files: ['runtime.env', 'base.env'] }, hostShare: { tag: 'hostfs', guestPath: '/host' } })
+    const arm = await loadManifest(write({ ...forArch(shipped, 'arm64'), disk: 'disk.qcow2' }))
+    expect(platform(arm)).toEqual({ arch: 'arm64', machine: 'virt', tcgCpu: 'max', firmware: 'uefi' })
+    expect(forArch(shipped, 'amd64')).toEqual(shipped)
+  })
+
+  it('fills the defaults in one place', () => {
+    const kernel = { kind: 'kernel', kernel: 'k', append: '' } as const
+    expect(platform({ boot: kernel })).toEqual({ arch: 'amd64', machine: 'pc', tcgCpu: 'qemu64,+rdrand', firmware: 'default' })
+    expect(platform({ boot: { kind: 'disk' } })).toEqual({ arch: 'amd64', machine: 'q35', tcgCpu: 'qemu64,+rdrand', firmware: 'default' })
+    expect(platform({ boot: { kind: 'disk' }, arch: 'arm64' })).toEqual({ arch: 'arm64', machine: 'virt', tcgCpu: 'max', firmware: 'uefi' })
+    expect(platform({ boot: kernel, machine: 'q35', cpu: 'max', firmware: 'uefi' })).toEqual({ arch: 'amd64', machine: 'q35', tcgCpu: 'max', firmware: 'uefi' })
+  })
+
+  it('lists every malformed machine field in one error', async () => {
+    const error = await loadManifest(write({
+      ...good, machine: 7, cpu: 'max; rm', firmware: 'bios', runtimeVolume: { label: 'stackcfg', files: ['../runtime.env'] },
+      hostShare: { tag: 'a tag', guestPath: 'host' }, guestAgent: 'yes',
+    })).catch((e) => e)
+    expect(error.code).toBe('IMAGE_NOT_FOUND')
+    for (const part of ['"machine" must be a string', '"cpu" must be a QEMU CPU model', '"firmware" must be default or uefi', '"runtimeVolume" must be', '"hostShare" must be', '"guestAgent" must be true or false']) {
+      expect(error.message).toContain(part)
+    }
+  })
+
+  it.each([
+    [{ arch: 'riscv64' }, /"arch" must be amd64 or arm64/],
+    [{ arch: 'arm64', machine: 'q35' }, /"machine" must be virt on arm64, not "q35"/],
+    [{ machine: 'virt' }, /"machine" must be pc or q35 on amd64, not "virt"/],
+    [{ arch: 'arm64', firmware: 'default' }, /"firmware" must be uefi on arm64/],
+    [{ machine: 'pc', hostShare: { tag: 'hostfs', guestPath: '/host' } }, /"hostShare" needs a PCIe machine .* not "pc"/],
+    [{ arch: 'arm64', boot: { kind: 'kernel', kernel: 'k', append: '', bios: 'qboot' } }, /"boot.bios" qboot needs arch amd64 and firmware default/],
+    [{ runtimeVolume: { label: 'STACKCFG', files: [] } }, /"runtimeVolume" must be/],
+    [{ runtimeVolume: { label: 'STACKCFG', files: ['a.env', 'a.env'] } }, /"runtimeVolume" must be/],
+  ])('refuses %j', async (fields, message) => {
+    await expect(loadManifest(write({ ...good, ...fields }))).rejects.toThrow(message)
+  })
+
+  it.each([{ machine: 'pc-q35-7.2' }, { arch: 'arm64', machine: 'virt-7.2' }, { firmware: 'uefi' }, { machine: 'pc' }, { guestAgent: false }])('accepts %j', async (fields) => {
+    await expect(loadManifest(write({ ...good, ...fields }))).resolves.toMatchObject(fields)
   })
 })
