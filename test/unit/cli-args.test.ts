@@ -79,3 +79,12 @@ describe('flags and options', () => {
     expect(withFlagNames('Option "onLog" must be a function')).toBe('Option "onLog" must be a function')
   })
 })
+
+describe('--arch', () => {
+  it('applies to start and exec as the arch option, and goes back into exec flags', () => {
+    expect(parseCli(['start', '--arch', 'arm64']).options).toMatchObject({ arch: 'arm64' })
+    expect(parseCli(['exec', '--arch', 'amd64', '--', 'true']).options).toMatchObject({ arch: 'amd64' })
+    expect(flagsFromOptions({ image: 'stack-auth', arch: 'arm64' })).toEqual(['--image', 'stack-auth', '--arch', 'arm64'])
+    expect(withFlagNames('Option "arch" is arm64, but the image x is built for amd64')).toBe('--arch is arm64, but the image x is built for amd64')
+  })
+})

@@ -60,3 +60,21 @@ describe('assertCompatible', () => {
     )
   })
 })
+
+describe('the arch option', () => {
+  it('is amd64 or arm64', () => {
+    expect(resolveOptions({ arch: 'arm64' }, settings).arch).toBe('arm64')
+    expect(resolveOptions({}, settings).arch).toBeUndefined()
+    expect(() => resolveOptions({ arch: 'x86_64' as never }, settings)).toThrow(/Option "arch" must be amd64 or arm64, got "x86_64"/)
+  })
+
+  it('must be the image\'s arch when given', () => {
+    const arm = { ...manifest, arch: 'arm64' } as ImageManifest
+    expect(() => driverOptions(resolveOptions({ arch: 'amd64' }, settings), manifest)).not.toThrow()
+    expect(() => driverOptions(resolveOptions({ arch: 'arm64' }, settings), arm)).not.toThrow()
+    expect(() => driverOptions(resolveOptions({}, settings), arm)).not.toThrow()
+    expect(() => driverOptions(resolveOptions({ arch: 'arm64' }, settings), manifest)).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }))
+    expect(() => driverOptions(resolveOptions({ arch: 'arm64' }, settings), manifest)).toThrow(/^Option "arch" is arm64, but the image img is built for amd64/)
+    expect(() => driverOptions(resolveOptions({ arch: 'amd64' }, settings), arm)).toThrow(/"arch" is amd64, but the image img is built for arm64/)
+  })
+})
