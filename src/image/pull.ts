@@ -106,7 +106,7 @@ export async function pullRelease(request: PullRequest): Promise<PulledImage> {
  * they are dropped, so that arch's defaults apply (virt, max, uefi on arm64).
  */
 export function forArch(template: Record<string, unknown>, arch: Arch): Record<string, unknown> {
-  if ((template.arch ?? 'amd64') === arch) return { ...template, arch }
+  if ((template.arch ?? 'amd64') === arch) return template
   const { machine: _machine, cpu: _cpu, firmware: _firmware, ...rest } = template
   return { ...rest, arch }
 }
