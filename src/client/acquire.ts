@@ -11,7 +11,7 @@ import { withInstanceLock } from '../instance/lock.js'
 import { ensureInstanceDir, instancePaths, type InstancePaths } from '../instance/paths.js'
 import { readSettings, type Settings } from '../settings.js'
 import { emulatorEnv, type StackCredentials } from '../stack/environment.js'
-import { mintCredentials, resolveConfigFile } from '../stack/credentials.js'
+import { resolveConfigFile } from '../stack/credentials.js'
 import type { AcquireResult, VmInfo } from '../supervisor/protocol.js'
 import { attachExisting, spawnSupervisor, type Attached } from './attach.js'
 import type { SupervisorConnection } from './connection.js'
@@ -177,7 +177,8 @@ class EmulatorHandle implements Emulator {
     const route = this.manifest.credentials
     if (route && this.configFile !== false) {
       const configFile = await resolveConfigFile(this.configFile || undefined, process.cwd(), this.paths.dir)
-      this.credentials = await mintCredentials(this.info.urls[route.service] + route.path, configFile)
+      // The supervisor mints them (once per VM state, shared by every suite on the VM).
+      this.credentials = await this.connection.request<StackCredentials>({ op: 'credentials', configFile })
     }
     this.env = emulatorEnv(this.paths.name, this.info.urls, this.credentials)
   }

@@ -29,6 +29,8 @@ export type Request =
   | ({ op: 'acquire' } & LeaseOptions)
   | { op: 'status' }
   | { op: 'reset'; force: boolean }
+  /** The project id and keys for an app's config file (absolute path), minted once per VM state. */
+  | { op: 'credentials'; configFile: string }
   | { op: 'stop' }
 
 export interface VmInfo {
@@ -141,6 +143,11 @@ export function parseRequest(message: unknown): { id: number; request: Request }
     }
     case 'reset':
       return { id: id as number, request: { op: 'reset', force: bool('force') } }
+    case 'credentials': {
+      const file = m.configFile
+      if (typeof file !== 'string' || !file.startsWith('/') || file.length > 4096) fail('"configFile" must be an absolute path')
+      return { id: id as number, request: { op: 'credentials', configFile: file as string } }
+    }
     case 'status':
     case 'stop':
       return { id: id as number, request: { op: m.op } }

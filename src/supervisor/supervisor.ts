@@ -7,6 +7,8 @@ import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import net from 'node:net'
 import { StackEmulatorError } from '../errors.js'
+import { mintCredentials } from '../stack/credentials.js'
+import type { StackCredentials } from '../stack/environment.js'
 import type { RunningVm } from '../drivers/types.js'
 import type { ImageManifest } from '../image/manifest.js'
 import { ensureInstanceDir } from '../instance/paths.js'
@@ -48,10 +50,11 @@ export class Supervisor {
   /** Log lines so far, replayed to the first lease: its client may connect after the boot warned. */
   private readonly logHistory: string[] = []
   private readonly startedAfterMs: number
+  private readonly minted = new Map<string, Promise<StackCredentials>>()
 
   constructor(
     private readonly config: SupervisorConfig,
-    private readonly manifest: Pick<ImageManifest, 'name' | 'fingerprint'>,
+    private readonly manifest: Pick<ImageManifest, 'name' | 'fingerprint' | 'credentials'>,
     startVm: StartVm,
     /** How the process ends once stopped (tests pass their own). */
     private readonly exit: () => void = () => process.exit(0),
@@ -153,7 +156,7 @@ export class Supervisor {
 
   private async handle(connection: Connection, request: Request): Promise<unknown> {
     // While shutting down, only the questions of status and stop are answered.
-    const wantsVm = request.op === 'acquire' || request.op === 'reset' || (request.op === 'hello' && request.lease)
+    const wantsVm = request.op === 'acquire' || request.op === 'reset' || request.op === 'credentials' || (request.op === 'hello' && request.lease)
     if (this.shuttingDown && wantsVm) {
       throw new StackEmulatorError('The emulator is shutting down', { code: 'SHUTTING_DOWN', fix: 'Retry; a new VM will be started.' })
     }
@@ -171,6 +174,8 @@ export class Supervisor {
         return this.status()
       case 'reset':
         return this.reset(connection, request.force)
+      case 'credentials':
+        return this.credentials(request.configFile)
       case 'stop':
         void this.shutdown(`stopped by request`)
         return { stopping: true }
@@ -231,9 +236,28 @@ export class Supervisor {
       throw error
     })
     this.lastResetMs = result.durationMs
+    this.minted.clear()
     this.leases.dirty = false
     this.state = 'ready'
     this.log(`reset in ${result.durationMs} ms`)
+  }
+
+  /**
+   * Mints credentials through the image's route once per config file and VM state: suites that
+   * share the VM share its project, and 16 of them at once cost the guest one mint, not 16.
+   * A reset empties the cache (the project rows went with it).
+   */
+  private async credentials(configFile: string): Promise<StackCredentials> {
+    await this.vmReady
+    const route = this.manifest.credentials
+    if (!route) throw new StackEmulatorError(`Image ${this.manifest.name} has no credential route`, { code: 'CREDENTIALS', fix: 'Pass configFile: false.' })
+    let minted = this.minted.get(configFile)
+    if (!minted) {
+      minted = mintCredentials(this.vm!.urls[route.service] + route.path, configFile)
+      minted.catch(() => this.minted.delete(configFile))
+      this.minted.set(configFile, minted)
+    }
+    return minted
   }
 
   private hello(): HelloResult {

@@ -3,6 +3,8 @@
  * and failures, over its real unix socket, as clients talk to it.
  */
 import fs from 'node:fs'
+import http from 'node:http'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -50,12 +52,12 @@ afterEach(async () => {
   }
 })
 
-async function start(vm: RunningVm | Error = new FakeVm()) {
+async function start(vm: RunningVm | Error = new FakeVm(), credentials?: { service: string; path: string }) {
   const paths = instancePaths(fs.mkdtempSync(path.join(os.tmpdir(), 'se-sup-')), 'fake')
   await ensureInstanceDir(paths)
   const config = { paths, manifestPath: '', settings: readSettings(), driver: { ports: {}, memoryMb: 512, snapshot: true, fresh: false, bootTimeoutMs: 1000 } }
   let exited = 0
-  const supervisor = new Supervisor(config, { name: 'img', fingerprint: 'f' }, async () => {
+  const supervisor = new Supervisor(config, { name: 'img', fingerprint: 'f', credentials }, async () => {
     if (vm instanceof Error) throw vm
     return vm
   }, () => exited++)
@@ -159,6 +161,31 @@ describe('supervisor', () => {
     await expect(a.request({ op: 'reset', force: false })).rejects.toMatchObject({ code: 'BOOT_FAILED' })
     expect(await lost).toMatch(/the reset failed \(restore failed and so did the cold boot/)
     expect(await until(() => vm.stopped === 1)).toBe(true)
+  })
+
+  it('mints credentials once per config file for every suite, and again after a reset', async () => {
+    let mints = 0
+    const route = http.createServer((req, res) => {
+      mints++
+      req.resume()
+      req.on('end', () => setTimeout(() => res.end(JSON.stringify({
+        project_id: `p${mints}`, publishable_client_key: 'pck', secret_server_key: 'ssk', super_secret_admin_key: 'sak',
+      })), 50))
+    })
+    await new Promise<void>((resolve) => route.listen(0, '127.0.0.1', resolve))
+    const vm = new FakeVm()
+    vm.urls = { backend: `http://127.0.0.1:${(route.address() as net.AddressInfo).port}` }
+    const s = await start(vm, { service: 'backend', path: '/api/v1/internal/local-emulator/project' })
+    const clients = await Promise.all(Array.from({ length: 5 }, () => s.client()))
+    await Promise.all(clients.map((c) => s.acquire(c)))
+    const ask = (c: SupervisorConnection, configFile = '/app/stack.config.ts') => c.request<{ projectId: string }>({ op: 'credentials', configFile })
+    const first = await Promise.all(clients.map((c) => ask(c)))
+    expect(new Set(first.map((c) => c.projectId))).toEqual(new Set(['p1']))
+    expect(mints).toBe(1)
+    expect((await ask(clients[0]!, '/other/stack.config.ts')).projectId).toBe('p2')
+    await clients[0]!.request({ op: 'reset', force: true })
+    expect((await ask(clients[1]!)).projectId).toBe('p3')
+    route.close()
   })
 
   it('answers a second hello on one connection without opening a second lease', async () => {
