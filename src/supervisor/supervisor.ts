@@ -33,6 +33,7 @@ export class Supervisor {
   private readonly nonce = crypto.randomBytes(8).toString('hex')
   private readonly startedAt = new Date().toISOString()
   private repairTimer: NodeJS.Timeout | undefined
+  private repairing: Promise<void> | undefined
   private helloTimer: NodeJS.Timeout | undefined
   private readonly connections = new Set<Connection>()
   private readonly leases = new LeaseBook()
@@ -88,7 +89,10 @@ export class Supervisor {
     }, HELLO_TIMEOUT_MS)
     // The state file or socket deleted (a removed folder) or garbled: put them back, so clients
     // find the VM that runs instead of starting a second one.
-    this.repairTimer = setInterval(() => void this.repair(), REPAIR_INTERVAL_MS)
+    this.repairTimer = setInterval(() => {
+      // One repair at a time: a slow disk must not have two of them rebind the socket at once.
+      this.repairing ??= this.repair().finally(() => (this.repairing = undefined))
+    }, REPAIR_INTERVAL_MS)
     this.repairTimer.unref()
   }
 
