@@ -87,10 +87,9 @@ const underKvm = (argv: string[]) => argv.map((a) => a === 'max' ? 'host' : a.re
 
 const REAL_DEVICES = [
   '-drive', 'file=/i/run.qcow2,if=virtio,format=qcow2,cache=writeback,discard=unmap,werror=enospc',
-  '-drive', 'file=/i/stackcfg.iso,if=none,id=runtime,format=raw,media=cdrom,readonly=on',
-  '-device', 'virtio-scsi-pci,id=scsi0', '-device', 'scsi-cd,bus=scsi0.0,drive=runtime',
+  '-drive', 'file=/i/stackcfg.iso,if=virtio,format=raw,readonly=on',
   '-netdev', 'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:26701-:8102', '-device', 'virtio-net-pci,netdev=net0',
-  '-fsdev', 'local,id=hostfs,path=/i/host,security_model=mapped-xattr',
+  '-fsdev', 'local,id=hostfs,path=/i/host,security_model=none',
   '-device', 'pcie-root-port,id=hostfs-port,bus=pcie.0,chassis=1',
   '-device', 'virtio-serial-pci,id=serial0',
   '-chardev', 'socket,id=qga,path=/i/qga.sock,server=on,wait=off',
@@ -159,8 +158,8 @@ describe('buildArgv for the real image', () => {
 
   it('binds a snapshot to arch, firmware and the new devices, leaving manifests without them as they were', () => {
     const devices = (m: ImageManifest) => expectedFingerprint(m, machineShape(m, 'tcg', 4096), '7.2.22', 's').devices
-    expect(devices(real)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=amd64 firmware=default scsi-cd=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port virtserialport=org.qemu.guest_agent.0')
-    expect(devices(arm)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=arm64 firmware=uefi scsi-cd=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port virtserialport=org.qemu.guest_agent.0')
+    expect(devices(real)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=amd64 firmware=default runtime-volume=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port virtserialport=org.qemu.guest_agent.0')
+    expect(devices(arm)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=arm64 firmware=uefi runtime-volume=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port virtserialport=org.qemu.guest_agent.0')
     expect(expectedFingerprint(arm, machineShape(arm, 'tcg', 4096), '7.2.22', 's')).toMatchObject({ machine: 'virt', cpu: 'max' })
     expect(devices(manifest)).toBe('virtio-blk virtio-net-pci fw_cfg-seed vmlinux initrd.img console=ttyS0 qboot guest-ports=8102,8101')
   })

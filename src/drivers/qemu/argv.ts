@@ -135,9 +135,9 @@ export function buildArgv(options: {
   // werror=enospc: a full host disk pauses the VM (the driver reports it and resumes it) instead of failing guest writes.
   argv.push('-drive', `file=${optionValue(paths.disk)},if=virtio,format=qcow2,cache=writeback,discard=unmap,werror=enospc`)
   if (paths.runtimeVolume && manifest.runtimeVolume) {
-    // A CD-ROM on a SCSI bus: virt has no IDE, and q35's AHCI one would differ between the arches.
-    argv.push('-drive', `file=${optionValue(paths.runtimeVolume)},if=none,id=runtime,format=raw,media=cdrom,readonly=on`)
-    argv.push('-device', 'virtio-scsi-pci,id=scsi0', '-device', 'scsi-cd,bus=scsi0.0,drive=runtime')
+    // As Stack Auth's own script attaches it: a read-only raw virtio disk holding the ISO image
+    // (docs/stack-auth-contract.md), the same on both arches.
+    argv.push('-drive', `file=${optionValue(paths.runtimeVolume)},if=virtio,format=raw,readonly=on`)
   }
   const hostfwd = forwards.map((f) => `hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`)
   // restrict=on: the guest reaches nothing outside; forwards from the host still work.
@@ -149,7 +149,7 @@ export function buildArgv(options: {
   }
   if (paths.hostShare && manifest.hostShare) {
     // The host side only, and an empty root port: the 9p device itself is hot-plugged (hostShareDeviceAdd).
-    argv.push('-fsdev', `local,id=${HOST_SHARE.fsdev},path=${optionValue(paths.hostShare)},security_model=mapped-xattr`)
+    argv.push('-fsdev', `local,id=${HOST_SHARE.fsdev},path=${optionValue(paths.hostShare)},security_model=none`)
     argv.push('-device', `pcie-root-port,id=${HOST_SHARE.port},bus=pcie.0,chassis=1`)
   }
   if (paths.guestAgentSocket && manifest.guestAgent) {

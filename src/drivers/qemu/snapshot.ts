@@ -106,7 +106,7 @@ function platformDevices(manifest: ImageManifest): string {
   const { arch, firmware } = platform(manifest)
   const parts: string[] = []
   if (manifest.arch !== undefined || manifest.firmware !== undefined) parts.push(`arch=${arch} firmware=${firmware}`)
-  if (manifest.runtimeVolume) parts.push(`scsi-cd=${manifest.runtimeVolume.label}`)
+  if (manifest.runtimeVolume) parts.push(`runtime-volume=${manifest.runtimeVolume.label}`)
   if (manifest.hostShare) parts.push('fsdev=hostfs pcie-root-port=hostfs-port')
   if (manifest.guestAgent) parts.push('virtserialport=org.qemu.guest_agent.0')
   return parts.map((p) => ` ${p}`).join('')
