@@ -11,7 +11,7 @@ import { expectedFingerprint } from '../../src/drivers/qemu/snapshot.js'
 import type { ImageManifest } from '../../src/image/manifest.js'
 
 const template = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '../../fixtures/image/manifest.template.json'), 'utf8')) as object
-export const fixtureManifest = { ...template, fingerprint: 'f'.repeat(64), file: '/img/manifest.json', dir: '/img' } as ImageManifest
+const fixtureManifest = { ...template, fingerprint: 'f'.repeat(64), file: '/img/manifest.json', dir: '/img' } as ImageManifest
 const seed = { metaData: '/p/cloud-init/meta-data', userData: '/p/cloud-init/user-data' }
 const forwards = [{ hostPort: 0, guestPort: 8101 }, { hostPort: 26701, guestPort: 8102 }]
 

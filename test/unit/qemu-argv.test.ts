@@ -99,7 +99,7 @@ const REAL_DEVICES = [
 ]
 
 describe('buildArgv for the real image', () => {
-  it('amd64: q35, -cpu max under TCG, SeaBIOS (no firmware drives), disk boot, STACKCFG CD-ROM, share host side and root port, guest agent', () => {
+  it('amd64: q35, -cpu max under TCG, SeaBIOS (no firmware drives), disk boot, STACKCFG read-only virtio disk, share host side and root port, guest agent', () => {
     const argv = buildArgv({ manifest: real, shape: machineShape(real, 'tcg', 4096), paths: realPaths, forwards: realForwards })
     expect(argv).toEqual([
       '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
