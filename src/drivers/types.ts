@@ -34,6 +34,19 @@ export interface ResetResult {
   origin: VmOrigin
 }
 
+/**
+ * Host files the guest reads through a share (images with a `hostShare`): the credential route
+ * reads the app's config file at its absolute path, and the guest publishes its internal key.
+ */
+export interface SharedFiles {
+  /** Makes `file` (absolute) visible to the guest at the same path. */
+  expose(file: string): Promise<void>
+  /** Copies back to the host every exposed file the guest changed. */
+  syncBack(): Promise<void>
+  /** Where the guest's internal project key appears on the host, for images that publish one. */
+  readonly internalKeyFile: string | undefined
+}
+
 export interface RunningVm {
   readonly pid: number
   readonly accel: string
@@ -42,6 +55,8 @@ export interface RunningVm {
   readonly urls: Record<string, string>
   /** How long each phase of its start took, in ms, in order (QEMU launch, restore, first healthy probe, ...). */
   readonly startupPhases: Record<string, number>
+  /** The share with the guest, when the image has one. */
+  readonly shared?: SharedFiles
   /** Back to the clean `ready` state, on the same host ports. */
   reset(): Promise<ResetResult>
   /** Why the VM cannot serve right now (a full disk paused it), or undefined. */

@@ -28,16 +28,42 @@ export type BootSpec =
   | { kind: 'kernel'; kernel: string; initrd?: string; append: string; bios?: 'qboot' | 'default' }
   | { kind: 'disk' }
 
-/** The read-only ISO (volume label `label`) holding files the driver generates before each boot. */
+/**
+ * The read-only ISO (volume label `label`) the driver writes for each instance before it boots:
+ * the generated env file (`runtimeEnv`: each service's host port, the VM folder, `env`) and files
+ * copied from the image's folder.
+ */
 export interface RuntimeVolumeSpec {
   label: string
-  /** File names (no folders) the driver writes into the volume, e.g. runtime.env. */
-  files: string[]
+  /** Name in the volume -> source file, relative to the manifest's folder (base.env). */
+  files: Record<string, string>
+  /** Name of the generated env file (runtime.env). */
+  runtimeEnv?: string
+  /** Fixed lines of the generated env file (STACK_EMULATOR_PORT_PREFIX). */
+  env?: Record<string, string>
+  /**
+   * The guest bakes the host ports into what it serves (the real image's browser URLs): its
+   * snapshots are then captured per set of host ports, and the ports must be fixed (not 0).
+   */
+  hostPortsInSnapshot?: boolean
 }
 
-/** A host folder shared over 9p: mount tag `tag`, mounted by the guest at `guestPath`. */
+/**
+ * A host folder shared over 9p: mount tag `tag`, mounted by the guest at `guestPath`. It is
+ * hot-plugged after each snapshot restore, then `mountCommand` runs in the guest through the
+ * guest agent.
+ */
 export interface HostShareSpec {
   tag: string
+  guestPath: string
+  mountCommand: string[]
+}
+
+/** The internal project's key the guest publishes into the VM folder, and where it keeps it. */
+export interface InternalKeySpec {
+  /** File name in the VM folder (internal-pck). */
+  file: string
+  /** The same key inside the guest, read through the guest agent when a snapshot is captured. */
   guestPath: string
 }
 
@@ -72,8 +98,8 @@ export interface ImageManifest {
   services: ServiceSpec[]
   /** Guest endpoint that sets the guest clock after a snapshot restore. */
   clock?: EndpointRef
-  /** Stack Auth's local-emulator credential route. */
-  credentials?: EndpointRef
+  /** Stack Auth's local-emulator credential route, and the internal key that opens it. */
+  credentials?: EndpointRef & { internalKey?: InternalKeySpec }
   /** Where a pulled image came from (release, asset, time); absent for built images. */
   source?: ImageSource
   /** The manifest file and its folder; resolved when loaded. */
@@ -145,6 +171,8 @@ const PCIE_MACHINE = /^(q35|pc-q35-\d+\.\d+|virt(-\d+\.\d+)?)$/
 const CPU_MODEL = /^[A-Za-z0-9_.+=-]+(,[A-Za-z0-9_.+=-]+)*$/
 const VOLUME_LABEL = /^[A-Z0-9_]{1,32}$/
 const VOLUME_FILE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/
+const ENV_NAME = /^[A-Z_][A-Z0-9_]{0,63}$/
+const GUEST_PATH = /^\/[\x21-\x7e]{0,199}$/
 const MOUNT_TAG = /^[A-Za-z0-9_-]{1,31}$/
 
 const SERVICE_NAME = /^[a-z][a-z0-9_-]{0,31}$/
@@ -208,13 +236,22 @@ function platformProblems(m: ImageManifest, isObject: (v: unknown) => v is Recor
   if (m.cpu !== undefined && (typeof m.cpu !== 'string' || m.cpu.length > 200 || !CPU_MODEL.test(m.cpu))) problems.push('"cpu" must be a QEMU CPU model such as max or qemu64,+rdrand')
   if (m.firmware !== undefined && m.firmware !== 'default' && m.firmware !== 'uefi') problems.push('"firmware" must be default or uefi')
   const volume = m.runtimeVolume as unknown
-  if (volume !== undefined && (!isObject(volume) || typeof volume.label !== 'string' || !VOLUME_LABEL.test(volume.label) || !Array.isArray(volume.files) || volume.files.length === 0 ||
-    !volume.files.every((f) => typeof f === 'string' && VOLUME_FILE.test(f)) || new Set(volume.files).size !== volume.files.length)) {
-    problems.push('"runtimeVolume" must be { "label": upper-case letters, digits or "_" (at most 32), "files": distinct file names (no folders) }')
+  const files = isObject(volume) && isObject(volume.files) ? Object.entries(volume.files) : []
+  if (volume !== undefined && (!isObject(volume) || typeof volume.label !== 'string' || !VOLUME_LABEL.test(volume.label) || !isObject(volume.files) ||
+    !files.every(([name, source]) => VOLUME_FILE.test(name) && typeof source === 'string' && source.length > 0) ||
+    (volume.runtimeEnv !== undefined && (typeof volume.runtimeEnv !== 'string' || !VOLUME_FILE.test(volume.runtimeEnv) || files.some(([name]) => name === volume.runtimeEnv))) ||
+    (volume.env !== undefined && (!isObject(volume.env) || !Object.entries(volume.env).every(([k, v]) => ENV_NAME.test(k) && typeof v === 'string' && !/[\n\r]/.test(v)))) ||
+    (volume.hostPortsInSnapshot !== undefined && typeof volume.hostPortsInSnapshot !== 'boolean'))) {
+    problems.push('"runtimeVolume" must be { "label": upper-case letters, digits or "_" (at most 32), "files": { "name in the volume": "source file" }, "runtimeEnv"?: a file name not in "files", "env"?: { "NAME": "value" }, "hostPortsInSnapshot"?: true or false }')
   }
   const share = m.hostShare as unknown
-  const shareValid = isObject(share) && typeof share.tag === 'string' && MOUNT_TAG.test(share.tag) && typeof share.guestPath === 'string' && /^\/[\x21-\x7e]{0,199}$/.test(share.guestPath)
-  if (share !== undefined && !shareValid) problems.push('"hostShare" must be { "tag": letters, digits, "_" or "-" (at most 31), "guestPath": "/..." }')
+  const shareValid = isObject(share) && typeof share.tag === 'string' && MOUNT_TAG.test(share.tag) && typeof share.guestPath === 'string' && GUEST_PATH.test(share.guestPath) &&
+    Array.isArray(share.mountCommand) && share.mountCommand.length > 0 && share.mountCommand.every((a) => typeof a === 'string') && GUEST_PATH.test(share.mountCommand[0] as string)
+  if (share !== undefined && !shareValid) problems.push('"hostShare" must be { "tag": letters, digits, "_" or "-" (at most 31), "guestPath": "/...", "mountCommand": ["/absolute/program", "args"...] }')
+  const key = isObject(m.credentials) ? (m.credentials.internalKey as unknown) : undefined
+  if (key !== undefined && (!isObject(key) || typeof key.file !== 'string' || !VOLUME_FILE.test(key.file) || typeof key.guestPath !== 'string' || !GUEST_PATH.test(key.guestPath))) {
+    problems.push('"credentials.internalKey" must be { "file": a file name, "guestPath": "/..." }')
+  }
   if (m.guestAgent !== undefined && typeof m.guestAgent !== 'boolean') problems.push('"guestAgent" must be true or false')
   // How the fields fit together, once each is well-formed.
   if (!isObject(m.boot) || problems.length > 0) return problems
@@ -222,6 +259,8 @@ function platformProblems(m: ImageManifest, isObject: (v: unknown) => v is Recor
   if (!MACHINES[arch].test(machine)) problems.push(`"machine" must be ${arch === 'arm64' ? 'virt' : 'pc or q35'} on ${arch}, not ${JSON.stringify(machine)}`)
   if (arch === 'arm64' && firmware !== 'uefi') problems.push('"firmware" must be uefi on arm64 (its only firmware)')
   if (m.boot.kind === 'kernel' && m.boot.bios === 'qboot' && (arch !== 'amd64' || firmware !== 'default')) problems.push('"boot.bios" qboot needs arch amd64 and firmware default')
+  if (key !== undefined && (share === undefined || m.guestAgent !== true)) problems.push('"credentials.internalKey" needs a "hostShare" (where the key appears) and "guestAgent": true (how it is read at capture)')
+  if (share !== undefined && m.guestAgent !== true) problems.push('"hostShare" needs "guestAgent": true (the share is mounted through the agent after a restore)')
   if (share !== undefined && !PCIE_MACHINE.test(machine)) {
     problems.push(`"hostShare" needs a PCIe machine (q35 on amd64, virt on arm64) for its hot-plug root port, not ${JSON.stringify(machine)}`)
   }

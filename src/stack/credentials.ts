@@ -18,16 +18,36 @@ export async function resolveConfigFile(configFile: string | undefined, cwd: str
   return generated
 }
 
-export async function mintCredentials(routeUrl: string, configFile: string): Promise<StackCredentials> {
-  let body: Record<string, string>
+/** How Stack Auth's CLI waits for the internal key: 60 s, polling from 50 ms, doubling, at most 2 s apart. */
+const KEY_WAIT_MS = 60_000
+
+/**
+ * Mints credentials as Stack Auth's CLI does: the internal project's publishable key, which the
+ * guest publishes into the VM folder (`internalKeyFile`), opens the route as a client of project
+ * `internal`; the body names the config file by its absolute path.
+ */
+export async function mintCredentials(routeUrl: string, configFile: string, internalKeyFile?: string): Promise<StackCredentials> {
+  const headers = internalKeyFile
+    ? { 'x-stack-project-id': 'internal', 'x-stack-access-type': 'client', 'x-stack-publishable-client-key': await readInternalKey(internalKeyFile) }
+    : undefined
+  let response: { status: number; text: string }
   try {
-    const response = await httpRequest(routeUrl, { method: 'POST', json: { absolute_file_path: configFile }, timeoutMs: 15_000 })
-    if (response.status !== 200) throw new Error(`HTTP ${response.status}: ${response.text.slice(0, 200)}`)
-    body = JSON.parse(response.text) as Record<string, string>
+    response = await httpRequest(routeUrl, { method: 'POST', json: { absolute_file_path: configFile }, headers, timeoutMs: 15_000 })
   } catch (cause) {
-    throw new StackEmulatorError(`Could not get credentials from ${routeUrl}`, {
+    throw new StackEmulatorError(`Could not reach the credential route ${routeUrl}`, {
       code: 'CREDENTIALS', fix: 'Check that the backend is healthy (stack-emulator status), or pass configFile: false.', cause,
     })
+  }
+  if (response.status !== 200) {
+    throw new StackEmulatorError(`The credential route refused ${configFile}: HTTP ${response.status} ${describeError(response.text)}`, {
+      code: 'CREDENTIALS', fix: 'Check the config file (it must exist and export a config), or pass configFile: false.',
+    })
+  }
+  let body: Record<string, unknown>
+  try {
+    body = JSON.parse(response.text) as Record<string, unknown>
+  } catch {
+    body = {}
   }
   const credentials = {
     projectId: body.project_id,
@@ -35,8 +55,39 @@ export async function mintCredentials(routeUrl: string, configFile: string): Pro
     secretServerKey: body.secret_server_key,
     superSecretAdminKey: body.super_secret_admin_key,
   }
-  if (Object.values(credentials).some((v) => typeof v !== 'string' || !v)) {
-    throw new StackEmulatorError(`The credential route ${routeUrl} answered without a project id and keys`, { code: 'CREDENTIALS' })
+  const missing = Object.entries(credentials).filter(([, v]) => typeof v !== 'string' || !v).map(([k]) => k)
+  if (missing.length > 0) {
+    throw new StackEmulatorError(`The credential route ${routeUrl} answered without ${missing.join(', ')}`, { code: 'CREDENTIALS' })
   }
-  return credentials as StackCredentials
+  const override = body.branch_config_override_string
+  return { ...(credentials as Omit<StackCredentials, 'branchConfigOverride'>), ...(typeof override === 'string' ? { branchConfigOverride: override } : {}) }
+}
+
+async function readInternalKey(file: string): Promise<string> {
+  const deadline = Date.now() + KEY_WAIT_MS
+  for (let wait = 50; ; wait = Math.min(wait * 2, 2000)) {
+    try {
+      const key = (await fs.readFile(file, 'utf8')).trim()
+      if (key) return key
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    }
+    if (Date.now() > deadline) {
+      throw new StackEmulatorError(`The emulator did not publish its internal key (${file}) within ${KEY_WAIT_MS / 1000} s`, {
+        code: 'CREDENTIALS', fix: 'See the console log (stack-emulator logs): the guest writes the key once its services start.',
+      })
+    }
+    await new Promise((r) => setTimeout(r, wait))
+  }
+}
+
+/** A Stack known error's code and message, or the start of the body. */
+function describeError(text: string): string {
+  try {
+    const body = JSON.parse(text) as { code?: unknown; error?: unknown }
+    if (typeof body.code === 'string') return `${body.code}: ${String(body.error ?? '')}`.trim()
+  } catch {
+    // not JSON
+  }
+  return text.slice(0, 200).replace(/\s+/g, ' ')
 }

@@ -12,6 +12,8 @@ export interface StackCredentials {
   publishableClientKey: string
   secretServerKey: string
   superSecretAdminKey: string
+  /** The config file's content as the backend read it (`branch_config_override_string`), when it says. */
+  branchConfigOverride?: string
 }
 
 export interface ServiceUrls {

@@ -257,11 +257,20 @@ export class Supervisor {
     if (!route) throw new StackEmulatorError(`Image ${this.manifest.name} has no credential route`, { code: 'CREDENTIALS', fix: 'Pass configFile: false.' })
     let minted = this.minted.get(configFile)
     if (!minted) {
-      minted = mintCredentials(this.vm!.urls[route.service] + route.path, configFile)
+      minted = this.mint(route.service, route.path, configFile)
       minted.catch(() => this.minted.delete(configFile))
       this.minted.set(configFile, minted)
     }
     return minted
+  }
+
+  /** Through the share where the image has one: the guest reads the file there, and may write it. */
+  private async mint(service: string, routePath: string, configFile: string): Promise<StackCredentials> {
+    const vm = this.vm!
+    await vm.shared?.expose(configFile)
+    const credentials = await mintCredentials(vm.urls[service] + routePath, configFile, vm.shared?.internalKeyFile)
+    await vm.shared?.syncBack()
+    return credentials
   }
 
   private hello(): HelloResult {

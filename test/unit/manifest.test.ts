@@ -52,7 +52,7 @@ describe('the machine fields', () => {
   it('accepts the shipped real-image manifest, and the arm64 one a pull makes of it', async () => {
     const amd = await loadManifest(write({ ...shipped, disk: 'disk.qcow2' }))
     expect(amd).toMatchObject({ arch: 'amd64', machine: 'q35', cpu: 'max', firmware: 'default', guestAgent: true,
-      runtimeVolume: { label: 'STACKCFG', files: ['runtime.env', 'base.env'] }, hostShare: { tag: 'hostfs', guestPath: '/host' } })
+      runtimeVolume: { label: 'STACKCFG', runtimeEnv: 'runtime.env', files: { 'base.env': 'stack-auth.base.env' } }, hostShare: { tag: 'hostfs', guestPath: '/host', mountCommand: ['/usr/local/bin/mount-host-fs', '--post-resume'] } })
     const arm = await loadManifest(write({ ...forArch(shipped, 'arm64'), disk: 'disk.qcow2' }))
     expect(platform(arm)).toEqual({ arch: 'arm64', machine: 'virt', tcgCpu: 'max', firmware: 'uefi' })
     expect(forArch(shipped, 'amd64')).toEqual(shipped)
@@ -68,7 +68,7 @@ describe('the machine fields', () => {
 
   it('lists every malformed machine field in one error', async () => {
     const error = await loadManifest(write({
-      ...good, machine: 7, cpu: 'max; rm', firmware: 'bios', runtimeVolume: { label: 'stackcfg', files: ['../runtime.env'] },
+      ...good, machine: 7, cpu: 'max; rm', firmware: 'bios', runtimeVolume: { label: 'stackcfg', files: { '../runtime.env': 'x' } },
       hostShare: { tag: 'a tag', guestPath: 'host' }, guestAgent: 'yes',
     })).catch((e) => e)
     expect(error.code).toBe('IMAGE_NOT_FOUND')
@@ -82,10 +82,14 @@ describe('the machine fields', () => {
     [{ arch: 'arm64', machine: 'q35' }, /"machine" must be virt on arm64, not "q35"/],
     [{ machine: 'virt' }, /"machine" must be pc or q35 on amd64, not "virt"/],
     [{ arch: 'arm64', firmware: 'default' }, /"firmware" must be uefi on arm64/],
-    [{ machine: 'pc', hostShare: { tag: 'hostfs', guestPath: '/host' } }, /"hostShare" needs a PCIe machine .* not "pc"/],
+    [{ machine: 'pc', guestAgent: true, hostShare: { tag: 'hostfs', guestPath: '/host', mountCommand: ['/m'] } }, /"hostShare" needs a PCIe machine .* not "pc"/],
+    [{ hostShare: { tag: 'hostfs', guestPath: '/host', mountCommand: ['/m'] } }, /"hostShare" needs "guestAgent": true/],
+    [{ hostShare: { tag: 'hostfs', guestPath: '/host', mountCommand: ['m'] }, guestAgent: true }, /"hostShare" must be/],
+    [{ credentials: { service: 'backend', path: '/p', internalKey: { file: 'internal-pck', guestPath: '/k' } } }, /"credentials.internalKey" needs a "hostShare"/],
+    [{ runtimeVolume: { label: 'STACKCFG', files: {}, runtimeEnv: 'a.env', env: { 'bad name': 'x' } } }, /"runtimeVolume" must be/],
+    [{ runtimeVolume: { label: 'STACKCFG', files: { 'a.env': 'a' }, runtimeEnv: 'a.env' } }, /"runtimeVolume" must be/],
     [{ arch: 'arm64', boot: { kind: 'kernel', kernel: 'k', append: '', bios: 'qboot' } }, /"boot.bios" qboot needs arch amd64 and firmware default/],
     [{ runtimeVolume: { label: 'STACKCFG', files: [] } }, /"runtimeVolume" must be/],
-    [{ runtimeVolume: { label: 'STACKCFG', files: ['a.env', 'a.env'] } }, /"runtimeVolume" must be/],
   ])('refuses %j', async (fields, message) => {
     await expect(loadManifest(write({ ...good, ...fields }))).rejects.toThrow(message)
   })

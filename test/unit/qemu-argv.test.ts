@@ -139,7 +139,7 @@ describe('buildArgv for the real image', () => {
     for (const part of ['file=/f,,w/code', 'file=/a,,b/vars', 'file=/a,,b/v.iso,', 'path=/a,,b/h,', 'path=/a,,b/g,']) expect(argv).toContain(part)
   })
 
-  it('refuses to build an argv without what the manifest asks for (the driver does not make every file yet)', () => {
+  it('refuses to build an argv without a file the manifest asks for (a driver bug caught before QEMU runs)', () => {
     expect(() => buildArgv({ manifest: arm, shape: machineShape(arm, 'tcg', 4096), paths: { disk: '/d', qmpSocket: '/q', consoleLog: '/c' }, forwards: [] }))
       .toThrow(/needs UEFI firmware, the runtime volume STACKCFG, the host share hostfs, the guest agent socket/)
   })
@@ -152,15 +152,15 @@ describe('buildArgv for the real image', () => {
 
   it('returns device_add arguments that plug the 9p share into its root port', () => {
     expect(hostShareDeviceAdd(real)).toEqual({ driver: 'virtio-9p-pci', id: 'hostfs-dev', fsdev: 'hostfs', mount_tag: 'hostfs', bus: 'hostfs-port' })
-    expect(hostShareDeviceAdd({ ...real, hostShare: { tag: 'other', guestPath: '/x' } }).mount_tag).toBe('other')
+    expect(hostShareDeviceAdd({ ...real, hostShare: { tag: 'other', guestPath: '/x', mountCommand: ['/m'] } }).mount_tag).toBe('other')
     expect(() => hostShareDeviceAdd(manifest)).toThrow(/no hostShare/)
   })
 
   it('binds a snapshot to arch, firmware and the new devices, leaving manifests without them as they were', () => {
-    const devices = (m: ImageManifest) => expectedFingerprint(m, machineShape(m, 'tcg', 4096), '7.2.22', 's').devices
-    expect(devices(real)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=amd64 firmware=default runtime-volume=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port virtserialport=org.qemu.guest_agent.0')
-    expect(devices(arm)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=arm64 firmware=uefi runtime-volume=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port virtserialport=org.qemu.guest_agent.0')
-    expect(expectedFingerprint(arm, machineShape(arm, 'tcg', 4096), '7.2.22', 's')).toMatchObject({ machine: 'virt', cpu: 'max' })
+    const devices = (m: ImageManifest) => expectedFingerprint(m, machineShape(m, 'tcg', 4096), '7.2.22', 's', '').devices
+    expect(devices(real)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=amd64 firmware=default runtime-volume=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port mount=/usr/local/bin/mount-host-fs --post-resume virtserialport=org.qemu.guest_agent.0')
+    expect(devices(arm)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=arm64 firmware=uefi runtime-volume=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port mount=/usr/local/bin/mount-host-fs --post-resume virtserialport=org.qemu.guest_agent.0')
+    expect(expectedFingerprint(arm, machineShape(arm, 'tcg', 4096), '7.2.22', 's', '')).toMatchObject({ machine: 'virt', cpu: 'max' })
     expect(devices(manifest)).toBe('virtio-blk virtio-net-pci fw_cfg-seed vmlinux initrd.img console=ttyS0 qboot guest-ports=8102,8101')
   })
 })

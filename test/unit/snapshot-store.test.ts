@@ -13,7 +13,7 @@ import {
 
 const manifest = { name: 'img', fingerprint: 'f', memoryMb: 512, cpus: 2, boot: { kind: 'disk' }, services: [{ name: 'backend', guestPort: 8102 }] } as ImageManifest
 const shape = (memoryMb: number) => ({ accel: 'tcg' as const, cpu: 'qemu64', machine: 'pc', memoryMb, cpus: 2 })
-const fingerprint = (memoryMb = 512) => expectedFingerprint(manifest, shape(memoryMb), '7.2', 'seed')
+const fingerprint = (memoryMb = 512) => expectedFingerprint(manifest, shape(memoryMb), '7.2', 'seed', '')
 
 async function slot(cache: string, memoryMb = 512): Promise<string> {
   const dir = snapshotDir(cache, manifest, fingerprint(memoryMb))

@@ -71,16 +71,16 @@ export function machineShape(manifest: ImageManifest, accel: Accel, memoryMb: nu
 }
 
 /**
- * QMP `device_add` arguments that plug the 9p share into its empty root port. QEMU will not
- * migrate with a 9p device, so it is absent at capture and plugged after each restore, reset and
- * spare swap (the driver's launch.ts and vm.ts, once the real image boots).
+ * The 9p share's device, plugged into its root port: QEMU will not migrate a VM with it, so it is
+ * absent at capture, on the command line for a cold boot, and hot-plugged through QMP
+ * `device_add` after each restore (launch.ts), which a reset and a spare swap also are.
  */
 export function hostShareDeviceAdd(manifest: ImageManifest): { driver: 'virtio-9p-pci'; id: string; fsdev: string; mount_tag: string; bus: string } {
   if (!manifest.hostShare) throw new Error(`Image ${manifest.name} has no hostShare`)
   return { driver: 'virtio-9p-pci', id: HOST_SHARE.device, fsdev: HOST_SHARE.fsdev, mount_tag: manifest.hostShare.tag, bus: HOST_SHARE.port }
 }
 
-/** What the manifest asks for that `paths` lacks: the driver does not generate every one of them yet. */
+/** What the manifest asks for that `paths` lacks (a driver bug, caught before QEMU runs). */
 function missingPaths(manifest: ImageManifest, paths: LaunchPaths): string[] {
   const missing: string[] = []
   if (platform(manifest).firmware === 'uefi' && !paths.firmware) missing.push('UEFI firmware')
@@ -98,13 +98,13 @@ export function buildArgv(options: {
   ram?: RamFile
   /** Wait for an incoming migration (snapshot restore) instead of booting. */
   incoming?: boolean
+  /** The share's 9p device present from the start (a cold boot that is not a capture). */
+  shareAttached?: boolean
 }): string[] {
   const { manifest, shape, paths, forwards, ram } = options
   const missing = missingPaths(manifest, paths)
   if (missing.length > 0) {
-    throw new StackEmulatorError(`Image ${manifest.name} needs ${missing.join(', ')}, which this version of stack-emulator does not provide yet`, {
-      code: 'BOOT_FAILED', fix: 'Use the fixture image (--image fixture) until the real image is supported.',
-    })
+    throw new StackEmulatorError(`Image ${manifest.name} needs ${missing.join(', ')}, which the driver did not provide`, { code: 'BOOT_FAILED' })
   }
   const machine = [`${shape.machine}`, `accel=${shape.accel}`]
   if (ram) machine.push('memory-backend=mem')
@@ -151,6 +151,10 @@ export function buildArgv(options: {
     // The host side only, and an empty root port: the 9p device itself is hot-plugged (hostShareDeviceAdd).
     argv.push('-fsdev', `local,id=${HOST_SHARE.fsdev},path=${optionValue(paths.hostShare)},security_model=none`)
     argv.push('-device', `pcie-root-port,id=${HOST_SHARE.port},bus=pcie.0,chassis=1`)
+    if (options.shareAttached) {
+      const device = hostShareDeviceAdd(manifest)
+      argv.push('-device', `${device.driver},id=${device.id},fsdev=${device.fsdev},mount_tag=${device.mount_tag},bus=${device.bus}`)
+    }
   }
   if (paths.guestAgentSocket && manifest.guestAgent) {
     argv.push('-device', 'virtio-serial-pci,id=serial0')

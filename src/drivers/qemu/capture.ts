@@ -18,6 +18,8 @@ import {
 } from './snapshot.js'
 import { local } from '../../local-failure.js'
 import { afterLaunch, firstLine, healthTargets, resolvedForwards, seedDigest, seedFiles, type Context } from './launch.js'
+import { guestReadFile, withGuestAgent } from './guest-agent.js'
+import { runtimeVolumeDigest, writeRuntimeVolume } from './runtime-volume.js'
 
 export interface ReadySnapshot {
   files: SnapshotFiles
@@ -26,7 +28,8 @@ export interface ReadySnapshot {
 
 /** Finds (or captures) the snapshot for this configuration; undefined when it cannot be had. */
 export async function readySnapshot(ctx: Context, qemuVersion: string): Promise<ReadySnapshot | undefined> {
-  const expected = expectedFingerprint(ctx.manifest, ctx.shape, qemuVersion, await seedDigest())
+  const volume = await runtimeVolumeDigest(ctx.manifest, ctx.options.ports)
+  const expected = expectedFingerprint(ctx.manifest, ctx.shape, qemuVersion, await seedDigest(), volume)
   const dir = snapshotDir(ctx.options.settings.cacheRoot, ctx.manifest, expected)
   const found = await lookupSnapshot(dir, expected)
   if (found.kind === 'usable') return found
@@ -67,12 +70,23 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
   const ram: RamFile = { path: files.ram, share: true }
   const consoleLog = path.join(staging, 'console.log')
   const qmpSocket = path.join(ctx.instanceDir, 'qmp-capture.sock')
+  const agentSocket = path.join(ctx.instanceDir, 'qga-capture.sock')
+  // As Stack Auth's script captures: the runtime volume names no VM folder (the share is absent).
+  const runtimeVolume = ctx.manifest.runtimeVolume ? path.join(staging, 'runtime.iso') : undefined
+  if (runtimeVolume) await writeRuntimeVolume(runtimeVolume, { manifest: ctx.manifest, hostPorts: ctx.options.ports, vmDir: '' })
   ctx.options.progress('booting the VM to capture the ready snapshot (first start only)')
   let proc: QemuProcess | undefined
+  let internalKey: string | undefined
   try {
     proc = await QemuProcess.launch({
       binary: ctx.binary,
-      argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths: { disk: files.disk, qmpSocket, consoleLog, seed: files.seed }, forwards, ram }),
+      argv: buildArgv({
+        manifest: ctx.manifest, shape: ctx.shape, forwards, ram,
+        paths: {
+          disk: files.disk, qmpSocket, consoleLog, seed: files.seed, runtimeVolume, hostShare: ctx.share?.root,
+          guestAgentSocket: ctx.manifest.guestAgent ? agentSocket : undefined,
+        },
+      }),
       qmpSocket,
       consoleLog,
       debug: ctx.debug,
@@ -81,6 +95,12 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
     // Warm up: a second round of requests, so the snapshot holds hot processes and connections.
     const targets = healthTargets(ctx.manifest, await resolvedForwards(proc, forwards))
     for (const target of targets) await httpRequest(target.url, { timeoutMs: 10_000 })
+    // The agent must answer now, or no restore could mount the share or set the clock.
+    if (ctx.manifest.guestAgent) {
+      const key = ctx.manifest.credentials?.internalKey
+      internalKey = await withGuestAgent(agentSocket, 30_000, async (agent) => key && (await guestReadFile(agent, key.guestPath)).trim())
+      if (key && !internalKey) throw new StackEmulatorError(`The guest has no internal key in ${key.guestPath}`, { code: 'SNAPSHOT' })
+    }
     ctx.options.progress('capturing the ready snapshot')
     await proc.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] })
     await proc.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3 })
@@ -93,10 +113,11 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
     throw error
   } finally {
     await fs.rm(qmpSocket, { force: true })
+    await fs.rm(agentSocket, { force: true })
   }
   const published = snapshotFiles(dir)
   await createOverlay(published.emptyOverlay, published.disk)
-  await writeRecord(published, fingerprint, ctx.manifest.services.map((s) => s.guestPort))
+  await writeRecord(published, fingerprint, ctx.manifest.services.map((s) => s.guestPort), internalKey || undefined)
 }
 
 /** Migrates the running VM's device state into `file` through a unix socket we listen on (no shell). */

@@ -12,11 +12,14 @@ import { packageRoot } from '../../package-root.js'
 import { waitHealthy, type HealthTarget } from '../../stack/readiness.js'
 import { StackEmulatorError } from '../../errors.js'
 import { sha256 } from '../../digest.js'
-import { buildArgv, type Forward, type MachineShape } from './argv.js'
+import { buildArgv, hostShareDeviceAdd, type Forward, type LaunchPaths, type MachineShape } from './argv.js'
 import { createOverlay } from './binary.js'
+import { guestExec, guestSetTime, withGuestAgent } from './guest-agent.js'
+import type { HostShare } from './host-share.js'
 import { local } from '../../local-failure.js'
 import type { Stopwatch } from '../../stopwatch.js'
 import { QemuProcess, tail } from './process.js'
+import { writeRuntimeVolume } from './runtime-volume.js'
 import type { SnapshotFiles, SnapshotRecord } from './snapshot.js'
 
 const RESTORE_TIMEOUT_MS = 30_000
@@ -32,7 +35,16 @@ export interface Context {
   /** Where the first start's phases are timed (the bench and `--json` report them); absent later. */
   stopwatch?: Stopwatch
   debug?: (line: string) => void
+  /** The share with the guest (manifest `hostShare`), prepared once per VM lifetime. */
+  share?: HostShare
+  /** This instance's runtime volume (manifest `runtimeVolume`), written once per VM lifetime. */
+  runtimeVolume?: Promise<string>
 }
+
+/** How long the guest agent may take to answer: a cold-booted guest starts it with its services. */
+const AGENT_TIMEOUT_MS = 30_000
+/** Stack Auth's script waits as long for its share to mount after a restore. */
+const MOUNT_TIMEOUT_MS = 20_000
 
 export type Mode = { kind: 'snapshot'; files: SnapshotFiles; record: SnapshotRecord } | { kind: 'cold' }
 
@@ -41,13 +53,15 @@ export type Slot = 'main' | 'spare'
 
 /** Launches (restore or cold boot) and waits until every service is healthy. */
 export async function launchReady(ctx: Context, mode: Mode, forwards: Forward[], slot: Slot = 'main'): Promise<QemuProcess> {
-  if (mode.kind === 'snapshot') return restore(ctx, mode.files, forwards, slot)
+  if (mode.kind === 'snapshot') return restore(ctx, mode, forwards, slot)
   const overlay = overlayPath(ctx, mode.kind)
   if (!(await exists(overlay))) await local(ctx.instanceDir, () => createOverlay(overlay, path.join(ctx.manifest.dir, ctx.manifest.disk)))
   ctx.options.progress('booting the VM (cold boot)')
+  const paths = await launchPaths(ctx, overlay, seedFiles())
   const proc = await local(ctx.instanceDir, () => QemuProcess.launch({
     binary: ctx.binary,
-    argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths: launchPaths(ctx, overlay, seedFiles()), forwards, ram: undefined }),
+    // A cold-booted guest mounts its share at boot and publishes its key through it itself.
+    argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths, forwards, ram: undefined, shareAttached: true }),
     qmpSocket: qmpSocketPath(ctx),
     consoleLog: consolePath(ctx),
     debug: ctx.debug,
@@ -55,7 +69,7 @@ export async function launchReady(ctx: Context, mode: Mode, forwards: Forward[],
   return afterLaunch(ctx, proc, forwards, ctx.options.bootTimeoutMs, consolePath(ctx))
 }
 
-async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[], slot: Slot): Promise<QemuProcess> {
+async function restore(ctx: Context, { files, record }: { files: SnapshotFiles; record: SnapshotRecord }, forwards: Forward[], slot: Slot): Promise<QemuProcess> {
   const overlay = overlayPath(ctx, 'snapshot', slot)
   const ram = await local(ctx.instanceDir, async () => {
     // A new file (copy, then rename): a QEMU still letting go of the old one keeps its own.
@@ -63,6 +77,7 @@ async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[], 
     await fs.rename(`${overlay}.tmp`, overlay)
     return writableRam(ctx, files)
   })
+  const paths = await launchPaths(ctx, overlay, files.seed, slot)
   ctx.stopwatch?.lap('prepare files')
   ctx.options.progress('restoring the ready snapshot')
   // The device state reaches QEMU as an inherited descriptor (fd 3): no shell, no extra process.
@@ -71,10 +86,7 @@ async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[], 
   try {
     proc = await local(ctx.instanceDir, () => QemuProcess.launch({
       binary: ctx.binary,
-      argv: buildArgv({
-        manifest: ctx.manifest, shape: ctx.shape, paths: launchPaths(ctx, overlay, files.seed, slot), forwards,
-        ram: { path: ram, share: false }, incoming: true,
-      }),
+      argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths, forwards, ram: { path: ram, share: false }, incoming: true }),
       qmpSocket: qmpSocketPath(ctx, slot),
       consoleLog: consolePath(ctx, slot),
       debug: ctx.debug,
@@ -96,16 +108,43 @@ async function restore(ctx: Context, files: SnapshotFiles, forwards: Forward[], 
     })
   }
   ctx.stopwatch?.lap('restore')
+  // The guest's share, key and clock are put back while its services are probed.
+  const restored = afterRestore(ctx, proc, slot, record)
+  restored.catch(() => {}) // awaited below, once the probes are done
   const ready = await afterLaunch(ctx, proc, forwards, RESTORE_TIMEOUT_MS, consolePath(ctx, slot))
   ctx.stopwatch?.lap('first healthy probe')
   try {
-    await syncGuestClock(ctx.manifest, await resolvedForwards(ready, forwards))
+    await restored
+    if (ctx.manifest.clock) await syncGuestClock(ctx, await resolvedForwards(ready, forwards), slot)
   } catch (error) {
     await ready.stop()
     throw error
   }
-  ctx.stopwatch?.lap('clock')
+  ctx.stopwatch?.lap('share and clock')
   return ready
+}
+
+/**
+ * What a restored guest lacks: the 9p share (absent at capture: QEMU will not migrate it), plugged
+ * into its empty root port and mounted through the guest agent as Stack Auth's script does; the
+ * internal key in the VM folder, which the captured guest could not publish; the clock.
+ */
+async function afterRestore(ctx: Context, proc: QemuProcess, slot: Slot, record: SnapshotRecord): Promise<void> {
+  const { manifest, share } = ctx
+  const key = manifest.credentials?.internalKey
+  if (share && key && record.internalKey) await share.writeVmFile(key.file, record.internalKey)
+  if (!manifest.guestAgent) return
+  const started = performance.now()
+  const step = (what: string) => ctx.debug?.(`after restore (${slot}): ${what} at ${Math.round(performance.now() - started)} ms`)
+  if (manifest.hostShare) await proc.qmp.execute('device_add', hostShareDeviceAdd(manifest))
+  step('share plugged')
+  await withGuestAgent(agentSocketPath(ctx, slot), AGENT_TIMEOUT_MS, async (agent) => {
+    step('guest agent answered')
+    if (manifest.hostShare) await guestExec(agent, manifest.hostShare.mountCommand, MOUNT_TIMEOUT_MS)
+    step('share mounted')
+    if (!manifest.clock) await guestSetTime(agent)
+    step('clock set')
+  })
 }
 
 /**
@@ -161,9 +200,16 @@ async function waitRunning(proc: QemuProcess, timeoutMs: number): Promise<void> 
   }
 }
 
-/** A restored guest wakes with the snapshot's clock: push the host's time through the guest. */
-export async function syncGuestClock(manifest: ImageManifest, forwards: Forward[]): Promise<void> {
-  if (!manifest.clock) return
+/**
+ * A restored guest wakes with the snapshot's clock: push the host's time, through the image's
+ * clock endpoint when it has one, else through the guest agent.
+ */
+export async function syncGuestClock(ctx: Context, forwards: Forward[], slot: Slot): Promise<void> {
+  const { manifest } = ctx
+  if (!manifest.clock) {
+    if (manifest.guestAgent) await withGuestAgent(agentSocketPath(ctx, slot), AGENT_TIMEOUT_MS, guestSetTime)
+    return
+  }
   const url = serviceUrls(manifest, forwards)[manifest.clock.service] + manifest.clock.path
   const { status } = await httpRequest(url, { method: 'POST', json: { epoch_ms: Date.now() }, timeoutMs: 5000 })
   if (status !== 200) {
@@ -203,8 +249,23 @@ export async function seedDigest(): Promise<string> {
   return sha256(Buffer.concat([await fs.readFile(seed.metaData), await fs.readFile(seed.userData)])).slice(0, 16)
 }
 
-function launchPaths(ctx: Context, disk: string, seed: { metaData: string; userData: string }, slot: Slot = 'main') {
-  return { disk, qmpSocket: qmpSocketPath(ctx, slot), consoleLog: consolePath(ctx, slot), seed }
+/** The files of one QEMU process; the runtime volume and the share are the instance's, shared by both slots. */
+async function launchPaths(ctx: Context, disk: string, seed: { metaData: string; userData: string }, slot: Slot = 'main'): Promise<LaunchPaths> {
+  return {
+    disk, qmpSocket: qmpSocketPath(ctx, slot), consoleLog: consolePath(ctx, slot), seed,
+    runtimeVolume: ctx.manifest.runtimeVolume ? await instanceRuntimeVolume(ctx) : undefined,
+    hostShare: ctx.share?.root,
+    guestAgentSocket: ctx.manifest.guestAgent ? agentSocketPath(ctx, slot) : undefined,
+  }
+}
+
+/** The instance's runtime volume, naming its host ports and VM folder; written at its first launch. */
+function instanceRuntimeVolume(ctx: Context): Promise<string> {
+  const iso = path.join(ctx.instanceDir, 'runtime.iso')
+  ctx.runtimeVolume ??= local(ctx.instanceDir, () =>
+    writeRuntimeVolume(iso, { manifest: ctx.manifest, hostPorts: ctx.options.ports, vmDir: ctx.share?.vmDir ?? '' }).then(() => iso))
+  ctx.runtimeVolume.catch(() => (ctx.runtimeVolume = undefined))
+  return ctx.runtimeVolume
 }
 
 /** A restored VM writes to a throw-away overlay; a cold-booted one keeps its disk between runs. */
@@ -212,6 +273,7 @@ export const overlayPath = (ctx: Context, kind: Mode['kind'], slot: Slot = 'main
   path.join(ctx.instanceDir, kind === 'snapshot' ? `run${suffix(slot)}.qcow2` : 'disk.qcow2')
 export const qmpSocketPath = (ctx: Context, slot: Slot = 'main') => path.join(ctx.instanceDir, `qmp${suffix(slot)}.sock`)
 export const consolePath = (ctx: { instanceDir: string }, slot: Slot = 'main') => path.join(ctx.instanceDir, `console${suffix(slot)}.log`)
+export const agentSocketPath = (ctx: { instanceDir: string }, slot: Slot = 'main') => path.join(ctx.instanceDir, `qga${suffix(slot)}.sock`)
 const suffix = (slot: Slot) => (slot === 'main' ? '' : `-${slot}`)
 
 export async function readTail(file: string, lines: number): Promise<string> {

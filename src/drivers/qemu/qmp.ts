@@ -1,6 +1,7 @@
 /**
  * A small QMP client: one unix socket, JSON lines, commands matched to replies by id,
- * asynchronous events delivered to listeners. Only the supervisor's driver uses it.
+ * asynchronous events delivered to listeners. Only the supervisor's driver uses it. The guest
+ * agent speaks the same protocol without the greeting (`connectAgent`).
  */
 import net from 'node:net'
 import { EventEmitter } from 'node:events'
@@ -25,7 +26,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
   private readonly pending = new Map<string, Pending>()
   private closed = false
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(private readonly socket: net.Socket, private readonly label: 'QMP' | 'guest agent' = 'QMP') {
     super()
     socket.setEncoding('utf8')
     socket.on('data', (chunk: string) => this.onData(chunk))
@@ -35,15 +36,29 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
 
   /** Connects, reads the greeting and leaves capabilities negotiation mode. */
   static async connect(socketPath: string, timeoutMs = 5000): Promise<QmpClient> {
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect(socketPath)
-      s.once('connect', () => resolve(s))
-      s.once('error', reject)
-    })
-    const client = new QmpClient(socket)
+    const client = new QmpClient(await connectSocket(socketPath))
     try {
       await client.waitGreeting(timeoutMs)
       await client.execute('qmp_capabilities', undefined, timeoutMs)
+      return client
+    } catch (error) {
+      client.close()
+      throw error
+    }
+  }
+
+  /**
+   * The guest agent's channel (qemu-guest-agent): no greeting, and the agent may hold a previous
+   * client's half-read request, so a 0xFF byte resets its parser and a guest-sync with a fresh id
+   * proves the channel answers before anything else is sent.
+   */
+  static async connectAgent(socketPath: string, timeoutMs = 5000): Promise<QmpClient> {
+    const client = new QmpClient(await connectSocket(socketPath), 'guest agent')
+    try {
+      client.socket.write(Buffer.from([0xff]))
+      const token = Math.floor(Math.random() * 2 ** 31)
+      const echoed = await client.execute<number>('guest-sync', { id: token }, timeoutMs)
+      if (echoed !== token) throw qmpError(`the guest agent answered guest-sync with ${echoed}, not ${token}`)
       return client
     } catch (error) {
       client.close()
@@ -66,13 +81,13 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
   }
 
   execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs = 10_000): Promise<T> {
-    if (this.closed) return Promise.reject(qmpError(`QMP socket closed before "${command}"`))
+    if (this.closed) return Promise.reject(qmpError(`${this.label} socket closed before "${command}"`, undefined, this.label))
     const id = String(this.nextId++)
     const message = JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id })
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id)
-        reject(qmpError(`QMP command "${command}" got no reply`, timeoutMs))
+        reject(qmpError(`${this.label} command "${command}" got no reply`, timeoutMs, this.label))
       }, timeoutMs)
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, command })
       this.socket.write(message + '\n')
@@ -94,7 +109,9 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     while ((newline = this.buffer.indexOf('\n')) >= 0) {
       const line = this.buffer.slice(0, newline).trim()
       this.buffer = this.buffer.slice(newline + 1)
-      if (line) this.onMessage(JSON.parse(line) as Record<string, unknown>)
+      // The agent prefixes some answers with the 0xFF it was sent.
+      const json = line.replace(/^\uFFFD|^\xFF/, '')
+      if (json) this.onMessage(JSON.parse(json) as Record<string, unknown>)
     }
   }
 
@@ -115,7 +132,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     clearTimeout(pending.timer)
     if ('error' in message) {
       const error = message.error as { class?: string; desc?: string }
-      pending.reject(qmpError(`QMP command "${pending.command}" failed: ${error.desc ?? error.class}`))
+      pending.reject(qmpError(`${this.label} command "${pending.command}" failed: ${error.desc ?? error.class}`, undefined, this.label))
     } else {
       pending.resolve(message.return)
     }
@@ -125,17 +142,27 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     this.closed = true
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer)
-      pending.reject(qmpError(`QMP socket closed before "${pending.command}" answered`))
+      pending.reject(qmpError(`${this.label} socket closed before "${pending.command}" answered`, undefined, this.label))
       this.pending.delete(id)
     }
     this.emit('close')
   }
 }
 
-function qmpError(what: string, timeoutMs?: number): StackEmulatorError {
+function connectSocket(socketPath: string): Promise<net.Socket> {
+  return new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect(socketPath)
+    s.once('connect', () => resolve(s))
+    s.once('error', reject)
+  })
+}
+
+function qmpError(what: string, timeoutMs?: number, label: 'QMP' | 'guest agent' = 'QMP'): StackEmulatorError {
   const after = timeoutMs === undefined ? '' : ` within ${timeoutMs} ms`
   return new StackEmulatorError(`${what}${after}`, {
     code: 'QMP',
-    fix: 'QEMU stopped answering its monitor; see the serial console log (stack-emulator logs).',
+    fix: label === 'QMP'
+      ? 'QEMU stopped answering its monitor; see the serial console log (stack-emulator logs).'
+      : 'The guest agent (qemu-guest-agent) in the VM did not answer; see the serial console log (stack-emulator logs).',
   })
 }

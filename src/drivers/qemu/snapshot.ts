@@ -31,6 +31,8 @@ export interface SnapshotFingerprint {
   /** Devices and boot arguments that are not in the shape (the restore must repeat them). */
   devices: string
   seed: string
+  /** The runtime volume as captured (runtime-volume.ts): its files, and the host ports when the guest bakes them in. */
+  runtimeVolume: string
 }
 
 export interface SnapshotRecord {
@@ -41,6 +43,8 @@ export interface SnapshotRecord {
   stateSha256: string
   capturedAt: string
   guestPorts: number[]
+  /** The guest's internal key (manifest `credentials.internalKey`), which the host publishes after each restore. */
+  internalKey?: string
 }
 
 export interface SnapshotFiles {
@@ -82,6 +86,7 @@ export function expectedFingerprint(
   shape: MachineShape,
   qemuVersion: string,
   seed: string,
+  runtimeVolume: string,
 ): SnapshotFingerprint {
   const boot = manifest.boot.kind === 'kernel' ? `${manifest.boot.kernel} ${manifest.boot.initrd ?? ''} ${manifest.boot.append} ${manifest.boot.bios ?? ''}` : 'disk'
   return {
@@ -94,6 +99,7 @@ export function expectedFingerprint(
     cpus: shape.cpus,
     devices: `virtio-blk virtio-net-pci fw_cfg-seed ${boot} guest-ports=${manifest.services.map((s) => s.guestPort).join(',')}${platformDevices(manifest)}`,
     seed,
+    runtimeVolume,
   }
 }
 
@@ -107,7 +113,7 @@ function platformDevices(manifest: ImageManifest): string {
   const parts: string[] = []
   if (manifest.arch !== undefined || manifest.firmware !== undefined) parts.push(`arch=${arch} firmware=${firmware}`)
   if (manifest.runtimeVolume) parts.push(`runtime-volume=${manifest.runtimeVolume.label}`)
-  if (manifest.hostShare) parts.push('fsdev=hostfs pcie-root-port=hostfs-port')
+  if (manifest.hostShare) parts.push(`fsdev=hostfs pcie-root-port=hostfs-port mount=${manifest.hostShare.mountCommand.join(' ')}`)
   if (manifest.guestAgent) parts.push('virtserialport=org.qemu.guest_agent.0')
   return parts.map((p) => ` ${p}`).join('')
 }
@@ -150,7 +156,7 @@ export async function checkFiles(files: SnapshotFiles, record: SnapshotRecord, f
   }
 }
 
-export async function writeRecord(files: SnapshotFiles, fingerprint: SnapshotFingerprint, guestPorts: number[]): Promise<void> {
+export async function writeRecord(files: SnapshotFiles, fingerprint: SnapshotFingerprint, guestPorts: number[], internalKey?: string): Promise<void> {
   const [ram, stateBytes, ramSha256] = await Promise.all([fs.stat(files.ram), fs.readFile(files.state), fileSha256(files.ram)])
   const record: SnapshotRecord = {
     fingerprint,
@@ -160,6 +166,7 @@ export async function writeRecord(files: SnapshotFiles, fingerprint: SnapshotFin
     stateSha256: sha256(stateBytes),
     capturedAt: new Date().toISOString(),
     guestPorts,
+    internalKey,
   }
   const tmp = `${files.record}.tmp`
   await fs.writeFile(tmp, JSON.stringify(record, null, 2))

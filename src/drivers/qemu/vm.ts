@@ -19,6 +19,7 @@ import {
 } from './launch.js'
 import type { QemuProcess } from './process.js'
 import { checkFiles, discardSnapshot } from './snapshot.js'
+import { HostShare } from './host-share.js'
 
 export async function startQemuVm(options: DriverStartOptions): Promise<RunningVm> {
   const { manifest, settings } = options
@@ -34,7 +35,10 @@ export async function startQemuVm(options: DriverStartOptions): Promise<RunningV
     instanceDir: options.instanceDir,
     debug: settings.debug ? (line) => process.stderr.write(`stack-emulator: ${line}\n`) : undefined,
     stopwatch,
+    share: manifest.hostShare ? new HostShare(options.instanceDir, manifest.credentials?.internalKey?.file) : undefined,
   }
+  assertFixedPorts(options)
+  await ctx.share?.prepare()
   stopwatch.lap('QEMU probe')
   const forwards = manifest.services.map((s) => ({ guestPort: s.guestPort, hostPort: options.ports[s.name] ?? 0 }))
 
@@ -51,6 +55,16 @@ export async function startQemuVm(options: DriverStartOptions): Promise<RunningV
   }
   // Falling back from snapshots, the user still expects a clean VM: a fresh disk.
   return QemuVm.create(ctx, { kind: 'cold' }, forwards, options.snapshot || options.fresh)
+}
+
+/** An image that bakes its host ports into its snapshot cannot take ports chosen at launch. */
+function assertFixedPorts({ manifest, ports }: DriverStartOptions): void {
+  if (!manifest.runtimeVolume?.hostPortsInSnapshot) return
+  const unset = manifest.services.filter((s) => !ports[s.name]).map((s) => s.name)
+  if (unset.length === 0) return
+  throw new StackEmulatorError(`Image ${manifest.name} builds its URLs from its host ports, so every service needs a fixed one; ${unset.join(', ')} ${unset.length === 1 ? 'has' : 'have'} none`, {
+    code: 'BAD_OPTION', fix: `Give them ports (ports: { ${unset.map((n) => `'${n}': <port>`).join(', ')} }, or --port ${unset[0]}=<port>), or set hostPort in the manifest.`,
+  })
 }
 
 /**
@@ -96,6 +110,7 @@ class QemuVm implements RunningVm {
   readonly died = new Promise<string>((resolve) => (this.resolveDied = resolve))
   urls: Record<string, string> = {}
   startupPhases: Record<string, number> = {}
+  readonly shared: HostShare | undefined
 
   private constructor(
     private readonly ctx: Context,
@@ -103,7 +118,9 @@ class QemuVm implements RunningVm {
     private forwards: Forward[],
     private proc: QemuProcess,
     public origin: VmOrigin,
-  ) {}
+  ) {
+    this.shared = ctx.share
+  }
 
   static async create(ctx: Context, mode: Mode, requested: Forward[], fresh: boolean): Promise<QemuVm> {
     if (fresh) await fs.rm(overlayPath(ctx, mode.kind), { force: true })
@@ -170,6 +187,8 @@ class QemuVm implements RunningVm {
   async stop(): Promise<void> {
     this.stopped = true
     const spare = await this.spare
+    // The guest's last changes to shared config files reach the user's files before it goes.
+    await this.shared?.syncBack().catch((error: unknown) => this.ctx.options.log(`Copying back the shared config files failed: ${firstLine(error)}`))
     await Promise.all([this.proc.stop(), spare?.proc.stop()])
     for (const slot of ['main', 'spare'] as const) {
       await fs.rm(qmpSocketPath(this.ctx, slot), { force: true })
@@ -200,7 +219,7 @@ class QemuVm implements RunningVm {
         await hmp(spare.proc, `hostfwd_remove net0 tcp:127.0.0.1:${old.hostPort}`)
         await hmp(spare.proc, `hostfwd_add net0 tcp:127.0.0.1:${forward.hostPort}-:${forward.guestPort}`)
       }
-      await syncGuestClock(this.ctx.manifest, this.forwards)
+      await syncGuestClock(this.ctx, this.forwards, spare.slot)
       this.slot = spare.slot
       return spare.proc
     } catch {

@@ -1,0 +1,67 @@
+/**
+ * What the driver asks of qemu-guest-agent (manifest `guestAgent`): run a command in the guest,
+ * set its clock, read a file. One short connection per task: the agent serves one client at a
+ * time, and a restored guest's agent is already listening.
+ */
+import { StackEmulatorError } from '../../errors.js'
+import { QmpClient } from './qmp.js'
+
+interface ExecStatus {
+  exited: boolean
+  exitcode?: number
+  signal?: number
+  'out-data'?: string
+  'err-data'?: string
+}
+
+export async function withGuestAgent<T>(socketPath: string, timeoutMs: number, task: (agent: QmpClient) => Promise<T>): Promise<T> {
+  const agent = await QmpClient.connectAgent(socketPath, timeoutMs)
+  try {
+    return await task(agent)
+  } finally {
+    agent.close()
+  }
+}
+
+/** Runs `argv` in the guest and waits for it to exit; a non-zero exit is an error quoting its stderr. */
+export async function guestExec(agent: QmpClient, argv: string[], timeoutMs: number): Promise<string> {
+  const [path, ...arg] = argv
+  const { pid } = await agent.execute<{ pid: number }>('guest-exec', { path, arg, 'capture-output': true })
+  const deadline = Date.now() + timeoutMs
+  for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
+    const status = await agent.execute<ExecStatus>('guest-exec-status', { pid })
+    if (status.exited) {
+      const stderr = decode(status['err-data']).trim()
+      if (status.exitcode === 0) return decode(status['out-data'])
+      throw new StackEmulatorError(`${argv.join(' ')} failed in the guest (${status.signal ? `signal ${status.signal}` : `exit code ${status.exitcode}`})${stderr ? `: ${stderr.split('\n').at(-1)}` : ''}`, {
+        code: 'BOOT_FAILED', fix: 'See the serial console log (stack-emulator logs).',
+      })
+    }
+    if (Date.now() > deadline) {
+      throw new StackEmulatorError(`${argv.join(' ')} did not finish in the guest within ${timeoutMs} ms`, { code: 'TIMEOUT' })
+    }
+    await new Promise((r) => setTimeout(r, wait))
+  }
+}
+
+/** Sets the guest's clock to the host's (the agent also writes it to the guest's RTC). */
+export async function guestSetTime(agent: QmpClient): Promise<void> {
+  await agent.execute('guest-set-time', { time: Date.now() * 1_000_000 })
+}
+
+/** Reads a small file from the guest. */
+export async function guestReadFile(agent: QmpClient, file: string): Promise<string> {
+  const handle = await agent.execute<number>('guest-file-open', { path: file, mode: 'r' })
+  try {
+    let text = ''
+    for (;;) {
+      const chunk = await agent.execute<{ count: number; 'buf-b64': string; eof: boolean }>('guest-file-read', { handle, count: 65_536 })
+      text += decode(chunk['buf-b64'])
+      if (chunk.eof || chunk.count === 0) return text
+    }
+  } finally {
+    await agent.execute('guest-file-close', { handle }).catch(() => {})
+  }
+}
+
+const decode = (base64: string | undefined) => (base64 ? Buffer.from(base64, 'base64').toString('utf8') : '')

@@ -1,0 +1,57 @@
+/**
+ * The runtime volume (manifest `runtimeVolume`): a small read-only ISO 9660 image the guest finds
+ * by its label, holding the generated env file and files copied from the image's folder. Written
+ * with xorriso (an argument array, no shell) into a staging folder, then renamed into place.
+ */
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { StackEmulatorError } from '../../errors.js'
+import { sha256 } from '../../digest.js'
+import type { ImageManifest } from '../../image/manifest.js'
+import { runtimeEnvText } from '../../stack/runtime-env.js'
+
+export interface RuntimeVolumeInput {
+  manifest: ImageManifest
+  hostPorts: Record<string, number>
+  /** The VM folder named to the guest, or '' (a capture: the share is not there). */
+  vmDir: string
+}
+
+export async function writeRuntimeVolume(iso: string, input: RuntimeVolumeInput): Promise<void> {
+  const spec = input.manifest.runtimeVolume
+  if (!spec) throw new Error(`Image ${input.manifest.name} has no runtime volume`)
+  const staging = `${iso}.d`
+  await fs.rm(staging, { recursive: true, force: true })
+  await fs.mkdir(staging, { mode: 0o700 })
+  try {
+    for (const [name, source] of Object.entries(spec.files)) {
+      await fs.copyFile(path.resolve(input.manifest.dir, source), path.join(staging, name))
+    }
+    if (spec.runtimeEnv) {
+      await fs.writeFile(path.join(staging, spec.runtimeEnv), runtimeEnvText({ hostPorts: input.hostPorts, vmDir: input.vmDir, env: spec.env ?? {} }))
+    }
+    const { execa } = await import('execa')
+    const result = await execa('xorriso', ['-as', 'mkisofs', '-quiet', '-V', spec.label, '-J', '-r', '-o', `${iso}.tmp`, staging], { reject: false })
+    if (result.failed) {
+      throw new StackEmulatorError(`Writing the runtime volume ${spec.label} failed${result.code === 'ENOENT' ? ': xorriso is not installed' : ''}`, {
+        code: 'BOOT_FAILED', fix: 'Install xorriso (apt-get install xorriso, or stack-emulator doctor --fix).', details: result.stderr,
+      })
+    }
+    await fs.rename(`${iso}.tmp`, iso)
+  } finally {
+    await fs.rm(staging, { recursive: true, force: true })
+  }
+}
+
+/**
+ * What of the runtime volume a snapshot depends on: its label and every file as captured, and
+ * the host ports when the guest bakes them into what it serves.
+ */
+export async function runtimeVolumeDigest(manifest: ImageManifest, hostPorts: Record<string, number>): Promise<string> {
+  const spec = manifest.runtimeVolume
+  if (!spec) return ''
+  const parts = [spec.label, spec.runtimeEnv ?? '', JSON.stringify(spec.env ?? {})]
+  for (const [name, source] of Object.entries(spec.files)) parts.push(name, sha256(await fs.readFile(path.resolve(manifest.dir, source))))
+  if (spec.hostPortsInSnapshot) parts.push(JSON.stringify(hostPorts))
+  return sha256(parts.join('\0')).slice(0, 16)
+}
