@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'PROTOCOL'
   | 'SHUTTING_DOWN'
   | 'OPTIONS_MISMATCH'
+  | 'NO_SERVICE'
 
 export interface StackEmulatorErrorOptions {
   code: ErrorCode

@@ -1,29 +1,43 @@
-// A tiny web app: a sign-up form and the list of users, backed by the Stack Auth backend.
+// A tiny web app: a sign-up form, the page a verification email links to, and the list of users,
+// all through Stack Auth's SDK (users.mjs).
 import http from 'node:http'
-import { listUsers, signUp } from './users.mjs'
+import { listUsers, signUp, verifyEmail } from './users.mjs'
 
 const port = Number(process.env.PORT ?? 3107)
 const escape = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c])
 
-const page = (users) => `<!doctype html><html><head><title>Users</title></head><body>
-<h1>Sign up</h1>
-<form method="post" action="/signup"><input name="email" aria-label="email"><button type="submit">Sign up</button></form>
-<h2>Users</h2><ul id="users">${users.map((u) => `<li>${escape(u.email)}</li>`).join('')}</ul>
+const page = (heading, users) => `<!doctype html><html><head><title>Users</title></head><body>
+<h1>${escape(heading)}</h1>
+<form method="post" action="/signup">
+  <input name="email" aria-label="email"> <input name="password" type="password" aria-label="password">
+  <button type="submit">Sign up</button>
+</form>
+<h2>Users</h2><ul id="users">${users.map((u) => `<li>${escape(u.email)} (${u.verified ? 'verified' : 'unverified'})</li>`).join('')}</ul>
 </body></html>`
 
+const html = async (res, status, heading) =>
+  res.writeHead(status, { 'content-type': 'text/html' }).end(page(heading, await listUsers()))
+
 http.createServer(async (req, res) => {
+  const url = new URL(req.url, `http://${req.headers.host}`)
   try {
-    if (req.method === 'POST' && req.url === '/signup') {
+    if (req.method === 'POST' && url.pathname === '/signup') {
       let body = ''
       for await (const chunk of req) body += chunk
-      await signUp(new URLSearchParams(body).get('email'))
-      res.writeHead(303, { location: '/' }).end()
-    } else if (req.url === '/env') {
+      const form = new URLSearchParams(body)
+      // The verification email links back to this app's own page.
+      await signUp(form.get('email'), form.get('password'), new URL('/verify', url).href)
+      res.writeHead(303, { location: '/?signed-up' }).end()
+    } else if (url.pathname === '/verify') {
+      await verifyEmail(url.searchParams.get('code') ?? '')
+      await html(res, 200, 'Email verified')
+    } else if (url.pathname === '/env') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ apiUrl: process.env.STACK_API_URL, projectId: process.env.STACK_PROJECT_ID }))
     } else {
-      res.writeHead(200, { 'content-type': 'text/html' }).end(page(await listUsers()))
+      await html(res, 200, url.searchParams.has('signed-up') ? 'Check your email' : 'Sign up')
     }
   } catch (error) {
-    res.writeHead(500, { 'content-type': 'text/plain' }).end(String(error))
+    // A known error of the SDK (taken address, bad code: it has an errorCode) is the visitor's to read.
+    res.writeHead(error.errorCode ? 400 : 500, { 'content-type': 'text/plain' }).end(String(error.message ?? error))
   }
 }).listen(port, '127.0.0.1', () => console.log(`users app on http://127.0.0.1:${port}`))

@@ -1,29 +1,27 @@
-// The app's backend code: sign a user up and list users through the Stack Auth backend API,
-// configured only by the environment variables Stack Auth's SDKs read.
-const config = () => ({
-  apiUrl: required('STACK_API_URL'),
-  projectId: required('STACK_PROJECT_ID'),
-  secretServerKey: required('STACK_SECRET_SERVER_KEY'),
-})
+// The app's backend code: Stack Auth's own SDK, configured by nothing but the environment
+// variables it reads (stack-emulator sets them: the plugin, the fixture or `stack-emulator exec`).
+import { StackClientApp, StackServerApp } from '@stackframe/js'
 
-function required(name) {
-  const value = process.env[name]
-  if (!value) throw new Error(`${name} is not set: run under stack-emulator (plugin, fixture or exec)`)
-  return value
+let server
+// Made on first use, so that importing this module never needs the environment.
+const serverApp = () => (server ??= new StackServerApp({ tokenStore: 'memory' }))
+// One client app per visitor's request: its memory token store holds that visitor's session only.
+const clientApp = () => new StackClientApp({ tokenStore: 'memory' })
+
+/**
+ * Signs a user up with a password. Stack Auth emails them a link to `verificationCallbackUrl`
+ * with `?code=...`; that page hands the code to verifyEmail(). A known error (the address is
+ * taken, the password too weak) is thrown with the SDK's own message.
+ */
+export async function signUp(email, password, verificationCallbackUrl) {
+  const result = await clientApp().signUpWithCredential({ email, password, verificationCallbackUrl, noRedirect: true })
+  if (result.status === 'error') throw result.error
 }
 
-async function call(path, init = {}) {
-  const { apiUrl, projectId, secretServerKey } = config()
-  const response = await fetch(`${apiUrl}${path}`, {
-    ...init,
-    headers: { 'content-type': 'application/json', 'x-stack-project-id': projectId, 'x-stack-secret-server-key': secretServerKey },
-  })
-  const body = await response.json()
-  if (!response.ok) throw new Error(`${init.method ?? 'GET'} ${path}: HTTP ${response.status} ${JSON.stringify(body)}`)
-  return body
+export async function verifyEmail(code) {
+  const result = await clientApp().verifyEmail(code)
+  if (result.status === 'error') throw result.error
 }
 
-export const signUp = (email, displayName) =>
-  call('/api/v1/users', { method: 'POST', body: JSON.stringify({ email, display_name: displayName }) })
-
-export const listUsers = async () => (await call('/api/v1/users')).items
+export const listUsers = async () =>
+  (await serverApp().listUsers()).map((u) => ({ email: u.primaryEmail, verified: u.primaryEmailVerified }))

@@ -12,6 +12,7 @@ import { ensureInstanceDir, instancePaths, type InstancePaths } from '../instanc
 import { readSettings, type Settings } from '../settings.js'
 import { emulatorEnv, type StackCredentials } from '../stack/environment.js'
 import { resolveConfigFile } from '../stack/credentials.js'
+import { mailFor, type MailClient } from '../stack/mail.js'
 import type { AcquireResult, VmInfo } from '../supervisor/protocol.js'
 import { attachExisting, spawnSupervisor, type Attached } from './attach.js'
 import type { SupervisorConnection } from './connection.js'
@@ -41,6 +42,11 @@ export interface Emulator extends EmulatorInfo, AsyncDisposable {
    * and "VM", which overlap it).
    */
   readonly startup: Startup
+  /**
+   * The mail helper: reads the image's Inbucket, where Stack Auth's emails (verification, password
+   * reset, magic links) land. Its calls reject with code NO_SERVICE on an image without one.
+   */
+  readonly mail: MailClient
   /** Back to the clean `ready` state; refused while other suites hold the VM unless force. */
   reset(options?: { force?: boolean }): Promise<{ durationMs: number }>
   /** Ends the lease; safe to call twice. */
@@ -171,6 +177,7 @@ class EmulatorHandle implements Emulator {
   get accel(): string { return this.info.accel }
   get origin(): VmInfo['origin'] { return this.info.origin }
   get pid(): number { return this.info.pid }
+  get mail(): MailClient { return mailFor(this.info.urls) }
 
   /** Mints credentials (again after a reset: the project rows went with it) and rebuilds env. */
   private async refresh(): Promise<void> {

@@ -20,7 +20,7 @@ export interface ServiceUrls {
   [service: string]: string
 }
 
-type EnvValue = 'apiUrl' | 'projectId' | 'publishableClientKey' | 'secretServerKey' | 'superSecretAdminKey' | 'localEmulator'
+type EnvValue = 'apiUrl' | 'projectId' | 'publishableClientKey' | 'secretServerKey' | 'superSecretAdminKey' | 'localEmulator' | 'extraRequestHeaders'
 
 /**
  * The SDK reads each name first as HEXCLAVE (the rebrand) and then as STACK: `{B}` stands for both.
@@ -50,7 +50,16 @@ const SDK_ENV: ReadonlyArray<{ value: EnvValue, names: readonly string[] }> = [
   { value: 'superSecretAdminKey', names: ['{B}_SUPER_SECRET_ADMIN_KEY'] },
   // Read with the NEXT_PUBLIC_ prefix only (by the SDK's dev tool).
   { value: 'localEmulator', names: ['NEXT_PUBLIC_{B}_IS_LOCAL_EMULATOR'] },
+  // JSON headers the SDK spreads over its own on every request: a parent's could carry another
+  // project's X-Hexclave-Project-Id or keys, so they are pinned to none.
+  { value: 'extraRequestHeaders', names: ['NEXT_PUBLIC_{B}_EXTRA_REQUEST_HEADERS', '{B}_EXTRA_REQUEST_HEADERS'] },
 ]
+
+// Left alone, as none of them can send a request to another project: NEXT_PUBLIC_HEXCLAVE_PORT_PREFIX
+// only fills a `${NEXT_PUBLIC_HEXCLAVE_PORT_PREFIX:-81}` placeholder in an API URL (ours has none);
+// the hosted-handler names apply only to an app that opts into hosted pages; the Stripe and
+// bot-challenge keys are browser widgets' keys. test/unit/environment.test.ts holds the installed
+// SDK's env module to this.
 
 /**
  * An image without a backend has no API URL to give. An empty value would not do: the SDK treats
@@ -76,6 +85,7 @@ export function emulatorEnv(name: string, urls: ServiceUrls, credentials?: Stack
     secretServerKey: credentials?.secretServerKey ?? '',
     superSecretAdminKey: credentials?.superSecretAdminKey ?? '',
     localEmulator: 'true',
+    extraRequestHeaders: '{}',
   }
   const env: Record<string, string> = { STACK_EMULATOR_NAME: name }
   // A service named mock-oauth becomes STACK_EMULATOR_MOCK_OAUTH_URL: a shell can name it.

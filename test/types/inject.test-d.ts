@@ -1,7 +1,7 @@
 // Type tests for the public typings, checked by `npm run typecheck` (tsc), not run.
 import { expectTypeOf, inject } from 'vitest'
-import type { StackEmulatorContext } from 'stack-emulator/vitest'
-import { acquire, type Emulator } from 'stack-emulator'
+import { useStackEmulator, type MailClient, type MailMessage, type StackEmulatorContext } from 'stack-emulator/vitest'
+import { acquire, mailClient, type Emulator } from 'stack-emulator'
 import { test } from 'stack-emulator/playwright'
 
 export function typeTests(): void {
@@ -15,7 +15,21 @@ export function typeTests(): void {
   // @ts-expect-error: the plugin's options reach its globalSetup, not the tests
   inject('stackEmulatorOptions')
 
+  // The injected context plus the mail helper, which cannot travel through inject() (JSON only).
+  const emulatorWithMail = useStackEmulator()
+  expectTypeOf(emulatorWithMail).toMatchTypeOf<StackEmulatorContext>()
+  expectTypeOf(emulatorWithMail.mail).toEqualTypeOf<MailClient>()
+  expectTypeOf(emulatorWithMail.mail.waitForMessage).returns.resolves.toEqualTypeOf<MailMessage>()
+  expectTypeOf<MailMessage['links']>().toEqualTypeOf<string[]>()
+  void emulatorWithMail.mail.waitForMessage('ada@example.com', { subject: /Verify/, timeoutMs: 5000, after: 'id', since: new Date() })
+  // @ts-expect-error: a subject is a string or a RegExp
+  void emulatorWithMail.mail.waitForMessage('ada@example.com', { subject: 5 })
+  // @ts-expect-error: the mail helper is not part of the JSON that inject() hands over
+  void inject('stackEmulator').mail
+  expectTypeOf(mailClient).returns.toEqualTypeOf<MailClient>()
+
   expectTypeOf(acquire).returns.resolves.toEqualTypeOf<Emulator>()
+  expectTypeOf<Emulator['mail']>().toEqualTypeOf<MailClient>()
   // @ts-expect-error: isolation is one of suite | exclusive | none
   void acquire({ isolation: 'strict' })
 
@@ -23,5 +37,6 @@ export function typeTests(): void {
     expectTypeOf(stackEmulator.reset).returns.resolves.toBeVoid()
     expectTypeOf(stackEmulator.projectId).toBeString()
     expectTypeOf(stackEmulator.name).toBeString()
+    expectTypeOf(stackEmulator.mail).toEqualTypeOf<MailClient>()
   })
 }

@@ -1,3 +1,6 @@
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { emulatorEnv } from '../../src/stack/environment.js'
 
@@ -25,7 +28,22 @@ const SDK_READS = {
   secretServerKey: ['HEXCLAVE_SECRET_SERVER_KEY', 'STACK_SECRET_SERVER_KEY'],
   superSecretAdminKey: ['HEXCLAVE_SUPER_SECRET_ADMIN_KEY', 'STACK_SUPER_SECRET_ADMIN_KEY'],
   localEmulator: ['NEXT_PUBLIC_HEXCLAVE_IS_LOCAL_EMULATOR', 'NEXT_PUBLIC_STACK_IS_LOCAL_EMULATOR'],
+  extraRequestHeaders: [
+    'NEXT_PUBLIC_HEXCLAVE_EXTRA_REQUEST_HEADERS', 'NEXT_PUBLIC_STACK_EXTRA_REQUEST_HEADERS',
+    'HEXCLAVE_EXTRA_REQUEST_HEADERS', 'STACK_EXTRA_REQUEST_HEADERS',
+  ],
 }
+
+/**
+ * Names the SDK reads that the emulator leaves to the app, as none can point a request at another
+ * project (see src/stack/environment.ts): the port prefix fills a placeholder our URL lacks, the
+ * rest are hosted pages an app opts into, browser widgets' keys, and NODE_ENV.
+ */
+const LEFT_ALONE = [
+  'NEXT_PUBLIC_HEXCLAVE_PORT_PREFIX', 'NODE_ENV',
+  ...['HOSTED_HANDLER_DOMAIN_SUFFIX', 'HOSTED_HANDLER_URL_TEMPLATE', 'STRIPE_PUBLISHABLE_KEY', 'BOT_CHALLENGE_SITE_KEY', 'BOT_CHALLENGE_INVISIBLE_SITE_KEY']
+    .flatMap((name) => [`NEXT_PUBLIC_HEXCLAVE_${name}`, `NEXT_PUBLIC_STACK_${name}`]),
+]
 
 /** The framework-prefixed copies apps read themselves (import.meta.env.VITE_..., EXPO_PUBLIC_...). */
 const APP_READS = {
@@ -53,18 +71,22 @@ function sdkResolve(env: Record<string, string | undefined>) {
     publishableClientKey: first('NEXT_PUBLIC_STACK_PUBLISHABLE_CLIENT_KEY', 'STACK_PUBLISHABLE_CLIENT_KEY'),
     secretServerKey: first('STACK_SECRET_SERVER_KEY'),
     superSecretAdminKey: first('STACK_SUPER_SECRET_ADMIN_KEY'),
+    extraRequestHeaders: JSON.parse(first('NEXT_PUBLIC_STACK_EXTRA_REQUEST_HEADERS', 'STACK_EXTRA_REQUEST_HEADERS') ?? '{}'),
   }
 }
 
 /** A developer's shell or .env pointing at a real project, under every name. */
-const REAL_PARENT: Record<string, string> = Object.fromEntries(ALL_NAMES.map((name) => [name, /API_URL|_URL$/.test(name) ? 'https://real.example' : 'real-project']))
+const REAL_PARENT: Record<string, string> = Object.fromEntries(ALL_NAMES.map((name) => [
+  name,
+  /API_URL|_URL$/.test(name) ? 'https://real.example' : /EXTRA_REQUEST_HEADERS/.test(name) ? '{"X-Hexclave-Project-Id":"real-project"}' : 'real-project',
+]))
 
 describe('emulatorEnv', () => {
   const env = emulatorEnv('e2e', URLS, CREDENTIALS)
 
   it('sets every name the SDK and apps read, with the emulator\'s values', () => {
     const expected: Record<string, string> = {
-      apiUrl: URLS.backend, projectId: 'p1', publishableClientKey: 'pck_1', secretServerKey: 'ssk_1', superSecretAdminKey: 'sak_1', localEmulator: 'true',
+      apiUrl: URLS.backend, projectId: 'p1', publishableClientKey: 'pck_1', secretServerKey: 'ssk_1', superSecretAdminKey: 'sak_1', localEmulator: 'true', extraRequestHeaders: '{}',
     }
     for (const [value, names] of [...Object.entries(SDK_READS), ...Object.entries(APP_READS)]) {
       for (const name of names) expect(env[name], name).toBe(expected[value])
@@ -97,7 +119,7 @@ describe('emulatorEnv', () => {
     for (const name of ALL_NAMES) expect(merged[name], name).not.toMatch(/real/)
     expect(sdkResolve(merged)).toEqual({
       browserApiUrl: URLS.backend, serverApiUrl: URLS.backend,
-      projectId: 'p1', publishableClientKey: 'pck_1', secretServerKey: 'ssk_1', superSecretAdminKey: 'sak_1',
+      projectId: 'p1', publishableClientKey: 'pck_1', secretServerKey: 'ssk_1', superSecretAdminKey: 'sak_1', extraRequestHeaders: {},
     })
   })
 
@@ -113,7 +135,7 @@ describe('emulatorEnv', () => {
     for (const name of idAndKeys) expect(merged[name], name).toBe('')
     expect(sdkResolve(merged)).toEqual({
       browserApiUrl: URLS.backend, serverApiUrl: URLS.backend,
-      projectId: undefined, publishableClientKey: undefined, secretServerKey: undefined, superSecretAdminKey: undefined,
+      projectId: undefined, publishableClientKey: undefined, secretServerKey: undefined, superSecretAdminKey: undefined, extraRequestHeaders: {},
     })
     expect(merged.NEXT_PUBLIC_HEXCLAVE_IS_LOCAL_EMULATOR).toBe('true')
   })
@@ -121,6 +143,23 @@ describe('emulatorEnv', () => {
   it('without a backend, points the API URL names at a host that cannot resolve rather than leaving them to the parent', () => {
     const merged = { ...REAL_PARENT, ...emulatorEnv('e2e', {}) }
     for (const name of [...SDK_READS.apiUrl, ...APP_READS.apiUrl]) expect(new URL(merged[name]!).hostname, name).toMatch(/\.invalid$/)
+  })
+})
+
+describe('the installed SDK\'s env module', () => {
+  // @stackframe/js's dist/esm/lib/env.js: one getter per name, each a literal process.env.X (its doc comment left out).
+  const require = createRequire(import.meta.url)
+  const envModule = path.join(path.dirname(require.resolve('@stackframe/js')), 'esm/lib/env.js')
+  const read = [...new Set([...fs.readFileSync(envModule, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').matchAll(/process\.env\.([A-Z0-9_]+)/g)].map((m) => m[1]!))]
+
+  it('reads only names the emulator sets or leaves alone on purpose', () => {
+    expect(read.length).toBeGreaterThan(30)
+    const env = emulatorEnv('e2e', URLS, CREDENTIALS)
+    expect(read.filter((name) => !(name in env) && !LEFT_ALONE.includes(name))).toEqual([])
+  })
+
+  it('reads every name the emulator claims it reads (the list above is the SDK\'s, not a guess)', () => {
+    expect(Object.values(SDK_READS).flat().filter((name) => !read.includes(name))).toEqual([])
   })
 })
 

@@ -45,6 +45,18 @@ describe('stack-emulator/vitest typings outside the include', () => {
     expect(result.exitCode, result.stdout).toBe(0)
   })
 
+  it('useStackEmulator() gives the injected context with a typed mail helper, from the package\'s exports alone', async () => {
+    const use = `import { useStackEmulator } from 'stack-emulator/vitest'
+const { backendUrl, mail } = useStackEmulator()
+export const url: string = backendUrl
+export const link: Promise<string | undefined> = mail.waitForMessage('ada@example.com', { subject: /Verify/ }).then((m) => m.links.find((l) => l.includes('code=')))
+`
+    const result = await typecheck(use, [])
+    expect(result.exitCode, result.stdout).toBe(0)
+    const wrong = await typecheck(use.replace('subject: /Verify/', 'subject: 5'), [])
+    expect(wrong.stdout).toContain("Type 'number' is not assignable to type 'string | RegExp | undefined'")
+  })
+
   it('without either, inject() knows no stackEmulator (so the two above prove something)', async () => {
     const result = await typecheck(test, [])
     expect(result.stdout).toMatch(/"stackEmulator"/)

@@ -1,21 +1,39 @@
+import { StackServerApp } from '@stackframe/js'
+import { useStackEmulator } from 'stack-emulator/vitest'
 import { expect, inject, test } from 'vitest'
-import { listUsers, signUp } from '../users.mjs'
+import { signUp, verifyEmail } from '../users.mjs'
 
 const run = process.env.EXAMPLE_RUN_ID ?? 'local'
+// Nothing but the environment configures it: the plugin set every name the SDK reads.
+const stack = new StackServerApp({ tokenStore: 'memory' })
 
 test('the emulator is injected and in the environment', () => {
   const emulator = inject('stackEmulator')
   expect(emulator.backendUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
   expect(process.env.STACK_API_URL).toBe(emulator.backendUrl)
-  expect(process.env.STACK_PROJECT_ID).toBe(emulator.projectId)
+  expect(stack.projectId).toBe(emulator.projectId)
 })
 
 test('starts clean: no user from an earlier run', async () => {
-  const strangers = (await listUsers()).filter((u) => !u.email.includes(`-${run}@`))
+  const strangers = (await stack.listUsers()).filter((u) => !u.primaryEmail?.includes(`-${run}@`))
   expect(strangers).toEqual([])
 })
 
-test('signs users up and lists them', async () => {
-  await signUp(`vitest-${run}@example.com`, 'Vitest')
-  expect((await listUsers()).map((u) => u.email)).toContain(`vitest-${run}@example.com`)
+test('creates users and lists them', async () => {
+  await stack.createUser({ primaryEmail: `vitest-created-${run}@example.com`, displayName: 'Vitest' })
+  expect((await stack.listUsers()).map((u) => u.primaryEmail)).toContain(`vitest-created-${run}@example.com`)
+})
+
+test('signs a user up, and the link of the verification email verifies the address', async () => {
+  const email = `vitest-${run}@example.com`
+  await signUp(email, 'correct horse battery staple', 'http://localhost:3107/verify')
+
+  const { mail } = useStackEmulator()
+  const message = await mail.waitForMessage(email)
+  const link = message.links.find((l) => l.startsWith('http://localhost:3107/verify?'))
+  expect(link, `links in "${message.subject}": ${message.links.join(', ')}`).toBeDefined()
+  await verifyEmail(new URL(link!).searchParams.get('code'))
+
+  const user = (await stack.listUsers()).find((u) => u.primaryEmail === email)
+  expect(user?.primaryEmailVerified).toBe(true)
 })

@@ -12,10 +12,14 @@ import { flagsFromOptions } from '../../cli/flags.js'
 import { log } from '../../log.js'
 import { packageRoot } from '../../package-root.js'
 import { contextOf, type StackEmulatorContext } from '../context.js'
+import type { MailClient } from '../../stack/mail.js'
 
 export { expect }
+export type { MailClient, MailMessage, WaitForMessageOptions } from '../../stack/mail.js'
 
 export interface StackEmulatorFixture extends StackEmulatorContext {
+  /** The mail helper: the emails Stack Auth sent, read from the emulator's Inbucket. */
+  mail: MailClient
   /** Back to the clean `ready` state. It resets the VM under every worker of the run: use it with workers: 1. */
   reset(): Promise<void>
 }
@@ -54,9 +58,10 @@ export const test = base.extend<object, { stackEmulator: StackEmulatorFixture }>
 function fixtureOf(emulator: Emulator): StackEmulatorFixture {
   const fixture: StackEmulatorFixture = {
     ...contextOf(emulator),
+    mail: emulator.mail,
     reset: async () => {
       await emulator.reset({ force: true })
-      Object.assign(fixture, contextOf(emulator)) // new credentials: the project went with the reset
+      Object.assign(fixture, contextOf(emulator), { mail: emulator.mail }) // new credentials: the project went with the reset
     },
   }
   return fixture

@@ -5,14 +5,32 @@
  *
  * Adds the package's globalSetup, which acquires a lease, provides the emulator to inject() and
  * sets the environment variables, resets before each watch-mode rerun, and releases at the end.
+ * In a test, `useStackEmulator()` adds what cannot travel through inject() (JSON only): `mail`.
  */
 import { fileURLToPath } from 'node:url'
+import { inject } from 'vitest'
 import type { EmulatorOptions } from '../../client/options.js'
 import { validateOptions } from '../../client/options.js'
+import { mailFor, type MailClient } from '../../stack/mail.js'
 import type { StackEmulatorContext } from '../context.js'
-import type {} from 'vitest'
 
 export type { StackEmulatorContext } from '../context.js'
+export type { MailClient, MailMessage, WaitForMessageOptions } from '../../stack/mail.js'
+
+/** `inject('stackEmulator')` plus the mail helper. */
+export interface StackEmulatorTestContext extends StackEmulatorContext {
+  /** The mail helper: the emails Stack Auth sent, read from the emulator's Inbucket. */
+  mail: MailClient
+}
+
+/** In a test (or a hook): the injected emulator with its mail helper. */
+export function useStackEmulator(): StackEmulatorTestContext {
+  const context = inject('stackEmulator')
+  if (!context) {
+    throw new Error('useStackEmulator(): nothing was injected. Add stackEmulator() to the plugins of this vitest.config.ts (from stack-emulator/vitest).')
+  }
+  return { ...context, mail: mailFor(context.services) }
+}
 
 /** Plugin options: acquire()'s, less the callbacks (they cannot cross into the globalSetup). */
 export type StackEmulatorPluginOptions = Omit<EmulatorOptions, 'onProgress' | 'onLog'>
