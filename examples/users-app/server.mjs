@@ -8,7 +8,7 @@ const escape = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': 
 const page = (users) => `<!doctype html><html><head><title>Users</title></head><body>
 <h1>Sign up</h1>
 <form method="post" action="/signup"><input name="email" aria-label="email"><button type="submit">Sign up</button></form>
-<h2>Users</h2><ul id="users">${users.map((u) => `<li>${escape(u.email)}</li>`).join('')}</ul>
+<h2>Users</h2><ul id="users">${users.map((u) => `<li>${escape(u.primary_email)}</li>`).join('')}</ul>
 </body></html>`
 
 http.createServer(async (req, res) => {

@@ -1,5 +1,5 @@
-// The app's backend code: sign a user up and list users through the Stack Auth backend API,
-// configured only by the environment variables Stack Auth's SDKs read.
+// The app's backend code: sign a user up and list users through the Stack Auth backend's REST
+// API (server access), configured only by the environment variables Stack Auth's SDKs read.
 const config = () => ({
   apiUrl: required('STACK_API_URL'),
   projectId: required('STACK_PROJECT_ID'),
@@ -16,7 +16,12 @@ async function call(path, init = {}) {
   const { apiUrl, projectId, secretServerKey } = config()
   const response = await fetch(`${apiUrl}${path}`, {
     ...init,
-    headers: { 'content-type': 'application/json', 'x-stack-project-id': projectId, 'x-stack-secret-server-key': secretServerKey },
+    headers: {
+      'content-type': 'application/json',
+      'x-stack-project-id': projectId,
+      'x-stack-access-type': 'server',
+      'x-stack-secret-server-key': secretServerKey,
+    },
   })
   const body = await response.json()
   if (!response.ok) throw new Error(`${init.method ?? 'GET'} ${path}: HTTP ${response.status} ${JSON.stringify(body)}`)
@@ -24,6 +29,6 @@ async function call(path, init = {}) {
 }
 
 export const signUp = (email, displayName) =>
-  call('/api/v1/users', { method: 'POST', body: JSON.stringify({ email, display_name: displayName }) })
+  call('/api/v1/users', { method: 'POST', body: JSON.stringify({ primary_email: email, display_name: displayName }) })
 
 export const listUsers = async () => (await call('/api/v1/users')).items

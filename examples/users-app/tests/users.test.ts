@@ -11,11 +11,11 @@ test('the emulator is injected and in the environment', () => {
 })
 
 test('starts clean: no user from an earlier run', async () => {
-  const strangers = (await listUsers()).filter((u) => !u.email.includes(`-${run}@`))
+  const strangers = (await listUsers()).filter((u) => !u.primary_email.includes(`-${run}@`))
   expect(strangers).toEqual([])
 })
 
 test('signs users up and lists them', async () => {
   await signUp(`vitest-${run}@example.com`, 'Vitest')
-  expect((await listUsers()).map((u) => u.email)).toContain(`vitest-${run}@example.com`)
+  expect((await listUsers()).map((u) => u.primary_email)).toContain(`vitest-${run}@example.com`)
 })
