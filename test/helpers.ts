@@ -79,18 +79,35 @@ export async function http(url: string, init: { method?: string; body?: unknown;
   return { status: response.statusCode, text, json: json as any }
 }
 
-/** Headers that authenticate the fixture's user API as a project's server. */
+/** Headers that authenticate Stack Auth's REST API as a project's server (access type and key). */
 export function serverHeaders(env: Record<string, string>): Record<string, string> {
-  return { 'x-stack-project-id': env.STACK_PROJECT_ID!, 'x-stack-secret-server-key': env.STACK_SECRET_SERVER_KEY! }
+  return {
+    'x-stack-project-id': env.STACK_PROJECT_ID!,
+    'x-stack-access-type': 'server',
+    'x-stack-secret-server-key': env.STACK_SECRET_SERVER_KEY!,
+  }
 }
 
+/**
+ * The internal project's publishable client key in the fixture VM: the placeholder Stack Auth's
+ * snapshot-built emulator image uses (32 "0"s, then 32 "f"s), which the fixture's backend takes
+ * unless its environment names another (STACK_SEED_INTERNAL_PROJECT_PUBLISHABLE_CLIENT_KEY).
+ */
+export const INTERNAL_PCK = '0'.repeat(32) + 'f'.repeat(32)
+
+/** Headers of Stack Auth's CLI on the local-emulator credentials route: client access to `internal`. */
+export function internalClientHeaders(pck = INTERNAL_PCK): Record<string, string> {
+  return { 'x-stack-project-id': 'internal', 'x-stack-access-type': 'client', 'x-stack-publishable-client-key': pck }
+}
+
+/** POST /api/v1/users (server access): Stack Auth's create-user body. 201 on success. */
 export async function createUser(backendUrl: string, env: Record<string, string>, email: string) {
-  return http(`${backendUrl}/api/v1/users`, { method: 'POST', body: { email }, headers: serverHeaders(env) })
+  return http(`${backendUrl}/api/v1/users`, { method: 'POST', body: { primary_email: email }, headers: serverHeaders(env) })
 }
 
 export async function listUserEmails(backendUrl: string, env: Record<string, string>): Promise<string[]> {
   const res = await http(`${backendUrl}/api/v1/users`, { headers: serverHeaders(env) })
-  return (res.json?.items ?? []).map((u: { email: string }) => u.email)
+  return (res.json?.items ?? []).map((u: { primary_email: string }) => u.primary_email)
 }
 
 /**

@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { cli, createUser, eventually, http, listUserEmails, processesMentioning, qemuProcesses, sharedCache, useTempHome, leftoversUnder } from '../helpers.js'
+import { cli, createUser, eventually, http, internalClientHeaders, listUserEmails, processesMentioning, qemuProcesses, sharedCache, useTempHome, leftoversUnder } from '../helpers.js'
 
 const home = useTempHome()
 const stateDir = (name: string) => path.join(home, 'state', name)
@@ -35,22 +35,43 @@ describe('stack-emulator start / status / stop', () => {
     expect(signIn.status).toBe(200)
     expect(signIn.text).toMatch(/<html/i)
 
+    // Stack Auth's credentials route, called as Stack Auth's CLI does: client access to the internal
+    // project, the absolute host path of an existing config file (read through the /host share).
     const route = `${out.backendUrl}/api/v1/internal/local-emulator/project`
-    const a1 = await http(route, { method: 'POST', body: { absolute_file_path: '/app/a/stack.config.ts' } })
-    const a2 = await http(route, { method: 'POST', body: { absolute_file_path: '/app/a/stack.config.ts' } })
-    const b = await http(route, { method: 'POST', body: { absolute_file_path: '/app/b/stack.config.ts' } })
-    expect(Object.keys(a1.json)).toEqual(expect.arrayContaining(['project_id', 'publishable_client_key', 'secret_server_key', 'super_secret_admin_key']))
+    const configFile = (name: string) => {
+      const file = path.join(home, 'apps', name, 'stack.config.ts')
+      fs.mkdirSync(path.dirname(file), { recursive: true })
+      fs.writeFileSync(file, '')
+      return file
+    }
+    const [fileA, fileB] = [configFile('a'), configFile('b')]
+    const mint = (file: string, headers = internalClientHeaders()) => http(route, { method: 'POST', body: { absolute_file_path: file }, headers })
+    const a1 = await mint(fileA)
+    const a2 = await mint(fileA)
+    const b = await mint(fileB)
+    expect(a1.status, a1.text).toBe(200)
+    expect(Object.keys(a1.json)).toEqual(expect.arrayContaining(['project_id', 'publishable_client_key', 'secret_server_key', 'super_secret_admin_key', 'branch_config_override_string']))
+    expect(a1.json.project_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
     expect(a2.json).toEqual(a1.json)
     expect(b.json.project_id).not.toBe(a1.json.project_id)
+    // An empty config file is given Stack Auth's default config.
+    expect(fs.readFileSync(fileA, 'utf8')).toMatch(/export const config: StackConfig = \{\};/)
+    // Refused as Stack Auth refuses: no access type, a wrong key, a missing file.
+    expect((await http(route, { method: 'POST', body: { absolute_file_path: fileA } })).json.code).toBe('ACCESS_TYPE_REQUIRED')
+    expect((await mint(fileA, internalClientHeaders('pck_wrong'))).json.code).toBe('INVALID_PUBLISHABLE_CLIENT_KEY')
+    expect((await mint(path.join(home, 'apps', 'none', 'stack.config.ts'))).status).toBe(400)
     // The start output carries working credentials too.
     expect(out.env.STACK_PROJECT_ID).toBeTruthy()
 
     expect((await createUser(out.backendUrl, out.env, 'ada@example.com')).status).toBe(201)
-    expect((await http(`${out.backendUrl}/api/v1/users`)).status).toBe(401)
+    // Stack Auth's answers without credentials: a known error (code in the body and the header).
+    const anonymous = await http(`${out.backendUrl}/api/v1/users`)
+    expect([anonymous.status, anonymous.json.code]).toEqual([400, 'ACCESS_TYPE_REQUIRED'])
     // The current SDK's header spelling (x-hexclave-*) authenticates as the older x-stack-* does.
-    const hexclave = { 'x-hexclave-project-id': out.env.STACK_PROJECT_ID, 'x-hexclave-secret-server-key': out.env.STACK_SECRET_SERVER_KEY }
-    expect((await http(`${out.backendUrl}/api/v1/users`, { method: 'POST', body: { email: 'grace@example.com' }, headers: hexclave })).status).toBe(201)
-    expect((await http(`${out.backendUrl}/api/v1/users`, { headers: { ...hexclave, 'x-hexclave-secret-server-key': 'ssk_wrong' } })).status).toBe(401)
+    const hexclave = { 'x-hexclave-project-id': out.env.STACK_PROJECT_ID, 'x-hexclave-access-type': 'server', 'x-hexclave-secret-server-key': out.env.STACK_SECRET_SERVER_KEY }
+    expect((await http(`${out.backendUrl}/api/v1/users`, { method: 'POST', body: { primary_email: 'grace@example.com' }, headers: hexclave })).status).toBe(201)
+    const wrongKey = await http(`${out.backendUrl}/api/v1/users`, { headers: { ...hexclave, 'x-hexclave-secret-server-key': 'ssk_wrong' } })
+    expect([wrongKey.status, wrongKey.json.code]).toEqual([401, 'INVALID_SECRET_SERVER_KEY'])
     expect(await listUserEmails(out.backendUrl, out.env)).toEqual(['ada@example.com', 'grace@example.com'])
     const usersPage = await http(`${out.dashboardUrl}/users`)
     expect(usersPage.text).toContain('ada@example.com')

@@ -286,7 +286,7 @@ describe('local failures never cost the snapshot', () => {
       // A paused guest never answers: each write gets 2 s.
       const displayName = crypto.randomBytes(400_000).toString('base64')
       await fetch(`${first.urls.backend}/api/v1/users`, {
-        method: 'POST', body: JSON.stringify({ email: `fill${i}@example.com`, display_name: displayName }), signal: AbortSignal.timeout(2000),
+        method: 'POST', body: JSON.stringify({ primary_email: `fill${i}@example.com`, display_name: displayName }), signal: AbortSignal.timeout(2000),
         headers: { 'content-type': 'application/json', ...serverHeaders(first.env) },
       }).catch(() => {})
     }

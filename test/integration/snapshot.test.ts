@@ -71,7 +71,7 @@ describe('snapshot start and reset', () => {
     await vm.reset()
     expect(vm.pid).toBe(spare)
     expect(await listUserEmails(vm.backendUrl, vm.env)).toEqual([])
-    const guest = (await http(`${vm.backendUrl}/api/v1/internal/emulator/clock`)).json.epoch_ms
+    const guest = (await http(`${vm.backendUrl}/api/v1/internal/emulator/info`)).json.epoch_ms
     expect(Math.abs(guest - Date.now())).toBeLessThan(2000)
   })
 
@@ -178,7 +178,7 @@ describe('guest clock', () => {
     await emulator.reset()
     const staleBy = Date.now() - capturedAt
     expect(staleBy).toBeGreaterThan(5000) // without the sync the guest would be this far behind
-    const guest = (await http(`${emulator.backendUrl}/api/v1/internal/emulator/clock`)).json.epoch_ms
+    const guest = (await http(`${emulator.backendUrl}/api/v1/internal/emulator/info`)).json.epoch_ms
     expect(Math.abs(guest - Date.now())).toBeLessThan(2000)
     await emulator.release()
     await stopInstance('clock')

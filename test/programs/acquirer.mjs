@@ -25,22 +25,28 @@ void emulator.lost.then((reason) => {
 if (process.env.HOLD_MS) {
   await new Promise((r) => setTimeout(r, Number(process.env.HOLD_MS)))
 } else {
+  // Stack Auth's REST API as the project's server: access type and secret server key.
+  const serverHeaders = {
+    'x-stack-project-id': emulator.env.STACK_PROJECT_ID,
+    'x-stack-access-type': 'server',
+    'x-stack-secret-server-key': emulator.env.STACK_SECRET_SERVER_KEY,
+  }
   const lines = readline.createInterface({ input: process.stdin })
   for await (const line of lines) {
     if (line === 'release') break
     if (line.startsWith('write:')) {
       const response = await fetch(`${emulator.backendUrl}/api/v1/users`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-stack-project-id': emulator.env.STACK_PROJECT_ID, 'x-stack-secret-server-key': emulator.env.STACK_SECRET_SERVER_KEY },
-        body: JSON.stringify({ email: line.slice(6) }),
+        headers: { 'content-type': 'application/json', ...serverHeaders },
+        body: JSON.stringify({ primary_email: line.slice(6) }),
       })
       process.stdout.write(JSON.stringify({ wrote: response.status }) + '\n')
     }
     if (line === 'list') {
       const response = await fetch(`${emulator.backendUrl}/api/v1/users`, {
-        headers: { 'x-stack-project-id': emulator.env.STACK_PROJECT_ID, 'x-stack-secret-server-key': emulator.env.STACK_SECRET_SERVER_KEY },
+        headers: serverHeaders,
       })
-      process.stdout.write(JSON.stringify({ users: (await response.json()).items.map((u) => u.email) }) + '\n')
+      process.stdout.write(JSON.stringify({ users: (await response.json()).items.map((u) => u.primary_email) }) + '\n')
     }
   }
 }

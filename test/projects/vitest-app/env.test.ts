@@ -5,6 +5,7 @@ const run = process.env.RUN_ID ?? 'local'
 const headers = () => ({
   'content-type': 'application/json',
   'x-stack-project-id': process.env.STACK_PROJECT_ID!,
+  'x-stack-access-type': 'server',
   'x-stack-secret-server-key': process.env.STACK_SECRET_SERVER_KEY!,
 })
 
@@ -24,7 +25,7 @@ test('starts clean, then writes', async () => {
   const url = `${process.env.STACK_API_URL}/api/v1/users`
   const before = ((await (await fetch(url, { headers: headers() })).json()) as { items: unknown[] }).items
   expect(before).toEqual([])
-  const created = await fetch(url, { method: 'POST', headers: headers(), body: JSON.stringify({ email: `vitest-${run}@example.com` }) })
+  const created = await fetch(url, { method: 'POST', headers: headers(), body: JSON.stringify({ primary_email: `vitest-${run}@example.com` }) })
   expect(created.status).toBe(201)
   if (process.env.HOLD_MS) await new Promise((r) => setTimeout(r, Number(process.env.HOLD_MS)))
 }, 120_000)
