@@ -29,7 +29,7 @@ export interface Finding {
 /** Files at fixed places; tests point them elsewhere. */
 export const SYSTEM_FILES = {
   busybox: '/bin/busybox', // fixtures/image/build.sh copies this one into the initramfs
-  qbootRom: '/usr/share/qemu/qboot.rom',
+  syslinuxMbr: '/usr/lib/syslinux/mbr/mbr.bin', // the fixture image's boot record
   chromium: '/usr/bin/chromium',
   kvm: '/dev/kvm',
 }
@@ -46,13 +46,15 @@ const MIN_FREE = 2 * 1024 ** 3
 const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin']
 const IMAGE_TOOLS: [command: string, pkg: string][] = [
   ['debootstrap', 'debootstrap'], ['mkfs.ext4', 'e2fsprogs'], ['cpio', 'cpio'], ['xz', 'xz-utils'], ['zstd', 'zstd'],
+  ['mkfs.fat', 'dosfstools'], ['syslinux', 'syslinux'], ['mcopy', 'mtools'], ['sfdisk', 'fdisk'],
 ]
 
 export async function runChecks(ctx: DoctorContext): Promise<Finding[]> {
   const qemu = await qemuChecks(ctx)
   const rest = await Promise.all([
     tool(ctx, 'qemu-img', 'qemu-utils', 'runs the VM on copy-on-write disks'),
-    file(ctx, 'qboot', ctx.files.qbootRom, 'qemu-system-data', 'the firmware the fixture image boots with', 'fail'),
+    tool(ctx, 'xorriso', 'xorriso', 'writes the runtime volume (STACKCFG) of the fixture and of the real image'),
+    file(ctx, 'syslinux-mbr', ctx.files.syslinuxMbr, 'syslinux-common', "the boot record of the fixture image's disk", 'fail'),
     ...IMAGE_TOOLS.map(([command, pkg]) => tool(ctx, command, pkg, 'builds the fixture image', SBIN)),
     busybox(ctx),
     image(ctx),

@@ -1,6 +1,7 @@
 /**
- * Waits until every service answers its health path. Short per-try timeouts: the forwarded
- * port accepts before the guest listens (slirp accepts, then drops), so a long try only waits.
+ * Waits until every service answers its health path, each try given 2 s as Stack Auth's script
+ * gives it (a busy guest under TCG can be slow to answer). A forwarded port whose guest side does
+ * not listen yet fails at once (slirp accepts, then drops), so short tries are not needed for that.
  */
 import { httpRequest } from '../http.js'
 import { StackEmulatorError } from '../errors.js'
@@ -16,11 +17,11 @@ export async function waitHealthy(options: {
   deadline: number
   /** Rejects when the VM died; raced against every wait. */
   aborted?: Promise<never>
-  /** The last lines of the serial console, for the timeout message. */
-  consoleTail?: () => Promise<string>
+  /** The serial console: its path and its last lines, for the timeout message. */
+  console?: { path: string; tail: () => Promise<string> }
   /** Pause between rounds of probes. @default 50 */
   intervalMs?: number
-  /** Longest wait for one probe's answer. @default 500 */
+  /** Longest wait for one probe's answer. @default 2000, as Stack Auth's own script waits */
   probeTimeoutMs?: number
 }): Promise<void> {
   const pending = new Set(options.targets)
@@ -34,15 +35,15 @@ export async function waitHealthy(options: {
       const names = [...pending].map((t) => `${t.name} (${t.url})`).join(', ')
       throw new StackEmulatorError(`Service ${names} did not become healthy in time`, {
         code: 'NOT_HEALTHY',
-        fix: 'Look at the console lines below; raise the timeout with --timeout (bootTimeoutMs) if the machine is just slow.',
-        details: options.consoleTail ? `--- last console lines ---\n${await options.consoleTail()}` : undefined,
+        fix: `${options.console ? `See the console log ${options.console.path} (its last lines below); r` : 'R'}aise the timeout with --timeout (bootTimeoutMs) if the machine is just slow.`,
+        details: options.console ? `--- last console lines ---\n${await options.console.tail()}` : undefined,
       })
     }
     await new Promise((r) => setTimeout(r, options.intervalMs ?? 50))
   }
 }
 
-export async function isHealthy(target: HealthTarget, timeoutMs = 500): Promise<boolean> {
+export async function isHealthy(target: HealthTarget, timeoutMs = 2000): Promise<boolean> {
   try {
     return (await httpRequest(target.url, { timeoutMs })).status === target.status
   } catch {

@@ -32,7 +32,7 @@ function program(name: string, script: string): string {
 function context(files: Partial<typeof SYSTEM_FILES>, root = true): DoctorContext {
   const settings = readSettings({ STACK_EMULATOR_HOME: path.join(dir, 'home'), STACK_EMULATOR_QEMU: 'qemu-system-x86_64' })
   const nowhere = path.join(dir, 'nowhere')
-  return { settings, root, files: { busybox: nowhere, qbootRom: nowhere, chromium: nowhere, kvm: nowhere, ...files } }
+  return { settings, root, files: { busybox: nowhere, syslinuxMbr: nowhere, chromium: nowhere, kvm: nowhere, ...files } }
 }
 
 const byId = (findings: Finding[]) => Object.fromEntries(findings.map((f) => [f.id, f]))
@@ -42,13 +42,13 @@ describe('doctor checks', () => {
     program('qemu-system-x86_64', 'echo "QEMU emulator version 7.2.99 (Debian 1:7.2+dfsg-7)"')
     // insmod comes first and the list goes on: a reader that stopped early would kill it with SIGPIPE.
     const busybox = program('busybox', 'echo insmod; i=0; while [ $i -lt 20000 ]; do echo applet$i; i=$((i+1)); done')
-    const qboot = path.join(dir, 'qboot.rom')
-    fs.writeFileSync(qboot, '')
-    const findings = byId(await runChecks(context({ busybox, qbootRom: qboot }, false)))
+    const mbr = path.join(dir, 'mbr.bin')
+    fs.writeFileSync(mbr, '')
+    const findings = byId(await runChecks(context({ busybox, syslinuxMbr: mbr }, false)))
 
     expect(findings.qemu).toEqual({ id: 'qemu', status: 'ok', message: `QEMU 7.2.99 at ${path.join(bin, 'qemu-system-x86_64')}` })
     expect(findings.busybox).toMatchObject({ status: 'ok' })
-    expect(findings.qboot).toMatchObject({ status: 'ok' })
+    expect(findings['syslinux-mbr']).toMatchObject({ status: 'ok' })
     expect(findings['qemu-img']).toMatchObject({ status: 'fail', fix: 'sudo apt-get install qemu-utils', packages: ['qemu-utils'] })
     expect(findings.chromium).toMatchObject({ status: 'warn', packages: ['chromium'] })
     expect(findings.accel).toMatchObject({ status: 'warn', message: expect.stringMatching(/no .*nowhere: VMs will run under TCG/) })

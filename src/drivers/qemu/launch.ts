@@ -15,6 +15,7 @@ import { sha256 } from '../../digest.js'
 import { buildArgv, hostShareDeviceAdd, type Forward, type LaunchPaths, type MachineShape } from './argv.js'
 import { createOverlay } from './binary.js'
 import { guestExec, guestSetTime, withGuestAgent } from './guest-agent.js'
+import { QmpClient } from './qmp.js'
 import type { HostShare } from './host-share.js'
 import { local } from '../../local-failure.js'
 import type { Stopwatch } from '../../stopwatch.js'
@@ -134,17 +135,24 @@ async function afterRestore(ctx: Context, proc: QemuProcess, slot: Slot, record:
   const key = manifest.credentials?.internalKey
   if (share && key && record.internalKey) await share.writeVmFile(key.file, record.internalKey)
   if (!manifest.guestAgent) return
-  const started = performance.now()
-  const step = (what: string) => ctx.debug?.(`after restore (${slot}): ${what} at ${Math.round(performance.now() - started)} ms`)
   if (manifest.hostShare) await proc.qmp.execute('device_add', hostShareDeviceAdd(manifest))
-  step('share plugged')
-  await withGuestAgent(agentSocketPath(ctx, slot), AGENT_TIMEOUT_MS, async (agent) => {
-    step('guest agent answered')
+  const agent = await QmpClient.connectAgent(agentSocketPath(ctx, slot), AGENT_TIMEOUT_MS)
+  try {
     if (manifest.hostShare) await guestExec(agent, manifest.hostShare.mountCommand, MOUNT_TIMEOUT_MS)
-    step('share mounted')
-    if (!manifest.clock) await guestSetTime(agent)
-    step('clock set')
-  })
+  } catch (error) {
+    agent.close()
+    throw error
+  }
+  if (manifest.clock) return agent.close()
+  // guest-set-time sets the clock the moment the idle agent reads it, then waits up to a second
+  // for hwclock to write the RTC: nobody needs to wait for that second part.
+  void guestSetTime(agent).then(
+    () => agent.close(),
+    (error: unknown) => {
+      agent.close()
+      if (proc.isAlive) ctx.options.log(`Setting the guest clock through its agent failed: ${firstLine(error)}`)
+    },
+  )
 }
 
 /**
@@ -177,7 +185,7 @@ export async function afterLaunch(ctx: Context, proc: QemuProcess, requested: Fo
           code: 'BOOT_FAILED', fix: `See the console log ${consoleLog}.`, details: tail(exit.stderr, 10),
         })
       }),
-      consoleTail: () => readTail(consoleLog, 20),
+      console: { path: consoleLog, tail: () => readTail(consoleLog, 20) },
     })
     return proc
   } catch (error) {

@@ -1,0 +1,158 @@
+/**
+ * The real image's boot contract, driven through the same manifest fields as the real image and
+ * reproduced by the fixture: services on the real guest ports, the STACKCFG runtime volume, the
+ * per-instance 9p share (hot-plugged after every restore), the internal-pck handshake with the
+ * three headers, the clock through the guest agent. Uses a private snapshot cache.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { acquire, type Emulator } from '../../src/client/acquire.js'
+import { stopInstance } from '../../src/client/control.js'
+import { fixtureDir, fixtureFingerprint } from '../../src/image/fixture.js'
+import { guestExec, withGuestAgent } from '../../src/drivers/qemu/guest-agent.js'
+import { cli, http, leftoversUnder, privateCache, qemuProcesses, sharedCache, useTempHome } from '../helpers.js'
+
+const home = useTempHome()
+const cache = privateCache(home)
+process.env.STACK_EMULATOR_CACHE_DIR = cache
+const instanceDir = (name: string) => path.join(home, 'state', name)
+const apps = fs.mkdtempSync(path.join(home, 'apps-'))
+const names = ['contract', 'ports-a', 'ports-b', 'no-volume']
+
+/** A copy of the built fixture's manifest with `change` applied, beside links to its files. */
+async function fixtureVariant(name: string, change: (manifest: Record<string, any>) => void): Promise<string> {
+  const built = fixtureDir(sharedCache, await fixtureFingerprint())
+  const dir = path.join(home, `image-${name}`)
+  fs.mkdirSync(dir)
+  for (const file of ['disk.qcow2', 'base.env']) fs.symlinkSync(path.join(built, file), path.join(dir, file))
+  const manifest = JSON.parse(fs.readFileSync(path.join(built, 'manifest.json'), 'utf8'))
+  manifest.name = `fixture-${name}`
+  change(manifest)
+  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest))
+  return path.join(dir, 'manifest.json')
+}
+
+/** Runs a command in the guest through its agent (the supervisor holds no agent connection between tasks). */
+const inGuest = (name: string, argv: string[]) =>
+  withGuestAgent(path.join(instanceDir(name), 'qga.sock'), 10_000, (agent) => guestExec(agent, argv, 10_000))
+
+const route = (vm: Emulator) => `${vm.backendUrl}/api/v1/internal/local-emulator/project`
+const internalKeyFile = (name: string) => path.join(instanceDir(name), 'share', instanceDir(name), 'vm', 'internal-pck')
+const handshake = (key: string) => ({ 'x-stack-project-id': 'internal', 'x-stack-access-type': 'client', 'x-stack-publishable-client-key': key })
+
+afterAll(async () => {
+  for (const name of names) await stopInstance(name)
+  expect(await leftoversUnder(home)).toEqual([])
+})
+
+describe('the fixture through the real contract', () => {
+  let vm: Emulator
+  const appDir = path.join(apps, 'app')
+  const configFile = path.join(appDir, 'stack.config.ts')
+  beforeAll(async () => {
+    fs.mkdirSync(appDir)
+    fs.writeFileSync(configFile, '') // empty: the route writes a default config into it, through the share
+    fs.writeFileSync(path.join(appDir, 'secret.txt'), 'not for the guest')
+    vm = await acquire({ name: 'contract', keepAlive: true, idleTimeoutMs: 0, configFile })
+  })
+  afterAll(() => vm.release())
+
+  it('forwards to the real guest ports and finds every service healthy there', async () => {
+    expect(Object.keys(vm.services).sort()).toEqual(['backend', 'dashboard', 'inbucket', 'minio', 'mock-oauth'])
+    const [qemu] = qemuProcesses(instanceDir('contract'))
+    for (const guestPort of [8101, 8102, 9090, 9001, 8114]) expect(qemu!.cmdline).toContain(`-:${guestPort}`)
+    for (const [service, healthPath] of [['backend', '/health?db=1'], ['dashboard', '/handler/sign-in'], ['minio', '/minio/health/live'], ['inbucket', '/']]) {
+      expect((await http(vm.services[service!]! + healthPath)).status).toBe(200)
+    }
+  })
+
+  it('mints credentials through the internal-pck handshake and writes the config back through the share', async () => {
+    expect(vm.credentials?.projectId).toMatch(/^[0-9a-f-]{36}$/)
+    expect(fs.statSync(internalKeyFile('contract')).mode & 0o777).toBe(0o600)
+    // The guest gave the empty file a default config; it reached the user's file.
+    expect(fs.readFileSync(configFile, 'utf8')).not.toBe('')
+    expect(vm.credentials?.branchConfigOverride).toBeTypeOf('string')
+  })
+
+  it('refuses a call without the handshake headers, a relative path, and a file outside the share', async () => {
+    const key = fs.readFileSync(internalKeyFile('contract'), 'utf8').trim()
+    const noHeaders = await http(route(vm), { method: 'POST', body: { absolute_file_path: configFile } })
+    expect(noHeaders.status).toBeGreaterThanOrEqual(400)
+    expect(noHeaders.json.code).toBeTypeOf('string')
+    const wrongKey = await http(route(vm), { method: 'POST', body: { absolute_file_path: configFile }, headers: handshake('0'.repeat(64)) })
+    expect(wrongKey.status).toBeGreaterThanOrEqual(400)
+    const relative = await http(route(vm), { method: 'POST', body: { absolute_file_path: 'stack.config.ts' }, headers: handshake(key) })
+    expect(relative.status).toBe(400)
+    const outside = await http(route(vm), { method: 'POST', body: { absolute_file_path: path.join(appDir, 'secret.txt') }, headers: handshake(key) })
+    expect(outside.status).toBe(400)
+    expect(outside.text).toMatch(/not found/i)
+    const allowed = await http(route(vm), { method: 'POST', body: { absolute_file_path: configFile }, headers: handshake(key) })
+    expect(allowed.status).toBe(200)
+    expect(allowed.json.project_id).toBe(vm.credentials?.projectId)
+  })
+
+  it('shows the guest nothing outside the shared folder', async () => {
+    expect((await inGuest('contract', ['/bin/ls', '-A', `/host${appDir}`])).split('\n').filter(Boolean)).toEqual(['stack.config.ts'])
+    expect((await inGuest('contract', ['/bin/ls', '-A', '/host'])).split('\n').filter(Boolean)).toEqual([home.split('/')[1]])
+    await expect(inGuest('contract', ['/usr/bin/test', '-e', '/host/etc/passwd'])).rejects.toThrow(/exit code 1/)
+  })
+
+  it('restores without the share, plugs it after each restore and reset, and mints again after a reset', async () => {
+    expect(vm.origin).toBe('snapshot')
+    const mounted = async () => (await inGuest('contract', ['/bin/cat', '/proc/mounts'])).includes('hostfs /host 9p')
+    for (let round = 0; round < 2; round++) {
+      // The 9p device is never on the command line of a restored QEMU: it is hot-plugged.
+      expect(qemuProcesses(instanceDir('contract')).find((p) => p.pid === vm.pid)!.cmdline).not.toContain('virtio-9p-pci')
+      expect(await mounted()).toBe(true)
+      await vm.reset()
+    }
+    const again = await acquire({ name: 'contract', configFile })
+    expect(again.credentials?.projectId).toMatch(/^[0-9a-f-]{36}$/)
+    await again.release()
+  })
+})
+
+describe('host ports baked into the snapshot', () => {
+  it('gives two instances side by side their own ports and their own snapshots', async () => {
+    const image = await fixtureVariant('ports', (m) => (m.runtimeVolume.hostPortsInSnapshot = true))
+    const ports = (base: number) => ({ dashboard: base, backend: base + 1, minio: base + 2, inbucket: base + 3, 'mock-oauth': base + 4 })
+    const [a, b] = await Promise.all([
+      acquire({ name: 'ports-a', image, ports: ports(36710), configFile: false }),
+      acquire({ name: 'ports-b', image, ports: ports(36720), configFile: false }),
+    ])
+    try {
+      expect(a.backendUrl).toBe('http://127.0.0.1:36711')
+      expect(b.backendUrl).toBe('http://127.0.0.1:36721')
+      // Each guest was captured with, and serves, its own host ports.
+      expect((await http(`${a.backendUrl}/api/v1/internal/emulator/info`)).json.runtime.backend_host_port).toBe('36711')
+      expect((await http(`${b.backendUrl}/api/v1/internal/emulator/info`)).json.runtime.backend_host_port).toBe('36721')
+      const slots = fs.readdirSync(path.join(cache, 'snapshots')).filter((d) => d.startsWith('fixture-ports-') && !d.includes('.'))
+      expect(slots).toHaveLength(2)
+    } finally {
+      await Promise.all([a.release(), b.release()])
+    }
+    await expect(acquire({ name: 'ports-a', image, ports: { backend: 0 }, configFile: false })).rejects.toThrow(/needs a fixed one/)
+  })
+})
+
+describe('without its runtime volume', () => {
+  it('fails as the real guest does, and the error names the console log', async () => {
+    const image = await fixtureVariant('no-volume', (m) => delete m.runtimeVolume)
+    const error = await acquire({ name: 'no-volume', image, snapshot: false, bootTimeoutMs: 60_000, configFile: false }).catch((e: unknown) => e as Error)
+    expect(error).toBeInstanceOf(Error)
+    expect(String(error)).toMatch(/did not become healthy/)
+    const details = (error as { details?: string }).details ?? ''
+    expect(details).toMatch(/no runtime volume labelled STACKCFG/)
+    expect(String((error as { fix?: string }).fix) + details).toContain(path.join(instanceDir('no-volume'), 'console.log'))
+  })
+})
+
+describe('the real image manifest', () => {
+  it('fails only for want of the real disk file, and says where to get it', async () => {
+    const result = await cli(['start', '--image', path.join(import.meta.dirname, '../../manifests/stack-auth.json'), '--name', 'real'])
+    expect(result.exitCode).not.toBe(0)
+    expect(result.stderr).toMatch(/stack-emulator\.qcow2 .* is missing/)
+    expect(result.stderr).toMatch(/image pull/)
+  })
+})
