@@ -132,6 +132,7 @@ export async function loadManifest(file: string): Promise<ImageManifest> {
   const manifest = { ...raw, file: path.resolve(file), dir: path.dirname(path.resolve(file)) } as ImageManifest
   validate(manifest, file)
   await assertFile(path.join(manifest.dir, manifest.disk), file)
+  for (const source of Object.values(manifest.runtimeVolume?.files ?? {})) await assertFile(path.resolve(manifest.dir, source), file)
   if (manifest.boot.kind === 'kernel') {
     await assertFile(path.resolve(manifest.dir, manifest.boot.kernel), file)
     if (manifest.boot.initrd) await assertFile(path.resolve(manifest.dir, manifest.boot.initrd), file)

@@ -13,7 +13,7 @@ import { githubToken, type Settings } from '../settings.js'
 import { dropSnapshots, imagesRoot, readJson, removeFolder, type ImageSource } from './cache.js'
 import { discardPart, download, formatBytes, type PullProgress } from './download.js'
 import { withImageLock } from './lock.js'
-import { loadManifest } from './manifest.js'
+import { loadManifest, type ImageManifest } from './manifest.js'
 import { IMAGE_NAME, RELEASE_REPO, pulledFolderName, type Arch } from './names.js'
 import { findAsset } from './release.js'
 
@@ -118,6 +118,13 @@ async function install(dir: string, part: string, diskName: string, manifest: ob
   await fs.mkdir(staging)
   await fs.rename(part, path.join(staging, diskName))
   try {
+    // The runtime volume's files beside the template (base.env) travel with the image.
+    const volumeFiles = (manifest as Partial<ImageManifest>).runtimeVolume?.files ?? {}
+    for (const source of Object.values(volumeFiles)) {
+      if (path.isAbsolute(source)) continue
+      await fs.mkdir(path.dirname(path.join(staging, source)), { recursive: true })
+      await fs.copyFile(path.resolve(path.dirname(templateFile), source), path.join(staging, source))
+    }
     await fs.writeFile(path.join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2))
     await loadManifest(path.join(staging, 'manifest.json')) // a bad template fails here, not at the first boot
   } catch (cause) {

@@ -17,7 +17,7 @@ import {
   withSnapshotLock, writeRecord, type SnapshotFiles, type SnapshotFingerprint, type SnapshotRecord,
 } from './snapshot.js'
 import { local } from '../../local-failure.js'
-import { afterLaunch, firstLine, healthTargets, resolvedForwards, seedDigest, seedFiles, type Context } from './launch.js'
+import { afterLaunch, uefiFirmware, firstLine, healthTargets, resolvedForwards, seedDigest, seedFiles, type Context } from './launch.js'
 import { guestReadFile, withGuestAgent } from './guest-agent.js'
 import { runtimeVolumeDigest, writeRuntimeVolume } from './runtime-volume.js'
 
@@ -84,6 +84,7 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
         manifest: ctx.manifest, shape: ctx.shape, forwards, ram,
         paths: {
           disk: files.disk, qmpSocket, consoleLog, seed: files.seed, runtimeVolume, hostShare: ctx.share?.root,
+          firmware: await uefiFirmware(ctx, path.join(staging, 'efi-vars.fd')),
           guestAgentSocket: ctx.manifest.guestAgent ? agentSocket : undefined,
         },
       }),

@@ -7,11 +7,12 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { httpRequest } from '../../http.js'
 import type { DriverStartOptions } from '../types.js'
-import type { ImageManifest } from '../../image/manifest.js'
 import { packageRoot } from '../../package-root.js'
 import { waitHealthy, type HealthTarget } from '../../stack/readiness.js'
 import { StackEmulatorError } from '../../errors.js'
 import { sha256 } from '../../digest.js'
+import { platform, type ImageManifest } from '../../image/manifest.js'
+import { findUefiFirmware } from './firmware.js'
 import { buildArgv, hostShareDeviceAdd, type Forward, type LaunchPaths, type MachineShape } from './argv.js'
 import { createOverlay } from './binary.js'
 import { guestExec, guestSetTime, withGuestAgent } from './guest-agent.js'
@@ -261,10 +262,27 @@ export async function seedDigest(): Promise<string> {
 async function launchPaths(ctx: Context, disk: string, seed: { metaData: string; userData: string }, slot: Slot = 'main'): Promise<LaunchPaths> {
   return {
     disk, qmpSocket: qmpSocketPath(ctx, slot), consoleLog: consolePath(ctx, slot), seed,
+    firmware: await uefiFirmware(ctx, path.join(ctx.instanceDir, `efi-vars${suffix(slot)}.fd`)),
     runtimeVolume: ctx.manifest.runtimeVolume ? await instanceRuntimeVolume(ctx) : undefined,
     hostShare: ctx.share?.root,
     guestAgentSocket: ctx.manifest.guestAgent ? agentSocketPath(ctx, slot) : undefined,
   }
+}
+
+/**
+ * A UEFI image's firmware: the code read-only, and a variable store of this QEMU's own (the guest
+ * writes to it, and QEMU locks it), copied from the template once per file.
+ */
+export async function uefiFirmware(ctx: Context, vars: string): Promise<LaunchPaths['firmware']> {
+  if (platform(ctx.manifest).firmware !== 'uefi') return undefined
+  const firmware = await findUefiFirmware(platform(ctx.manifest).arch, { qemuBinary: ctx.binary })
+  if (!(await exists(vars))) {
+    await local(ctx.instanceDir, async () => {
+      await fs.copyFile(firmware.varsTemplate, `${vars}.tmp`)
+      await fs.rename(`${vars}.tmp`, vars)
+    })
+  }
+  return { code: firmware.code, vars }
 }
 
 /** The instance's runtime volume, naming its host ports and VM folder; written at its first launch. */
