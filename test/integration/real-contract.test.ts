@@ -125,8 +125,8 @@ describe('host ports baked into the snapshot', () => {
       expect(a.backendUrl).toBe('http://127.0.0.1:36711')
       expect(b.backendUrl).toBe('http://127.0.0.1:36721')
       // Each guest was captured with, and serves, its own host ports.
-      expect((await http(`${a.backendUrl}/api/v1/internal/emulator/info`)).json.runtime.backend_host_port).toBe('36711')
-      expect((await http(`${b.backendUrl}/api/v1/internal/emulator/info`)).json.runtime.backend_host_port).toBe('36721')
+      expect((await http(`${a.backendUrl}/api/v1/internal/emulator/info`)).json.runtime.backend_host_port).toBe(36711)
+      expect((await http(`${b.backendUrl}/api/v1/internal/emulator/info`)).json.runtime.backend_host_port).toBe(36721)
       const slots = fs.readdirSync(path.join(cache, 'snapshots')).filter((d) => d.startsWith('fixture-ports-') && !d.includes('.'))
       expect(slots).toHaveLength(2)
     } finally {
