@@ -25,7 +25,12 @@ export async function resolveConfigFile(configFile: string | undefined, cwd: str
   const local = path.join(cwd, 'stack.config.ts')
   if (await fs.access(local).then(() => true, () => false)) return local
   const generated = path.join(fallbackDir, 'stack.config.ts')
-  await fs.writeFile(generated, GENERATED_CONFIG, { flag: 'wx' }).catch(() => {})
+  // Rewritten when an older stack-emulator wrote another default (through a new file: another
+  // process may be reading it).
+  if ((await fs.readFile(generated, 'utf8').catch(() => '')) !== GENERATED_CONFIG) {
+    await fs.writeFile(`${generated}.${process.pid}.tmp`, GENERATED_CONFIG)
+    await fs.rename(`${generated}.${process.pid}.tmp`, generated)
+  }
   return generated
 }
 
