@@ -28,7 +28,8 @@ export async function guestExec(agent: QmpClient, argv: string[], timeoutMs: num
   const [path, ...arg] = argv
   const { pid } = await agent.execute<{ pid: number }>('guest-exec', { path, arg, 'capture-output': true })
   const deadline = Date.now() + timeoutMs
-  for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
+  // A short, even poll: these commands take tens to hundreds of ms, and a restore waits on them.
+  for (;;) {
     const status = await agent.execute<ExecStatus>('guest-exec-status', { pid })
     if (status.exited) {
       const stderr = decode(status['err-data']).trim()
@@ -40,7 +41,7 @@ export async function guestExec(agent: QmpClient, argv: string[], timeoutMs: num
     if (Date.now() > deadline) {
       throw new StackEmulatorError(`${argv.join(' ')} did not finish in the guest within ${timeoutMs} ms`, { code: 'TIMEOUT' })
     }
-    await new Promise((r) => setTimeout(r, wait))
+    await new Promise((r) => setTimeout(r, 10))
   }
 }
 
