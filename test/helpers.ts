@@ -143,3 +143,18 @@ export function spawnAcquirer(options: object, env: Record<string, string> = {})
 
 /** Supervisors (not QEMU) serving the instance folder `dir`. */
 export const supervisorProcesses = (dir: string) => processesMentioning(dir).filter((p) => p.cmdline.includes('supervisor/main.js'))
+
+/**
+ * A copy of the built fixture image under another manifest: links to its files (the disk and
+ * the runtime volume's base.env) beside a manifest with `change` applied. Returns the manifest path.
+ */
+export async function fixtureVariant(dir: string, change: (manifest: Record<string, any>) => void): Promise<string> {
+  const { fixtureDir, fixtureFingerprint } = await import('../src/image/fixture.js')
+  const built = fixtureDir(sharedCache, await fixtureFingerprint())
+  fs.mkdirSync(dir, { recursive: true })
+  for (const file of ['disk.qcow2', 'base.env']) fs.symlinkSync(path.join(built, file), path.join(dir, file))
+  const manifest = JSON.parse(fs.readFileSync(path.join(built, 'manifest.json'), 'utf8'))
+  change(manifest)
+  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest))
+  return path.join(dir, 'manifest.json')
+}

@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { acquire } from '../../src/client/acquire.js'
 import { cli, createUser, eventually, http, internalClientHeaders, listUserEmails, processesMentioning, qemuProcesses, sharedCache, useTempHome, leftoversUnder } from '../helpers.js'
 
 const home = useTempHome()
@@ -45,6 +46,9 @@ describe('stack-emulator start / status / stop', () => {
       return file
     }
     const [fileA, fileB] = [configFile('a'), configFile('b')]
+    // The guest sees a config file only once a suite asked for its credentials (the share holds
+    // nothing else): two suites on this instance, one per file.
+    for (const file of [fileA, fileB]) await (await acquire({ name: 'main', configFile: file })).release()
     const mint = (file: string, headers = internalClientHeaders()) => http(route, { method: 'POST', body: { absolute_file_path: file }, headers })
     const a1 = await mint(fileA)
     const a2 = await mint(fileA)
@@ -60,6 +64,7 @@ describe('stack-emulator start / status / stop', () => {
     expect((await http(route, { method: 'POST', body: { absolute_file_path: fileA } })).json.code).toBe('ACCESS_TYPE_REQUIRED')
     expect((await mint(fileA, internalClientHeaders('pck_wrong'))).json.code).toBe('INVALID_PUBLISHABLE_CLIENT_KEY')
     expect((await mint(path.join(home, 'apps', 'none', 'stack.config.ts'))).status).toBe(400)
+    expect((await mint(configFile('never-exposed'))).status).toBe(400) // on the host, but not shared
     // The start output carries working credentials too.
     expect(out.env.STACK_PROJECT_ID).toBeTruthy()
 
@@ -118,7 +123,7 @@ describe('stack-emulator start / status / stop', () => {
     expect(await listUserEmails(a.backendUrl, a.env)).toEqual(['only-in-one@example.com'])
     expect(await listUserEmails(b.backendUrl, b.env)).toEqual([])
     await Promise.all([cli(['stop', '--name', 'one']), cli(['stop', '--name', 'two'])])
-    expect(qemuProcesses(home)).toEqual([])
+    expect(await leftoversUnder(home)).toEqual([])
   })
 })
 

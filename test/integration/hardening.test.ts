@@ -13,10 +13,9 @@ import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
 import { acquire } from '../../src/client/acquire.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
-import { fixtureDir, fixtureFingerprint } from '../../src/image/fixture.js'
 import {
   cli, eventually, http, leftoversUnder, privateCache, processesMentioning, qemuProcesses, root,
-  serverHeaders, sharedCache, spawnAcquirer, supervisorProcesses, useTempHome,
+  fixtureVariant, serverHeaders, sharedCache, spawnAcquirer, supervisorProcesses, useTempHome,
 } from '../helpers.js'
 
 const home = useTempHome()
@@ -169,13 +168,9 @@ describe('the supervisor survives any message', () => {
 
 describe('names, paths and numbers', () => {
   it('refuses manifest names that would become paths outside the cache', async () => {
-    const imageDir = fixtureDir(sharedCache, await fixtureFingerprint())
-    const fixture = JSON.parse(fs.readFileSync(path.join(imageDir, 'manifest.json'), 'utf8'))
     for (const name of ['../../../tmp/x', 'a/b', '..']) {
-      const dir = fs.mkdtempSync(path.join(home, 'bad-manifest-'))
-      for (const file of ['disk.qcow2', 'vmlinux', 'initrd.img']) fs.symlinkSync(path.join(imageDir, file), path.join(dir, file))
-      fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ ...fixture, name }))
-      await expect(acquire({ name: 'badname', image: path.join(dir, 'manifest.json'), onLog: () => {} })).rejects.toMatchObject({
+      const image = await fixtureVariant(fs.mkdtempSync(path.join(home, 'bad-manifest-')), (m) => (m.name = name))
+      await expect(acquire({ name: 'badname', image, onLog: () => {} })).rejects.toMatchObject({
         code: 'IMAGE_NOT_FOUND', message: expect.stringMatching(/"name" must be letters, digits/),
       })
     }
@@ -218,7 +213,7 @@ describe('names, paths and numbers', () => {
     await expect(acquire({ name: 'bounds', memoryMb: 999_999 })).rejects.toMatchObject({ code: 'BAD_OPTION', message: expect.stringMatching(/memoryMb.*from 64 to \d+/) })
     await expect(acquire({ name: 'bounds', idleTimeoutMs: 3_000_000_000 })).rejects.toThrow(/idleTimeoutMs.*from 0 to 2147483647/)
     await expect(acquire({ name: 'bounds', ports: { backend: 70_000 } })).rejects.toThrow(/ports.backend.*from 0 to 65535/)
-    await expect(acquire({ name: 'bounds', ports: { mailer: 1234 } })).rejects.toThrow(/ports.mailer.*one of the image's services \(dashboard, backend\)/)
+    await expect(acquire({ name: 'bounds', ports: { mailer: 1234 } })).rejects.toThrow(/ports.mailer.*one of the image's services \(dashboard, backend, minio, inbucket, mock-oauth\)/)
     const memory = await cli(['start', '--name', 'bounds', '--memory', '999999'])
     expect(memory.exitCode).toBe(2)
     expect(memory.stderr).toMatch(/memory.*from 64 to \d+/)

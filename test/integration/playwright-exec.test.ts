@@ -28,7 +28,7 @@ describe('playwright', () => {
     const tests = report.suites.flatMap((s: any) => s.specs).map((spec: any) => [spec.title, spec.tests[0].results[0].status])
     expect(tests).toEqual([
       ['the web server and the fixture see the same emulator', 'passed'],
-      ['signs a user up through the page', 'passed'],
+      ['signs up through the page, then follows the link of the verification email', 'passed'],
       ['the dashboard answers in the browser', 'passed'],
     ])
     expect(result.exitCode).toBe(0)

@@ -90,7 +90,8 @@ describe('image pull', () => {
 
     const dir = imageDir(cache, 'emulator-dev-latest')
     expect(result).toMatchObject({ image: 'stack-auth@emulator-dev-latest', arch: 'amd64', downloaded: true, resumedFrom: 0, transferredBytes: diskSize, sizeBytes: diskSize, manifest: path.join(dir, 'manifest.json') })
-    expect(fs.readdirSync(dir).sort()).toEqual(['manifest.json', ASSET])
+    // The runtime volume's base.env travels from beside the template into the image folder.
+    expect(fs.readdirSync(dir).sort()).toEqual([ASSET, 'manifest.json', 'stack-auth.base.env'].sort())
     expect(fs.readdirSync(path.join(cache, 'images'))).toEqual(['stack-auth-amd64-emulator-dev-latest']) // no part, staging or lock left
     const manifest = readJson(path.join(dir, 'manifest.json'))
     const template = readJson(path.resolve('manifests/stack-auth.json'))
@@ -117,7 +118,8 @@ describe('image pull', () => {
     server.mode.dropAfter = Math.floor(diskSize / 2)
     const cut = await cli(['image', 'pull'])
     expect(cut.exitCode).toBe(1)
-    expect(lines(cut.stderr)).toEqual([expect.stringMatching(/^stack-emulator: The download of stack-emulator-amd64\.qcow2 was interrupted after [\d.]+ MB of 82\.1 MB \(.*\)\. Run the pull again: it resumes where it stopped\.$/)])
+    const total = `${(diskSize / 1e6).toFixed(1)} MB`.replace('.', '\\.')
+    expect(lines(cut.stderr)).toEqual([expect.stringMatching(new RegExp(`^stack-emulator: The download of stack-emulator-amd64\\.qcow2 was interrupted after [\\d.]+ MB of ${total} \\(.*\\)\\. Run the pull again: it resumes where it stopped\\.$`))])
     const kept = fs.statSync(`${imageDir(cache, 'emulator-dev-latest')}.part`).size
     expect(kept).toBeGreaterThan(0)
     expect(fs.existsSync(imageDir(cache, 'emulator-dev-latest'))).toBe(false)
@@ -379,13 +381,12 @@ describe('images by name', () => {
 describe('a pulled image', () => {
   it('boots: --warm captures its ready snapshot, and the next start restores it', async () => {
     const cache = freshCache()
-    // The fixture boots a kernel beside its disk; the pulled copy points at them by absolute path.
+    // The fixture's manifest as the template, with its runtime volume's base.env beside it: the
+    // pull carries that file into the installed image.
     const { fingerprint: _f, builtAt: _b, buildSeconds: _s, ...fixtureManifest } = readJson(path.join(fixture, 'manifest.json'))
     const template = path.join(home, 'fixture-template.json')
-    fs.writeFileSync(template, JSON.stringify({
-      ...fixtureManifest,
-      boot: { ...fixtureManifest.boot, kernel: path.join(fixture, fixtureManifest.boot.kernel), initrd: path.join(fixture, fixtureManifest.boot.initrd) },
-    }))
+    fs.writeFileSync(template, JSON.stringify(fixtureManifest))
+    fs.copyFileSync(path.join(fixture, 'base.env'), path.join(home, 'base.env'))
     server.publish('emulator-boot-latest', ASSET, disk)
     const phases: string[] = []
     const pulled = await pullImage({ branch: 'boot', manifestTemplate: template, warm: true, onPhase: (p) => phases.push(p) })

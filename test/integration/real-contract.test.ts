@@ -9,9 +9,8 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { acquire, type Emulator } from '../../src/client/acquire.js'
 import { stopInstance } from '../../src/client/control.js'
-import { fixtureDir, fixtureFingerprint } from '../../src/image/fixture.js'
 import { guestExec, withGuestAgent } from '../../src/drivers/qemu/guest-agent.js'
-import { cli, http, leftoversUnder, privateCache, qemuProcesses, sharedCache, useTempHome } from '../helpers.js'
+import { cli, fixtureVariant, http, leftoversUnder, privateCache, qemuProcesses, useTempHome } from '../helpers.js'
 
 const home = useTempHome()
 const cache = privateCache(home)
@@ -20,18 +19,11 @@ const instanceDir = (name: string) => path.join(home, 'state', name)
 const apps = fs.mkdtempSync(path.join(home, 'apps-'))
 const names = ['contract', 'ports-a', 'ports-b', 'no-volume']
 
-/** A copy of the built fixture's manifest with `change` applied, beside links to its files. */
-async function fixtureVariant(name: string, change: (manifest: Record<string, any>) => void): Promise<string> {
-  const built = fixtureDir(sharedCache, await fixtureFingerprint())
-  const dir = path.join(home, `image-${name}`)
-  fs.mkdirSync(dir)
-  for (const file of ['disk.qcow2', 'base.env']) fs.symlinkSync(path.join(built, file), path.join(dir, file))
-  const manifest = JSON.parse(fs.readFileSync(path.join(built, 'manifest.json'), 'utf8'))
-  manifest.name = `fixture-${name}`
-  change(manifest)
-  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest))
-  return path.join(dir, 'manifest.json')
-}
+const variant = (name: string, change: (manifest: Record<string, any>) => void) =>
+  fixtureVariant(path.join(home, `image-${name}`), (m) => {
+    m.name = `fixture-${name}`
+    change(m)
+  })
 
 /** Runs a command in the guest through its agent (the supervisor holds no agent connection between tasks). */
 const inGuest = (name: string, argv: string[]) =>
@@ -115,7 +107,7 @@ describe('the fixture through the real contract', () => {
 
 describe('host ports baked into the snapshot', () => {
   it('gives two instances side by side their own ports and their own snapshots', async () => {
-    const image = await fixtureVariant('ports', (m) => (m.runtimeVolume.hostPortsInSnapshot = true))
+    const image = await variant('ports', (m) => (m.runtimeVolume.hostPortsInSnapshot = true))
     const ports = (base: number) => ({ dashboard: base, backend: base + 1, minio: base + 2, inbucket: base + 3, 'mock-oauth': base + 4 })
     const [a, b] = await Promise.all([
       acquire({ name: 'ports-a', image, ports: ports(36710), configFile: false }),
@@ -138,8 +130,8 @@ describe('host ports baked into the snapshot', () => {
 
 describe('without its runtime volume', () => {
   it('fails as the real guest does, and the error names the console log', async () => {
-    const image = await fixtureVariant('no-volume', (m) => delete m.runtimeVolume)
-    const error = await acquire({ name: 'no-volume', image, snapshot: false, bootTimeoutMs: 60_000, configFile: false }).catch((e: unknown) => e as Error)
+    const image = await variant('no-volume', (m) => delete m.runtimeVolume)
+    const error = await acquire({ name: 'no-volume', image, snapshot: false, bootTimeoutMs: 35_000, configFile: false }).catch((e: unknown) => e as Error)
     expect(error).toBeInstanceOf(Error)
     expect(String(error)).toMatch(/did not become healthy/)
     const details = (error as { details?: string }).details ?? ''

@@ -7,8 +7,7 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { acquire } from '../../src/client/acquire.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
-import { fixtureDir, fixtureFingerprint } from '../../src/image/fixture.js'
-import { eventually, processesMentioning, qemuProcesses, spawnAcquirer, useTempHome, leftoversUnder } from '../helpers.js'
+import { eventually, fixtureVariant, processesMentioning, qemuProcesses, spawnAcquirer, useTempHome, leftoversUnder } from '../helpers.js'
 
 const home = useTempHome()
 const stateDir = (name: string) => path.join(home, 'state', name)
@@ -207,13 +206,9 @@ describe('stop under a lease', () => {
 describe('one name, one image', () => {
   it('refuses to attach a suite that wants another image, naming both and the fix', async () => {
     const holder = await acquire({ name: 'img', onLog: () => {} })
-    const imageDir = fixtureDir(process.env.STACK_EMULATOR_CACHE_DIR!, await fixtureFingerprint())
     // The same files under another manifest (another fingerprint): a different image to the client.
-    const fixture = JSON.parse(fs.readFileSync(path.join(imageDir, 'manifest.json'), 'utf8'))
-    const otherDir = fs.mkdtempSync(path.join(home, 'other-image-'))
-    for (const file of ['disk.qcow2', 'vmlinux', 'initrd.img']) fs.symlinkSync(path.join(imageDir, file), path.join(otherDir, file))
-    fs.writeFileSync(path.join(otherDir, 'manifest.json'), JSON.stringify({ ...fixture, name: 'other-image', fingerprint: 'f'.repeat(64) }))
-    await expect(acquire({ name: 'img', image: path.join(otherDir, 'manifest.json'), onLog: () => {} })).rejects.toThrow(
+    const other = await fixtureVariant(fs.mkdtempSync(path.join(home, 'other-image-')), (m) => Object.assign(m, { name: 'other-image', fingerprint: 'f'.repeat(64) }))
+    await expect(acquire({ name: 'img', image: other, onLog: () => {} })).rejects.toThrow(
       /Instance "img" runs image stack-auth-fixture \([0-9a-f]{12}\), not other-image \(ffffffffffff\).*another instance name.*stack-emulator stop --name img/,
     )
     expect((await instanceStatus('img'))!.leases).toHaveLength(1) // the holder is untouched

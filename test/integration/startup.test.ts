@@ -22,7 +22,7 @@ describe('start-up phases', () => {
     expect(startedVm).toBe(true)
     expect(Object.keys(phases)).toEqual(['options and image', 'lock', 'supervisor', 'VM', 'credentials'])
     expect(Math.abs(sum(phases) - durationMs)).toBeLessThanOrEqual(Math.max(2, durationMs * 0.02))
-    expect(Object.keys(vmPhases)).toEqual(expect.arrayContaining(['supervisor start', 'QEMU launch', 'restore', 'first healthy probe', 'clock']))
+    expect(Object.keys(vmPhases)).toEqual(expect.arrayContaining(['supervisor start', 'QEMU launch', 'restore', 'first healthy probe', 'share and clock']))
     expect(Object.values(vmPhases).every((ms) => ms >= 0)).toBe(true)
     await emulator.release()
     const attached = await acquire({ name: 'phases', onLog: () => {} })

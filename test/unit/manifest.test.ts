@@ -15,6 +15,7 @@ const good = {
 function write(manifest: unknown): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'se-manifest-'))
   fs.writeFileSync(path.join(dir, 'disk.qcow2'), '')
+  fs.writeFileSync(path.join(dir, 'stack-auth.base.env'), '') // the real manifest's runtime volume file
   fs.writeFileSync(path.join(dir, 'manifest.json'), typeof manifest === 'string' ? manifest : JSON.stringify(manifest))
   return path.join(dir, 'manifest.json')
 }
@@ -43,6 +44,8 @@ describe('loadManifest', () => {
 
   it('names a missing disk file and the fix', async () => {
     await expect(loadManifest(write({ ...good, disk: 'missing.qcow2' }))).rejects.toThrow(/missing\.qcow2 named by .* is missing/)
+    const volume = { label: 'STACKCFG', files: { 'base.env': 'gone.env' } }
+    await expect(loadManifest(write({ ...good, runtimeVolume: volume }))).rejects.toThrow(/gone\.env named by .* is missing/)
   })
 })
 

@@ -17,19 +17,24 @@ export interface RuntimeVolumeInput {
   vmDir: string
 }
 
+/**
+ * Writes the volume unless `iso` already holds these very contents (a digest of the inputs sits
+ * beside it): an instance's next start skips xorriso.
+ */
 export async function writeRuntimeVolume(iso: string, input: RuntimeVolumeInput): Promise<void> {
   const spec = input.manifest.runtimeVolume
   if (!spec) throw new Error(`Image ${input.manifest.name} has no runtime volume`)
+  const contents: [string, Buffer][] = []
+  for (const [name, source] of Object.entries(spec.files)) contents.push([name, await fs.readFile(path.resolve(input.manifest.dir, source))])
+  if (spec.runtimeEnv) contents.push([spec.runtimeEnv, Buffer.from(runtimeEnvText({ hostPorts: input.hostPorts, vmDir: input.vmDir, env: spec.env ?? {} }))])
+  const digest = sha256(JSON.stringify([spec.label, contents.map(([name, data]) => [name, sha256(data)])]))
+  const digestFile = `${iso}.sha256`
+  if ((await fs.readFile(digestFile, 'utf8').catch(() => '')) === digest && (await fs.access(iso).then(() => true, () => false))) return
   const staging = `${iso}.d`
   await fs.rm(staging, { recursive: true, force: true })
   await fs.mkdir(staging, { mode: 0o700 })
   try {
-    for (const [name, source] of Object.entries(spec.files)) {
-      await fs.copyFile(path.resolve(input.manifest.dir, source), path.join(staging, name))
-    }
-    if (spec.runtimeEnv) {
-      await fs.writeFile(path.join(staging, spec.runtimeEnv), runtimeEnvText({ hostPorts: input.hostPorts, vmDir: input.vmDir, env: spec.env ?? {} }))
-    }
+    for (const [name, data] of contents) await fs.writeFile(path.join(staging, name), data)
     const { execa } = await import('execa')
     const result = await execa('xorriso', ['-as', 'mkisofs', '-quiet', '-V', spec.label, '-J', '-r', '-o', `${iso}.tmp`, staging], { reject: false })
     if (result.failed) {
@@ -37,7 +42,9 @@ export async function writeRuntimeVolume(iso: string, input: RuntimeVolumeInput)
         code: 'BOOT_FAILED', fix: 'Install xorriso (apt-get install xorriso, or stack-emulator doctor --fix).', details: result.stderr,
       })
     }
+    await fs.rm(digestFile, { force: true })
     await fs.rename(`${iso}.tmp`, iso)
+    await fs.writeFile(digestFile, digest)
   } finally {
     await fs.rm(staging, { recursive: true, force: true })
   }
