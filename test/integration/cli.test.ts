@@ -36,6 +36,27 @@ describe('stack-emulator start / status / stop', () => {
     expect(signIn.status).toBe(200)
     expect(signIn.text).toMatch(/<html/i)
 
+    // The start output carries working credentials.
+    expect(out.env.STACK_PROJECT_ID).toBeTruthy()
+    const ada = await createUser(out.backendUrl, out.env, 'ada@example.com')
+    expect(ada.status, ada.text).toBe(201)
+    // Stack Auth's answers without credentials: a known error (code in the body and the header).
+    const anonymous = await http(`${out.backendUrl}/api/v1/users`)
+    expect([anonymous.status, anonymous.json.code]).toEqual([400, 'ACCESS_TYPE_REQUIRED'])
+    // The current SDK's header spelling (x-hexclave-*) authenticates as the older x-stack-* does.
+    const hexclave = { 'x-hexclave-project-id': out.env.STACK_PROJECT_ID, 'x-hexclave-access-type': 'server', 'x-hexclave-secret-server-key': out.env.STACK_SECRET_SERVER_KEY }
+    expect((await http(`${out.backendUrl}/api/v1/users`, { method: 'POST', body: { primary_email: 'grace@example.com' }, headers: hexclave })).status).toBe(201)
+    const wrongKey = await http(`${out.backendUrl}/api/v1/users`, { headers: { ...hexclave, 'x-hexclave-secret-server-key': 'ssk_wrong' } })
+    expect([wrongKey.status, wrongKey.json.code]).toEqual([401, 'INVALID_SECRET_SERVER_KEY'])
+    expect(await listUserEmails(out.backendUrl, out.env)).toEqual(['ada@example.com', 'grace@example.com'])
+    const usersPage = await http(`${out.dashboardUrl}/users`)
+    expect(usersPage.text).toContain('ada@example.com')
+
+    const status = await cli(['status', '--json', '--name', 'main'])
+    expect(status.exitCode).toBe(0)
+    expect(JSON.parse(status.stdout)).toMatchObject({ running: true, healthy: true, vm: { pid: out.pid } })
+    expect(qemuProcesses(stateDir('main'))).toHaveLength(1)
+
     // Stack Auth's credentials route, called as Stack Auth's CLI does: client access to the internal
     // project, the absolute host path of an existing config file (read through the /host share).
     const route = `${out.backendUrl}/api/v1/internal/local-emulator/project`
@@ -47,7 +68,8 @@ describe('stack-emulator start / status / stop', () => {
     }
     const [fileA, fileB] = [configFile('a'), configFile('b')]
     // The guest sees a config file only once a suite asked for its credentials (the share holds
-    // nothing else): two suites on this instance, one per file.
+    // nothing else): two suites on this instance, one per file. (The first restores the VM: the
+    // start's lease ended, so the VM counts as used.)
     for (const file of [fileA, fileB]) await (await acquire({ name: 'main', configFile: file })).release()
     const mint = (file: string, headers = internalClientHeaders()) => http(route, { method: 'POST', body: { absolute_file_path: file }, headers })
     const a1 = await mint(fileA)
@@ -65,26 +87,7 @@ describe('stack-emulator start / status / stop', () => {
     expect((await mint(fileA, internalClientHeaders('pck_wrong'))).json.code).toBe('INVALID_PUBLISHABLE_CLIENT_KEY')
     expect((await mint(path.join(home, 'apps', 'none', 'stack.config.ts'))).status).toBe(400)
     expect((await mint(configFile('never-exposed'))).status).toBe(400) // on the host, but not shared
-    // The start output carries working credentials too.
-    expect(out.env.STACK_PROJECT_ID).toBeTruthy()
 
-    expect((await createUser(out.backendUrl, out.env, 'ada@example.com')).status).toBe(201)
-    // Stack Auth's answers without credentials: a known error (code in the body and the header).
-    const anonymous = await http(`${out.backendUrl}/api/v1/users`)
-    expect([anonymous.status, anonymous.json.code]).toEqual([400, 'ACCESS_TYPE_REQUIRED'])
-    // The current SDK's header spelling (x-hexclave-*) authenticates as the older x-stack-* does.
-    const hexclave = { 'x-hexclave-project-id': out.env.STACK_PROJECT_ID, 'x-hexclave-access-type': 'server', 'x-hexclave-secret-server-key': out.env.STACK_SECRET_SERVER_KEY }
-    expect((await http(`${out.backendUrl}/api/v1/users`, { method: 'POST', body: { primary_email: 'grace@example.com' }, headers: hexclave })).status).toBe(201)
-    const wrongKey = await http(`${out.backendUrl}/api/v1/users`, { headers: { ...hexclave, 'x-hexclave-secret-server-key': 'ssk_wrong' } })
-    expect([wrongKey.status, wrongKey.json.code]).toEqual([401, 'INVALID_SECRET_SERVER_KEY'])
-    expect(await listUserEmails(out.backendUrl, out.env)).toEqual(['ada@example.com', 'grace@example.com'])
-    const usersPage = await http(`${out.dashboardUrl}/users`)
-    expect(usersPage.text).toContain('ada@example.com')
-
-    const status = await cli(['status', '--json', '--name', 'main'])
-    expect(status.exitCode).toBe(0)
-    expect(JSON.parse(status.stdout)).toMatchObject({ running: true, healthy: true, vm: { pid: out.pid } })
-    expect(qemuProcesses(stateDir('main'))).toHaveLength(1)
 
     const stop = await cli(['stop', '--json', '--name', 'main'])
     expect(stop.exitCode).toBe(0)
