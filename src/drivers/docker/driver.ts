@@ -159,7 +159,7 @@ class DockerInstance implements RunningInstance {
       // No reset command: a new container from the image, on the same ports.
       this.resetting = true
       try {
-        await this.container!.stop({ timeout: 0 })
+        await this.container!.stop({ timeout: 0, remove: false })
         this.container = await this.startContainer()
       } finally {
         this.resetting = false
@@ -176,7 +176,7 @@ class DockerInstance implements RunningInstance {
     if (this.stopped) return
     this.stopped = true
     await this.shared?.syncBack().catch(() => {})
-    await this.container?.stop({ timeout: 0 }).catch((error: Error) => this.options.log(`stopping the container: ${error.message}`))
+    await this.container?.stop({ timeout: 0, remove: false }).catch((error: Error) => this.options.log(`stopping the container: ${error.message}`))
     this.lifeline?.close()
   }
 }
