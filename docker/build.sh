@@ -70,13 +70,14 @@ pg_single() { as_postgres "$pg_bin/postgres" --single -j -D "$pg_data" "$@" 2>&1
 sql_out=$(printf 'CREATE DATABASE fixture;\n\n' | pg_single postgres)
 sql_out+=$(pg_single fixture <"$guest/schema.sql")
 if grep -qE 'ERROR|FATAL' <<<"$sql_out"; then echo "$sql_out" >&2; die "creating the fixture database failed"; fi
+# The clean state, for reset-database: a template copy of the built database (made before
+# fixture.conf, whose POSIX shared memory the chroot lacks).
+sql_out=$(printf 'CREATE DATABASE fixture_clean TEMPLATE fixture;\n\n' | pg_single postgres)
+if grep -qE 'ERROR|FATAL' <<<"$sql_out"; then echo "$sql_out" >&2; die "creating the clean template failed"; fi
+
 install -m 600 -o "$(stat -c %u "$root$pg_data")" -g "$(stat -c %g "$root$pg_data")" \
 	"$guest/postgresql.fixture.conf" "$root$pg_data/fixture.conf"
 printf "\ninclude 'fixture.conf'\nlisten_addresses = ''\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n" >>"$root$pg_data/postgresql.conf"
-
-# The clean state, for reset-database: a template copy of the built database.
-sql_out=$(printf 'CREATE DATABASE fixture_clean TEMPLATE fixture;\n\n' | pg_single postgres)
-if grep -qE 'ERROR|FATAL' <<<"$sql_out"; then echo "$sql_out" >&2; die "creating the clean template failed"; fi
 
 tar -C "$root" --numeric-owner -cf "$work/rootfs.tar" .
 mv -f "$work/rootfs.tar" "$out/rootfs.tar"

@@ -204,7 +204,8 @@ export class Supervisor {
     return this.enqueue(async () => {
       const problem = this.vm?.problem()
       if (problem) throw problem
-      const reset = this.leases.needsReset(lease)
+      // A driver that cannot reset (external) shares its emulator as isolation 'none' does.
+      const reset = this.vm!.capabilities.reset && this.leases.needsReset(lease)
       if (reset) await this.resetVm()
       lease.acquired = true
       // Only a lease that got the VM keeps it alive: a `start` interrupted during the boot does not.
@@ -233,6 +234,8 @@ export class Supervisor {
   }
 
   private async resetVm(): Promise<void> {
+    // Its refusal, with the driver's words; the emulator stays as it is.
+    if (!this.vm!.capabilities.reset) await this.vm!.reset()
     this.state = 'resetting'
     const result = await this.vm!.reset().catch((error: Error) => {
       // The old VM is gone and no new one came up: go away, so the next acquire starts afresh.

@@ -190,6 +190,23 @@ describe('supervisor', () => {
     route.close()
   })
 
+  it('a driver that cannot reset refuses with its own error, keeps serving, and shares without resets', async () => {
+    const vm = new FakeVm()
+    vm.capabilities = { ...vm.capabilities, reset: false, lifecycle: false }
+    vm.reset = async () => {
+      throw new StackEmulatorError('The external emulator cannot be reset from here', { code: 'RESET_UNSUPPORTED' })
+    }
+    const s = await start(vm)
+    const a = await s.client()
+    await s.acquire(a, 'suite', true, 0)
+    await expect(a.request({ op: 'reset', force: true })).rejects.toMatchObject({ code: 'RESET_UNSUPPORTED' })
+    a.close()
+    await new Promise((r) => setTimeout(r, 50))
+    const b = await s.client()
+    expect(await s.acquire(b, 'suite', true, 0)).toMatchObject({ reset: false, driver: 'qemu' })
+    expect(vm.stopped).toBe(0)
+  })
+
   it('answers a second hello on one connection without opening a second lease', async () => {
     const s = await start()
     const a = await s.client()
