@@ -11,6 +11,13 @@ export type RuntimeClient = Awaited<ReturnType<Testcontainers['getContainerRunti
 export async function loadTestcontainers(): Promise<Testcontainers> {
   // Read by testcontainers when it first talks to the engine.
   process.env.TESTCONTAINERS_RYUK_DISABLED = 'true'
+  // A local engine's ports are on this machine. Inside a container (/.dockerenv) testcontainers
+  // would look for the bridge network's gateway, and without a bridge start an alpine container
+  // (which cannot be pulled here) to find one. Set the variable to choose otherwise.
+  const dockerHost = process.env.DOCKER_HOST
+  if (process.env.TESTCONTAINERS_HOST_OVERRIDE === undefined && (!dockerHost || dockerHost.startsWith('unix:'))) {
+    process.env.TESTCONTAINERS_HOST_OVERRIDE = '127.0.0.1'
+  }
   try {
     return await import('testcontainers')
   } catch (cause) {
