@@ -11,7 +11,7 @@ Object.assign(process.env, dockerEnv)
 
 afterAll(async () => {
   for (const name of ['one', 'two', 'cli']) await stopInstance(name)
-  expect(await containersOf(home)).toEqual([])
+  expect(await eventually(async () => (await containersOf(home)).length === 0, 15_000)).toBe(true)
 })
 
 describe('docker driver', () => {

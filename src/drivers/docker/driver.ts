@@ -109,11 +109,10 @@ class DockerInstance implements RunningInstance {
       const wait = tc.Wait.forHttp(s.health!.path, s.guestPort).forStatusCode(s.health!.status ?? 200)
       return this.bridge ? wait : new HostNetworkWait(tc, wait, s.guestPort, this.ports[s.name]!)
     })
-    let container = new tc.GenericContainer(this.image)
+    let container = new (autoRemoved(tc))(this.image)
       .withEnvironment(env)
       .withBindMounts(mounts)
       .withLabels({ [INSTANCE_LABEL]: instanceDir })
-      .withAutoRemove(true)
       .withWaitStrategy(tc.Wait.forAll(checks).withStartupTimeout(bootTimeoutMs))
       .withStartupTimeout(bootTimeoutMs)
     if (this.bridge) {
@@ -178,6 +177,19 @@ class DockerInstance implements RunningInstance {
     await this.shared?.syncBack().catch(() => {})
     await this.container?.stop({ timeout: 0, remove: false }).catch((error: Error) => this.options.log(`stopping the container: ${error.message}`))
     this.lifeline?.close()
+  }
+}
+
+/**
+ * The engine removes the container once it exits: after stop(), and when the lifeline makes it
+ * exit after this process died. testcontainers sets AutoRemove only for its reaper.
+ */
+function autoRemoved(tc: Testcontainers) {
+  return class extends tc.GenericContainer {
+    constructor(image: string) {
+      super(image)
+      this.hostConfig.AutoRemove = true
+    }
   }
 }
 
