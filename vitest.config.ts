@@ -16,6 +16,8 @@ export default defineConfig({
           globalSetup: ['test/global-setup.ts'],
         },
       },
+      // The Docker and external drivers: real containers, no VM image needed.
+      { test: { name: 'drivers', include: ['test/drivers/**/*.test.ts'], fileParallelism: false, testTimeout: 240_000, hookTimeout: 600_000 } },
     ],
   },
 })

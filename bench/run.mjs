@@ -2,6 +2,11 @@
 // Measures, side by side in one run on this machine: cold boot to healthy, snapshot start to
 // healthy, reset to healthy, QEMU RSS of a restored VM, attach time of a second suite, and the
 // time for 16 simultaneous acquirers to all be ready. Medians of N runs (default 5).
+// --driver docker: the Docker driver's own figures (bench/drivers.mjs), not the VM's.
+if (process.argv.includes('--driver') && process.argv[process.argv.indexOf('--driver') + 1] !== 'qemu') {
+  await import('./drivers.mjs')
+  process.exit(0)
+}
 import { execa } from 'execa'
 import fs from 'node:fs'
 import os from 'node:os'

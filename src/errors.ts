@@ -28,6 +28,9 @@ export type ErrorCode =
   | 'SHUTTING_DOWN'
   | 'OPTIONS_MISMATCH'
   | 'NO_SERVICE'
+  | 'DOCKER_UNAVAILABLE'
+  | 'RESET_UNSUPPORTED'
+  | 'RESET_FAILED'
 
 export interface StackEmulatorErrorOptions {
   code: ErrorCode

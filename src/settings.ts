@@ -3,6 +3,7 @@
  */
 import os from 'node:os'
 import path from 'node:path'
+import { DRIVER_NAMES, type DriverName } from './drivers/types.js'
 import { StackEmulatorError } from './errors.js'
 
 export type AccelChoice = 'auto' | 'kvm' | 'hvf' | 'tcg'
@@ -23,6 +24,12 @@ export interface Settings {
   releasesUrl: string
   /** Set to anything to print QEMU's command lines into the supervisor log. */
   debug: boolean
+  /** Default driver (STACK_EMULATOR_DRIVER). */
+  driver: DriverName
+  /** External driver: base URL per service, from STACK_EMULATOR_<SERVICE>_URL. */
+  urls: Record<string, string>
+  /** External driver: the internal project's publishable key (STACK_EMULATOR_INTERNAL_KEY). */
+  internalKey: string | undefined
 }
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -44,7 +51,22 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     image: env.STACK_EMULATOR_IMAGE || undefined,
     releasesUrl: releasesUrl(env.STACK_EMULATOR_RELEASES_URL),
     debug: Boolean(env.STACK_EMULATOR_DEBUG),
+    driver: driverName(env.STACK_EMULATOR_DRIVER),
+    urls: Object.fromEntries(Object.entries(env)
+      .filter(([key, value]) => /^STACK_EMULATOR_[A-Z0-9_]+_URL$/.test(key) && key !== 'STACK_EMULATOR_RELEASES_URL' && value)
+      .map(([key, value]) => [key.slice('STACK_EMULATOR_'.length, -'_URL'.length).toLowerCase().replace(/_/g, '-'), value!])),
+    internalKey: env.STACK_EMULATOR_INTERNAL_KEY || undefined,
   }
+}
+
+function driverName(value: string | undefined): DriverName {
+  if (!value) return 'qemu'
+  if (!(DRIVER_NAMES as string[]).includes(value)) {
+    throw new StackEmulatorError(`STACK_EMULATOR_DRIVER must be one of ${DRIVER_NAMES.join(', ')}; got ${JSON.stringify(value)}`, {
+      code: 'BAD_OPTION', fix: 'Unset it for qemu.',
+    })
+  }
+  return value as DriverName
 }
 
 const GITHUB_API = 'https://api.github.com'

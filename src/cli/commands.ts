@@ -64,6 +64,8 @@ async function start(args: ParsedArgs): Promise<number> {
     dashboardUrl: emulator.dashboardUrl,
     services: emulator.services,
     env: emulator.env,
+    driver: emulator.driver,
+    id: emulator.id,
     pid: emulator.pid,
     accel: emulator.accel,
     origin: emulator.origin,

@@ -19,6 +19,9 @@ export interface Flag {
 
 export const FLAGS = {
   name: { type: 'string', value: '<name>', help: 'instance name (default: $STACK_EMULATOR_NAME or default)', option: 'name' },
+  driver: { type: 'string', value: '<driver>', help: 'qemu | docker | external (default: $STACK_EMULATOR_DRIVER or qemu)', option: 'driver' },
+  url: { type: 'string', multiple: true, value: '<svc=url>', help: 'external: a service URL, repeatable (default: $STACK_EMULATOR_<SERVICE>_URL)', option: 'urls' },
+  'internal-key': { type: 'string', value: '<key>', help: "external: the internal project's publishable key (default: $STACK_EMULATOR_INTERNAL_KEY)", option: 'internalKey' },
   image: { type: 'string', value: '<image>', help: 'fixture, stack-auth[@<tag>] or a manifest.json (default: fixture)', option: 'image' },
   port: { type: 'string', multiple: true, value: '<svc=port>', help: 'fixed host port for a service, repeatable (0 = QEMU picks)', option: 'ports' },
   memory: { type: 'string', value: '<MiB>', help: "guest memory (default: the image's)", option: 'memoryMb' },
@@ -54,6 +57,13 @@ export function optionsFromFlags(values: FlagValues, usageError: (message: strin
   }
   return {
     name: values.name,
+    driver: values.driver as EmulatorOptions['driver'],
+    urls: values.url ? Object.fromEntries(values.url.map((u) => {
+      const at = u.indexOf('=')
+      if (at < 1) throw usageError(`--url expects <service>=<url>, e.g. --url backend=http://10.0.0.5:8102; got "${u}"`)
+      return [u.slice(0, at), u.slice(at + 1)]
+    })) : undefined,
+    internalKey: values['internal-key'],
     image: values.image,
     arch: values.arch as EmulatorOptions['arch'],
     ports: values.port ? Object.fromEntries(values.port.map(port)) : undefined,
@@ -89,6 +99,9 @@ function wholeNumber(values: FlagValues, flag: FlagName, usageError: (message: s
 export function flagsFromOptions(options: EmulatorOptions): string[] {
   const argv: string[] = []
   if (options.name) argv.push('--name', options.name)
+  if (options.driver) argv.push('--driver', options.driver)
+  for (const [service, url] of Object.entries(options.urls ?? {})) argv.push('--url', `${service}=${url}`)
+  if (options.internalKey) argv.push('--internal-key', options.internalKey)
   if (options.image) argv.push('--image', options.image)
   if (options.arch) argv.push('--arch', options.arch)
   for (const [service, port] of Object.entries(options.ports ?? {})) argv.push('--port', `${service}=${port}`)

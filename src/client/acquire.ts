@@ -4,6 +4,7 @@
  */
 import { StackEmulatorError } from '../errors.js'
 import { resolveImage } from '../image/resolve.js'
+import { resolveServiceManifest } from '../drivers/service-manifest.js'
 import { local } from '../local-failure.js'
 import { Stopwatch } from '../stopwatch.js'
 import type { ImageManifest } from '../image/manifest.js'
@@ -29,8 +30,12 @@ export interface EmulatorInfo {
   credentials: StackCredentials | undefined
   accel: string
   origin: VmInfo['origin']
-  /** QEMU's pid. */
-  pid: number
+  /** Which driver runs it. */
+  driver: VmInfo['driver']
+  /** QEMU's pid, the container's id, or the external backend's URL. */
+  id: string
+  /** QEMU's pid, under the QEMU driver. @deprecated use `driver` and `id` */
+  pid: number | undefined
 }
 
 export interface Emulator extends EmulatorInfo, AsyncDisposable {
@@ -70,7 +75,9 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
   const log = resolved.onLog
   const progress = resolved.onProgress
   await local(paths.dir, () => ensureInstanceDir(paths))
-  const manifest = await resolveImage(resolved.image, { settings, progress, log })
+  const manifest = resolved.driver === 'qemu'
+    ? await resolveImage(resolved.image, { settings, progress, log })
+    : await resolveServiceManifest(resolved.image) as unknown as ImageManifest
   const driver = driverOptions(resolved, manifest)
   stopwatch.lap('options and image')
   const attached = await attachOrStart(paths, manifest, { ...settings, image: resolved.image }, driver, log, stopwatch)
@@ -176,7 +183,9 @@ class EmulatorHandle implements Emulator {
   get dashboardUrl(): string { return this.info.urls.dashboard ?? '' }
   get accel(): string { return this.info.accel }
   get origin(): VmInfo['origin'] { return this.info.origin }
-  get pid(): number { return this.info.pid }
+  get pid(): number | undefined { return this.info.pid }
+  get driver(): VmInfo['driver'] { return this.info.driver }
+  get id(): string { return this.info.id }
   get mail(): MailClient { return mailFor(this.info.urls) }
 
   /** Mints credentials (again after a reset: the project rows went with it) and rebuilds env. */
@@ -211,7 +220,7 @@ class EmulatorHandle implements Emulator {
   }
 
   toJSON(): EmulatorInfo {
-    const { name, services, backendUrl, dashboardUrl, env, credentials, accel, origin, pid } = this
-    return { name, services, backendUrl, dashboardUrl, env, credentials, accel, origin, pid }
+    const { name, services, backendUrl, dashboardUrl, env, credentials, accel, origin, driver, id, pid } = this
+    return { name, services, backendUrl, dashboardUrl, env, credentials, accel, origin, driver, id, pid }
   }
 }

@@ -10,11 +10,20 @@ import { platform, type ImageManifest } from '../image/manifest.js'
 import { checkArch, parseImageRef, type Arch } from '../image/names.js'
 import type { Settings } from '../settings.js'
 import type { Isolation } from '../supervisor/protocol.js'
-import type { DriverOptions } from '../drivers/types.js'
+import { DRIVER_NAMES, type DriverName, type DriverOptions } from '../drivers/types.js'
 
 export type { DriverOptions }
 
 export interface EmulatorOptions {
+  /**
+   * What runs the emulator: `'qemu'` (a VM), `'docker'` (a container, through testcontainers) or
+   * `'external'` (an emulator someone else runs, at `urls`). @default $STACK_EMULATOR_DRIVER, else 'qemu'
+   */
+  driver?: DriverName
+  /** external: base URL per service ({ backend, dashboard, ... }). @default $STACK_EMULATOR_<SERVICE>_URL */
+  urls?: Record<string, string>
+  /** external: the internal project's publishable key, to mint credentials with. @default $STACK_EMULATOR_INTERNAL_KEY */
+  internalKey?: string
   /** Instance name: suites using the same name share one VM. @default $STACK_EMULATOR_NAME or 'default' */
   name?: string
   /**
@@ -63,8 +72,9 @@ export interface ResolvedOptions {
   configFile: string | false | undefined
   onProgress: (phase: string) => void
   onLog: (line: string) => void
+  driver: DriverName
   /** What the caller set explicitly, to compare with a running VM. */
-  requested: Pick<EmulatorOptions, 'ports' | 'memoryMb' | 'snapshot'>
+  requested: Pick<EmulatorOptions, 'ports' | 'memoryMb' | 'snapshot' | 'driver'>
   driverDefaults: Omit<DriverOptions, 'ports' | 'memoryMb'>
 }
 
@@ -91,6 +101,11 @@ export function validateOptions(options: EmulatorOptions): void {
   if (options === null || typeof options !== 'object') throw badOption('options', options, 'an object')
   const { name, image, arch, isolation, keepAlive, idleTimeoutMs, ports, memoryMb, snapshot, fresh, bootTimeoutMs, configFile, onProgress, onLog } = options
   if (name !== undefined && typeof name !== 'string') throw badOption('name', name, 'a string')
+  if (options.driver !== undefined && !DRIVER_NAMES.includes(options.driver)) throw badOption('driver', options.driver, `one of ${DRIVER_NAMES.join(', ')}`)
+  if (options.urls !== undefined && (options.urls === null || typeof options.urls !== 'object' || !Object.values(options.urls).every((u) => typeof u === 'string'))) {
+    throw badOption('urls', options.urls, 'an object of service names to URLs')
+  }
+  if (options.internalKey !== undefined && typeof options.internalKey !== 'string') throw badOption('internalKey', options.internalKey, 'a string')
   if (image !== undefined && typeof image !== 'string') throw badOption('image', image, "'fixture', 'stack-auth', 'stack-auth@<tag>' or a path to a manifest.json")
   parseImageRef(image) // a malformed tag fails here, before anything starts
   if (arch !== undefined) checkArch(arch)
@@ -128,8 +143,11 @@ export function resolveOptions(options: EmulatorOptions, settings: Settings): Re
     configFile: options.configFile,
     onProgress: options.onProgress ?? (() => {}),
     onLog: options.onLog ?? log,
-    requested: { ports: options.ports, memoryMb: options.memoryMb, snapshot: options.snapshot },
+    driver: options.driver ?? settings.driver,
+    requested: { ports: options.ports, memoryMb: options.memoryMb, snapshot: options.snapshot, driver: options.driver },
     driverDefaults: {
+      kind: options.driver ?? settings.driver,
+      ...((options.driver ?? settings.driver) === 'external' ? { urls: options.urls ?? settings.urls, internalKey: options.internalKey ?? settings.internalKey } : {}),
       snapshot: options.snapshot ?? DEFAULTS.snapshot,
       fresh: options.fresh ?? DEFAULTS.fresh,
       bootTimeoutMs: options.bootTimeoutMs ?? DEFAULTS.bootTimeoutMs,
@@ -138,8 +156,8 @@ export function resolveOptions(options: EmulatorOptions, settings: Settings): Re
 }
 
 /** The driver options for this image: ports for its services (unknown ones refused), its memory by default. */
-export function driverOptions(resolved: ResolvedOptions, manifest: ImageManifest): DriverOptions {
-  const imageArch = platform(manifest).arch
+export function driverOptions(resolved: ResolvedOptions, manifest: Pick<ImageManifest, 'name' | 'services'> & Partial<ImageManifest>): DriverOptions {
+  const imageArch = resolved.driver === 'qemu' ? platform(manifest as ImageManifest).arch : resolved.arch
   if (resolved.arch !== undefined && resolved.arch !== imageArch) {
     throw new StackEmulatorError(`Option "arch" is ${resolved.arch}, but the image ${manifest.name} is built for ${imageArch}`, {
       code: 'BAD_OPTION', fix: `Drop the arch option, or use an ${resolved.arch} image (e.g. stack-emulator image pull --arch ${resolved.arch}).`,
@@ -151,7 +169,7 @@ export function driverOptions(resolved: ResolvedOptions, manifest: ImageManifest
   }
   return {
     ...resolved.driverDefaults,
-    memoryMb: resolved.requested.memoryMb ?? manifest.memoryMb,
+    memoryMb: resolved.requested.memoryMb ?? manifest.memoryMb ?? 0,
     ports: Object.fromEntries(manifest.services.map((s) => [s.name, resolved.requested.ports?.[s.name] ?? s.hostPort ?? 0])),
   }
 }
@@ -162,6 +180,7 @@ export function driverOptions(resolved: ResolvedOptions, manifest: ImageManifest
  */
 export function assertCompatible(name: string, requested: ResolvedOptions['requested'], running: DriverOptions): void {
   const differences: string[] = []
+  if (requested.driver !== undefined && requested.driver !== running.kind) differences.push(`driver ${running.kind}, not ${requested.driver}`)
   if (requested.memoryMb !== undefined && requested.memoryMb !== running.memoryMb) differences.push(`memoryMb ${running.memoryMb}, not ${requested.memoryMb}`)
   if (requested.snapshot !== undefined && requested.snapshot !== running.snapshot) differences.push(`snapshot ${running.snapshot}, not ${requested.snapshot}`)
   for (const [service, port] of Object.entries(requested.ports ?? {})) {

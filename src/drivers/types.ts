@@ -1,16 +1,27 @@
 /**
- * What the supervisor needs from a driver. Drivers know QEMU (or Docker), never Vitest,
- * Playwright or leases.
+ * The driver contract: what the supervisor needs from a driver (`Driver`, `RunningInstance`).
+ * Drivers know their engine, never Vitest, Playwright or leases. `RunningVm` is the QEMU
+ * driver's own shape, adapted to the contract in drivers/qemu/driver.ts.
  */
 import type { StackEmulatorError } from '../errors.js'
 import type { ImageManifest } from '../image/manifest.js'
 import type { Settings } from '../settings.js'
 
-export type VmOrigin = 'snapshot' | 'cold-boot'
+/** How the running emulator came up: restored, booted or started afresh, or attached to (external). */
+export type VmOrigin = 'snapshot' | 'cold-boot' | 'attached'
+
+export type DriverName = 'qemu' | 'docker' | 'external'
+export const DRIVER_NAMES: readonly DriverName[] = ['qemu', 'docker', 'external']
 
 /** What the driver gets: every value final. */
 export interface DriverOptions {
-  /** Host port per service of the image; 0 = QEMU picks. */
+  /** Which driver runs the instance. */
+  kind: DriverName
+  /** external: base URL per service of the emulator someone else runs. */
+  urls?: Record<string, string>
+  /** external: the internal project's publishable key, when its handshake file is out of reach. */
+  internalKey?: string
+  /** Host port per service of the image; 0 = the driver picks a free one. */
   ports: Record<string, number>
   memoryMb: number
   snapshot: boolean
@@ -65,4 +76,47 @@ export interface RunningVm {
   stop(): Promise<void>
   /** Resolves when the VM stops by itself (crash, killed); not after stop(). */
   readonly died: Promise<string>
+}
+
+/** What a driver can do; asked, never assumed. */
+export interface Capabilities {
+  /** Starts from a captured ready state. */
+  snapshots: boolean
+  /** Can go back to the clean state; when false, reset() rejects with code RESET_UNSUPPORTED. */
+  reset: boolean
+  /** Sets the emulator's clock after a restore. */
+  clock: boolean
+  /** Starts and stops what it runs (false: someone else runs it). */
+  lifecycle: boolean
+}
+
+/** One running emulator, whatever runs it. */
+export interface RunningInstance {
+  readonly driver: DriverName
+  /** QEMU's pid, the container's id, or the remote backend URL. */
+  readonly id: string
+  /** How it runs, in a word or two (tcg, kvm, container, remote). */
+  readonly accel: string
+  readonly capabilities: Capabilities
+  readonly origin: VmOrigin
+  /** Base URL per service, e.g. { backend: 'http://127.0.0.1:40123' }. Stable across resets. */
+  readonly urls: Record<string, string>
+  /** How long each phase of its start took, in ms, in order. */
+  readonly startupPhases: Record<string, number>
+  /** Files the emulator reads from the host (the config file), when it has such a route. */
+  readonly shared?: SharedFiles
+  /** The internal project's key to mint credentials with, when no shared file publishes it. */
+  readonly internalKey?: string
+  reset(): Promise<ResetResult>
+  problem(): StackEmulatorError | undefined
+  /** Stops what the driver started; safe to call twice. */
+  stop(): Promise<void>
+  /** Resolves when it stops by itself (crash, killed); not after stop(). */
+  readonly died: Promise<string>
+}
+
+/** A driver: the QEMU one takes an image manifest, the others a service manifest (drivers/service-manifest.ts). */
+export interface Driver<M = ImageManifest> {
+  readonly name: DriverName
+  start(options: Omit<DriverStartOptions, 'manifest'> & { manifest: M }): Promise<RunningInstance>
 }

@@ -42,10 +42,9 @@ const KEY_WAIT_MS = 60_000
  * guest publishes into the VM folder (`internalKeyFile`), opens the route as a client of project
  * `internal`; the body names the config file by its absolute path.
  */
-export async function mintCredentials(routeUrl: string, configFile: string, internalKeyFile?: string): Promise<StackCredentials> {
-  const headers = internalKeyFile
-    ? { 'x-stack-project-id': 'internal', 'x-stack-access-type': 'client', 'x-stack-publishable-client-key': await readInternalKey(internalKeyFile) }
-    : undefined
+export async function mintCredentials(routeUrl: string, configFile: string, internalKeyFile?: string, internalKey?: string): Promise<StackCredentials> {
+  const key = internalKey ?? (internalKeyFile ? await readInternalKey(internalKeyFile) : undefined)
+  const headers = key ? { 'x-stack-project-id': 'internal', 'x-stack-access-type': 'client', 'x-stack-publishable-client-key': key } : undefined
   let response: { status: number; text: string }
   try {
     response = await httpRequest(routeUrl, { method: 'POST', json: { absolute_file_path: configFile }, headers, timeoutMs: 15_000 })

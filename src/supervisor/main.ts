@@ -5,8 +5,7 @@
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { startQemuVm } from '../drivers/qemu/vm.js'
-import { loadManifest } from '../image/manifest.js'
+import { startDriver } from '../drivers/select.js'
 import { claimOwnership } from '../instance/lock.js'
 import { ALREADY_OWNED_EXIT_CODE, type SupervisorConfig } from './config.js'
 import { Supervisor } from './supervisor.js'
@@ -26,10 +25,8 @@ if (!ownership) {
   process.exit(ALREADY_OWNED_EXIT_CODE)
 }
 const config = JSON.parse(await fs.readFile(configPath, 'utf8')) as SupervisorConfig
-const manifest = await loadManifest(config.manifestPath)
-const supervisor = new Supervisor(config, manifest, (hooks) =>
-  startQemuVm({ ...config.driver, manifest, settings: config.settings, instanceDir: config.paths.dir, ...hooks }),
-)
+const { manifest, start } = await startDriver(config)
+const supervisor = new Supervisor(config, manifest, start)
 await supervisor.listen()
 for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
   process.on(signal, () => void supervisor.shutdown(`received ${signal}`))

@@ -7,7 +7,7 @@
  */
 import type net from 'node:net'
 import type { DriverOptions } from '../drivers/types.js'
-import type { VmOrigin } from '../drivers/types.js'
+import type { Capabilities, DriverName, VmOrigin } from '../drivers/types.js'
 import { StackEmulatorError } from '../errors.js'
 
 export type Isolation = 'suite' | 'exclusive' | 'none'
@@ -35,8 +35,13 @@ export type Request =
 
 export interface VmInfo {
   urls: Record<string, string>
-  pid: number
+  driver: DriverName
+  /** QEMU's pid, the container's id, or the external backend's URL. */
+  id: string
+  /** The driver's process id, when it runs one (QEMU). @deprecated use `driver` and `id` */
+  pid?: number
   accel: string
+  capabilities: Capabilities
   origin: VmOrigin
   /** Milliseconds the last reset took, if any. */
   lastResetMs?: number

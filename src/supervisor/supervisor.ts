@@ -9,14 +9,14 @@ import net from 'node:net'
 import { StackEmulatorError } from '../errors.js'
 import { mintCredentials } from '../stack/credentials.js'
 import type { StackCredentials } from '../stack/environment.js'
-import type { RunningVm } from '../drivers/types.js'
+import type { RunningInstance } from '../drivers/types.js'
 import type { ImageManifest } from '../image/manifest.js'
 import { ensureInstanceDir } from '../instance/paths.js'
 import { HELLO_TIMEOUT_MS, type InstanceState, type SupervisorConfig } from './config.js'
 import { LeaseBook, type Lease } from './leases.js'
 import { onLines, parseRequest, send, type AcquireResult, type Event, type HelloResult, type Request, type StatusResult, type VmInfo } from './protocol.js'
 
-type StartVm = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningVm>
+type StartVm = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningInstance>
 
 interface Connection {
   socket: net.Socket
@@ -37,8 +37,8 @@ export class Supervisor {
   private helloTimer: NodeJS.Timeout | undefined
   private readonly connections = new Set<Connection>()
   private readonly leases = new LeaseBook()
-  private vm: RunningVm | undefined
-  private vmReady: Promise<RunningVm>
+  private vm: RunningInstance | undefined
+  private vmReady: Promise<RunningInstance>
   private queue: Promise<unknown> = Promise.resolve()
   private state: StatusResult['state'] = 'booting'
   private keepAlive = false
@@ -204,7 +204,8 @@ export class Supervisor {
     return this.enqueue(async () => {
       const problem = this.vm?.problem()
       if (problem) throw problem
-      const reset = this.leases.needsReset(lease)
+      // A driver that cannot reset (external) shares its emulator as isolation 'none' does.
+      const reset = this.vm!.capabilities.reset && this.leases.needsReset(lease)
       if (reset) await this.resetVm()
       lease.acquired = true
       // Only a lease that got the VM keeps it alive: a `start` interrupted during the boot does not.
@@ -233,6 +234,8 @@ export class Supervisor {
   }
 
   private async resetVm(): Promise<void> {
+    // Its refusal, with the driver's words; the emulator stays as it is.
+    if (!this.vm!.capabilities.reset) await this.vm!.reset()
     this.state = 'resetting'
     const result = await this.vm!.reset().catch((error: Error) => {
       // The old VM is gone and no new one came up: go away, so the next acquire starts afresh.
@@ -268,7 +271,7 @@ export class Supervisor {
   private async mint(service: string, routePath: string, configFile: string): Promise<StackCredentials> {
     const vm = this.vm!
     await vm.shared?.expose(configFile)
-    const credentials = await mintCredentials(vm.urls[service] + routePath, configFile, vm.shared?.internalKeyFile)
+    const credentials = await mintCredentials(vm.urls[service] + routePath, configFile, vm.shared?.internalKeyFile, vm.internalKey)
     await vm.shared?.syncBack()
     return credentials
   }
@@ -294,7 +297,7 @@ export class Supervisor {
 
   private vmInfo(): VmInfo {
     const vm = this.vm!
-    return { urls: vm.urls, pid: vm.pid, accel: vm.accel, origin: vm.origin, lastResetMs: this.lastResetMs }
+    return { urls: vm.urls, driver: vm.driver, id: vm.id, pid: vm.driver === 'qemu' ? Number(vm.id) : undefined, accel: vm.accel, origin: vm.origin, capabilities: vm.capabilities, lastResetMs: this.lastResetMs }
   }
 
   private onClose(connection: Connection): void {

@@ -15,7 +15,7 @@ describe('resolveOptions', () => {
     const resolved = resolveOptions({}, { ...settings, name: 'from-env', image: '/env/manifest.json' })
     expect(resolved).toMatchObject({ name: 'from-env', image: '/env/manifest.json', isolation: DEFAULTS.isolation, keepAlive: false, idleTimeoutMs: 300_000 })
     expect(driverOptions(resolved, manifest)).toEqual({
-      snapshot: true, fresh: false, bootTimeoutMs: 180_000, memoryMb: 512, ports: { backend: 26701, dashboard: 0 },
+      kind: 'qemu', snapshot: true, fresh: false, bootTimeoutMs: 180_000, memoryMb: 512, ports: { backend: 26701, dashboard: 0 },
     })
   })
 
@@ -49,7 +49,7 @@ describe('driverOptions', () => {
 })
 
 describe('assertCompatible', () => {
-  const running = { snapshot: true, fresh: false, bootTimeoutMs: 180_000, memoryMb: 512, ports: { backend: 26701, dashboard: 0 } }
+  const running = { kind: 'qemu' as const, snapshot: true, fresh: false, bootTimeoutMs: 180_000, memoryMb: 512, ports: { backend: 26701, dashboard: 0 } }
   it('lets through what the caller left unset or asked for as running', () => {
     expect(() => assertCompatible('x', {}, running)).not.toThrow()
     expect(() => assertCompatible('x', { memoryMb: 512, ports: { backend: 26701, dashboard: 0 } }, running)).not.toThrow()

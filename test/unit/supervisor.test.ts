@@ -9,15 +9,17 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SupervisorConnection } from '../../src/client/connection.js'
-import type { RunningVm } from '../../src/drivers/types.js'
+import type { RunningInstance } from '../../src/drivers/types.js'
 import { StackEmulatorError } from '../../src/errors.js'
 import { ensureInstanceDir, instancePaths } from '../../src/instance/paths.js'
 import { readSettings } from '../../src/settings.js'
 import { Supervisor } from '../../src/supervisor/supervisor.js'
 
-class FakeVm implements RunningVm {
-  pid = 4242
+class FakeVm implements RunningInstance {
+  driver = 'qemu' as const
+  id = '4242'
   accel = 'tcg'
+  capabilities = { snapshots: true, reset: true, clock: false, lifecycle: true }
   origin = 'snapshot' as const
   urls = { backend: 'http://127.0.0.1:1' }
   startupPhases = { restore: 1 }
@@ -52,10 +54,10 @@ afterEach(async () => {
   }
 })
 
-async function start(vm: RunningVm | Error = new FakeVm(), credentials?: { service: string; path: string }) {
+async function start(vm: RunningInstance | Error = new FakeVm(), credentials?: { service: string; path: string }) {
   const paths = instancePaths(fs.mkdtempSync(path.join(os.tmpdir(), 'se-sup-')), 'fake')
   await ensureInstanceDir(paths)
-  const config = { paths, manifestPath: '', settings: readSettings(), driver: { ports: {}, memoryMb: 512, snapshot: true, fresh: false, bootTimeoutMs: 1000 } }
+  const config = { paths, manifestPath: '', settings: readSettings(), driver: { kind: 'qemu' as const, ports: {}, memoryMb: 512, snapshot: true, fresh: false, bootTimeoutMs: 1000 } }
   let exited = 0
   const supervisor = new Supervisor(config, { name: 'img', fingerprint: 'f', credentials }, async () => {
     if (vm instanceof Error) throw vm
@@ -86,7 +88,7 @@ describe('supervisor', () => {
     const vm = new FakeVm()
     const s = await start(vm)
     const [a, b] = [await s.client(), await s.client()]
-    expect(await s.acquire(a)).toMatchObject({ reset: false, pid: 4242 })
+    expect(await s.acquire(a)).toMatchObject({ reset: false, driver: 'qemu', id: '4242', pid: 4242 })
     expect(await s.acquire(b)).toMatchObject({ reset: false })
     a.close()
     await new Promise((r) => setTimeout(r, 50))
@@ -186,6 +188,23 @@ describe('supervisor', () => {
     await clients[0]!.request({ op: 'reset', force: true })
     expect((await ask(clients[1]!)).projectId).toBe('p3')
     route.close()
+  })
+
+  it('a driver that cannot reset refuses with its own error, keeps serving, and shares without resets', async () => {
+    const vm = new FakeVm()
+    vm.capabilities = { ...vm.capabilities, reset: false, lifecycle: false }
+    vm.reset = async () => {
+      throw new StackEmulatorError('The external emulator cannot be reset from here', { code: 'RESET_UNSUPPORTED' })
+    }
+    const s = await start(vm)
+    const a = await s.client()
+    await s.acquire(a, 'suite', true, 0)
+    await expect(a.request({ op: 'reset', force: true })).rejects.toMatchObject({ code: 'RESET_UNSUPPORTED' })
+    a.close()
+    await new Promise((r) => setTimeout(r, 50))
+    const b = await s.client()
+    expect(await s.acquire(b, 'suite', true, 0)).toMatchObject({ reset: false, driver: 'qemu' })
+    expect(vm.stopped).toBe(0)
   })
 
   it('answers a second hello on one connection without opening a second lease', async () => {

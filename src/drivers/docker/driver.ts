@@ -1,0 +1,215 @@
+/**
+ * The Docker driver: the emulator as one container, started through testcontainers. With a
+ * bridge, the services' ports are mapped to free host ports; with host networking (engines
+ * started with --bridge=none) the services listen on ports chosen free here and passed in the
+ * container's environment (`portEnv`), on 127.0.0.1. Config files reach the credential route
+ * through a per-instance folder mounted at `container.hostMount`; the internal key is chosen here
+ * and passed in. A lifeline socket stops the container when this process dies, however it dies.
+ */
+import crypto from 'node:crypto'
+import fs from 'node:fs/promises'
+import net from 'node:net'
+import path from 'node:path'
+import { StackEmulatorError } from '../../errors.js'
+import { Stopwatch } from '../../stopwatch.js'
+import { HostShare } from '../qemu/host-share.js'
+import type { ServiceManifest } from '../service-manifest.js'
+import type { Capabilities, Driver, DriverStartOptions, ResetResult, RunningInstance } from '../types.js'
+import type { WaitStrategy } from 'testcontainers'
+import { connectEngine, hasBridge, loadTestcontainers, type Testcontainers } from './engine.js'
+import { ensureContainerImage } from './image.js'
+
+export type ContainerStartOptions = Omit<DriverStartOptions, 'manifest'> & { manifest: ServiceManifest }
+
+const INSTANCE_LABEL = 'stack-emulator.instance'
+const LIFELINE_MOUNT = '/run/stack-emulator-lifeline'
+
+export const dockerDriver: Driver<ServiceManifest> = {
+  name: 'docker',
+  async start(options: ContainerStartOptions): Promise<RunningInstance> {
+    const stopwatch = new Stopwatch()
+    const tc = await loadTestcontainers()
+    const client = await connectEngine(tc)
+    const image = await ensureContainerImage(client, options.manifest, { cacheRoot: options.settings.cacheRoot, progress: options.progress, log: options.log })
+    await removeLeftovers(client, options.instanceDir)
+    const bridge = await hasBridge(client)
+    stopwatch.lap('engine and image')
+    const instance = new DockerInstance(tc, options, image, bridge)
+    await instance.launch(stopwatch)
+    return instance
+  },
+}
+
+/** Containers of this instance a killed supervisor left on a remote engine (a local one stops them by the lifeline). */
+async function removeLeftovers(client: Awaited<ReturnType<typeof connectEngine>>, instanceDir: string): Promise<void> {
+  const found = await client.container.dockerode.listContainers({ all: true, filters: { label: [`${INSTANCE_LABEL}=${instanceDir}`] } })
+  await Promise.all(found.map((c) => client.container.dockerode.getContainer(c.Id).remove({ force: true }).catch(() => {})))
+}
+
+type Started = Awaited<ReturnType<InstanceType<Testcontainers['GenericContainer']>['start']>>
+
+class DockerInstance implements RunningInstance {
+  readonly driver = 'docker'
+  readonly capabilities: Capabilities = { snapshots: false, reset: true, clock: false, lifecycle: true }
+  readonly origin = 'cold-boot' as const
+  readonly accel: string
+  readonly internalKey = crypto.randomBytes(32).toString('hex')
+  readonly shared: HostShare | undefined
+  urls: Record<string, string> = {}
+  startupPhases: Record<string, number> = {}
+  private container: Started | undefined
+  private ports: Record<string, number> = {}
+  private lifeline: net.Server | undefined
+  private stopped = false
+  private resolveDied!: (reason: string) => void
+  readonly died = new Promise<string>((resolve) => (this.resolveDied = resolve))
+
+  constructor(private readonly tc: Testcontainers, private readonly options: ContainerStartOptions, private readonly image: string, private readonly bridge: boolean) {
+    this.accel = bridge ? 'container' : 'container, host network'
+    this.shared = options.manifest.container?.hostMount ? new HostShare(options.instanceDir, 'internal-pck') : undefined
+  }
+
+  get id(): string {
+    return this.container?.getId() ?? ''
+  }
+
+  async launch(stopwatch: Stopwatch): Promise<void> {
+    const { manifest } = this.options
+    await this.shared?.prepare()
+    await this.shared?.writeVmFile('internal-pck', this.internalKey)
+    if (!this.bridge) {
+      for (const s of manifest.services) this.ports[s.name] = this.options.ports[s.name] || (await freePort())
+    }
+    this.lifeline = await this.openLifeline()
+    this.container = await this.startContainer()
+    if (this.bridge) for (const s of manifest.services) this.ports[s.name] = this.container.getMappedPort(s.guestPort)
+    const host = this.container.getHost() === 'localhost' ? '127.0.0.1' : this.container.getHost()
+    this.urls = Object.fromEntries(manifest.services.map((s) => [s.name, `http://${host}:${this.ports[s.name]}`]))
+    stopwatch.lap('container start to healthy')
+    this.startupPhases = stopwatch.phases
+  }
+
+  private async startContainer(): Promise<Started> {
+    const { manifest, instanceDir, bootTimeoutMs } = this.options
+    const spec = manifest.container ?? {}
+    const tc = this.tc
+    const env: Record<string, string> = { ...spec.env, STACK_EMULATOR_LIFELINE: `${LIFELINE_MOUNT}/sock` }
+    if (spec.internalKeyEnv) env[spec.internalKeyEnv] = this.internalKey
+    if (!this.bridge && spec.bindEnv) env[spec.bindEnv] = '127.0.0.1'
+    for (const s of manifest.services) {
+      const port = this.bridge ? s.guestPort : this.ports[s.name]!
+      if (s.portEnv) env[s.portEnv] = String(port)
+      env[`STACK_EMULATOR_${s.name.toUpperCase().replace(/-/g, '_')}_HOST_PORT`] = String(this.bridge ? this.options.ports[s.name] || s.guestPort : port)
+    }
+    if (env.STACK_EMULATOR_BACKEND_HOST_PORT) env.NEXT_PUBLIC_STACK_API_URL ??= `http://localhost:${env.STACK_EMULATOR_BACKEND_HOST_PORT}`
+    const mounts = [{ source: path.join(instanceDir, 'lifeline'), target: LIFELINE_MOUNT, mode: 'rw' as const }]
+    if (this.shared && spec.hostMount) mounts.push({ source: this.shared.root, target: spec.hostMount, mode: 'rw' as const })
+    // Health through testcontainers' wait strategies on the manifest's health paths.
+    const checks = manifest.services.filter((s) => s.health).map((s) => {
+      const wait = tc.Wait.forHttp(s.health!.path, s.guestPort).forStatusCode(s.health!.status ?? 200)
+      return this.bridge ? wait : new HostNetworkWait(tc, wait, s.guestPort, this.ports[s.name]!)
+    })
+    let container = new (autoRemoved(tc))(this.image)
+      .withEnvironment(env)
+      .withBindMounts(mounts)
+      .withLabels({ [INSTANCE_LABEL]: instanceDir })
+      .withWaitStrategy(tc.Wait.forAll(checks).withStartupTimeout(bootTimeoutMs))
+      .withStartupTimeout(bootTimeoutMs)
+    if (this.bridge) {
+      container = container.withExposedPorts(...manifest.services.map((s) => (this.options.ports[s.name] ? { container: s.guestPort, host: this.options.ports[s.name]! } : s.guestPort)))
+    } else {
+      container = container.withNetworkMode('host')
+    }
+    this.options.progress(`starting the container (${this.image})`)
+    try {
+      return await container.start()
+    } catch (cause) {
+      throw new StackEmulatorError(`The container ${this.image} did not become healthy: ${String((cause as Error).message).split('\n')[0]}`, {
+        code: 'NOT_HEALTHY', fix: 'See the supervisor log (stack-emulator logs --supervisor); raise the timeout with --timeout if the machine is just slow.', cause,
+      })
+    }
+  }
+
+  /** The socket whose other end the container holds: when this process dies, the container stops. */
+  private async openLifeline(): Promise<net.Server> {
+    const dir = path.join(this.options.instanceDir, 'lifeline')
+    await fs.rm(dir, { recursive: true, force: true })
+    await fs.mkdir(dir, { mode: 0o700 })
+    const server = net.createServer((socket) => {
+      socket.on('error', () => {})
+      socket.on('close', () => {
+        if (!this.stopped && !this.resetting) this.resolveDied(`the container ${this.id.slice(0, 12)} exited unexpectedly`)
+      })
+    })
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path.join(dir, 'sock'), resolve))
+    server.unref()
+    return server
+  }
+
+  private resetting = false
+
+  async reset(): Promise<ResetResult> {
+    const started = performance.now()
+    const command = this.options.manifest.container?.reset
+    if (command) {
+      const result = await this.container!.exec(command)
+      if (result.exitCode !== 0) throw new StackEmulatorError(`The reset command ${command.join(' ')} failed (exit ${result.exitCode}): ${result.output.slice(-300)}`, { code: 'RESET_FAILED' })
+    } else {
+      // No reset command: a new container from the image, on the same ports.
+      this.resetting = true
+      try {
+        await this.container!.stop({ timeout: 0, remove: false })
+        this.container = await this.startContainer()
+      } finally {
+        this.resetting = false
+      }
+    }
+    return { durationMs: Math.round(performance.now() - started), origin: this.origin }
+  }
+
+  problem(): StackEmulatorError | undefined {
+    return undefined
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    await this.shared?.syncBack().catch(() => {})
+    await this.container?.stop({ timeout: 0, remove: false }).catch((error: Error) => this.options.log(`stopping the container: ${error.message}`))
+    this.lifeline?.close()
+  }
+}
+
+/**
+ * The engine removes the container once it exits: after stop(), and when the lifeline makes it
+ * exit after this process died. testcontainers sets AutoRemove only for its reaper.
+ */
+function autoRemoved(tc: Testcontainers) {
+  return class extends tc.GenericContainer {
+    constructor(image: string) {
+      super(image)
+      this.hostConfig.AutoRemove = true
+    }
+  }
+}
+
+/** With host networking nothing is mapped: the wait strategy is told each port maps to itself. */
+class HostNetworkWait {
+  constructor(private readonly tc: Testcontainers, private readonly inner: ReturnType<Testcontainers['Wait']['forHttp']>, private readonly guestPort: number, private readonly hostPort: number) {}
+  waitUntilReady(container: Parameters<WaitStrategy['waitUntilReady']>[0]): Promise<void> {
+    const ports = new this.tc.BoundPorts()
+    ports.setBinding(this.guestPort, this.hostPort)
+    return this.inner.waitUntilReady(container, ports)
+  }
+  withStartupTimeout(ms: number) { this.inner.withStartupTimeout(ms); return this }
+  isStartupTimeoutSet() { return this.inner.isStartupTimeoutSet() }
+  getStartupTimeout() { return this.inner.getStartupTimeout() }
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}

@@ -1,0 +1,31 @@
+/** The QEMU driver behind the contract: QemuVm (vm.ts) as a RunningInstance. */
+import type { Driver, DriverStartOptions, RunningInstance, RunningVm } from '../types.js'
+import { startQemuVm } from './vm.js'
+
+export const qemuDriver: Driver = {
+  name: 'qemu',
+  async start(options: DriverStartOptions): Promise<RunningInstance> {
+    return new QemuInstance(await startQemuVm(options), Boolean(options.manifest.clock || options.manifest.guestAgent))
+  },
+}
+
+class QemuInstance implements RunningInstance {
+  readonly driver = 'qemu'
+  readonly capabilities
+  readonly died: Promise<string>
+
+  constructor(private readonly vm: RunningVm, clock: boolean) {
+    this.capabilities = { snapshots: true, reset: true, clock, lifecycle: true }
+    this.died = vm.died
+  }
+
+  get id(): string { return String(this.vm.pid) }
+  get accel(): string { return this.vm.accel }
+  get origin() { return this.vm.origin }
+  get urls() { return this.vm.urls }
+  get startupPhases() { return this.vm.startupPhases }
+  get shared() { return this.vm.shared }
+  reset() { return this.vm.reset() }
+  problem() { return this.vm.problem() }
+  stop() { return this.vm.stop() }
+}
