@@ -17,7 +17,16 @@ export default defineConfig({
         },
       },
       // The Docker and external drivers: real containers, no VM image needed.
-      { test: { name: 'drivers', include: ['test/drivers/**/*.test.ts'], fileParallelism: false, testTimeout: 240_000, hookTimeout: 600_000 } },
+      {
+        test: {
+          name: 'drivers',
+          include: ['test/drivers/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: 240_000,
+          hookTimeout: 600_000,
+          globalSetup: ['test/drivers/global-setup.ts'],
+        },
+      },
     ],
   },
 })
