@@ -15,7 +15,7 @@ import { platform, type ImageManifest } from '../../image/manifest.js'
 import { findUefiFirmware } from './firmware.js'
 import { buildArgv, hostShareDeviceAdd, type Forward, type LaunchPaths, type MachineShape } from './argv.js'
 import { createOverlay } from './binary.js'
-import { guestExec, guestSetTime, withGuestAgent } from './guest-agent.js'
+import { guestExec, guestSetTime } from './guest-agent.js'
 import { QmpClient } from './qmp.js'
 import type { HostShare } from './host-share.js'
 import { local } from '../../local-failure.js'
@@ -117,7 +117,7 @@ async function restore(ctx: Context, { files, record }: { files: SnapshotFiles; 
   ctx.stopwatch?.lap('first healthy probe')
   try {
     await restored
-    if (ctx.manifest.clock) await syncGuestClock(ctx, await resolvedForwards(ready, forwards), slot)
+    if (ctx.manifest.clock) await syncGuestClock(ctx, await resolvedForwards(ready, forwards), slot, ready)
   } catch (error) {
     await ready.stop()
     throw error
@@ -145,8 +145,15 @@ async function afterRestore(ctx: Context, proc: QemuProcess, slot: Slot, record:
     throw error
   }
   if (manifest.clock) return agent.close()
-  // guest-set-time sets the clock the moment the idle agent reads it, then waits up to a second
-  // for hwclock to write the RTC: nobody needs to wait for that second part.
+  setClockThrough(agent, ctx, proc)
+}
+
+/**
+ * guest-set-time sets the clock the moment the idle agent reads it, then waits up to a second for
+ * hwclock to write the RTC: nobody waits for that second part. The connection stays open until
+ * the agent answers (it serves one client at a time), and a failure is logged.
+ */
+function setClockThrough(agent: QmpClient, ctx: Context, proc: QemuProcess): void {
   void guestSetTime(agent).then(
     () => agent.close(),
     (error: unknown) => {
@@ -213,10 +220,11 @@ async function waitRunning(proc: QemuProcess, timeoutMs: number): Promise<void> 
  * A restored guest wakes with the snapshot's clock: push the host's time, through the image's
  * clock endpoint when it has one, else through the guest agent.
  */
-export async function syncGuestClock(ctx: Context, forwards: Forward[], slot: Slot): Promise<void> {
+export async function syncGuestClock(ctx: Context, forwards: Forward[], slot: Slot, proc: QemuProcess): Promise<void> {
   const { manifest } = ctx
   if (!manifest.clock) {
-    if (manifest.guestAgent) await withGuestAgent(agentSocketPath(ctx, slot), AGENT_TIMEOUT_MS, guestSetTime)
+    // A guest-sync round trip proves the agent answers; the clock is set as it reads the next command.
+    if (manifest.guestAgent) setClockThrough(await QmpClient.connectAgent(agentSocketPath(ctx, slot), AGENT_TIMEOUT_MS), ctx, proc)
     return
   }
   const url = serviceUrls(manifest, forwards)[manifest.clock.service] + manifest.clock.path

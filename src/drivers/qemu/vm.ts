@@ -219,7 +219,7 @@ class QemuVm implements RunningVm {
         await hmp(spare.proc, `hostfwd_remove net0 tcp:127.0.0.1:${old.hostPort}`)
         await hmp(spare.proc, `hostfwd_add net0 tcp:127.0.0.1:${forward.hostPort}-:${forward.guestPort}`)
       }
-      await syncGuestClock(this.ctx, this.forwards, spare.slot)
+      await syncGuestClock(this.ctx, this.forwards, spare.slot, spare.proc)
       this.slot = spare.slot
       return spare.proc
     } catch {
