@@ -58,26 +58,6 @@ export interface SharedFiles {
   readonly internalKeyFile: string | undefined
 }
 
-export interface RunningVm {
-  readonly pid: number
-  readonly accel: string
-  readonly origin: VmOrigin
-  /** Base URL per service, e.g. { backend: 'http://127.0.0.1:40123' }. Stable across resets. */
-  readonly urls: Record<string, string>
-  /** How long each phase of its start took, in ms, in order (QEMU launch, restore, first healthy probe, ...). */
-  readonly startupPhases: Record<string, number>
-  /** The share with the guest, when the image has one. */
-  readonly shared?: SharedFiles
-  /** Back to the clean `ready` state, on the same host ports. */
-  reset(): Promise<ResetResult>
-  /** Why the VM cannot serve right now (a full disk paused it), or undefined. */
-  problem(): StackEmulatorError | undefined
-  /** Stops the VM; safe to call twice. */
-  stop(): Promise<void>
-  /** Resolves when the VM stops by itself (crash, killed); not after stop(). */
-  readonly died: Promise<string>
-}
-
 /** What a driver can do; asked, never assumed. */
 export interface Capabilities {
   /** Starts from a captured ready state. */
@@ -113,6 +93,11 @@ export interface RunningInstance {
   stop(): Promise<void>
   /** Resolves when it stops by itself (crash, killed); not after stop(). */
   readonly died: Promise<string>
+}
+
+/** The QEMU driver's own shape (vm.ts): the contract's instance less what its adapter (drivers/qemu/driver.ts) adds. */
+export type RunningVm = Omit<RunningInstance, 'driver' | 'id' | 'capabilities' | 'internalKey'> & {
+  readonly pid: number
 }
 
 /** A driver: the QEMU one takes an image manifest, the others a service manifest (drivers/service-manifest.ts). */
