@@ -16,6 +16,8 @@ pg_version=15
 packages=postgresql-$pg_version,python3,python3-psycopg2,python3-jwt,python3-cryptography,python3-cffi-backend
 
 log() { printf '[fixture-container %(%T)T] %s\n' -1 "$*" >&2; }
+# shellcheck source=../fixtures/image/rootfs.sh
+source "$repo/fixtures/image/rootfs.sh"
 die() { log "error: $*"; exit 1; }
 
 [[ $# -eq 1 ]] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
@@ -35,20 +37,8 @@ trap 'exit 130' INT TERM
 start=$SECONDS
 
 root=$work/rootfs
-log "debootstrap $suite ($packages)"
-# Two stages, as fixtures/image/build.sh: no service starts in the chroot, no default cluster.
-debootstrap --foreign --variant=minbase --include="$packages" "$suite" "$root" >"$work/debootstrap.log" 2>&1 ||
-	{ tail -n 30 "$work/debootstrap.log" >&2; die "debootstrap (first stage) failed"; }
-printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
-chmod 755 "$root/usr/sbin/policy-rc.d"
-mkdir -p "$root/etc/postgresql-common/createcluster.d"
-echo 'create_main_cluster = false' >"$root/etc/postgresql-common/createcluster.d/fixture.conf"
-chroot "$root" /debootstrap/debootstrap --second-stage >>"$work/debootstrap.log" 2>&1 ||
-	{ tail -n 30 "$work/debootstrap.log" >&2; die "debootstrap (second stage) failed"; }
+bootstrap_root "$suite" "$packages"
 log "debootstrap done (at $((SECONDS - start)) s)"
-
-in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C TZ=UTC "$@"; }
-as_postgres() { chroot --userspec=postgres:postgres "$root" env -i PATH=/usr/bin:/bin LANG=C TZ=UTC HOME=/var/lib/postgresql "$@"; }
 
 rm -rf "$root"/usr/lib/postgresql/$pg_version/lib/llvmjit* "$root"/usr/lib/postgresql/$pg_version/lib/bitcode \
 	"$root"/usr/share/{doc,man,info,locale,i18n,lintian}/* "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* \
@@ -62,19 +52,10 @@ in_root python3 -m compileall -q /opt/stack-emulator >/dev/null
 
 # The cluster, made now so a container start does not pay for initdb. Unix socket only: with host
 # networking, two containers side by side must not both want port 5432.
-pg_bin=/usr/lib/postgresql/$pg_version/bin
-pg_data=/var/lib/postgresql/$pg_version/fixture
-as_postgres "$pg_bin/initdb" -D "$pg_data" --auth=trust --username=postgres --encoding=UTF8 \
-	--locale=C --no-instructions --no-sync >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log" >&2; die "initdb failed"; }
-pg_single() { as_postgres "$pg_bin/postgres" --single -j -D "$pg_data" "$@" 2>&1; }
-sql_out=$(printf 'CREATE DATABASE fixture;\n\n' | pg_single postgres)
-sql_out+=$(pg_single fixture <"$guest/schema.sql")
-if grep -qE 'ERROR|FATAL' <<<"$sql_out"; then echo "$sql_out" >&2; die "creating the fixture database failed"; fi
+fixture_database "$pg_version" "$guest/schema.sql"
 # The clean state, for reset-database: a template copy of the built database (made before
 # fixture.conf, whose POSIX shared memory the chroot lacks).
-sql_out=$(printf 'CREATE DATABASE fixture_clean TEMPLATE fixture;\n\n' | pg_single postgres)
-if grep -qE 'ERROR|FATAL' <<<"$sql_out"; then echo "$sql_out" >&2; die "creating the clean template failed"; fi
-
+pg_sql postgres <<<'CREATE DATABASE fixture_clean TEMPLATE fixture;' >/dev/null
 install -m 600 -o "$(stat -c %u "$root$pg_data")" -g "$(stat -c %g "$root$pg_data")" \
 	"$guest/postgresql.fixture.conf" "$root$pg_data/fixture.conf"
 printf "\ninclude 'fixture.conf'\nlisten_addresses = ''\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n" >>"$root$pg_data/postgresql.conf"

@@ -40,7 +40,7 @@ export type ServiceManifest = Pick<ImageManifest, 'name' | 'fingerprint' | 'file
 
 export const FIXTURE_CONTAINER_MANIFEST = path.join(packageRoot, 'docker', 'manifest.json')
 /** Everything the fixture's container image is built from. */
-const FIXTURE_INPUTS = ['docker/build.sh', 'docker/entrypoint', 'docker/reset-database', 'fixtures/image/guest/server.py', 'fixtures/image/guest/schema.sql', 'fixtures/image/guest/postgresql.fixture.conf']
+const FIXTURE_INPUTS = ['docker/build.sh', 'docker/entrypoint', 'docker/reset-database', 'fixtures/image/rootfs.sh', 'fixtures/image/guest/server.py', 'fixtures/image/guest/schema.sql', 'fixtures/image/guest/postgresql.fixture.conf']
 
 export async function loadServiceManifest(file: string): Promise<ServiceManifest> {
   let raw: Record<string, unknown>
