@@ -158,7 +158,11 @@ function setClockThrough(agent: QmpClient, ctx: Context, proc: QemuProcess): voi
     () => agent.close(),
     (error: unknown) => {
       agent.close()
-      if (proc.isAlive) ctx.options.log(`Setting the guest clock through its agent failed: ${firstLine(error)}`)
+      // A VM being stopped closes the agent's socket before its process ends: only a VM still
+      // running a moment later makes this worth saying.
+      setTimeout(() => {
+        if (proc.isAlive) ctx.options.log(`Setting the guest clock through its agent failed: ${firstLine(error)}`)
+      }, 2000).unref()
     },
   )
 }
