@@ -24,8 +24,7 @@ export interface RuntimeVolumeInput {
 export async function writeRuntimeVolume(iso: string, input: RuntimeVolumeInput): Promise<void> {
   const spec = input.manifest.runtimeVolume
   if (!spec) throw new Error(`Image ${input.manifest.name} has no runtime volume`)
-  const contents: [string, Buffer][] = []
-  for (const [name, source] of Object.entries(spec.files)) contents.push([name, await fs.readFile(path.resolve(input.manifest.dir, source))])
+  const contents = await copiedFiles(input.manifest)
   if (spec.runtimeEnv) contents.push([spec.runtimeEnv, Buffer.from(runtimeEnvText({ hostPorts: input.hostPorts, vmDir: input.vmDir, env: spec.env ?? {} }))])
   const digest = sha256(JSON.stringify([spec.label, contents.map(([name, data]) => [name, sha256(data)])]))
   const digestFile = `${iso}.sha256`
@@ -58,7 +57,13 @@ export async function runtimeVolumeDigest(manifest: ImageManifest, hostPorts: Re
   const spec = manifest.runtimeVolume
   if (!spec) return ''
   const parts = [spec.label, spec.runtimeEnv ?? '', JSON.stringify(spec.env ?? {})]
-  for (const [name, source] of Object.entries(spec.files)) parts.push(name, sha256(await fs.readFile(path.resolve(manifest.dir, source))))
+  for (const [name, data] of await copiedFiles(manifest)) parts.push(name, sha256(data))
   if (spec.hostPortsInSnapshot) parts.push(JSON.stringify(hostPorts))
   return sha256(parts.join('\0')).slice(0, 16)
+}
+
+/** The files the volume copies from the image's folder, by their names in the volume. */
+async function copiedFiles(manifest: ImageManifest): Promise<[string, Buffer][]> {
+  const files = Object.entries(manifest.runtimeVolume?.files ?? {})
+  return Promise.all(files.map(async ([name, source]) => [name, await fs.readFile(path.resolve(manifest.dir, source))] as [string, Buffer]))
 }
