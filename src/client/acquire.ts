@@ -10,14 +10,16 @@ import { Stopwatch } from '../stopwatch.js'
 import type { ImageManifest } from '../image/manifest.js'
 import { withInstanceLock } from '../instance/lock.js'
 import { ensureInstanceDir, instancePaths, type InstancePaths } from '../instance/paths.js'
+import fs from 'node:fs/promises'
+import { sha256 } from '../digest.js'
 import { readSettings, type Settings } from '../settings.js'
 import { emulatorEnv, type StackCredentials } from '../stack/environment.js'
 import { resolveConfigFile } from '../stack/credentials.js'
 import { mailFor, type MailClient } from '../stack/mail.js'
-import type { AcquireResult, VmInfo } from '../supervisor/protocol.js'
+import type { AcquireResult, CheckpointRequest, VmInfo } from '../supervisor/protocol.js'
 import { attachExisting, spawnSupervisor, type Attached } from './attach.js'
 import type { SupervisorConnection } from './connection.js'
-import { assertCompatible, driverOptions, resolveOptions, type DriverOptions, type EmulatorOptions } from './options.js'
+import { assertCompatible, driverOptions, resolveOptions, type DriverOptions, type EmulatorOptions, type ResolvedOptions } from './options.js'
 
 export interface EmulatorInfo {
   name: string
@@ -79,8 +81,14 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
     ? await resolveImage(resolved.image, { settings, progress, log })
     : await resolveServiceManifest(resolved.image) as unknown as ImageManifest
   const driver = driverOptions(resolved, manifest)
+  // Resolved once: a generated default lives in the state root, so every instance (one per
+  // worker, too) mints for the same file and restores the same checkpoint.
+  const configFile = manifest.credentials && resolved.configFile !== false
+    ? await resolveConfigFile(resolved.configFile, process.cwd(), settings.stateRoot)
+    : undefined
+  const checkpoint = configFile && driver.snapshot ? await checkpointRequest(configFile, resolved) : undefined
   stopwatch.lap('options and image')
-  const attached = await attachOrStart(paths, manifest, { ...settings, image: resolved.image }, driver, log, stopwatch)
+  const attached = await attachOrStart(paths, manifest, { ...settings, image: resolved.image }, driver, checkpoint, log, stopwatch)
   const { connection } = attached
   try {
     assertCompatible(paths.name, resolved.requested, attached.hello.driver)
@@ -97,16 +105,38 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
       isolation: resolved.isolation,
       keepAlive: resolved.keepAlive,
       idleTimeoutMs: resolved.idleTimeoutMs,
+      checkpoint,
     })
     stopwatch.lap('VM')
-    const handle = await EmulatorHandle.create(paths, manifest, resolved.configFile, connection, result)
+    const handle = await EmulatorHandle.create(paths, configFile, connection, result)
     stopwatch.lap('credentials')
+    if (result.seeding) {
+      // This suite takes the checkpoint that resets return to: its seed runs once, here.
+      if (resolved.seed) {
+        progress('seeding')
+        await resolved.seed(handle)
+        stopwatch.lap('seed')
+      }
+      progress('saving the seeded snapshot')
+      await handle.checkpoint()
+      stopwatch.lap('seeded snapshot')
+    }
     handle.startup = { durationMs: stopwatch.totalMs, startedVm: Boolean(attached.spawned), phases: stopwatch.phases, vmPhases: result.startupPhases }
     return handle
   } catch (error) {
     connection.close()
     throw error
   }
+}
+
+/** Saving a checkpoint migrates the VM and restores it: seconds under TCG, more on a loaded machine. */
+const CHECKPOINT_TIMEOUT_MS = 180_000
+
+/** What this suite's checkpoint is taken for: its config file as it is now, and its seed. */
+async function checkpointRequest(configFile: string, resolved: ResolvedOptions): Promise<CheckpointRequest> {
+  const contents = await fs.readFile(configFile).catch(() => Buffer.alloc(0))
+  const seedId = resolved.seedVersion ?? (resolved.seed ? sha256(resolved.seed.toString()).slice(0, 16) : '')
+  return { configFile, configDigest: sha256(contents), seedId }
 }
 
 /** How long a client waits for a supervisor that is shutting down to be gone. */
@@ -117,6 +147,7 @@ async function attachOrStart(
   manifest: ImageManifest,
   settings: Settings,
   driver: DriverOptions,
+  checkpoint: CheckpointRequest | undefined,
   log: (line: string) => void,
   stopwatch: Stopwatch,
 ): Promise<Attached> {
@@ -127,7 +158,7 @@ async function attachOrStart(
         stopwatch.lap('lock')
         const existing = await attachExisting(paths, true, log)
         if (existing) return existing
-        return local(paths.dir, () => spawnSupervisor({ paths, manifestPath: manifest.file, settings, driver }, true))
+        return local(paths.dir, () => spawnSupervisor({ paths, manifestPath: manifest.file, settings, driver, checkpoint }, true))
       })
       stopwatch.lap('supervisor')
       if (attached.hello.imageFingerprint !== manifest.fingerprint) {
@@ -159,11 +190,11 @@ class EmulatorHandle implements Emulator {
 
   private constructor(
     private readonly paths: InstancePaths,
-    private readonly manifest: ImageManifest,
-    private readonly configFile: string | false | undefined,
+    private readonly configFile: string | undefined,
     private readonly connection: SupervisorConnection,
     private info: VmInfo,
     readonly wasReset: boolean,
+    readonly lease: number,
   ) {
     connection.on('event', (event) => {
       if (event.event === 'stopped') this.resolveLost(event.reason)
@@ -171,8 +202,8 @@ class EmulatorHandle implements Emulator {
     connection.on('close', () => this.resolveLost('the connection to the emulator closed'))
   }
 
-  static async create(paths: InstancePaths, manifest: ImageManifest, configFile: string | false | undefined, connection: SupervisorConnection, result: AcquireResult): Promise<EmulatorHandle> {
-    const handle = new EmulatorHandle(paths, manifest, configFile, connection, result, result.reset)
+  static async create(paths: InstancePaths, configFile: string | undefined, connection: SupervisorConnection, result: AcquireResult): Promise<EmulatorHandle> {
+    const handle = new EmulatorHandle(paths, configFile, connection, result, result.reset, result.lease)
     await handle.refresh()
     return handle
   }
@@ -188,15 +219,19 @@ class EmulatorHandle implements Emulator {
   get id(): string { return this.info.id }
   get mail(): MailClient { return mailFor(this.info.urls) }
 
-  /** Mints credentials (again after a reset: the project rows went with it) and rebuilds env. */
+  /**
+   * Asks the supervisor for the credentials (a checkpoint's, or minted once per VM state and
+   * shared by every suite on the VM) and rebuilds env.
+   */
   private async refresh(): Promise<void> {
-    const route = this.manifest.credentials
-    if (route && this.configFile !== false) {
-      const configFile = await resolveConfigFile(this.configFile || undefined, process.cwd(), this.paths.dir)
-      // The supervisor mints them (once per VM state, shared by every suite on the VM).
-      this.credentials = await this.connection.request<StackCredentials>({ op: 'credentials', configFile })
-    }
+    if (this.configFile) this.credentials = await this.connection.request<StackCredentials>({ op: 'credentials', configFile: this.configFile })
     this.env = emulatorEnv(this.paths.name, this.info.urls, this.credentials)
+  }
+
+  /** Saves the VM as this suite's checkpoint (the supervisor asked this lease to seed it). */
+  async checkpoint(): Promise<void> {
+    this.info = await this.connection.request<VmInfo>({ op: 'checkpoint' }, CHECKPOINT_TIMEOUT_MS)
+    await this.refresh()
   }
 
   async reset(options: { force?: boolean } = {}): Promise<{ durationMs: number }> {

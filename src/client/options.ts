@@ -11,6 +11,7 @@ import { checkArch, parseImageRef, type Arch } from '../image/names.js'
 import type { Settings } from '../settings.js'
 import type { Isolation } from '../supervisor/protocol.js'
 import { DRIVER_NAMES, type DriverName, type DriverOptions } from '../drivers/types.js'
+import type { Emulator } from './acquire.js'
 
 export type { DriverOptions }
 
@@ -55,6 +56,14 @@ export interface EmulatorOptions {
    * @default './stack.config.ts' if it exists, else a generated one in the instance folder
    */
   configFile?: string | false
+  /**
+   * Runs once, after the credentials are minted, to put data every test starts from (users, teams)
+   * through the SDK or HTTP; resets then return to the state it left, with the same keys. It runs
+   * again only when its source (or seedVersion) or the config file changes.
+   */
+  seed?: (emulator: Emulator) => Promise<void> | void
+  /** Names the seed's version, in place of its source, for when it reads other files. @default a digest of seed's source */
+  seedVersion?: string
   /** Called with each phase of a long wait (boot, capture, restore). */
   onProgress?: (phase: string) => void
   /** Called with each one-line message (warnings, fallbacks, recoveries). @default a line on stderr */
@@ -70,6 +79,8 @@ export interface ResolvedOptions {
   keepAlive: boolean
   idleTimeoutMs: number
   configFile: string | false | undefined
+  seed: EmulatorOptions['seed']
+  seedVersion: string | undefined
   onProgress: (phase: string) => void
   onLog: (line: string) => void
   driver: DriverName
@@ -119,7 +130,10 @@ export function validateOptions(options: EmulatorOptions): void {
   if (configFile !== undefined && configFile !== false && typeof configFile !== 'string') throw badOption('configFile', configFile, 'a path or false')
   if (ports !== undefined && (ports === null || typeof ports !== 'object')) throw badOption('ports', ports, 'an object of service names to ports')
   for (const [service, port] of Object.entries(ports ?? {})) integerIn(`ports.${service}`, port, 0, 65_535)
-  for (const [key, value] of Object.entries({ onProgress, onLog })) {
+  if (options.seedVersion !== undefined && (typeof options.seedVersion !== 'string' || !/^[\w.@+-]{1,64}$/.test(options.seedVersion))) {
+    throw badOption('seedVersion', options.seedVersion, 'up to 64 letters, digits or ._@+-')
+  }
+  for (const [key, value] of Object.entries({ onProgress, onLog, seed: options.seed })) {
     if (value !== undefined && typeof value !== 'function') throw badOption(key, value, 'a function')
   }
 }
@@ -141,6 +155,8 @@ export function resolveOptions(options: EmulatorOptions, settings: Settings): Re
     keepAlive: options.keepAlive ?? DEFAULTS.keepAlive,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
     configFile: options.configFile,
+    seed: options.seed,
+    seedVersion: options.seedVersion,
     onProgress: options.onProgress ?? (() => {}),
     onLog: options.onLog ?? log,
     driver: options.driver ?? settings.driver,

@@ -6,11 +6,11 @@
 import { loadManifest } from '../image/manifest.js'
 import type { SupervisorConfig } from '../supervisor/config.js'
 import { loadServiceManifest } from './service-manifest.js'
-import type { RunningInstance } from './types.js'
+import type { DriverStartOptions, RunningInstance } from './types.js'
 
 type Hooks = { log: (line: string) => void; progress: (phase: string) => void }
 
-export async function startDriver(config: SupervisorConfig): Promise<{
+export async function startDriver(config: SupervisorConfig, checkpoint?: DriverStartOptions['checkpoint']): Promise<{
   manifest: { name: string; fingerprint: string; credentials?: { service: string; path: string } }
   start: (hooks: Hooks) => Promise<RunningInstance>
 }> {
@@ -18,7 +18,7 @@ export async function startDriver(config: SupervisorConfig): Promise<{
   if (config.driver.kind === 'qemu') {
     const manifest = await loadManifest(config.manifestPath)
     const { qemuDriver } = await import('./qemu/driver.js')
-    return { manifest, start: (hooks) => qemuDriver.start({ ...common, manifest, ...hooks }) }
+    return { manifest, start: (hooks) => qemuDriver.start({ ...common, manifest, checkpoint, ...hooks }) }
   }
   const manifest = await loadServiceManifest(config.manifestPath)
   const { dockerDriver } = await import('./docker/driver.js')

@@ -29,7 +29,30 @@ export interface DriverOptions {
   bootTimeoutMs: number
 }
 
+/** A checkpoint's stored meta checked against what a suite asks for: why it does not fit, or undefined. */
+export type CheckpointCheck = (meta: unknown) => string | undefined
+
+export type CheckpointOpened = { opened: 'restored'; meta: unknown } | { opened: 'seeding'; reason: string }
+
+/**
+ * Seeded snapshots: a saved state with a suite's project and seed data that resets return to,
+ * so keys stay valid across resets. Slots are named by the caller (one per config file).
+ */
+export interface Checkpoints {
+  /** The checkpoint resets return to now, with what was stored in it; undefined: the plain ready state. */
+  readonly current: { slot: string; meta: unknown } | undefined
+  /**
+   * Makes `slot` where resets return to. Saved before and accepted by `check`: the emulator is
+   * reset into it. Else it restarts, ready to be seeded and saved; the reason says why.
+   */
+  open(slot: string, check: CheckpointCheck): Promise<CheckpointOpened>
+  /** Saves the seeded emulator as the open slot, with `meta`, and restarts from it. */
+  save(meta: unknown): Promise<void>
+}
+
 export interface DriverStartOptions extends DriverOptions {
+  /** Start from this checkpoint when it exists and fits (else from the plain ready state). */
+  checkpoint?: { slot: string; check: CheckpointCheck }
   manifest: ImageManifest
   settings: Settings
   /** Folder for this instance's overlay, sockets and logs (mode 0700). */
@@ -87,6 +110,8 @@ export interface RunningInstance {
   readonly shared?: SharedFiles
   /** The internal project's key to mint credentials with, when no shared file publishes it. */
   readonly internalKey?: string
+  /** Present when the driver can save seeded states (QEMU restored from a snapshot). */
+  readonly checkpoints?: Checkpoints
   reset(): Promise<ResetResult>
   problem(): StackEmulatorError | undefined
   /** Stops what the driver started; safe to call twice. */
@@ -96,8 +121,13 @@ export interface RunningInstance {
 }
 
 /** The QEMU driver's own shape (vm.ts): the contract's instance less what its adapter (drivers/qemu/driver.ts) adds. */
-export type RunningVm = Omit<RunningInstance, 'driver' | 'id' | 'capabilities' | 'internalKey'> & {
+export type RunningVm = Omit<RunningInstance, 'driver' | 'id' | 'capabilities' | 'internalKey' | 'checkpoints'> & {
   readonly pid: number
+  /** Restored from a ready snapshot, so it can take checkpoints. */
+  readonly checkpointable: boolean
+  readonly checkpoint: Checkpoints['current']
+  openCheckpoint: Checkpoints['open']
+  saveCheckpoint: Checkpoints['save']
 }
 
 /** A driver: the QEMU one takes an image manifest, the others a service manifest (drivers/service-manifest.ts). */

@@ -2,12 +2,15 @@
 import type { DriverOptions } from '../drivers/types.js'
 import type { InstancePaths } from '../instance/paths.js'
 import type { Settings } from '../settings.js'
+import type { CheckpointRequest } from './protocol.js'
 
 export interface SupervisorConfig {
   paths: InstancePaths
   manifestPath: string
   settings: Settings
   driver: DriverOptions
+  /** The spawning suite's checkpoint: the VM starts from it when it exists and fits. */
+  checkpoint?: CheckpointRequest
 }
 
 /** state.json: who serves the instance, for status and for finding a hung supervisor. */

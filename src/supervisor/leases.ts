@@ -34,6 +34,10 @@ export class LeaseBook {
     return this.leases.size
   }
 
+  byId(id: number | undefined): Lease | undefined {
+    return [...this.leases].find((l) => l.id === id)
+  }
+
   /** Leases other than `lease` that hold the VM now. */
   othersHolding(lease: Lease | undefined): Lease[] {
     return [...this.leases].filter((l) => l !== lease && l.acquired)

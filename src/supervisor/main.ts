@@ -9,6 +9,7 @@ import { startDriver } from '../drivers/select.js'
 import { claimOwnership } from '../instance/lock.js'
 import { ALREADY_OWNED_EXIT_CODE, type SupervisorConfig } from './config.js'
 import { Supervisor } from './supervisor.js'
+import { checkpointMisfit, checkpointSlot } from './checkpoint-policy.js'
 
 // The log is a file in the instance folder: a full disk must not take the supervisor (and its
 // VM) down through an unhandled write error; its clients still hear every line.
@@ -25,7 +26,9 @@ if (!ownership) {
   process.exit(ALREADY_OWNED_EXIT_CODE)
 }
 const config = JSON.parse(await fs.readFile(configPath, 'utf8')) as SupervisorConfig
-const { manifest, start } = await startDriver(config)
+const request = config.checkpoint
+const checkpoint = request && { slot: checkpointSlot(request.configFile), check: (meta: unknown) => checkpointMisfit(request, meta) }
+const { manifest, start } = await startDriver(config, checkpoint)
 const supervisor = new Supervisor(config, manifest, start)
 await supervisor.listen()
 for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {

@@ -24,11 +24,27 @@ export interface LeaseOptions {
   idleTimeoutMs: number
 }
 
+/**
+ * What a suite's project is minted for. Resets return to a checkpoint taken once its credentials
+ * were minted and its seed ran, as long as the file and the seed stay the same.
+ */
+export interface CheckpointRequest {
+  /** The app's config file (absolute path): one checkpoint slot per file. */
+  configFile: string
+  /** sha256 of its contents when the suite started. */
+  configDigest: string
+  /** The seed's identity: its `seedVersion`, else a digest of its source; '' without a seed. */
+  seedId: string
+}
+
 export type Request =
   | { op: 'hello'; lease: boolean; client: ClientInfo }
-  | ({ op: 'acquire' } & LeaseOptions)
+  | ({ op: 'acquire'; checkpoint?: CheckpointRequest } & LeaseOptions)
   | { op: 'status' }
-  | { op: 'reset'; force: boolean }
+  /** `lease`: reset on behalf of that lease (a test worker of the suite that holds it), which is not one of the "others". */
+  | { op: 'reset'; force: boolean; lease?: number }
+  /** From the lease told to seed (AcquireResult.seeding): save the VM as its checkpoint now. */
+  | { op: 'checkpoint' }
   /** The project id and keys for an app's config file (absolute path), minted once per VM state. */
   | { op: 'credentials'; configFile: string }
   | { op: 'stop' }
@@ -78,6 +94,13 @@ export interface StatusResult extends HelloResult {
 export interface AcquireResult extends VmInfo {
   /** True when the VM was reset before it was handed out. */
   reset: boolean
+  /** This lease's id (a reset on its behalf names it). */
+  lease: number
+  /**
+   * The VM has no checkpoint for this suite yet and this lease takes it: mint, run the seed, then
+   * send `checkpoint`. Other suites asking meanwhile wait for it.
+   */
+  seeding?: boolean
   /** The VM start's phases in ms (supervisor start, QEMU launch, restore, ...), for the bench and `--json`. */
   startupPhases: Record<string, number>
 }
@@ -144,10 +167,11 @@ export function parseRequest(message: unknown): { id: number; request: Request }
       if (!ISOLATIONS.includes(m.isolation as Isolation)) fail(`"isolation" must be one of ${ISOLATIONS.join(', ')}`)
       const idle = m.idleTimeoutMs
       if (!Number.isInteger(idle) || (idle as number) < 0 || (idle as number) > 2 ** 31 - 1) fail('"idleTimeoutMs" must be an integer from 0 to 2147483647')
-      return { id: id as number, request: { op: 'acquire', isolation: m.isolation as Isolation, keepAlive: bool('keepAlive'), idleTimeoutMs: idle as number } }
+      return { id: id as number, request: { op: 'acquire', isolation: m.isolation as Isolation, keepAlive: bool('keepAlive'), idleTimeoutMs: idle as number, checkpoint: checkpointRequest(m.checkpoint, fail) } }
     }
     case 'reset':
-      return { id: id as number, request: { op: 'reset', force: bool('force') } }
+      if (m.lease !== undefined && !Number.isSafeInteger(m.lease)) fail('"lease" must be an integer')
+      return { id: id as number, request: { op: 'reset', force: bool('force'), lease: m.lease as number | undefined } }
     case 'credentials': {
       const file = m.configFile
       if (typeof file !== 'string' || !file.startsWith('/') || file.length > 4096) fail('"configFile" must be an absolute path')
@@ -155,8 +179,19 @@ export function parseRequest(message: unknown): { id: number; request: Request }
     }
     case 'status':
     case 'stop':
+    case 'checkpoint':
       return { id: id as number, request: { op: m.op } }
     default:
       return fail(`unknown op ${JSON.stringify(m.op)?.slice(0, 40)}`)
   }
+}
+
+function checkpointRequest(value: unknown, fail: (what: string) => never): CheckpointRequest | undefined {
+  if (value === undefined) return undefined
+  const c = value as Record<string, unknown> | null
+  const text = (v: unknown, max: number) => typeof v === 'string' && v.length <= max
+  if (!c || typeof c !== 'object' || !text(c.configFile, 4096) || !(c.configFile as string).startsWith('/') || !text(c.configDigest, 128) || !text(c.seedId, 128)) {
+    fail('"checkpoint" must be { configFile (absolute), configDigest, seedId }')
+  }
+  return { configFile: c!.configFile as string, configDigest: c!.configDigest as string, seedId: c!.seedId as string }
 }

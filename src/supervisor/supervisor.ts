@@ -14,7 +14,9 @@ import type { ImageManifest } from '../image/manifest.js'
 import { ensureInstanceDir } from '../instance/paths.js'
 import { HELLO_TIMEOUT_MS, type InstanceState, type SupervisorConfig } from './config.js'
 import { LeaseBook, type Lease } from './leases.js'
-import { onLines, parseRequest, send, type AcquireResult, type Event, type HelloResult, type Request, type StatusResult, type VmInfo } from './protocol.js'
+import { onLines, parseRequest, send, type AcquireResult, type CheckpointRequest, type Event, type HelloResult, type Request, type StatusResult, type VmInfo } from './protocol.js'
+import { checkpointMisfit, checkpointSlot, type CheckpointMeta } from './checkpoint-policy.js'
+import { sha256 } from '../digest.js'
 
 type StartVm = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningInstance>
 
@@ -52,6 +54,8 @@ export class Supervisor {
   private readonly logHistory: string[] = []
   private readonly startedAfterMs: number
   private readonly minted = new Map<string, Promise<StackCredentials>>()
+  /** A checkpoint being seeded by one lease; other acquirers wait for it. */
+  private seeding: { lease: Lease; request: CheckpointRequest; done: Promise<void>; finish: () => void } | undefined
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -67,6 +71,7 @@ export class Supervisor {
       (vm) => {
         this.vm = vm
         this.state = 'ready'
+        this.rememberCheckpointKeys()
         void vm.died.then((reason) => this.shutdown(`${reason}; the next acquire starts a new VM`))
       },
       (error: Error) => {
@@ -177,7 +182,9 @@ export class Supervisor {
       case 'status':
         return this.status()
       case 'reset':
-        return this.reset(connection, request.force)
+        return this.reset(connection, request.force, request.lease)
+      case 'checkpoint':
+        return this.saveCheckpoint(connection)
       case 'credentials':
         return this.credentials(request.configFile)
       case 'stop':
@@ -194,6 +201,7 @@ export class Supervisor {
     // every later suite would repeat the same lines (the accelerator verdict) in one run.
     if (lease.id === 1) for (const line of this.logHistory) send(connection.socket, { event: 'log', line })
     await this.vmReady
+    while (this.seeding && this.seeding.lease !== lease) await this.seeding.done
     while (this.leases.mustWait(lease)) {
       const others = this.leases.othersHolding(lease)
       send(connection.socket, { event: 'progress', phase: `waiting for ${others.length} other suite(s) to finish (exclusive isolation; pids ${others.map((l) => l.client.pid).join(', ')})` })
@@ -207,19 +215,20 @@ export class Supervisor {
       // A driver that cannot reset (external) shares its emulator as isolation 'none' does.
       const reset = this.vm!.capabilities.reset && this.leases.needsReset(lease)
       if (reset) await this.resetVm()
+      const seeding = options.checkpoint ? await this.openCheckpoint(lease, options.checkpoint) : false
       lease.acquired = true
       // Only a lease that got the VM keeps it alive: a `start` interrupted during the boot does not.
       if (options.keepAlive) {
         this.keepAlive = true
         this.idleTimeoutMs = options.idleTimeoutMs
       }
-      return { ...this.vmInfo(), reset, startupPhases: { 'supervisor start': this.startedAfterMs, ...this.vm!.startupPhases } }
+      return { ...this.vmInfo(), reset, lease: lease.id, seeding, startupPhases: { 'supervisor start': this.startedAfterMs, ...this.vm!.startupPhases } }
     })
   }
 
-  private async reset(connection: Connection, force: boolean): Promise<VmInfo> {
+  private async reset(connection: Connection, force: boolean, onBehalfOf: number | undefined): Promise<VmInfo> {
     await this.vmReady
-    const lease = connection.lease
+    const lease = connection.lease ?? this.leases.byId(onBehalfOf)
     const others = this.leases.othersHolding(lease)
     if (others.length > 0 && !force) {
       throw new StackEmulatorError(
@@ -243,10 +252,78 @@ export class Supervisor {
       throw error
     })
     this.lastResetMs = result.durationMs
-    this.minted.clear()
+    this.rememberCheckpointKeys()
     this.leases.dirty = false
     this.state = 'ready'
     this.log(`reset in ${result.durationMs} ms`)
+  }
+
+  /**
+   * Puts the VM at `request`'s checkpoint: already there, restored into it, or (when it has none
+   * that fits) restarted to be seeded by this lease, which then mints, seeds and sends
+   * `checkpoint`. A VM other suites hold is not restarted under them. True: this lease seeds.
+   */
+  private async openCheckpoint(lease: Lease, request: CheckpointRequest): Promise<boolean> {
+    const checkpoints = this.vm!.checkpoints
+    if (!checkpoints) return false
+    const slot = checkpointSlot(request.configFile)
+    const current = checkpoints.current
+    if (current?.slot === slot && !checkpointMisfit(request, current.meta)) return false
+    if (this.leases.othersHolding(lease).length > 0) return false
+    this.state = 'resetting'
+    const opened = await checkpoints.open(slot, (meta) => checkpointMisfit(request, meta)).catch((error: Error) => {
+      void this.shutdown(`opening the checkpoint failed (${error.message.split('\n')[0]})`)
+      throw error
+    })
+    this.state = 'ready'
+    this.rememberCheckpointKeys()
+    this.leases.dirty = false
+    if (opened.opened === 'restored') return false
+    this.log(`taking a seeded snapshot for ${request.configFile} (${opened.reason}); later runs and resets start from it`)
+    let finish!: () => void
+    const done = new Promise<void>((resolve) => (finish = resolve))
+    this.seeding = { lease, request, done, finish }
+    return true
+  }
+
+  /** From the seeding lease, once it minted and seeded: save, so resets return here with the same keys. */
+  private async saveCheckpoint(connection: Connection): Promise<VmInfo> {
+    const seeding = this.seeding
+    if (!seeding || seeding.lease !== connection.lease) {
+      throw new StackEmulatorError('This lease was not asked to seed a checkpoint', { code: 'PROTOCOL', fix: 'Send checkpoint only after an acquire answered seeding: true.' })
+    }
+    return this.enqueue(async () => {
+      try {
+        const { request } = seeding
+        const credentials = await this.minted.get(request.configFile)
+        if (!credentials) throw new StackEmulatorError('Mint the credentials before saving the checkpoint', { code: 'PROTOCOL' })
+        const after = sha256(await fs.readFile(request.configFile).catch(() => Buffer.alloc(0)))
+        const meta: CheckpointMeta = { configFile: request.configFile, configDigests: [...new Set([request.configDigest, after])], seedId: request.seedId, credentials }
+        const started = performance.now()
+        this.state = 'resetting'
+        await this.vm!.checkpoints!.save(meta).then(
+          () => this.log(`seeded snapshot saved and restored in ${Math.round(performance.now() - started)} ms`),
+          (error: Error) => this.log(`saving the seeded snapshot failed (${error.message.split('\n')[0]}); resets go back to the plain snapshot and mint new keys`),
+        )
+        this.state = 'ready'
+        this.rememberCheckpointKeys()
+      } finally {
+        this.endSeeding()
+      }
+      return this.vmInfo()
+    })
+  }
+
+  private endSeeding(): void {
+    this.seeding?.finish()
+    this.seeding = undefined
+  }
+
+  /** After the VM changed state: credentials are those its checkpoint holds, or none yet. */
+  private rememberCheckpointKeys(): void {
+    this.minted.clear()
+    const meta = this.vm?.checkpoints?.current?.meta as CheckpointMeta | undefined
+    if (meta?.credentials) this.minted.set(meta.configFile, Promise.resolve(meta.credentials))
   }
 
   /**
@@ -303,6 +380,7 @@ export class Supervisor {
   private onClose(connection: Connection): void {
     this.connections.delete(connection)
     if (!connection.lease) return
+    if (this.seeding?.lease === connection.lease) this.endSeeding() // the VM is dirty now: the next reset drops what it seeded
     this.leases.close(connection.lease)
     for (const wake of this.waiters.splice(0)) wake()
     if (this.leases.size > 0 || this.shuttingDown) return

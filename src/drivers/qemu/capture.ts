@@ -122,7 +122,7 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
 }
 
 /** Migrates the running VM's device state into `file` through a unix socket we listen on (no shell). */
-async function migrateToFile(proc: QemuProcess, socketPath: string, file: string): Promise<void> {
+export async function migrateToFile(proc: QemuProcess, socketPath: string, file: string): Promise<void> {
   await fs.rm(socketPath, { force: true })
   const server = net.createServer()
   const received = new Promise<void>((resolve, reject) => {

@@ -1,5 +1,5 @@
 /** The QEMU driver behind the contract: QemuVm (vm.ts) as a RunningInstance. */
-import type { Driver, DriverStartOptions, RunningInstance, RunningVm } from '../types.js'
+import type { Checkpoints, Driver, DriverStartOptions, RunningInstance, RunningVm } from '../types.js'
 import { startQemuVm } from './vm.js'
 
 export const qemuDriver: Driver = {
@@ -13,10 +13,15 @@ class QemuInstance implements RunningInstance {
   readonly driver = 'qemu'
   readonly capabilities
   readonly died: Promise<string>
+  readonly checkpoints: Checkpoints | undefined
 
   constructor(private readonly vm: RunningVm, clock: boolean) {
     this.capabilities = { snapshots: true, reset: true, clock, lifecycle: true }
     this.died = vm.died
+    // A cold-booted VM has no ready snapshot to checkpoint over.
+    this.checkpoints = vm.checkpointable
+      ? { get current() { return vm.checkpoint }, open: (slot, check) => vm.openCheckpoint(slot, check), save: (meta) => vm.saveCheckpoint(meta) }
+      : undefined
   }
 
   get id(): string { return String(this.vm.pid) }

@@ -32,8 +32,8 @@ export interface Context {
   binary: string
   shape: MachineShape
   instanceDir: string
-  /** The snapshot's RAM file, or a private copy of it when the cache is read-only (QEMU opens it read-write). */
-  ramFile?: string
+  /** Per snapshot RAM file, itself or a private copy of it when the cache is read-only (QEMU opens it read-write). */
+  ramFiles?: Map<string, string>
   /** Where the first start's phases are timed (the bench and `--json` report them); absent later. */
   stopwatch?: Stopwatch
   debug?: (line: string) => void
@@ -48,7 +48,15 @@ const AGENT_TIMEOUT_MS = 30_000
 /** Stack Auth's script waits as long for its share to mount after a restore. */
 const MOUNT_TIMEOUT_MS = 20_000
 
-export type Mode = { kind: 'snapshot'; files: SnapshotFiles; record: SnapshotRecord } | { kind: 'cold' }
+export interface SnapshotMode {
+  kind: 'snapshot'
+  files: SnapshotFiles
+  record: SnapshotRecord
+  /** Running to be checkpointed (checkpoint.ts): RAM mapped shared over a private copy, its disk layer written in place. */
+  seeding?: true
+}
+
+export type Mode = SnapshotMode | { kind: 'cold' }
 
 /** Which set of files a QEMU process uses: a warm spare runs beside the VM, in the other slot. */
 export type Slot = 'main' | 'spare'
@@ -71,9 +79,9 @@ export async function launchReady(ctx: Context, mode: Mode, forwards: Forward[],
   return afterLaunch(ctx, proc, forwards, ctx.options.bootTimeoutMs, consolePath(ctx))
 }
 
-async function restore(ctx: Context, { files, record }: { files: SnapshotFiles; record: SnapshotRecord }, forwards: Forward[], slot: Slot): Promise<QemuProcess> {
-  const overlay = overlayPath(ctx, 'snapshot', slot)
-  const ram = await local(ctx.instanceDir, async () => {
+async function restore(ctx: Context, { files, record, seeding }: SnapshotMode, forwards: Forward[], slot: Slot): Promise<QemuProcess> {
+  const overlay = seeding ? files.disk : overlayPath(ctx, 'snapshot', slot)
+  const ram = seeding ? files.ram : await local(ctx.instanceDir, async () => {
     // A new file (copy, then rename): a QEMU still letting go of the old one keeps its own.
     await fs.copyFile(files.emptyOverlay, `${overlay}.tmp`) // a copy takes under 1 ms; qemu-img, tens
     await fs.rename(`${overlay}.tmp`, overlay)
@@ -88,7 +96,7 @@ async function restore(ctx: Context, { files, record }: { files: SnapshotFiles; 
   try {
     proc = await local(ctx.instanceDir, () => QemuProcess.launch({
       binary: ctx.binary,
-      argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths, forwards, ram: { path: ram, share: false }, incoming: true }),
+      argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths, forwards, ram: { path: ram, share: Boolean(seeding) }, incoming: true }),
       qmpSocket: qmpSocketPath(ctx, slot),
       consoleLog: consolePath(ctx, slot),
       debug: ctx.debug,
@@ -172,14 +180,18 @@ function setClockThrough(agent: QmpClient, ctx: Context, proc: QemuProcess): voi
  * a private copy in the instance folder (made once per VM lifetime, shared by its spare).
  */
 async function writableRam(ctx: Context, files: SnapshotFiles): Promise<string> {
-  if (ctx.ramFile) return ctx.ramFile
-  const writable = await fs.access(files.ram, fs.constants.W_OK).then(() => true, () => false)
-  if (writable) return (ctx.ramFile = files.ram)
-  const copy = path.join(ctx.instanceDir, 'snapshot-ram')
-  ctx.options.log(`The snapshot cache is read-only; restoring from a private copy of its RAM file (${copy}).`)
-  await fs.copyFile(files.ram, `${copy}.tmp`)
-  await fs.rename(`${copy}.tmp`, copy)
-  return (ctx.ramFile = copy)
+  ctx.ramFiles ??= new Map()
+  const known = ctx.ramFiles.get(files.ram)
+  if (known) return known
+  let ram = files.ram
+  if (!(await fs.access(files.ram, fs.constants.W_OK).then(() => true, () => false))) {
+    ram = path.join(ctx.instanceDir, `snapshot-ram-${ctx.ramFiles.size}`)
+    ctx.options.log(`The snapshot cache is read-only; restoring from a private copy of its RAM file (${ram}).`)
+    await fs.copyFile(files.ram, `${ram}.tmp`)
+    await fs.rename(`${ram}.tmp`, ram)
+  }
+  ctx.ramFiles.set(files.ram, ram)
+  return ram
 }
 
 /** Waits for health, racing QEMU's exit; stops QEMU on failure so nothing is left running. */

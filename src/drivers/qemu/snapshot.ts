@@ -45,6 +45,10 @@ export interface SnapshotRecord {
   guestPorts: number[]
   /** The guest's internal key (manifest `credentials.internalKey`), which the host publishes after each restore. */
   internalKey?: string
+  /** A checkpoint's (checkpoint.ts): the state digest of the ready snapshot its disk layer sits on. */
+  base?: string
+  /** A checkpoint's: what its taker stored with it (the supervisor: credentials and what they were minted for). */
+  meta?: unknown
 }
 
 export interface SnapshotFiles {
@@ -156,7 +160,13 @@ export async function checkFiles(files: SnapshotFiles, record: SnapshotRecord, f
   }
 }
 
-export async function writeRecord(files: SnapshotFiles, fingerprint: SnapshotFingerprint, guestPorts: number[], internalKey?: string): Promise<void> {
+export async function writeRecord(
+  files: SnapshotFiles,
+  fingerprint: SnapshotFingerprint,
+  guestPorts: number[],
+  internalKey?: string,
+  checkpoint?: Pick<SnapshotRecord, 'base' | 'meta'>,
+): Promise<SnapshotRecord> {
   const [ram, stateBytes, ramSha256] = await Promise.all([fs.stat(files.ram), fs.readFile(files.state), fileSha256(files.ram)])
   const record: SnapshotRecord = {
     fingerprint,
@@ -167,10 +177,12 @@ export async function writeRecord(files: SnapshotFiles, fingerprint: SnapshotFin
     capturedAt: new Date().toISOString(),
     guestPorts,
     internalKey,
+    ...checkpoint,
   }
   const tmp = `${files.record}.tmp`
   await fs.writeFile(tmp, JSON.stringify(record, null, 2))
   await fs.rename(tmp, files.record)
+  return record
 }
 
 async function fileSha256(file: string): Promise<string> {

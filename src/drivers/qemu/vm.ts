@@ -4,7 +4,7 @@
  * a reset brings it back on the same host ports.
  */
 import fs from 'node:fs/promises'
-import type { DriverStartOptions, ResetResult, RunningVm, VmOrigin } from '../types.js'
+import type { CheckpointOpened, DriverStartOptions, ResetResult, RunningVm, VmOrigin } from '../types.js'
 import { StackEmulatorError } from '../../errors.js'
 import { chooseAccel } from './accel.js'
 import { machineShape, qemuBinaryFor, type Forward } from './argv.js'
@@ -15,10 +15,12 @@ import { localFailure } from '../../local-failure.js'
 import { Stopwatch } from '../../stopwatch.js'
 import {
   firstLine, launchReady, overlayPath, qmpSocketPath, resolvedForwards, serviceUrls, syncGuestClock,
-  type Context, type Mode, type Slot,
+  type Context, type Mode, type Slot, type SnapshotMode,
 } from './launch.js'
+import { checkpointDir, discardStaged, findCheckpoint, saveCheckpoint, stageCheckpoint } from './checkpoint.js'
 import type { QemuProcess } from './process.js'
 import { checkFiles, discardSnapshot } from './snapshot.js'
+import { local } from '../../local-failure.js'
 import { HostShare } from './host-share.js'
 
 export async function startQemuVm(options: DriverStartOptions): Promise<RunningVm> {
@@ -46,8 +48,17 @@ export async function startQemuVm(options: DriverStartOptions): Promise<RunningV
     const snapshot = await readySnapshot(ctx, qemu.version)
     stopwatch.lap('snapshot lookup or capture')
     if (snapshot) {
+      const ready: SnapshotMode = { kind: 'snapshot', files: snapshot.files, record: snapshot.record }
+      const checkpoint = options.checkpoint && await findCheckpoint(checkpointDir(ready.files, options.checkpoint.slot), ready, options.checkpoint.check)
+      if (checkpoint && 'mode' in checkpoint) {
+        try {
+          return await QemuVm.create(ctx, checkpoint.mode, forwards, false, { ready, current: { slot: options.checkpoint!.slot, meta: checkpoint.meta } })
+        } catch (error) {
+          await explainRestoreFailure(ctx, checkpoint.mode, error)
+        }
+      }
       try {
-        return await QemuVm.create(ctx, { kind: 'snapshot', files: snapshot.files, record: snapshot.record }, forwards, false)
+        return await QemuVm.create(ctx, ready, forwards, false, { ready })
       } catch (error) {
         await explainRestoreFailure(ctx, snapshot, error)
       }
@@ -100,8 +111,16 @@ async function hmp(proc: QemuProcess, command: string): Promise<void> {
 /** How often a VM paused by a full disk is asked to continue. */
 const RESUME_INTERVAL_MS = 2000
 
+/** The ready snapshot a VM was restored from, and the checkpoint its resets return to, if any. */
+interface Checkpointing {
+  ready: SnapshotMode
+  current?: { slot: string; meta: unknown }
+}
+
 class QemuVm implements RunningVm {
   private stopped = false
+  /** A checkpoint being seeded: the running VM was launched over it. */
+  private staged: { mode: SnapshotMode; dir: string; slot: string } | undefined
   private diskFull: StackEmulatorError | undefined
   private slot: Slot = 'main'
   private spare: Promise<Spare | undefined> | undefined
@@ -118,16 +137,17 @@ class QemuVm implements RunningVm {
     private forwards: Forward[],
     private proc: QemuProcess,
     public origin: VmOrigin,
+    private readonly checkpointing: Checkpointing | undefined,
   ) {
     this.shared = ctx.share
   }
 
-  static async create(ctx: Context, mode: Mode, requested: Forward[], fresh: boolean): Promise<QemuVm> {
+  static async create(ctx: Context, mode: Mode, requested: Forward[], fresh: boolean, checkpointing?: Checkpointing): Promise<QemuVm> {
     if (fresh) await fs.rm(overlayPath(ctx, mode.kind), { force: true })
     const proc = await launchReady(ctx, mode, requested)
     if (mode.kind === 'cold') ctx.stopwatch?.lap('cold boot')
     try {
-      const vm = new QemuVm({ ...ctx, stopwatch: undefined }, mode, await resolvedForwards(proc, requested), proc, mode.kind === 'snapshot' ? 'snapshot' : 'cold-boot')
+      const vm = new QemuVm({ ...ctx, stopwatch: undefined }, mode, await resolvedForwards(proc, requested), proc, mode.kind === 'snapshot' ? 'snapshot' : 'cold-boot', checkpointing)
       vm.urls = serviceUrls(ctx.manifest, vm.forwards)
       vm.startupPhases = ctx.stopwatch?.phases ?? {}
       vm.watch(proc)
@@ -148,21 +168,103 @@ class QemuVm implements RunningVm {
 
   async reset(): Promise<ResetResult> {
     const started = performance.now()
-    this.busy = true
-    try {
-      const spare = await this.spare
-      this.spare = undefined
-      await this.proc.stop()
+    const spare = await this.takeSpare()
+    await this.restart(async () => {
+      await this.dropStaged() // a checkpoint being seeded is given up: back to where resets return
       if (this.mode.kind === 'cold') await fs.rm(overlayPath(this.ctx, this.mode.kind), { force: true })
       // Same host ports as before, so URLs handed out earlier keep working.
-      this.proc = (spare && (await this.adopt(spare))) ?? (await this.relaunch())
+      return (spare && (await this.adopt(spare))) ?? (await this.relaunch())
+    })
+    return { durationMs: Math.round(performance.now() - started), origin: this.origin }
+  }
+
+  get checkpointable(): boolean {
+    return this.checkpointing !== undefined
+  }
+
+  /** The checkpoint resets return to now. */
+  get checkpoint(): { slot: string; meta: unknown } | undefined {
+    return this.checkpointing?.current
+  }
+
+  /**
+   * Makes `slot` where resets return to: restored when it was saved before and `check` accepts
+   * it; else the VM restarts over a staged copy of the ready snapshot, to be seeded and saved.
+   */
+  async openCheckpoint(slot: string, check: (meta: unknown) => string | undefined): Promise<CheckpointOpened> {
+    const checkpointing = this.checkpointRequired()
+    const dir = checkpointDir(checkpointing.ready.files, slot)
+    const found = await findCheckpoint(dir, checkpointing.ready, check)
+    await (await this.takeSpare())?.proc.stop()
+    if ('mode' in found) {
+      await this.restart(async () => {
+        await this.dropStaged()
+        this.mode = found.mode
+        checkpointing.current = { slot, meta: found.meta }
+        return this.relaunch()
+      })
+      return { opened: 'restored', meta: found.meta }
+    }
+    await this.restart(async () => {
+      await this.dropStaged()
+      const mode = await local(this.ctx.instanceDir, () => stageCheckpoint(checkpointing.ready, dir))
+      this.staged = { mode, dir, slot }
+      return launchReady(this.ctx, mode, this.forwards, this.slot)
+    })
+    return { opened: 'seeding', reason: found.reason }
+  }
+
+  /** Saves the seeded VM as its checkpoint, and restarts from it. On failure, resets return where they did. */
+  async saveCheckpoint(meta: unknown): Promise<void> {
+    const checkpointing = this.checkpointRequired()
+    const staged = this.staged
+    if (!staged) throw new StackEmulatorError('No checkpoint is being seeded', { code: 'SNAPSHOT' })
+    let failure: unknown
+    this.busy = true // its QEMU stops once saved: that is no crash
+    try {
+      this.mode = await local(this.ctx.instanceDir, () => saveCheckpoint(this.ctx, this.proc, this.slot, staged.mode, staged.dir, meta))
+      checkpointing.current = { slot: staged.slot, meta }
+      this.staged = undefined
+    } catch (error) {
+      failure = error
+    } finally {
+      this.busy = false
+    }
+    await this.restart(async () => {
+      await this.dropStaged()
+      return this.relaunch()
+    })
+    if (failure) throw failure
+  }
+
+  private checkpointRequired(): Checkpointing {
+    if (!this.checkpointing || this.mode.kind !== 'snapshot') throw new StackEmulatorError('Checkpoints need a VM restored from its ready snapshot', { code: 'SNAPSHOT' })
+    return this.checkpointing
+  }
+
+  private async dropStaged(): Promise<void> {
+    if (this.staged) await discardStaged(this.staged.mode)
+    this.staged = undefined
+  }
+
+  private async takeSpare(): Promise<Spare | undefined> {
+    const spare = await this.spare
+    this.spare = undefined
+    return spare
+  }
+
+  /** Replaces the running QEMU by what `launch` starts (after the old one is gone), then refills the spare. */
+  private async restart(launch: () => Promise<QemuProcess>): Promise<void> {
+    this.busy = true
+    try {
+      await this.proc.stop()
+      this.proc = await launch()
       this.watch(this.proc)
     } finally {
       this.busy = false
     }
     // A VM reset once is likely reset again (watch mode, suites taking turns): keep a spare.
-    if (this.mode.kind === 'snapshot' && !this.stopped) this.spare = this.prepareSpare()
-    return { durationMs: Math.round(performance.now() - started), origin: this.origin }
+    if (this.mode.kind === 'snapshot' && !this.stopped && !this.staged) this.spare = this.prepareSpare()
   }
 
   /** A plain restore on the same ports; when it fails, a cold boot that keeps the suites served. */
@@ -172,6 +274,12 @@ class QemuVm implements RunningVm {
     } catch (error) {
       if (this.mode.kind !== 'snapshot') throw error
       await explainRestoreFailure(this.ctx, this.mode, error)
+      if (this.checkpointing?.current) {
+        // A checkpoint that will not restore: back to the ready snapshot (the suites mint anew).
+        this.checkpointing.current = undefined
+        this.mode = this.checkpointing.ready
+        return this.relaunch()
+      }
       this.mode = { kind: 'cold' }
       this.origin = 'cold-boot'
       this.slot = 'main'
@@ -190,6 +298,7 @@ class QemuVm implements RunningVm {
     // The guest's last changes to shared config files reach the user's files before it goes.
     await this.shared?.syncBack().catch((error: unknown) => this.ctx.options.log(`Copying back the shared config files failed: ${firstLine(error)}`))
     await Promise.all([this.proc.stop(), spare?.proc.stop()])
+    await this.dropStaged()
     for (const slot of ['main', 'spare'] as const) {
       await fs.rm(qmpSocketPath(this.ctx, slot), { force: true })
       if (this.mode.kind === 'snapshot') await fs.rm(overlayPath(this.ctx, this.mode.kind, slot), { force: true })

@@ -1,0 +1,112 @@
+/**
+ * Seeded snapshots ("checkpoints"): the `ready` snapshot plus what a suite put in it (its
+ * project's credentials, a seed function's data), saved so that resets return there.
+ *
+ * A checkpoint is taken from a VM restored for the purpose over a private copy of the ready
+ * snapshot's RAM file mapped shared, on its own disk layer over the ready snapshot's: when the
+ * suite is done seeding, the share is unmounted and unplugged (QEMU will not migrate with 9p),
+ * the device state is migrated out without the RAM (x-ignore-shared: it is in the file already),
+ * and the three files are published as one slot beside the ready snapshot's, as capture.ts does.
+ */
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { execa } from 'execa'
+import { StackEmulatorError } from '../../errors.js'
+import { checkPathPart } from '../../instance/paths.js'
+import { createOverlay } from './binary.js'
+import { migrateToFile } from './capture.js'
+import { guestExec, withGuestAgent } from './guest-agent.js'
+import { HOST_SHARE } from './argv.js'
+import type { QemuProcess } from './process.js'
+import {
+  discardSnapshot, lookupSnapshot, removeAbandoned, snapshotFiles, withSnapshotLock, writeRecord,
+  type SnapshotFiles,
+} from './snapshot.js'
+import { agentSocketPath, type Context, type Slot, type SnapshotMode } from './launch.js'
+
+/** Says why a checkpoint's stored meta does not fit the suite asking (undefined: it fits). */
+export type CheckpointCheck = (meta: unknown) => string | undefined
+
+/** The slot of a checkpoint: beside its ready snapshot's, named after it. */
+export function checkpointDir(base: SnapshotFiles, slot: string): string {
+  return `${base.dir}-checkpoint-${checkPathPart('checkpoint slot', slot)}`
+}
+
+/** The checkpoint in `dir` when it was taken over this very ready snapshot and `check` accepts it. */
+export async function findCheckpoint(dir: string, base: SnapshotMode, check: CheckpointCheck): Promise<{ mode: SnapshotMode; meta: unknown } | { reason: string }> {
+  const found = await lookupSnapshot(dir, base.record.fingerprint)
+  if (found.kind === 'missing') return { reason: 'none was taken yet' }
+  if (found.kind === 'unusable') return { reason: found.reason }
+  // Its disk layer sits on the ready snapshot's: one captured anew at the same place invalidates it.
+  if (found.record.base !== base.record.stateSha256) return { reason: 'the ready snapshot under it was captured again' }
+  const misfit = check(found.record.meta)
+  if (misfit) return { reason: misfit }
+  return { mode: { kind: 'snapshot', files: found.files, record: found.record }, meta: found.record.meta }
+}
+
+/**
+ * Stages a checkpoint of `base` into `dir`: a sparse private copy of its RAM file and a fresh disk
+ * layer over its disk. The returned mode launches over them (launch.ts, `seeding`).
+ */
+export async function stageCheckpoint(base: SnapshotMode, dir: string): Promise<SnapshotMode> {
+  await removeAbandoned(path.dirname(dir))
+  const staging = `${dir}.staging-${process.pid}`
+  await fs.rm(staging, { recursive: true, force: true })
+  await fs.mkdir(staging, { recursive: true, mode: 0o700 })
+  const files = snapshotFiles(staging)
+  // cp keeps the holes: the guest touched about half of its RAM.
+  await execa('cp', ['--sparse=always', '--reflink=auto', base.files.ram, files.ram])
+  await createOverlay(files.disk, base.files.disk)
+  return { kind: 'snapshot', files: { ...files, state: base.files.state, seed: base.files.seed }, record: base.record, seeding: true }
+}
+
+/**
+ * Saves the seeding VM as the checkpoint in `dir` and stops it. The share goes first: it holds a
+ * migration blocker while mounted, and the restore's device list has only its empty root port.
+ */
+export async function saveCheckpoint(ctx: Context, proc: QemuProcess, slot: Slot, staged: SnapshotMode, dir: string, meta: unknown): Promise<SnapshotMode> {
+  const { manifest } = ctx
+  if (manifest.hostShare) {
+    await withGuestAgent(agentSocketPath(ctx, slot), 30_000, (agent) => guestExec(agent, ['umount', manifest.hostShare!.guestPath], 20_000))
+    const deleted = deviceDeleted(proc, HOST_SHARE.device, 20_000)
+    await proc.qmp.execute('device_del', { id: HOST_SHARE.device })
+    await deleted
+  }
+  await proc.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] })
+  await proc.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3 })
+  const state = path.join(staged.files.dir, 'state')
+  await migrateToFile(proc, path.join(ctx.instanceDir, 'migrate.sock'), state)
+  await proc.stop()
+  return withSnapshotLock(dir, async () => {
+    await discardSnapshot(dir)
+    await fs.mkdir(path.join(staged.files.dir, 'seed'), { mode: 0o700 })
+    await fs.copyFile(staged.files.seed.metaData, path.join(staged.files.dir, 'seed', 'meta-data'))
+    await fs.copyFile(staged.files.seed.userData, path.join(staged.files.dir, 'seed', 'user-data'))
+    await fs.rename(staged.files.dir, dir)
+    const files = snapshotFiles(dir)
+    await createOverlay(files.emptyOverlay, files.disk)
+    const record = await writeRecord(files, staged.record.fingerprint, staged.record.guestPorts, staged.record.internalKey, { base: staged.record.stateSha256, meta })
+    return { kind: 'snapshot', files, record }
+  })
+}
+
+/** Drops a staged checkpoint that will not be saved. */
+export async function discardStaged(staged: SnapshotMode): Promise<void> {
+  await fs.rm(staged.files.dir, { recursive: true, force: true })
+}
+
+function deviceDeleted(proc: QemuProcess, id: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.qmp.off('event', listener)
+      reject(new StackEmulatorError(`The guest did not release the share (device ${id}) within ${timeoutMs} ms`, { code: 'SNAPSHOT' }))
+    }, timeoutMs)
+    const listener = (event: { event: string; data?: Record<string, unknown> }) => {
+      if (event.event !== 'DEVICE_DELETED' || event.data?.device !== id) return
+      clearTimeout(timer)
+      proc.qmp.off('event', listener)
+      resolve()
+    }
+    proc.qmp.on('event', listener)
+  })
+}
