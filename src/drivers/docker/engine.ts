@@ -1,6 +1,6 @@
 /**
  * The Docker engine through testcontainers (an optional dependency, loaded only by this driver):
- * Ryuk off (it cannot be pulled here, and the supervisor owns the container as it owns QEMU),
+ * Ryuk off (it cannot be pulled here, and the supervisor owns the container as it owns a VM),
  * and a clear error that names how to start an engine when none answers.
  */
 import { StackEmulatorError } from '../../errors.js'

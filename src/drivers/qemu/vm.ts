@@ -19,7 +19,7 @@ import {
 } from './launch.js'
 import type { QemuProcess } from './process.js'
 import { checkFiles, discardSnapshot } from './snapshot.js'
-import { HostShare } from './host-share.js'
+import { HostShare } from '../host-share.js'
 
 export async function startQemuVm(options: DriverStartOptions): Promise<RunningVm> {
   const { manifest, settings } = options
