@@ -40,6 +40,11 @@ export async function connectEngine(tc: Testcontainers): Promise<RuntimeClient> 
   }
 }
 
+/** A local engine's published ports are this machine's: they go on 127.0.0.1 only. */
+export function isLocal(client: RuntimeClient): boolean {
+  return ['127.0.0.1', 'localhost', '::1'].includes(client.info.containerRuntime.host)
+}
+
 /** Engines started with --bridge=none have no bridge network: containers then share the host's. */
 export async function hasBridge(client: RuntimeClient): Promise<boolean> {
   const networks = (await client.container.dockerode.listNetworks()) as { Name: string }[]
