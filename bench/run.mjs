@@ -2,7 +2,7 @@
 // Measures, side by side in one run on this machine: cold boot to healthy, snapshot start to
 // healthy, reset to healthy, QEMU RSS of a restored VM, attach time of a second suite, and the
 // time for 16 simultaneous acquirers to all be ready. Medians of N runs (default 5).
-// --driver docker: the Docker driver's own figures (bench/drivers.mjs), not the VM's.
+// --driver docker: the QEMU and Docker drivers' start and reset side by side (bench/drivers.mjs).
 if (process.argv.includes('--driver') && process.argv[process.argv.indexOf('--driver') + 1] !== 'qemu') {
   await import('./drivers.mjs')
   process.exit(0)

@@ -1,28 +1,25 @@
 /**
- * Every environment variable the package reads, in one place (the README lists the same).
+ * Every environment variable the package reads, in one place (the README lists the same); a
+ * driver's own variables are read by its module (drivers/qemu/settings.ts), called from here.
  */
 import os from 'node:os'
 import path from 'node:path'
+import { readQemuSettings, type QemuSettings } from './drivers/qemu/settings.js'
 import { DRIVER_NAMES, type DriverName } from './drivers/types.js'
 import { StackEmulatorError } from './errors.js'
-
-export type AccelChoice = 'auto' | 'kvm' | 'hvf' | 'tcg'
 
 export interface Settings {
   /** Root of instance state (locks, sockets, overlays, logs). */
   stateRoot: string
   /** Root of built images and captured snapshots; survives instances. */
   cacheRoot: string
-  accel: AccelChoice
-  /** QEMU system emulator binary name or path. */
-  qemuBinary: string
   /** Default instance name. */
   name: string
   /** Image: `fixture`, `stack-auth[@<tag>]` or a manifest path; unset for the built fixture image. */
   image: string | undefined
   /** Base URL of GitHub's REST API (or a mirror of its release routes) that images are pulled from. */
   releasesUrl: string
-  /** Set to anything to print QEMU's command lines into the supervisor log. */
+  /** Set to anything to print the driver's command lines into the supervisor log. */
   debug: boolean
   /** Default driver (STACK_EMULATOR_DRIVER). */
   driver: DriverName
@@ -30,23 +27,17 @@ export interface Settings {
   urls: Record<string, string>
   /** External driver: the internal project's publishable key (STACK_EMULATOR_INTERNAL_KEY). */
   internalKey: string | undefined
+  /** The QEMU driver's own settings (STACK_EMULATOR_QEMU, STACK_EMULATOR_ACCEL), read by its module. */
+  qemu: QemuSettings
 }
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const home = env.STACK_EMULATOR_HOME
   const xdgState = env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state')
   const xdgCache = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache')
-  const accel = (env.STACK_EMULATOR_ACCEL || 'auto').toLowerCase()
-  if (!['auto', 'kvm', 'hvf', 'tcg'].includes(accel)) {
-    throw new StackEmulatorError(`STACK_EMULATOR_ACCEL must be one of auto, kvm, hvf, tcg; got ${JSON.stringify(env.STACK_EMULATOR_ACCEL)}`, {
-      code: 'BAD_OPTION', fix: 'Unset it to probe, or set it to tcg to skip the probe.',
-    })
-  }
   return {
     stateRoot: home ? path.join(home, 'state') : path.join(xdgState, 'stack-emulator'),
     cacheRoot: env.STACK_EMULATOR_CACHE_DIR || (home ? path.join(home, 'cache') : path.join(xdgCache, 'stack-emulator')),
-    accel: accel as AccelChoice,
-    qemuBinary: env.STACK_EMULATOR_QEMU || 'qemu-system-x86_64',
     name: env.STACK_EMULATOR_NAME || 'default',
     image: env.STACK_EMULATOR_IMAGE || undefined,
     releasesUrl: releasesUrl(env.STACK_EMULATOR_RELEASES_URL),
@@ -56,6 +47,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       .filter(([key, value]) => /^STACK_EMULATOR_[A-Z0-9_]+_URL$/.test(key) && key !== 'STACK_EMULATOR_RELEASES_URL' && value)
       .map(([key, value]) => [key.slice('STACK_EMULATOR_'.length, -'_URL'.length).toLowerCase().replace(/_/g, '-'), value!])),
     internalKey: env.STACK_EMULATOR_INTERNAL_KEY || undefined,
+    qemu: readQemuSettings(env),
   }
 }
 

@@ -66,7 +66,6 @@ async function start(args: ParsedArgs): Promise<number> {
     env: emulator.env,
     driver: emulator.driver,
     id: emulator.id,
-    pid: emulator.pid,
     accel: emulator.accel,
     origin: emulator.origin,
     durationMs: Date.now() - started,

@@ -23,7 +23,7 @@ export const FLAGS = {
   url: { type: 'string', multiple: true, value: '<svc=url>', help: 'external: a service URL, repeatable (default: $STACK_EMULATOR_<SERVICE>_URL)', option: 'urls' },
   'internal-key': { type: 'string', value: '<key>', help: "external: the internal project's publishable key (default: $STACK_EMULATOR_INTERNAL_KEY)", option: 'internalKey' },
   image: { type: 'string', value: '<image>', help: 'fixture, stack-auth[@<tag>] or a manifest.json (default: fixture)', option: 'image' },
-  port: { type: 'string', multiple: true, value: '<svc=port>', help: 'fixed host port for a service, repeatable (0 = QEMU picks)', option: 'ports' },
+  port: { type: 'string', multiple: true, value: '<svc=port>', help: 'fixed host port for a service, repeatable (0 = the driver picks)', option: 'ports' },
   memory: { type: 'string', value: '<MiB>', help: "guest memory (default: the image's)", option: 'memoryMb' },
   'no-snapshot': { type: 'boolean', help: "cold boot and keep the instance's disk between runs", option: 'snapshot' },
   fresh: { type: 'boolean', help: 'with --no-snapshot: start from a fresh disk', option: 'fresh' },

@@ -34,10 +34,8 @@ export interface EmulatorInfo {
   origin: VmInfo['origin']
   /** Which driver runs it. */
   driver: VmInfo['driver']
-  /** QEMU's pid, the container's id, or the external backend's URL. */
+  /** What the driver runs, in its own terms: a process id, a container id, or a URL it attached to. */
   id: string
-  /** QEMU's pid, under the QEMU driver. @deprecated use `driver` and `id` */
-  pid: number | undefined
 }
 
 export interface Emulator extends EmulatorInfo, AsyncDisposable {
@@ -214,7 +212,6 @@ class EmulatorHandle implements Emulator {
   get dashboardUrl(): string { return this.info.urls.dashboard ?? '' }
   get accel(): string { return this.info.accel }
   get origin(): VmInfo['origin'] { return this.info.origin }
-  get pid(): number | undefined { return this.info.pid }
   get driver(): VmInfo['driver'] { return this.info.driver }
   get id(): string { return this.info.id }
   get mail(): MailClient { return mailFor(this.info.urls) }
@@ -255,7 +252,7 @@ class EmulatorHandle implements Emulator {
   }
 
   toJSON(): EmulatorInfo {
-    const { name, services, backendUrl, dashboardUrl, env, credentials, accel, origin, driver, id, pid } = this
-    return { name, services, backendUrl, dashboardUrl, env, credentials, accel, origin, driver, id, pid }
+    const { name, services, backendUrl, dashboardUrl, env, credentials, accel, origin, driver, id } = this
+    return { name, services, backendUrl, dashboardUrl, env, credentials, accel, origin, driver, id }
   }
 }

@@ -57,7 +57,7 @@ export async function attachExisting(paths: InstancePaths, lease: boolean, log: 
   }
   const pid = supervisorPid(paths, statePid)
   log(`The supervisor of instance "${paths.name}"${pid ? ` (pid ${pid})` : ''} does not answer; stopping it and starting afresh.`)
-  if (pid) process.kill(pid, 'SIGKILL') // its QEMU dies with it (parent-death signal)
+  if (pid) process.kill(pid, 'SIGKILL') // what its driver runs dies with it (parent-death signal, lifeline)
   const gone = Date.now() + 5_000
   while ((await isOwned(paths, statePid)) && Date.now() < gone) await new Promise((r) => setTimeout(r, 20))
   await cleanStale(paths)

@@ -53,7 +53,7 @@ export async function stopInstance(name?: string, log: (line: string) => void = 
   attached.connection.close()
   const deadline = Date.now() + 15_000
   while (isProcessAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
-  if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL') // its QEMU dies with it (parent-death signal)
+  if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL') // what its driver runs dies with it (parent-death signal, lifeline)
   return true
 }
 

@@ -41,7 +41,7 @@ export interface EmulatorOptions {
   keepAlive?: boolean
   /** With keepAlive: stop the VM after this long without leases; 0 = never. @default 300000 */
   idleTimeoutMs?: number
-  /** Host port per service (e.g. { backend: 26701 }); 0 = let QEMU pick. @default the image's ports */
+  /** Host port per service (e.g. { backend: 26701 }); 0 = the driver picks a free one. @default the image's ports */
   ports?: Record<string, number>
   /** Guest memory in MiB. @default the image's */
   memoryMb?: number

@@ -1,37 +1,26 @@
 /**
  * `stack-emulator doctor`: what this machine has and lacks for running the VM, building the
  * fixture image and the Playwright examples. Each check is a finding with the command that
- * fixes it; none starts a VM (the accelerator is reported from the cached probe verdict).
+ * fixes it; none starts a VM. The driver's own checks come from its module (drivers/qemu/doctor.ts).
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { execa } from 'execa'
-import { cachedAccelVerdict } from '../drivers/qemu/accel.js'
-import { findQemu, type QemuBinary } from '../drivers/qemu/binary.js'
+import { qemuFindings } from '../drivers/qemu/doctor.js'
 import { listImages } from '../image/cache.js'
 import { fixtureDir, fixtureFingerprint } from '../image/fixture.js'
 import { IMAGE_NAME, machineArch, parseImageRef, type ImageRef } from '../image/names.js'
 import type { Settings } from '../settings.js'
-import { which } from '../which.js'
+import { missing as missingPackage, tool as toolOnPath, type Finding, type Status } from './finding.js'
 
-export type Status = 'ok' | 'warn' | 'fail'
-
-export interface Finding {
-  id: string
-  status: Status
-  message: string
-  /** The command that fixes it. */
-  fix?: string
-  /** The Debian packages that fix it (`doctor --fix` installs them). */
-  packages?: string[]
-}
+export type { Finding, Status } from './finding.js'
 
 /** Files at fixed places; tests point them elsewhere. */
 export const SYSTEM_FILES = {
   busybox: '/bin/busybox', // fixtures/image/build.sh copies this one into the initramfs
   syslinuxMbr: '/usr/lib/syslinux/mbr/mbr.bin', // the fixture image's boot record
   chromium: '/usr/bin/chromium',
-  kvm: '/dev/kvm',
+  kvm: '/dev/kvm', // the QEMU driver's accelerator (drivers/qemu/doctor.ts)
 }
 
 export interface DoctorContext {
@@ -50,10 +39,8 @@ const IMAGE_TOOLS: [command: string, pkg: string][] = [
 ]
 
 export async function runChecks(ctx: DoctorContext): Promise<Finding[]> {
-  const qemu = await qemuChecks(ctx)
+  const qemu = await qemuFindings({ qemu: ctx.settings.qemu, cacheRoot: ctx.settings.cacheRoot, root: ctx.root, kvm: ctx.files.kvm })
   const rest = await Promise.all([
-    tool(ctx, 'qemu-img', 'qemu-utils', 'runs the VM on copy-on-write disks'),
-    tool(ctx, 'xorriso', 'xorriso', 'writes the runtime volume (STACKCFG) of the fixture and of the real image'),
     file(ctx, 'syslinux-mbr', ctx.files.syslinuxMbr, 'syslinux-common', "the boot record of the fixture image's disk", 'fail'),
     ...IMAGE_TOOLS.map(([command, pkg]) => tool(ctx, command, pkg, 'builds the fixture image', SBIN)),
     busybox(ctx),
@@ -73,36 +60,8 @@ function node(): Finding {
     : { id: 'node', status: 'fail', message: `Node.js ${process.versions.node}; stack-emulator needs ${MIN_NODE.join('.')} or later`, fix: 'install a newer Node.js' }
 }
 
-async function qemuChecks(ctx: DoctorContext): Promise<Finding[]> {
-  const binary = ctx.settings.qemuBinary
-  const found = await which(binary)
-  const where = 'path' in found ? found.path : undefined
-  const qemu = where ? await findQemu(binary).catch(() => undefined) : undefined
-  const finding: Finding = qemu
-    ? { id: 'qemu', status: 'ok', message: `QEMU ${qemu.version} at ${where}` }
-    : missing(ctx, 'qemu', `${binary} ${where ? 'does not run' : 'not found'}; it runs the VM`, 'qemu-system-x86', 'fail')
-  return [finding, await accel(ctx, qemu)]
-}
-
-async function accel(ctx: DoctorContext, qemu: QemuBinary | undefined): Promise<Finding> {
-  if (ctx.settings.accel === 'tcg') return { id: 'accel', status: 'ok', message: 'TCG, as STACK_EMULATOR_ACCEL=tcg asks (no probe)' }
-  const { accel, verdict } = qemu ? await cachedAccelVerdict(ctx.settings.cacheRoot, qemu) : { accel: 'kvm', verdict: undefined }
-  const name = accel.toUpperCase()
-  if (verdict?.ok) return { id: 'accel', status: 'ok', message: `${name} works (probed)` }
-  if (verdict) return { id: 'accel', status: 'warn', message: `${name} is not usable here (${verdict.reason}); VMs run under TCG (much slower)` }
-  if (accel !== 'kvm') return { id: 'accel', status: 'ok', message: `not probed yet; the first start probes ${name}` }
-  const kvm = await fs.access(ctx.files.kvm, fs.constants.R_OK | fs.constants.W_OK).then(() => 'usable', (e: NodeJS.ErrnoException) => e.code)
-  if (kvm === 'usable') return { id: 'accel', status: 'ok', message: `not probed yet; the first start probes KVM (${ctx.files.kvm} is there)` }
-  return kvm === 'EACCES'
-    ? { id: 'accel', status: 'warn', message: `${ctx.files.kvm} is not accessible to this user: VMs will run under TCG (much slower)`, fix: 'sudo usermod -aG kvm $USER (then log in again)' }
-    : { id: 'accel', status: 'warn', message: `no ${ctx.files.kvm}: VMs will run under TCG (much slower)` }
-}
-
-async function tool(ctx: DoctorContext, command: string, pkg: string, purpose: string, extraDirs: string[] = []): Promise<Finding> {
-  const PATH = [process.env.PATH, ...extraDirs].filter(Boolean).join(path.delimiter)
-  const found = await which(command, { PATH })
-  if ('path' in found) return { id: command, status: 'ok', message: found.path }
-  return missing(ctx, command, `not found; it ${purpose}`, pkg, 'fail')
+function tool(ctx: DoctorContext, command: string, pkg: string, purpose: string, extraDirs: string[] = []): Promise<Finding> {
+  return toolOnPath(ctx.root, command, pkg, purpose, extraDirs)
 }
 
 async function file(ctx: DoctorContext, id: string, where: string, pkg: string, purpose: string, status: Status): Promise<Finding> {
@@ -157,7 +116,7 @@ async function folder(dir: string, id: string, variable: string, mode?: number):
 }
 
 function missing(ctx: DoctorContext, id: string, message: string, pkg: string, status: Status): Finding {
-  return { id, status, message, fix: `${ctx.root ? '' : 'sudo '}apt-get install ${pkg}`, packages: [pkg] }
+  return missingPackage(ctx.root, id, message, pkg, status)
 }
 
 function exists(file: string): Promise<boolean> {

@@ -96,7 +96,7 @@ export interface Capabilities {
 /** One running emulator, whatever runs it. */
 export interface RunningInstance {
   readonly driver: DriverName
-  /** QEMU's pid, the container's id, or the remote backend URL. */
+  /** What it runs, in the driver's own terms: a process id, a container id, the remote backend's URL. */
   readonly id: string
   /** How it runs, in a word or two (tcg, kvm, container, remote). */
   readonly accel: string

@@ -18,7 +18,7 @@ export interface HealthCheck {
 export interface ServiceSpec {
   name: string
   guestPort: number
-  /** Host port used unless the `ports` option says otherwise; absent or 0 = QEMU picks a free one. */
+  /** Host port used unless the `ports` option says otherwise; absent or 0 = the driver picks a free one. */
   hostPort?: number
   health?: HealthCheck
 }

@@ -11,7 +11,7 @@
  * On Linux each lock is a name in the abstract unix-socket namespace: bind() of a name is
  * atomic, fails with EADDRINUSE while another socket holds it, and the name vanishes when the
  * last descriptor closes (exit, crash, SIGKILL). Node opens sockets close-on-exec, so children
- * (the supervisor, QEMU) never inherit a lock. Elsewhere, a proper-lockfile lock stands in for
+ * (the supervisor, the VM) never inherit a lock. Elsewhere, a proper-lockfile lock stands in for
  * the instance lock and the state file's pid for ownership (weaker: a dead holder is seen after
  * the stale timeout).
  */

@@ -1,6 +1,6 @@
 /**
  * Waits until every service answers its health path, each try given 2 s as Stack Auth's script
- * gives it (a busy guest under TCG can be slow to answer). A forwarded port whose guest side does
+ * gives it (a busy emulated guest can be slow to answer). A forwarded port whose guest side does
  * not listen yet fails at once (slirp accepts, then drops), so short tries are not needed for that.
  */
 import { httpRequest } from '../http.js'

@@ -52,10 +52,8 @@ export type Request =
 export interface VmInfo {
   urls: Record<string, string>
   driver: DriverName
-  /** QEMU's pid, the container's id, or the external backend's URL. */
+  /** What the driver runs, in its own terms: a process id, a container id, or a URL it attached to. */
   id: string
-  /** The driver's process id, when it runs one (QEMU). @deprecated use `driver` and `id` */
-  pid?: number
   accel: string
   capabilities: Capabilities
   origin: VmOrigin
@@ -101,7 +99,7 @@ export interface AcquireResult extends VmInfo {
    * send `checkpoint`. Other suites asking meanwhile wait for it.
    */
   seeding?: boolean
-  /** The VM start's phases in ms (supervisor start, QEMU launch, restore, ...), for the bench and `--json`. */
+  /** The VM start's phases in ms (supervisor start, the driver's launch, restore, ...), for the bench and `--json`. */
   startupPhases: Record<string, number>
 }
 

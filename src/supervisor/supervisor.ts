@@ -374,7 +374,7 @@ export class Supervisor {
 
   private vmInfo(): VmInfo {
     const vm = this.vm!
-    return { urls: vm.urls, driver: vm.driver, id: vm.id, pid: vm.driver === 'qemu' ? Number(vm.id) : undefined, accel: vm.accel, origin: vm.origin, capabilities: vm.capabilities, lastResetMs: this.lastResetMs }
+    return { urls: vm.urls, driver: vm.driver, id: vm.id, accel: vm.accel, origin: vm.origin, capabilities: vm.capabilities, lastResetMs: this.lastResetMs }
   }
 
   private onClose(connection: Connection): void {

@@ -54,7 +54,7 @@ describe('stack-emulator start / status / stop', () => {
 
     const status = await cli(['status', '--json', '--name', 'main'])
     expect(status.exitCode).toBe(0)
-    expect(JSON.parse(status.stdout)).toMatchObject({ running: true, healthy: true, vm: { pid: out.pid } })
+    expect(JSON.parse(status.stdout)).toMatchObject({ running: true, healthy: true, vm: { driver: 'qemu', id: out.id } })
     expect(qemuProcesses(stateDir('main'))).toHaveLength(1)
 
     // Stack Auth's credentials route, called as Stack Auth's CLI does: client access to the internal
@@ -121,7 +121,7 @@ describe('stack-emulator start / status / stop', () => {
     const a = JSON.parse(one.stdout)
     const b = JSON.parse(two.stdout)
     expect(a.backendUrl).not.toBe(b.backendUrl)
-    expect(a.pid).not.toBe(b.pid)
+    expect(a.id).not.toBe(b.id)
     await createUser(a.backendUrl, a.env, 'only-in-one@example.com')
     expect(await listUserEmails(a.backendUrl, a.env)).toEqual(['only-in-one@example.com'])
     expect(await listUserEmails(b.backendUrl, b.env)).toEqual([])

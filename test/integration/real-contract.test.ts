@@ -95,7 +95,7 @@ describe('the fixture through the real contract', () => {
     const mounted = async () => (await inGuest('contract', ['/bin/cat', '/proc/mounts'])).includes('hostfs /host 9p')
     for (let round = 0; round < 2; round++) {
       // The 9p device is never on the command line of a restored QEMU: it is hot-plugged.
-      expect(qemuProcesses(instanceDir('contract')).find((p) => p.pid === vm.pid)!.cmdline).not.toContain('virtio-9p-pci')
+      expect(qemuProcesses(instanceDir('contract')).find((p) => p.pid === Number(vm.id))!.cmdline).not.toContain('virtio-9p-pci')
       expect(await mounted()).toBe(true)
       await vm.reset()
     }

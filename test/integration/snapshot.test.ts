@@ -66,10 +66,10 @@ describe('snapshot start and reset', () => {
     const running = () => qemuProcesses(path.join(home, 'state', 'snap')).map((p) => p.pid)
     // The spare: a second QEMU of this instance, restored in the background.
     expect(await eventually(() => running().length === 2, 10_000)).toBe(true)
-    const spare = running().find((pid) => pid !== vm.pid)
+    const spare = running().find((pid) => pid !== Number(vm.id))
     await createUser(vm.backendUrl, vm.env, 'before-swap@example.com')
     await vm.reset()
-    expect(vm.pid).toBe(spare)
+    expect(Number(vm.id)).toBe(spare)
     expect(await listUserEmails(vm.backendUrl, vm.env)).toEqual([])
     const guest = (await http(`${vm.backendUrl}/api/v1/internal/emulator/info`)).json.epoch_ms
     expect(Math.abs(guest - Date.now())).toBeLessThan(2000)

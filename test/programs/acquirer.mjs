@@ -15,7 +15,7 @@ try {
   process.exit(1)
 }
 const print = (extra = {}) =>
-  process.stdout.write(JSON.stringify({ pid: process.pid, qemuPid: emulator.pid, urls: emulator.services, env: emulator.env, origin: emulator.origin, wasReset: emulator.wasReset, ms: Date.now() - started, logs, ...extra }) + '\n')
+  process.stdout.write(JSON.stringify({ pid: process.pid, qemuPid: emulator.driver === 'qemu' ? Number(emulator.id) : undefined, urls: emulator.services, env: emulator.env, origin: emulator.origin, wasReset: emulator.wasReset, ms: Date.now() - started, logs, ...extra }) + '\n')
 print()
 // The emulator stopped under us (stack-emulator stop, a crash): say so and end, as a runner would.
 void emulator.lost.then((reason) => {

@@ -3,6 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { cachedAccelVerdict, chooseAccel } from '../../src/drivers/qemu/accel.js'
+import { readSettings } from '../../src/settings.js'
 
 const cacheRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'se-accel-'))
 afterAll(() => fs.rmSync(cacheRoot, { recursive: true, force: true }))
@@ -20,5 +21,15 @@ describe('chooseAccel', () => {
 
   it('does not probe for tcg', async () => {
     expect(await chooseAccel({ choice: 'tcg', qemu: { path: 'unused', version: '0' }, cacheRoot })).toEqual({ accel: 'tcg' })
+  })
+})
+
+describe('the QEMU settings', () => {
+  it('are read with the rest, under the same variables and defaults', () => {
+    expect(readSettings({}).qemu).toEqual({ binary: 'qemu-system-x86_64', accel: 'auto' })
+    expect(readSettings({ STACK_EMULATOR_QEMU: '/opt/q/bin/qemu-system-x86_64', STACK_EMULATOR_ACCEL: 'TCG' }).qemu).toEqual({ binary: '/opt/q/bin/qemu-system-x86_64', accel: 'tcg' })
+    expect(() => readSettings({ STACK_EMULATOR_ACCEL: 'xen' })).toThrow(expect.objectContaining({
+      code: 'BAD_OPTION', message: expect.stringMatching(/^STACK_EMULATOR_ACCEL must be one of auto, kvm, hvf, tcg; got "xen"/),
+    }))
   })
 })

@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { HostShare } from '../../src/drivers/qemu/host-share.js'
+import { HostShare } from '../../src/drivers/host-share.js'
 import { runtimeEnvText } from '../../src/stack/runtime-env.js'
 
 /** A folder holding an instance folder (which the supervisor makes before the driver runs). */

@@ -1,9 +1,10 @@
 /**
- * The Docker driver: the emulator as one container, started through testcontainers. With a
- * bridge, the services' ports are mapped to free host ports; with host networking (engines
- * started with --bridge=none) the services listen on ports chosen free here and passed in the
- * container's environment (`portEnv`), on 127.0.0.1. Config files reach the credential route
- * through a per-instance folder mounted at `container.hostMount`; the internal key is chosen here
+ * The Docker driver: the emulator as one container, started through testcontainers. Each
+ * service's host port is chosen here (the `ports` option, else a free one), so the container is
+ * told the ports its browser URLs name (`containerPorts`). With a bridge they are published, on
+ * 127.0.0.1 for a local engine; with host networking (engines started with --bridge=none) the
+ * services listen on them, on 127.0.0.1, told through the container's environment (`portEnv`).
+ * Config files reach the credential route through a per-instance folder mounted at `container.hostMount`; the internal key is chosen here
  * and passed in. A lifeline socket stops the container when this process dies, however it dies.
  */
 import crypto from 'node:crypto'
@@ -12,11 +13,11 @@ import net from 'node:net'
 import path from 'node:path'
 import { StackEmulatorError } from '../../errors.js'
 import { Stopwatch } from '../../stopwatch.js'
-import { HostShare } from '../qemu/host-share.js'
+import { HostShare } from '../host-share.js'
 import type { ServiceManifest } from '../service-manifest.js'
 import type { Capabilities, Driver, DriverStartOptions, ResetResult, RunningInstance } from '../types.js'
 import type { WaitStrategy } from 'testcontainers'
-import { connectEngine, hasBridge, loadTestcontainers, type Testcontainers } from './engine.js'
+import { connectEngine, hasBridge, isLocal, loadTestcontainers, type Testcontainers } from './engine.js'
 import { ensureContainerImage } from './image.js'
 
 export type ContainerStartOptions = Omit<DriverStartOptions, 'manifest'> & { manifest: ServiceManifest }
@@ -34,7 +35,7 @@ export const dockerDriver: Driver<ServiceManifest> = {
     await removeLeftovers(client, options.instanceDir)
     const bridge = await hasBridge(client)
     stopwatch.lap('engine and image')
-    const instance = new DockerInstance(tc, options, image, bridge)
+    const instance = new DockerInstance(tc, options, image, bridge, isLocal(client))
     await instance.launch(stopwatch)
     return instance
   },
@@ -64,7 +65,7 @@ class DockerInstance implements RunningInstance {
   private resolveDied!: (reason: string) => void
   readonly died = new Promise<string>((resolve) => (this.resolveDied = resolve))
 
-  constructor(private readonly tc: Testcontainers, private readonly options: ContainerStartOptions, private readonly image: string, private readonly bridge: boolean) {
+  constructor(private readonly tc: Testcontainers, private readonly options: ContainerStartOptions, private readonly image: string, private readonly bridge: boolean, private readonly local: boolean) {
     this.accel = bridge ? 'container' : 'container, host network'
     this.shared = options.manifest.container?.hostMount ? new HostShare(options.instanceDir, 'internal-pck') : undefined
   }
@@ -77,12 +78,9 @@ class DockerInstance implements RunningInstance {
     const { manifest } = this.options
     await this.shared?.prepare()
     await this.shared?.writeVmFile('internal-pck', this.internalKey)
-    if (!this.bridge) {
-      for (const s of manifest.services) this.ports[s.name] = this.options.ports[s.name] || (await freePort())
-    }
+    for (const s of manifest.services) this.ports[s.name] = this.options.ports[s.name] || (await freePort())
     this.lifeline = await this.openLifeline()
     this.container = await this.startContainer()
-    if (this.bridge) for (const s of manifest.services) this.ports[s.name] = this.container.getMappedPort(s.guestPort)
     const host = this.container.getHost() === 'localhost' ? '127.0.0.1' : this.container.getHost()
     this.urls = Object.fromEntries(manifest.services.map((s) => [s.name, `http://${host}:${this.ports[s.name]}`]))
     stopwatch.lap('container start to healthy')
@@ -93,14 +91,9 @@ class DockerInstance implements RunningInstance {
     const { manifest, instanceDir, bootTimeoutMs } = this.options
     const spec = manifest.container ?? {}
     const tc = this.tc
-    const env: Record<string, string> = { ...spec.env, STACK_EMULATOR_LIFELINE: `${LIFELINE_MOUNT}/sock` }
+    const plan = containerPorts(manifest, this.ports, this.bridge)
+    const env: Record<string, string> = { ...spec.env, ...plan.env, STACK_EMULATOR_LIFELINE: `${LIFELINE_MOUNT}/sock` }
     if (spec.internalKeyEnv) env[spec.internalKeyEnv] = this.internalKey
-    if (!this.bridge && spec.bindEnv) env[spec.bindEnv] = '127.0.0.1'
-    for (const s of manifest.services) {
-      const port = this.bridge ? s.guestPort : this.ports[s.name]!
-      if (s.portEnv) env[s.portEnv] = String(port)
-      env[`STACK_EMULATOR_${s.name.toUpperCase().replace(/-/g, '_')}_HOST_PORT`] = String(this.bridge ? this.options.ports[s.name] || s.guestPort : port)
-    }
     if (env.STACK_EMULATOR_BACKEND_HOST_PORT) env.NEXT_PUBLIC_STACK_API_URL ??= `http://localhost:${env.STACK_EMULATOR_BACKEND_HOST_PORT}`
     const mounts = [{ source: path.join(instanceDir, 'lifeline'), target: LIFELINE_MOUNT, mode: 'rw' as const }]
     if (this.shared && spec.hostMount) mounts.push({ source: this.shared.root, target: spec.hostMount, mode: 'rw' as const })
@@ -109,14 +102,15 @@ class DockerInstance implements RunningInstance {
       const wait = tc.Wait.forHttp(s.health!.path, s.guestPort).forStatusCode(s.health!.status ?? 200)
       return this.bridge ? wait : new HostNetworkWait(tc, wait, s.guestPort, this.ports[s.name]!)
     })
-    let container = new (autoRemoved(tc))(this.image)
+    const Container = autoRemoved(tc, this.local ? '127.0.0.1' : undefined)
+    let container = new Container(this.image)
       .withEnvironment(env)
       .withBindMounts(mounts)
       .withLabels({ [INSTANCE_LABEL]: instanceDir })
       .withWaitStrategy(tc.Wait.forAll(checks).withStartupTimeout(bootTimeoutMs))
       .withStartupTimeout(bootTimeoutMs)
-    if (this.bridge) {
-      container = container.withExposedPorts(...manifest.services.map((s) => (this.options.ports[s.name] ? { container: s.guestPort, host: this.options.ports[s.name]! } : s.guestPort)))
+    if (plan.published) {
+      container = container.withExposedPorts(...plan.published)
     } else {
       container = container.withNetworkMode('host')
     }
@@ -181,14 +175,45 @@ class DockerInstance implements RunningInstance {
 }
 
 /**
- * The engine removes the container once it exits: after stop(), and when the lifeline makes it
- * exit after this process died. testcontainers sets AutoRemove only for its reaper.
+ * Where each service listens in the container, what the container is told, and what the engine
+ * publishes. `hostPorts` are this machine's ports, already chosen. With a bridge the services
+ * keep their own ports inside and each is published on its host port; with host networking they
+ * listen on their host ports, on 127.0.0.1 (`bindEnv`). Either way the container is told the host
+ * ports (`STACK_EMULATOR_<SERVICE>_HOST_PORT`): its browser URLs name them.
  */
-function autoRemoved(tc: Testcontainers) {
+export function containerPorts(manifest: Pick<ServiceManifest, 'services' | 'container'>, hostPorts: Record<string, number>, bridge: boolean): {
+  env: Record<string, string>
+  /** For the engine's port bindings; undefined with host networking. */
+  published: { container: number; host: number }[] | undefined
+} {
+  const env: Record<string, string> = {}
+  if (!bridge && manifest.container?.bindEnv) env[manifest.container.bindEnv] = '127.0.0.1'
+  for (const s of manifest.services) {
+    const host = hostPorts[s.name]!
+    if (s.portEnv) env[s.portEnv] = String(bridge ? s.guestPort : host)
+    env[`STACK_EMULATOR_${s.name.toUpperCase().replace(/-/g, '_')}_HOST_PORT`] = String(host)
+  }
+  return { env, published: bridge ? manifest.services.map((s) => ({ container: s.guestPort, host: hostPorts[s.name]! })) : undefined }
+}
+
+/**
+ * The engine removes the container once it exits: after stop(), and when the lifeline makes it
+ * exit after this process died (testcontainers sets AutoRemove only for its reaper). Published
+ * ports go on `hostIp` (testcontainers publishes on every interface: the emulator's admin routes
+ * are not for the network).
+ */
+function autoRemoved(tc: Testcontainers, hostIp: string | undefined) {
   return class extends tc.GenericContainer {
     constructor(image: string) {
       super(image)
       this.hostConfig.AutoRemove = true
+    }
+    override withExposedPorts(...ports: Parameters<InstanceType<Testcontainers['GenericContainer']>['withExposedPorts']>): this {
+      super.withExposedPorts(...ports)
+      for (const bindings of Object.values(this.hostConfig.PortBindings ?? {})) {
+        for (const binding of (bindings ?? []) as { HostIp?: string }[]) if (hostIp) binding.HostIp = hostIp
+      }
+      return this
     }
   }
 }

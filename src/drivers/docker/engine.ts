@@ -1,6 +1,6 @@
 /**
  * The Docker engine through testcontainers (an optional dependency, loaded only by this driver):
- * Ryuk off (it cannot be pulled here, and the supervisor owns the container as it owns QEMU),
+ * Ryuk off (it cannot be pulled here, and the supervisor owns the container as it owns a VM),
  * and a clear error that names how to start an engine when none answers.
  */
 import { StackEmulatorError } from '../../errors.js'
@@ -38,6 +38,11 @@ export async function connectEngine(tc: Testcontainers): Promise<RuntimeClient> 
       cause,
     })
   }
+}
+
+/** A local engine's published ports are this machine's: they go on 127.0.0.1 only. */
+export function isLocal(client: RuntimeClient): boolean {
+  return ['127.0.0.1', 'localhost', '::1'].includes(client.info.containerRuntime.host)
 }
 
 /** Engines started with --bridge=none have no bridge network: containers then share the host's. */

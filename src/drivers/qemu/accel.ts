@@ -7,7 +7,7 @@
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import type { AccelChoice } from '../../settings.js'
+import type { AccelChoice } from './settings.js'
 
 export type Accel = 'kvm' | 'hvf' | 'tcg'
 

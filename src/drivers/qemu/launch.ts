@@ -17,7 +17,7 @@ import { buildArgv, hostShareDeviceAdd, type Forward, type LaunchPaths, type Mac
 import { createOverlay } from './binary.js'
 import { guestExec, guestSetTime } from './guest-agent.js'
 import { QmpClient } from './qmp.js'
-import type { HostShare } from './host-share.js'
+import type { HostShare } from '../host-share.js'
 import { local } from '../../local-failure.js'
 import type { Stopwatch } from '../../stopwatch.js'
 import { QemuProcess, tail } from './process.js'

@@ -20,14 +20,18 @@ import {
 import { checkpointDir, discardStaged, findCheckpoint, saveCheckpoint, stageCheckpoint } from './checkpoint.js'
 import type { QemuProcess } from './process.js'
 import { checkFiles, discardSnapshot } from './snapshot.js'
+<<<<<<< HEAD
 import { local } from '../../local-failure.js'
 import { HostShare } from './host-share.js'
+=======
+import { HostShare } from '../host-share.js'
+>>>>>>> drivers-rest
 
 export async function startQemuVm(options: DriverStartOptions): Promise<RunningVm> {
   const { manifest, settings } = options
   const stopwatch = new Stopwatch()
-  const qemu = await findQemu(qemuBinaryFor(platform(manifest).arch, settings.qemuBinary), settings.cacheRoot)
-  const decision = await chooseAccel({ choice: settings.accel, qemu, cacheRoot: settings.cacheRoot })
+  const qemu = await findQemu(qemuBinaryFor(platform(manifest).arch, settings.qemu.binary), settings.cacheRoot)
+  const decision = await chooseAccel({ choice: settings.qemu.accel, qemu, cacheRoot: settings.cacheRoot })
   if (decision.warning) options.log(decision.warning)
   const ctx: Context = {
     options,

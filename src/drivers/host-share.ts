@@ -1,6 +1,7 @@
 /**
- * The folder shared with the guest over 9p (manifest `hostShare`). Stack Auth's own script shares
- * the host's whole `/`; this shares `<instance>/share`, a folder that mirrors at their absolute
+ * The folder shared with the guest: over 9p under QEMU (manifest `hostShare`), bind-mounted
+ * under Docker (`container.hostMount`). Stack Auth's own script shares the host's whole `/`;
+ * this shares `<instance>/share`, a folder that mirrors at their absolute
  * paths only what the guest needs: the instance's VM folder (where the guest publishes its
  * internal key) and the config files credentials were minted for. Config files are copied in
  * before each mint and copied back when the guest changed them (after each mint and when the VM
@@ -11,8 +12,8 @@
 import { constants } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { StackEmulatorError } from '../../errors.js'
-import type { SharedFiles } from '../types.js'
+import { StackEmulatorError } from '../errors.js'
+import type { SharedFiles } from './types.js'
 
 export class HostShare implements SharedFiles {
   /** The share's root on the host (the 9p export). */

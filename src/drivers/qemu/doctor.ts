@@ -1,0 +1,50 @@
+/**
+ * The QEMU driver's part of `stack-emulator doctor`: the binary and its version, the accelerator
+ * (from the cached probe verdict: no VM is started), and the tools the driver runs.
+ */
+import fs from 'node:fs/promises'
+import { missing, tool, type Finding } from '../../doctor/finding.js'
+import { which } from '../../which.js'
+import { cachedAccelVerdict } from './accel.js'
+import { findQemu, type QemuBinary } from './binary.js'
+import type { QemuSettings } from './settings.js'
+
+export interface QemuDoctorContext {
+  qemu: QemuSettings
+  cacheRoot: string
+  root: boolean
+  /** /dev/kvm; tests point it elsewhere. */
+  kvm: string
+}
+
+export async function qemuFindings(ctx: QemuDoctorContext): Promise<Finding[]> {
+  const binary = ctx.qemu.binary
+  const found = await which(binary)
+  const where = 'path' in found ? found.path : undefined
+  const qemu = where ? await findQemu(binary).catch(() => undefined) : undefined
+  const finding: Finding = qemu
+    ? { id: 'qemu', status: 'ok', message: `QEMU ${qemu.version} at ${where}` }
+    : missing(ctx.root, 'qemu', `${binary} ${where ? 'does not run' : 'not found'}; it runs the VM`, 'qemu-system-x86', 'fail')
+  return [
+    finding,
+    await accel(ctx, qemu),
+    ...(await Promise.all([
+      tool(ctx.root, 'qemu-img', 'qemu-utils', 'runs the VM on copy-on-write disks'),
+      tool(ctx.root, 'xorriso', 'xorriso', 'writes the runtime volume (STACKCFG) of the fixture and of the real image'),
+    ])),
+  ]
+}
+
+async function accel(ctx: QemuDoctorContext, qemu: QemuBinary | undefined): Promise<Finding> {
+  if (ctx.qemu.accel === 'tcg') return { id: 'accel', status: 'ok', message: 'TCG, as STACK_EMULATOR_ACCEL=tcg asks (no probe)' }
+  const { accel, verdict } = qemu ? await cachedAccelVerdict(ctx.cacheRoot, qemu) : { accel: 'kvm', verdict: undefined }
+  const name = accel.toUpperCase()
+  if (verdict?.ok) return { id: 'accel', status: 'ok', message: `${name} works (probed)` }
+  if (verdict) return { id: 'accel', status: 'warn', message: `${name} is not usable here (${verdict.reason}); VMs run under TCG (much slower)` }
+  if (accel !== 'kvm') return { id: 'accel', status: 'ok', message: `not probed yet; the first start probes ${name}` }
+  const kvm = await fs.access(ctx.kvm, fs.constants.R_OK | fs.constants.W_OK).then(() => 'usable', (e: NodeJS.ErrnoException) => e.code)
+  if (kvm === 'usable') return { id: 'accel', status: 'ok', message: `not probed yet; the first start probes KVM (${ctx.kvm} is there)` }
+  return kvm === 'EACCES'
+    ? { id: 'accel', status: 'warn', message: `${ctx.kvm} is not accessible to this user: VMs will run under TCG (much slower)`, fix: 'sudo usermod -aG kvm $USER (then log in again)' }
+    : { id: 'accel', status: 'warn', message: `no ${ctx.kvm}: VMs will run under TCG (much slower)` }
+}
