@@ -11,7 +11,7 @@ import { machineShape, qemuBinaryFor, type Forward } from './argv.js'
 import { findQemu } from './binary.js'
 import { readySnapshot, type ReadySnapshot } from './capture.js'
 import { platform } from '../../image/manifest.js'
-import { localFailure } from '../../local-failure.js'
+import { local, localFailure } from '../../local-failure.js'
 import { Stopwatch } from '../../stopwatch.js'
 import {
   firstLine, launchReady, overlayPath, qmpSocketPath, resolvedForwards, serviceUrls, syncGuestClock,
@@ -20,12 +20,7 @@ import {
 import { checkpointDir, discardStaged, findCheckpoint, saveCheckpoint, stageCheckpoint } from './checkpoint.js'
 import type { QemuProcess } from './process.js'
 import { checkFiles, discardSnapshot } from './snapshot.js'
-<<<<<<< HEAD
-import { local } from '../../local-failure.js'
-import { HostShare } from './host-share.js'
-=======
 import { HostShare } from '../host-share.js'
->>>>>>> drivers-rest
 
 export async function startQemuVm(options: DriverStartOptions): Promise<RunningVm> {
   const { manifest, settings } = options
