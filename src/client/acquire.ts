@@ -19,7 +19,7 @@ import { mailFor, type MailClient } from '../stack/mail.js'
 import type { AcquireResult, CheckpointRequest, VmInfo } from '../supervisor/protocol.js'
 import { attachExisting, spawnSupervisor, type Attached } from './attach.js'
 import type { SupervisorConnection } from './connection.js'
-import { assertCompatible, driverOptions, resolveOptions, type DriverOptions, type EmulatorOptions, type ResolvedOptions } from './options.js'
+import { assertCompatible, driverOptions, resolveOptions, type DriverOptions, type EmulatorOptions, type ResolvedOptions, seedIdentity } from './options.js'
 
 export interface EmulatorInfo {
   name: string
@@ -41,6 +41,8 @@ export interface EmulatorInfo {
 export interface Emulator extends EmulatorInfo, AsyncDisposable {
   /** True when the VM was reset before it was handed to this lease. */
   readonly wasReset: boolean
+  /** This lease's id: test workers reset on its behalf (resetInstance's `lease`). */
+  readonly lease: number
   /**
    * How this acquire went: its duration, whether it started the VM (else it attached), its phases
    * back to back (they add up to durationMs), and the VM start's own phases (inside "supervisor"
@@ -133,8 +135,9 @@ const CHECKPOINT_TIMEOUT_MS = 180_000
 /** What this suite's checkpoint is taken for: its config file as it is now, and its seed. */
 async function checkpointRequest(configFile: string, resolved: ResolvedOptions): Promise<CheckpointRequest> {
   const contents = await fs.readFile(configFile).catch(() => Buffer.alloc(0))
-  const seedId = resolved.seedVersion ?? (resolved.seed ? sha256(resolved.seed.toString()).slice(0, 16) : '')
-  return { configFile, configDigest: sha256(contents), seedId }
+  const seedId = seedIdentity(resolved)
+  // A suite given only the seed's version (a test worker) can use its checkpoint, never take it.
+  return { configFile, configDigest: sha256(contents), seedId, seeds: Boolean(resolved.seed) || seedId === '' }
 }
 
 /** How long a client waits for a supervisor that is shutting down to be gone. */

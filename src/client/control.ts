@@ -34,11 +34,15 @@ export async function instanceStatus(name?: string, log: (line: string) => void 
   }
 }
 
-export async function resetInstance(name?: string, force = false): Promise<VmInfo | undefined> {
+/**
+ * Resets the instance. `lease`: on behalf of that lease (a test worker of the suite holding it),
+ * so only the other suites holding the VM make it refuse.
+ */
+export async function resetInstance(name?: string, force = false, lease?: number): Promise<VmInfo | undefined> {
   const attached = await attachExisting(pathsFor(name), false, quiet)
   if (!attached) return undefined
   try {
-    return await attached.connection.request<VmInfo>({ op: 'reset', force })
+    return await attached.connection.request<VmInfo>({ op: 'reset', force, lease })
   } finally {
     attached.connection.close()
   }

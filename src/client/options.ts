@@ -4,6 +4,7 @@
  * pass, and later modules receive the finished object and never apply a default again.
  */
 import os from 'node:os'
+import { sha256 } from '../digest.js'
 import { StackEmulatorError, badOption } from '../errors.js'
 import { log } from '../log.js'
 import { platform, type ImageManifest } from '../image/manifest.js'
@@ -143,6 +144,11 @@ function integerIn(name: string, value: unknown, min: number, max: number): void
   if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
     throw badOption(name, value, `an integer from ${min} to ${max}`)
   }
+}
+
+/** The seed's identity in a checkpoint: its version when given, else a digest of its source; '' without a seed. */
+export function seedIdentity(options: Pick<EmulatorOptions, 'seed' | 'seedVersion'>): string {
+  return options.seedVersion ?? (options.seed ? sha256(options.seed.toString()).slice(0, 16) : '')
 }
 
 export function resolveOptions(options: EmulatorOptions, settings: Settings): ResolvedOptions {

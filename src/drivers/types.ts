@@ -32,7 +32,7 @@ export interface DriverOptions {
 /** A checkpoint's stored meta checked against what a suite asks for: why it does not fit, or undefined. */
 export type CheckpointCheck = (meta: unknown) => string | undefined
 
-export type CheckpointOpened = { opened: 'restored'; meta: unknown } | { opened: 'seeding'; reason: string }
+export type CheckpointOpened = { opened: 'restored'; meta: unknown } | { opened: 'seeding' | 'missing'; reason: string }
 
 /**
  * Seeded snapshots: a saved state with a suite's project and seed data that resets return to,
@@ -43,9 +43,10 @@ export interface Checkpoints {
   readonly current: { slot: string; meta: unknown } | undefined
   /**
    * Makes `slot` where resets return to. Saved before and accepted by `check`: the emulator is
-   * reset into it. Else it restarts, ready to be seeded and saved; the reason says why.
+   * reset into it. Else, with `stage`, it restarts ready to be seeded and saved ('seeding'), and
+   * without, nothing changes ('missing'); the reason says why.
    */
-  open(slot: string, check: CheckpointCheck): Promise<CheckpointOpened>
+  open(slot: string, check: CheckpointCheck, stage: boolean): Promise<CheckpointOpened>
   /** Saves the seeded emulator as the open slot, with `meta`, and restarts from it. */
   save(meta: unknown): Promise<void>
 }

@@ -1,5 +1,9 @@
 /** What tests get from both integrations: the Vitest `inject('stackEmulator')` and the Playwright fixture. */
 import type { Emulator } from '../client/acquire.js'
+import { seedIdentity, validateOptions, type EmulatorOptions } from '../client/options.js'
+import { StackEmulatorError, badOption } from '../errors.js'
+import { readSettings } from '../settings.js'
+import type { Isolation } from '../supervisor/protocol.js'
 
 export interface StackEmulatorContext {
   /** The instance name: `resetInstance(name)` and the CLI's `--name` act on this VM. */
@@ -14,6 +18,8 @@ export interface StackEmulatorContext {
   superSecretAdminKey: string
   /** The environment variables also set in process.env. */
   env: Record<string, string>
+  /** The lease of the run that holds the VM: resets from test workers are made on its behalf. */
+  lease: number
 }
 
 export function contextOf(emulator: Emulator): StackEmulatorContext {
@@ -28,6 +34,7 @@ export function contextOf(emulator: Emulator): StackEmulatorContext {
     secretServerKey: c?.secretServerKey ?? '',
     superSecretAdminKey: c?.superSecretAdminKey ?? '',
     env: emulator.env,
+    lease: emulator.lease,
   }
 }
 
@@ -36,4 +43,53 @@ export function summaryLine(emulator: Emulator): string {
   const { durationMs, startedVm } = emulator.startup
   if (startedVm) return `VM "${emulator.name}" ready in ${durationMs} ms (${emulator.origin === 'snapshot' ? 'from snapshot' : 'cold boot'}, ${emulator.accel})`
   return `attached to the running VM "${emulator.name}" in ${durationMs} ms${emulator.wasReset ? ' (reset first)' : ''}`
+}
+
+/** When the integrations reset the VM: before each test, before each test file, or never. */
+export type ResetPolicy = 'test' | 'file' | 'never'
+const RESET_POLICIES: readonly ResetPolicy[] = ['test', 'file', 'never']
+
+/** Options of both integrations: acquire()'s less its callbacks, plus how tests are kept apart. */
+export interface IntegrationOptions extends Omit<EmulatorOptions, 'onProgress' | 'onLog' | 'isolation'> {
+  /**
+   * acquire()'s isolation between suites, or `'worker'`: each test worker gets a VM of its own,
+   * restored from the same (seeded) snapshot, so parallel tests never see each other's data and a
+   * reset touches one worker. @default 'worker' with reset 'test' or 'file', else 'suite'
+   */
+  isolation?: Isolation | 'worker'
+  /** Reset before each test that uses the emulator ('test'), before each test file ('file'), or never. @default 'never' */
+  reset?: ResetPolicy
+}
+
+/** The integration options, every default applied: what the run's lease asks for and what each worker does. */
+export interface IntegrationPlan {
+  /** The run's lease (globalSetup): it takes the seeded snapshot once for every worker. */
+  run: EmulatorOptions
+  perWorker: boolean
+  reset: ResetPolicy
+}
+
+export function planIntegration(options: IntegrationOptions = {}): IntegrationPlan {
+  const { isolation, reset: resetOption, ...rest } = options
+  if (resetOption !== undefined && !RESET_POLICIES.includes(resetOption)) throw badOption('reset', resetOption, `one of ${RESET_POLICIES.join(', ')}`)
+  const reset = resetOption ?? 'never'
+  const perWorker = isolation === 'worker' || (isolation === undefined && reset !== 'never')
+  const run: EmulatorOptions = { ...rest, isolation: isolation === 'worker' ? undefined : isolation }
+  validateOptions(run)
+  return { run, perWorker, reset }
+}
+
+/**
+ * What one worker acquires under isolation 'worker': an instance of its own, named after the
+ * run's and the worker's index, on ports chosen free. It restores the checkpoint the run's lease
+ * took (same config file, the seed's identity in place of the seed), and never seeds itself.
+ */
+export function workerOptions(plan: IntegrationPlan, workerIndex: number): EmulatorOptions {
+  const { seed, seedVersion, name, ports, ...rest } = plan.run
+  if (ports && Object.values(ports).some((p) => p !== 0)) {
+    throw new StackEmulatorError('isolation "worker" gives each worker a VM on ports of its own, so fixed ports cannot be honoured', {
+      code: 'BAD_OPTION', fix: 'Drop the ports option, or use isolation "suite".',
+    })
+  }
+  return { ...rest, name: `${name ?? readSettings().name}-worker-${workerIndex}`, seedVersion: seedIdentity({ seed, seedVersion }) || undefined }
 }

@@ -35,6 +35,8 @@ export interface CheckpointRequest {
   configDigest: string
   /** The seed's identity: its `seedVersion`, else a digest of its source; '' without a seed. */
   seedId: string
+  /** This suite can take the checkpoint (it has the seed, or there is none); else it only uses one. */
+  seeds: boolean
 }
 
 export type Request =
@@ -188,8 +190,8 @@ function checkpointRequest(value: unknown, fail: (what: string) => never): Check
   if (value === undefined) return undefined
   const c = value as Record<string, unknown> | null
   const text = (v: unknown, max: number) => typeof v === 'string' && v.length <= max
-  if (!c || typeof c !== 'object' || !text(c.configFile, 4096) || !(c.configFile as string).startsWith('/') || !text(c.configDigest, 128) || !text(c.seedId, 128)) {
-    fail('"checkpoint" must be { configFile (absolute), configDigest, seedId }')
+  if (!c || typeof c !== 'object' || !text(c.configFile, 4096) || !(c.configFile as string).startsWith('/') || !text(c.configDigest, 128) || !text(c.seedId, 128) || typeof c.seeds !== 'boolean') {
+    fail('"checkpoint" must be { configFile (absolute), configDigest, seedId, seeds }')
   }
-  return { configFile: c!.configFile as string, configDigest: c!.configDigest as string, seedId: c!.seedId as string }
+  return { configFile: c!.configFile as string, configDigest: c!.configDigest as string, seedId: c!.seedId as string, seeds: c!.seeds as boolean }
 }

@@ -271,15 +271,16 @@ export class Supervisor {
     if (current?.slot === slot && !checkpointMisfit(request, current.meta)) return false
     if (this.leases.othersHolding(lease).length > 0) return false
     this.state = 'resetting'
-    const opened = await checkpoints.open(slot, (meta) => checkpointMisfit(request, meta)).catch((error: Error) => {
+    const opened = await checkpoints.open(slot, (meta) => checkpointMisfit(request, meta), request.seeds).catch((error: Error) => {
       void this.shutdown(`opening the checkpoint failed (${error.message.split('\n')[0]})`)
       throw error
     })
     this.state = 'ready'
+    if (opened.opened === 'missing') return false // nothing changed
     this.rememberCheckpointKeys()
     this.leases.dirty = false
     if (opened.opened === 'restored') return false
-    this.log(`taking a seeded snapshot for ${request.configFile} (${opened.reason}); later runs and resets start from it`)
+    this.broadcast({ event: 'log', line: `taking a seeded snapshot for ${request.configFile} (${opened.reason}); later runs and resets start from it` })
     let finish!: () => void
     const done = new Promise<void>((resolve) => (finish = resolve))
     this.seeding = { lease, request, done, finish }
@@ -303,7 +304,7 @@ export class Supervisor {
         this.state = 'resetting'
         await this.vm!.checkpoints!.save(meta).then(
           () => this.log(`seeded snapshot saved and restored in ${Math.round(performance.now() - started)} ms`),
-          (error: Error) => this.log(`saving the seeded snapshot failed (${error.message.split('\n')[0]}); resets go back to the plain snapshot and mint new keys`),
+          (error: Error) => this.broadcast({ event: 'log', line: `saving the seeded snapshot failed (${error.message.split('\n')[0]}); resets go back to the plain snapshot and mint new keys` }),
         )
         this.state = 'ready'
         this.rememberCheckpointKeys()

@@ -125,7 +125,7 @@ async function restore(ctx: Context, { files, record, seeding }: SnapshotMode, f
   ctx.stopwatch?.lap('first healthy probe')
   try {
     await restored
-    if (ctx.manifest.clock) await syncGuestClock(ctx, await resolvedForwards(ready, forwards), slot, ready)
+    if (ctx.manifest.clock) await pushGuestClock({ ...ctx.manifest, clock: ctx.manifest.clock }, await resolvedForwards(ready, forwards))
   } catch (error) {
     await ready.stop()
     throw error
@@ -232,17 +232,8 @@ async function waitRunning(proc: QemuProcess, timeoutMs: number): Promise<void> 
   }
 }
 
-/**
- * A restored guest wakes with the snapshot's clock: push the host's time, through the image's
- * clock endpoint when it has one, else through the guest agent.
- */
-export async function syncGuestClock(ctx: Context, forwards: Forward[], slot: Slot, proc: QemuProcess): Promise<void> {
-  const { manifest } = ctx
-  if (!manifest.clock) {
-    // A guest-sync round trip proves the agent answers; the clock is set as it reads the next command.
-    if (manifest.guestAgent) setClockThrough(await QmpClient.connectAgent(agentSocketPath(ctx, slot), AGENT_TIMEOUT_MS), ctx, proc)
-    return
-  }
+/** A restored guest wakes with the snapshot's clock: push the host's time through the image's clock endpoint. */
+async function pushGuestClock(manifest: ImageManifest & { clock: NonNullable<ImageManifest['clock']> }, forwards: Forward[]): Promise<void> {
   const url = serviceUrls(manifest, forwards)[manifest.clock.service] + manifest.clock.path
   const { status } = await httpRequest(url, { method: 'POST', json: { epoch_ms: Date.now() }, timeoutMs: 5000 })
   if (status !== 200) {

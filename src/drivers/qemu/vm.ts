@@ -14,7 +14,7 @@ import { platform } from '../../image/manifest.js'
 import { local, localFailure } from '../../local-failure.js'
 import { Stopwatch } from '../../stopwatch.js'
 import {
-  firstLine, launchReady, overlayPath, qmpSocketPath, resolvedForwards, serviceUrls, syncGuestClock,
+  firstLine, launchReady, overlayPath, qmpSocketPath, resolvedForwards, serviceUrls,
   type Context, type Mode, type Slot, type SnapshotMode,
 } from './launch.js'
 import { checkpointDir, discardStaged, findCheckpoint, saveCheckpoint, stageCheckpoint } from './checkpoint.js'
@@ -168,12 +168,16 @@ class QemuVm implements RunningVm {
   async reset(): Promise<ResetResult> {
     const started = performance.now()
     const spare = await this.takeSpare()
-    await this.restart(async () => {
-      await this.dropStaged() // a checkpoint being seeded is given up: back to where resets return
-      if (this.mode.kind === 'cold') await fs.rm(overlayPath(this.ctx, this.mode.kind), { force: true })
-      // Same host ports as before, so URLs handed out earlier keep working.
-      return (spare && (await this.adopt(spare))) ?? (await this.relaunch())
-    })
+    if (spare && !this.staged && (await this.swapIn(spare))) {
+      this.spare = this.prepareSpare()
+    } else {
+      await spare?.proc.stop()
+      await this.restart(async () => {
+        await this.dropStaged() // a checkpoint being seeded is given up: back to where resets return
+        if (this.mode.kind === 'cold') await fs.rm(overlayPath(this.ctx, this.mode.kind), { force: true })
+        return this.relaunch() // same host ports as before, so URLs handed out earlier keep working
+      })
+    }
     return { durationMs: Math.round(performance.now() - started), origin: this.origin }
   }
 
@@ -188,12 +192,13 @@ class QemuVm implements RunningVm {
 
   /**
    * Makes `slot` where resets return to: restored when it was saved before and `check` accepts
-   * it; else the VM restarts over a staged copy of the ready snapshot, to be seeded and saved.
+   * it; else (with `stage`) the VM restarts over a staged copy of the ready snapshot, to be seeded and saved.
    */
-  async openCheckpoint(slot: string, check: (meta: unknown) => string | undefined): Promise<CheckpointOpened> {
+  async openCheckpoint(slot: string, check: (meta: unknown) => string | undefined, stage: boolean): Promise<CheckpointOpened> {
     const checkpointing = this.checkpointRequired()
     const dir = checkpointDir(checkpointing.ready.files, slot)
     const found = await findCheckpoint(dir, checkpointing.ready, check)
+    if (!('mode' in found) && !stage) return { opened: 'missing', reason: found.reason }
     await (await this.takeSpare())?.proc.stop()
     if ('mode' in found) {
       await this.restart(async () => {
@@ -318,22 +323,34 @@ class QemuVm implements RunningVm {
     )
   }
 
-  /** Moves the instance's host ports onto the spare (the old VM is gone) and sets its clock. */
-  private async adopt(spare: Spare): Promise<QemuProcess | undefined> {
+  /**
+   * The spare takes the instance's host ports from the running VM, which then stops: its open
+   * connections close before the reset returns, so no client reuses one into the old state. The
+   * spare's clock has run since its restore set it. False when the spare cannot take over; the
+   * caller restarts the plain way.
+   */
+  private async swapIn(spare: Spare): Promise<boolean> {
+    if (!spare.proc.isAlive) return false
+    const old = this.proc
+    this.busy = true
     try {
-      if (!spare.proc.isAlive) return undefined
+      for (const forward of this.forwards) await hmp(old, `hostfwd_remove net0 tcp:127.0.0.1:${forward.hostPort}`)
       for (const forward of this.forwards) {
-        const old = spare.forwards.find((f) => f.guestPort === forward.guestPort)!
-        await hmp(spare.proc, `hostfwd_remove net0 tcp:127.0.0.1:${old.hostPort}`)
+        const own = spare.forwards.find((f) => f.guestPort === forward.guestPort)!
+        await hmp(spare.proc, `hostfwd_remove net0 tcp:127.0.0.1:${own.hostPort}`)
         await hmp(spare.proc, `hostfwd_add net0 tcp:127.0.0.1:${forward.hostPort}-:${forward.guestPort}`)
       }
-      await syncGuestClock(this.ctx, this.forwards, spare.slot, spare.proc)
-      this.slot = spare.slot
-      return spare.proc
     } catch {
       await spare.proc.stop()
-      return undefined
+      return false
+    } finally {
+      this.busy = false
     }
+    this.proc = spare.proc
+    this.slot = spare.slot
+    this.watch(spare.proc)
+    await old.stop()
+    return true
   }
 
   private watch(proc: QemuProcess): void {

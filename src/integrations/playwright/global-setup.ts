@@ -8,12 +8,18 @@
 import type { FullConfig } from '@playwright/test'
 import { acquire } from '../../client/acquire.js'
 import { log } from '../../log.js'
-import { summaryLine } from '../context.js'
+import { planIntegration, summaryLine } from '../context.js'
 import type {} from './index.js'
 
 export default async function globalSetup(config: FullConfig): Promise<() => Promise<void>> {
-  const emulator = await acquire({ ...config.projects[0]?.use.stackEmulatorOptions, onProgress: log, onLog: log })
+  const plan = planIntegration(config.projects[0]?.use.stackEmulatorOptions)
+  const emulator = await acquire({ ...plan.run, onProgress: log, onLog: log })
   log(summaryLine(emulator))
+  if (plan.perWorker) {
+    // It took the seeded snapshot once; each worker restores a VM of its own from it.
+    await emulator.release()
+    return async () => {}
+  }
   Object.assign(process.env, emulator.env)
   return () => emulator.release()
 }

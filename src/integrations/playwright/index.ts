@@ -7,11 +7,10 @@
 import path from 'node:path'
 import { test as base, expect } from '@playwright/test'
 import { acquire, type Emulator } from '../../client/acquire.js'
-import type { EmulatorOptions } from '../../client/options.js'
 import { flagsFromOptions } from '../../cli/flags.js'
 import { log } from '../../log.js'
 import { packageRoot } from '../../package-root.js'
-import { contextOf, type StackEmulatorContext } from '../context.js'
+import { contextOf, planIntegration, workerOptions, type IntegrationOptions, type StackEmulatorContext } from '../context.js'
 import type { MailClient } from '../../stack/mail.js'
 
 export { expect }
@@ -20,11 +19,15 @@ export type { MailClient, MailMessage, WaitForMessageOptions } from '../../stack
 export interface StackEmulatorFixture extends StackEmulatorContext {
   /** The mail helper: the emails Stack Auth sent, read from the emulator's Inbucket. */
   mail: MailClient
-  /** Back to the clean `ready` state. It resets the VM under every worker of the run: use it with workers: 1. */
+  /**
+   * Back to the seeded state (same keys). With isolation 'worker' it touches this worker's VM
+   * only; on a shared VM it resets it under every worker of the run.
+   */
   reset(): Promise<void>
 }
 
-export type StackEmulatorPlaywrightOptions = Omit<EmulatorOptions, 'onProgress' | 'onLog'>
+/** acquire()'s options less the callbacks, plus `isolation: 'worker'` and `reset` ('test' | 'file' | 'never'). */
+export type StackEmulatorPlaywrightOptions = IntegrationOptions
 
 // Typed here so that `use: { stackEmulatorOptions }` checks with a plain defineConfig().
 declare module '@playwright/test' {
@@ -38,13 +41,18 @@ declare module '@playwright/test' {
 // typings would not let carry `option: true` itself.
 const asOption = { scope: 'worker', option: true } as const
 
-export const test = base.extend<object, { stackEmulator: StackEmulatorFixture }>({
+export const test = base.extend<{ stackEmulatorReset: void }, { stackEmulator: StackEmulatorFixture }>({
   stackEmulatorOptions: [{}, asOption],
   stackEmulator: [
-    async ({ stackEmulatorOptions }, use) => {
+    async ({ stackEmulatorOptions }, use, workerInfo) => {
+      const plan = planIntegration(stackEmulatorOptions)
       // Each worker holds a lease of its own (attaching to a running VM takes milliseconds), so
-      // the fixture also works without the globalSetup.
-      const emulator = await acquire({ ...stackEmulatorOptions, onLog: log })
+      // the fixture also works without the globalSetup; under isolation 'worker', on a VM of its
+      // own, restored from the checkpoint the globalSetup took (or seeded here without one).
+      const emulator = plan.perWorker
+        ? await acquire({ ...workerOptions(plan, workerInfo.parallelIndex), seed: plan.run.seed, onLog: log })
+        : await acquire({ ...plan.run, onLog: log })
+      if (plan.perWorker) Object.assign(process.env, emulator.env)
       try {
         await use(fixtureOf(emulator))
       } finally {
@@ -53,7 +61,20 @@ export const test = base.extend<object, { stackEmulator: StackEmulatorFixture }>
     },
     { scope: 'worker' },
   ],
+  // Runs for every test of a project using this `test`: the reset policy, before the test body.
+  stackEmulatorReset: [
+    async ({ stackEmulator, stackEmulatorOptions }, use, testInfo) => {
+      const { reset } = planIntegration(stackEmulatorOptions)
+      if (reset === 'test' || (reset === 'file' && lastFile.get(stackEmulator.name) !== testInfo.file)) await stackEmulator.reset()
+      lastFile.set(stackEmulator.name, testInfo.file)
+      await use()
+    },
+    { auto: true },
+  ],
 })
+
+/** Per worker: the test file its VM last served, for reset 'file'. */
+const lastFile = new Map<string, string>()
 
 function fixtureOf(emulator: Emulator): StackEmulatorFixture {
   const fixture: StackEmulatorFixture = {
@@ -61,7 +82,7 @@ function fixtureOf(emulator: Emulator): StackEmulatorFixture {
     mail: emulator.mail,
     reset: async () => {
       await emulator.reset({ force: true })
-      Object.assign(fixture, contextOf(emulator), { mail: emulator.mail }) // new credentials: the project went with the reset
+      Object.assign(fixture, contextOf(emulator), { mail: emulator.mail }) // the same keys after a seeded reset; new ones without a checkpoint
     },
   }
   return fixture
@@ -73,10 +94,11 @@ export const globalSetup = path.join(packageRoot, 'dist/integrations/playwright/
 /**
  * Playwright starts `webServer` before `globalSetup`, so the app gets the emulator's env by
  * running under `stack-emulator exec`, asking for the same VM as `options` (give it the config's
- * `use.stackEmulatorOptions`).
+ * `use.stackEmulatorOptions`): the run's shared VM. (One app serves every worker, so an app under
+ * test goes with a shared VM; isolation 'worker' suits tests that call the emulator themselves.)
  */
 export function stackEmulatorWebServer<T extends { command: string; timeout?: number }>(webServer: T, options: StackEmulatorPlaywrightOptions = {}): T {
-  const argv = [process.execPath, path.join(packageRoot, 'dist/cli/main.js'), 'exec', ...flagsFromOptions(options), '--']
+  const argv = [process.execPath, path.join(packageRoot, 'dist/cli/main.js'), 'exec', ...flagsFromOptions(planIntegration(options).run), '--']
   return {
     ...webServer,
     command: `${argv.map(shellQuote).join(' ')} ${webServer.command}`,

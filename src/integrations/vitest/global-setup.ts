@@ -1,17 +1,21 @@
 /**
- * The globalSetup the plugin adds. Runs in Vitest's main process: acquire, provide, set env,
- * reset before watch-mode reruns, release at teardown. A runner killed outright releases its
- * lease anyway: the lease is this process's socket.
+ * The globalSetup the plugin adds. Runs in Vitest's main process: acquire (taking the seeded
+ * snapshot once for every worker), provide, set env, reset before watch-mode reruns, release at
+ * teardown. A runner killed outright releases its lease anyway: the lease is this process's socket.
  */
 import type { TestProject } from 'vitest/node'
 import { acquire } from '../../client/acquire.js'
+import type { EmulatorOptions } from '../../client/options.js'
 import { log } from '../../log.js'
-import { contextOf, summaryLine } from '../context.js'
-import type { StackEmulatorPluginOptions } from './index.js'
+import { contextOf, summaryLine, type IntegrationPlan } from '../context.js'
+import { SEED_KEY } from './index.js'
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const provided = project.getProvidedContext() as { stackEmulatorOptions?: StackEmulatorPluginOptions }
-  const options = provided.stackEmulatorOptions ?? {}
+  const plan = (project.getProvidedContext() as { stackEmulatorPlan?: IntegrationPlan }).stackEmulatorPlan
+  if (!plan) throw new Error('stack-emulator: the globalSetup runs without the plugin. Add stackEmulator() to the plugins of this vitest.config.ts instead of listing the globalSetup.')
+  const seed = (globalThis as Record<symbol, unknown>)[SEED_KEY] as EmulatorOptions['seed']
+  // The plan names the seed by its identity (seedVersion); the function is the one given to the plugin.
+  const options: EmulatorOptions = { ...plan.run, seed }
   const watch = Boolean(project.vitest.config.watch)
   const emulator = await acquire({
     ...options,

@@ -1,0 +1,160 @@
+/**
+ * Isolation users build on (issue 13): seeded snapshots that keep keys and seed data across
+ * resets and runs, a reset per test in Vitest and Playwright, and one VM per worker.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { execa } from 'execa'
+import { afterAll, describe, expect, it } from 'vitest'
+import { acquire, type Emulator } from '../../src/client/acquire.js'
+import { instanceStatus, stopInstance } from '../../src/client/control.js'
+import { eventually, http, leftoversUnder, privateCache, processesMentioning, qemuProcesses, root, spawnAcquirer, useTempHome } from '../helpers.js'
+
+const home = useTempHome()
+// Checkpoints of their own: the seed log counts every capture of this file.
+process.env.STACK_EMULATOR_CACHE_DIR = privateCache(home)
+const state = (name: string) => path.join(home, 'state', name)
+
+afterAll(async () => {
+  for (const name of fs.readdirSync(path.join(home, 'state')).filter((n) => fs.statSync(path.join(home, 'state', n)).isDirectory())) await stopInstance(name)
+  expect(await leftoversUnder(home)).toEqual([])
+})
+
+const serverHeaders = (e: Emulator) => ({
+  'x-stack-project-id': e.credentials!.projectId,
+  'x-stack-access-type': 'server',
+  'x-stack-secret-server-key': e.credentials!.secretServerKey,
+})
+const emails = async (e: Emulator) => {
+  const { status, json } = await http(`${e.backendUrl}/api/v1/users`, { headers: serverHeaders(e) })
+  expect(status).toBe(200)
+  return (json.items as { primary_email: string }[]).map((u) => u.primary_email).sort()
+}
+const createUser = async (e: Emulator, email: string) => {
+  expect((await http(`${e.backendUrl}/api/v1/users`, { method: 'POST', headers: serverHeaders(e), body: { primary_email: email } })).status).toBe(201)
+}
+
+describe('seeded snapshots', () => {
+  const seedLog: string[] = []
+  const seed = async (e: Emulator) => {
+    seedLog.push('seeded')
+    await createUser(e, 'seeded@example.com')
+  }
+
+  it('a seed creates a user: after each reset it is there and nothing else, with the same keys', async () => {
+    const logs: string[] = []
+    const emulator = await acquire({ name: 'seeded', seed, seedVersion: 'v1', onLog: (line) => logs.push(line) })
+    try {
+      expect(seedLog).toEqual(['seeded'])
+      const keys = emulator.credentials
+      expect(await emails(emulator)).toEqual(['seeded@example.com'])
+      for (let i = 0; i < 3; i++) {
+        await createUser(emulator, `written-${i}@example.com`)
+        await emulator.reset()
+        expect(emulator.credentials).toEqual(keys)
+        expect(await emails(emulator)).toEqual(['seeded@example.com'])
+      }
+      expect(seedLog).toHaveLength(1)
+    } finally {
+      await emulator.release()
+    }
+  })
+
+  it('is reused by the next run while its inputs are unchanged, and a changed seed recaptures once, saying why', async () => {
+    const first = await acquire({ name: 'seeded', seed, seedVersion: 'v1' })
+    const keys = first.credentials
+    expect(first.startup.phases.seed).toBeUndefined()
+    expect(await emails(first)).toEqual(['seeded@example.com'])
+    await first.release()
+    expect(seedLog).toHaveLength(1)
+
+    const said: string[] = []
+    const changed = await acquire({ name: 'seeded', seed, seedVersion: 'v2', onLog: (line) => said.push(line) })
+    expect(seedLog).toHaveLength(2)
+    expect(said.filter((line) => line.includes('taking a seeded snapshot'))).toEqual([expect.stringMatching(/for .*stack\.config\.ts \(the seed changed\)/)])
+    expect(await emails(changed)).toEqual(['seeded@example.com'])
+    const v2keys = changed.credentials
+    await changed.release()
+
+    const again = await acquire({ name: 'seeded', seed, seedVersion: 'v2' })
+    expect(seedLog).toHaveLength(2)
+    expect(again.credentials).toEqual(v2keys)
+    expect(await emails(again)).toEqual(['seeded@example.com'])
+    await again.release()
+    expect(keys).toBeDefined()
+  })
+
+  it('a config file changed since the capture is captured again, and says so', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'se-config-'))
+    const configFile = path.join(dir, 'stack.config.ts')
+    fs.writeFileSync(configFile, 'export const config = {}\n')
+    await (await acquire({ name: 'seeded', configFile })).release()
+    fs.appendFileSync(configFile, '// changed\n')
+    const said: string[] = []
+    await (await acquire({ name: 'seeded', configFile, onLog: (line) => said.push(line) })).release()
+    expect(said).toContain(`taking a seeded snapshot for ${configFile} (${configFile} changed); later runs and resets start from it`)
+  })
+})
+
+describe('vitest', () => {
+  const project = path.join(root, 'test/projects/vitest-isolation')
+  const vitest = (env: Record<string, string>) => execa(path.join(root, 'node_modules/.bin/vitest'), ['run', '--root', project], { env, reject: false, all: true })
+
+  it('test.extend fixture with reset "test": a user written in one test is gone in the next, the keys are the same', async () => {
+    const seedLog = path.join(home, 'vitest-seed.log')
+    const result = await vitest({ MODE: 'reset', STACK_EMULATOR_NAME: 'vreset', SEED_LOG: seedLog })
+    expect(result.exitCode, result.all).toBe(0)
+    expect(result.all).toMatch(/3 passed/)
+    expect(fs.readFileSync(seedLog, 'utf8')).toBe('seeded\n')
+    expect(await eventually(() => processesMentioning(state('vreset')).length === 0 && processesMentioning(state('vreset-worker-1')).length === 0, 5000)).toBe(true)
+  })
+
+  it('isolation "worker" with 3 workers: 3 VMs on distinct ports, all stopped after the run', async () => {
+    const results = fs.mkdtempSync(path.join(home, 'results-'))
+    const seen = new Set<number>()
+    const watcher = setInterval(() => qemuProcesses(path.join(home, 'state', 'vworkers-worker-')).forEach((p) => seen.add(p.pid)), 100)
+    const result = await vitest({ MODE: 'workers', STACK_EMULATOR_NAME: 'vworkers', RESULTS_DIR: results })
+    clearInterval(watcher)
+    expect(result.exitCode, result.all).toBe(0)
+    const vms = ['1', '2', '3'].map((n) => JSON.parse(fs.readFileSync(path.join(results, `${n}.json`), 'utf8')))
+    expect(new Set(vms.map((v) => v.name)).size).toBe(3)
+    expect(new Set(vms.map((v) => v.backendUrl)).size).toBe(3)
+    expect(seen.size).toBeGreaterThanOrEqual(3)
+    expect(await leftoversUnder(path.join(home, 'state'), 10_000)).toEqual([])
+  })
+})
+
+describe('playwright', () => {
+  it('workers: 2 with reset "test": every test starts from the seed, keys are shared, no worker sees the other\'s writes', async () => {
+    const project = path.join(root, 'test/projects/playwright-isolation')
+    const results = fs.mkdtempSync(path.join(home, 'pw-results-'))
+    const seedLog = path.join(home, 'pw-seed.log')
+    const result = await execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', path.join(project, 'playwright.config.ts'), '--reporter', 'line'], {
+      cwd: project, env: { PW_INSTANCE: 'pw-iso', RESULTS_DIR: results, SEED_LOG: seedLog }, reject: false, all: true,
+    })
+    expect(result.exitCode, result.all).toBe(0)
+    expect(result.all).toMatch(/6 passed/)
+    // The globalSetup seeded once; each worker restored its own VM from that snapshot.
+    expect(fs.readFileSync(seedLog, 'utf8')).toBe('seeded\n')
+    const workers = fs.readdirSync(results).filter((f) => f.startsWith('worker-'))
+    expect(workers).toHaveLength(2)
+    const urls = workers.map((f) => new Set(fs.readFileSync(path.join(results, f), 'utf8').trim().split('\n').map((l) => l.split(' ')[1])))
+    expect(urls.map((u) => u.size)).toEqual([1, 1])
+    expect([...urls[0]!][0]).not.toBe([...urls[1]!][0])
+    expect(await leftoversUnder(path.join(home, 'state'), 10_000)).toEqual([])
+  })
+})
+
+describe('per-worker VMs', () => {
+  it('a worker killed with SIGKILL releases its VM like any lease', async () => {
+    const worker = spawnAcquirer({ name: 'killed-worker-0' })
+    const handle = await worker.next()
+    expect(handle.error).toBeUndefined()
+    expect(qemuProcesses(state('killed-worker-0'))).toHaveLength(1)
+    worker.child.kill('SIGKILL')
+    await worker.child
+    expect(await eventually(() => processesMentioning(state('killed-worker-0')).length === 0, 15_000)).toBe(true)
+    expect(await instanceStatus('killed-worker-0')).toBeUndefined()
+  })
+})

@@ -1,0 +1,3 @@
+import { workerTest } from './worker-test.js'
+
+workerTest(1)

@@ -1,0 +1,82 @@
+/** The rules of checkpoints and of the integrations' isolation, as pure functions. */
+import { describe, expect, it } from 'vitest'
+import { checkpointMisfit, checkpointSlot, type CheckpointMeta } from '../../src/supervisor/checkpoint-policy.js'
+import { parseRequest, type CheckpointRequest } from '../../src/supervisor/protocol.js'
+import { planIntegration, workerOptions } from '../../src/integrations/context.js'
+import { seedIdentity } from '../../src/client/options.js'
+
+const request: CheckpointRequest = { configFile: '/app/stack.config.ts', configDigest: 'before', seedId: 'v1', seeds: true }
+const meta: CheckpointMeta = {
+  configFile: '/app/stack.config.ts',
+  configDigests: ['before', 'after'],
+  seedId: 'v1',
+  credentials: { projectId: 'p', publishableClientKey: 'pck', secretServerKey: 'ssk', superSecretAdminKey: 'sak' },
+}
+
+describe('checkpoints', () => {
+  it('fit the same file, unchanged or as the guest rewrote it at the mint, with the same seed', () => {
+    expect(checkpointMisfit(request, meta)).toBeUndefined()
+    expect(checkpointMisfit({ ...request, configDigest: 'after' }, meta)).toBeUndefined()
+  })
+
+  it('say why they do not fit', () => {
+    expect(checkpointMisfit({ ...request, seedId: 'v2' }, meta)).toBe('the seed changed')
+    expect(checkpointMisfit({ ...request, seedId: '' }, meta)).toBe('it holds a seed this suite has not')
+    expect(checkpointMisfit({ ...request, configDigest: 'edited' }, meta)).toBe('/app/stack.config.ts changed')
+    expect(checkpointMisfit({ ...request, configFile: '/other/stack.config.ts' }, meta)).toBe('it belongs to /app/stack.config.ts')
+    expect(checkpointMisfit(request, undefined)).toBe('it was taken by another version')
+    expect(checkpointMisfit(request, { configFile: '/app/stack.config.ts' })).toBe('it was taken by another version')
+  })
+
+  it('have one slot per config file, named safely', () => {
+    expect(checkpointSlot('/a/stack.config.ts')).toMatch(/^[0-9a-f]{16}$/)
+    expect(checkpointSlot('/a/stack.config.ts')).toBe(checkpointSlot('/a/stack.config.ts'))
+    expect(checkpointSlot('/a/stack.config.ts')).not.toBe(checkpointSlot('/b/stack.config.ts'))
+  })
+
+  it('are asked for and saved through checked requests', () => {
+    expect(parseRequest({ id: 1, op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint: request }).request).toEqual({
+      op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint: request,
+    })
+    expect(parseRequest({ id: 2, op: 'checkpoint' }).request).toEqual({ op: 'checkpoint' })
+    expect(parseRequest({ id: 3, op: 'reset', force: false, lease: 4 }).request).toEqual({ op: 'reset', force: false, lease: 4 })
+    for (const bad of [{ ...request, configFile: 'relative.ts' }, { ...request, seeds: 'yes' }, { ...request, seedId: 'x'.repeat(200) }, 'text']) {
+      expect(() => parseRequest({ id: 4, op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint: bad })).toThrow(/"checkpoint" must be/)
+    }
+    expect(() => parseRequest({ id: 5, op: 'reset', force: false, lease: 'one' })).toThrow(/"lease" must be an integer/)
+  })
+})
+
+describe('seed identity', () => {
+  it('is the version when given, else a digest of the source, else empty', () => {
+    const seed = async () => {}
+    expect(seedIdentity({ seed, seedVersion: 'v3' })).toBe('v3')
+    expect(seedIdentity({ seed })).toMatch(/^[0-9a-f]{16}$/)
+    expect(seedIdentity({ seed: async () => { await Promise.resolve(1) } })).not.toBe(seedIdentity({ seed }))
+    expect(seedIdentity({})).toBe('')
+  })
+})
+
+describe('integration plan', () => {
+  it('resets never and shares the VM by default; a reset policy gives each worker its own unless isolation says otherwise', () => {
+    expect(planIntegration({})).toMatchObject({ perWorker: false, reset: 'never' })
+    expect(planIntegration({ reset: 'test' })).toMatchObject({ perWorker: true, reset: 'test' })
+    expect(planIntegration({ reset: 'file', isolation: 'suite' })).toMatchObject({ perWorker: false, reset: 'file', run: { isolation: 'suite' } })
+    expect(planIntegration({ isolation: 'worker' })).toMatchObject({ perWorker: true, reset: 'never', run: { isolation: undefined } })
+  })
+
+  it('refuses a bad policy or option by name', () => {
+    expect(() => planIntegration({ reset: 'always' as never })).toThrow(/reset/)
+    expect(() => planIntegration({ isolation: 'strict' as never })).toThrow(/isolation/)
+  })
+
+  it('gives each worker an instance of its own that restores the run\'s checkpoint and never seeds', () => {
+    const seed = async () => {}
+    const plan = planIntegration({ name: 'e2e', reset: 'test', seed, memoryMb: 512 })
+    const worker = workerOptions(plan, 2)
+    expect(worker).toMatchObject({ name: 'e2e-worker-2', memoryMb: 512, seedVersion: seedIdentity({ seed }) })
+    expect(worker.seed).toBeUndefined()
+    expect(workerOptions(planIntegration({ name: 'e2e', isolation: 'worker' }), 0).seedVersion).toBeUndefined()
+    expect(() => workerOptions(planIntegration({ isolation: 'worker', ports: { backend: 26701 } }), 0)).toThrow(/fixed ports/)
+  })
+})
