@@ -1,4 +1,4 @@
-// npm run bench [-- --json] [-- --runs N]
+// npm run bench [-- --json] [-- --runs N] [-- --resets N (default 50)]
 // Measures, side by side in one run on this machine: cold boot to healthy, snapshot start to
 // healthy, reset to healthy, QEMU RSS of a restored VM, attach time of a second suite, and the
 // time for 16 simultaneous acquirers to all be ready. Medians of N runs (default 5).
@@ -21,6 +21,8 @@ import { readSettings } from '../dist/settings.js'
 const json = process.argv.includes('--json')
 const runsArg = process.argv.indexOf('--runs')
 const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5
+const resetsArg = process.argv.indexOf('--resets')
+const resetCount = resetsArg > 0 ? Number(process.argv[resetsArg + 1]) : 50
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const said = new Set()
 const say = (line) => {
@@ -145,6 +147,51 @@ for (let i = 0; i < Math.max(runs, 5); i++) {
   say(`stack-emulator start ${i + 1}: ${ms.toFixed(0)} ms`)
 }
 
+// Isolation (issue 13): resets to a seeded snapshot as a test sees them, and a pool of VMs from it.
+const pssMb = (pid) => Number(/^Pss:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))[1]) / 1024
+const seed = async (e) => {
+  const response = await fetch(`${e.backendUrl}/api/v1/users`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-stack-project-id': e.credentials.projectId, 'x-stack-access-type': 'server', 'x-stack-secret-server-key': e.credentials.secretServerKey },
+    body: JSON.stringify({ primary_email: 'seeded@example.com' }),
+  })
+  if (response.status !== 201) throw new Error(`seed: HTTP ${response.status}`)
+}
+const seeded = await acquire({ name: 'seeded', seed, seedVersion: 'bench', onLog: () => {} })
+const seededKeys = JSON.stringify(seeded.credentials)
+const timedResets = async (count, pauseMs) => {
+  const times = []
+  for (let i = 0; i < count; i++) {
+    if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs)) // the test's own work
+    const { ms } = await time(() => seeded.reset())
+    if (JSON.stringify(seeded.credentials) !== seededKeys) throw new Error('the keys changed across a seeded reset')
+    times.push(ms)
+  }
+  return times
+}
+const seededResets = await timedResets(runs, 3000) // the warm spare is ready each time
+const every250 = await timedResets(resetCount, 250)
+const backToBack = await timedResets(resetCount, 0)
+say(`seeded resets: ${seededResets.map(Math.round).join(' ')}; every 250 ms: median ${Math.round(median(every250))}; back to back: median ${Math.round(median(backToBack))}`)
+await seeded.release()
+await stopInstance('seeded')
+
+// A pool of 4 from that seeded snapshot (isolation 'worker'), and what each extra VM costs.
+const pool4 = []
+let extraPss = []
+for (let i = 0; i < runs; i++) {
+  const { ms, value: pool } = await time(() => Promise.all([0, 1, 2, 3].map((n) => acquire({ name: `pool-${n}`, seedVersion: 'bench', onLog: () => {} }))))
+  pool4.push(ms)
+  const sum4 = pool.reduce((sum, e) => sum + pssMb(Number(e.id)), 0)
+  await Promise.all(pool.slice(1).map((e) => e.release()))
+  await Promise.all([1, 2, 3].map((n) => stopInstance(`pool-${n}`)))
+  const sum1 = pssMb(Number(pool[0].id))
+  extraPss.push((sum4 - sum1) / 3)
+  await pool[0].release()
+  await stopInstance('pool-0')
+  say(`pool of 4 ${i + 1}/${runs}: all ready in ${ms.toFixed(0)} ms; each extra VM ${extraPss.at(-1).toFixed(0)} MB Pss`)
+}
+
 const result = {
   runs,
   acquireFromNothingMs: Math.round(median(fromNothing.map((r) => r.ms))),
@@ -165,6 +212,11 @@ const result = {
   acquire16Ms: Math.round(median(crowd)),
   nodeStartup16Ms: Math.round(median(startups)),
   acquire16OverheadMs: Math.round(median(crowd) - median(startups)),
+  seededResetMs: Math.round(median(seededResets)),
+  resetEvery250msMs: Math.round(median(every250)),
+  resetBackToBackMs: Math.round(median(backToBack)),
+  pool4ReadyMs: Math.round(median(pool4)),
+  extraVmPssMb: Math.round(median(extraPss)),
 }
 result.coldToAcquireRatio = Number((result.coldBootMs / result.acquireFromNothingMs).toFixed(1))
 fs.rmSync(process.env.STACK_EMULATOR_HOME, { recursive: true, force: true })
@@ -184,6 +236,11 @@ if (json) {
     ['16 acquirers minus 16 node start-ups', `${result.acquire16OverheadMs} ms`],
     ['acquire() from nothing running', `${result.acquireFromNothingMs} ms`, `${result.coldToAcquireRatio}x faster than cold`],
     ['stack-emulator start from nothing', `${result.cliStartMs} ms`, 'a process, as a user runs it'],
+    ['reset to the seeded snapshot (spare ready)', `${result.seededResetMs} ms`, 'keys unchanged, as a test sees it'],
+    [`reset, 250 ms of test between (${resetCount})`, `${result.resetEvery250msMs} ms`, 'median'],
+    [`reset, back to back (${resetCount})`, `${result.resetBackToBackMs} ms`, 'median'],
+    ['pool of 4 VMs from the snapshot, all ready', `${result.pool4ReadyMs} ms`, "isolation 'worker'"],
+    ['each extra VM of the pool', `${result.extraVmPssMb} MB`, 'Pss'],
   ]
   process.stdout.write(`medians of ${runs} runs, accel ${result.accel}\n`)
   for (const [what, value, note = ''] of rows) process.stdout.write(`  ${what.padEnd(42)} ${value.padStart(9)}  ${note}\n`)

@@ -4,7 +4,7 @@
  * a reset brings it back on the same host ports.
  */
 import fs from 'node:fs/promises'
-import type { CheckpointOpened, DriverStartOptions, ResetResult, RunningVm, VmOrigin } from '../types.js'
+import type { CheckpointOpened, DriverStartOptions, ResetResult, RunningVm, SharedFiles, VmOrigin } from '../types.js'
 import { StackEmulatorError } from '../../errors.js'
 import { chooseAccel } from './accel.js'
 import { machineShape, qemuBinaryFor, type Forward } from './argv.js'
@@ -128,7 +128,7 @@ class QemuVm implements RunningVm {
   readonly died = new Promise<string>((resolve) => (this.resolveDied = resolve))
   urls: Record<string, string> = {}
   startupPhases: Record<string, number> = {}
-  readonly shared: HostShare | undefined
+  readonly shared: SharedFiles | undefined
 
   private constructor(
     private readonly ctx: Context,
@@ -138,7 +138,16 @@ class QemuVm implements RunningVm {
     public origin: VmOrigin,
     private readonly checkpointing: Checkpointing | undefined,
   ) {
-    this.shared = ctx.share
+    const share = ctx.share
+    // The guest sees an exposed file once its share is mounted (after a restore, in the background).
+    this.shared = share && {
+      expose: async (file) => {
+        await this.proc.guestSetup
+        await share.expose(file)
+      },
+      syncBack: () => share.syncBack(),
+      internalKeyFile: share.internalKeyFile,
+    }
   }
 
   static async create(ctx: Context, mode: Mode, requested: Forward[], fresh: boolean, checkpointing?: Checkpointing): Promise<QemuVm> {
@@ -354,6 +363,9 @@ class QemuVm implements RunningVm {
   }
 
   private watch(proc: QemuProcess): void {
+    proc.guestSetup.catch((error: unknown) => {
+      if (proc === this.proc && proc.isAlive) this.ctx.options.log(`Mounting the share in the restored guest failed: ${firstLine(error)}; credentials cannot be minted on this VM (stack-emulator logs shows its console)`)
+    })
     void proc.exited.then((exit) => {
       if (this.stopped || this.busy || proc !== this.proc) return
       this.resolveDied(`QEMU (pid ${proc.pid}) exited unexpectedly (${exit.signal ?? `code ${exit.code}`})`)
