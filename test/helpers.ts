@@ -36,6 +36,12 @@ export function cli(args: string[], env: Record<string, string | undefined> = {}
   return execa(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, reject: false, timeout: 300_000 })
 }
 
+/** The instances under a STACK_EMULATOR_HOME (folders of its state root; the generated config file sits beside them). */
+export function instanceNames(home: string): string[] {
+  const state = path.join(home, 'state')
+  return fs.existsSync(state) ? fs.readdirSync(state, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name) : []
+}
+
 /** QEMU and supervisor processes whose command line mentions `needle` (a state folder). */
 export function processesMentioning(needle: string): { pid: number; cmdline: string }[] {
   const found: { pid: number; cmdline: string }[] = []

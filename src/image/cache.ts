@@ -117,7 +117,8 @@ async function listSnapshots(cacheRoot: string): Promise<CachedSnapshot[]> {
   const root = snapshotsRoot(cacheRoot)
   const found: CachedSnapshot[] = []
   for (const entry of await fs.readdir(root, { withFileTypes: true }).catch(() => [])) {
-    const m = /^(.+)-[0-9a-f]{16}$/.exec(entry.name)
+    // A ready snapshot's slot, or a checkpoint's beside it (drivers/qemu/checkpoint.ts).
+    const m = /^(.+?)-[0-9a-f]{16}(?:-checkpoint-[0-9a-f]{16})?$/.exec(entry.name)
     if (!m || !entry.isDirectory()) continue
     const dir = path.join(root, entry.name)
     const record = path.join(dir, 'snapshot.json')

@@ -2,6 +2,7 @@
  * Mints the project id and keys for an app's stack.config.ts through Stack Auth's
  * local-emulator route. The same file gives the same project for one VM lifetime.
  */
+import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { httpRequest } from '../http.js'
@@ -28,8 +29,9 @@ export async function resolveConfigFile(configFile: string | undefined, cwd: str
   // Rewritten when an older stack-emulator wrote another default (through a new file: another
   // process may be reading it).
   if ((await fs.readFile(generated, 'utf8').catch(() => '')) !== GENERATED_CONFIG) {
-    await fs.writeFile(`${generated}.${process.pid}.tmp`, GENERATED_CONFIG)
-    await fs.rename(`${generated}.${process.pid}.tmp`, generated)
+    const tmp = `${generated}.${process.pid}-${crypto.randomBytes(4).toString('hex')}.tmp` // one per writer, in-process ones too
+    await fs.writeFile(tmp, GENERATED_CONFIG)
+    await fs.rename(tmp, generated)
   }
   return generated
 }

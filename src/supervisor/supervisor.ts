@@ -201,29 +201,34 @@ export class Supervisor {
     // every later suite would repeat the same lines (the accelerator verdict) in one run.
     if (lease.id === 1) for (const line of this.logHistory) send(connection.socket, { event: 'log', line })
     await this.vmReady
-    while (this.seeding && this.seeding.lease !== lease) await this.seeding.done
-    while (this.leases.mustWait(lease)) {
-      const others = this.leases.othersHolding(lease)
-      send(connection.socket, { event: 'progress', phase: `waiting for ${others.length} other suite(s) to finish (exclusive isolation; pids ${others.map((l) => l.client.pid).join(', ')})` })
-      await new Promise<void>((resolve) => this.waiters.push(resolve))
-      if (connection.socket.destroyed) throw new Error('client went away')
-    }
-    // Decide and reset inside the queue, so two acquirers cannot both decide to reset.
-    return this.enqueue(async () => {
-      const problem = this.vm?.problem()
-      if (problem) throw problem
-      // A driver that cannot reset (external) shares its emulator as isolation 'none' does.
-      const reset = this.vm!.capabilities.reset && this.leases.needsReset(lease)
-      if (reset) await this.resetVm()
-      const seeding = options.checkpoint ? await this.openCheckpoint(lease, options.checkpoint) : false
-      lease.acquired = true
-      // Only a lease that got the VM keeps it alive: a `start` interrupted during the boot does not.
-      if (options.keepAlive) {
-        this.keepAlive = true
-        this.idleTimeoutMs = options.idleTimeoutMs
+    for (;;) {
+      // A checkpoint being seeded restarts the VM when saved: nobody else gets it before that.
+      while (this.seeding && this.seeding.lease !== lease) await this.seeding.done
+      while (this.leases.mustWait(lease)) {
+        const others = this.leases.othersHolding(lease)
+        send(connection.socket, { event: 'progress', phase: `waiting for ${others.length} other suite(s) to finish (exclusive isolation; pids ${others.map((l) => l.client.pid).join(', ')})` })
+        await new Promise<void>((resolve) => this.waiters.push(resolve))
+        if (connection.socket.destroyed) throw new Error('client went away')
       }
-      return { ...this.vmInfo(), reset, lease: lease.id, seeding, startupPhases: { 'supervisor start': this.startedAfterMs, ...this.vm!.startupPhases } }
-    })
+      // Decide and reset inside the queue, so two acquirers cannot both decide to reset.
+      const result = await this.enqueue(async (): Promise<AcquireResult | undefined> => {
+        if (this.seeding && this.seeding.lease !== lease) return undefined // another began seeding meanwhile: wait for it
+        const problem = this.vm?.problem()
+        if (problem) throw problem
+        // A driver that cannot reset (external) shares its emulator as isolation 'none' does.
+        const reset = this.vm!.capabilities.reset && this.leases.needsReset(lease)
+        if (reset) await this.resetVm()
+        const seeding = options.checkpoint ? await this.openCheckpoint(lease, options.checkpoint) : false
+        lease.acquired = true
+        // Only a lease that got the VM keeps it alive: a `start` interrupted during the boot does not.
+        if (options.keepAlive) {
+          this.keepAlive = true
+          this.idleTimeoutMs = options.idleTimeoutMs
+        }
+        return { ...this.vmInfo(), reset, lease: lease.id, seeding, startupPhases: { 'supervisor start': this.startedAfterMs, ...this.vm!.startupPhases } }
+      })
+      if (result) return result
+    }
   }
 
   private async reset(connection: Connection, force: boolean, onBehalfOf: number | undefined): Promise<VmInfo> {
@@ -320,11 +325,21 @@ export class Supervisor {
     this.seeding = undefined
   }
 
-  /** After the VM changed state: credentials are those its checkpoint holds, or none yet. */
+  /**
+   * After the VM changed state: credentials are those its checkpoint holds (the guest reads the
+   * config file at run time too, so it is shared again), or none yet.
+   */
   private rememberCheckpointKeys(): void {
     this.minted.clear()
-    const meta = this.vm?.checkpoints?.current?.meta as CheckpointMeta | undefined
-    if (meta?.credentials) this.minted.set(meta.configFile, Promise.resolve(meta.credentials))
+    const vm = this.vm
+    const meta = vm?.checkpoints?.current?.meta as CheckpointMeta | undefined
+    if (!vm || !meta?.credentials) return
+    const shared = (async () => {
+      await vm.shared?.expose(meta.configFile)
+      return meta.credentials
+    })()
+    shared.catch(() => this.minted.delete(meta.configFile)) // the next ask mints
+    this.minted.set(meta.configFile, shared)
   }
 
   /**

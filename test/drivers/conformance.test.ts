@@ -23,8 +23,8 @@ const remoteOptions = () => ({
   driver: 'external' as const,
   urls: remote!.services,
   internalKey: fs.readFileSync(path.join(stateDir('remote'), 'share', stateDir('remote'), 'vm', 'internal-pck'), 'utf8'),
-  // The remote reads config files it can see: the one its own instance shares.
-  configFile: path.join(stateDir('remote'), 'stack.config.ts'),
+  // The remote reads config files it can see: the generated default its own instance shares.
+  configFile: path.join(home, 'state', 'stack.config.ts'),
 })
 
 beforeAll(async () => {

@@ -7,13 +7,13 @@ import net from 'node:net'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { acquire } from '../../src/client/acquire.js'
-import { cli, createUser, eventually, http, internalClientHeaders, listUserEmails, processesMentioning, qemuProcesses, sharedCache, useTempHome, leftoversUnder } from '../helpers.js'
+import { cli, createUser, instanceNames, eventually, http, internalClientHeaders, listUserEmails, processesMentioning, qemuProcesses, sharedCache, useTempHome, leftoversUnder } from '../helpers.js'
 
 const home = useTempHome()
 const stateDir = (name: string) => path.join(home, 'state', name)
 
 afterAll(async () => {
-  for (const name of fs.existsSync(path.join(home, 'state')) ? fs.readdirSync(path.join(home, 'state')) : []) await cli(['stop', '--name', name])
+  for (const name of instanceNames(home)) await cli(['stop', '--name', name])
   expect(await leftoversUnder(home)).toEqual([])
 })
 
@@ -23,7 +23,7 @@ describe('stack-emulator start / status / stop', () => {
     const start = await cli(['start', '--json', '--name', 'main'])
     expect(start.exitCode, start.stderr).toBe(0)
     const out = JSON.parse(start.stdout)
-    expect(Object.keys(out)).toEqual(expect.arrayContaining(['backendUrl', 'dashboardUrl', 'services', 'env', 'pid', 'accel']))
+    expect(Object.keys(out)).toEqual(expect.arrayContaining(['backendUrl', 'dashboardUrl', 'services', 'env', 'driver', 'id', 'accel']))
     expect(out.backendUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
     // KVM is broken on these machines: the probe falls back to TCG and says so once per machine
     // (a later start reuses the cached verdict quietly).

@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { acquire } from '../../src/client/acquire.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
 import {
-  cli, eventually, http, leftoversUnder, privateCache, processesMentioning, qemuProcesses, root,
+  cli, eventually, http, instanceNames, leftoversUnder, privateCache, processesMentioning, qemuProcesses, root,
   fixtureVariant, serverHeaders, sharedCache, spawnAcquirer, supervisorProcesses, useTempHome,
 } from '../helpers.js'
 
@@ -30,7 +30,7 @@ async function mount(args: string[], target: string): Promise<void> {
 }
 
 afterAll(async () => {
-  for (const name of fs.existsSync(path.join(home, 'state')) ? fs.readdirSync(path.join(home, 'state')) : []) await stopInstance(name).catch(() => {})
+  for (const name of instanceNames(home)) await stopInstance(name).catch(() => {})
   for (const target of mounts.reverse()) await execa('umount', ['-l', target], { reject: false })
   expect(await leftoversUnder(home)).toEqual([])
 })

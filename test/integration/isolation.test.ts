@@ -9,7 +9,7 @@ import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
 import { acquire, type Emulator } from '../../src/client/acquire.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
-import { eventually, http, leftoversUnder, privateCache, processesMentioning, qemuProcesses, root, spawnAcquirer, useTempHome } from '../helpers.js'
+import { eventually, http, instanceNames, leftoversUnder, privateCache, processesMentioning, qemuProcesses, root, spawnAcquirer, useTempHome } from '../helpers.js'
 
 const home = useTempHome()
 // Checkpoints of their own: the seed log counts every capture of this file.
@@ -17,7 +17,7 @@ process.env.STACK_EMULATOR_CACHE_DIR = privateCache(home)
 const state = (name: string) => path.join(home, 'state', name)
 
 afterAll(async () => {
-  for (const name of fs.readdirSync(path.join(home, 'state')).filter((n) => fs.statSync(path.join(home, 'state', n)).isDirectory())) await stopInstance(name)
+  for (const name of instanceNames(home)) await stopInstance(name)
   expect(await leftoversUnder(home)).toEqual([])
 })
 

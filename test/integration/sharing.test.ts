@@ -7,7 +7,7 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { acquire } from '../../src/client/acquire.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
-import { eventually, fixtureVariant, processesMentioning, qemuProcesses, spawnAcquirer, useTempHome, leftoversUnder } from '../helpers.js'
+import { eventually, fixtureVariant, instanceNames, processesMentioning, qemuProcesses, spawnAcquirer, useTempHome, leftoversUnder } from '../helpers.js'
 
 const home = useTempHome()
 const stateDir = (name: string) => path.join(home, 'state', name)
@@ -15,7 +15,7 @@ const stateDir = (name: string) => path.join(home, 'state', name)
 const recoveryLines = (logs: string[]) => logs.filter((l) => !/is not usable here/.test(l))
 
 afterAll(async () => {
-  for (const name of fs.readdirSync(path.join(home, 'state'))) await stopInstance(name)
+  for (const name of instanceNames(home)) await stopInstance(name)
   expect(await leftoversUnder(home)).toEqual([])
 })
 

@@ -1,6 +1,6 @@
 // Type tests for the public typings, checked by `npm run typecheck` (tsc), not run.
 import { expectTypeOf, inject } from 'vitest'
-import { useStackEmulator, type MailClient, type MailMessage, type StackEmulatorContext } from 'stack-emulator/vitest'
+import { stackEmulator, test as vitestTest, useStackEmulator, type MailClient, type MailMessage, type StackEmulatorContext } from 'stack-emulator/vitest'
 import { acquire, mailClient, type Emulator } from 'stack-emulator'
 import { test } from 'stack-emulator/playwright'
 
@@ -39,4 +39,15 @@ export function typeTests(): void {
     expectTypeOf(stackEmulator.name).toBeString()
     expectTypeOf(stackEmulator.mail).toEqualTypeOf<MailClient>()
   })
+
+  // Vitest's test with the fixture: the context plus mail, reset per the plugin's option.
+  vitestTest('vitest fixture types', async ({ stackEmulator: emulator }) => {
+    expectTypeOf(emulator).toMatchTypeOf<StackEmulatorContext>()
+    expectTypeOf(emulator.mail).toEqualTypeOf<MailClient>()
+  })
+  stackEmulator({ reset: 'test', isolation: 'worker', seed: async (e) => void e.credentials?.projectId, seedVersion: 'v1' })
+  // @ts-expect-error: reset is test | file | never
+  stackEmulator({ reset: 'always' })
+  // @ts-expect-error: a seed takes the emulator, not a string
+  stackEmulator({ seed: 'seed.ts' })
 }

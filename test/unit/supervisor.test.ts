@@ -216,4 +216,66 @@ describe('supervisor', () => {
     const status = await (await s.client(false)).request<{ leases: unknown[] }>({ op: 'status' })
     expect(status.leases).toHaveLength(1)
   })
+
+  it('checkpoints: one lease seeds while the others wait, then resets and later suites keep its keys without a mint', async () => {
+    let mints = 0
+    const route = http.createServer((req, res) => {
+      mints++
+      req.resume()
+      req.on('end', () => res.end(JSON.stringify({ project_id: `p${mints}`, publishable_client_key: 'pck', secret_server_key: 'ssk', super_secret_admin_key: 'sak' })))
+    })
+    await new Promise<void>((resolve) => route.listen(0, '127.0.0.1', resolve))
+    const saved = new Map<string, unknown>()
+    const vm = new FakeVm()
+    vm.urls = { backend: `http://127.0.0.1:${(route.address() as net.AddressInfo).port}` }
+    const checkpoints = {
+      current: undefined as { slot: string; meta: unknown } | undefined,
+      async open(slot: string, check: (meta: unknown) => string | undefined, stage: boolean) {
+        const meta = saved.get(slot)
+        if (meta !== undefined && !check(meta)) return { opened: 'restored' as const, meta: ((checkpoints.current = { slot, meta }), meta) }
+        return { opened: stage ? ('seeding' as const) : ('missing' as const), reason: meta === undefined ? 'none was taken yet' : check(meta)! }
+      },
+      async save(meta: unknown) {
+        await new Promise((r) => setTimeout(r, 50))
+        const slot = [...saved.keys()][0] ?? 'slot'
+        saved.set(slot, meta)
+        checkpoints.current = { slot, meta }
+      },
+    }
+    ;(vm as { checkpoints?: unknown }).checkpoints = checkpoints
+    const s = await start(vm, { service: 'backend', path: '/api/v1/internal/local-emulator/project' })
+    const configFile = path.join(s.paths.dir, 'stack.config.ts')
+    fs.writeFileSync(configFile, 'export const config = {}\n')
+    const checkpoint = { configFile, configDigest: 'd1', seedId: 'v1', seeds: true }
+    const acquire = (c: SupervisorConnection) =>
+      c.request<{ seeding?: boolean; lease: number }>({ op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint })
+    const ask = (c: SupervisorConnection) => c.request<{ projectId: string }>({ op: 'credentials', configFile })
+
+    const seeder = await s.client()
+    const first = await acquire(seeder)
+    expect(first.seeding).toBe(true)
+    // A second suite asks while the first seeds: it waits until the checkpoint is saved.
+    const other = await s.client()
+    let otherDone = false
+    const second = acquire(other).then((r) => ((otherDone = true), r))
+    await new Promise((r) => setTimeout(r, 50))
+    expect(otherDone).toBe(false)
+    expect((await ask(seeder)).projectId).toBe('p1')
+    await expect(other.request({ op: 'checkpoint' })).rejects.toMatchObject({ code: 'PROTOCOL' })
+    await seeder.request({ op: 'checkpoint' })
+    expect(await second).toMatchObject({ seeding: false })
+    expect(saved.get('slot')).toMatchObject({ configFile, seedId: 'v1', configDigests: ['d1', expect.stringMatching(/^[0-9a-f]{64}$/)], credentials: { projectId: 'p1' } })
+    // Resets return to the checkpoint: the same keys, no new mint; a worker resets on behalf of its run's lease.
+    await seeder.request({ op: 'reset', force: true })
+    expect((await ask(other)).projectId).toBe('p1')
+    other.close()
+    const worker = await s.client(false)
+    await worker.request({ op: 'reset', force: false, lease: first.lease })
+    expect((await ask(seeder)).projectId).toBe('p1')
+    expect(mints).toBe(1)
+    // Another seed: this suite cannot seed it (a test worker), so it gets no seeding and no change.
+    const third = await s.client()
+    expect(await third.request({ op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint: { ...checkpoint, seedId: 'v2', seeds: false } })).toMatchObject({ seeding: false })
+    route.close()
+  })
 })

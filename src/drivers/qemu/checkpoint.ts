@@ -66,7 +66,6 @@ export async function stageCheckpoint(base: SnapshotMode, dir: string): Promise<
  */
 export async function saveCheckpoint(ctx: Context, proc: QemuProcess, slot: Slot, staged: SnapshotMode, dir: string, meta: unknown): Promise<SnapshotMode> {
   const { manifest } = ctx
-  await proc.guestSetup // the share is mounted before it is unmounted
   if (manifest.hostShare) {
     await withGuestAgent(agentSocketPath(ctx, slot), 30_000, (agent) => guestExec(agent, ['umount', manifest.hostShare!.guestPath], 20_000))
     const deleted = deviceDeleted(proc, HOST_SHARE.device, 20_000)

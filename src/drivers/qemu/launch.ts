@@ -118,19 +118,19 @@ async function restore(ctx: Context, { files, record, seeding }: SnapshotMode, f
     })
   }
   ctx.stopwatch?.lap('restore')
-  // The guest's share, key and clock are put back while its services are probed; the VM is
-  // ready once they answer, and only what needs the share waits for its mount (guestSetup).
-  proc.guestSetup = afterRestore(ctx, proc, slot, record)
-  proc.guestSetup.catch(() => {}) // said by its first user (the driver logs it, a mint fails with it)
+  // The guest's share, key and clock are put back while its services are probed.
+  const restored = afterRestore(ctx, proc, slot, record)
+  restored.catch(() => {}) // awaited below, once the probes are done
   const ready = await afterLaunch(ctx, proc, forwards, RESTORE_TIMEOUT_MS, consolePath(ctx, slot))
   ctx.stopwatch?.lap('first healthy probe')
-  if (ctx.manifest.clock) {
-    await pushGuestClock({ ...ctx.manifest, clock: ctx.manifest.clock }, await resolvedForwards(ready, forwards)).catch(async (error) => {
-      await ready.stop()
-      throw error
-    })
-    ctx.stopwatch?.lap('clock')
+  try {
+    await restored
+    if (ctx.manifest.clock) await pushGuestClock({ ...ctx.manifest, clock: ctx.manifest.clock }, await resolvedForwards(ready, forwards))
+  } catch (error) {
+    await ready.stop()
+    throw error
   }
+  ctx.stopwatch?.lap('share and clock')
   return ready
 }
 

@@ -18,11 +18,6 @@ export interface QemuExit {
 
 export class QemuProcess {
   private stopping: Promise<void> | undefined
-  /**
-   * Work inside the guest still under way once its services answer (after a restore: the share's
-   * hot-plug and mount). What needs the share awaits it; nothing else waits for it.
-   */
-  guestSetup: Promise<void> = Promise.resolve()
 
   private constructor(
     private readonly child: ChildProcess,

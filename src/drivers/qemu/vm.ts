@@ -4,7 +4,7 @@
  * a reset brings it back on the same host ports.
  */
 import fs from 'node:fs/promises'
-import type { CheckpointOpened, DriverStartOptions, ResetResult, RunningVm, SharedFiles, VmOrigin } from '../types.js'
+import type { CheckpointOpened, DriverStartOptions, ResetResult, RunningVm, VmOrigin } from '../types.js'
 import { StackEmulatorError } from '../../errors.js'
 import { chooseAccel } from './accel.js'
 import { machineShape, qemuBinaryFor, type Forward } from './argv.js'
@@ -128,7 +128,7 @@ class QemuVm implements RunningVm {
   readonly died = new Promise<string>((resolve) => (this.resolveDied = resolve))
   urls: Record<string, string> = {}
   startupPhases: Record<string, number> = {}
-  readonly shared: SharedFiles | undefined
+  readonly shared: HostShare | undefined
 
   private constructor(
     private readonly ctx: Context,
@@ -138,16 +138,7 @@ class QemuVm implements RunningVm {
     public origin: VmOrigin,
     private readonly checkpointing: Checkpointing | undefined,
   ) {
-    const share = ctx.share
-    // The guest sees an exposed file once its share is mounted (after a restore, in the background).
-    this.shared = share && {
-      expose: async (file) => {
-        await this.proc.guestSetup
-        await share.expose(file)
-      },
-      syncBack: () => share.syncBack(),
-      internalKeyFile: share.internalKeyFile,
-    }
+    this.shared = ctx.share
   }
 
   static async create(ctx: Context, mode: Mode, requested: Forward[], fresh: boolean, checkpointing?: Checkpointing): Promise<QemuVm> {
@@ -185,7 +176,7 @@ class QemuVm implements RunningVm {
         await this.dropStaged() // a checkpoint being seeded is given up: back to where resets return
         if (this.mode.kind === 'cold') await fs.rm(overlayPath(this.ctx, this.mode.kind), { force: true })
         return this.relaunch() // same host ports as before, so URLs handed out earlier keep working
-      })
+      }, true)
     }
     return { durationMs: Math.round(performance.now() - started), origin: this.origin }
   }
@@ -266,8 +257,11 @@ class QemuVm implements RunningVm {
     return spare
   }
 
-  /** Replaces the running QEMU by what `launch` starts (after the old one is gone), then refills the spare. */
-  private async restart(launch: () => Promise<QemuProcess>): Promise<void> {
+  /**
+   * Replaces the running QEMU by what `launch` starts (after the old one is gone). After a reset
+   * it keeps a spare: a VM reset once is likely reset again (per-test resets, watch mode).
+   */
+  private async restart(launch: () => Promise<QemuProcess>, keepSpare = false): Promise<void> {
     this.busy = true
     try {
       await this.proc.stop()
@@ -276,8 +270,7 @@ class QemuVm implements RunningVm {
     } finally {
       this.busy = false
     }
-    // A VM reset once is likely reset again (watch mode, suites taking turns): keep a spare.
-    if (this.mode.kind === 'snapshot' && !this.stopped && !this.staged) this.spare = this.prepareSpare()
+    if (keepSpare && this.mode.kind === 'snapshot' && !this.stopped && !this.staged) this.spare = this.prepareSpare()
   }
 
   /** A plain restore on the same ports; when it fails, a cold boot that keeps the suites served. */
@@ -363,9 +356,6 @@ class QemuVm implements RunningVm {
   }
 
   private watch(proc: QemuProcess): void {
-    proc.guestSetup.catch((error: unknown) => {
-      if (proc === this.proc && proc.isAlive) this.ctx.options.log(`Mounting the share in the restored guest failed: ${firstLine(error)}; credentials cannot be minted on this VM (stack-emulator logs shows its console)`)
-    })
     void proc.exited.then((exit) => {
       if (this.stopped || this.busy || proc !== this.proc) return
       this.resolveDied(`QEMU (pid ${proc.pid}) exited unexpectedly (${exit.signal ?? `code ${exit.code}`})`)
