@@ -9,7 +9,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { acquire, type Emulator } from '../../src/client/acquire.js'
 import { stopInstance } from '../../src/client/control.js'
-import { eventually, processesMentioning, spawnAcquirer, useTempHome } from '../helpers.js'
+import { eventually, instanceNames, processesMentioning, spawnAcquirer, useTempHome } from '../helpers.js'
 import { containersOf, dockerEnv } from './docker.js'
 
 const home = useTempHome('se-drv-')
@@ -33,7 +33,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await remote?.release()
-  for (const name of fs.readdirSync(path.join(home, 'state'))) await stopInstance(name)
+  for (const name of instanceNames(home)) await stopInstance(name)
   // The engine removes a container moments after it exits.
   expect(await eventually(async () => (await containersOf(home)).length === 0, 15_000)).toBe(true)
 })

@@ -54,7 +54,7 @@ export const test = base.extend<{ stackEmulatorReset: void }, { stackEmulator: S
         : await acquire({ ...plan.run, onLog: log })
       if (plan.perWorker) Object.assign(process.env, emulator.env)
       try {
-        await use(fixtureOf(emulator))
+        await use(fixtureOf(emulator, plan.perWorker))
       } finally {
         await emulator.release()
       }
@@ -76,13 +76,14 @@ export const test = base.extend<{ stackEmulatorReset: void }, { stackEmulator: S
 /** Per worker: the test file its VM last served, for reset 'file'. */
 const lastFile = new Map<string, string>()
 
-function fixtureOf(emulator: Emulator): StackEmulatorFixture {
+function fixtureOf(emulator: Emulator, perWorker: boolean): StackEmulatorFixture {
   const fixture: StackEmulatorFixture = {
     ...contextOf(emulator),
     mail: emulator.mail,
     reset: async () => {
       await emulator.reset({ force: true })
       Object.assign(fixture, contextOf(emulator), { mail: emulator.mail }) // the same keys after a seeded reset; new ones without a checkpoint
+      if (perWorker) Object.assign(process.env, emulator.env)
     },
   }
   return fixture

@@ -46,6 +46,7 @@ export function currentContext(): StackEmulatorContext {
 export async function resetForTests(): Promise<void> {
   if (workerVm) {
     await workerVm.reset({ force: true })
+    Object.assign(process.env, workerVm.env) // the same keys after a seeded reset; new ones where the driver has no checkpoints
     return
   }
   const context = currentContext()
