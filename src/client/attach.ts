@@ -124,8 +124,12 @@ async function readState(paths: InstancePaths): Promise<InstanceState | 'garbled
 
 /** Called only when no supervisor owns the instance: these files are nobody's. */
 async function cleanStale(paths: InstancePaths): Promise<void> {
-  await fsp.rm(paths.state, { force: true })
-  await fsp.rm(paths.socket, { force: true })
+  for (const file of [paths.state, paths.socket]) {
+    // ENOTDIR: the name is a file of the state root (the generated config), no instance at all.
+    await fsp.rm(file, { force: true }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOTDIR') throw error
+    })
+  }
 }
 
 /**

@@ -6,10 +6,11 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
+import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { acquire, type Emulator } from '../../src/client/acquire.js'
 import { stopInstance } from '../../src/client/control.js'
-import { eventually, instanceNames, processesMentioning, spawnAcquirer, useTempHome } from '../helpers.js'
+import { cliPath, eventually, instanceNames, processesMentioning, spawnAcquirer, useTempHome } from '../helpers.js'
 import { containersOf, dockerEnv } from './docker.js'
 
 const home = useTempHome('se-drv-')
@@ -56,6 +57,20 @@ for (const driver of drivers) {
       it('refuses a reset with a clear error', async () => {
         await using emulator = await acquire({ ...options('refuse'), onLog: () => {} })
         await expect(emulator.reset()).rejects.toMatchObject({ code: 'RESET_UNSUPPORTED', message: expect.stringMatching(/cannot be reset from here/) })
+      })
+
+      it('stack-emulator start --driver external attaches by URL; stop leaves the remote running', async () => {
+        const remote = remoteOptions()
+        const urls = Object.entries(remote.urls).flatMap(([service, url]) => ['--url', `${service}=${url}`])
+        const cli = (args: string[]) => execa(process.execPath, [cliPath, ...args], { reject: false })
+        const started = await cli(['start', '--name', 'external-cli', '--driver', 'external', ...urls, '--internal-key', remote.internalKey, '--config-file', remote.configFile, '--json'])
+        expect(started.exitCode, started.stderr).toBe(0)
+        const handle = JSON.parse(started.stdout)
+        expect(handle).toMatchObject({ driver: 'external', backendUrl: remote.urls.backend })
+        expect(handle.env.STACK_PROJECT_ID).toMatch(/^[0-9a-f-]{36}$/)
+        const stopped = await cli(['stop', '--name', 'external-cli'])
+        expect(stopped.exitCode, stopped.stderr).toBe(0)
+        expect((await fetch(`${remote.urls.backend}/health?db=1`)).status).toBe(200)
       })
     } else {
       it('a reset empties what a test wrote and keeps the URLs; credentials are minted again', async () => {

@@ -75,5 +75,10 @@ describe('stack-emulator', () => {
     expect((await cli(['stop', '--name', 'idle'])).exitCode).toBe(0)
     expect((await cli(['reset', '--name', 'idle'])).exitCode).toBe(3)
     expect((await cli(['logs', '--name', 'idle'])).exitCode).toBe(3)
+    // A name that is a file of the state root (the generated config) is no instance either.
+    fs.mkdirSync(path.join(home, 'state'), { recursive: true })
+    fs.writeFileSync(path.join(home, 'state', 'stack.config.ts'), 'export const config = {}\n')
+    expect((await cli(['status', '--name', 'stack.config.ts'])).stdout).toBe('Instance "stack.config.ts" is not running.')
+    expect((await cli(['stop', '--name', 'stack.config.ts'])).exitCode).toBe(0)
   })
 })
