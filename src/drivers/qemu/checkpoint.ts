@@ -17,14 +17,12 @@ import { migrateToFile } from './capture.js'
 import { guestExec, withGuestAgent } from './guest-agent.js'
 import { HOST_SHARE } from './argv.js'
 import type { QemuProcess } from './process.js'
+import type { CheckpointCheck } from '../types.js'
 import {
   discardSnapshot, lookupSnapshot, removeAbandoned, snapshotFiles, withSnapshotLock, writeRecord,
   type SnapshotFiles,
 } from './snapshot.js'
 import { agentSocketPath, type Context, type Slot, type SnapshotMode } from './launch.js'
-
-/** Says why a checkpoint's stored meta does not fit the suite asking (undefined: it fits). */
-export type CheckpointCheck = (meta: unknown) => string | undefined
 
 /** The slot of a checkpoint: beside its ready snapshot's, named after it. */
 export function checkpointDir(base: SnapshotFiles, slot: string): string {

@@ -4,7 +4,7 @@
  * a reset brings it back on the same host ports.
  */
 import fs from 'node:fs/promises'
-import type { CheckpointOpened, DriverStartOptions, ResetResult, RunningVm, VmOrigin } from '../types.js'
+import type { CheckpointCheck, CheckpointOpened, DriverStartOptions, ResetResult, RunningVm, VmOrigin } from '../types.js'
 import { StackEmulatorError } from '../../errors.js'
 import { chooseAccel } from './accel.js'
 import { machineShape, qemuBinaryFor, type Forward } from './argv.js'
@@ -194,7 +194,7 @@ class QemuVm implements RunningVm {
    * Makes `slot` where resets return to: restored when it was saved before and `check` accepts
    * it; else (with `stage`) the VM restarts over a staged copy of the ready snapshot, to be seeded and saved.
    */
-  async openCheckpoint(slot: string, check: (meta: unknown) => string | undefined, stage: boolean): Promise<CheckpointOpened> {
+  async openCheckpoint(slot: string, check: CheckpointCheck, stage: boolean): Promise<CheckpointOpened> {
     const checkpointing = this.checkpointRequired()
     const dir = checkpointDir(checkpointing.ready.files, slot)
     const found = await findCheckpoint(dir, checkpointing.ready, check)
