@@ -34,6 +34,10 @@ export class LeaseBook {
     return this.leases.size
   }
 
+  has(lease: Lease): boolean {
+    return this.leases.has(lease)
+  }
+
   byId(id: number | undefined): Lease | undefined {
     return [...this.leases].find((l) => l.id === id)
   }

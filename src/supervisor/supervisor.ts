@@ -281,7 +281,11 @@ export class Supervisor {
       throw error
     })
     this.state = 'ready'
-    if (opened.opened === 'missing') return false // nothing changed
+    if (opened.opened === 'missing') {
+      // Nothing changed. Said when this suite would have taken it: its resets will mint new keys.
+      if (request.seeds) this.broadcast({ event: 'log', line: `not taking a seeded snapshot for ${request.configFile}: ${opened.reason}` })
+      return false
+    }
     this.rememberCheckpointKeys()
     this.leases.dirty = false
     if (opened.opened === 'restored') return false
@@ -289,6 +293,11 @@ export class Supervisor {
     let finish!: () => void
     const done = new Promise<void>((resolve) => (finish = resolve))
     this.seeding = { lease, request, done, finish }
+    // Its client may have gone while the VM restarted: then nobody seeds, and nobody may wait on it.
+    if (!this.leases.has(lease)) {
+      this.endSeeding()
+      return false
+    }
     return true
   }
 

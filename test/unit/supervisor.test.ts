@@ -278,4 +278,26 @@ describe('supervisor', () => {
     expect(await third.request({ op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint: { ...checkpoint, seedId: 'v2', seeds: false } })).toMatchObject({ seeding: false })
     route.close()
   })
+
+  it('a seeder that goes away while its VM restarts leaves nobody waiting: the next suite seeds', async () => {
+    const vm = new FakeVm()
+    ;(vm as { checkpoints?: unknown }).checkpoints = {
+      current: undefined,
+      async open(_slot: string, _check: unknown, stage: boolean) {
+        await new Promise((r) => setTimeout(r, 100)) // the restart
+        return { opened: stage ? 'seeding' : 'missing', reason: 'none was taken yet' }
+      },
+      async save() {},
+    }
+    const s = await start(vm)
+    const checkpoint = { configFile: '/app/stack.config.ts', configDigest: 'd', seedId: '', seeds: true }
+    const acquire = (c: SupervisorConnection) => c.request<{ seeding?: boolean }>({ op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint })
+    const a = await s.client()
+    void acquire(a).catch(() => {})
+    await new Promise((r) => setTimeout(r, 30))
+    const b = await s.client()
+    const second = acquire(b)
+    a.close() // during the restart, before the gate is set
+    expect(await second).toMatchObject({ seeding: true })
+  })
 })

@@ -199,8 +199,8 @@ class QemuVm implements RunningVm {
     const dir = checkpointDir(checkpointing.ready.files, slot)
     const found = await findCheckpoint(dir, checkpointing.ready, check)
     if (!('mode' in found) && !stage) return { opened: 'missing', reason: found.reason }
-    await (await this.takeSpare())?.proc.stop()
     if ('mode' in found) {
+      await (await this.takeSpare())?.proc.stop()
       await this.restart(async () => {
         await this.dropStaged()
         this.mode = found.mode
@@ -209,12 +209,17 @@ class QemuVm implements RunningVm {
       })
       return { opened: 'restored', meta: found.meta }
     }
-    await this.restart(async () => {
-      await this.dropStaged()
-      const mode = await local(this.ctx.instanceDir, () => stageCheckpoint(checkpointing.ready, dir))
-      this.staged = { mode, dir, slot }
-      return launchReady(this.ctx, mode, this.forwards, this.slot)
-    })
+    // Staged before the running VM is touched: a cache that cannot take it (read-only, full) leaves the VM serving.
+    await this.dropStaged()
+    let mode: SnapshotMode
+    try {
+      mode = await local(this.ctx.instanceDir, () => stageCheckpoint(checkpointing.ready, dir))
+    } catch (error) {
+      return { opened: 'missing', reason: `${found.reason}, and one cannot be staged (${firstLine(error)})` }
+    }
+    this.staged = { mode, dir, slot }
+    await (await this.takeSpare())?.proc.stop()
+    await this.restart(() => launchReady(this.ctx, mode, this.forwards, this.slot))
     return { opened: 'seeding', reason: found.reason }
   }
 

@@ -1,7 +1,7 @@
 /**
  * The globalSetup the plugin adds. Runs in Vitest's main process: acquire (taking the seeded
  * snapshot once for every worker), provide, set env, reset before watch-mode reruns, release at
- * teardown. A runner killed outright releases its lease anyway: the lease is this process's socket.
+ * teardown. Under isolation 'worker' it only takes the seeded snapshot: the workers' VMs serve. A runner killed outright releases its lease anyway: the lease is this process's socket.
  */
 import type { TestProject } from 'vitest/node'
 import { acquire } from '../../client/acquire.js'
@@ -25,6 +25,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     onLog: log,
   })
   log(summaryLine(emulator))
+  if (plan.perWorker) {
+    // It took the seeded snapshot once; each worker restores a VM of its own from it (setup file).
+    await emulator.release()
+    return async () => {}
+  }
   const previousEnv = { ...process.env }
   const publish = () => {
     Object.assign(process.env, emulator.env)

@@ -38,7 +38,7 @@ export async function setUpWorker(): Promise<void> {
 export function currentContext(): StackEmulatorContext {
   if (workerVm) return contextOf(workerVm)
   const context = inject('stackEmulator')
-  if (!context) throw new Error('stack-emulator: nothing was injected. Add stackEmulator() to the plugins of this vitest.config.ts (from stack-emulator/vitest).')
+  if (!context) throw new Error('stack-emulator: nothing was injected. Add stackEmulator() to the plugins of this vitest.config.ts (from stack-emulator/vitest); under isolation \'worker\' use it in test files, where the worker has its VM.')
   return context
 }
 
