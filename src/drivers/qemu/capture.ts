@@ -13,7 +13,7 @@ import { buildArgv, type RamFile } from './argv.js'
 import { createOverlay } from './binary.js'
 import { QemuProcess } from './process.js'
 import {
-  discardSnapshot, expectedFingerprint, lookupSnapshot, removeAbandoned, snapshotDir, snapshotFiles,
+  copySeed, discardSnapshot, expectedFingerprint, lookupSnapshot, removeAbandoned, snapshotDir, snapshotFiles,
   withSnapshotLock, writeRecord, type SnapshotFiles, type SnapshotFingerprint, type SnapshotRecord,
 } from './snapshot.js'
 import { local } from '../../local-failure.js'
@@ -60,10 +60,7 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
   const staging = `${dir}.staging-${process.pid}`
   const files = snapshotFiles(staging)
   await fs.rm(staging, { recursive: true, force: true })
-  await fs.mkdir(path.dirname(files.seed.metaData), { recursive: true, mode: 0o700 })
-  const seed = seedFiles()
-  await fs.copyFile(seed.metaData, files.seed.metaData)
-  await fs.copyFile(seed.userData, files.seed.userData)
+  await copySeed(seedFiles(), files.seed)
   await createOverlay(files.disk, path.join(ctx.manifest.dir, ctx.manifest.disk))
   // The template runs on private ports (0), so it never collides with the instance's ports.
   const forwards = ctx.manifest.services.map((s) => ({ guestPort: s.guestPort, hostPort: 0 }))

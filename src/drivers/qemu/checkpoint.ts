@@ -19,7 +19,7 @@ import { HOST_SHARE } from './argv.js'
 import type { QemuProcess } from './process.js'
 import type { CheckpointCheck } from '../types.js'
 import {
-  discardSnapshot, lookupSnapshot, removeAbandoned, snapshotFiles, withSnapshotLock, writeRecord,
+  copySeed, discardSnapshot, lookupSnapshot, removeAbandoned, snapshotFiles, withSnapshotLock, writeRecord,
   type SnapshotFiles,
 } from './snapshot.js'
 import { agentSocketPath, type Context, type Slot, type SnapshotMode } from './launch.js'
@@ -77,9 +77,7 @@ export async function saveCheckpoint(ctx: Context, proc: QemuProcess, slot: Slot
   await proc.stop()
   return withSnapshotLock(dir, async () => {
     await discardSnapshot(dir)
-    await fs.mkdir(path.join(staged.files.dir, 'seed'), { mode: 0o700 })
-    await fs.copyFile(staged.files.seed.metaData, path.join(staged.files.dir, 'seed', 'meta-data'))
-    await fs.copyFile(staged.files.seed.userData, path.join(staged.files.dir, 'seed', 'user-data'))
+    await copySeed(staged.files.seed, snapshotFiles(staged.files.dir).seed)
     await fs.rename(staged.files.dir, dir)
     const files = snapshotFiles(dir)
     await createOverlay(files.emptyOverlay, files.disk)

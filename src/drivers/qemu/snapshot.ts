@@ -191,6 +191,13 @@ async function fileSha256(file: string): Promise<string> {
   return hash.digest('hex')
 }
 
+/** Copies the cloud-init seed a slot restores with into the slot (`to`: the slot's files' seed). */
+export async function copySeed(from: SnapshotFiles['seed'], to: SnapshotFiles['seed']): Promise<void> {
+  await fs.mkdir(path.dirname(to.metaData), { recursive: true, mode: 0o700 })
+  await fs.copyFile(from.metaData, to.metaData)
+  await fs.copyFile(from.userData, to.userData)
+}
+
 /** Removes a snapshot proven bad; running VMs keep their open files (Linux unlink semantics). */
 export async function discardSnapshot(dir: string): Promise<void> {
   const trash = `${dir}.trash-${process.pid}-${Date.now()}`
