@@ -49,9 +49,8 @@ export interface RuntimeVolumeSpec {
 }
 
 /**
- * A host folder shared over 9p: mount tag `tag`, mounted by the guest at `guestPath`. It is
- * hot-plugged after each snapshot restore, then `mountCommand` runs in the guest through the
- * guest agent.
+ * A host folder shared over 9p: mount tag `tag`, mounted by the guest at `guestPath`. Snapshots
+ * hold it unmounted; after each restore `mountCommand` runs in the guest through the guest agent.
  */
 export interface HostShareSpec {
   tag: string
@@ -263,7 +262,7 @@ function platformProblems(m: ImageManifest, isObject: (v: unknown) => v is Recor
   if (key !== undefined && (share === undefined || m.guestAgent !== true)) problems.push('"credentials.internalKey" needs a "hostShare" (where the key appears) and "guestAgent": true (how it is read at capture)')
   if (share !== undefined && m.guestAgent !== true) problems.push('"hostShare" needs "guestAgent": true (the share is mounted through the agent after a restore)')
   if (share !== undefined && !PCIE_MACHINE.test(machine)) {
-    problems.push(`"hostShare" needs a PCIe machine (q35 on amd64, virt on arm64) for its hot-plug root port, not ${JSON.stringify(machine)}`)
+    problems.push(`"hostShare" needs a PCIe machine (q35 on amd64, virt on arm64) for its root port, not ${JSON.stringify(machine)}`)
   }
   return problems
 }

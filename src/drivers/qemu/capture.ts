@@ -18,7 +18,7 @@ import {
 } from './snapshot.js'
 import { local } from '../../local-failure.js'
 import { afterLaunch, uefiFirmware, firstLine, healthTargets, resolvedForwards, seedDigest, seedFiles, type Context } from './launch.js'
-import { guestReadFile, withGuestAgent } from './guest-agent.js'
+import { guestExec, guestReadFile, withGuestAgent } from './guest-agent.js'
 import { runtimeVolumeDigest, writeRuntimeVolume } from './runtime-volume.js'
 
 export interface ReadySnapshot {
@@ -100,9 +100,7 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
       if (key && !internalKey) throw new StackEmulatorError(`The guest has no internal key in ${key.guestPath}`, { code: 'SNAPSHOT' })
     }
     ctx.options.progress('capturing the ready snapshot')
-    await proc.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] })
-    await proc.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3 })
-    await migrateToFile(proc, path.join(ctx.instanceDir, 'migrate.sock'), files.state)
+    await saveDeviceState(ctx, proc, agentSocket, files.state)
     await proc.stop()
     await fs.rename(staging, dir)
   } catch (error) {
@@ -116,6 +114,38 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
   const published = snapshotFiles(dir)
   await createOverlay(published.emptyOverlay, published.disk)
   await writeRecord(published, fingerprint, ctx.manifest.services.map((s) => s.guestPort), internalKey || undefined)
+}
+
+/** Quiet is under 10 % of one core over half a second; a guest that never gets there is saved after 15 s anyway. */
+const QUIET = { windowMs: 500, cpuMs: 50, timeoutMs: 15_000 }
+
+/**
+ * Saves a running VM's device state into `file` (its RAM is in its shared file already). The guest
+ * goes quiet first, since every restore replays the work it has in flight (a probe's request still
+ * being answered costs each restore its share of ~0.3 s). The share is unmounted, since QEMU will
+ * not migrate a mounted 9p share; its device stays, so that a restore only has to mount it.
+ */
+export async function saveDeviceState(ctx: Context, proc: QemuProcess, agentSocket: string, file: string): Promise<void> {
+  await guestQuiet(proc)
+  const share = ctx.manifest.hostShare
+  if (share) {
+    const unmount = 'if grep -q " $0 9p " /proc/mounts; then exec umount "$0"; fi'
+    await withGuestAgent(agentSocket, 30_000, (agent) => guestExec(agent, ['/bin/sh', '-c', unmount, share.guestPath], 20_000))
+  }
+  await proc.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] })
+  await proc.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3 })
+  await migrateToFile(proc, path.join(ctx.instanceDir, 'migrate.sock'), file)
+}
+
+async function guestQuiet(proc: QemuProcess): Promise<void> {
+  const deadline = Date.now() + QUIET.timeoutMs
+  let before = await proc.cpuTimeMs()
+  while (before !== undefined && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, QUIET.windowMs))
+    const now = await proc.cpuTimeMs()
+    if (now === undefined || now - before < QUIET.cpuMs) return
+    before = now
+  }
 }
 
 /** Migrates the running VM's device state into `file` through a unix socket we listen on (no shell). */

@@ -4,18 +4,15 @@
  *
  * A checkpoint is taken from a VM restored for the purpose over a private copy of the ready
  * snapshot's RAM file mapped shared, on its own disk layer over the ready snapshot's: when the
- * suite is done seeding, the share is unmounted and unplugged (QEMU will not migrate with 9p),
+ * suite is done seeding, the share is unmounted (QEMU will not migrate a mounted 9p share),
  * the device state is migrated out without the RAM (x-ignore-shared: it is in the file already),
  * and the three files are published as one slot beside the ready snapshot's, as capture.ts does.
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { StackEmulatorError } from '../../errors.js'
 import { checkPathPart } from '../../instance/paths.js'
 import { createOverlay } from './binary.js'
-import { migrateToFile } from './capture.js'
-import { guestExec, withGuestAgent } from './guest-agent.js'
-import { HOST_SHARE } from './argv.js'
+import { saveDeviceState } from './capture.js'
 import type { QemuProcess } from './process.js'
 import type { CheckpointCheck } from '../types.js'
 import {
@@ -58,22 +55,9 @@ export async function stageCheckpoint(base: SnapshotMode, dir: string): Promise<
   return { kind: 'snapshot', files: { ...files, state: base.files.state, seed: base.files.seed }, record: base.record, seeding: true }
 }
 
-/**
- * Saves the seeding VM as the checkpoint in `dir` and stops it. The share goes first: it holds a
- * migration blocker while mounted, and the restore's device list has only its empty root port.
- */
+/** Saves the seeding VM as the checkpoint in `dir` and stops it. */
 export async function saveCheckpoint(ctx: Context, proc: QemuProcess, slot: Slot, staged: SnapshotMode, dir: string, meta: unknown): Promise<SnapshotMode> {
-  const { manifest } = ctx
-  if (manifest.hostShare) {
-    await withGuestAgent(agentSocketPath(ctx, slot), 30_000, (agent) => guestExec(agent, ['umount', manifest.hostShare!.guestPath], 20_000))
-    const deleted = deviceDeleted(proc, HOST_SHARE.device, 20_000)
-    await proc.qmp.execute('device_del', { id: HOST_SHARE.device })
-    await deleted
-  }
-  await proc.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] })
-  await proc.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3 })
-  const state = path.join(staged.files.dir, 'state')
-  await migrateToFile(proc, path.join(ctx.instanceDir, 'migrate.sock'), state)
+  await saveDeviceState(ctx, proc, agentSocketPath(ctx, slot), path.join(staged.files.dir, 'state'))
   await proc.stop()
   return withSnapshotLock(dir, async () => {
     await discardSnapshot(dir)
@@ -89,20 +73,4 @@ export async function saveCheckpoint(ctx: Context, proc: QemuProcess, slot: Slot
 /** Drops a staged checkpoint that will not be saved. */
 export async function discardStaged(staged: SnapshotMode): Promise<void> {
   await fs.rm(staged.files.dir, { recursive: true, force: true })
-}
-
-function deviceDeleted(proc: QemuProcess, id: string, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      proc.qmp.off('event', listener)
-      reject(new StackEmulatorError(`The guest did not release the share (device ${id}) within ${timeoutMs} ms`, { code: 'SNAPSHOT' }))
-    }, timeoutMs)
-    const listener = (event: { event: string; data?: Record<string, unknown> }) => {
-      if (event.event !== 'DEVICE_DELETED' || event.data?.device !== id) return
-      clearTimeout(timer)
-      proc.qmp.off('event', listener)
-      resolve()
-    }
-    proc.qmp.on('event', listener)
-  })
 }

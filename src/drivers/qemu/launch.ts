@@ -13,7 +13,7 @@ import { StackEmulatorError } from '../../errors.js'
 import { sha256 } from '../../digest.js'
 import { platform, type ImageManifest } from '../../image/manifest.js'
 import { findUefiFirmware } from './firmware.js'
-import { buildArgv, hostShareDeviceAdd, type Forward, type LaunchPaths, type MachineShape } from './argv.js'
+import { buildArgv, type Forward, type LaunchPaths, type MachineShape } from './argv.js'
 import { createOverlay } from './binary.js'
 import { guestExec, guestSetTime } from './guest-agent.js'
 import { QmpClient } from './qmp.js'
@@ -71,7 +71,7 @@ export async function launchReady(ctx: Context, mode: Mode, forwards: Forward[],
   const proc = await local(ctx.instanceDir, () => QemuProcess.launch({
     binary: ctx.binary,
     // A cold-booted guest mounts its share at boot and publishes its key through it itself.
-    argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths, forwards, ram: undefined, shareAttached: true }),
+    argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths, forwards, ram: undefined }),
     qmpSocket: qmpSocketPath(ctx),
     consoleLog: consolePath(ctx),
     debug: ctx.debug,
@@ -135,16 +135,15 @@ async function restore(ctx: Context, { files, record, seeding }: SnapshotMode, f
 }
 
 /**
- * What a restored guest lacks: the 9p share (absent at capture: QEMU will not migrate it), plugged
- * into its empty root port and mounted through the guest agent as Stack Auth's script does; the
- * internal key in the VM folder, which the captured guest could not publish; the clock.
+ * What a restored guest lacks: the 9p share, whose device is there but was unmounted for the capture
+ * (QEMU will not migrate it mounted), mounted through the guest agent as Stack Auth's script does;
+ * the internal key in the VM folder, which the captured guest could not publish; the clock.
  */
 async function afterRestore(ctx: Context, proc: QemuProcess, slot: Slot, record: SnapshotRecord): Promise<void> {
   const { manifest, share } = ctx
   const key = manifest.credentials?.internalKey
   if (share && key && record.internalKey) await share.writeVmFile(key.file, record.internalKey)
   if (!manifest.guestAgent) return
-  if (manifest.hostShare) await proc.qmp.execute('device_add', hostShareDeviceAdd(manifest))
   const agent = await QmpClient.connectAgent(agentSocketPath(ctx, slot), AGENT_TIMEOUT_MS)
   try {
     if (manifest.hostShare) await guestExec(agent, manifest.hostShare.mountCommand, MOUNT_TIMEOUT_MS)

@@ -60,6 +60,16 @@ export class QemuProcess {
     }
   }
 
+  /** The CPU time QEMU has used so far, in ms; undefined where /proc cannot say (not Linux). */
+  async cpuTimeMs(): Promise<number | undefined> {
+    try {
+      const fields = (await fsp.readFile(`/proc/${this.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ')
+      return (Number(fields[11]) + Number(fields[12])) * 10 // utime + stime, in ticks of 10 ms
+    } catch {
+      return undefined
+    }
+  }
+
   async hostForwards(): Promise<HostForward[]> {
     return parseUsernet(await this.qmp.hmp('info usernet'))
   }

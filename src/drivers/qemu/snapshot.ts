@@ -110,14 +110,14 @@ export function expectedFingerprint(
 /**
  * The machine fields a manifest sets, appended only when set: a manifest without them (the
  * fixture's) keeps the fingerprint its snapshots were captured under. The machine type and CPU
- * model have their own fields. The 9p device is never there at capture: only its root port.
+ * model have their own fields. The 9p device is there, unmounted, in every snapshot.
  */
 function platformDevices(manifest: ImageManifest): string {
   const { arch, firmware } = platform(manifest)
   const parts: string[] = []
   if (manifest.arch !== undefined || manifest.firmware !== undefined) parts.push(`arch=${arch} firmware=${firmware}`)
   if (manifest.runtimeVolume) parts.push(`runtime-volume=${manifest.runtimeVolume.label}`)
-  if (manifest.hostShare) parts.push(`fsdev=hostfs pcie-root-port=hostfs-port mount=${manifest.hostShare.mountCommand.join(' ')}`)
+  if (manifest.hostShare) parts.push(`fsdev=hostfs pcie-root-port=hostfs-port virtio-9p-pci=hostfs-dev(unmounted) mount=${manifest.hostShare.mountCommand.join(' ')}`)
   if (manifest.guestAgent) parts.push('virtserialport=org.qemu.guest_agent.0')
   return parts.map((p) => ` ${p}`).join('')
 }
