@@ -1,7 +1,7 @@
 /**
  * The fixture image's full QEMU argument arrays and snapshot fingerprint, pinned literally: the
  * fixture follows the real image's boot contract (q35, SeaBIOS disk boot, runtime volume, 9p
- * share on a hot-plug root port, guest agent), and a changed fingerprint would invalidate every
+ * share on its root port, guest agent), and a changed fingerprint would invalidate every
  * captured snapshot, so any change here must be deliberate.
  */
 import fs from 'node:fs'
