@@ -1,8 +1,8 @@
 /**
  * The real image's boot contract, driven through the same manifest fields as the real image and
  * reproduced by the fixture: services on the real guest ports, the STACKCFG runtime volume, the
- * per-instance 9p share (unmounted in the snapshot, mounted after every restore), the internal-pck handshake with the
- * three headers, the clock through the guest agent. Uses a private snapshot cache.
+ * per-instance 9p share (unmounted in the snapshot, mounted after every restore), the internal-pck
+ * handshake with the three headers, the clock through the guest agent. Uses a private snapshot cache.
  */
 import fs from 'node:fs'
 import path from 'node:path'

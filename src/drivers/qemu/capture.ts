@@ -123,8 +123,8 @@ const QUIET = { windowMs: 500, cpuMs: 50, timeoutMs: 15_000 }
  * Saves a running VM's device state into `file` (its RAM is in its shared file already). The guest
  * goes quiet first, since every restore replays the work it has in flight (a snapshot taken at
  * once had each restore answer four requests whose clients had gone, printing their tracebacks on
- * the serial console). The share is unmounted, since QEMU will not migrate a mounted 9p share; its device
- * stays, so that a restore only mounts it (a hot-plug cost the guest about 0.4 s under TCG).
+ * the serial console). The share is unmounted, since QEMU will not migrate a mounted 9p share; its
+ * device stays, so that a restore only mounts it (a hot-plug cost the guest about 0.4 s under TCG).
  */
 export async function saveDeviceState(ctx: Context, proc: QemuProcess, agentSocket: string, file: string): Promise<void> {
   await guestQuiet(proc)

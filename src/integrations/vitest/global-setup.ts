@@ -1,7 +1,8 @@
 /**
  * The globalSetup the plugin adds. Runs in Vitest's main process: acquire (taking the seeded
  * snapshot once for every worker), provide, set env, reset before watch-mode reruns, release at
- * teardown. Under isolation 'worker' it only takes the seeded snapshot: the workers' VMs serve. A runner killed outright releases its lease anyway: the lease is this process's socket.
+ * teardown. Under isolation 'worker' it only takes the seeded snapshot: the workers' VMs serve.
+ * A runner killed outright releases its lease anyway: the lease is this process's socket.
  */
 import type { TestProject } from 'vitest/node'
 import { acquire } from '../../client/acquire.js'
