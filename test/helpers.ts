@@ -5,6 +5,7 @@ import path from 'node:path'
 import readline from 'node:readline'
 import { execa, type ResultPromise } from 'execa'
 import { request } from 'undici'
+import { afterAll } from 'vitest'
 import { readSettings } from '../src/settings.js'
 
 export const root = path.resolve(import.meta.dirname, '..')
@@ -15,12 +16,14 @@ export const sharedCache = readSettings().cacheRoot
 
 /**
  * A private STACK_EMULATOR_HOME for this test file (this process and the processes it starts),
- * with the shared image cache. Returns the folder.
+ * with the shared image cache. Returns the folder, which goes after the file's last hook: private
+ * caches in it hold snapshots of hundreds of MB, and a run makes a dozen.
  */
 export function useTempHome(prefix = 'se-'): string {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
   process.env.STACK_EMULATOR_HOME = home
   process.env.STACK_EMULATOR_CACHE_DIR = sharedCache
+  afterAll(() => fs.rmSync(home, { recursive: true, force: true })) // after hooks run last-registered first
   return home
 }
 

@@ -32,6 +32,9 @@ export interface DriverOptions {
 /** A checkpoint's stored meta checked against what a suite asks for: why it does not fit, or undefined. */
 export type CheckpointCheck = (meta: unknown) => string | undefined
 
+/** A stored checkpoint's meta: true when no suite can use it again (what it was taken for is gone). */
+export type CheckpointRetired = (meta: unknown) => boolean
+
 export type CheckpointOpened = { opened: 'restored'; meta: unknown } | { opened: 'seeding' | 'missing'; reason: string }
 
 /**
@@ -47,8 +50,12 @@ export interface Checkpoints {
    * without, nothing changes ('missing'); the reason says why.
    */
   open(slot: string, check: CheckpointCheck, stage: boolean): Promise<CheckpointOpened>
-  /** Saves the seeded emulator as the open slot, with `meta`, and restarts from it. */
-  save(meta: unknown): Promise<void>
+  /**
+   * Saves the seeded emulator as the open slot, with `meta`, and restarts from it. Then drops the
+   * stored checkpoints no restore can use again, so that the cache does not grow with every config
+   * file ever seeded: those `retired` names, and those taken over an earlier ready snapshot.
+   */
+  save(meta: unknown, retired: CheckpointRetired): Promise<void>
 }
 
 export interface DriverStartOptions extends DriverOptions {

@@ -1,8 +1,9 @@
 /**
  * What the supervisor stores in a checkpoint and when a stored one fits a suite: the same config
  * file (one slot per file), unchanged since (or changed only by the guest at the mint), and the
- * same seed. Pure logic, so the rules read in one place.
+ * same seed; and when one can be dropped. The rules, in one place.
  */
+import { existsSync } from 'node:fs'
 import { sha256 } from '../digest.js'
 import type { StackCredentials } from '../stack/environment.js'
 import type { CheckpointRequest } from './protocol.js'
@@ -17,6 +18,12 @@ export interface CheckpointMeta {
 
 export function checkpointSlot(configFile: string): string {
   return sha256(configFile).slice(0, 16)
+}
+
+/** A checkpoint whose config file is gone can never fit again (a temporary project's, say). */
+export function checkpointRetired(meta: unknown): boolean {
+  const configFile = (meta as Partial<CheckpointMeta> | undefined)?.configFile
+  return typeof configFile === 'string' && !existsSync(configFile)
 }
 
 /** Why the stored meta does not fit `request`, in words for the log line; undefined when it does. */

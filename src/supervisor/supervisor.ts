@@ -15,7 +15,7 @@ import { ensureInstanceDir } from '../instance/paths.js'
 import { HELLO_TIMEOUT_MS, type InstanceState, type SupervisorConfig } from './config.js'
 import { LeaseBook, type Lease } from './leases.js'
 import { onLines, parseRequest, send, type AcquireResult, type CheckpointRequest, type Event, type HelloResult, type Request, type StatusResult, type VmInfo } from './protocol.js'
-import { checkpointMisfit, checkpointSlot, type CheckpointMeta } from './checkpoint-policy.js'
+import { checkpointMisfit, checkpointRetired, checkpointSlot, type CheckpointMeta } from './checkpoint-policy.js'
 import { sha256 } from '../digest.js'
 
 type StartVm = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningInstance>
@@ -316,7 +316,7 @@ export class Supervisor {
         const meta: CheckpointMeta = { configFile: request.configFile, configDigests: [...new Set([request.configDigest, after])], seedId: request.seedId, credentials }
         const started = performance.now()
         this.state = 'resetting'
-        await this.vm!.checkpoints!.save(meta).then(
+        await this.vm!.checkpoints!.save(meta, checkpointRetired).then(
           () => this.log(`seeded snapshot saved and restored in ${Math.round(performance.now() - started)} ms`),
           (error: Error) => this.broadcast({ event: 'log', line: `saving the seeded snapshot failed (${error.message.split('\n')[0]}); resets go back to the plain snapshot and mint new keys` }),
         )

@@ -8,6 +8,7 @@ import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
 import { acquire, type Emulator } from '../../src/client/acquire.js'
+import { sha256 } from '../../src/digest.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
 import { eventually, http, instanceNames, leftoversUnder, privateCache, processesMentioning, qemuProcesses, root, spawnAcquirer, useTempHome } from '../helpers.js'
 
@@ -96,6 +97,25 @@ describe('seeded snapshots', () => {
     const said: string[] = []
     await (await acquire({ name: 'seeded', configFile, onLog: (line) => said.push(line) })).release()
     expect(said).toContain(`taking a seeded snapshot for ${configFile} (${configFile} changed); later runs and resets start from it`)
+  })
+
+  it('the seeded snapshot of a config file that is gone is dropped when the next one is saved', async () => {
+    const snapshots = path.join(process.env.STACK_EMULATOR_CACHE_DIR!, 'snapshots')
+    const checkpoints = () => fs.readdirSync(snapshots).filter((entry) => /-checkpoint-[0-9a-f]{16}$/.test(entry))
+    const project = (name: string) => {
+      const configFile = path.join(fs.mkdtempSync(path.join(home, `${name}-`)), 'stack.config.ts')
+      fs.writeFileSync(configFile, 'export const config = {}\n')
+      return configFile
+    }
+    const temporary = project('temporary')
+    await (await acquire({ name: 'seeded', configFile: temporary })).release()
+    const before = checkpoints()
+    fs.rmSync(path.dirname(temporary), { recursive: true })
+    await (await acquire({ name: 'seeded', configFile: project('next') })).release()
+    const after = checkpoints()
+    // One was added (the next project's), and the temporary project's went; the others stay.
+    expect(after.filter((entry) => !before.includes(entry))).toHaveLength(1)
+    expect(before.filter((entry) => !after.includes(entry))).toEqual([expect.stringMatching(new RegExp(`-checkpoint-${sha256(temporary).slice(0, 16)}$`))])
   })
 })
 

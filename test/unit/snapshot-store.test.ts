@@ -1,12 +1,14 @@
 /**
  * The snapshot store's bookkeeping on real files: one slot per fingerprint, lookups that say why
- * a slot cannot be used, a RAM digest that proves a slot bad, abandoned staging cleaned.
+ * a slot cannot be used, a RAM digest that proves a slot bad, abandoned staging cleaned, and
+ * checkpoints no restore can use dropped.
  */
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { ImageManifest } from '../../src/image/manifest.js'
+import { checkpointDir, sweepCheckpoints } from '../../src/drivers/qemu/checkpoint.js'
 import {
   checkFiles, expectedFingerprint, lookupSnapshot, removeAbandoned, snapshotDir, snapshotFiles, writeRecord,
 } from '../../src/drivers/qemu/snapshot.js'
@@ -70,5 +72,26 @@ describe('the snapshot store', () => {
     for (const name of ['a.staging-999999', 'b.trash-999998-17', `c.staging-${process.pid}`, 'd-0123456789abcdef']) fs.mkdirSync(path.join(root, name))
     await removeAbandoned(root)
     expect(fs.readdirSync(root).sort()).toEqual([`c.staging-${process.pid}`, 'd-0123456789abcdef'])
+  })
+
+  it('drops the checkpoints no restore can use: over an earlier capture, or retired; keeps the rest and one being saved', async () => {
+    const readyDir = await slot(cacheDir())
+    const ready = await lookupSnapshot(readyDir, fingerprint())
+    if (ready.kind !== 'usable') throw new Error('expected a usable slot')
+    const checkpoint = async (name: string, base: string, meta: unknown) => {
+      const files = snapshotFiles(checkpointDir(ready.files, name))
+      fs.mkdirSync(files.dir)
+      for (const file of [files.ram, files.state, files.disk, files.emptyOverlay]) fs.writeFileSync(file, name)
+      await writeRecord(files, fingerprint(), [8102], undefined, { base, meta })
+    }
+    await checkpoint('fits', ready.record.stateSha256, 'live')
+    await checkpoint('current', ready.record.stateSha256, 'gone') // retired, but the VM is on it
+    await checkpoint('recaptured', 'an earlier capture', 'live')
+    await checkpoint('retired', ready.record.stateSha256, 'gone')
+    fs.mkdirSync(checkpointDir(ready.files, 'saving')) // no record yet
+    fs.mkdirSync(`${checkpointDir(ready.files, 'other')}.staging-${process.pid}`)
+    await sweepCheckpoints({ kind: 'snapshot', files: ready.files, record: ready.record }, (meta) => meta === 'gone', 'current')
+    const left = fs.readdirSync(path.dirname(readyDir)).map((entry) => entry.replace(`${path.basename(readyDir)}-checkpoint-`, '')).sort()
+    expect(left).toEqual(['current', 'fits', `other.staging-${process.pid}`, 'saving', path.basename(readyDir)].sort())
   })
 })

@@ -20,7 +20,7 @@ class QemuInstance implements RunningInstance {
     this.died = vm.died
     // A cold-booted VM has no ready snapshot to checkpoint over.
     this.checkpoints = vm.checkpointable
-      ? { get current() { return vm.checkpoint }, open: (slot, check, stage) => vm.openCheckpoint(slot, check, stage), save: (meta) => vm.saveCheckpoint(meta) }
+      ? { get current() { return vm.checkpoint }, open: (slot, check, stage) => vm.openCheckpoint(slot, check, stage), save: (meta, retired) => vm.saveCheckpoint(meta, retired) }
       : undefined
   }
 

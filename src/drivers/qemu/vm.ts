@@ -4,7 +4,7 @@
  * a reset brings it back on the same host ports.
  */
 import fs from 'node:fs/promises'
-import type { CheckpointCheck, CheckpointOpened, DriverStartOptions, ResetResult, RunningVm, VmOrigin } from '../types.js'
+import type { CheckpointCheck, CheckpointOpened, CheckpointRetired, DriverStartOptions, ResetResult, RunningVm, VmOrigin } from '../types.js'
 import { StackEmulatorError } from '../../errors.js'
 import { chooseAccel } from './accel.js'
 import { machineShape, qemuBinaryFor, type Forward } from './argv.js'
@@ -17,7 +17,7 @@ import {
   firstLine, launchReady, overlayPath, qmpSocketPath, resolvedForwards, serviceUrls,
   type Context, type Mode, type Slot, type SnapshotMode,
 } from './launch.js'
-import { checkpointDir, discardStaged, findCheckpoint, saveCheckpoint, stageCheckpoint } from './checkpoint.js'
+import { checkpointDir, discardStaged, findCheckpoint, saveCheckpoint, stageCheckpoint, sweepCheckpoints } from './checkpoint.js'
 import type { QemuProcess } from './process.js'
 import { checkFiles, discardSnapshot } from './snapshot.js'
 import { HostShare } from '../host-share.js'
@@ -224,7 +224,7 @@ class QemuVm implements RunningVm {
   }
 
   /** Saves the seeded VM as its checkpoint, and restarts from it. On failure, resets return where they did. */
-  async saveCheckpoint(meta: unknown): Promise<void> {
+  async saveCheckpoint(meta: unknown, retired: CheckpointRetired): Promise<void> {
     const checkpointing = this.checkpointRequired()
     const staged = this.staged
     if (!staged) throw new StackEmulatorError('No checkpoint is being seeded', { code: 'SNAPSHOT' })
@@ -244,6 +244,7 @@ class QemuVm implements RunningVm {
       return this.relaunch()
     })
     if (failure) throw failure
+    await sweepCheckpoints(checkpointing.ready, retired, checkpointing.current?.slot).catch((error: Error) => this.ctx.options.log(`Could not drop unusable seeded snapshots (${firstLine(error)}).`))
   }
 
   private checkpointRequired(): Checkpointing {
