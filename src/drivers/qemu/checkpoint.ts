@@ -16,9 +16,10 @@ import { saveDeviceState } from './capture.js'
 import type { QemuProcess } from './process.js'
 import type { CheckpointCheck, CheckpointRetired } from '../types.js'
 import {
-  copySeed, discardSnapshot, lookupSnapshot, readRecord, removeAbandoned, snapshotFiles, withSnapshotLock, writeRecord,
-  type SnapshotFiles,
+  copySeed, discardSnapshot, lookupSnapshot, removeAbandoned, snapshotFiles, withSnapshotLock, writeRecord,
+  type SnapshotFiles, type SnapshotRecord,
 } from './snapshot.js'
+import { readJson } from '../../image/cache.js'
 import { agentSocketPath, type Context, type Slot, type SnapshotMode } from './launch.js'
 
 /** The slot of a checkpoint: beside its ready snapshot's, named after it. */
@@ -84,7 +85,7 @@ export async function sweepCheckpoints(ready: SnapshotMode, retired: CheckpointR
     // Not its lock file, nor a staging or trash folder.
     if (!entry.startsWith(prefix) || /\.(?:lock|staging-\d+|trash-[\d-]+)$/.test(entry) || dir === kept) continue
     await withSnapshotLock(dir, async () => {
-      const record = await readRecord(snapshotFiles(dir).record)
+      const record = await readJson<SnapshotRecord>(snapshotFiles(dir).record)
       if (record && (record.base !== ready.record.stateSha256 || retired(record.meta))) await discardSnapshot(dir)
     })
   }

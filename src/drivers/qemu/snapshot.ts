@@ -142,11 +142,6 @@ export async function lookupSnapshot(dir: string, expected: SnapshotFingerprint)
   return { kind: 'usable', files, record }
 }
 
-/** A slot's record; undefined when it has none (yet) or it does not parse. */
-export async function readRecord(file: string): Promise<SnapshotRecord | undefined> {
-  return fs.readFile(file, 'utf8').then((text) => JSON.parse(text) as SnapshotRecord).catch(() => undefined)
-}
-
 /**
  * After a restore failed: are the files still the ones captured? With `full`, the RAM file's
  * digest is checked too (about a second per GiB), which is what proves a snapshot bad.
