@@ -15,6 +15,7 @@ import { sha256 } from '../digest.js'
 import { readSettings, type Settings } from '../settings.js'
 import { emulatorEnv, type StackCredentials } from '../stack/environment.js'
 import { resolveConfigFile } from '../stack/credentials.js'
+import { headerGenerationWarning } from '../stack/header-generation.js'
 import { mailFor, type MailClient } from '../stack/mail.js'
 import type { AcquireResult, CheckpointRequest, VmInfo } from '../supervisor/protocol.js'
 import { attachExisting, spawnSupervisor, type Attached } from './attach.js'
@@ -108,7 +109,12 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
       checkpoint,
     })
     stopwatch.lap('VM')
-    const handle = await EmulatorHandle.create(paths, configFile, connection, result)
+    // Beside the credentials, not after them: an SDK sending headers this backend ignores gets one line.
+    const [handle, mismatch] = await Promise.all([
+      EmulatorHandle.create(paths, configFile, connection, result),
+      headerGenerationWarning(result.urls.backend ?? '', process.cwd(), manifest.source ? `${manifest.name} ${manifest.source.tag}` : manifest.name),
+    ])
+    if (mismatch) log(mismatch)
     stopwatch.lap('credentials')
     if (result.seeding) {
       // This suite takes the checkpoint that resets return to: its seed runs once, here.

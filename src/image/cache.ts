@@ -141,7 +141,7 @@ export interface PruneResult {
 /**
  * Drops what was not used in the last `olderThanDays` days: images (not while a pull holds
  * them), snapshots, interrupted downloads; and at once, snapshots of a cached image that is gone
- * or was replaced, and the staging and trash folders of processes that died.
+ * or was replaced, the staging and trash folders of processes that died, and refused captures' records.
  */
 export async function pruneCache(cacheRoot: string, olderThanDays: number, onLog: (line: string) => void, now = Date.now()): Promise<PruneResult> {
   const cutoff = now - olderThanDays * 86_400_000
@@ -167,7 +167,9 @@ export async function pruneCache(cacheRoot: string, olderThanDays: number, onLog
       const owner = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/.exec(entry)
       const part = /^(.+)\.part(?:\.json)?$/.exec(entry)
       const stalePart = part && (await fs.stat(file).then((st) => st.mtimeMs, () => now)) < cutoff && !(await isImageLocked(path.join(root, part[1]!)))
-      if (!(owner && !isProcessAlive(Number(owner[1]))) && !stalePart) continue
+      // A refused capture's record (drivers/qemu/snapshot.ts): a prune is how a user asks for another try.
+      const refusal = root === snapshotsRoot(cacheRoot) && entry.endsWith('.refused.json')
+      if (!(owner && !isProcessAlive(Number(owner[1]))) && !stalePart && !refusal) continue
       result.freedBytes += await removeFolder(file)
       result.leftovers.push(file)
     }

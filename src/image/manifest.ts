@@ -6,6 +6,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { StackEmulatorError } from '../errors.js'
 import { checkPathPart } from '../instance/paths.js'
+import { fixtureRuntimeEnv } from '../stack/runtime-env.js'
 import type { ImageSource } from './cache.js'
 import { ARCHES, type Arch } from './names.js'
 
@@ -106,7 +107,12 @@ export interface ImageManifest {
   dir: string
 }
 
-export async function loadManifest(file: string): Promise<ImageManifest> {
+/**
+ * Reads and checks a manifest. `env` adds the user's lines to the runtime volume's env (the
+ * fixture's STACK_EMULATOR_FIXTURE_HEADERS): applied here, once, so the volume written and the
+ * digest of it in every snapshot's fingerprint both see them, and each value gets its own snapshot.
+ */
+export async function loadManifest(file: string, env: NodeJS.ProcessEnv = process.env): Promise<ImageManifest> {
   let text: string
   try {
     text = await fs.readFile(file, 'utf8')
@@ -130,6 +136,7 @@ export async function loadManifest(file: string): Promise<ImageManifest> {
   }
   const manifest = { ...raw, file: path.resolve(file), dir: path.dirname(path.resolve(file)) } as ImageManifest
   validate(manifest, file)
+  if (manifest.runtimeVolume) manifest.runtimeVolume.env = { ...manifest.runtimeVolume.env, ...fixtureRuntimeEnv(manifest.name, env) }
   await assertFile(path.join(manifest.dir, manifest.disk), file)
   for (const source of Object.values(manifest.runtimeVolume?.files ?? {})) await assertFile(path.resolve(manifest.dir, source), file)
   if (manifest.boot.kind === 'kernel') {

@@ -1,7 +1,7 @@
 /**
  * The real image's boot contract, driven through the same manifest fields as the real image and
  * reproduced by the fixture: services on the real guest ports, the STACKCFG runtime volume, the
- * per-instance 9p share (unmounted in the snapshot, mounted after every restore), the internal-pck
+ * per-instance 9p share (never in the snapshot, hot-plugged and mounted after every restore), the internal-pck
  * handshake with the three headers, the clock through the guest agent. Uses a private snapshot cache.
  */
 import fs from 'node:fs'
@@ -17,7 +17,7 @@ const cache = privateCache(home)
 process.env.STACK_EMULATOR_CACHE_DIR = cache
 const instanceDir = (name: string) => path.join(home, 'state', name)
 const apps = fs.mkdtempSync(path.join(home, 'apps-'))
-const names = ['contract', 'ports-a', 'ports-b', 'no-volume']
+const names = ['contract', 'ports-a', 'ports-b', 'no-volume', 'held']
 
 const variant = (name: string, change: (manifest: Record<string, any>) => void) =>
   fixtureVariant(path.join(home, `image-${name}`), (m) => {
@@ -28,6 +28,9 @@ const variant = (name: string, change: (manifest: Record<string, any>) => void) 
 /** Runs a command in the guest through its agent (the supervisor holds no agent connection between tasks). */
 const inGuest = (name: string, argv: string[]) =>
   withGuestAgent(path.join(instanceDir(name), 'qga.sock'), 10_000, (agent) => guestExec(agent, argv, 10_000))
+
+/** A guest shell expression: the pid of the fixture's services (the oldest process running server.main). */
+const servicesPid = 'for p in $(ls /proc | grep -E "^[0-9]+$" | sort -n); do grep -qs server.main /proc/$p/cmdline && { echo $p; break; }; done'
 
 const route = (vm: Emulator) => `${vm.backendUrl}/api/v1/internal/local-emulator/project`
 const internalKeyFile = (name: string) => path.join(instanceDir(name), 'share', instanceDir(name), 'vm', 'internal-pck')
@@ -90,20 +93,51 @@ describe('the fixture through the real contract', () => {
     await expect(inGuest('contract', ['/usr/bin/test', '-e', '/host/etc/passwd'])).rejects.toThrow(/exit code 1/)
   })
 
-  it('restores the share unmounted, mounts it once after each restore and reset, and mints again after a reset', async () => {
+  it('restores without the share, hot-plugs and mounts it once after each restore and reset, and mints again after a reset', async () => {
     expect(vm.origin).toBe('snapshot')
-    // One mount of the share is one 9p superblock, listed twice (its copy propagated to the root's peer): a second mount would add one.
+    // One mount of the share is one 9p superblock, listed more than once (its copies propagated to the root's peers): a second mount would add one.
     const shareMounts = async () => new Set((await inGuest('contract', ['/bin/cat', '/proc/self/mountinfo'])).split('\n')
       .filter((line) => / \/host .* - 9p hostfs /.test(line)).map((line) => line.split(' ')[2])).size
     for (let round = 0; round < 2; round++) {
-      // The device is in the snapshot (no hot-plug); the capture left it unmounted, the restore mounted it.
-      expect(qemuProcesses(instanceDir('contract')).find((p) => p.pid === Number(vm.id))!.cmdline).toContain('virtio-9p-pci')
+      // As Stack Auth's script: the snapshot has only the empty root port; the device is hot-plugged after the restore.
+      const cmdline = qemuProcesses(instanceDir('contract')).find((p) => p.pid === Number(vm.id))!.cmdline
+      expect(cmdline).toContain('pcie-root-port,id=hostfs-port')
+      expect(cmdline).not.toContain('virtio-9p-pci')
       expect(await shareMounts()).toBe(1)
+      // The services (their own mount namespace, as the real container) see the share that was plugged after their start.
+      expect(await inGuest('contract', ['/bin/sh', '-c', `cat "/proc/$(${servicesPid})/root/host$0"`, configFile])).toBe(fs.readFileSync(configFile, 'utf8'))
       await vm.reset()
     }
     const again = await acquire({ name: 'contract', configFile })
     expect(again.credentials?.projectId).toMatch(/^[0-9a-f-]{36}$/)
     await again.release()
+  })
+})
+
+describe('a guest whose services hold the share (as the real container does)', () => {
+  it('refuses the old capture (share mounted at boot, unmounted before saving): the services hold it', async () => {
+    const { loadManifest } = await import('../../src/image/manifest.js')
+    const { readSettings } = await import('../../src/settings.js')
+    const { startQemuVm } = await import('../../src/drivers/qemu/vm.js')
+    const { fixtureDir, fixtureFingerprint } = await import('../../src/image/fixture.js')
+    const manifest = await loadManifest(path.join(fixtureDir(cache, await fixtureFingerprint()), 'manifest.json'))
+    const dir = instanceDir('held')
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+    const vm = await startQemuVm({
+      kind: 'qemu', manifest, settings: readSettings(), instanceDir: dir, ports: {}, memoryMb: manifest.memoryMb,
+      snapshot: false, fresh: true, bootTimeoutMs: 240_000, log: () => {}, progress: () => {},
+    })
+    try {
+      const run = (argv: string[]) => withGuestAgent(path.join(dir, 'qga.sock'), 10_000, (a) => guestExec(a, argv, 10_000))
+      // As the real run-stack-container: the services' output is teed into stack.log in the VM folder, through the share.
+      expect(fs.readFileSync(path.join(dir, 'share', dir, 'vm', 'stack.log'), 'utf8')).toMatch(/fixture-server: listening/)
+      // The old capture's step, unmounting /host in the guest's root namespace, is refused...
+      await expect(run(['/bin/sh', '-c', 'if grep -q " $0 9p " /proc/mounts; then exec umount "$0"; fi', '/host'])).rejects.toThrow(/busy/)
+      // ...and the services' own mount namespace holds a mount of the share of its own besides.
+      expect(await run(['/bin/sh', '-c', `grep " /host " /proc/$(${servicesPid})/mountinfo`])).toMatch(/ \/host .* - 9p hostfs /)
+    } finally {
+      await vm.stop()
+    }
   })
 })
 
@@ -133,7 +167,7 @@ describe('host ports baked into the snapshot', () => {
 describe('without its runtime volume', () => {
   it('fails as the real guest does, and the error names the console log', async () => {
     const image = await variant('no-volume', (m) => delete m.runtimeVolume)
-    const error = await acquire({ name: 'no-volume', image, snapshot: false, bootTimeoutMs: 35_000, configFile: false }).catch((e: unknown) => e as Error)
+    const error = await acquire({ name: 'no-volume', image, snapshot: false, bootTimeoutMs: 90_000, configFile: false }).catch((e: unknown) => e as Error)
     expect(error).toBeInstanceOf(Error)
     expect(String(error)).toMatch(/did not become healthy/)
     const details = (error as { details?: string }).details ?? ''

@@ -6,9 +6,10 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { StackClientApp } from '@stackframe/js'
 import { acquire, type Emulator } from '../../src/client/acquire.js'
 import { stopInstance } from '../../src/client/control.js'
-import { createUser, eventually, http, listUserEmails, privateCache, processesMentioning, qemuProcesses, useTempHome, leftoversUnder } from '../helpers.js'
+import { cli, createUser, eventually, http, listUserEmails, privateCache, processesMentioning, qemuProcesses, useTempHome, leftoversUnder } from '../helpers.js'
 
 const home = useTempHome()
 const cache = privateCache(home)
@@ -32,7 +33,7 @@ async function start(name: string, options: Parameters<typeof acquire>[0] = {}) 
 }
 
 afterAll(async () => {
-  for (const name of ['snap', 'snap-512', 'cold', 'mem', 'corrupt', 'fallback', 'clock']) await stopInstance(name)
+  for (const name of ['snap', 'snap-512', 'cold', 'mem', 'corrupt', 'refused', 'fallback', 'clock']) await stopInstance(name)
   expect(await leftoversUnder(home)).toEqual([])
 })
 
@@ -153,6 +154,28 @@ describe('an unusable snapshot is never used', () => {
   })
 })
 
+describe('a capture QEMU refused', () => {
+  it('is remembered: later starts cold-boot at once saying why, doctor shows it, and image prune clears it', async () => {
+    const slot = path.dirname(snapshotFile('state', 512))
+    fs.renameSync(slot, `${slot}.aside`) // as if its capture had never succeeded
+    try {
+      fs.writeFileSync(`${slot}.refused.json`, JSON.stringify({ reason: 'Migration is disabled when VirtFS export path is mounted', at: new Date().toISOString() }))
+      const before = slots()
+      const { emulator, logs } = await start('refused', { configFile: false })
+      expect(emulator.origin).toBe('cold-boot')
+      expect(logs.filter((l) => /snapshot/i.test(l))).toEqual([expect.stringMatching(/Cold booting: a capture of the ready snapshot was refused on .*VirtFS export path is mounted/)])
+      expect(slots()).toEqual(before) // no capture was tried
+      await emulator.release()
+      await stopInstance('refused')
+      expect((await cli(['doctor'])).stdout).toMatch(/cold-boot: its ready snapshot's capture was refused .*VirtFS[\s\S]*image prune/)
+      expect((await cli(['image', 'prune'])).exitCode).toBe(0)
+      expect(fs.existsSync(`${slot}.refused.json`)).toBe(false)
+    } finally {
+      fs.renameSync(`${slot}.aside`, slot)
+    }
+  })
+})
+
 describe('a reset whose restore fails', () => {
   it('falls back to a cold boot and keeps serving the suite', async () => {
     const { emulator, logs } = await start('fallback', { memoryMb: 576, configFile: false })
@@ -180,6 +203,19 @@ describe('guest clock', () => {
     expect(staleBy).toBeGreaterThan(5000) // without the sync the guest would be this far behind
     const guest = (await http(`${emulator.backendUrl}/api/v1/internal/emulator/info`)).json.epoch_ms
     expect(Math.abs(guest - Date.now())).toBeLessThan(2000)
+    // The fixture has no hwclock, as the real guest: the agent's guest-set-time is refused, `date` sets it.
+    // A signed-in SDK call works, and the token the guest minted for it is dated by the host's clock.
+    const app = new StackClientApp({
+      tokenStore: 'memory', baseUrl: emulator.backendUrl,
+      projectId: emulator.credentials!.projectId, publishableClientKey: emulator.credentials!.publishableClientKey,
+    })
+    const email = `clock-${Date.now()}@example.com`
+    expect((await app.signUpWithCredential({ email, password: 'correct horse battery', noRedirect: true })).status).toBe('ok')
+    const user = await app.getUser({ or: 'throw' })
+    expect(user.primaryEmail).toBe(email)
+    const { accessToken } = await user.getAuthJson()
+    const issuedAt = JSON.parse(Buffer.from(accessToken!.split('.')[1]!, 'base64url').toString()).iat * 1000
+    expect(Math.abs(issuedAt - Date.now())).toBeLessThan(5000)
     await emulator.release()
     await stopInstance('clock')
   })

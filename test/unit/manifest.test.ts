@@ -5,6 +5,8 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadManifest, platform } from '../../src/image/manifest.js'
 import { forArch } from '../../src/image/pull.js'
+import { runtimeVolumeDigest } from '../../src/drivers/qemu/runtime-volume.js'
+import { runtimeEnvText } from '../../src/stack/runtime-env.js'
 
 const good = {
   name: 'stack-auth-emulator', fingerprint: 'abc123', boot: { kind: 'disk' }, disk: 'disk.qcow2', memoryMb: 4096, cpus: 4,
@@ -99,5 +101,25 @@ describe('the machine fields', () => {
 
   it.each([{ machine: 'pc-q35-7.2' }, { arch: 'arm64', machine: 'virt-7.2' }, { firmware: 'uefi' }, { machine: 'pc' }, { guestAgent: false }])('accepts %j', async (fields) => {
     await expect(loadManifest(write({ ...good, ...fields }))).resolves.toMatchObject(fields)
+  })
+})
+
+describe('STACK_EMULATOR_FIXTURE_HEADERS', () => {
+  const fixture = { ...good, name: 'stack-auth-fixture', runtimeVolume: { label: 'STACKCFG', runtimeEnv: 'runtime.env', files: {}, env: { STACK_EMULATOR_PORT_PREFIX: '81' } } }
+  const env = async (manifest: object, value?: string) => (await loadManifest(write(manifest), value === undefined ? {} : { STACK_EMULATOR_FIXTURE_HEADERS: value })).runtimeVolume?.env
+
+  it("goes into the fixture's runtime.env when set, and so into the runtime volume's digest (a snapshot per value)", async () => {
+    expect(await env(fixture)).toEqual({ STACK_EMULATOR_PORT_PREFIX: '81' })
+    expect(await env(fixture, '')).toEqual({ STACK_EMULATOR_PORT_PREFIX: '81' })
+    const xStack = await loadManifest(write(fixture), { STACK_EMULATOR_FIXTURE_HEADERS: 'x-stack' })
+    expect(xStack.runtimeVolume?.env).toEqual({ STACK_EMULATOR_PORT_PREFIX: '81', STACK_EMULATOR_FIXTURE_HEADERS: 'x-stack' })
+    expect(runtimeEnvText({ hostPorts: { backend: 26701 }, vmDir: '', env: xStack.runtimeVolume!.env! })).toContain('\nSTACK_EMULATOR_FIXTURE_HEADERS=x-stack\n')
+    const digests = await Promise.all([undefined, 'x-stack', 'both'].map(async (value) => runtimeVolumeDigest(await loadManifest(write(fixture), value ? { STACK_EMULATOR_FIXTURE_HEADERS: value } : {}), {})))
+    expect(new Set(digests).size).toBe(3)
+  })
+
+  it('leaves every other image alone, and refuses a value the guest would refuse', async () => {
+    expect(await env({ ...fixture, name: 'stack-auth' }, 'x-stack')).toEqual({ STACK_EMULATOR_PORT_PREFIX: '81' })
+    await expect(env(fixture, 'x-hexclave')).rejects.toMatchObject({ code: 'BAD_OPTION', message: expect.stringMatching(/STACK_EMULATOR_FIXTURE_HEADERS must be one of x-stack, both; got "x-hexclave"/) })
   })
 })

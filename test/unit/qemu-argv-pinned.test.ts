@@ -26,7 +26,6 @@ const devices = [
   '-fw_cfg', 'name=opt/stack-emulator/user-data,file=/p/cloud-init/user-data',
   '-fsdev', 'local,id=hostfs,path=/i/share,security_model=none',
   '-device', 'pcie-root-port,id=hostfs-port,bus=pcie.0,chassis=1',
-  '-device', 'virtio-9p-pci,id=hostfs-dev,fsdev=hostfs,mount_tag=hostfs,bus=hostfs-port',
 ]
 const agentAndMonitors = [
   '-device', 'virtio-serial-pci,id=serial0',
@@ -37,7 +36,7 @@ const agentAndMonitors = [
 ]
 
 describe('the fixture manifest', () => {
-  it('restores with the 9p device on its root port (the snapshot holds it unmounted)', () => {
+  it('restores without the 9p device (it is hot-plugged after the restore)', () => {
     const argv = buildArgv({
       manifest: fixtureManifest, shape: machineShape(fixtureManifest, 'tcg', 512), forwards, ram: { path: '/s/ram', share: false }, incoming: true,
       paths: paths('/i/run.qcow2'),
@@ -53,13 +52,14 @@ describe('the fixture manifest', () => {
     ])
   })
 
-  it('cold boots from its disk with the same devices', () => {
-    const argv = buildArgv({ manifest: fixtureManifest, shape: machineShape(fixtureManifest, 'kvm', 768), forwards, paths: paths('/i/disk.qcow2') })
+  it('cold boots from its disk with the 9p device plugged from the start', () => {
+    const argv = buildArgv({ manifest: fixtureManifest, shape: machineShape(fixtureManifest, 'kvm', 768), forwards, paths: paths('/i/disk.qcow2'), shareAttached: true })
     expect(argv).toEqual([
       '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
       '-machine', 'q35,accel=kvm', '-cpu', 'host', '-smp', '2', '-m', '768M',
       '-drive', 'file=/i/disk.qcow2,if=virtio,format=qcow2,cache=writeback,discard=unmap,werror=enospc',
       ...devices,
+      '-device', 'virtio-9p-pci,id=hostfs-dev,fsdev=hostfs,mount_tag=hostfs,bus=hostfs-port',
       ...agentAndMonitors,
     ])
   })
@@ -75,7 +75,7 @@ describe('the fixture manifest', () => {
       memoryMb: 512,
       cpus: 2,
       devices: 'virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=amd64 firmware=default runtime-volume=STACKCFG ' +
-        'fsdev=hostfs pcie-root-port=hostfs-port virtio-9p-pci=hostfs-dev(unmounted) mount=/usr/local/bin/mount-host-fs --post-resume virtserialport=org.qemu.guest_agent.0',
+        'fsdev=hostfs pcie-root-port=hostfs-port mount=/usr/local/bin/mount-host-fs --post-resume virtserialport=org.qemu.guest_agent.0',
       seed: 'abcdef0123456789',
       runtimeVolume: '0123456789abcdef',
     })

@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { buildArgv, machineShape, qemuBinaryFor, type LaunchPaths } from '../../src/drivers/qemu/argv.js'
+import { buildArgv, hostShareDevice, machineShape, qemuBinaryFor, type LaunchPaths } from '../../src/drivers/qemu/argv.js'
 import { findUefiFirmware } from '../../src/drivers/qemu/firmware.js'
 import { expectedFingerprint } from '../../src/drivers/qemu/snapshot.js'
 import { parseUsernet } from '../../src/drivers/qemu/usernet.js'
@@ -91,7 +91,6 @@ const REAL_DEVICES = [
   '-netdev', 'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:26701-:8102', '-device', 'virtio-net-pci,netdev=net0',
   '-fsdev', 'local,id=hostfs,path=/i/host,security_model=none',
   '-device', 'pcie-root-port,id=hostfs-port,bus=pcie.0,chassis=1',
-  '-device', 'virtio-9p-pci,id=hostfs-dev,fsdev=hostfs,mount_tag=hostfs,bus=hostfs-port',
   '-device', 'virtio-serial-pci,id=serial0',
   '-chardev', 'socket,id=qga,path=/i/qga.sock,server=on,wait=off',
   '-device', 'virtserialport,bus=serial0.0,chardev=qga,name=org.qemu.guest_agent.0',
@@ -100,7 +99,7 @@ const REAL_DEVICES = [
 ]
 
 describe('buildArgv for the real image', () => {
-  it('amd64: q35, -cpu max under TCG, SeaBIOS (no firmware drives), disk boot, STACKCFG read-only virtio disk, the 9p share on its root port, guest agent', () => {
+  it('amd64: q35, -cpu max under TCG, SeaBIOS (no firmware drives), disk boot, STACKCFG read-only virtio disk, share host side and root port, guest agent', () => {
     const argv = buildArgv({ manifest: real, shape: machineShape(real, 'tcg', 4096), paths: realPaths, forwards: realForwards })
     expect(argv).toEqual([
       '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
@@ -151,19 +150,16 @@ describe('buildArgv for the real image', () => {
     expect(machineShape(arm, 'hvf', 512)).toMatchObject({ machine: 'virt', cpu: 'host', accel: 'hvf' })
   })
 
-  it('plugs the 9p share into its root port under the tag the manifest names', () => {
-    const share = (m: ImageManifest) => buildArgv({
-      manifest: m, shape: machineShape(m, 'tcg', 4096), forwards: [],
-      paths: { disk: '/d', qmpSocket: '/q', consoleLog: '/c', runtimeVolume: '/r', hostShare: '/s', guestAgentSocket: '/a' },
-    }).filter((arg) => arg.startsWith('virtio-9p-pci'))
-    expect(share(real)).toEqual(['virtio-9p-pci,id=hostfs-dev,fsdev=hostfs,mount_tag=hostfs,bus=hostfs-port'])
-    expect(share({ ...real, hostShare: { tag: 'other', guestPath: '/x', mountCommand: ['/m'] } })).toEqual(['virtio-9p-pci,id=hostfs-dev,fsdev=hostfs,mount_tag=other,bus=hostfs-port'])
+  it('returns device_add arguments that plug the 9p share into its root port', () => {
+    expect(hostShareDevice(real)).toEqual({ driver: 'virtio-9p-pci', id: 'hostfs-dev', fsdev: 'hostfs', mount_tag: 'hostfs', bus: 'hostfs-port' })
+    expect(hostShareDevice({ ...real, hostShare: { tag: 'other', guestPath: '/x', mountCommand: ['/m'] } }).mount_tag).toBe('other')
+    expect(() => hostShareDevice(manifest)).toThrow(/no hostShare/)
   })
 
   it('binds a snapshot to arch, firmware and the new devices, leaving manifests without them as they were', () => {
     const devices = (m: ImageManifest) => expectedFingerprint(m, machineShape(m, 'tcg', 4096), '7.2.22', 's', '').devices
-    expect(devices(real)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=amd64 firmware=default runtime-volume=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port virtio-9p-pci=hostfs-dev(unmounted) mount=/usr/local/bin/mount-host-fs --post-resume virtserialport=org.qemu.guest_agent.0')
-    expect(devices(arm)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=arm64 firmware=uefi runtime-volume=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port virtio-9p-pci=hostfs-dev(unmounted) mount=/usr/local/bin/mount-host-fs --post-resume virtserialport=org.qemu.guest_agent.0')
+    expect(devices(real)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=amd64 firmware=default runtime-volume=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port mount=/usr/local/bin/mount-host-fs --post-resume virtserialport=org.qemu.guest_agent.0')
+    expect(devices(arm)).toBe('virtio-blk virtio-net-pci fw_cfg-seed disk guest-ports=8101,8102,9090,9001,8114 arch=arm64 firmware=uefi runtime-volume=STACKCFG fsdev=hostfs pcie-root-port=hostfs-port mount=/usr/local/bin/mount-host-fs --post-resume virtserialport=org.qemu.guest_agent.0')
     expect(expectedFingerprint(arm, machineShape(arm, 'tcg', 4096), '7.2.22', 's', '')).toMatchObject({ machine: 'virt', cpu: 'max' })
     expect(devices(manifest)).toBe('virtio-blk virtio-net-pci fw_cfg-seed vmlinux initrd.img console=ttyS0 qboot guest-ports=8102,8101')
   })

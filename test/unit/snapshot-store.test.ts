@@ -10,8 +10,9 @@ import { describe, expect, it } from 'vitest'
 import type { ImageManifest } from '../../src/image/manifest.js'
 import { checkpointDir, sweepCheckpoints } from '../../src/drivers/qemu/checkpoint.js'
 import {
-  checkFiles, expectedFingerprint, lookupSnapshot, removeAbandoned, snapshotDir, snapshotFiles, writeRecord,
+  checkFiles, expectedFingerprint, listRefusals, lookupSnapshot, readRefusal, rememberRefusal, removeAbandoned, snapshotDir, snapshotFiles, writeRecord,
 } from '../../src/drivers/qemu/snapshot.js'
+import { pruneCache } from '../../src/image/cache.js'
 
 const manifest = { name: 'img', fingerprint: 'f', memoryMb: 512, cpus: 2, boot: { kind: 'disk' }, services: [{ name: 'backend', guestPort: 8102 }] } as ImageManifest
 const shape = (memoryMb: number) => ({ accel: 'tcg' as const, cpu: 'qemu64', machine: 'pc', memoryMb, cpus: 2 })
@@ -93,5 +94,23 @@ describe('the snapshot store', () => {
     await sweepCheckpoints({ kind: 'snapshot', files: ready.files, record: ready.record }, (meta) => meta === 'gone', 'current')
     const left = fs.readdirSync(path.dirname(readyDir)).map((entry) => entry.replace(`${path.basename(readyDir)}-checkpoint-`, '')).sort()
     expect(left).toEqual(['current', 'fits', `other.staging-${process.pid}`, 'saving', path.basename(readyDir)].sort())
+  })
+})
+
+describe('a refused capture', () => {
+  it('is remembered beside its slot, listed for doctor, kept apart from other slots, and dropped by a prune', async () => {
+    const cache = cacheDir()
+    const refused = snapshotDir(cache, manifest, fingerprint(512))
+    const other = await slot(cache, 640)
+    expect(await readRefusal(refused)).toBeUndefined()
+    await rememberRefusal(refused, 'Migration is disabled when VirtFS export path is mounted')
+    expect(await readRefusal(refused)).toMatchObject({ reason: 'Migration is disabled when VirtFS export path is mounted' })
+    expect(await readRefusal(other)).toBeUndefined() // another fingerprint (a new image or QEMU) is another slot
+    expect((fs.statSync(`${refused}.refused.json`).mode & 0o777).toString(8)).toBe('600')
+    expect((await listRefusals(cache)).map((r) => r.slot)).toEqual([refused])
+    const pruned = await pruneCache(cache, 7, () => {})
+    expect(pruned.leftovers).toEqual([`${refused}.refused.json`])
+    expect(await readRefusal(refused)).toBeUndefined()
+    expect((await lookupSnapshot(other, fingerprint(640))).kind).toBe('usable') // a prune keeps slots used lately
   })
 })

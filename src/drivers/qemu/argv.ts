@@ -19,6 +19,18 @@ export interface MachineShape {
 
 /** The ids of the 9p share's host side (`-fsdev`), of its root port, and of its device. */
 export const HOST_SHARE = { fsdev: 'hostfs', port: 'hostfs-port', device: 'hostfs-dev' } as const
+
+/**
+ * The 9p share's device, for QMP `device_add` into its empty root port. As Stack Auth's script
+ * does, a snapshot never holds it: the guest's services hold their own mount of the share (a
+ * container's mount namespace), which no unmount by the host can release, and QEMU will not
+ * migrate a mounted share. It is on the command line of a cold boot, and hot-plugged after each
+ * restore (launch.ts).
+ */
+export function hostShareDevice(manifest: ImageManifest): { driver: 'virtio-9p-pci'; id: string; fsdev: string; mount_tag: string; bus: string } {
+  if (!manifest.hostShare) throw new Error(`Image ${manifest.name} has no hostShare`)
+  return { driver: 'virtio-9p-pci', id: HOST_SHARE.device, fsdev: HOST_SHARE.fsdev, mount_tag: manifest.hostShare.tag, bus: HOST_SHARE.port }
+}
 export const GUEST_AGENT_PORT = 'org.qemu.guest_agent.0'
 
 /**
@@ -88,6 +100,8 @@ export function buildArgv(options: {
   ram?: RamFile
   /** Wait for an incoming migration (snapshot restore) instead of booting. */
   incoming?: boolean
+  /** The share's 9p device plugged from the start: a cold boot that will never be captured. */
+  shareAttached?: boolean
 }): string[] {
   const { manifest, shape, paths, forwards, ram } = options
   const missing = missingPaths(manifest, paths)
@@ -136,11 +150,13 @@ export function buildArgv(options: {
     argv.push('-fw_cfg', `name=opt/stack-emulator/user-data,file=${optionValue(paths.seed.userData)}`)
   }
   if (paths.hostShare && manifest.hostShare) {
-    // The 9p device sits on a root port of its own and is in every snapshot, unmounted (QEMU will not
-    // migrate a mounted share): a restore then only mounts it, where a hot-plug cost the guest ~0.4 s.
+    // The host side and an empty root port; the device itself only when `shareAttached` (hostShareDevice).
     argv.push('-fsdev', `local,id=${HOST_SHARE.fsdev},path=${optionValue(paths.hostShare)},security_model=none`)
     argv.push('-device', `pcie-root-port,id=${HOST_SHARE.port},bus=pcie.0,chassis=1`)
-    argv.push('-device', `virtio-9p-pci,id=${HOST_SHARE.device},fsdev=${HOST_SHARE.fsdev},mount_tag=${manifest.hostShare.tag},bus=${HOST_SHARE.port}`)
+    if (options.shareAttached) {
+      const device = hostShareDevice(manifest)
+      argv.push('-device', `${device.driver},id=${device.id},fsdev=${device.fsdev},mount_tag=${device.mount_tag},bus=${device.bus}`)
+    }
   }
   if (paths.guestAgentSocket && manifest.guestAgent) {
     argv.push('-device', 'virtio-serial-pci,id=serial0')

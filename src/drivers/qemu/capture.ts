@@ -13,12 +13,12 @@ import { buildArgv, type RamFile } from './argv.js'
 import { createOverlay } from './binary.js'
 import { QemuProcess } from './process.js'
 import {
-  copySeed, discardSnapshot, expectedFingerprint, lookupSnapshot, removeAbandoned, snapshotDir, snapshotFiles,
-  withSnapshotLock, writeRecord, type SnapshotFiles, type SnapshotFingerprint, type SnapshotRecord,
+  copySeed, discardSnapshot, expectedFingerprint, lookupSnapshot, readRefusal, rememberRefusal, removeAbandoned, snapshotDir,
+  snapshotFiles, withSnapshotLock, writeRecord, type SnapshotFiles, type SnapshotFingerprint, type SnapshotRecord,
 } from './snapshot.js'
-import { local } from '../../local-failure.js'
+import { local, localFailure } from '../../local-failure.js'
 import { afterLaunch, uefiFirmware, firstLine, healthTargets, resolvedForwards, seedDigest, seedFiles, type Context } from './launch.js'
-import { guestExec, guestReadFile, withGuestAgent } from './guest-agent.js'
+import { guestReadFile, withGuestAgent } from './guest-agent.js'
 import { runtimeVolumeDigest, writeRuntimeVolume } from './runtime-volume.js'
 
 export interface ReadySnapshot {
@@ -33,6 +33,11 @@ export async function readySnapshot(ctx: Context, qemuVersion: string): Promise<
   const dir = snapshotDir(ctx.options.settings.cacheRoot, ctx.manifest, expected)
   const found = await lookupSnapshot(dir, expected)
   if (found.kind === 'usable') return found
+  const refusal = await readRefusal(dir)
+  if (refusal) {
+    ctx.options.log(`Cold booting: a capture of the ready snapshot was refused on ${refusal.at} (${refusal.reason}). A new image or QEMU, or \`stack-emulator image prune\`, tries again.`)
+    return undefined
+  }
   if (found.kind === 'unusable') ctx.options.log(`Not using the ready snapshot: ${found.reason}; cold booting and capturing a new one.`)
   try {
     return await local(path.dirname(dir), () => withSnapshotLock(dir, async () => {
@@ -46,10 +51,15 @@ export async function readySnapshot(ctx: Context, qemuVersion: string): Promise<
       return captured
     }))
   } catch (error) {
-    ctx.options.log(`Capturing the ready snapshot failed (${firstLine(error)}); using a plain cold boot.`)
+    const remembered = error instanceof CaptureRefused && !localFailure(error.cause, dir)
+    if (remembered) await rememberRefusal(dir, error.message).catch(() => {})
+    ctx.options.log(`Capturing the ready snapshot failed (${firstLine(error)}); using a plain cold boot${remembered ? ', now and at later starts (stack-emulator doctor shows why)' : ''}.`)
     return undefined
   }
 }
+
+/** QEMU would not save a guest that booted and answered: it would refuse again at the next start. */
+class CaptureRefused extends Error {}
 
 /**
  * Boots a template with its RAM in a shared file, waits until it is healthy, warms it up,
@@ -100,7 +110,12 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
       if (key && !internalKey) throw new StackEmulatorError(`The guest has no internal key in ${key.guestPath}`, { code: 'SNAPSHOT' })
     }
     ctx.options.progress('capturing the ready snapshot')
-    await saveDeviceState(ctx, proc, agentSocket, files.state)
+    try {
+      await saveDeviceState(ctx, proc, files.state)
+    } catch (error) {
+      // The guest booted and answered, yet QEMU would not save it: that recurs on every try.
+      throw new CaptureRefused(firstLine(error), { cause: error })
+    }
     await proc.stop()
     await fs.rename(staging, dir)
   } catch (error) {
@@ -123,16 +138,10 @@ const QUIET = { windowMs: 500, cpuMs: 50, timeoutMs: 15_000 }
  * Saves a running VM's device state into `file` (its RAM is in its shared file already). The guest
  * goes quiet first, since every restore replays the work it has in flight (a snapshot taken at
  * once had each restore answer four requests whose clients had gone, printing their tracebacks on
- * the serial console). The share is unmounted, since QEMU will not migrate a mounted 9p share; its
- * device stays, so that a restore only mounts it (a hot-plug cost the guest about 0.4 s under TCG).
+ * the serial console). The share's device must not be plugged (share-device.ts).
  */
-export async function saveDeviceState(ctx: Context, proc: QemuProcess, agentSocket: string, file: string): Promise<void> {
+export async function saveDeviceState(ctx: Context, proc: QemuProcess, file: string): Promise<void> {
   await guestQuiet(proc)
-  const share = ctx.manifest.hostShare
-  if (share) {
-    const unmount = 'if grep -q " $0 9p " /proc/mounts; then exec umount "$0"; fi'
-    await withGuestAgent(agentSocket, 30_000, (agent) => guestExec(agent, ['/bin/sh', '-c', unmount, share.guestPath], 20_000))
-  }
   await proc.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] })
   await proc.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3 })
   await migrateToFile(proc, path.join(ctx.instanceDir, 'migrate.sock'), file)

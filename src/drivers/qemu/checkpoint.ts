@@ -4,7 +4,7 @@
  *
  * A checkpoint is taken from a VM restored for the purpose over a private copy of the ready
  * snapshot's RAM file mapped shared, on its own disk layer over the ready snapshot's: when the
- * suite is done seeding, the share is unmounted (QEMU will not migrate a mounted 9p share),
+ * suite is done seeding, the share is unmounted and unplugged (share-device.ts),
  * the device state is migrated out without the RAM (x-ignore-shared: it is in the file already),
  * and the three files are published as one slot beside the ready snapshot's, as capture.ts does.
  */
@@ -13,6 +13,8 @@ import path from 'node:path'
 import { checkPathPart } from '../../instance/paths.js'
 import { createOverlay } from './binary.js'
 import { saveDeviceState } from './capture.js'
+import { withGuestAgent } from './guest-agent.js'
+import { unplugShare } from './share-device.js'
 import type { QemuProcess } from './process.js'
 import type { CheckpointCheck, CheckpointRetired } from '../types.js'
 import {
@@ -58,7 +60,8 @@ export async function stageCheckpoint(base: SnapshotMode, dir: string): Promise<
 
 /** Saves the seeding VM as the checkpoint in `dir` and stops it. */
 export async function saveCheckpoint(ctx: Context, proc: QemuProcess, slot: Slot, staged: SnapshotMode, dir: string, meta: unknown): Promise<SnapshotMode> {
-  await saveDeviceState(ctx, proc, agentSocketPath(ctx, slot), path.join(staged.files.dir, 'state'))
+  await withGuestAgent(agentSocketPath(ctx, slot), 30_000, (agent) => unplugShare(ctx.manifest, proc, agent))
+  await saveDeviceState(ctx, proc, path.join(staged.files.dir, 'state'))
   await proc.stop()
   return withSnapshotLock(dir, async () => {
     await discardSnapshot(dir)

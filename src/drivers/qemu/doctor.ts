@@ -1,13 +1,16 @@
 /**
  * The QEMU driver's part of `stack-emulator doctor`: the binary and its version, the accelerator
- * (from the cached probe verdict: no VM is started), and the tools the driver runs.
+ * (from the cached probe verdict: no VM is started), the tools the driver runs, and captures
+ * QEMU refused.
  */
 import fs from 'node:fs/promises'
+import path from 'node:path'
 import { missing, tool, type Finding } from '../../doctor/finding.js'
 import { which } from '../../which.js'
 import { cachedAccelVerdict } from './accel.js'
 import { findQemu, type QemuBinary } from './binary.js'
 import type { QemuSettings } from './settings.js'
+import { listRefusals } from './snapshot.js'
 
 export interface QemuDoctorContext {
   qemu: QemuSettings
@@ -32,7 +35,18 @@ export async function qemuFindings(ctx: QemuDoctorContext): Promise<Finding[]> {
       tool(ctx.root, 'qemu-img', 'qemu-utils', 'runs the VM on copy-on-write disks'),
       tool(ctx.root, 'xorriso', 'xorriso', 'writes the runtime volume (STACKCFG) of the fixture and of the real image'),
     ])),
+    ...(await refusedCaptures(ctx.cacheRoot)),
   ]
+}
+
+/** Captures QEMU refused, which make every start of their configuration a cold boot. */
+async function refusedCaptures(cacheRoot: string): Promise<Finding[]> {
+  return (await listRefusals(cacheRoot)).map((refusal) => ({
+    id: 'snapshot',
+    status: 'warn',
+    message: `starts of ${path.basename(refusal.slot)} cold-boot: its ready snapshot's capture was refused on ${refusal.at} (${refusal.reason})`,
+    fix: 'stack-emulator image prune (tries the capture again at the next start)',
+  }))
 }
 
 async function accel(ctx: QemuDoctorContext, qemu: QemuBinary | undefined): Promise<Finding> {

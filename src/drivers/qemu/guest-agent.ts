@@ -45,9 +45,34 @@ export async function guestExec(agent: QmpClient, argv: string[], timeoutMs: num
   }
 }
 
-/** Sets the guest's clock to the host's (the agent also writes it to the guest's RTC). */
-export async function guestSetTime(agent: QmpClient): Promise<void> {
-  await agent.execute('guest-set-time', { time: Date.now() * 1_000_000 })
+/** How the guest's clock is set: the agent's own command, or `date` run through it. */
+export type ClockMethod = 'guest-set-time' | 'date'
+
+/**
+ * Sets the guest's clock to the host's and reads it back (`guest-get-time` needs nothing in the
+ * guest). `guest-set-time` is refused where the guest has no /sbin/hwclock (Debian's agent does not
+ * pull it in, and Stack Auth's image lacks it): then `date -u -s @<seconds>` through `guest-exec`,
+ * which any Linux guest with coreutils runs. `known` skips the method that failed before.
+ * Returns the method that worked and how far the guest's clock still is from the host's.
+ */
+export async function syncGuestClock(agent: QmpClient, known?: ClockMethod): Promise<{ method: ClockMethod; skewMs: number }> {
+  let method: ClockMethod = known ?? 'guest-set-time'
+  if (method === 'guest-set-time') {
+    try {
+      await agent.execute('guest-set-time', { time: Date.now() * 1_000_000 })
+    } catch {
+      method = 'date'
+    }
+  }
+  if (method === 'date') {
+    // Computed as late as possible; the guest's process start (tens of ms under TCG) is the error left.
+    const now = Date.now()
+    await guestExec(agent, ['/bin/date', '-u', '-s', `@${Math.floor(now / 1000)}.${String(now % 1000).padStart(3, '0')}`], 10_000)
+  }
+  const before = Date.now()
+  const guestNs = await agent.execute<number>('guest-get-time')
+  const hostMs = (before + Date.now()) / 2
+  return { method, skewMs: Math.round(guestNs / 1_000_000 - hostMs) }
 }
 
 /** Reads a small file from the guest. */

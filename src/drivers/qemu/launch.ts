@@ -15,8 +15,9 @@ import { platform, type ImageManifest } from '../../image/manifest.js'
 import { findUefiFirmware } from './firmware.js'
 import { buildArgv, type Forward, type LaunchPaths, type MachineShape } from './argv.js'
 import { createOverlay } from './binary.js'
-import { guestExec, guestSetTime } from './guest-agent.js'
-import { QmpClient } from './qmp.js'
+import { syncGuestClock, withGuestAgent, type ClockMethod } from './guest-agent.js'
+import type { QmpClient } from './qmp.js'
+import { plugShare } from './share-device.js'
 import type { HostShare } from '../host-share.js'
 import { local } from '../../local-failure.js'
 import type { Stopwatch } from '../../stopwatch.js'
@@ -41,12 +42,14 @@ export interface Context {
   share?: HostShare
   /** This instance's runtime volume (manifest `runtimeVolume`), written once per VM lifetime. */
   runtimeVolume?: Promise<string>
+  /** How this guest's clock was last set (guest-agent.ts), so a restore does not try what failed. */
+  clockMethod?: ClockMethod
 }
 
 /** How long the guest agent may take to answer: a cold-booted guest starts it with its services. */
 const AGENT_TIMEOUT_MS = 30_000
-/** Stack Auth's script waits as long for its share to mount after a restore. */
-const MOUNT_TIMEOUT_MS = 20_000
+/** How far the guest clock may be from the host's once set. */
+const CLOCK_TOLERANCE_MS = 2000
 
 export interface SnapshotMode {
   kind: 'snapshot'
@@ -71,7 +74,7 @@ export async function launchReady(ctx: Context, mode: Mode, forwards: Forward[],
   const proc = await local(ctx.instanceDir, () => QemuProcess.launch({
     binary: ctx.binary,
     // A cold-booted guest mounts its share at boot and publishes its key through it itself.
-    argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths, forwards, ram: undefined }),
+    argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths, forwards, ram: undefined, shareAttached: true }),
     qmpSocket: qmpSocketPath(ctx),
     consoleLog: consolePath(ctx),
     debug: ctx.debug,
@@ -135,43 +138,33 @@ async function restore(ctx: Context, { files, record, seeding }: SnapshotMode, f
 }
 
 /**
- * What a restored guest lacks: the 9p share, whose device is there but was unmounted for the capture
- * (QEMU will not migrate it mounted), mounted through the guest agent as Stack Auth's script does;
- * the internal key in the VM folder, which the captured guest could not publish; the clock.
+ * What a restored guest lacks: the 9p share, never in a snapshot, plugged and mounted as Stack
+ * Auth's script does (share-device.ts); the internal key in the VM folder, which the captured guest
+ * could not publish; the clock, which stands at the capture's time.
  */
 async function afterRestore(ctx: Context, proc: QemuProcess, slot: Slot, record: SnapshotRecord): Promise<void> {
   const { manifest, share } = ctx
   const key = manifest.credentials?.internalKey
   if (share && key && record.internalKey) await share.writeVmFile(key.file, record.internalKey)
   if (!manifest.guestAgent) return
-  const agent = await QmpClient.connectAgent(agentSocketPath(ctx, slot), AGENT_TIMEOUT_MS)
-  try {
-    if (manifest.hostShare) await guestExec(agent, manifest.hostShare.mountCommand, MOUNT_TIMEOUT_MS)
-  } catch (error) {
-    agent.close()
-    throw error
-  }
-  if (manifest.clock) return agent.close()
-  setClockThrough(agent, ctx, proc)
+  await withGuestAgent(agentSocketPath(ctx, slot), AGENT_TIMEOUT_MS, async (agent) => {
+    await plugShare(manifest, proc, agent)
+    if (!manifest.clock) await setClock(ctx, agent)
+  })
 }
 
 /**
- * guest-set-time sets the clock the moment the idle agent reads it, then waits up to a second for
- * hwclock to write the RTC: nobody waits for that second part. The connection stays open until
- * the agent answers (it serves one client at a time), and a failure is logged.
+ * Sets the guest clock and checks it: a guest left at the snapshot's time mints tokens that are
+ * already expired on the host. A clock that cannot be set is said once per VM, not fatal.
  */
-function setClockThrough(agent: QmpClient, ctx: Context, proc: QemuProcess): void {
-  void guestSetTime(agent).then(
-    () => agent.close(),
-    (error: unknown) => {
-      agent.close()
-      // A VM being stopped closes the agent's socket before its process ends: only a VM still
-      // running a moment later makes this worth saying.
-      setTimeout(() => {
-        if (proc.isAlive) ctx.options.log(`Setting the guest clock through its agent failed: ${firstLine(error)}`)
-      }, 2000).unref()
-    },
-  )
+async function setClock(ctx: Context, agent: QmpClient): Promise<void> {
+  try {
+    const { method, skewMs } = await syncGuestClock(agent, ctx.clockMethod)
+    ctx.clockMethod = method
+    if (Math.abs(skewMs) > CLOCK_TOLERANCE_MS) ctx.options.log(`The guest clock is ${skewMs} ms off the host's after setting it (${method}); tokens it mints may look expired or not yet valid.`)
+  } catch (error) {
+    ctx.options.log(`Setting the guest clock through its agent failed (${firstLine(error)}); it stands at the snapshot's time, so tokens it mints may look expired.`)
+  }
 }
 
 /**

@@ -16,7 +16,7 @@ import crypto from 'node:crypto'
 import { sha256 } from '../../digest.js'
 import { checkPathPart } from '../../instance/paths.js'
 import { isProcessAlive } from '../../instance/process-alive.js'
-import { touch } from '../../image/cache.js'
+import { readJson, touch } from '../../image/cache.js'
 import { platform, type ImageManifest } from '../../image/manifest.js'
 import type { MachineShape } from './argv.js'
 
@@ -110,14 +110,14 @@ export function expectedFingerprint(
 /**
  * The machine fields a manifest sets, appended only when set: a manifest without them (the
  * fixture's) keeps the fingerprint its snapshots were captured under. The machine type and CPU
- * model have their own fields. The 9p device is there, unmounted, in every snapshot.
+ * model have their own fields. The 9p device is never there at capture: only its empty root port.
  */
 function platformDevices(manifest: ImageManifest): string {
   const { arch, firmware } = platform(manifest)
   const parts: string[] = []
   if (manifest.arch !== undefined || manifest.firmware !== undefined) parts.push(`arch=${arch} firmware=${firmware}`)
   if (manifest.runtimeVolume) parts.push(`runtime-volume=${manifest.runtimeVolume.label}`)
-  if (manifest.hostShare) parts.push(`fsdev=hostfs pcie-root-port=hostfs-port virtio-9p-pci=hostfs-dev(unmounted) mount=${manifest.hostShare.mountCommand.join(' ')}`)
+  if (manifest.hostShare) parts.push(`fsdev=hostfs pcie-root-port=hostfs-port mount=${manifest.hostShare.mountCommand.join(' ')}`)
   if (manifest.guestAgent) parts.push('virtserialport=org.qemu.guest_agent.0')
   return parts.map((p) => ` ${p}`).join('')
 }
@@ -231,4 +231,41 @@ export async function withSnapshotLock<T>(dir: string, fn: () => Promise<T>): Pr
   } finally {
     await release().catch(() => {})
   }
+}
+
+/**
+ * A capture QEMU refused (the guest booted and answered, yet its state would not save, e.g. a
+ * share the guest holds): remembered beside the slot, so that later starts cold-boot at once
+ * instead of paying for a capture that fails again. A new image or QEMU is another slot; `image
+ * prune` drops every record (image/cache.ts).
+ */
+export interface CaptureRefusal {
+  reason: string
+  at: string
+}
+
+export const REFUSAL_SUFFIX = '.refused.json'
+
+export async function readRefusal(dir: string): Promise<CaptureRefusal | undefined> {
+  const refusal = await readJson<CaptureRefusal>(`${dir}${REFUSAL_SUFFIX}`)
+  return typeof refusal?.reason === 'string' ? refusal : undefined
+}
+
+export async function rememberRefusal(dir: string, reason: string): Promise<void> {
+  const file = `${dir}${REFUSAL_SUFFIX}`
+  await fs.writeFile(`${file}.tmp-${process.pid}`, JSON.stringify({ reason, at: new Date().toISOString() } satisfies CaptureRefusal), { mode: 0o600 })
+  await fs.rename(`${file}.tmp-${process.pid}`, file)
+}
+
+/** Every refusal in the cache, with the slot it belongs to (doctor and status show them). */
+export async function listRefusals(cacheRoot: string): Promise<(CaptureRefusal & { slot: string })[]> {
+  const root = path.join(cacheRoot, 'snapshots')
+  const entries = await fs.readdir(root).catch(() => [] as string[])
+  const found: (CaptureRefusal & { slot: string })[] = []
+  for (const entry of entries.filter((e) => e.endsWith(REFUSAL_SUFFIX))) {
+    const slot = path.join(root, entry.slice(0, -REFUSAL_SUFFIX.length))
+    const refusal = await readRefusal(slot)
+    if (refusal) found.push({ ...refusal, slot })
+  }
+  return found
 }

@@ -1,0 +1,21 @@
+/**
+ * The one way to wait for a condition: ask `check` every `intervalMs` until it returns true or
+ * the deadline passes; the caller words the timeout (`timeoutError`). A check that throws ends
+ * the wait with its error.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+
+export interface PollOptions {
+  timeoutMs: number
+  intervalMs: number
+  timeoutError: () => Error
+}
+
+export async function pollUntil(check: () => Promise<boolean> | boolean, options: PollOptions): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs
+  for (;;) {
+    if (await check()) return
+    if (Date.now() >= deadline) throw options.timeoutError()
+    await sleep(options.intervalMs)
+  }
+}
