@@ -1,11 +1,28 @@
 /**
  * A loopback stand-in for GitHub's release API (test/integration/pull.test.ts): the release of
  * a tag, the asset's API URL answering 302 to the file on a second server (another origin), and
- * the file with Range support that can be switched off, slowed down, or cut halfway.
+ * the file with Range support that can be switched off, slowed down, or cut halfway. A release
+ * says which commit it was built from as Stack Auth's workflow writes it (see `ReleaseInfo`).
  */
 import { createReadStream, statSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { SHIPPED_COMMIT } from '../src/image/pull.js'
+
+/**
+ * A release's notes and target. By default as Stack Auth's workflow makes them
+ * (.github/workflows/qemu-emulator-build.yaml): `emulator-<branch>-latest` targets the commit
+ * it was built from (here the one the shipped files describe, so pulls print no warning) with
+ * notes that name none; an immutable tag's sha8 is in its name, its target is the branch.
+ */
+export interface ReleaseInfo {
+  body?: string | null
+  target_commitish?: string
+}
+
+/** The notes the workflow's "Prepare release assets" step writes for an immutable release. */
+export const workflowNotes = (branch: string, sha: string) =>
+  `## QEMU Emulator Images\n\nBuilt from \`${branch}\` @ \`${sha}\`\n\n### Images\n| File | Description |\n|------|-------------|\n| \`stack-emulator-arm64.qcow2\` | ARM64 disk image |\n`
 
 export interface Served {
   server: 'api' | 'files'
@@ -30,8 +47,11 @@ export interface ReleaseServer {
   /** Base URL of the API (what STACK_EMULATOR_RELEASES_URL takes). */
   api: string
   served: Served[]
-  /** Publishes `file` as the asset `name` of release `tag` (a new asset id each time, as a re-upload). */
-  publish(tag: string, name: string, file: string): void
+  /**
+   * Publishes `file` as the asset `name` of release `tag` (a new asset id each time, as a
+   * re-upload); `info` sets the release's notes and target (kept for later uploads to the tag).
+   */
+  publish(tag: string, name: string, file: string, info?: ReleaseInfo): void
   mode: {
     /** Honour Range / If-Range (206) and say Accept-Ranges. */
     range: boolean
@@ -47,6 +67,7 @@ export interface ReleaseServer {
 
 export async function startReleaseServer(): Promise<ReleaseServer> {
   const releases = new Map<string, Asset[]>()
+  const infos = new Map<string, ReleaseInfo>()
   const byId = new Map<number, Asset>()
   let nextId = 1000
   const served: Served[] = []
@@ -108,8 +129,12 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
       const assets = releases.get(decodeURIComponent(tag))
       record('api', req, assets ? 200 : 404)
       if (!assets) return json(res, 404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' })
+      const name = decodeURIComponent(tag)
+      const [, branch = 'dev', latest] = /^emulator-(.+)-(?:(latest)|\d{8}-[0-9a-f]{8})$/.exec(name) ?? []
+      const info = { body: latest ? `Latest emulator images from \`${branch}\`. Auto-updated on each build.` : null, target_commitish: latest ? SHIPPED_COMMIT : branch, ...infos.get(name) }
       return json(res, 200, {
         tag_name: tag,
+        ...info,
         published_at: '2026-04-01T00:00:00Z',
         assets: assets.map((a) => ({
           id: a.id, name: a.name, size: a.size, updated_at: '2026-04-01T00:00:00Z',
@@ -135,7 +160,8 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
     api: apiBase,
     served,
     mode,
-    publish(tag, name, file) {
+    publish(tag, name, file, info) {
+      if (info) infos.set(tag, { ...infos.get(tag), ...info })
       const asset = { id: nextId++, name, file, size: statSync(file).size }
       byId.set(asset.id, asset)
       releases.set(tag, [...(releases.get(tag) ?? []).filter((a) => a.name !== name), asset])

@@ -48,7 +48,7 @@ export const COMMANDS = {
   },
   logs: {
     usage: 'logs [--name <name>] [--supervisor] [--json]',
-    summary: "print the VM's serial console (--supervisor: the supervisor's log)",
+    summary: "print the VM's serial console and its services' output (--supervisor: the supervisor's log)",
     flags: ['name', 'supervisor', 'json'],
   },
   exec: {
@@ -65,10 +65,10 @@ export const COMMANDS = {
     flagHelp: { force: 'rebuild even when an image of the same inputs is cached' },
   },
   'image pull': {
-    usage: 'image pull [--branch <branch> | --tag <tag>] [--arch amd64|arm64] [--sha256 <hex>] [--warm] [--json]',
+    usage: 'image pull [--branch <branch> | --tag <tag>] [--arch amd64|arm64] [--sha256 <hex>] [--manifest <file>] [--base-env <file>] [--warm] [--json]',
     summary: 'download the real Stack Auth emulator image (a GitHub release) into the cache',
-    more: "From GitHub's API, or STACK_EMULATOR_RELEASES_URL; GITHUB_TOKEN is sent to that API only.\nAn interrupted pull resumes. Then use it: --image stack-auth (the newest pulled) or\n--image stack-auth@<tag>.",
-    flags: ['branch', 'tag', 'arch', 'sha256', 'warm', 'json'],
+    more: "From GitHub's API, or STACK_EMULATOR_RELEASES_URL; GITHUB_TOKEN is sent to that API only.\nAn interrupted pull resumes. Then use it: --image stack-auth (the newest pulled) or\n--image stack-auth@<tag>. A warning says when the release was built from another Stack Auth\ncommit than the shipped manifest and base env describe: pass files for it (--manifest, --base-env).",
+    flags: ['branch', 'tag', 'arch', 'sha256', 'manifest', 'base-env', 'warm', 'json'],
   },
   'image list': {
     usage: 'image list [--json]',

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { acquire, type Emulator } from '../client/acquire.js'
-import { instanceFiles, instanceStatus, resetInstance, stopInstance } from '../client/control.js'
+import { instanceFiles, instanceServiceLogs, instanceStatus, resetInstance, stopInstance } from '../client/control.js'
 import { StackEmulatorError } from '../errors.js'
 import { log } from '../log.js'
 import { packageRoot } from '../package-root.js'
@@ -125,14 +125,22 @@ async function reset(args: ParsedArgs): Promise<number> {
   return 0
 }
 
+/** The serial console (or the supervisor's log), then, while it runs, the services' own output. */
 async function logs(args: ParsedArgs): Promise<number> {
   const paths = instanceFiles(args.options.name)
   const file = args.supervisor ? paths.supervisorLog : await currentConsoleLog(paths.dir)
   const text = await fs.readFile(file, 'utf8').catch(() => undefined)
-  if (args.json) print({ file, text: text ?? null })
-  else if (text === undefined) process.stderr.write(`stack-emulator: no log at ${file} (has instance "${paths.name}" ever run?)\n`)
-  else process.stdout.write(text)
-  return text === undefined ? NOT_RUNNING : 0
+  const services = args.supervisor ? undefined : await instanceServiceLogs(args.options.name).catch((error: Error) => {
+    log(`The services' output could not be read: ${error.message.split('\n')[0]}`)
+    return undefined
+  })
+  if (args.json) print({ file, text: text ?? null, services: services ?? null })
+  else if (text === undefined && !services) process.stderr.write(`stack-emulator: no log at ${file} (has instance "${paths.name}" ever run?)\n`)
+  else {
+    if (text !== undefined) process.stdout.write(text)
+    if (services) process.stdout.write(`--- the services' output: ${services.source} ---\n${services.text}`)
+  }
+  return text === undefined && !services ? NOT_RUNNING : 0
 }
 
 async function exec(args: ParsedArgs): Promise<number> {

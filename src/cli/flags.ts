@@ -36,6 +36,8 @@ export const FLAGS = {
   arch: { type: 'string', value: '<arch>', help: "amd64 or arm64 (image pull: default this machine's; start, exec: must be the image's)", option: 'arch' },
   sha256: { type: 'string', value: '<hex>', help: "the disk's expected sha256; a mismatch installs nothing", option: 'sha256' },
   warm: { type: 'boolean', help: 'then boot it once to capture its ready snapshot', option: 'warm' },
+  manifest: { type: 'string', value: '<file>', help: "the image's manifest instead of the shipped one (its base.env beside it)", option: 'manifestTemplate' },
+  'base-env': { type: 'string', value: '<file>', help: "the image's base env (NAME=value lines) instead of the shipped one", option: 'baseEnv' },
   'older-than': { type: 'string', value: '<days>', help: 'what was not used for this many days (default 30)' },
   force: { type: 'boolean', help: 'do it even when it could be skipped' },
   supervisor: { type: 'boolean', help: "the supervisor's log instead of the VM's console" },
@@ -80,7 +82,10 @@ export function optionsFromFlags(values: FlagValues, usageError: (message: strin
 /** `image pull`'s flags as pullImage()'s options (which check them), and `image prune`'s days. */
 export function imageOptionsFromFlags(values: FlagValues, usageError: (message: string) => Error): { pull: PullOptions; olderThanDays: number | undefined } {
   return {
-    pull: { branch: values.branch, tag: values.tag, arch: values.arch as PullOptions['arch'], sha256: values.sha256, warm: values.warm },
+    pull: {
+      branch: values.branch, tag: values.tag, arch: values.arch as PullOptions['arch'], sha256: values.sha256, warm: values.warm,
+      manifestTemplate: values.manifest, baseEnv: values['base-env'],
+    },
     olderThanDays: wholeNumber(values, 'older-than', usageError),
   }
 }

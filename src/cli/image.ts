@@ -26,6 +26,11 @@ export async function imageBuild(args: ParsedArgs): Promise<number> {
 
 export async function imagePull(args: ParsedArgs): Promise<number> {
   const options = args.image.pull
+  if (options.manifestTemplate !== undefined || options.baseEnv !== undefined) {
+    // The user's files are checked as they will be installed before anything is downloaded.
+    const { DEFAULT_TEMPLATE, checkImageFiles } = await import('../image/pull.js')
+    await checkImageFiles(options.manifestTemplate ?? DEFAULT_TEMPLATE, options.baseEnv, options.arch ?? hostArch())
+  }
   const result = await withProgress((phase) =>
     pullImage({ ...options, onProgress: (p) => phase(describeDownload(assetName(options.arch ?? hostArch()), p)), onPhase: phase, onLog: log }),
   )
@@ -39,6 +44,9 @@ export async function imagePull(args: ParsedArgs): Promise<number> {
     : 'already up to date'
   process.stdout.write(`${result.image} (${result.arch}): ${how}${result.warmed ? '; ready snapshot captured' : ''}\n`)
   process.stdout.write(`  sha256    ${result.sha256}\n  manifest  ${result.manifest}\n`)
+  process.stdout.write(`  commit    ${result.commit ?? 'unknown'} (stack-auth/stack-auth, from the release)\n`)
+  const own = result.userFiles
+  if (own) process.stdout.write(`  yours     ${[own.manifest && `manifest ${own.manifest}`, own.baseEnv && `base env ${own.baseEnv}`].filter(Boolean).join(', ')}\n`)
   process.stdout.write(`Use it with --image ${result.image} (or --image ${IMAGE_NAME}: the newest pulled).\n`)
   return 0
 }
@@ -53,8 +61,8 @@ export async function imageList(args: ParsedArgs): Promise<number> {
     process.stdout.write('No images in the cache. `stack-emulator image pull` downloads the real one.\n')
     return 0
   }
-  const rows = images.map((i) => [ref(i), i.arch ?? '-', formatBytes(i.sizeBytes), i.sha256?.slice(0, 12) ?? '-', day(i.pulledAt), day(i.lastUsedAt)])
-  table([['IMAGE', 'ARCH', 'SIZE', 'SHA256', 'PULLED', 'LAST USED'], ...rows])
+  const rows = images.map((i) => [ref(i), i.arch ?? '-', formatBytes(i.sizeBytes), i.sha256?.slice(0, 12) ?? '-', day(i.pulledAt), day(i.lastUsedAt), commit(i)])
+  table([['IMAGE', 'ARCH', 'SIZE', 'SHA256', 'PULLED', 'LAST USED', 'COMMIT'], ...rows])
   return 0
 }
 
@@ -96,6 +104,8 @@ export async function imagePrune(args: ParsedArgs): Promise<number> {
 }
 
 const ref = (image: CachedImage) => (image.name === IMAGE_NAME ? `${IMAGE_NAME}@${image.tag}` : image.name)
+/** The stack-auth/stack-auth commit a pulled image was built from, and whether it runs with the user's files. */
+const commit = (image: CachedImage) => (image.name !== IMAGE_NAME ? '-' : `${image.commit?.slice(0, 12) ?? 'unknown'}${image.userFiles ? ' (your files)' : ''}`)
 const day = (iso: string | null) => (iso ? iso.slice(0, 16).replace('T', ' ') : '-')
 
 function table(rows: string[][]): void {

@@ -48,6 +48,17 @@ export async function resetInstance(name?: string, force = false, lease?: number
   }
 }
 
+/** The running instance's services' own output (see RunningInstance.serviceLogs); null when it has none, undefined when nothing runs. */
+export async function instanceServiceLogs(name?: string): Promise<{ source: string; text: string } | null | undefined> {
+  const attached = await attachExisting(pathsFor(name), false, quiet)
+  if (!attached) return undefined
+  try {
+    return await attached.connection.request<{ source: string; text: string } | null>({ op: 'logs' }, 30_000)
+  } finally {
+    attached.connection.close()
+  }
+}
+
 /** Stops the instance even while leases are held; true when something was running. */
 export async function stopInstance(name?: string, log: (line: string) => void = quiet): Promise<boolean> {
   const attached = await attachExisting(pathsFor(name), false, log)

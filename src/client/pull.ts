@@ -24,8 +24,10 @@ export interface PullOptions {
   sha256?: string
   /** Then boot the image once to capture its ready snapshot, so the first start restores. @default false */
   warm?: boolean
-  /** The manifest whose services, boot and resources the image gets. @default manifests/stack-auth.json */
+  /** The manifest whose services, boot and resources the image gets (its runtime volume's files beside it). @default manifests/stack-auth.json */
   manifestTemplate?: string
+  /** An env file for the runtime volume's base.env instead of the one the manifest names. @default manifests/stack-auth.base.env */
+  baseEnv?: string
   /** Called during the download, at most every 250 ms, and once at its end. */
   onProgress?: (progress: PullProgress) => void
   /** Called with each phase of the warm-up boot. */
@@ -41,12 +43,13 @@ export interface PullResult extends PulledImage {
 
 export async function pullImage(options: PullOptions = {}): Promise<PullResult> {
   if (options === null || typeof options !== 'object') throw badOption('options', options, 'an object')
-  const { branch, tag, arch, sha256, warm, manifestTemplate, onProgress, onPhase, onLog = log } = options
+  const { branch, tag, arch, sha256, warm, manifestTemplate, baseEnv, onProgress, onPhase, onLog = log } = options
   if (branch !== undefined && tag !== undefined) {
     throw new StackEmulatorError('Pass a branch or a tag, not both: a tag names its branch (emulator-<branch>-latest)', { code: 'BAD_OPTION' })
   }
   if (warm !== undefined && typeof warm !== 'boolean') throw badOption('warm', warm, 'true or false')
   if (manifestTemplate !== undefined && typeof manifestTemplate !== 'string') throw badOption('manifestTemplate', manifestTemplate, 'a path to a manifest.json')
+  if (baseEnv !== undefined && typeof baseEnv !== 'string') throw badOption('baseEnv', baseEnv, 'a path to an env file')
   for (const [key, value] of Object.entries({ onProgress, onPhase, onLog })) {
     if (value !== undefined && typeof value !== 'function') throw badOption(key, value, 'a function')
   }
@@ -56,6 +59,7 @@ export async function pullImage(options: PullOptions = {}): Promise<PullResult> 
     arch: arch !== undefined ? checkArch(arch) : hostArch(),
     sha256: sha256 !== undefined ? checkSha256(sha256) : undefined,
     manifestTemplate: manifestTemplate ?? DEFAULT_TEMPLATE,
+    baseEnv,
     settings: readSettings(),
     onProgress: onProgress ?? (() => {}),
     onLog,

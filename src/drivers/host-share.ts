@@ -40,6 +40,11 @@ export class HostShare implements SharedFiles {
   }
 
   /** Puts the VM folder's file `name` (the internal key, written by the host after a restore). */
+  /** Where a file the guest writes into its VM folder appears on the host. */
+  vmFilePath(name: string): string {
+    return this.hostPath(path.join(this.vmDir, name))
+  }
+
   async writeVmFile(name: string, content: string): Promise<void> {
     const file = this.hostPath(path.join(this.vmDir, name))
     await this.mkdirs(this.vmDir)

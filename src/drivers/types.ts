@@ -121,6 +121,11 @@ export interface RunningInstance {
   /** Present when the driver can save seeded states (QEMU restored from a snapshot). */
   readonly checkpoints?: Checkpoints
   reset(): Promise<ResetResult>
+  /**
+   * The services' own output, where the driver can read it: a file they write through the share,
+   * else their unit's journal in the guest. undefined when it has none.
+   */
+  serviceLogs?(): Promise<{ source: string; text: string } | undefined>
   problem(): StackEmulatorError | undefined
   /** Stops what the driver started; safe to call twice. */
   stop(): Promise<void>
@@ -129,7 +134,8 @@ export interface RunningInstance {
 }
 
 /** The QEMU driver's own shape (vm.ts): the contract's instance less what its adapter (drivers/qemu/driver.ts) adds. */
-export type RunningVm = Omit<RunningInstance, 'driver' | 'id' | 'capabilities' | 'internalKey' | 'checkpoints'> & {
+export type RunningVm = Omit<RunningInstance, 'driver' | 'id' | 'capabilities' | 'internalKey' | 'checkpoints' | 'serviceLogs'> & {
+  serviceLogs(): Promise<{ source: string; text: string } | undefined>
   readonly pid: number
   /** Restored from a ready snapshot, so it can take checkpoints. */
   readonly checkpointable: boolean

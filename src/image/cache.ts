@@ -23,6 +23,12 @@ export interface ImageSource {
   assetUrl: string
   pulledAt: string
   sizeBytes: number
+  /** The stack-auth/stack-auth commit the release says it was built from; absent when it does not say. */
+  commit?: string
+  /** Where the release said it: its tag's sha8, its notes, or its target. */
+  commitFrom?: 'tag' | 'body' | 'target_commitish'
+  /** The user's own files used instead of the shipped ones (`image pull --manifest`, `--base-env`), as given. */
+  userFiles?: { manifest?: string; baseEnv?: string }
 }
 
 export interface CachedImage {
@@ -35,6 +41,10 @@ export interface CachedImage {
   /** The disk's sha256 (pulled images; a fixture's fingerprint digests its inputs instead). */
   sha256: string | null
   pulledAt: string | null
+  /** The stack-auth/stack-auth commit a pulled image was built from; null when unknown (and for fixtures). */
+  commit: string | null
+  /** The user's own manifest or base env, when the pull used them instead of the shipped ones. */
+  userFiles: { manifest?: string; baseEnv?: string } | null
   lastUsedAt: string
   /** The manifest's `name` and `fingerprint`, which its snapshots are keyed by. */
   imageName: string
@@ -60,6 +70,8 @@ export async function listImages(cacheRoot: string): Promise<CachedImage[]> {
       sizeBytes: await diskUsage(path.join(root, entry.name)),
       sha256: pulled ? m.fingerprint : null,
       pulledAt: m.source?.pulledAt ?? null,
+      commit: typeof m.source?.commit === 'string' ? m.source.commit : null,
+      userFiles: m.source?.userFiles ?? null,
       lastUsedAt: stat.mtime.toISOString(),
       imageName: m.name,
       fingerprint: m.fingerprint,

@@ -95,6 +95,11 @@ export interface ImageManifest {
   hostShare?: HostShareSpec
   /** A virtio-serial port for qemu-guest-agent (org.qemu.guest_agent.0). */
   guestAgent?: boolean
+  /**
+   * The systemd unit that runs the services (Stack Auth's `stack.service`): `stack-emulator logs`
+   * reads its journal through the guest agent, where a restored guest's output is.
+   */
+  serviceUnit?: string
   services: ServiceSpec[]
   /** Guest endpoint that sets the guest clock after a snapshot restore. */
   clock?: EndpointRef
@@ -226,6 +231,9 @@ function validate(m: ImageManifest, file: string): void {
     if (ref !== undefined && (!isObject(ref) || !names.includes(ref.service as string) || !urlPath(ref.path))) {
       problems.push(`"${key}" must be { "service": one of the services, "path": "/..." }`)
     }
+  }
+  if (m.serviceUnit !== undefined && !(typeof m.serviceUnit === 'string' && /^[\w@.-]+\.service$/.test(m.serviceUnit))) {
+    problems.push('"serviceUnit" must be a systemd unit name such as "stack.service"')
   }
   problems.push(...platformProblems(m, isObject))
   if (problems.length > 0) {

@@ -20,6 +20,14 @@ export interface ReleaseAsset {
   /** The asset's API URL: answers with a redirect to the file. */
   url: string
   updatedAt: string
+  /** The stack-auth/stack-auth commit the release says it was built from (releaseCommit), if it says. */
+  commit?: ReleaseCommit
+}
+
+/** An upstream commit (lower-case hex, 7 to 40 digits) and where the release said it. */
+export interface ReleaseCommit {
+  sha: string
+  from: 'tag' | 'body' | 'target_commitish'
 }
 
 const MAX_REDIRECTS = 5
@@ -56,7 +64,7 @@ export async function findAsset(api: Api, tag: string, arch: Arch): Promise<Rele
   const url = `${api.base}/repos/${RELEASE_REPO}/releases/tags/${tag}`
   const response = await get(url, { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' }, api, 30_000)
   const text = await response.body.text().catch((error: unknown) => { throw unreachable(url, error) })
-  let body: { message?: unknown; tag_name?: unknown; assets?: unknown } | undefined
+  let body: { message?: unknown; tag_name?: unknown; assets?: unknown; body?: unknown; target_commitish?: unknown } | undefined
   try {
     body = JSON.parse(text) as typeof body
   } catch {
@@ -91,5 +99,37 @@ export async function findAsset(api: Api, tag: string, arch: Arch): Promise<Rele
       code: 'PULL_FAILED', fix: 'Try another release (--tag); if this is a mirror, check what it serves.',
     })
   }
-  return { tag, name, size: asset.size as number, url: asset.url, updatedAt: String(asset.updated_at ?? '') }
+  const commit = releaseCommit(tag, body.body, body.target_commitish)
+  return { tag, name, size: asset.size as number, url: asset.url, updatedAt: String(asset.updated_at ?? ''), ...(commit ? { commit } : {}) }
+}
+
+const IMMUTABLE_TAG = /^emulator-.+-\d{8}-([0-9a-f]{8})$/
+/** The notes' line `Built from \`<branch>\` @ \`<sha>\`` (backticks and spacing optional). */
+const BUILT_FROM = /built from\s+`?[^`\s]*`?\s*@\s*`?([0-9a-f]{7,40})(?![0-9a-z])/i
+const FULL_SHA = /(?<![0-9a-z])([0-9a-f]{40})(?![0-9a-z])/i
+
+/**
+ * The stack-auth/stack-auth commit a release was built from, as Stack Auth's workflow
+ * (.github/workflows/qemu-emulator-build.yaml, job `publish`) records it:
+ * - step "Prepare release assets": the immutable tag `emulator-<branch>-<YYYYMMDD>-<sha8>`
+ *   (`SHORT_SHA="${GITHUB_SHA:0:8}"`), whose notes (release-notes.md, the release's `body`)
+ *   say "Built from \`${BRANCH}\` @ \`${GITHUB_SHA}\`" with the full sha;
+ * - step "Update latest tag for branch": `emulator-<branch>-latest`, whose notes name no commit,
+ *   edited on each build with `--target ${{ github.sha }}` (the API's `target_commitish`).
+ * The tag's sha8 first, then the body, then a full-sha `target_commitish` (a branch name is not a
+ * commit); a later source that extends the first (same prefix, longer) is kept instead: the full sha.
+ */
+export function releaseCommit(tag: string, body: unknown, targetCommitish: unknown): ReleaseCommit | undefined {
+  const found: ReleaseCommit[] = []
+  const fromTag = IMMUTABLE_TAG.exec(tag)?.[1]
+  if (fromTag) found.push({ sha: fromTag, from: 'tag' })
+  if (typeof body === 'string') {
+    const fromBody = BUILT_FROM.exec(body)?.[1] ?? FULL_SHA.exec(body)?.[1]
+    if (fromBody) found.push({ sha: fromBody.toLowerCase(), from: 'body' })
+  }
+  if (typeof targetCommitish === 'string' && /^[0-9a-f]{40}$/i.test(targetCommitish)) found.push({ sha: targetCommitish.toLowerCase(), from: 'target_commitish' })
+  const [first, ...rest] = found
+  if (!first) return undefined
+  const longer = rest.find((c) => c.sha.length > first.sha.length && c.sha.startsWith(first.sha))
+  return longer ?? first
 }

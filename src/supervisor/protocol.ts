@@ -50,6 +50,7 @@ export type Request =
   /** The project id and keys for an app's config file (absolute path), minted once per VM state. */
   | { op: 'credentials'; configFile: string }
   | { op: 'stop' }
+  | { op: 'logs' }
 
 export interface VmInfo {
   urls: Record<string, string>
@@ -178,6 +179,7 @@ export function parseRequest(message: unknown): { id: number; request: Request }
       return { id: id as number, request: { op: 'credentials', configFile: file as string } }
     }
     case 'status':
+    case 'logs':
     case 'stop':
     case 'checkpoint':
       return { id: id as number, request: { op: m.op } }

@@ -187,6 +187,8 @@ export class Supervisor {
         return this.saveCheckpoint(connection)
       case 'credentials':
         return this.credentials(request.configFile)
+      case 'logs':
+        return (await this.vm?.serviceLogs?.()) ?? null
       case 'stop':
         void this.shutdown(`stopped by request`)
         return { stopping: true }

@@ -17,7 +17,8 @@ const cache = privateCache(home)
 process.env.STACK_EMULATOR_CACHE_DIR = cache
 const instanceDir = (name: string) => path.join(home, 'state', name)
 const apps = fs.mkdtempSync(path.join(home, 'apps-'))
-const names = ['contract', 'ports-a', 'ports-b', 'no-volume', 'held']
+fs.writeFileSync(path.join(apps, 'gen.config.ts'), '')
+const names = ['contract', 'ports-a', 'ports-b', 'no-volume', 'held', 'gen-x-stack', 'gen-both', 'gen-typo']
 
 const variant = (name: string, change: (manifest: Record<string, any>) => void) =>
   fixtureVariant(path.join(home, `image-${name}`), (m) => {
@@ -29,8 +30,11 @@ const variant = (name: string, change: (manifest: Record<string, any>) => void) 
 const inGuest = (name: string, argv: string[]) =>
   withGuestAgent(path.join(instanceDir(name), 'qga.sock'), 10_000, (agent) => guestExec(agent, argv, 10_000))
 
-/** A guest shell expression: the pid of the fixture's services (the oldest process running server.main). */
-const servicesPid = 'for p in $(ls /proc | grep -E "^[0-9]+$" | sort -n); do grep -qs server.main /proc/$p/cmdline && { echo $p; break; }; done'
+/**
+ * A guest shell expression: the pid of the fixture's services, its only python3 process (by `comm`:
+ * reading another process's cmdline can block on that process's memory).
+ */
+const servicesPid = 'for p in $(ls /proc | grep -E "^[0-9]+$" | sort -n); do [ "$(cat /proc/$p/comm 2>/dev/null)" = python3 ] && { echo $p; break; }; done'
 
 const route = (vm: Emulator) => `${vm.backendUrl}/api/v1/internal/local-emulator/project`
 const internalKeyFile = (name: string) => path.join(instanceDir(name), 'share', instanceDir(name), 'vm', 'internal-pck')
@@ -112,6 +116,16 @@ describe('the fixture through the real contract', () => {
     expect(again.credentials?.projectId).toMatch(/^[0-9a-f-]{36}$/)
     await again.release()
   })
+
+  it("shows the services' own output after a restore: their unit's journal, read through the guest agent", async () => {
+    expect(vm.origin).toBe('snapshot')
+    const { stdout, exitCode } = await cli(['logs', '--name', 'contract'])
+    expect(exitCode).toBe(0)
+    // The services started at the capture, before the snapshot: their start-up line is in the journal, not on this QEMU's console.
+    expect(stdout).toMatch(/--- the services' output: journalctl -u stack\.service \(in the guest\) ---\n[\s\S]*fixture-server: listening/)
+    const json = JSON.parse((await cli(['logs', '--name', 'contract', '--json'])).stdout)
+    expect(json.services.text).toMatch(/fixture-server: listening/)
+  })
 })
 
 describe('a guest whose services hold the share (as the real container does)', () => {
@@ -119,25 +133,59 @@ describe('a guest whose services hold the share (as the real container does)', (
     const { loadManifest } = await import('../../src/image/manifest.js')
     const { readSettings } = await import('../../src/settings.js')
     const { startQemuVm } = await import('../../src/drivers/qemu/vm.js')
+    const { migrateToFile } = await import('../../src/drivers/qemu/capture.js')
     const { fixtureDir, fixtureFingerprint } = await import('../../src/image/fixture.js')
     const manifest = await loadManifest(path.join(fixtureDir(cache, await fixtureFingerprint()), 'manifest.json'))
     const dir = instanceDir('held')
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
     const vm = await startQemuVm({
-      kind: 'qemu', manifest, settings: readSettings(), instanceDir: dir, ports: {}, memoryMb: manifest.memoryMb,
+      kind: 'qemu', manifest, settings: readSettings(), instanceDir: dir, ports: Object.fromEntries(manifest.services.map((s) => [s.name, 0])), memoryMb: manifest.memoryMb,
       snapshot: false, fresh: true, bootTimeoutMs: 240_000, log: () => {}, progress: () => {},
     })
     try {
       const run = (argv: string[]) => withGuestAgent(path.join(dir, 'qga.sock'), 10_000, (a) => guestExec(a, argv, 10_000))
       // As the real run-stack-container: the services' output is teed into stack.log in the VM folder, through the share.
       expect(fs.readFileSync(path.join(dir, 'share', dir, 'vm', 'stack.log'), 'utf8')).toMatch(/fixture-server: listening/)
+      expect(await vm.serviceLogs()).toMatchObject({ source: path.join(dir, 'share', dir, 'vm', 'stack.log'), text: expect.stringMatching(/fixture-server: listening/) })
       // The old capture's step, unmounting /host in the guest's root namespace, is refused...
       await expect(run(['/bin/sh', '-c', 'if grep -q " $0 9p " /proc/mounts; then exec umount "$0"; fi', '/host'])).rejects.toThrow(/busy/)
-      // ...and the services' own mount namespace holds a mount of the share of its own besides.
+      // ...and a lazy one, which detaches it there, leaves the services' own mount namespace holding the share:
+      await run(['/bin/umount', '-l', '/host'])
+      expect(await run(['/bin/sh', '-c', 'grep -c " /host .* - 9p " /proc/1/mountinfo || true'])).toBe('0\n')
       expect(await run(['/bin/sh', '-c', `grep " /host " /proc/$(${servicesPid})/mountinfo`])).toMatch(/ \/host .* - 9p hostfs /)
+      // so QEMU refuses to save the VM, as it would refuse Stack Auth's image.
+      const proc = (vm as unknown as { proc: import('../../src/drivers/qemu/process.js').QemuProcess }).proc
+      await expect(migrateToFile(proc, path.join(dir, 'migrate.sock'), path.join(dir, 'state'))).rejects.toThrow(/Migration is disabled when VirtFS export path .* is mounted/)
     } finally {
       await vm.stop()
     }
+  })
+})
+
+describe('a backend of the generation before the Hexclave rename (STACK_EMULATOR_FIXTURE_HEADERS=x-stack)', () => {
+  it('refuses X-Hexclave-only requests as dev 2f719903b does, and start warns that the SDK installed here sends only those', async () => {
+    const env = { STACK_EMULATOR_FIXTURE_HEADERS: 'x-stack' }
+    const started = await cli(['start', '--name', 'gen-x-stack', '--config-file', path.join(apps, 'gen.config.ts'), '--json'], env)
+    expect(started.exitCode).toBe(0)
+    expect(started.stderr).toMatch(/@stackframe\/js 2\.8\.\d+ sends only X-Hexclave-\* headers, but the backend of image stack-auth-fixture reads only x-stack-\*.*pin the SDK to 2\.8\.102/)
+    const { backendUrl, env: vars } = JSON.parse(started.stdout)
+    const headers = (family: string) => ({
+      [`${family}-project-id`]: vars.STACK_PROJECT_ID, [`${family}-access-type`]: 'client', [`${family}-publishable-client-key`]: vars.STACK_PUBLISHABLE_CLIENT_KEY,
+    })
+    const hexclave = await http(`${backendUrl}/api/v1/projects/current`, { headers: headers('x-hexclave') })
+    expect([hexclave.status, hexclave.json.code]).toEqual([400, 'ACCESS_TYPE_REQUIRED'])
+    expect((await http(`${backendUrl}/api/v1/projects/current`, { headers: headers('x-stack') })).status).toBe(200)
+    expect((await cli(['stop', '--name', 'gen-x-stack'], env)).exitCode).toBe(0)
+  })
+
+  it('prints no such line against the default fixture (both families), and refuses a value it does not know', async () => {
+    const started = await cli(['start', '--name', 'gen-both', '--config-file', path.join(apps, 'gen.config.ts')])
+    expect(started.exitCode).toBe(0)
+    expect(started.stderr).not.toMatch(/X-Hexclave/)
+    await cli(['stop', '--name', 'gen-both'])
+    const typo = await cli(['start', '--name', 'gen-typo'], { STACK_EMULATOR_FIXTURE_HEADERS: 'x-stak' })
+    expect(typo.exitCode).not.toBe(0)
+    expect(typo.stderr).toMatch(/STACK_EMULATOR_FIXTURE_HEADERS must be one of x-stack, both; got "x-stak"/)
   })
 })
 

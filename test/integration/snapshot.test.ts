@@ -210,7 +210,7 @@ describe('guest clock', () => {
       projectId: emulator.credentials!.projectId, publishableClientKey: emulator.credentials!.publishableClientKey,
     })
     const email = `clock-${Date.now()}@example.com`
-    expect((await app.signUpWithCredential({ email, password: 'correct horse battery', noRedirect: true })).status).toBe('ok')
+    expect((await app.signUpWithCredential({ email, password: 'correct horse battery', noRedirect: true, verificationCallbackUrl: 'http://localhost:3107/verify' })).status).toBe('ok')
     const user = await app.getUser({ or: 'throw' })
     expect(user.primaryEmail).toBe(email)
     const { accessToken } = await user.getAuthJson()

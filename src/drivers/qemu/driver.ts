@@ -31,6 +31,7 @@ class QemuInstance implements RunningInstance {
   get startupPhases() { return this.vm.startupPhases }
   get shared() { return this.vm.shared }
   reset() { return this.vm.reset() }
+  serviceLogs() { return this.vm.serviceLogs() }
   problem() { return this.vm.problem() }
   stop() { return this.vm.stop() }
 }

@@ -14,9 +14,10 @@ import { platform } from '../../image/manifest.js'
 import { local, localFailure } from '../../local-failure.js'
 import { Stopwatch } from '../../stopwatch.js'
 import {
-  firstLine, launchReady, overlayPath, qmpSocketPath, resolvedForwards, serviceUrls,
+  agentSocketPath, firstLine, launchReady, overlayPath, qmpSocketPath, resolvedForwards, serviceUrls,
   type Context, type Mode, type Slot, type SnapshotMode,
 } from './launch.js'
+import { guestExec, withGuestAgent } from './guest-agent.js'
 import { checkpointDir, discardStaged, findCheckpoint, saveCheckpoint, stageCheckpoint, sweepCheckpoints } from './checkpoint.js'
 import type { QemuProcess } from './process.js'
 import { checkFiles, discardSnapshot } from './snapshot.js'
@@ -302,6 +303,22 @@ class QemuVm implements RunningVm {
 
   problem(): StackEmulatorError | undefined {
     return this.diskFull
+  }
+
+  /**
+   * As Stack Auth's script has it: a guest booted with its VM folder tees the services' output into
+   * `stack.log` there, through the share; a restored guest's services started without one (the
+   * capture's), so their output is in their unit's journal, read through the agent.
+   */
+  async serviceLogs(): Promise<{ source: string; text: string } | undefined> {
+    const file = this.mode.kind === 'cold' ? this.shared?.vmFilePath('stack.log') : undefined
+    const text = file && (await fs.readFile(file, 'utf8').catch(() => ''))
+    if (file && text) return { source: file, text }
+    const unit = this.ctx.manifest.serviceUnit
+    if (!unit || !this.ctx.manifest.guestAgent) return undefined
+    const argv = ['journalctl', '-u', unit, '--no-pager', '-o', 'short-precise', '-n', '2000']
+    const journal = await withGuestAgent(agentSocketPath(this.ctx, this.slot), 10_000, (agent) => guestExec(agent, argv, 20_000))
+    return { source: `journalctl -u ${unit} (in the guest)`, text: journal }
   }
 
   async stop(): Promise<void> {
