@@ -192,17 +192,18 @@ describe('a backend of the generation before the Hexclave rename (STACK_EMULATOR
 describe('host ports baked into the snapshot', () => {
   it('gives two instances side by side their own ports and their own snapshots', async () => {
     const image = await variant('ports', (m) => (m.runtimeVolume.hostPortsInSnapshot = true))
+    // Below Linux's ephemeral range (32768 up), where the other VMs' ports (0: QEMU picks) never land.
     const ports = (base: number) => ({ dashboard: base, backend: base + 1, minio: base + 2, inbucket: base + 3, 'mock-oauth': base + 4 })
     const [a, b] = await Promise.all([
-      acquire({ name: 'ports-a', image, ports: ports(36710), configFile: false }),
-      acquire({ name: 'ports-b', image, ports: ports(36720), configFile: false }),
+      acquire({ name: 'ports-a', image, ports: ports(26810), configFile: false }),
+      acquire({ name: 'ports-b', image, ports: ports(26820), configFile: false }),
     ])
     try {
-      expect(a.backendUrl).toBe('http://127.0.0.1:36711')
-      expect(b.backendUrl).toBe('http://127.0.0.1:36721')
+      expect(a.backendUrl).toBe('http://127.0.0.1:26811')
+      expect(b.backendUrl).toBe('http://127.0.0.1:26821')
       // Each guest was captured with, and serves, its own host ports.
-      expect((await http(`${a.backendUrl}/api/v1/internal/emulator/info`)).json.runtime.backend_host_port).toBe(36711)
-      expect((await http(`${b.backendUrl}/api/v1/internal/emulator/info`)).json.runtime.backend_host_port).toBe(36721)
+      expect((await http(`${a.backendUrl}/api/v1/internal/emulator/info`)).json.runtime.backend_host_port).toBe(26811)
+      expect((await http(`${b.backendUrl}/api/v1/internal/emulator/info`)).json.runtime.backend_host_port).toBe(26821)
       const slots = fs.readdirSync(path.join(cache, 'snapshots')).filter((d) => d.startsWith('fixture-ports-') && !d.includes('.'))
       expect(slots).toHaveLength(2)
     } finally {
