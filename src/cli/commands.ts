@@ -97,6 +97,7 @@ async function status(args: ParsedArgs): Promise<number> {
   } else {
     process.stdout.write(`Instance "${result.name}": ${result.state}, ${result.healthy ? 'healthy' : 'NOT healthy'}, ${result.vm?.origin ?? ''} ${result.vm?.accel ?? ''}\n`)
     if (result.problem) process.stdout.write(`Problem: ${result.problem}\n`)
+    if (result.note) process.stdout.write(`Note: ${result.note}\n`)
     for (const [service, url] of Object.entries(result.vm?.urls ?? {})) process.stdout.write(`  ${service.padEnd(10)} ${url}\n`)
     process.stdout.write(`Leases: ${result.leases.length}${result.leases.map((l) => `\n  pid ${l.pid} since ${l.since}: ${l.command}`).join('')}\n`)
     if (result.idleSinceMs !== undefined) process.stdout.write(`Idle for ${Math.round(result.idleSinceMs / 1000)} s (timeout: ${result.idleTimeoutMs ? `${result.idleTimeoutMs} ms` : 'never'})\n`)

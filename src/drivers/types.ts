@@ -127,6 +127,8 @@ export interface RunningInstance {
    */
   serviceLogs?(): Promise<{ source: string; text: string } | undefined>
   problem(): StackEmulatorError | undefined
+  /** A standing condition worth a line in `status`, such as why it cold-boots. */
+  readonly note?: string
   /** Stops what the driver started; safe to call twice. */
   stop(): Promise<void>
   /** Resolves when it stops by itself (crash, killed); not after stop(). */

@@ -90,6 +90,8 @@ export interface StatusResult extends HelloResult {
   dirty: boolean
   /** Why the VM cannot serve right now (a full disk paused it). */
   problem?: string
+  /** RunningInstance.note */
+  note?: string
 }
 
 export interface AcquireResult extends VmInfo {

@@ -396,6 +396,7 @@ export class Supervisor {
       idleTimeoutMs: this.idleTimeoutMs,
       dirty: this.leases.dirty,
       problem: this.vm?.problem()?.message,
+      note: this.vm?.note,
     }
   }
 

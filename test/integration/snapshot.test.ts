@@ -165,6 +165,7 @@ describe('a capture QEMU refused', () => {
       expect(emulator.origin).toBe('cold-boot')
       expect(logs.filter((l) => /snapshot/i.test(l))).toEqual([expect.stringMatching(/Cold booting: a capture of the ready snapshot was refused on .*VirtFS export path is mounted/)])
       expect(slots()).toEqual(before) // no capture was tried
+      expect((await cli(['status', '--name', 'refused'])).stdout).toMatch(/Note: cold-booted: a capture of the ready snapshot was refused .*VirtFS/)
       await emulator.release()
       await stopInstance('refused')
       expect((await cli(['doctor'])).stdout).toMatch(/cold-boot: its ready snapshot's capture was refused .*VirtFS[\s\S]*image prune/)

@@ -35,6 +35,7 @@ export async function readySnapshot(ctx: Context, qemuVersion: string): Promise<
   if (found.kind === 'usable') return found
   const refusal = await readRefusal(dir)
   if (refusal) {
+    ctx.note = `cold-booted: a capture of the ready snapshot was refused on ${refusal.at} (${refusal.reason}); a new image or QEMU, or \`stack-emulator image prune\`, tries again`
     ctx.options.log(`Cold booting: a capture of the ready snapshot was refused on ${refusal.at} (${refusal.reason}). A new image or QEMU, or \`stack-emulator image prune\`, tries again.`)
     return undefined
   }
@@ -52,7 +53,10 @@ export async function readySnapshot(ctx: Context, qemuVersion: string): Promise<
     }))
   } catch (error) {
     const remembered = error instanceof CaptureRefused && !localFailure(error.cause, dir)
-    if (remembered) await rememberRefusal(dir, error.message).catch(() => {})
+    if (remembered) {
+      await rememberRefusal(dir, error.message).catch(() => {})
+      ctx.note = `cold-booted: QEMU refused to capture the ready snapshot (${error.message}); later starts cold-boot too, until a new image or QEMU, or \`stack-emulator image prune\``
+    }
     ctx.options.log(`Capturing the ready snapshot failed (${firstLine(error)}); using a plain cold boot${remembered ? ', now and at later starts (stack-emulator doctor shows why)' : ''}.`)
     return undefined
   }

@@ -30,6 +30,7 @@ class QemuInstance implements RunningInstance {
   get urls() { return this.vm.urls }
   get startupPhases() { return this.vm.startupPhases }
   get shared() { return this.vm.shared }
+  get note() { return this.vm.note }
   reset() { return this.vm.reset() }
   serviceLogs() { return this.vm.serviceLogs() }
   problem() { return this.vm.problem() }

@@ -44,6 +44,8 @@ export interface Context {
   runtimeVolume?: Promise<string>
   /** How this guest's clock was last set (guest-agent.ts), so a restore does not try what failed. */
   clockMethod?: ClockMethod
+  /** Why this instance cold-boots although it could restore (a refused capture): `status` says it. */
+  note?: string
 }
 
 /** How long the guest agent may take to answer: a cold-booted guest starts it with its services. */
@@ -149,21 +151,22 @@ async function afterRestore(ctx: Context, proc: QemuProcess, slot: Slot, record:
   if (!manifest.guestAgent) return
   await withGuestAgent(agentSocketPath(ctx, slot), AGENT_TIMEOUT_MS, async (agent) => {
     await plugShare(manifest, proc, agent)
-    if (!manifest.clock) await setClock(ctx, agent)
+    if (!manifest.clock) await setClock(ctx, proc, agent)
   })
 }
 
 /**
  * Sets the guest clock and checks it: a guest left at the snapshot's time mints tokens that are
- * already expired on the host. A clock that cannot be set is said once per VM, not fatal.
+ * already expired on the host. A clock that cannot be set is said in one line, not fatal (a VM
+ * stopped meanwhile, such as a spare given up, says nothing).
  */
-async function setClock(ctx: Context, agent: QmpClient): Promise<void> {
+async function setClock(ctx: Context, proc: QemuProcess, agent: QmpClient): Promise<void> {
   try {
     const { method, skewMs } = await syncGuestClock(agent, ctx.clockMethod)
     ctx.clockMethod = method
     if (Math.abs(skewMs) > CLOCK_TOLERANCE_MS) ctx.options.log(`The guest clock is ${skewMs} ms off the host's after setting it (${method}); tokens it mints may look expired or not yet valid.`)
   } catch (error) {
-    ctx.options.log(`Setting the guest clock through its agent failed (${firstLine(error)}); it stands at the snapshot's time, so tokens it mints may look expired.`)
+    if (proc.isAlive) ctx.options.log(`Setting the guest clock through its agent failed (${firstLine(error)}); it stands at the snapshot's time, so tokens it mints may look expired.`)
   }
 }
 

@@ -305,6 +305,10 @@ class QemuVm implements RunningVm {
     return this.diskFull
   }
 
+  get note(): string | undefined {
+    return this.ctx.note
+  }
+
   /**
    * As Stack Auth's script has it: a guest booted with its VM folder tees the services' output into
    * `stack.log` there, through the share; a restored guest's services started without one (the
