@@ -39,14 +39,14 @@ export class HostShare implements SharedFiles {
     await this.mkdirs(this.vmDir)
   }
 
-  /** Puts the VM folder's file `name` (the internal key, written by the host after a restore). */
   /** Where a file the guest writes into its VM folder appears on the host. */
   vmFilePath(name: string): string {
     return this.hostPath(path.join(this.vmDir, name))
   }
 
+  /** Puts the VM folder's file `name` (the internal key, written by the host after a restore). */
   async writeVmFile(name: string, content: string): Promise<void> {
-    const file = this.hostPath(path.join(this.vmDir, name))
+    const file = this.vmFilePath(name)
     await this.mkdirs(this.vmDir)
     await fs.writeFile(`${file}.tmp`, content, { mode: 0o600, flag: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW })
     await fs.rename(`${file}.tmp`, file)

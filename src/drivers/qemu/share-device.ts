@@ -57,25 +57,25 @@ export async function unplugShare(manifest: ImageManifest, proc: QemuProcess, ag
   if (!share) return
   const unmount = 'if grep -q " $0 9p " /proc/mounts; then exec umount "$0"; fi'
   await guestExec(agent, ['/bin/sh', '-c', unmount, share.guestPath], UNPLUG_TIMEOUT_MS)
-  const deleted = new Promise<void>((resolve) => {
-    const listener = (event: { event: string; data?: Record<string, unknown> }) => {
-      if (event.event !== 'DEVICE_DELETED' || event.data?.device !== HOST_SHARE.device) return
-      proc.qmp.off('event', listener)
-      resolve()
+  // Listening before device_del: the event may come before its answer. Removed either way.
+  let listener: ((event: { event: string; data?: Record<string, unknown> }) => void) | undefined
+  let timer: NodeJS.Timeout | undefined
+  const deleted = new Promise<void>((resolve, reject) => {
+    listener = (event) => {
+      if (event.event === 'DEVICE_DELETED' && event.data?.device === HOST_SHARE.device) resolve()
     }
     proc.qmp.on('event', listener)
-  })
-  await proc.qmp.execute('device_del', { id: HOST_SHARE.device })
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new StackEmulatorError(
       `The guest did not release the share within ${UNPLUG_TIMEOUT_MS} ms (something in the guest still holds ${share.guestPath})`,
       { code: 'SNAPSHOT' },
     )), UNPLUG_TIMEOUT_MS)
   })
+  deleted.catch(() => {}) // awaited below, after device_del's answer
   try {
-    await Promise.race([deleted, timeout])
+    await proc.qmp.execute('device_del', { id: HOST_SHARE.device })
+    await deleted
   } finally {
     clearTimeout(timer)
+    proc.qmp.off('event', listener!)
   }
 }
