@@ -31,6 +31,12 @@ export type ErrorCode =
   | 'DOCKER_UNAVAILABLE'
   | 'RESET_UNSUPPORTED'
   | 'RESET_FAILED'
+  /** Seeded snapshots: another seed holds the VM; a seed ran too long; none saved for a worker; none can be saved; a driver without them. */
+  | 'SEED_CONFLICT'
+  | 'SEED_TIMEOUT'
+  | 'SEED_MISSING'
+  | 'SEED_UNSAVED'
+  | 'SEED_UNSUPPORTED'
 
 export interface StackEmulatorErrorOptions {
   code: ErrorCode

@@ -19,6 +19,12 @@ export interface Settings {
   image: string | undefined
   /** Base URL of GitHub's REST API (or a mirror of its release routes) that images are pulled from. */
   releasesUrl: string
+  /**
+   * A pull fails as stalled when fewer than 64 kB arrive within this long (a silent server, or a
+   * drip); the part file is kept for the next pull to resume. STACK_EMULATOR_PULL_IDLE_TIMEOUT, in
+   * seconds. @default 60000
+   */
+  pullIdleTimeoutMs: number
   /** Set to anything to print the driver's command lines into the supervisor log. */
   debug: boolean
   /** Default driver (STACK_EMULATOR_DRIVER). */
@@ -41,6 +47,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     name: env.STACK_EMULATOR_NAME || 'default',
     image: env.STACK_EMULATOR_IMAGE || undefined,
     releasesUrl: releasesUrl(env.STACK_EMULATOR_RELEASES_URL),
+    pullIdleTimeoutMs: pullIdleTimeoutMs(env.STACK_EMULATOR_PULL_IDLE_TIMEOUT),
     debug: Boolean(env.STACK_EMULATOR_DEBUG),
     driver: driverName(env.STACK_EMULATOR_DRIVER),
     urls: Object.fromEntries(Object.entries(env)
@@ -74,10 +81,36 @@ function releasesUrl(value: string | undefined): string {
   return url.href.replace(/\/+$/, '')
 }
 
+const PULL_IDLE_TIMEOUT_MS = 60_000
+
+function pullIdleTimeoutMs(value: string | undefined): number {
+  if (!value) return PULL_IDLE_TIMEOUT_MS
+  const seconds = Number(value)
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new StackEmulatorError(`STACK_EMULATOR_PULL_IDLE_TIMEOUT must be a number of seconds above 0; got ${JSON.stringify(value)}`, {
+      code: 'BAD_OPTION', fix: `Unset it for ${PULL_IDLE_TIMEOUT_MS / 1000} s, or raise it for a slow link (e.g. 300).`,
+    })
+  }
+  return Math.ceil(seconds * 1000)
+}
+
 /**
  * GITHUB_TOKEN, sent only to the release API's origin. Kept out of Settings on purpose: Settings
  * is written to the supervisor's config file, and the token must never be written anywhere.
  */
 export function githubToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
   return env.GITHUB_TOKEN || undefined
+}
+
+/** The proxies a pull goes through, undici's EnvHttpProxyAgent options ('' = none), lower-case names first as curl reads them. */
+export interface ProxySettings {
+  httpProxy: string
+  httpsProxy: string
+  noProxy: string
+}
+
+/** HTTP_PROXY, HTTPS_PROXY, NO_PROXY: kept out of Settings for the same reason as the token (a proxy URL may hold a password). */
+export function proxySettings(env: NodeJS.ProcessEnv = process.env): ProxySettings {
+  const read = (name: string) => env[name.toLowerCase()] || env[name] || ''
+  return { httpProxy: read('HTTP_PROXY'), httpsProxy: read('HTTPS_PROXY'), noProxy: read('NO_PROXY') }
 }

@@ -1,10 +1,12 @@
 /**
  * A loopback stand-in for GitHub's release API (test/integration/pull.test.ts): the release of
  * a tag, the asset's API URL answering 302 to the file on a second server (another origin), and
- * the file with Range support that can be switched off, slowed down, or cut halfway. A release
- * says which commit it was built from as Stack Auth's workflow writes it (see `ReleaseInfo`).
+ * the file with Range support that can be switched off, slowed down, cut halfway, dripped, or
+ * followed by bytes the release does not list. A release says which commit it was built from as
+ * Stack Auth's workflow writes it (see `ReleaseInfo`).
  */
 import { createReadStream, statSync } from 'node:fs'
+import fs from 'node:fs/promises'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { SHIPPED_COMMIT } from '../src/image/pull.js'
@@ -59,6 +61,10 @@ export interface ReleaseServer {
     dropAfter?: number
     /** Slow file responses to about this rate. */
     bytesPerSecond?: number
+    /** Send the next file response without Content-Length, followed by this many bytes more than the file (then back to undefined). */
+    extraBytes?: number
+    /** After this many bytes of the next file response, send one byte per `everyMs` until the client goes (then back to undefined). */
+    drip?: { after: number; everyMs: number }
   }
   /** Bytes of files served since `since` (an index into served). */
   fileBytes(since?: number): number
@@ -97,10 +103,12 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
     const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/octet-stream', 'content-length': asset.size - start, etag, 'last-modified': 'Wed, 01 Apr 2026 00:00:00 GMT' }
     if (mode.range) headers['accept-ranges'] = 'bytes'
     if (start > 0) headers['content-range'] = `bytes ${start}-${asset.size - 1}/${asset.size}`
+    const { dropAfter, extraBytes, drip } = mode
+    Object.assign(mode, { dropAfter: undefined, extraBytes: undefined, drip: undefined })
+    if (extraBytes !== undefined) delete headers['content-length'] // chunked: nothing tells the client where the file ends
     const entry = record('files', req, start > 0 ? 206 : 200)
     res.writeHead(entry.status, headers)
-    const dropAfter = mode.dropAfter
-    mode.dropAfter = undefined
+    if (drip) return dripFile(res, entry, asset.file, start, drip)
     const started = Date.now()
     for await (const chunk of createReadStream(asset.file, { start, highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
       const part = dropAfter !== undefined ? chunk.subarray(0, Math.max(0, dropAfter - entry.bytes)) : chunk
@@ -116,6 +124,10 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
         if (ahead > 0) await new Promise((r) => setTimeout(r, ahead))
       }
       if (res.destroyed) return
+    }
+    if (extraBytes) {
+      res.write(Buffer.alloc(extraBytes, 0x5a))
+      entry.bytes += extraBytes
     }
     res.end()
   })
@@ -174,6 +186,18 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
       }
     },
   }
+}
+
+/** `drip.after` bytes at once, then a byte every `drip.everyMs` while the client stays. */
+async function dripFile(res: http.ServerResponse, entry: Served, file: string, start: number, drip: { after: number; everyMs: number }): Promise<void> {
+  const bytes = (await fs.readFile(file)).subarray(start)
+  res.write(bytes.subarray(0, drip.after))
+  entry.bytes = drip.after
+  while (!res.destroyed && entry.bytes < bytes.length) {
+    await new Promise((r) => setTimeout(r, drip.everyMs))
+    if (!res.destroyed) res.write(bytes.subarray(entry.bytes, ++entry.bytes))
+  }
+  res.end()
 }
 
 function listen(server: http.Server): Promise<void> {

@@ -21,7 +21,7 @@ interface CommandSpec {
   operand?: string
 }
 
-const VM_FLAGS: FlagName[] = ['name', 'driver', 'url', 'internal-key', 'image', 'arch', 'port', 'memory', 'no-snapshot', 'fresh', 'timeout', 'config-file']
+const VM_FLAGS: FlagName[] = ['name', 'driver', 'url', 'internal-key', 'image', 'arch', 'port', 'memory', 'no-snapshot', 'fresh', 'timeout', 'config-file', 'seed-version']
 
 export const COMMANDS = {
   start: {

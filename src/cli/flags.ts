@@ -3,7 +3,7 @@
  * commands, options to flags for `stack-emulator exec` command lines (Playwright's webServer),
  * and option names back to flags in the messages of option errors.
  */
-import type { EmulatorOptions } from '../client/options.js'
+import { seedIdentity, type EmulatorOptions } from '../client/options.js'
 import type { PullOptions } from '../client/pull.js'
 
 export interface Flag {
@@ -31,6 +31,7 @@ export const FLAGS = {
   isolation: { type: 'string', value: '<mode>', help: 'suite | exclusive | none (default suite)', option: 'isolation' },
   timeout: { type: 'string', value: '<ms>', help: 'longest wait for a cold boot (default 180000)', option: 'bootTimeoutMs' },
   'config-file': { type: 'string', value: '<path>', help: 'stack.config.ts whose project the keys belong to', option: 'configFile' },
+  'seed-version': { type: 'string', value: '<id>', help: "use the seeded snapshot of this seed (a suite's seedVersion); until one is saved, the suite holding the seed takes it from this VM", option: 'seedVersion' },
   branch: { type: 'string', value: '<branch>', help: 'pull the release emulator-<branch>-latest (default dev)', option: 'branch' },
   tag: { type: 'string', value: '<tag>', help: 'pull this release tag instead, e.g. emulator-dev-20260401-1a2b3c4d', option: 'tag' },
   arch: { type: 'string', value: '<arch>', help: "amd64 or arm64 (image pull: default this machine's; start, exec: must be the image's)", option: 'arch' },
@@ -76,6 +77,7 @@ export function optionsFromFlags(values: FlagValues, usageError: (message: strin
     isolation: values.isolation as EmulatorOptions['isolation'],
     bootTimeoutMs: integer('timeout'),
     configFile: values['config-file'],
+    seedVersion: values['seed-version'],
   }
 }
 
@@ -98,8 +100,8 @@ function wholeNumber(values: FlagValues, flag: FlagName, usageError: (message: s
 }
 
 /**
- * The flags that ask `stack-emulator exec` for the same VM as these options. Isolation, keepAlive
- * and the idle timeout stay out: they are about each lease, and exec's is its own.
+ * The flags that ask `stack-emulator exec` for the same VM and seed as these options. Isolation,
+ * keepAlive and the idle timeout stay out: they are about each lease, and exec's is its own.
  */
 export function flagsFromOptions(options: EmulatorOptions): string[] {
   const argv: string[] = []
@@ -115,6 +117,9 @@ export function flagsFromOptions(options: EmulatorOptions): string[] {
   if (options.fresh) argv.push('--fresh')
   if (options.bootTimeoutMs !== undefined) argv.push('--timeout', String(options.bootTimeoutMs))
   if (typeof options.configFile === 'string') argv.push('--config-file', options.configFile)
+  // The suite's seed, by its identity: the app serves the seeded project the tests then see.
+  const seedId = seedIdentity(options)
+  if (seedId) argv.push('--seed-version', seedId)
   return argv
 }
 

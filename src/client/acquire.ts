@@ -17,7 +17,7 @@ import { emulatorEnv, type StackCredentials } from '../stack/environment.js'
 import { resolveConfigFile } from '../stack/credentials.js'
 import { headerGenerationWarning } from '../stack/header-generation.js'
 import { mailFor, type MailClient } from '../stack/mail.js'
-import type { AcquireResult, CheckpointRequest, VmInfo } from '../supervisor/protocol.js'
+import type { AcquireResult, CheckpointRequest, SeedSource, VmInfo } from '../supervisor/protocol.js'
 import { attachExisting, spawnSupervisor, type Attached } from './attach.js'
 import type { SupervisorConnection } from './connection.js'
 import { assertCompatible, driverOptions, resolveOptions, type DriverOptions, type EmulatorOptions, type ResolvedOptions, seedIdentity } from './options.js'
@@ -70,7 +70,19 @@ export interface Startup {
   vmPhases: Record<string, number>
 }
 
-export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> {
+export function acquire(options: EmulatorOptions = {}): Promise<Emulator> {
+  return acquireWith(options, options.seed ? 'self' : options.seedVersion ? 'later' : 'self')
+}
+
+/**
+ * A test worker's own VM (isolation 'worker'): it restores the seeded snapshot the run's lease took
+ * and fails, saying why, where there is none: it never runs on data without the seed.
+ */
+export function acquireForWorker(options: EmulatorOptions): Promise<Emulator> {
+  return acquireWith(options, options.seed ? 'self' : 'none')
+}
+
+async function acquireWith(options: EmulatorOptions, seedFrom: SeedSource): Promise<Emulator> {
   const stopwatch = new Stopwatch()
   const settings = readSettings()
   const resolved = resolveOptions(options, settings)
@@ -87,7 +99,7 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
   const configFile = manifest.credentials && resolved.configFile !== false
     ? await resolveConfigFile(resolved.configFile, process.cwd(), settings.stateRoot)
     : undefined
-  const checkpoint = configFile && driver.snapshot ? await checkpointRequest(configFile, resolved) : undefined
+  const checkpoint = configFile ? await checkpointRequest(configFile, resolved, seedFrom) : undefined
   stopwatch.lap('options and image')
   const attached = await attachOrStart(paths, manifest, { ...settings, image: resolved.image }, driver, checkpoint, log, stopwatch)
   const { connection } = attached
@@ -120,7 +132,7 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
       // This suite takes the checkpoint that resets return to: its seed runs once, here.
       if (resolved.seed) {
         progress('seeding')
-        await resolved.seed(handle)
+        await withSeedTimeout(resolved.seed(handle), resolved.seedTimeoutMs)
         stopwatch.lap('seed')
       }
       progress('saving the seeded snapshot')
@@ -138,12 +150,25 @@ export async function acquire(options: EmulatorOptions = {}): Promise<Emulator> 
 /** Saving a checkpoint migrates the VM and restores it: seconds under TCG, more on a loaded machine. */
 const CHECKPOINT_TIMEOUT_MS = 180_000
 
-/** What this suite's checkpoint is taken for: its config file as it is now, and its seed. */
-async function checkpointRequest(configFile: string, resolved: ResolvedOptions): Promise<CheckpointRequest> {
+/** What this suite's seeded snapshot is taken for: its config file as it is now, and its seed. */
+async function checkpointRequest(configFile: string, resolved: ResolvedOptions, seedFrom: SeedSource): Promise<CheckpointRequest> {
   const contents = await fs.readFile(configFile).catch(() => Buffer.alloc(0))
-  const seedId = seedIdentity(resolved)
-  // A suite given only the seed's version (a test worker) can use its checkpoint, never take it.
-  return { configFile, configDigest: sha256(contents), seedId, seeds: Boolean(resolved.seed) || seedId === '' }
+  return { configFile, configDigest: sha256(contents), seedId: seedIdentity(resolved), seedFrom, seedTimeoutMs: resolved.seedTimeoutMs }
+}
+
+/** The seed, bounded: one that hangs fails this suite, and the others stop waiting for it. */
+async function withSeedTimeout(seed: Promise<void> | void, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StackEmulatorError(`The seed did not finish within ${Math.round(timeoutMs / 1000)} s`, {
+      code: 'SEED_TIMEOUT', fix: 'Make the seed faster (or find what it waits for), or raise seedTimeoutMs.',
+    })), timeoutMs)
+  })
+  try {
+    await Promise.race([seed, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /** How long a client waits for a supervisor that is shutting down to be gone. */

@@ -63,8 +63,20 @@ export interface EmulatorOptions {
    * again only when its source (or seedVersion) or the config file changes.
    */
   seed?: (emulator: Emulator) => Promise<void> | void
-  /** Names the seed's version, in place of its source, for when it reads other files. @default a digest of seed's source */
+  /**
+   * The seed's identity: a seeded snapshot is reused while it stays the same. Give one to any seed
+   * that reads data (files, variables, a closure's values): the default identity is the seed's
+   * source text, which does not change with them. A client given a seedVersion but no seed (the
+   * app Playwright's webServer runs under `stack-emulator exec --seed-version`) uses that seed's
+   * snapshot; until one is saved, the suite that holds the seed takes it from this client's VM.
+   * @default a digest of seed's source
+   */
   seedVersion?: string
+  /**
+   * Longest the seed may run, and longest this suite waits for another suite's seed or for a VM
+   * that others hold with another seed, in ms; then it fails, saying why. @default 300000
+   */
+  seedTimeoutMs?: number
   /** Called with each phase of a long wait (boot, capture, restore). */
   onProgress?: (phase: string) => void
   /** Called with each one-line message (warnings, fallbacks, recoveries). @default a line on stderr */
@@ -82,6 +94,7 @@ export interface ResolvedOptions {
   configFile: string | false | undefined
   seed: EmulatorOptions['seed']
   seedVersion: string | undefined
+  seedTimeoutMs: number
   onProgress: (phase: string) => void
   onLog: (line: string) => void
   driver: DriverName
@@ -97,6 +110,7 @@ export const DEFAULTS = {
   snapshot: true,
   fresh: false,
   bootTimeoutMs: 180_000,
+  seedTimeoutMs: 300_000,
 }
 
 /** setTimeout's limit: a longer timer fires at once. */
@@ -128,6 +142,10 @@ export function validateOptions(options: EmulatorOptions): void {
   integerIn('idleTimeoutMs', idleTimeoutMs, 0, MAX_TIMER_MS)
   integerIn('memoryMb', memoryMb, MIN_MEMORY_MB, maxMemoryMb())
   integerIn('bootTimeoutMs', bootTimeoutMs, 1000, MAX_TIMER_MS)
+  integerIn('seedTimeoutMs', options.seedTimeoutMs, 1000, MAX_TIMER_MS)
+  if ((options.seed || options.seedVersion) && configFile === false) {
+    throw new StackEmulatorError('Option "seed" needs credentials, but configFile is false', { code: 'BAD_OPTION', fix: 'Drop configFile: false (the seed fills the project its keys belong to), or drop the seed.' })
+  }
   if (configFile !== undefined && configFile !== false && typeof configFile !== 'string') throw badOption('configFile', configFile, 'a path or false')
   if (ports !== undefined && (ports === null || typeof ports !== 'object')) throw badOption('ports', ports, 'an object of service names to ports')
   for (const [service, port] of Object.entries(ports ?? {})) integerIn(`ports.${service}`, port, 0, 65_535)
@@ -163,6 +181,7 @@ export function resolveOptions(options: EmulatorOptions, settings: Settings): Re
     configFile: options.configFile,
     seed: options.seed,
     seedVersion: options.seedVersion,
+    seedTimeoutMs: options.seedTimeoutMs ?? DEFAULTS.seedTimeoutMs,
     onProgress: options.onProgress ?? (() => {}),
     onLog: options.onLog ?? log,
     driver: options.driver ?? settings.driver,

@@ -4,16 +4,21 @@
  * this shares `<instance>/share`, a folder that mirrors at their absolute
  * paths only what the guest needs: the instance's VM folder (where the guest publishes its
  * internal key) and the config files credentials were minted for. Config files are copied in
- * before each mint and copied back when the guest changed them (after each mint and when the VM
- * stops): nothing else on the host is reachable from the guest.
+ * before each mint and copied back when the guest changed them (after each mint, before a copy
+ * is replaced, and when the VM stops): nothing else on the host is reachable from the guest.
  *
- * The guest can create links in the share, so every host-side step refuses to follow one.
+ * The guest can make links in the share, and swap a folder for one at any moment: every step
+ * here walks from the share's root without following one (share-fs.ts).
  */
-import { constants } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { StackEmulatorError } from '../errors.js'
+import { MAX_CONFIG_BYTES, readConfigFile, writeConfigFileBack } from '../stack/config-file.js'
+import { errno, inFolder, partsOf, readIn, removeIn, writeIn, type ShareDir } from './share-fs.js'
 import type { SharedFiles } from './types.js'
+
+/** Far above a key's length; a guest cannot make the host read more. */
+const MAX_KEY_BYTES = 4096
 
 export class HostShare implements SharedFiles {
   /** The share's root on the host (the 9p export). */
@@ -23,84 +28,82 @@ export class HostShare implements SharedFiles {
   /** The files copied in, with the content last seen on each side. */
   private readonly exposed = new Map<string, Buffer>()
 
-  constructor(instanceDir: string, private readonly internalKeyName?: string) {
+  constructor(private readonly instanceDir: string, private readonly internalKeyName?: string) {
     this.root = path.join(instanceDir, 'share')
     this.vmDir = path.join(instanceDir, 'vm')
   }
 
-  /** Where the guest's internal key appears on the host (the mirror of `<vmDir>/<file>`). */
+  /** Where the guest's internal key appears on the host, for messages: read it with readInternalKey(). */
   get internalKeyFile(): string | undefined {
-    return this.internalKeyName ? this.hostPath(path.join(this.vmDir, this.internalKeyName)) : undefined
+    return this.internalKeyName ? this.vmFilePath(this.internalKeyName) : undefined
   }
 
   /** Creates the share with an empty VM folder (an old key must never be read as a new one). */
   async prepare(): Promise<void> {
-    await fs.rm(this.root, { recursive: true, force: true })
-    await this.mkdirs(this.vmDir)
+    await inFolder(this.instanceDir, [], false, (dir) => removeIn(dir, 'share'))
+    await fs.mkdir(this.root, { mode: 0o700 })
+    await this.inShare(this.vmDir, true, async () => {})
   }
 
-  /** Where a file the guest writes into its VM folder appears on the host. */
+  /** Where a file the guest writes into its VM folder appears on the host, for messages: read it with readVmFile(). */
   vmFilePath(name: string): string {
-    return this.hostPath(path.join(this.vmDir, name))
+    return path.join(this.root, this.vmDir, name)
+  }
+
+  /** The VM folder's plain file `name`, or undefined while there is none. */
+  async readVmFile(name: string, maxBytes = Infinity): Promise<Buffer | undefined> {
+    return this.inShare(this.vmDir, false, (dir) => readIn(dir, name, maxBytes)).catch(absent)
+  }
+
+  async readInternalKey(): Promise<string | undefined> {
+    if (!this.internalKeyName) return undefined
+    return (await this.readVmFile(this.internalKeyName, MAX_KEY_BYTES))?.toString('utf8').trim() || undefined
   }
 
   /** Puts the VM folder's file `name` (the internal key, written by the host after a restore). */
   async writeVmFile(name: string, content: string): Promise<void> {
-    const file = this.vmFilePath(name)
-    await this.mkdirs(this.vmDir)
-    await fs.writeFile(`${file}.tmp`, content, { mode: 0o600, flag: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW })
-    await fs.rename(`${file}.tmp`, file)
+    await this.inShare(this.vmDir, true, (dir) => writeIn(dir, name, content, 0o600))
   }
 
+  /** Mirrors a config file in (readConfigFile says which files may be); the guest's last change to the old copy goes back first. */
   async expose(file: string): Promise<void> {
     if (!path.isAbsolute(file) || path.normalize(file) !== file) throw new Error(`not an absolute, normal path: ${file}`)
-    const content = await fs.readFile(file)
-    await this.mkdirs(path.dirname(file))
-    const mirror = this.hostPath(file)
-    await fs.rm(mirror, { force: true })
-    await fs.writeFile(mirror, content, { flag: constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW })
+    if (this.exposed.has(file)) await this.copyBack(file)
+    const content = await readConfigFile(file)
+    await this.inShare(path.dirname(file), true, (dir) => writeIn(dir, path.basename(file), content, 0o600))
     this.exposed.set(file, content)
   }
 
-  /** Copies back each exposed file the guest changed; a file that is no longer a plain file is left alone. */
+  /**
+   * Copies back each exposed file the guest changed. One the share no longer holds is skipped;
+   * one behind a link (or not a plain file) is not copied, and said in one error after the others.
+   */
   async syncBack(): Promise<void> {
-    for (const [file, last] of this.exposed) {
-      let handle: fs.FileHandle
-      try {
-        handle = await fs.open(this.hostPath(file), constants.O_RDONLY | constants.O_NOFOLLOW)
-      } catch {
-        continue
-      }
-      try {
-        if (!(await handle.stat()).isFile()) continue
-        const now = await handle.readFile()
-        if (now.equals(last)) continue
-        await fs.writeFile(file, now)
-        this.exposed.set(file, now)
-      } finally {
-        await handle.close()
-      }
+    const refused: string[] = []
+    for (const file of this.exposed.keys()) {
+      await this.copyBack(file).catch((error: Error) => refused.push(error.message.split('\n')[0]!))
     }
-  }
-
-  private hostPath(guestPath: string): string {
-    return path.join(this.root, guestPath)
-  }
-
-  /** mkdir -p inside the share, refusing any part that is a link (the guest may have made one). */
-  private async mkdirs(guestDir: string): Promise<void> {
-    let current = this.root
-    for (const part of ['', ...guestDir.split('/').filter(Boolean)]) {
-      current = path.join(current, part)
-      await fs.mkdir(current, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw error
+    if (refused.length > 0) {
+      throw new StackEmulatorError(`Not copied back from the VM's share: ${refused.join('; ')}`, {
+        code: 'STATE_UNSAFE', fix: 'Stop the instance (stack-emulator stop); the share is made anew at each start.',
       })
-      const stat = await fs.lstat(current)
-      if (!stat.isDirectory()) {
-        throw new StackEmulatorError(`${current} in the VM's share is not a folder`, {
-          code: 'STATE_UNSAFE', fix: 'Stop the instance (stack-emulator stop); the share is made anew at each start.',
-        })
-      }
     }
   }
+
+  private async copyBack(file: string): Promise<void> {
+    const mirrored = await this.inShare(path.dirname(file), false, (dir) => readIn(dir, path.basename(file), MAX_CONFIG_BYTES)).catch(absent)
+    if (!mirrored || mirrored.equals(this.exposed.get(file)!)) return
+    if (await writeConfigFileBack(file, mirrored)) this.exposed.set(file, mirrored)
+  }
+
+  /** Runs `use` on the share's folder for `guestDir`, walked from the root (made when `create`). */
+  private inShare<T>(guestDir: string, create: boolean, use: (dir: ShareDir) => Promise<T>): Promise<T> {
+    return inFolder(this.root, partsOf(guestDir), create, use)
+  }
+}
+
+/** A folder on the way that is missing means the file is too. */
+function absent(error: unknown): undefined {
+  if (errno(error) === 'ENOENT') return undefined
+  throw error
 }

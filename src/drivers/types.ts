@@ -6,6 +6,7 @@
 import type { StackEmulatorError } from '../errors.js'
 import type { ImageManifest } from '../image/manifest.js'
 import type { Settings } from '../settings.js'
+import type { PublishedKey } from '../stack/credentials.js'
 
 /** How the running emulator came up: restored, booted or started afresh, or attached to (external). */
 export type VmOrigin = 'snapshot' | 'cold-boot' | 'attached'
@@ -80,13 +81,11 @@ export interface ResetResult {
  * Host files the guest reads through a share (images with a `hostShare`): the credential route
  * reads the app's config file at its absolute path, and the guest publishes its internal key.
  */
-export interface SharedFiles {
-  /** Makes `file` (absolute) visible to the guest at the same path. */
+export interface SharedFiles extends PublishedKey {
+  /** Makes `file` (absolute; a config file, not a link) visible to the guest at the same path. */
   expose(file: string): Promise<void>
   /** Copies back to the host every exposed file the guest changed. */
   syncBack(): Promise<void>
-  /** Where the guest's internal project key appears on the host, for images that publish one. */
-  readonly internalKeyFile: string | undefined
 }
 
 /** What a driver can do; asked, never assumed. */

@@ -2,7 +2,8 @@
  * A resumable download: the bytes go to a part file beside a record of what they are (asset
  * URL, size, ETag, Last-Modified); an interrupted download continues with `Range` + `If-Range`
  * when the server allows it, and starts over, saying why, when it does not. The sha256 is
- * computed on the way (over the kept part first when resuming).
+ * computed on the way (over the kept part first when resuming). Never more than the release's
+ * size is written, and a stalled transfer fails (keeping the part) instead of waiting forever.
  */
 import crypto from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
@@ -75,18 +76,23 @@ export async function download(options: {
   asset: ReleaseAsset
   part: string
   api: Api
+  /** Fail as stalled when fewer than STALL_BYTES arrive within this long (Settings.pullIdleTimeoutMs). */
+  idleTimeoutMs: number
   onProgress: (progress: PullProgress) => void
   onLog: (line: string) => void
 }): Promise<DownloadResult> {
-  const { asset, part, api, onLog } = options
+  const { asset, part, api, idleTimeoutMs, onLog } = options
   const sidecar = `${part}.json`
   const record = await readJson<PartRecord>(sidecar)
   let plan = planResume(record, await fs.stat(part).then((s) => s.size, () => 0), asset)
   if (plan.reason) onLog(`${plan.reason}; starting over`)
-  if (plan.from === asset.size) return { sha256: await hashFile(part, crypto.createHash('sha256')), resumedFrom: plan.from, transferredBytes: 0 }
+  // The kept part is hashed before asking for the rest: a response left unread meanwhile could time out.
+  const kept = plan.from > 0 ? crypto.createHash('sha256') : undefined
+  if (kept) await hashFile(part, kept)
+  if (plan.from === asset.size) return { sha256: kept!.digest('hex'), resumedFrom: plan.from, transferredBytes: 0 }
 
   const fetchFrom = (p: ResumePlan) =>
-    get(asset.url, { accept: 'application/octet-stream', ...(p.from > 0 ? { range: `bytes=${p.from}-`, 'if-range': p.ifRange! } : {}) }, api, 60_000)
+    get(asset.url, { accept: 'application/octet-stream', ...(p.from > 0 ? { range: `bytes=${p.from}-`, 'if-range': p.ifRange! } : {}) }, api, idleTimeoutMs)
   let response = await fetchFrom(plan)
   if (plan.from > 0) {
     const refused = resumeRefused(plan.from, asset.size, response.statusCode, response.headers)
@@ -111,10 +117,8 @@ export async function download(options: {
     })
   }
 
-  const hash = crypto.createHash('sha256')
-  if (plan.from > 0) {
-    await hashFile(part, hash)
-  } else {
+  const hash = plan.from > 0 ? kept! : crypto.createHash('sha256')
+  if (plan.from === 0) {
     const validators = { etag: header(response.headers.etag), lastModified: header(response.headers['last-modified']) }
     await writeJson(sidecar, { assetUrl: asset.url, size: asset.size, ...validators } satisfies PartRecord)
   }
@@ -128,13 +132,21 @@ export async function download(options: {
     const seconds = Math.max((now - started) / 1000, 0.001)
     options.onProgress({ receivedBytes: plan.from + transferred, totalBytes: asset.size, bytesPerSecond: Math.round(transferred / seconds) })
   }
+  let failed: { error: StackEmulatorError; keepPart: boolean } | undefined
+  const stall = watchStall(idleTimeoutMs, expected, () => {
+    failed = { error: stalled(asset, plan.from + transferred, idleTimeoutMs), keepPart: true }
+    response.body.destroy(failed.error)
+  })
   try {
     await pipeline(
       response.body,
       async function* (chunks: AsyncIterable<Buffer>) {
         for await (const chunk of chunks) {
+          // Checked before writing: a server that sends more (no Content-Length) never grows the part past the size (#22).
+          if (transferred + chunk.length > expected) throw (failed = { error: oversized(asset, expected), keepPart: false }).error
           hash.update(chunk)
           transferred += chunk.length
+          stall.received(chunk.length)
           report(false)
           yield chunk
         }
@@ -142,10 +154,17 @@ export async function download(options: {
       createWriteStream(part, { flags: plan.from > 0 ? 'a' : 'w' }),
     )
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'UND_ERR_BODY_TIMEOUT') failed ??= { error: stalled(asset, plan.from + transferred, idleTimeoutMs), keepPart: true }
+    if (failed) {
+      if (!failed.keepPart) await discardPart(part) // its bytes are not the release's file
+      throw failed.error
+    }
     throw localFailure(error, path.dirname(part)) ?? new StackEmulatorError(
       `The download of ${asset.name} was interrupted after ${formatBytes(plan.from + transferred)} of ${formatBytes(asset.size)} (${describe(error)})`,
       { code: 'PULL_FAILED', fix: 'Run the pull again: it resumes where it stopped.', cause: error },
     )
+  } finally {
+    stall.stop()
   }
   report(true)
   if (plan.from + transferred !== asset.size) {
@@ -156,14 +175,50 @@ export async function download(options: {
   return { sha256: hash.digest('hex'), resumedFrom: plan.from, transferredBytes: transferred }
 }
 
+/** Fewer bytes than this within the idle deadline is a stall: a drip of a byte a second never ends otherwise (#22). */
+export const STALL_BYTES = 64_000
+
+/**
+ * Calls `onStall` when fewer than STALL_BYTES (or the rest, when less) arrive within `idleMs`:
+ * undici's bodyTimeout only sees silence, not a drip.
+ */
+function watchStall(idleMs: number, expected: number, onStall: () => void) {
+  let remaining = expected
+  let sinceRefresh = 0
+  const timer = setTimeout(onStall, idleMs).unref()
+  return {
+    received(bytes: number) {
+      remaining -= bytes
+      sinceRefresh += bytes
+      if (sinceRefresh < Math.min(STALL_BYTES, remaining)) return
+      sinceRefresh = 0
+      timer.refresh()
+    },
+    stop: () => clearTimeout(timer),
+  }
+}
+
+function stalled(asset: ReleaseAsset, received: number, idleMs: number): StackEmulatorError {
+  return new StackEmulatorError(
+    `The download of ${asset.name} stalled at ${formatBytes(received)} of ${formatBytes(asset.size)}: less than ${formatBytes(STALL_BYTES)} arrived in ${idleMs / 1000} s`,
+    { code: 'PULL_FAILED', fix: 'Run the pull again: it resumes where it stopped. On a slow link, raise STACK_EMULATOR_PULL_IDLE_TIMEOUT (seconds).' },
+  )
+}
+
+function oversized(asset: ReleaseAsset, expected: number): StackEmulatorError {
+  return new StackEmulatorError(
+    `The download of ${asset.name} (${asset.url}) sent more than the ${expected} bytes expected (the release lists ${asset.size}); the partial download was removed`,
+    { code: 'PULL_FAILED', fix: 'Try again later; if it persists, pull another release (--tag) or check what STACK_EMULATOR_RELEASES_URL serves.' },
+  )
+}
+
 /** Removes the part file and its record. */
 export async function discardPart(part: string): Promise<void> {
   await Promise.all([fs.rm(part, { force: true }), fs.rm(`${part}.json`, { force: true })])
 }
 
-async function hashFile(file: string, hash: crypto.Hash): Promise<string> {
+async function hashFile(file: string, hash: crypto.Hash): Promise<void> {
   for await (const chunk of createReadStream(file, { highWaterMark: 4 * 2 ** 20 })) hash.update(chunk as Buffer)
-  return hash.copy().digest('hex')
 }
 
 async function writeJson(file: string, value: unknown): Promise<void> {

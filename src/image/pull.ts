@@ -12,13 +12,13 @@ import path from 'node:path'
 import { StackEmulatorError } from '../errors.js'
 import { localFailure } from '../local-failure.js'
 import { packageRoot } from '../package-root.js'
-import { githubToken, type Settings } from '../settings.js'
+import { githubToken, proxySettings, type Settings } from '../settings.js'
 import { dropSnapshots, imagesRoot, readJson, removeFolder, type ImageSource } from './cache.js'
 import { discardPart, download, formatBytes, type PullProgress } from './download.js'
 import { withImageLock } from './lock.js'
 import { loadManifest } from './manifest.js'
 import { IMAGE_NAME, RELEASE_REPO, pulledFolderName, type Arch } from './names.js'
-import { findAsset, type ReleaseCommit } from './release.js'
+import { findAsset, proxyDispatcher, type Api, type ReleaseCommit } from './release.js'
 
 export const DEFAULT_TEMPLATE = path.join(packageRoot, 'manifests/stack-auth.json')
 /** The base env the shipped template names (its runtimeVolume.files["base.env"]). */
@@ -42,7 +42,7 @@ export interface PullRequest {
   manifestTemplate: string
   /** The user's base env instead of the file the template names for the runtime volume's base.env. */
   baseEnv?: string
-  settings: Pick<Settings, 'cacheRoot' | 'releasesUrl'>
+  settings: Pick<Settings, 'cacheRoot' | 'releasesUrl' | 'pullIdleTimeoutMs'>
   onProgress: (progress: PullProgress) => void
   onLog: (line: string) => void
 }
@@ -77,9 +77,17 @@ interface InstalledManifest {
 const MAX_WAIT_MS = 2 * 3600_000
 
 export async function pullRelease(request: PullRequest): Promise<PulledImage> {
+  const api = { base: request.settings.releasesUrl, token: githubToken(), dispatcher: proxyDispatcher(proxySettings()) }
+  try {
+    return await pullWith(api, request)
+  } finally {
+    await api.dispatcher.destroy() // not close(): a body left unread on an error path must not hold the pull open
+  }
+}
+
+async function pullWith(api: Api, request: PullRequest): Promise<PulledImage> {
   const started = performance.now()
   const { tag, arch, onLog } = request
-  const api = { base: request.settings.releasesUrl, token: githubToken() }
   const files = await imageFiles(request.manifestTemplate, request.baseEnv) // the user's files fail here, before any download
   const asset = await findAsset(api, tag, arch)
   const root = imagesRoot(request.settings.cacheRoot)
@@ -124,7 +132,7 @@ export async function pullRelease(request: PullRequest): Promise<PulledImage> {
 
     const part = `${dir}.part`
     await checkFreeSpace(root, asset.size - (await fs.stat(part).then((s) => s.size, () => 0)))
-    const transfer = await download({ asset, part, api, onProgress: request.onProgress, onLog })
+    const transfer = await download({ asset, part, api, idleTimeoutMs: request.settings.pullIdleTimeoutMs, onProgress: request.onProgress, onLog })
     if (request.sha256 && transfer.sha256 !== request.sha256) {
       await discardPart(part)
       throw mismatch(`The download of ${asset.name} (${image})`, transfer.sha256, request.sha256, 'nothing was installed')

@@ -1,16 +1,25 @@
 /**
  * GitHub's release API, as Stack Auth's CLI uses it: the release of a tag, its asset for an
  * architecture, and GET requests that follow redirects themselves so that GITHUB_TOKEN goes to
- * the API's origin only, never to the file host a redirect points at.
+ * the API's origin only, never to the file host a redirect points at. Every request goes through
+ * HTTP(S)_PROXY unless NO_PROXY names the host (undici's EnvHttpProxyAgent).
  */
-import { request, type Dispatcher } from 'undici'
+import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici'
 import { StackEmulatorError } from '../errors.js'
+import type { ProxySettings } from '../settings.js'
 import { RELEASE_REPO, assetName, type Arch } from './names.js'
 
 export interface Api {
   /** Base URL, e.g. https://api.github.com (STACK_EMULATOR_RELEASES_URL). */
   base: string
   token: string | undefined
+  /** Where requests go: through the proxies of `proxyDispatcher`. */
+  dispatcher: Dispatcher
+}
+
+/** One pull's connections, through the proxies the environment names; closed by its caller. */
+export function proxyDispatcher(proxy: ProxySettings): Dispatcher {
+  return new EnvHttpProxyAgent(proxy)
 }
 
 export interface ReleaseAsset {
@@ -37,7 +46,7 @@ export async function get(url: string, headers: Record<string, string>, api: Api
   const origin = new URL(api.base).origin
   for (let hop = 0; ; hop++) {
     const auth: Record<string, string> = api.token && new URL(url).origin === origin ? { authorization: `Bearer ${api.token}` } : {}
-    const response = await request(url, { headers: { 'user-agent': 'stack-emulator', ...headers, ...auth }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+    const response = await request(url, { dispatcher: api.dispatcher, headers: { 'user-agent': 'stack-emulator', ...headers, ...auth }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
       .catch((error: unknown) => { throw unreachable(url, error) })
     const location = response.headers.location
     if (![301, 302, 303, 307, 308].includes(response.statusCode) || typeof location !== 'string' || hop === MAX_REDIRECTS) return { ...response, url }

@@ -14,7 +14,7 @@ import { loadManifest, type ImageManifest } from './manifest.js'
 import { DEFAULT_BRANCH, IMAGE_NAME, assetName, hostArch, latestTag, parseImageRef, pulledFolderName } from './names.js'
 
 export interface ResolveContext {
-  settings: Pick<Settings, 'cacheRoot' | 'releasesUrl'>
+  settings: Pick<Settings, 'cacheRoot' | 'releasesUrl' | 'pullIdleTimeoutMs'>
   progress: (phase: string) => void
   log: (line: string) => void
 }

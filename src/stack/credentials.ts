@@ -40,12 +40,23 @@ export async function resolveConfigFile(configFile: string | undefined, cwd: str
 const KEY_WAIT_MS = 60_000
 
 /**
+ * Where the guest publishes the internal key: the VM's share (drivers/host-share.ts), read from
+ * its root without following a link the guest made, never by a plain path.
+ */
+export interface PublishedKey {
+  /** Where the key appears on the host, for messages; undefined when the image publishes none. */
+  readonly internalKeyFile: string | undefined
+  /** The key, or undefined while the guest has not published it yet. */
+  readInternalKey(): Promise<string | undefined>
+}
+
+/**
  * Mints credentials as Stack Auth's CLI does: the internal project's publishable key, which the
- * guest publishes into the VM folder (`internalKeyFile`), opens the route as a client of project
+ * guest publishes into the VM folder (`published`), opens the route as a client of project
  * `internal`; the body names the config file by its absolute path.
  */
-export async function mintCredentials(routeUrl: string, configFile: string, internalKeyFile?: string, internalKey?: string): Promise<StackCredentials> {
-  const key = internalKey ?? (internalKeyFile ? await readInternalKey(internalKeyFile) : undefined)
+export async function mintCredentials(routeUrl: string, configFile: string, published?: PublishedKey, internalKey?: string): Promise<StackCredentials> {
+  const key = internalKey ?? (published?.internalKeyFile ? await waitForInternalKey(published, published.internalKeyFile) : undefined)
   const headers = key ? { 'x-stack-project-id': 'internal', 'x-stack-access-type': 'client', 'x-stack-publishable-client-key': key } : undefined
   let response: { status: number; text: string }
   try {
@@ -80,15 +91,11 @@ export async function mintCredentials(routeUrl: string, configFile: string, inte
   return { ...(credentials as Omit<StackCredentials, 'branchConfigOverride'>), ...(typeof override === 'string' ? { branchConfigOverride: override } : {}) }
 }
 
-async function readInternalKey(file: string): Promise<string> {
+async function waitForInternalKey(published: PublishedKey, file: string): Promise<string> {
   const deadline = Date.now() + KEY_WAIT_MS
   for (let wait = 50; ; wait = Math.min(wait * 2, 2000)) {
-    try {
-      const key = (await fs.readFile(file, 'utf8')).trim()
-      if (key) return key
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-    }
+    const key = await published.readInternalKey()
+    if (key) return key
     if (Date.now() > deadline) {
       throw new StackEmulatorError(`The emulator did not publish its internal key (${file}) within ${KEY_WAIT_MS / 1000} s`, {
         code: 'CREDENTIALS', fix: 'See the console log (stack-emulator logs): the guest writes the key once its services start.',

@@ -1,7 +1,8 @@
 /**
- * What the supervisor stores in a checkpoint and when a stored one fits a suite: the same config
- * file (one slot per file), unchanged since (or changed only by the guest at the mint), and the
- * same seed; and when one can be dropped. The rules, in one place.
+ * What the supervisor stores in a seeded snapshot ("checkpoint" in code) and when a stored one
+ * fits a suite: the same config file (one slot per file), unchanged since (or changed only by the
+ * guest at the mint), and the same seed (a suite without one takes any); and when one can be
+ * dropped. The rules, in one place.
  */
 import { existsSync } from 'node:fs'
 import { sha256 } from '../digest.js'
@@ -31,7 +32,13 @@ export function checkpointMisfit(request: CheckpointRequest, meta: unknown): str
   const m = meta as Partial<CheckpointMeta> | undefined
   if (!m || !Array.isArray(m.configDigests) || typeof m.seedId !== 'string' || !m.credentials) return 'it was taken by another version'
   if (m.configFile !== request.configFile) return `it belongs to ${m.configFile}`
-  if (m.seedId !== request.seedId) return request.seedId ? 'the seed changed' : 'it holds a seed this suite has not'
+  // A suite without a seed uses what the file's snapshot holds; it never replaces a seeded one.
+  if (request.seedId && m.seedId !== request.seedId) return m.seedId ? 'the seed changed' : 'it holds no seed'
   if (!m.configDigests.includes(request.configDigest)) return `${request.configFile} changed`
   return undefined
+}
+
+/** A seed's identity for messages: `seed v2`, or `no seed`. */
+export function seedName(seedId: string): string {
+  return seedId ? `seed ${seedId}` : 'no seed'
 }

@@ -33,11 +33,21 @@ export interface CheckpointRequest {
   configFile: string
   /** sha256 of its contents when the suite started. */
   configDigest: string
-  /** The seed's identity: its `seedVersion`, else a digest of its source; '' without a seed. */
+  /** The seed's identity: its `seedVersion`, else a digest of its source; '' without a seed (any checkpoint of the file serves it). */
   seedId: string
-  /** This suite can take the checkpoint (it has the seed, or there is none); else it only uses one. */
-  seeds: boolean
+  /**
+   * Who runs the seed when no checkpoint fits: this client ('self': it has the seed function, or
+   * there is no seed), a client of the same run that comes later ('later': the app Playwright's
+   * webServer starts under `exec`, before the globalSetup that holds the seed), or nobody: one
+   * must have been saved ('none': a test worker's own VM).
+   */
+  seedFrom: SeedSource
+  /** Longest the seed may run, and longest this suite waits for another's seed or for a VM held with another seed. */
+  seedTimeoutMs: number
 }
+
+export type SeedSource = 'self' | 'later' | 'none'
+export const SEED_SOURCES: readonly SeedSource[] = ['self', 'later', 'none']
 
 export type Request =
   | { op: 'hello'; lease: boolean; client: ClientInfo }
@@ -194,8 +204,11 @@ function checkpointRequest(value: unknown, fail: (what: string) => never): Check
   if (value === undefined) return undefined
   const c = value as Record<string, unknown> | null
   const text = (v: unknown, max: number) => typeof v === 'string' && v.length <= max
-  if (!c || typeof c !== 'object' || !text(c.configFile, 4096) || !(c.configFile as string).startsWith('/') || !text(c.configDigest, 128) || !text(c.seedId, 128) || typeof c.seeds !== 'boolean') {
-    fail('"checkpoint" must be { configFile (absolute), configDigest, seedId, seeds }')
+  if (
+    !c || typeof c !== 'object' || !text(c.configFile, 4096) || !(c.configFile as string).startsWith('/') || !text(c.configDigest, 128) || !text(c.seedId, 128) ||
+    !SEED_SOURCES.includes(c.seedFrom as SeedSource) || !Number.isSafeInteger(c.seedTimeoutMs) || (c.seedTimeoutMs as number) < 1
+  ) {
+    fail('"checkpoint" must be { configFile (absolute), configDigest, seedId, seedFrom, seedTimeoutMs }')
   }
-  return { configFile: c!.configFile as string, configDigest: c!.configDigest as string, seedId: c!.seedId as string, seeds: c!.seeds as boolean }
+  return { configFile: c!.configFile as string, configDigest: c!.configDigest as string, seedId: c!.seedId as string, seedFrom: c!.seedFrom as SeedSource, seedTimeoutMs: c!.seedTimeoutMs as number }
 }

@@ -15,7 +15,7 @@ import { ensureInstanceDir } from '../instance/paths.js'
 import { HELLO_TIMEOUT_MS, type InstanceState, type SupervisorConfig } from './config.js'
 import { LeaseBook, type Lease } from './leases.js'
 import { onLines, parseRequest, send, type AcquireResult, type CheckpointRequest, type Event, type HelloResult, type Request, type StatusResult, type VmInfo } from './protocol.js'
-import { checkpointMisfit, checkpointRetired, checkpointSlot, type CheckpointMeta } from './checkpoint-policy.js'
+import { checkpointMisfit, checkpointRetired, checkpointSlot, seedName, type CheckpointMeta } from './checkpoint-policy.js'
 import { sha256 } from '../digest.js'
 
 type StartVm = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningInstance>
@@ -23,7 +23,28 @@ type StartVm = (hooks: { log: (line: string) => void; progress: (phase: string) 
 interface Connection {
   socket: net.Socket
   lease?: Lease
+  /** The reason this connection's acquire last said it waits for (said once). */
+  lastWait?: string
 }
+
+/** A seeded snapshot being taken: by `seeder`, or, until one arrives, awaited by a client whose seed comes later. */
+interface Seeding {
+  request: CheckpointRequest
+  seeder?: Lease
+  done: Promise<void>
+  finish: () => void
+  timer?: NodeJS.Timeout
+}
+
+/** Why an acquire waits, until when it asks again, and whether it is another seed's VM (else a seed running). */
+interface SeedWait {
+  wait: string
+  until: Promise<void>
+  conflict: boolean
+}
+
+/** Past the client's own seed timeout: the supervisor stops waiting for a client that may be paused. */
+const SEED_SAVE_GRACE_MS = 5000
 
 /** How often the supervisor checks that its state file and socket are still its own. */
 const REPAIR_INTERVAL_MS = 1000
@@ -54,8 +75,12 @@ export class Supervisor {
   private readonly logHistory: string[] = []
   private readonly startedAfterMs: number
   private readonly minted = new Map<string, Promise<StackCredentials>>()
-  /** A checkpoint being seeded by one lease; other acquirers wait for it. */
-  private seeding: { lease: Lease; request: CheckpointRequest; done: Promise<void>; finish: () => void } | undefined
+  /** The digest of each config file right after its mint (the guest may write it). */
+  private readonly mintedDigests = new Map<string, string>()
+  /** A seeded snapshot being taken; other acquirers wait for it (seedWait). */
+  private seeding: Seeding | undefined
+  /** A seed left the VM half-made: it serves no seeded suite before a reset. */
+  private tainted = false
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -203,24 +228,27 @@ export class Supervisor {
     // every later suite would repeat the same lines (the accelerator verdict) in one run.
     if (lease.id === 1) for (const line of this.logHistory) send(connection.socket, { event: 'log', line })
     await this.vmReady
+    const request = options.checkpoint
+    const deadline = Date.now() + (request?.seedTimeoutMs ?? 0)
     for (;;) {
-      // A checkpoint being seeded restarts the VM when saved: nobody else gets it before that.
-      while (this.seeding && this.seeding.lease !== lease) await this.seeding.done
       while (this.leases.mustWait(lease)) {
         const others = this.leases.othersHolding(lease)
         send(connection.socket, { event: 'progress', phase: `waiting for ${others.length} other suite(s) to finish (exclusive isolation; pids ${others.map((l) => l.client.pid).join(', ')})` })
-        await new Promise<void>((resolve) => this.waiters.push(resolve))
+        await this.nextRelease()
         if (connection.socket.destroyed) throw new Error('client went away')
       }
       // Decide and reset inside the queue, so two acquirers cannot both decide to reset.
-      const result = await this.enqueue(async (): Promise<AcquireResult | undefined> => {
-        if (this.seeding && this.seeding.lease !== lease) return undefined // another began seeding meanwhile: wait for it
+      const outcome = await this.enqueue(async (): Promise<AcquireResult | SeedWait> => {
         const problem = this.vm?.problem()
         if (problem) throw problem
+        const wait = this.seedWait(lease, request)
+        if (wait) return wait
         // A driver that cannot reset (external) shares its emulator as isolation 'none' does.
-        const reset = this.vm!.capabilities.reset && this.leases.needsReset(lease)
+        const reset = this.vm!.capabilities.reset && (this.leases.needsReset(lease) || (this.tainted && this.leases.othersHolding(lease).length === 0))
         if (reset) await this.resetVm()
-        const seeding = options.checkpoint ? await this.openCheckpoint(lease, options.checkpoint) : false
+        const seeding = request ? await this.openCheckpoint(lease, request) : false
+        // A client that left meanwhile (killed mid-acquire) neither holds the VM nor keeps it alive.
+        if (!this.leases.has(lease)) throw new Error('client went away')
         lease.acquired = true
         // Only a lease that got the VM keeps it alive: a `start` interrupted during the boot does not.
         if (options.keepAlive) {
@@ -229,8 +257,68 @@ export class Supervisor {
         }
         return { ...this.vmInfo(), reset, lease: lease.id, seeding, startupPhases: { 'supervisor start': this.startedAfterMs, ...this.vm!.startupPhases } }
       })
-      if (result) return result
+      if (!('wait' in outcome)) return outcome
+      await this.waitForSeed(connection, outcome, deadline, request)
     }
+  }
+
+  /**
+   * Why `lease`, asking for `request`, must wait before it gets the VM; undefined when it need not.
+   * A suite never gets the VM while another one seeds it, nor a VM that others hold with data its
+   * seed did not make: it waits (bounded by its seedTimeoutMs), then fails naming both seeds.
+   */
+  private seedWait(lease: Lease, request: CheckpointRequest | undefined): SeedWait | undefined {
+    const seeding = this.seeding
+    if (seeding) {
+      if (seeding.seeder === lease) return undefined
+      const same = request?.configFile === seeding.request.configFile && (!request.seedId || request.seedId === seeding.request.seedId)
+      if (seeding.seeder) return { wait: `pid ${seeding.seeder.client.pid} to seed ${seeding.request.configFile} (${seedName(seeding.request.seedId)})`, until: seeding.done, conflict: !same }
+      // Opened by a client whose seed comes later (Playwright's webServer): it serves meanwhile.
+      if (!same && request?.seedId) return this.heldBy(lease, `${seedName(seeding.request.seedId)} for ${seeding.request.configFile}`)
+      if (same && request?.seedFrom === 'none') return { wait: `the suite that holds ${seedName(seeding.request.seedId)} to seed ${seeding.request.configFile}`, until: seeding.done, conflict: false }
+      return undefined
+    }
+    if (!request?.seedId || !this.vm?.checkpoints) return undefined
+    if (this.tainted) return this.heldBy(lease, 'a seed that did not finish')
+    const current = this.vm.checkpoints.current
+    const fits = current?.slot === checkpointSlot(request.configFile) && !checkpointMisfit(request, current.meta)
+    if (fits) return undefined
+    const meta = current?.meta as CheckpointMeta | undefined
+    return this.heldBy(lease, meta ? `${seedName(meta.seedId)} for ${meta.configFile}` : 'no seeded snapshot')
+  }
+
+  /** Wait for the others to let go of the VM (then it can be restored for this suite); none: no wait. */
+  private heldBy(lease: Lease, what: string): SeedWait | undefined {
+    const others = this.leases.othersHolding(lease)
+    if (others.length === 0) return undefined
+    return { wait: `${others.length} other suite(s) (pids ${others.map((l) => l.client.pid).join(', ')}) holding it with ${what}`, until: this.nextRelease(), conflict: true }
+  }
+
+  /** One line per reason, then waits for it to change, at most until `deadline`: then a clear error. */
+  private async waitForSeed(connection: Connection, wait: SeedWait, deadline: number, request: CheckpointRequest | undefined): Promise<void> {
+    const left = deadline - Date.now()
+    if (left <= 0) {
+      const name = this.config.paths.name
+      throw wait.conflict
+        ? new StackEmulatorError(`Instance "${name}" cannot serve this suite (${seedName(request?.seedId ?? '')}${request ? ` for ${request.configFile}` : ''}): it waited ${Math.round((request?.seedTimeoutMs ?? 0) / 1000)} s for ${wait.wait}`, {
+          code: 'SEED_CONFLICT', fix: `Give suites with different seeds their own instance (name option, --name), or give a seed that changed a new seedVersion so both agree; or wait for the others to finish (seedTimeoutMs).`,
+        })
+        : new StackEmulatorError(`Instance "${name}" waited ${Math.round((request?.seedTimeoutMs ?? 0) / 1000)} s for ${wait.wait}`, {
+          code: 'SEED_TIMEOUT', fix: 'Make the seed faster, or raise seedTimeoutMs.',
+        })
+    }
+    const line = `waiting for ${wait.wait} (up to ${Math.ceil(left / 1000)} s)`
+    if (connection.lastWait !== wait.wait) send(connection.socket, { event: 'progress', phase: line })
+    connection.lastWait = wait.wait
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([wait.until, new Promise((resolve) => (timer = setTimeout(resolve, left)))])
+    clearTimeout(timer)
+    if (connection.socket.destroyed) throw new Error('client went away')
+  }
+
+  /** Resolves at the next lease's end. */
+  private nextRelease(): Promise<void> {
+    return new Promise<void>((resolve) => this.waiters.push(resolve))
   }
 
   private async reset(connection: Connection, force: boolean, onBehalfOf: number | undefined): Promise<VmInfo> {
@@ -252,6 +340,7 @@ export class Supervisor {
   private async resetVm(): Promise<void> {
     // Its refusal, with the driver's words; the emulator stays as it is.
     if (!this.vm!.capabilities.reset) await this.vm!.reset()
+    this.endSeeding(false) // a reset drops a seed in progress: its save is refused
     this.state = 'resetting'
     const result = await this.vm!.reset().catch((error: Error) => {
       // The old VM is gone and no new one came up: go away, so the next acquire starts afresh.
@@ -261,79 +350,140 @@ export class Supervisor {
     this.lastResetMs = result.durationMs
     this.rememberCheckpointKeys()
     this.leases.dirty = false
+    this.tainted = false
     this.state = 'ready'
     this.log(`reset in ${result.durationMs} ms`)
   }
 
   /**
-   * Puts the VM at `request`'s checkpoint: already there, restored into it, or (when it has none
-   * that fits) restarted to be seeded by this lease, which then mints, seeds and sends
-   * `checkpoint`. A VM other suites hold is not restarted under them. True: this lease seeds.
+   * Puts the VM at `request`'s seeded snapshot: already there, restored into it, or (when it has
+   * none that fits) restarted to be seeded, by this lease (true: it mints, seeds, then sends
+   * `checkpoint`) or, for a client whose seed comes later, by the next lease that brings it.
+   * A VM other suites hold is never restarted under them (seedWait saw to that for seeded suites).
    */
   private async openCheckpoint(lease: Lease, request: CheckpointRequest): Promise<boolean> {
     const checkpoints = this.vm!.checkpoints
-    if (!checkpoints) return false
+    if (!checkpoints) {
+      if (!request.seedId) return false
+      throw new StackEmulatorError(`The ${this.config.driver.kind} driver${this.config.driver.snapshot ? '' : ' without snapshots'} cannot keep a seed: it has no seeded snapshots to reset to`, {
+        code: 'SEED_UNSUPPORTED', fix: 'Drop the seed option (create the data in the tests themselves), or use the qemu driver with snapshots (the default).',
+      })
+    }
+    const pending = this.seeding
+    if (pending && (!request.seedId || (request.seedId === pending.request.seedId && request.configFile === pending.request.configFile))) {
+      // Opened by a client whose seed comes later: the first lease that brings the seed runs it.
+      if (pending.seeder || request.seedFrom !== 'self' || !request.seedId) return false
+      this.broadcast({ event: 'log', line: `taking the seeded snapshot for ${request.configFile} (${seedName(request.seedId)}) on the VM its app already uses; later runs and resets start from it` })
+      this.startSeeder(pending, lease)
+      return true
+    }
+    // Awaited for another seed by clients that are gone: what they left is dropped below.
+    if (pending) this.endSeeding(true)
     const slot = checkpointSlot(request.configFile)
     const current = checkpoints.current
     if (current?.slot === slot && !checkpointMisfit(request, current.meta)) return false
+    // Only a suite without a seed gets here while others hold the VM: it mints a project of its own.
     if (this.leases.othersHolding(lease).length > 0) return false
     this.state = 'resetting'
-    const opened = await checkpoints.open(slot, (meta) => checkpointMisfit(request, meta), request.seeds).catch((error: Error) => {
-      void this.shutdown(`opening the checkpoint failed (${error.message.split('\n')[0]})`)
+    const opened = await checkpoints.open(slot, (meta) => checkpointMisfit(request, meta), request.seedFrom !== 'none').catch((error: Error) => {
+      void this.shutdown(`opening the seeded snapshot failed (${error.message.split('\n')[0]})`)
       throw error
     })
     this.state = 'ready'
-    if (opened.opened === 'missing') {
-      // Nothing changed. Said when this suite would have taken it: its resets will mint new keys.
-      if (request.seeds) this.broadcast({ event: 'log', line: `not taking a seeded snapshot for ${request.configFile}: ${opened.reason}` })
-      return false
-    }
+    if (opened.opened === 'missing') return this.noSnapshot(request, opened.reason)
+    this.tainted = false
     this.rememberCheckpointKeys()
     this.leases.dirty = false
     if (opened.opened === 'restored') return false
-    this.broadcast({ event: 'log', line: `taking a seeded snapshot for ${request.configFile} (${opened.reason}); later runs and resets start from it` })
     let finish!: () => void
-    const done = new Promise<void>((resolve) => (finish = resolve))
-    this.seeding = { lease, request, done, finish }
+    const seeding: Seeding = { request, done: new Promise<void>((resolve) => (finish = resolve)), finish }
+    this.seeding = seeding
     // Its client may have gone while the VM restarted: then nobody seeds, and nobody may wait on it.
     if (!this.leases.has(lease)) {
-      this.endSeeding()
+      this.endSeeding(false)
       return false
     }
+    if (request.seedFrom === 'later') {
+      this.broadcast({ event: 'log', line: `no seeded snapshot for ${request.configFile} (${opened.reason}): it is taken when the suite with ${seedName(request.seedId)} arrives (its globalSetup); this VM serves meanwhile, with the same keys after` })
+      return false
+    }
+    this.broadcast({ event: 'log', line: `taking a seeded snapshot for ${request.configFile} (${opened.reason}); later runs and resets start from it` })
+    this.startSeeder(seeding, lease)
     return true
+  }
+
+  /** No seeded snapshot can be had: fine for a suite without a seed (its keys change at resets), an error for one with. */
+  private noSnapshot(request: CheckpointRequest, reason: string): false {
+    if (!request.seedId) {
+      if (request.seedFrom === 'self') this.broadcast({ event: 'log', line: `not taking a seeded snapshot for ${request.configFile}: ${reason}` })
+      return false
+    }
+    throw request.seedFrom === 'none'
+      ? new StackEmulatorError(`No seeded snapshot of ${request.configFile} with ${seedName(request.seedId)}: ${reason}`, {
+        code: 'SEED_MISSING', fix: "The run's globalSetup takes it before the workers start: keep the plugin's (or Playwright's) globalSetup, and check its output for why it did not.",
+      })
+      : new StackEmulatorError(`Cannot take the seeded snapshot of ${request.configFile} with ${seedName(request.seedId)}: ${reason}`, {
+        code: 'SEED_UNSAVED', fix: 'Give the snapshot cache room (STACK_EMULATOR_CACHE_DIR, df -h) and write access, or drop the seed option.',
+      })
+  }
+
+  /** `lease` runs the seed now: bounded by its seedTimeoutMs, after which others stop waiting for it. */
+  private startSeeder(seeding: Seeding, lease: Lease): void {
+    seeding.seeder = lease
+    seeding.timer = setTimeout(() => {
+      if (this.seeding !== seeding) return
+      this.broadcast({ event: 'log', line: `the seed of pid ${lease.client.pid} did not finish within ${Math.round(seeding.request.seedTimeoutMs / 1000)} s (seedTimeoutMs): its seeded snapshot is not taken` })
+      this.endSeeding(true)
+    }, seeding.request.seedTimeoutMs + SEED_SAVE_GRACE_MS)
+    seeding.timer.unref()
   }
 
   /** From the seeding lease, once it minted and seeded: save, so resets return here with the same keys. */
   private async saveCheckpoint(connection: Connection): Promise<VmInfo> {
     const seeding = this.seeding
-    if (!seeding || seeding.lease !== connection.lease) {
+    if (!seeding || !seeding.seeder || seeding.seeder !== connection.lease) {
       throw new StackEmulatorError('This lease was not asked to seed a checkpoint', { code: 'PROTOCOL', fix: 'Send checkpoint only after an acquire answered seeding: true.' })
     }
+    clearTimeout(seeding.timer)
     return this.enqueue(async () => {
+      let saved = false
       try {
         const { request } = seeding
         const credentials = await this.minted.get(request.configFile)
-        if (!credentials) throw new StackEmulatorError('Mint the credentials before saving the checkpoint', { code: 'PROTOCOL' })
-        const after = sha256(await fs.readFile(request.configFile).catch(() => Buffer.alloc(0)))
-        const meta: CheckpointMeta = { configFile: request.configFile, configDigests: [...new Set([request.configDigest, after])], seedId: request.seedId, credentials }
+        const mintedDigest = this.mintedDigests.get(request.configFile)
+        if (!credentials || !mintedDigest) throw new StackEmulatorError('Mint the credentials before saving the checkpoint', { code: 'PROTOCOL' })
+        // The file as the guest minted for, before and after (it may write it): an edit while the seed ran is not recorded as fitting.
+        const meta: CheckpointMeta = { configFile: request.configFile, configDigests: [...new Set([request.configDigest, mintedDigest])], seedId: request.seedId, credentials }
         const started = performance.now()
         this.state = 'resetting'
-        await this.vm!.checkpoints!.save(meta, checkpointRetired).then(
-          () => this.log(`seeded snapshot saved and restored in ${Math.round(performance.now() - started)} ms`),
-          (error: Error) => this.broadcast({ event: 'log', line: `saving the seeded snapshot failed (${error.message.split('\n')[0]}); resets go back to the plain snapshot and mint new keys` }),
-        )
+        await this.vm!.checkpoints!.save(meta, checkpointRetired).catch((error: Error) => {
+          // The VM is back where resets return; its keys and the seed's data are gone with the failed save.
+          this.leases.dirty = true
+          throw error
+        })
+        saved = true
+        this.log(`seeded snapshot saved and restored in ${Math.round(performance.now() - started)} ms`)
+        const now = sha256(await fs.readFile(request.configFile).catch(() => Buffer.alloc(0)))
+        if (!meta.configDigests.includes(now)) this.broadcast({ event: 'log', line: `${request.configFile} changed while the seed ran: the next run takes its seeded snapshot again` })
+      } finally {
         this.state = 'ready'
         this.rememberCheckpointKeys()
-      } finally {
-        this.endSeeding()
+        this.endSeeding(!saved)
       }
       return this.vmInfo()
     })
   }
 
-  private endSeeding(): void {
-    this.seeding?.finish()
+  /** Seeding is over; `tainted`: it left data in the VM that fits no suite, so the VM is reset before it serves one with a seed. */
+  private endSeeding(tainted: boolean): void {
+    if (!this.seeding) return
+    clearTimeout(this.seeding.timer)
+    this.seeding.finish()
     this.seeding = undefined
+    if (tainted) {
+      this.tainted = true
+      this.leases.dirty = true
+    }
   }
 
   /**
@@ -342,6 +492,7 @@ export class Supervisor {
    */
   private rememberCheckpointKeys(): void {
     this.minted.clear()
+    this.mintedDigests.clear()
     const vm = this.vm
     const meta = vm?.checkpoints?.current?.meta as CheckpointMeta | undefined
     if (!vm || !meta?.credentials) return
@@ -375,8 +526,9 @@ export class Supervisor {
   private async mint(service: string, routePath: string, configFile: string): Promise<StackCredentials> {
     const vm = this.vm!
     await vm.shared?.expose(configFile)
-    const credentials = await mintCredentials(vm.urls[service] + routePath, configFile, vm.shared?.internalKeyFile, vm.internalKey)
+    const credentials = await mintCredentials(vm.urls[service] + routePath, configFile, vm.shared, vm.internalKey)
     await vm.shared?.syncBack()
+    this.mintedDigests.set(configFile, sha256(await fs.readFile(configFile).catch(() => Buffer.alloc(0))))
     return credentials
   }
 
@@ -408,8 +560,9 @@ export class Supervisor {
   private onClose(connection: Connection): void {
     this.connections.delete(connection)
     if (!connection.lease) return
-    if (this.seeding?.lease === connection.lease) this.endSeeding() // the VM is dirty now: the next reset drops what it seeded
     this.leases.close(connection.lease)
+    // Its seed did not finish (or the seed it waited for never came): the next reset drops what it left.
+    if (this.seeding && (this.seeding.seeder === connection.lease || (!this.seeding.seeder && this.leases.othersHolding(undefined).length === 0))) this.endSeeding(true)
     for (const wake of this.waiters.splice(0)) wake()
     if (this.leases.size > 0 || this.shuttingDown) return
     if (!this.keepAlive) {

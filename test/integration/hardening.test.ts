@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { acquire } from '../../src/client/acquire.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
 import {
-  cli, eventually, http, instanceNames, leftoversUnder, privateCache, processesMentioning, qemuProcesses, root,
+  cli, eventually, http, instanceNames, leftoversUnder, privateCache, privateCacheWithSnapshot, processesMentioning, qemuProcesses, root,
   fixtureVariant, serverHeaders, sharedCache, spawnAcquirer, supervisorProcesses, useTempHome,
 } from '../helpers.js'
 
@@ -240,10 +240,39 @@ describe('local failures never cost the snapshot', () => {
       env: { STACK_EMULATOR_HOME: full }, reject: false,
     })
     const reply = JSON.parse(result.stdout)
-    expect(reply.code).toBe('DISK_FULL')
+    expect(reply.code, reply.error).toBe('DISK_FULL')
     expect(reply.error).toMatch(new RegExp(`No space left in ${full}.*Free some space`))
     expect(snapshots()).toEqual(before)
     expect(await leftoversUnder(full)).toEqual([])
+  })
+
+  it('a cache that fills up while the seeded snapshot is saved: the acquire fails with DISK_FULL naming the cache, nothing runs, and the next run seeds', async () => {
+    const cache = path.join(home, 'fullcache')
+    await mount(['-t', 'tmpfs', '-o', 'size=1100m', 'tmpfs'], cache)
+    await privateCacheWithSnapshot(home, cache)
+    const env = { STACK_EMULATOR_CACHE_DIR: cache }
+    const filler = path.join(cache, 'filler')
+    // The seed runs after the staged copy is made and before the save: it fills the cache.
+    const failed = spawnAcquirer({ name: 'savefull', seedWith: `fill:${filler}` }, env)
+    const reply = await failed.next()
+    expect(reply.code, reply.error).toBe('DISK_FULL')
+    expect(reply.error).toMatch(new RegExp(`No space left in ${cache}/snapshots.*Free some space there`))
+    expect(reply.error).not.toMatch(/agent/i)
+    await failed.child
+    expect(await leftoversUnder(path.join(home, 'state', 'savefull'))).toEqual([])
+    // Nothing half-saved is taken for a seeded snapshot: with room again, the next run seeds and saves.
+    fs.rmSync(filler)
+    const next = spawnAcquirer({ name: 'savefull', seedWith: 'user' }, env)
+    const seeded = await next.next()
+    expect(seeded.error).toBeUndefined()
+    expect(seeded.logs).toContainEqual(expect.stringMatching(/taking a seeded snapshot .*\(none was taken yet\)/))
+    next.send('list')
+    expect((await next.next()).users).toEqual(['seeded@example.com'])
+    next.send('release')
+    await next.child
+    // Owner-only: its record holds the project's admin key.
+    const slot = fs.readdirSync(path.join(cache, 'snapshots')).find((d) => d.includes('-checkpoint-') && !d.includes('.'))!
+    for (const file of ['snapshot.json', 'ram', 'disk.qcow2', 'state']) expect(fs.statSync(path.join(cache, 'snapshots', slot, file)).mode & 0o777).toBe(0o600)
   })
 
   it('a read-only cache restores from its snapshot, without a cold boot, and resets', async () => {

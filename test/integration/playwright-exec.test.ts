@@ -35,14 +35,27 @@ describe('playwright', () => {
     expect(await eventually(() => processesMentioning(instanceDir('pw')).length === 0, 5000)).toBe(true)
   })
 
-  it('takes its options from use.stackEmulatorOptions: webServer, globalSetup and fixture share that one instance', async () => {
+  it('takes its options from use.stackEmulatorOptions: webServer, globalSetup and fixture share one instance and its seed, run after run', async () => {
     const project = path.join(root, 'test/projects/playwright-options')
-    const result = await execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', path.join(project, 'playwright.config.ts'), '--reporter', 'line'], {
-      cwd: project, env: { PW_INSTANCE: 'pw-options', EXAMPLE_PORT: '3193' }, reject: false, all: true,
+    const seedLog = path.join(home, 'pw-options-seed.log')
+    // A config file of its own: the seeded snapshot this run takes is its alone.
+    const configFile = path.join(fs.mkdtempSync(path.join(home, 'pw-options-')), 'stack.config.ts')
+    fs.writeFileSync(configFile, 'export const config = {}\n')
+    const run = () => execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', path.join(project, 'playwright.config.ts'), '--reporter', 'line'], {
+      cwd: project, env: { PW_INSTANCE: 'pw-options', EXAMPLE_PORT: '3193', SEED_LOG: seedLog, PW_CONFIG_FILE: configFile }, reject: false, all: true,
     })
-    expect(result.exitCode, result.all).toBe(0)
+    const first = await run()
+    expect(first.exitCode, first.all).toBe(0)
+    expect(fs.readFileSync(seedLog, 'utf8')).toBe('seeded\n')
+    expect(first.all).toMatch(/taking the seeded snapshot|it is taken when the suite with seed/)
     expect(fs.readdirSync(path.join(home, 'state'))).toContain('pw-options')
     expect(fs.readdirSync(path.join(home, 'state'))).not.toContain('default')
+    expect(await leftoversUnder(instanceDir('pw-options'))).toEqual([])
+    // The next run starts from that snapshot: the seed's user is there, and the seed does not run again.
+    const second = await run()
+    expect(second.exitCode, second.all).toBe(0)
+    expect(fs.readFileSync(seedLog, 'utf8')).toBe('seeded\n')
+    expect(second.all).not.toMatch(/seeded snapshot/)
     expect(await leftoversUnder(instanceDir('pw-options'))).toEqual([])
   })
 

@@ -64,6 +64,7 @@ let diskSha: string
 beforeAll(async () => {
   server = await startReleaseServer()
   process.env.STACK_EMULATOR_RELEASES_URL = server.api
+  process.env.no_proxy = process.env.NO_PROXY = '127.0.0.1' // a proxy in the environment cannot reach the loopback server
   server.publish('emulator-dev-latest', ASSET, disk)
   server.publish('emulator-dev-latest', 'stack-emulator-arm64.qcow2', smallB)
   server.publish('emulator-small-latest', ASSET, smallA)

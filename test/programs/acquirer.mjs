@@ -1,10 +1,23 @@
 // A test runner stand-in: acquires a lease from the built package, prints one JSON line, then
 // holds the lease until stdin closes or says "release" (or for HOLD_MS), and releases.
-// Options come as JSON in argv[2]. "write:<email>" on stdin creates a user first.
+// Options come as JSON in argv[2]; `seedWith` names a seed: "user" (creates seeded@example.com),
+// "hang" (never ends), or "fill:<file>" (writes zeros into <file> until its disk is full).
+// "write:<email>" on stdin creates a user first.
+import { spawnSync } from 'node:child_process'
 import readline from 'node:readline'
 import { acquire } from '../../dist/index.js'
 
-const options = JSON.parse(process.argv[2] ?? '{}')
+const { seedWith, ...options } = JSON.parse(process.argv[2] ?? '{}')
+const seeds = {
+  user: async (e) => {
+    const headers = { 'content-type': 'application/json', 'x-stack-project-id': e.credentials.projectId, 'x-stack-access-type': 'server', 'x-stack-secret-server-key': e.credentials.secretServerKey }
+    const response = await fetch(`${e.backendUrl}/api/v1/users`, { method: 'POST', headers, body: JSON.stringify({ primary_email: 'seeded@example.com' }) })
+    if (response.status !== 201) throw new Error(`seed: HTTP ${response.status}`)
+  },
+  hang: () => new Promise(() => {}),
+  fill: async () => void spawnSync('dd', ['if=/dev/zero', `of=${seedWith.slice(5)}`, 'bs=1M', 'count=100000']),
+}
+if (seedWith) options.seed = seeds[seedWith.split(':')[0]]
 const started = Date.now()
 const logs = []
 let emulator

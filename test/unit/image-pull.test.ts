@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { describeDownload, formatBytes, planResume, resumeRefused } from '../../src/image/download.js'
 import { checkArch, checkBranch, checkSha256, checkTag, parseImageRef, parsePulledFolder, pulledFolderName } from '../../src/image/names.js'
 import { checkFreeSpace } from '../../src/image/pull.js'
-import { readSettings } from '../../src/settings.js'
+import { proxySettings, readSettings } from '../../src/settings.js'
 
 describe('release names', () => {
   it('takes the tags, branches, arches and digests of the real releases', () => {
@@ -102,5 +102,20 @@ describe('where images come from', () => {
     expect(() => readSettings({ STACK_EMULATOR_RELEASES_URL: 'https://user:pw@x' })).toThrow(/without credentials/)
     // The token stays out of Settings, which is written to the supervisor's config file.
     expect(JSON.stringify(readSettings({ GITHUB_TOKEN: 'secret' }))).not.toContain('secret')
+  })
+
+  it('stalls a pull after 60 s unless STACK_EMULATOR_PULL_IDLE_TIMEOUT says otherwise', () => {
+    expect(readSettings({}).pullIdleTimeoutMs).toBe(60_000)
+    expect(readSettings({ STACK_EMULATOR_PULL_IDLE_TIMEOUT: '0.5' }).pullIdleTimeoutMs).toBe(500)
+    for (const value of ['0', '-3', 'soon']) {
+      expect(() => readSettings({ STACK_EMULATOR_PULL_IDLE_TIMEOUT: value })).toThrow(/^STACK_EMULATOR_PULL_IDLE_TIMEOUT must be a number of seconds above 0; got ".*"\. Unset it for 60 s/)
+    }
+  })
+
+  it('reads the proxy variables, lower case first, and keeps them out of Settings', () => {
+    expect(proxySettings({})).toEqual({ httpProxy: '', httpsProxy: '', noProxy: '' })
+    expect(proxySettings({ HTTPS_PROXY: 'http://proxy:3128', https_proxy: 'http://lower:3128', NO_PROXY: 'localhost' }))
+      .toEqual({ httpProxy: '', httpsProxy: 'http://lower:3128', noProxy: 'localhost' })
+    expect(JSON.stringify(readSettings({ HTTPS_PROXY: 'http://user:pw@proxy:3128' }))).not.toContain('pw@')
   })
 })

@@ -5,7 +5,7 @@ import { parseRequest, type CheckpointRequest } from '../../src/supervisor/proto
 import { planIntegration, workerOptions } from '../../src/integrations/context.js'
 import { seedIdentity } from '../../src/client/options.js'
 
-const request: CheckpointRequest = { configFile: '/app/stack.config.ts', configDigest: 'before', seedId: 'v1', seeds: true }
+const request: CheckpointRequest = { configFile: '/app/stack.config.ts', configDigest: 'before', seedId: 'v1', seedFrom: 'self', seedTimeoutMs: 300_000 }
 const meta: CheckpointMeta = {
   configFile: '/app/stack.config.ts',
   configDigests: ['before', 'after'],
@@ -19,9 +19,15 @@ describe('checkpoints', () => {
     expect(checkpointMisfit({ ...request, configDigest: 'after' }, meta)).toBeUndefined()
   })
 
+  it('fit a suite without a seed whatever seed they hold: it uses a seeded snapshot, never replaces one', () => {
+    expect(checkpointMisfit({ ...request, seedId: '' }, meta)).toBeUndefined()
+    expect(checkpointMisfit({ ...request, seedId: '' }, { ...meta, seedId: '' })).toBeUndefined()
+    expect(checkpointMisfit({ ...request, seedId: '', configDigest: 'edited' }, meta)).toBe('/app/stack.config.ts changed')
+  })
+
   it('say why they do not fit', () => {
     expect(checkpointMisfit({ ...request, seedId: 'v2' }, meta)).toBe('the seed changed')
-    expect(checkpointMisfit({ ...request, seedId: '' }, meta)).toBe('it holds a seed this suite has not')
+    expect(checkpointMisfit({ ...request, seedId: 'v1' }, { ...meta, seedId: '' })).toBe('it holds no seed')
     expect(checkpointMisfit({ ...request, configDigest: 'edited' }, meta)).toBe('/app/stack.config.ts changed')
     expect(checkpointMisfit({ ...request, configFile: '/other/stack.config.ts' }, meta)).toBe('it belongs to /app/stack.config.ts')
     expect(checkpointMisfit(request, undefined)).toBe('it was taken by another version')
@@ -40,7 +46,7 @@ describe('checkpoints', () => {
     })
     expect(parseRequest({ id: 2, op: 'checkpoint' }).request).toEqual({ op: 'checkpoint' })
     expect(parseRequest({ id: 3, op: 'reset', force: false, lease: 4 }).request).toEqual({ op: 'reset', force: false, lease: 4 })
-    for (const bad of [{ ...request, configFile: 'relative.ts' }, { ...request, seeds: 'yes' }, { ...request, seedId: 'x'.repeat(200) }, 'text']) {
+    for (const bad of [{ ...request, configFile: 'relative.ts' }, { ...request, seedFrom: 'maybe' }, { ...request, seedTimeoutMs: 0 }, { ...request, seedId: 'x'.repeat(200) }, 'text']) {
       expect(() => parseRequest({ id: 4, op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint: bad })).toThrow(/"checkpoint" must be/)
     }
     expect(() => parseRequest({ id: 5, op: 'reset', force: false, lease: 'one' })).toThrow(/"lease" must be an integer/)

@@ -14,6 +14,7 @@ import { pullImage } from '../../src/client/pull.js'
 import { runCli } from '../../src/cli/commands.js'
 import { DEFAULT_TEMPLATE, SHIPPED_BASE_ENV, SHIPPED_COMMIT, provenanceLine, pullRelease } from '../../src/image/pull.js'
 import { releaseCommit } from '../../src/image/release.js'
+import { readSettings } from '../../src/settings.js'
 import { startReleaseServer, workflowNotes, type ReleaseServer } from '../release-server.js'
 
 const ASSET = 'stack-emulator-amd64.qcow2'
@@ -47,13 +48,14 @@ beforeEach(() => {
   vi.stubEnv('STACK_EMULATOR_CACHE_DIR', cache)
   vi.stubEnv('STACK_EMULATOR_RELEASES_URL', server.api)
   vi.stubEnv('GITHUB_TOKEN', '')
+  for (const name of ['no_proxy', 'NO_PROXY']) vi.stubEnv(name, '127.0.0.1') // a proxy in the environment cannot reach the loopback server
 })
 afterEach(() => vi.unstubAllEnvs())
 
 function pull(tag: string, more: Partial<Parameters<typeof pullRelease>[0]> = {}) {
   const logs: string[] = []
   const result = pullRelease({
-    tag, arch: 'amd64', sha256: undefined, manifestTemplate: DEFAULT_TEMPLATE, settings: { cacheRoot: cache, releasesUrl: server.api },
+    tag, arch: 'amd64', sha256: undefined, manifestTemplate: DEFAULT_TEMPLATE, settings: readSettings(), // the cache and the server stubbed in beforeEach
     onProgress: () => {}, onLog: (line) => logs.push(line), ...more,
   })
   return result.then((pulled) => ({ pulled, logs }))

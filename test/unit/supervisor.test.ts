@@ -14,6 +14,9 @@ import { StackEmulatorError } from '../../src/errors.js'
 import { ensureInstanceDir, instancePaths } from '../../src/instance/paths.js'
 import { readSettings } from '../../src/settings.js'
 import { Supervisor } from '../../src/supervisor/supervisor.js'
+import type { CheckpointRequest } from '../../src/supervisor/protocol.js'
+import { sha256 } from '../../src/digest.js'
+import { checkpointSlot } from '../../src/supervisor/checkpoint-policy.js'
 
 class FakeVm implements RunningInstance {
   driver = 'qemu' as const
@@ -47,7 +50,9 @@ class FakeVm implements RunningInstance {
 }
 
 const running: { supervisor: Supervisor; connections: SupervisorConnection[] }[] = []
+const closers: (() => void)[] = []
 afterEach(async () => {
+  for (const close of closers.splice(0)) close()
   for (const r of running.splice(0)) {
     r.connections.forEach((c) => c.close())
     await r.supervisor.shutdown('test over')
@@ -217,7 +222,8 @@ describe('supervisor', () => {
     expect(status.leases).toHaveLength(1)
   })
 
-  it('checkpoints: one lease seeds while the others wait, then resets and later suites keep its keys without a mint', async () => {
+  /** A supervisor over a fake VM with seeded snapshots (kept in `saved`) and a fake credential route. */
+  async function seeded() {
     let mints = 0
     const route = http.createServer((req, res) => {
       mints++
@@ -225,58 +231,160 @@ describe('supervisor', () => {
       req.on('end', () => res.end(JSON.stringify({ project_id: `p${mints}`, publishable_client_key: 'pck', secret_server_key: 'ssk', super_secret_admin_key: 'sak' })))
     })
     await new Promise<void>((resolve) => route.listen(0, '127.0.0.1', resolve))
+    closers.push(() => route.close())
     const saved = new Map<string, unknown>()
     const vm = new FakeVm()
     vm.urls = { backend: `http://127.0.0.1:${(route.address() as net.AddressInfo).port}` }
+    let opens = 0
+    let failSave: Error | undefined
+    let staged = ''
     const checkpoints = {
       current: undefined as { slot: string; meta: unknown } | undefined,
       async open(slot: string, check: (meta: unknown) => string | undefined, stage: boolean) {
+        opens++
+        staged = slot
         const meta = saved.get(slot)
         if (meta !== undefined && !check(meta)) return { opened: 'restored' as const, meta: ((checkpoints.current = { slot, meta }), meta) }
         return { opened: stage ? ('seeding' as const) : ('missing' as const), reason: meta === undefined ? 'none was taken yet' : check(meta)! }
       },
       async save(meta: unknown) {
         await new Promise((r) => setTimeout(r, 50))
-        const slot = [...saved.keys()][0] ?? 'slot'
-        saved.set(slot, meta)
-        checkpoints.current = { slot, meta }
+        if (failSave) throw failSave
+        saved.set(staged, meta)
+        checkpoints.current = { slot: staged, meta }
       },
     }
     ;(vm as { checkpoints?: unknown }).checkpoints = checkpoints
     const s = await start(vm, { service: 'backend', path: '/api/v1/internal/local-emulator/project' })
     const configFile = path.join(s.paths.dir, 'stack.config.ts')
     fs.writeFileSync(configFile, 'export const config = {}\n')
-    const checkpoint = { configFile, configDigest: 'd1', seedId: 'v1', seeds: true }
-    const acquire = (c: SupervisorConnection) =>
-      c.request<{ seeding?: boolean; lease: number }>({ op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint })
-    const ask = (c: SupervisorConnection) => c.request<{ projectId: string }>({ op: 'credentials', configFile })
+    const request: CheckpointRequest = { configFile, configDigest: 'd1', seedId: 'v1', seedFrom: 'self', seedTimeoutMs: 60_000 }
+    return {
+      s, vm, configFile, checkpoints, request,
+      saved: () => saved.get(checkpointSlot(configFile)),
+      mints: () => mints,
+      opens: () => opens,
+      failSaveWith: (error: Error) => (failSave = error),
+      acquire: (c: SupervisorConnection, overrides: Partial<CheckpointRequest> = {}) =>
+        c.request<{ seeding?: boolean; lease: number }>({ op: 'acquire', isolation: 'suite', keepAlive: true, idleTimeoutMs: 0, checkpoint: { ...request, ...overrides } }),
+      ask: (c: SupervisorConnection) => c.request<{ projectId: string }>({ op: 'credentials', configFile }),
+    }
+  }
 
-    const seeder = await s.client()
-    const first = await acquire(seeder)
+  it('checkpoints: one lease seeds while the others wait, then resets and later suites keep its keys without a mint', async () => {
+    const t = await seeded()
+    const seeder = await t.s.client()
+    const first = await t.acquire(seeder)
     expect(first.seeding).toBe(true)
     // A second suite asks while the first seeds: it waits until the checkpoint is saved.
-    const other = await s.client()
+    const other = await t.s.client()
     let otherDone = false
-    const second = acquire(other).then((r) => ((otherDone = true), r))
+    const second = t.acquire(other).then((r) => ((otherDone = true), r))
     await new Promise((r) => setTimeout(r, 50))
     expect(otherDone).toBe(false)
-    expect((await ask(seeder)).projectId).toBe('p1')
+    expect((await t.ask(seeder)).projectId).toBe('p1')
     await expect(other.request({ op: 'checkpoint' })).rejects.toMatchObject({ code: 'PROTOCOL' })
     await seeder.request({ op: 'checkpoint' })
     expect(await second).toMatchObject({ seeding: false })
-    expect(saved.get('slot')).toMatchObject({ configFile, seedId: 'v1', configDigests: ['d1', expect.stringMatching(/^[0-9a-f]{64}$/)], credentials: { projectId: 'p1' } })
+    expect(t.saved()).toMatchObject({ configFile: t.configFile, seedId: 'v1', configDigests: ['d1', expect.stringMatching(/^[0-9a-f]{64}$/)], credentials: { projectId: 'p1' } })
     // Resets return to the checkpoint: the same keys, no new mint; a worker resets on behalf of its run's lease.
     await seeder.request({ op: 'reset', force: true })
-    expect((await ask(other)).projectId).toBe('p1')
+    expect((await t.ask(other)).projectId).toBe('p1')
     other.close()
-    const worker = await s.client(false)
+    const worker = await t.s.client(false)
     await worker.request({ op: 'reset', force: false, lease: first.lease })
-    expect((await ask(seeder)).projectId).toBe('p1')
-    expect(mints).toBe(1)
-    // Another seed: this suite cannot seed it (a test worker), so it gets no seeding and no change.
-    const third = await s.client()
-    expect(await third.request({ op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint: { ...checkpoint, seedId: 'v2', seeds: false } })).toMatchObject({ seeding: false })
-    route.close()
+    expect((await t.ask(seeder)).projectId).toBe('p1')
+    expect(t.mints()).toBe(1)
+  })
+
+  it('a suite with another seed never gets the VM that others hold: it waits, saying for whom, then fails naming both seeds', async () => {
+    const t = await seeded()
+    const holder = await t.s.client()
+    await t.acquire(holder)
+    await t.ask(holder)
+    await holder.request({ op: 'checkpoint' })
+    const other = await t.s.client()
+    const progress: string[] = []
+    other.on('event', (e) => e.event === 'progress' && progress.push(e.phase))
+    const error = await t.acquire(other, { seedId: 'v2', seedTimeoutMs: 1000 }).catch((e: StackEmulatorError) => e)
+    expect(error).toMatchObject({ code: 'SEED_CONFLICT', message: expect.stringMatching(/cannot serve this suite \(seed v2 for .*\): it waited 1 s for 1 other suite\(s\) \(pids \d+\) holding it with seed v1/) })
+    expect(String((error as StackEmulatorError).fix)).toMatch(/own instance.*seedVersion/)
+    expect(progress).toEqual([expect.stringMatching(/^waiting for 1 other suite\(s\) .* holding it with seed v1 for .* \(up to 1 s\)$/)])
+    // Once the holder is gone, the same request gets its own seeded snapshot.
+    const waiting = t.acquire(other, { seedId: 'v2' })
+    holder.close()
+    expect(await waiting).toMatchObject({ seeding: true })
+  })
+
+  it('a suite without a seed uses the seeded snapshot (held or not) and never replaces it', async () => {
+    const t = await seeded()
+    const seeder = await t.s.client()
+    await t.acquire(seeder)
+    await t.ask(seeder)
+    await seeder.request({ op: 'checkpoint' })
+    const plain = await t.s.client()
+    expect(await t.acquire(plain, { seedId: '' })).toMatchObject({ seeding: false })
+    expect((await t.ask(plain)).projectId).toBe('p1')
+    seeder.close()
+    plain.close()
+    await new Promise((r) => setTimeout(r, 50))
+    const later = await t.s.client()
+    expect(await t.acquire(later, { seedId: '' })).toMatchObject({ seeding: false })
+    expect(t.saved()).toMatchObject({ seedId: 'v1' })
+    expect(t.mints()).toBe(1)
+  })
+
+  it("a client whose seed comes later (Playwright's webServer) serves the staged VM; the suite with the seed takes the snapshot from it, same keys", async () => {
+    const t = await seeded()
+    const app = await t.s.client()
+    expect(await t.acquire(app, { seedFrom: 'later' })).toMatchObject({ seeding: false })
+    expect((await t.ask(app)).projectId).toBe('p1')
+    const suite = await t.s.client()
+    expect(await t.acquire(suite)).toMatchObject({ seeding: true })
+    expect(t.opens()).toBe(1) // the app's VM, not restarted for the suite
+    expect((await t.ask(suite)).projectId).toBe('p1')
+    await suite.request({ op: 'checkpoint' })
+    expect(t.saved()).toMatchObject({ seedId: 'v1', credentials: { projectId: 'p1' } })
+  })
+
+  it("a test worker's VM without the run's seeded snapshot fails, saying so; it never runs without the seed", async () => {
+    const t = await seeded()
+    const worker = await t.s.client()
+    await expect(t.acquire(worker, { seedFrom: 'none' })).rejects.toMatchObject({ code: 'SEED_MISSING', message: expect.stringMatching(/No seeded snapshot of .* with seed v1: none was taken yet/) })
+  })
+
+  it('a seed that runs past its bound frees the others, who fail saying whom they waited for', async () => {
+    const t = await seeded()
+    const seeder = await t.s.client()
+    expect(await t.acquire(seeder)).toMatchObject({ seeding: true })
+    const other = await t.s.client()
+    await expect(t.acquire(other, { seedTimeoutMs: 1000 })).rejects.toMatchObject({ code: 'SEED_TIMEOUT', message: expect.stringMatching(/waited 1 s for pid \d+ to seed .* \(seed v1\)/) })
+  })
+
+  it('a failed save is the seeder\'s error, and the VM is reset before it serves a seeded suite', async () => {
+    const t = await seeded()
+    const seeder = await t.s.client()
+    await t.acquire(seeder)
+    await t.ask(seeder)
+    t.failSaveWith(new StackEmulatorError('No space left in /cache/snapshots', { code: 'DISK_FULL' }))
+    await expect(seeder.request({ op: 'checkpoint' })).rejects.toMatchObject({ code: 'DISK_FULL', message: expect.stringMatching(/^No space left in \/cache\/snapshots/) })
+    seeder.close()
+    await new Promise((r) => setTimeout(r, 50))
+    const resetsBefore = t.vm.resets
+    const next = await t.s.client()
+    expect(await t.acquire(next)).toMatchObject({ seeding: true })
+    expect(t.vm.resets).toBe(resetsBefore + 1)
+  })
+
+  it('records the config file as minted, not as edited while the seed ran', async () => {
+    const t = await seeded()
+    const seeder = await t.s.client()
+    await t.acquire(seeder)
+    await t.ask(seeder)
+    const minted = sha256(fs.readFileSync(t.configFile))
+    fs.writeFileSync(t.configFile, 'export const config = { edited: true }\n')
+    await seeder.request({ op: 'checkpoint' })
+    expect((t.saved() as { configDigests: string[] }).configDigests).toEqual(['d1', minted])
   })
 
   it('a seeder that goes away while its VM restarts leaves nobody waiting: the next suite seeds', async () => {
@@ -290,7 +398,7 @@ describe('supervisor', () => {
       async save() {},
     }
     const s = await start(vm)
-    const checkpoint = { configFile: '/app/stack.config.ts', configDigest: 'd', seedId: '', seeds: true }
+    const checkpoint: CheckpointRequest = { configFile: '/app/stack.config.ts', configDigest: 'd', seedId: '', seedFrom: 'self', seedTimeoutMs: 60_000 }
     const acquire = (c: SupervisorConnection) => c.request<{ seeding?: boolean }>({ op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint })
     const a = await s.client()
     void acquire(a).catch(() => {})

@@ -13,7 +13,7 @@ import { buildArgv, type RamFile } from './argv.js'
 import { createOverlay } from './binary.js'
 import { QemuProcess } from './process.js'
 import {
-  copySeed, discardSnapshot, expectedFingerprint, lookupSnapshot, readRefusal, rememberRefusal, removeAbandoned, snapshotDir,
+  copySeed, discardSnapshot, expectedFingerprint, lookupSnapshot, ownerOnly, readRefusal, rememberRefusal, removeAbandoned, snapshotDir,
   snapshotFiles, withSnapshotLock, writeRecord, type SnapshotFiles, type SnapshotFingerprint, type SnapshotRecord,
 } from './snapshot.js'
 import { local, localFailure } from '../../local-failure.js'
@@ -133,6 +133,7 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
   const published = snapshotFiles(dir)
   await createOverlay(published.emptyOverlay, published.disk)
   await writeRecord(published, fingerprint, ctx.manifest.services.map((s) => s.guestPort), internalKey || undefined)
+  await ownerOnly(dir)
 }
 
 /** Quiet is under 10 % of one core over half a second; a guest that never gets there is saved after 15 s anyway. */
@@ -169,21 +170,26 @@ export async function migrateToFile(proc: QemuProcess, socketPath: string, file:
   const received = new Promise<void>((resolve, reject) => {
     server.once('connection', (socket) => {
       server.close()
-      pipeline(socket, createWriteStream(file, { mode: 0o644 })).then(resolve, reject)
+      pipeline(socket, createWriteStream(file, { mode: 0o600 })).then(resolve, reject)
     })
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(socketPath, resolve)
   })
+  // Never rejects: QEMU only sees its socket close when our write fails, so that error is the cause.
+  const writeFailure = received.then(() => undefined, (error: unknown) => error)
   try {
     await proc.qmp.execute('migrate', { uri: `unix:${socketPath}` })
     await waitMigrated(proc, 60_000)
-    await received
+  } catch (error) {
+    throw (await Promise.race([writeFailure, new Promise((r) => setTimeout(r, 1000))])) ?? error
   } finally {
     server.close()
     await fs.rm(socketPath, { force: true })
   }
+  const failure = await writeFailure
+  if (failure) throw failure
 }
 
 async function waitMigrated(proc: QemuProcess, timeoutMs: number): Promise<void> {

@@ -18,7 +18,7 @@ import { unplugShare } from './share-device.js'
 import type { QemuProcess } from './process.js'
 import type { CheckpointCheck, CheckpointRetired } from '../types.js'
 import {
-  copySeed, discardSnapshot, lookupSnapshot, removeAbandoned, snapshotFiles, withSnapshotLock, writeRecord,
+  copySeed, discardSnapshot, lookupSnapshot, ownerOnly, removeAbandoned, snapshotFiles, withSnapshotLock, writeRecord,
   type SnapshotFiles, type SnapshotRecord,
 } from './snapshot.js'
 import { readJson } from '../../image/cache.js'
@@ -54,6 +54,9 @@ export async function stageCheckpoint(base: SnapshotMode, dir: string): Promise<
   // cp keeps the holes: the guest touched about half of its RAM. (execa loads in 0.1 s: not on the restore path.)
   const { execa } = await import('execa')
   await execa('cp', ['--sparse=always', '--reflink=auto', base.files.ram, files.ram])
+  // Then every page is given its block: the guest's RAM is this file, mapped shared, and a page it
+  // touches in a hole of a full disk would kill QEMU (SIGBUS). A full disk fails here, before the VM stops serving.
+  await execa('fallocate', ['-l', String((await fs.stat(base.files.ram)).size), files.ram])
   await createOverlay(files.disk, base.files.disk)
   return { kind: 'snapshot', files: { ...files, state: base.files.state, seed: base.files.seed }, record: base.record, seeding: true }
 }
@@ -63,6 +66,7 @@ export async function saveCheckpoint(ctx: Context, proc: QemuProcess, slot: Slot
   await withGuestAgent(agentSocketPath(ctx, slot), 30_000, (agent) => unplugShare(ctx.manifest, proc, agent))
   await saveDeviceState(ctx, proc, path.join(staged.files.dir, 'state'))
   await proc.stop()
+  await sparseCopy(staged.files.ram)
   return withSnapshotLock(dir, async () => {
     await discardSnapshot(dir)
     await copySeed(staged.files.seed, snapshotFiles(staged.files.dir).seed)
@@ -70,6 +74,7 @@ export async function saveCheckpoint(ctx: Context, proc: QemuProcess, slot: Slot
     const files = snapshotFiles(dir)
     await createOverlay(files.emptyOverlay, files.disk)
     const record = await writeRecord(files, staged.record.fingerprint, staged.record.guestPorts, staged.record.internalKey, { base: staged.record.stateSha256, meta })
+    await ownerOnly(dir)
     return { kind: 'snapshot', files, record }
   })
 }
@@ -92,6 +97,13 @@ export async function sweepCheckpoints(ready: SnapshotMode, retired: CheckpointR
       if (record && (record.base !== ready.record.stateSha256 || retired(record.meta))) await discardSnapshot(dir)
     })
   }
+}
+
+/** Gives back the blocks of the pages the guest never touched (stageCheckpoint allocated them all). */
+async function sparseCopy(file: string): Promise<void> {
+  const { execa } = await import('execa')
+  await execa('cp', ['--sparse=always', file, `${file}.sparse`])
+  await fs.rename(`${file}.sparse`, file)
 }
 
 /** Drops a staged checkpoint that will not be saved. */

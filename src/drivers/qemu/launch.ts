@@ -182,11 +182,18 @@ async function writableRam(ctx: Context, files: SnapshotFiles): Promise<string> 
   if (!(await fs.access(files.ram, fs.constants.W_OK).then(() => true, () => false))) {
     ram = path.join(ctx.instanceDir, `snapshot-ram-${ctx.ramFiles.size}`)
     ctx.options.log(`The snapshot cache is read-only; restoring from a private copy of its RAM file (${ram}).`)
-    await fs.copyFile(files.ram, `${ram}.tmp`)
+    // Sparse, as the guest touched about half of it; removed at stop (privateRamCopies).
+    const { execa } = await import('execa')
+    await execa('cp', ['--sparse=always', files.ram, `${ram}.tmp`])
     await fs.rename(`${ram}.tmp`, ram)
   }
   ctx.ramFiles.set(files.ram, ram)
   return ram
+}
+
+/** The private RAM copies writableRam made for this VM (none on a writable cache). */
+export function privateRamCopies(ctx: Context): string[] {
+  return [...(ctx.ramFiles ?? new Map<string, string>()).entries()].filter(([cached, copy]) => cached !== copy).map(([, copy]) => copy)
 }
 
 /** Waits for health, racing QEMU's exit; stops QEMU on failure so nothing is left running. */

@@ -180,9 +180,19 @@ export async function writeRecord(
     ...checkpoint,
   }
   const tmp = `${files.record}.tmp`
-  await fs.writeFile(tmp, JSON.stringify(record, null, 2))
+  await fs.writeFile(tmp, JSON.stringify(record, null, 2), { mode: 0o600 })
   await fs.rename(tmp, files.record)
   return record
+}
+
+/**
+ * Only the owner reads a published slot's files: its record holds the internal key (a seeded
+ * one's, the project's admin key) and its RAM and disk the guest's data.
+ */
+export async function ownerOnly(dir: string): Promise<void> {
+  for (const entry of await fs.readdir(dir, { withFileTypes: true, recursive: true })) {
+    await fs.chmod(path.join(entry.parentPath, entry.name), entry.isDirectory() ? 0o700 : 0o600)
+  }
 }
 
 async function fileSha256(file: string): Promise<string> {

@@ -4,6 +4,7 @@
  * a reset brings it back on the same host ports.
  */
 import fs from 'node:fs/promises'
+import path from 'node:path'
 import type { CheckpointCheck, CheckpointOpened, CheckpointRetired, DriverStartOptions, ResetResult, RunningVm, VmOrigin } from '../types.js'
 import { StackEmulatorError } from '../../errors.js'
 import { chooseAccel } from './accel.js'
@@ -14,7 +15,7 @@ import { platform } from '../../image/manifest.js'
 import { local, localFailure } from '../../local-failure.js'
 import { Stopwatch } from '../../stopwatch.js'
 import {
-  agentSocketPath, firstLine, launchReady, overlayPath, qmpSocketPath, resolvedForwards, serviceUrls,
+  agentSocketPath, firstLine, launchReady, overlayPath, privateRamCopies, qmpSocketPath, resolvedForwards, serviceUrls,
   type Context, type Mode, type Slot, type SnapshotMode,
 } from './launch.js'
 import { guestExec, withGuestAgent } from './guest-agent.js'
@@ -214,7 +215,7 @@ class QemuVm implements RunningVm {
     await this.dropStaged()
     let mode: SnapshotMode
     try {
-      mode = await local(this.ctx.instanceDir, () => stageCheckpoint(checkpointing.ready, dir))
+      mode = await local(path.dirname(dir), () => stageCheckpoint(checkpointing.ready, dir))
     } catch (error) {
       return { opened: 'missing', reason: `${found.reason}, and one cannot be staged (${firstLine(error)})` }
     }
@@ -232,7 +233,8 @@ class QemuVm implements RunningVm {
     let failure: unknown
     this.busy = true // its QEMU stops once saved: that is no crash
     try {
-      this.mode = await local(this.ctx.instanceDir, () => saveCheckpoint(this.ctx, this.proc, this.slot, staged.mode, staged.dir, meta))
+      // Its files go to the snapshot store (the cache), not the instance folder: a full disk names that.
+      this.mode = await local(path.dirname(staged.dir), () => saveCheckpoint(this.ctx, this.proc, this.slot, staged.mode, staged.dir, meta))
       checkpointing.current = { slot: staged.slot, meta }
       this.staged = undefined
     } catch (error) {
@@ -315,9 +317,9 @@ class QemuVm implements RunningVm {
    * capture's), so their output is in their unit's journal, read through the agent.
    */
   async serviceLogs(): Promise<{ source: string; text: string } | undefined> {
-    const file = this.mode.kind === 'cold' ? this.shared?.vmFilePath('stack.log') : undefined
-    const text = file && (await fs.readFile(file, 'utf8').catch(() => ''))
-    if (file && text) return { source: file, text }
+    const shared = this.mode.kind === 'cold' ? this.shared : undefined
+    const text = (await shared?.readVmFile('stack.log').catch(() => undefined))?.toString('utf8')
+    if (shared && text) return { source: shared.vmFilePath('stack.log'), text }
     const unit = this.ctx.manifest.serviceUnit
     if (!unit || !this.ctx.manifest.guestAgent) return undefined
     const argv = ['journalctl', '-u', unit, '--no-pager', '-o', 'short-precise', '-n', '2000']
@@ -332,6 +334,7 @@ class QemuVm implements RunningVm {
     await this.shared?.syncBack().catch((error: unknown) => this.ctx.options.log(`Copying back the shared config files failed: ${firstLine(error)}`))
     await Promise.all([this.proc.stop(), spare?.proc.stop()])
     await this.dropStaged()
+    for (const copy of privateRamCopies(this.ctx)) await fs.rm(copy, { force: true })
     for (const slot of ['main', 'spare'] as const) {
       await fs.rm(qmpSocketPath(this.ctx, slot), { force: true })
       if (this.mode.kind === 'snapshot') await fs.rm(overlayPath(this.ctx, this.mode.kind, slot), { force: true })

@@ -6,7 +6,7 @@
  */
 import path from 'node:path'
 import { test as base, expect } from '@playwright/test'
-import { acquire, type Emulator } from '../../client/acquire.js'
+import { acquire, acquireForWorker, type Emulator } from '../../client/acquire.js'
 import { flagsFromOptions } from '../../cli/flags.js'
 import { log } from '../../log.js'
 import { packageRoot } from '../../package-root.js'
@@ -50,7 +50,7 @@ export const test = base.extend<{ stackEmulatorReset: void }, { stackEmulator: S
       // the fixture also works without the globalSetup; under isolation 'worker', on a VM of its
       // own, restored from the checkpoint the globalSetup took (or seeded here without one).
       const emulator = plan.perWorker
-        ? await acquire({ ...workerOptions(plan, workerInfo.parallelIndex), seed: plan.run.seed, onLog: log })
+        ? await acquireForWorker({ ...workerOptions(plan, workerInfo.parallelIndex), seed: plan.run.seed, onLog: log })
         : await acquire({ ...plan.run, onLog: log })
       if (plan.perWorker) Object.assign(process.env, emulator.env)
       try {
