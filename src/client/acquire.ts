@@ -15,6 +15,7 @@ import { sha256 } from '../digest.js'
 import { readSettings, type Settings } from '../settings.js'
 import { emulatorEnv, type StackCredentials } from '../stack/environment.js'
 import { resolveConfigFile } from '../stack/credentials.js'
+import { readConfigFile } from '../stack/config-file.js'
 import { headerGenerationWarning } from '../stack/header-generation.js'
 import { mailFor, type MailClient } from '../stack/mail.js'
 import type { AcquireResult, CheckpointRequest, SeedSource, VmInfo } from '../supervisor/protocol.js'
@@ -152,7 +153,8 @@ const CHECKPOINT_TIMEOUT_MS = 180_000
 
 /** What this suite's seeded snapshot is taken for: its config file as it is now, and its seed. */
 async function checkpointRequest(configFile: string, resolved: ResolvedOptions, seedFrom: SeedSource): Promise<CheckpointRequest> {
-  const contents = await fs.readFile(configFile).catch(() => Buffer.alloc(0))
+  // Checked here, before anything starts: a missing or unsuitable file is the user's to fix.
+  const contents = await readConfigFile(configFile)
   return { configFile, configDigest: sha256(contents), seedId: seedIdentity(resolved), seedFrom, seedTimeoutMs: resolved.seedTimeoutMs }
 }
 

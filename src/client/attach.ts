@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
+import { childEnvironment } from '../child-env.js'
 import { StackEmulatorError } from '../errors.js'
 import { isOwned } from '../instance/lock.js'
 import type { InstancePaths } from '../instance/paths.js'
@@ -86,7 +87,7 @@ export async function spawnSupervisor(config: SupervisorConfig, lease: boolean):
   const child = spawn(process.execPath, [path.join(packageRoot, 'dist/supervisor/main.js'), paths.supervisorConfig], {
     detached: true,
     stdio: ['ignore', logFd, logFd],
-    env: { ...process.env, NODE_OPTIONS: '' },
+    env: childEnvironment(), // no NODE_OPTIONS (a runner's loaders, --inspect), no tokens
   })
   child.unref()
   fs.closeSync(logFd)

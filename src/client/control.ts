@@ -1,6 +1,6 @@
 /** Operations on an instance without holding a lease: status, reset, stop (CLI and tests). */
 import fs from 'node:fs/promises'
-import { instancePaths, type InstancePaths } from '../instance/paths.js'
+import { checkInstanceOwner, instancePaths, type InstancePaths } from '../instance/paths.js'
 import { isProcessAlive } from '../instance/process-alive.js'
 import { readSettings } from '../settings.js'
 import { isHealthy } from '../stack/readiness.js'
@@ -19,11 +19,18 @@ function pathsFor(name?: string): InstancePaths {
   return instancePaths(settings.stateRoot, name ?? settings.name)
 }
 
+/** The instance's paths, once it is known not to be another user's. */
+async function ownPathsFor(name?: string): Promise<InstancePaths> {
+  const paths = pathsFor(name)
+  await checkInstanceOwner(paths)
+  return paths
+}
+
 const quiet = () => {}
 
 /** undefined when no supervisor runs for that instance. */
 export async function instanceStatus(name?: string, log: (line: string) => void = quiet): Promise<InstanceStatus | undefined> {
-  const paths = pathsFor(name)
+  const paths = await ownPathsFor(name)
   const attached = await attachExisting(paths, false, log)
   if (!attached) return undefined
   try {
@@ -39,7 +46,7 @@ export async function instanceStatus(name?: string, log: (line: string) => void 
  * so only the other suites holding the VM make it refuse.
  */
 export async function resetInstance(name?: string, force = false, lease?: number): Promise<VmInfo | undefined> {
-  const attached = await attachExisting(pathsFor(name), false, quiet)
+  const attached = await attachExisting(await ownPathsFor(name), false, quiet)
   if (!attached) return undefined
   try {
     return await attached.connection.request<VmInfo>({ op: 'reset', force, lease })
@@ -50,7 +57,7 @@ export async function resetInstance(name?: string, force = false, lease?: number
 
 /** The running instance's services' own output (see RunningInstance.serviceLogs); null when it has none, undefined when nothing runs. */
 export async function instanceServiceLogs(name?: string): Promise<{ source: string; text: string } | null | undefined> {
-  const attached = await attachExisting(pathsFor(name), false, quiet)
+  const attached = await attachExisting(await ownPathsFor(name), false, quiet)
   if (!attached) return undefined
   try {
     return await attached.connection.request<{ source: string; text: string } | null>({ op: 'logs' }, 30_000)
@@ -61,7 +68,7 @@ export async function instanceServiceLogs(name?: string): Promise<{ source: stri
 
 /** Stops the instance even while leases are held; true when something was running. */
 export async function stopInstance(name?: string, log: (line: string) => void = quiet): Promise<boolean> {
-  const attached = await attachExisting(pathsFor(name), false, log)
+  const attached = await attachExisting(await ownPathsFor(name), false, log)
   if (!attached) return false
   const pid = attached.hello.supervisorPid
   await attached.connection.request({ op: 'stop' }, 5000).catch(() => {})

@@ -11,26 +11,67 @@
  * On Linux each lock is a name in the abstract unix-socket namespace: bind() of a name is
  * atomic, fails with EADDRINUSE while another socket holds it, and the name vanishes when the
  * last descriptor closes (exit, crash, SIGKILL). Node opens sockets close-on-exec, so children
- * (the supervisor, the VM) never inherit a lock. Elsewhere, a proper-lockfile lock stands in for
- * the instance lock and the state file's pid for ownership (weaker: a dead holder is seen after
- * the stale timeout).
+ * (the supervisor, the VM) never inherit a lock. That namespace has no permissions, so the names
+ * derive from a secret in the instance folder (lock-key.ts) that no other user can read. Elsewhere,
+ * a proper-lockfile lock stands in for the instance lock and the state file's pid for ownership
+ * (weaker: a dead holder is seen after the stale timeout).
  */
 import net from 'node:net'
 import path from 'node:path'
 import { sha256 } from '../digest.js'
 import { StackEmulatorError } from '../errors.js'
+import { pollUntil } from '../poll.js'
+import { ensureLockKey, readLockKey, writeLockKey } from './lock-key.js'
 import type { InstancePaths } from './paths.js'
-import { isProcessAlive } from './process-alive.js'
+import { isProcessAlive, ownProcessWithArgument } from './process-alive.js'
 
 const ABSTRACT = process.platform === 'linux'
 const LOCK_WAIT_MS = 120_000
+/** How long a live supervisor gets to write back the key of its removed folder (it checks every 250 ms, its folder every 1 s). */
+const KEY_BACK_MS = 10_000
+const KEEP_KEY_MS = 250
 
 export type LockRole = 'instance' | 'owner'
 
-/** The abstract name of an instance's lock: per user and per instance folder. */
-function lockName(instanceDir: string, role: LockRole): string {
+/** What the locks need of an instance's paths (tests pass only `dir`). */
+type LockPaths = Pick<InstancePaths, 'dir'> & Partial<Pick<InstancePaths, 'supervisorConfig'>>
+
+/** The abstract name of an instance's lock: per user, per folder and per the folder's secret key. */
+function lockName(instanceDir: string, key: string, role: LockRole): string {
   const uid = process.getuid?.() ?? 0
-  return `\0stack-emulator/${uid}/${sha256(path.resolve(instanceDir)).slice(0, 32)}/${role}`
+  return `\0stack-emulator/${uid}/${sha256(`${key}\0${path.resolve(instanceDir)}`).slice(0, 32)}/${role}`
+}
+
+/**
+ * The folder's key; with `create`, made when it has none. A folder removed under its running
+ * supervisor loses its key: that supervisor writes its own back, and everyone must wait for it,
+ * or a new key would let a second supervisor start beside it.
+ */
+async function lockKey(paths: LockPaths, create: boolean): Promise<string | undefined> {
+  for (;;) {
+    const key = await readLockKey(paths.dir)
+    if (key) return key
+    const pid = paths.supervisorConfig && ownProcessWithArgument(paths.supervisorConfig)
+    if (!pid) return create ? ensureLockKey(paths.dir) : undefined
+    await pollUntil(async () => !isProcessAlive(pid) || (await readLockKey(paths.dir)) !== undefined, {
+      timeoutMs: KEY_BACK_MS,
+      intervalMs: 50,
+      timeoutError: () => new StackEmulatorError(`The supervisor of instance folder ${paths.dir} (pid ${pid}) did not write its lock key back`, {
+        code: 'SUPERVISOR', fix: `Stop it (kill ${pid}), then try again.`,
+      }),
+    })
+  }
+}
+
+/** Writes the key back whenever it is missing (a removed folder), for as long as its owner lives. */
+function keepKey(instanceDir: string, key: string): () => void {
+  const timer = setInterval(() => {
+    readLockKey(instanceDir)
+      .then((found) => (found ? undefined : writeLockKey(instanceDir, key)))
+      .catch(() => {}) // the folder itself is still missing (the supervisor re-creates it), or unsafe: said to whoever reads it
+  }, KEEP_KEY_MS)
+  timer.unref()
+  return () => clearInterval(timer)
 }
 
 /** A held lock; release() is safe to call twice. */
@@ -57,8 +98,8 @@ async function tryBind(name: string): Promise<HeldLock | undefined> {
 }
 
 /** Holds the instance lock around `fn`. */
-export async function withInstanceLock<T>(paths: InstancePaths, fn: () => Promise<T>): Promise<T> {
-  const held = ABSTRACT ? await waitForLock(lockName(paths.dir, 'instance')) : await fileLock(paths)
+export async function withInstanceLock<T>(paths: LockPaths, fn: () => Promise<T>): Promise<T> {
+  const held = ABSTRACT ? await waitForLock(lockName(paths.dir, (await lockKey(paths, true))!, 'instance')) : await fileLock(paths)
   try {
     return await fn()
   } finally {
@@ -83,22 +124,29 @@ async function waitForLock(name: string): Promise<HeldLock> {
  */
 export async function claimOwnership(instanceDir: string): Promise<HeldLock | undefined> {
   if (!ABSTRACT) return { release: async () => {} }
-  return tryBind(lockName(instanceDir, 'owner'))
+  // Spawned under its client's instance lock: the key is there (and no one waits on this process yet).
+  const key = await ensureLockKey(instanceDir)
+  const held = await tryBind(lockName(instanceDir, key, 'owner'))
+  if (!held) return undefined
+  const stopKeeping = keepKey(instanceDir, key)
+  return { release: () => (stopKeeping(), held.release()) }
 }
 
 /**
  * True while a supervisor owns the instance. The probe briefly binds the name when nobody does;
  * call it under the instance lock, where no supervisor can be starting on a client's behalf.
  */
-export async function isOwned(paths: InstancePaths, statePid: number | undefined): Promise<boolean> {
+export async function isOwned(paths: LockPaths, statePid: number | undefined): Promise<boolean> {
   if (!ABSTRACT) return statePid !== undefined && isProcessAlive(statePid)
-  const probe = await tryBind(lockName(paths.dir, 'owner'))
+  const key = await lockKey(paths, false)
+  if (!key) return false // no key, no supervisor waiting to write one back: nobody ever owned it
+  const probe = await tryBind(lockName(paths.dir, key, 'owner'))
   if (!probe) return true
   await probe.release()
   return false
 }
 
-async function fileLock(paths: InstancePaths): Promise<HeldLock> {
+async function fileLock(paths: LockPaths): Promise<HeldLock> {
   try {
     const { default: lockfile } = await import('proper-lockfile') // Linux uses kernel locks instead
     const release = await lockfile.lock(paths.dir, {

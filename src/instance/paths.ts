@@ -51,20 +51,16 @@ export async function ensureInstanceDir(paths: InstancePaths): Promise<void> {
   }
   await fs.mkdir(path.dirname(paths.dir), { recursive: true, mode: 0o700 })
   await fs.mkdir(paths.dir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EEXIST') throw error
+    if (error.code !== 'EEXIST' && error.code !== 'EACCES') throw error // EACCES: lstat says whose folder it is
   })
-  const stat = await fs.lstat(paths.dir)
+  const stat = await lstatInstanceDir(paths)
   const uid = process.getuid?.()
   if (!stat.isDirectory()) {
     throw new StackEmulatorError(`The instance folder ${paths.dir} is ${stat.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}`, {
       code: 'STATE_UNSAFE', fix: `Remove it (rm ${paths.dir}); stack-emulator never follows links in its state folder.`,
     })
   }
-  if (uid !== undefined && stat.uid !== uid) {
-    throw new StackEmulatorError(`The instance folder ${paths.dir} belongs to user ${stat.uid}, not to you (${uid})`, {
-      code: 'STATE_UNSAFE', fix: 'Use a STACK_EMULATOR_HOME of your own, or another instance name.',
-    })
-  }
+  if (uid !== undefined && stat.uid !== uid) throw notYours(paths, paths.dir, stat.uid, uid)
   if ((stat.mode & 0o777) !== 0o700) await fs.chmod(paths.dir, 0o700)
   for (const file of [paths.socket, paths.state]) {
     const entry = await fs.lstat(file).catch(() => undefined)
@@ -74,4 +70,41 @@ export async function ensureInstanceDir(paths: InstancePaths): Promise<void> {
       })
     }
   }
+}
+
+/**
+ * For status, stop, reset and logs: another user's instance is said to be so, with the fix,
+ * rather than left to surface as a raw EACCES from the socket or the state file.
+ */
+export async function checkInstanceOwner(paths: InstancePaths): Promise<void> {
+  const stat = await lstatInstanceDir(paths).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined // no instance there
+    throw error
+  })
+  const uid = process.getuid?.()
+  if (stat?.isDirectory() && uid !== undefined && stat.uid !== uid) throw notYours(paths, paths.dir, stat.uid, uid)
+}
+
+/** lstat of the instance folder; EACCES (a folder above it closed to us) names that folder and its owner. */
+async function lstatInstanceDir(paths: InstancePaths) {
+  try {
+    return await fs.lstat(paths.dir)
+  } catch (error) {
+    const uid = process.getuid?.()
+    if ((error as NodeJS.ErrnoException).code !== 'EACCES' || uid === undefined) throw error
+    for (let folder = path.dirname(paths.dir); ; folder = path.dirname(folder)) {
+      const stat = await fs.lstat(folder).catch(() => undefined)
+      if (stat) throw stat.uid === uid ? error : notYours(paths, folder, stat.uid, uid, error)
+      if (folder === path.dirname(folder)) throw error
+    }
+  }
+}
+
+function notYours(paths: InstancePaths, folder: string, owner: number, uid: number, cause?: unknown): StackEmulatorError {
+  const whose = folder === paths.dir ? `its folder ${folder} is user ${owner}'s, not yours (user ${uid})` : `its folder ${paths.dir} is inside ${folder}, which is user ${owner}'s and closed to you (user ${uid})`
+  return new StackEmulatorError(`Instance "${paths.name}" belongs to another user: ${whose}`, {
+    code: 'STATE_UNSAFE',
+    cause,
+    fix: `To act on that instance, run the command as user ${owner} (e.g. sudo -u '#${owner}' stack-emulator ...). For one of your own, set STACK_EMULATOR_HOME to a folder you own, or use another instance name (--name).`,
+  })
 }

@@ -15,3 +15,26 @@ export function isProcessAlive(pid: number): boolean {
     return process.platform !== 'linux'
   }
 }
+
+/**
+ * Another live process of this user with `arg` among its arguments (a supervisor is started
+ * with its instance's supervisor.json); undefined when none, or where /proc cannot say.
+ */
+export function ownProcessWithArgument(arg: string): number | undefined {
+  const uid = process.getuid?.()
+  let entries: string[]
+  try {
+    entries = fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e) && Number(e) !== process.pid)
+  } catch {
+    return undefined
+  }
+  for (const entry of entries) {
+    try {
+      if (uid !== undefined && fs.statSync(`/proc/${entry}`).uid !== uid) continue
+      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(arg) && isProcessAlive(Number(entry))) return Number(entry)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined
+}

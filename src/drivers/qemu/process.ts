@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
+import { childEnvironment } from '../../child-env.js'
 import { StackEmulatorError } from '../../errors.js'
 import { QmpClient } from './qmp.js'
 import { parseUsernet, type HostForward } from './usernet.js'
@@ -45,7 +46,10 @@ export class QemuProcess {
     await fsp.rm(options.qmpSocket, { force: true })
     const [file, args] = withParentDeathSignal(options.binary, options.argv)
     options.debug?.(`qemu: ${file} ${args.join(' ')}`)
-    const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe', ...(options.extraFd === undefined ? [] : [options.extraFd])] })
+    const child = spawn(file, args, {
+      stdio: ['ignore', 'ignore', 'pipe', ...(options.extraFd === undefined ? [] : [options.extraFd])],
+      env: childEnvironment(),
+    })
     const exited = watchExit(child)
     try {
       const qmp = await Promise.race([
