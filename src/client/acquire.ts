@@ -233,7 +233,8 @@ class EmulatorHandle implements Emulator {
     connection.on('event', (event) => {
       if (event.event === 'stopped') this.resolveLost(event.reason)
     })
-    connection.on('close', () => this.resolveLost('the connection to the emulator closed'))
+    // Not after release(): its own release is not a loss.
+    connection.on('close', () => this.released || this.resolveLost('the connection to the emulator closed'))
   }
 
   static async create(paths: InstancePaths, configFile: string | undefined, connection: SupervisorConnection, result: AcquireResult): Promise<EmulatorHandle> {

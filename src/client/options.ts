@@ -208,6 +208,15 @@ export function driverOptions(resolved: ResolvedOptions, manifest: Pick<ImageMan
   for (const service of Object.keys(resolved.requested.ports ?? {})) {
     if (!known.includes(service)) throw badOption(`ports.${service}`, resolved.requested.ports![service], `a port of one of the image's services (${known.join(', ')})`)
   }
+  const ports = Object.entries(resolved.requested.ports ?? {}).filter(([, port]) => port !== 0)
+  for (const [service, port] of ports) {
+    const other = ports.find(([s, p]) => p === port && s !== service)
+    if (other) {
+      throw new StackEmulatorError(`Option "ports" gives port ${port} twice, to ${service} and to ${other[0]}`, {
+        code: 'BAD_OPTION', fix: 'Give each service a port of its own (or 0, for one chosen free).',
+      })
+    }
+  }
   return {
     ...resolved.driverDefaults,
     memoryMb: resolved.requested.memoryMb ?? manifest.memoryMb ?? 0,

@@ -7,7 +7,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
-import { acquire, type Emulator } from '../../src/client/acquire.js'
+import { acquire, acquireForWorker, type Emulator } from '../../src/client/acquire.js'
+import type { StackEmulatorError } from '../../src/errors.js'
 import { sha256 } from '../../src/digest.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
 import { eventually, http, instanceNames, leftoversUnder, privateCache, processesMentioning, qemuProcesses, root, spawnAcquirer, useTempHome } from '../helpers.js'
@@ -86,6 +87,39 @@ describe('seeded snapshots', () => {
     expect(again.credentials).toEqual(v2keys)
     expect(await emails(again)).toEqual(['seeded@example.com'])
     await again.release()
+  })
+
+  it('a suite with another seed waits for the VM that others hold, then fails naming both seeds; it never runs on their data', async () => {
+    const holder = await acquire({ name: 'seeded', seed, seedVersion: 'v2' })
+    const progress: string[] = []
+    const error = await acquire({ name: 'seeded', seed, seedVersion: 'v3', seedTimeoutMs: 2000, onProgress: (p) => progress.push(p) }).catch((e: StackEmulatorError) => e)
+    expect(error).toMatchObject({ code: 'SEED_CONFLICT', message: expect.stringMatching(/\(seed v3 for .*\): it waited 2 s for 1 other suite\(s\) \(pids \d+\) holding it with seed v2/) })
+    expect(progress).toContainEqual(expect.stringMatching(/^waiting for 1 other suite\(s\) .* with seed v2/))
+    expect(await emails(holder)).toEqual(['seeded@example.com'])
+    // Its own release is no loss: `lost` stays pending.
+    const lost = holder.lost.then((reason) => `lost: ${reason}`)
+    await holder.release()
+    expect(await Promise.race([lost, new Promise((resolve) => setTimeout(() => resolve('kept'), 500))])).toBe('kept')
+  })
+
+  it('a seed that hangs fails its suite after seedTimeoutMs; the next suite gets a VM with its own seed and nothing of the hung one', async () => {
+    const configFile = path.join(fs.mkdtempSync(path.join(home, 'hang-')), 'stack.config.ts')
+    fs.writeFileSync(configFile, 'export const config = {}\n')
+    const hanging = async (e: Emulator) => {
+      await createUser(e, 'half-seeded@example.com')
+      await new Promise(() => {})
+    }
+    await expect(acquire({ name: 'hang', configFile, seed: hanging, seedTimeoutMs: 2000 })).rejects.toMatchObject({ code: 'SEED_TIMEOUT', message: expect.stringMatching(/did not finish within 2 s/) })
+    const next = await acquire({ name: 'hang', configFile, seed })
+    expect(await emails(next)).toEqual(['seeded@example.com'])
+    await next.release()
+  })
+
+  it("a test worker's VM without the run's seeded snapshot fails, saying so, and leaves nothing running", async () => {
+    await expect(acquireForWorker({ name: 'lonely-worker-0', seedVersion: 'never-taken' })).rejects.toMatchObject({
+      code: 'SEED_MISSING', message: expect.stringMatching(/No seeded snapshot of .*stack\.config\.ts with seed never-taken/),
+    })
+    expect(await leftoversUnder(state('lonely-worker-0'))).toEqual([])
   })
 
   it('a config file changed since the capture is captured again, and says so', async () => {

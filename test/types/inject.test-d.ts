@@ -1,6 +1,8 @@
 // Type tests for the public typings, checked by `npm run typecheck` (tsc), not run.
 import { expectTypeOf, inject } from 'vitest'
-import { stackEmulator, test as vitestTest, useStackEmulator, type MailClient, type MailMessage, type StackEmulatorContext } from 'stack-emulator/vitest'
+import { defineConfig } from 'vitest/config'
+import { stackEmulator } from 'stack-emulator/vitest'
+import { test as vitestTest, useStackEmulator, type MailClient, type MailMessage, type StackEmulatorContext } from 'stack-emulator/vitest/test'
 import { acquire, mailClient, type Emulator } from 'stack-emulator'
 import { test } from 'stack-emulator/playwright'
 
@@ -14,6 +16,8 @@ export function typeTests(): void {
   inject('stackEmulatorr')
   // @ts-expect-error: the plugin's options reach its globalSetup, not the tests
   inject('stackEmulatorOptions')
+  // @ts-expect-error: the plan the plugin hands its globalSetup and workers is internal
+  inject('stackEmulatorPlan')
 
   // The injected context plus the mail helper, which cannot travel through inject() (JSON only).
   const emulatorWithMail = useStackEmulator()
@@ -45,6 +49,8 @@ export function typeTests(): void {
     expectTypeOf(emulator).toMatchTypeOf<StackEmulatorContext>()
     expectTypeOf(emulator.mail).toEqualTypeOf<MailClient>()
   })
+  // The plugin's type fits Vite's plugins list.
+  defineConfig({ plugins: [stackEmulator()] })
   stackEmulator({ reset: 'test', isolation: 'worker', seed: async (e) => void e.credentials?.projectId, seedVersion: 'v1' })
   // @ts-expect-error: reset is test | file | never
   stackEmulator({ reset: 'always' })

@@ -2,7 +2,9 @@
  * The built CLI as a user runs it, for what needs no VM: version, help, usage errors and their
  * exit codes, exec's command lookup, and the commands on an instance that is not running.
  */
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
+import { once } from 'node:events'
 import os from 'node:os'
 import path from 'node:path'
 import { execa } from 'execa'
@@ -15,6 +17,18 @@ const home = fs.mkdtempSync(path.join(os.tmpdir(), 'se-cli-'))
 /** A private home: nothing here touches a real instance or cache. */
 const cli = (args: string[], env: Record<string, string> = {}) =>
   execa(process.execPath, [cliPath, ...args], { env: { STACK_EMULATOR_HOME: home, STACK_EMULATOR_CACHE_DIR: path.join(home, 'cache'), ...env }, reject: false, timeout: 30_000 })
+
+/** The CLI with its stdout (and stderr too, with `closeStderr`) read by no one, as under `| head -1`. */
+async function cliWithClosedOutput(args: string[], closeStderr = false) {
+  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, STACK_EMULATOR_HOME: home, STACK_EMULATOR_CACHE_DIR: path.join(home, 'cache') }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // Closed before the CLI has started, so its first write fails (no race with a reader's timing).
+  child.stdout.destroy()
+  if (closeStderr) child.stderr.destroy()
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk))
+  const [exitCode, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null]
+  return { exitCode, signal, stderr }
+}
 
 beforeAll(() => expect(fs.existsSync(cliPath), 'run `npm run build` first').toBe(true))
 afterAll(() => fs.rmSync(home, { recursive: true, force: true }))
@@ -80,5 +94,15 @@ describe('stack-emulator', () => {
     fs.writeFileSync(path.join(home, 'state', 'stack.config.ts'), 'export const config = {}\n')
     expect((await cli(['status', '--name', 'stack.config.ts'])).stdout).toBe('Instance "stack.config.ts" is not running.')
     expect((await cli(['stop', '--name', 'stack.config.ts'])).exitCode).toBe(0)
+  })
+
+  it('a reader that goes away (`doctor | head -1`) ends the output, not the command: no EPIPE trace, the usual exit code', async () => {
+    const [plain, closed] = await Promise.all([cli(['doctor']), cliWithClosedOutput(['doctor'])])
+    expect(closed.stderr).not.toMatch(/EPIPE|Unhandled|\n\s+at /)
+    expect([closed.exitCode, closed.signal]).toEqual([plain.exitCode, null])
+    expect(await cliWithClosedOutput(['status', '--name', 'idle'])).toEqual({ exitCode: 3, signal: null, stderr: '' })
+    expect(await cliWithClosedOutput(['--help'])).toEqual({ exitCode: 0, signal: null, stderr: '' })
+    // Both closed (`2>&1 | head -1`): a usage error still exits 2.
+    expect((await cliWithClosedOutput(['strat'], true)).exitCode).toBe(2)
   })
 })

@@ -45,6 +45,8 @@ describe('driverOptions', () => {
       memoryMb: 640, ports: { backend: 26701, dashboard: 26700 },
     })
     expect(() => driverOptions(resolveOptions({ ports: { mail: 1 } }, settings), manifest)).toThrow(/ports.mail.*one of the image's services \(backend, dashboard\)/)
+    expect(() => driverOptions(resolveOptions({ ports: { backend: 26700, dashboard: 26700 } }, settings), manifest)).toThrow(/^Option "ports" gives port 26700 twice, to backend and to dashboard/)
+    expect(() => driverOptions(resolveOptions({ ports: { backend: 0, dashboard: 0 } }, settings), manifest)).not.toThrow()
   })
 })
 

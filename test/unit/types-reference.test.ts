@@ -46,7 +46,7 @@ describe('stack-emulator/vitest typings outside the include', () => {
   })
 
   it('useStackEmulator() gives the injected context with a typed mail helper, from the package\'s exports alone', async () => {
-    const use = `import { useStackEmulator } from 'stack-emulator/vitest'
+    const use = `import { useStackEmulator } from 'stack-emulator/vitest/test'
 const { backendUrl, mail } = useStackEmulator()
 export const url: string = backendUrl
 export const link: Promise<string | undefined> = mail.waitForMessage('ada@example.com', { subject: /Verify/ }).then((m) => m.links.find((l) => l.includes('code=')))

@@ -1,5 +1,5 @@
 import { StackServerApp } from '@stackframe/js'
-import { useStackEmulator } from 'stack-emulator/vitest'
+import { useStackEmulator } from 'stack-emulator/vitest/test'
 import { expect, inject, test } from 'vitest'
 import { signUp, verifyEmail } from '../users.mjs'
 

@@ -9,12 +9,12 @@ import { acquire } from '../../client/acquire.js'
 import type { EmulatorOptions } from '../../client/options.js'
 import { log } from '../../log.js'
 import { contextOf, summaryLine, type IntegrationPlan } from '../context.js'
-import { SEED_KEY } from './index.js'
+import { handedOverSeed } from './seed.js'
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const plan = (project.getProvidedContext() as { stackEmulatorPlan?: IntegrationPlan }).stackEmulatorPlan
   if (!plan) throw new Error('stack-emulator: the globalSetup runs without the plugin. Add stackEmulator() to the plugins of this vitest.config.ts instead of listing the globalSetup.')
-  const seed = (globalThis as Record<symbol, unknown>)[SEED_KEY] as EmulatorOptions['seed']
+  const seed = handedOverSeed()
   // The plan names the seed by its identity (seedVersion); the function is the one given to the plugin.
   const options: EmulatorOptions = { ...plan.run, seed }
   const watch = Boolean(project.vitest.config.watch)

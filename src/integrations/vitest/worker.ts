@@ -5,7 +5,7 @@
  * behalf of the run's lease on the shared one.
  */
 import { inject } from 'vitest'
-import { acquire, type Emulator } from '../../client/acquire.js'
+import { acquireForWorker, type Emulator } from '../../client/acquire.js'
 import { resetInstance } from '../../client/control.js'
 import { log } from '../../log.js'
 import { contextOf, workerOptions, type IntegrationPlan, type StackEmulatorContext } from '../context.js'
@@ -17,7 +17,8 @@ let workerVm: Emulator | undefined
 
 /** The plan the globalSetup provided (JSON: the seed itself stays in the main process). */
 export function providedPlan(): IntegrationPlan {
-  const plan = inject('stackEmulatorPlan')
+  // An internal key, left out of the ProvidedContext that users' inject() sees.
+  const plan = (inject as unknown as (key: string) => IntegrationPlan | undefined)('stackEmulatorPlan')
   if (!plan) throw new Error('stack-emulator: nothing was injected. Add stackEmulator() to the plugins of this vitest.config.ts (from stack-emulator/vitest).')
   return plan
 }
@@ -27,7 +28,7 @@ export async function setUpWorker(): Promise<void> {
   const plan = providedPlan()
   if (plan.perWorker) {
     const global = globalThis as WorkerGlobal
-    global[WORKER_VM] ??= acquire({ ...workerOptions(plan, Number(process.env.VITEST_POOL_ID ?? 0)), onLog: log })
+    global[WORKER_VM] ??= acquireForWorker({ ...workerOptions(plan, Number(process.env.VITEST_POOL_ID ?? 0)), onLog: log })
     workerVm = await global[WORKER_VM]
     Object.assign(process.env, workerVm.env)
   }

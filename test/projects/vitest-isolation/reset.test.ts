@@ -1,5 +1,5 @@
 import { expect } from 'vitest'
-import { test } from 'stack-emulator/vitest'
+import { test } from 'stack-emulator/vitest/test'
 import { createUser, userEmails } from './users.js'
 
 let firstKeys: string | undefined

@@ -2,7 +2,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'vitest'
-import { test } from 'stack-emulator/vitest'
+import { test } from 'stack-emulator/vitest/test'
 import { createUser, userEmails } from './users.js'
 
 export function workerTest(n: number): void {

@@ -1,0 +1,34 @@
+/**
+ * `stack-emulator/vitest/test`, the test side: what test files import (never vitest.config.ts,
+ * where Vitest 3 refuses anything that loads `vitest`). `test` is Vitest's `test` with a
+ * `stackEmulator` fixture, which resets before each test that uses it with reset: 'test';
+ * `useStackEmulator()` gives the same outside fixtures.
+ */
+import { test as base, type TestAPI } from 'vitest'
+import { mailFor, type MailClient } from '../../stack/mail.js'
+import type { StackEmulatorContext } from './provided.js'
+import { currentContext, providedPlan, resetForTests } from './worker.js'
+
+export type { StackEmulatorContext } from './provided.js'
+export type { MailClient, MailMessage, WaitForMessageOptions } from '../../stack/mail.js'
+
+/** `inject('stackEmulator')` plus the mail helper. */
+export interface StackEmulatorTestContext extends StackEmulatorContext {
+  /** The mail helper: the emails Stack Auth sent, read from the emulator's Inbucket. */
+  mail: MailClient
+}
+
+/** In a test (or a hook): the emulator this worker uses, with its mail helper. */
+export function useStackEmulator(): StackEmulatorTestContext {
+  const context = currentContext()
+  return { ...context, mail: mailFor(context.services) }
+}
+
+/** Vitest's `test` with a `stackEmulator` fixture, which resets before each test that uses it when reset is 'test'. */
+export const test: TestAPI<{ stackEmulator: StackEmulatorTestContext }> = base.extend<{ stackEmulator: StackEmulatorTestContext }>({
+  // eslint-disable-next-line no-empty-pattern -- Vitest reads the fixture's dependencies from this pattern
+  stackEmulator: async ({}, use) => {
+    if (providedPlan().reset === 'test') await resetForTests()
+    await use(useStackEmulator())
+  },
+})
