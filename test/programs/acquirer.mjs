@@ -64,3 +64,5 @@ if (process.env.HOLD_MS) {
   }
 }
 await emulator.release()
+// As a runner does once it has released: stdin may still be open, and it would keep the process alive.
+process.exit(0)
