@@ -248,8 +248,12 @@ describe('local failures never cost the snapshot', () => {
 
   it('a cache that fills up while the seeded snapshot is saved: the acquire fails with DISK_FULL naming the cache, nothing runs, and the next run seeds', async () => {
     const cache = path.join(home, 'fullcache')
-    await mount(['-t', 'tmpfs', '-o', 'size=1100m', 'tmpfs'], cache)
+    await mount(['-t', 'tmpfs', '-o', 'size=8g', 'tmpfs'], cache)
     await privateCacheWithSnapshot(home, cache)
+    // Room for what was copied plus a staged seeded snapshot (its RAM file preallocated, 512 MiB)
+    // and its save, whatever number of ready snapshots the shared cache held.
+    const usedMb = Math.ceil(Number((await execa('du', ['-sm', cache])).stdout.split('\t')[0]))
+    await execa('mount', ['-o', `remount,size=${usedMb + 900}m`, cache])
     const env = { STACK_EMULATOR_CACHE_DIR: cache }
     const filler = path.join(cache, 'filler')
     // The seed runs after the staged copy is made and before the save: it fills the cache.
