@@ -23,8 +23,8 @@ afterEach(() => {
 
 describe('the environment of what the package starts', () => {
   it('keeps the settings, PATH, HOME, locale and proxies; drops the rest', () => {
-    const env = { ...SECRETS, PATH: '/bin', HOME: '/h', LC_ALL: 'C', STACK_EMULATOR_DRIVER: 'qemu', https_proxy: 'http://p:3128', DOCKER_HOST: 'unix:///d', SSH_AUTH_SOCK: '/s' }
-    expect(childEnvironment(env)).toEqual({ PATH: '/bin', HOME: '/h', LC_ALL: 'C', STACK_EMULATOR_DRIVER: 'qemu', https_proxy: 'http://p:3128', DOCKER_HOST: 'unix:///d' })
+    const env = { ...SECRETS, PATH: '/bin', HOME: '/h', LC_ALL: 'C', STACK_EMULATOR_DRIVER: 'qemu', https_proxy: 'http://127.0.0.1:3128', DOCKER_HOST: 'unix:///d', SSH_AUTH_SOCK: '/s' }
+    expect(childEnvironment(env)).toEqual({ PATH: '/bin', HOME: '/h', LC_ALL: 'C', STACK_EMULATOR_DRIVER: 'qemu', https_proxy: 'http://127.0.0.1:3128', DOCKER_HOST: 'unix:///d' })
   })
 
   it('the supervisor: no token in its /proc/<pid>/environ', async () => {

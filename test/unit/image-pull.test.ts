@@ -114,8 +114,8 @@ describe('where images come from', () => {
 
   it('reads the proxy variables, lower case first, and keeps them out of Settings', () => {
     expect(proxySettings({})).toEqual({ httpProxy: '', httpsProxy: '', noProxy: '' })
-    expect(proxySettings({ HTTPS_PROXY: 'http://proxy:3128', https_proxy: 'http://lower:3128', NO_PROXY: 'localhost' }))
-      .toEqual({ httpProxy: '', httpsProxy: 'http://lower:3128', noProxy: 'localhost' })
-    expect(JSON.stringify(readSettings({ HTTPS_PROXY: 'http://user:pw@proxy:3128' }))).not.toContain('pw@')
+    expect(proxySettings({ HTTPS_PROXY: 'http://127.0.0.1:3128', https_proxy: 'http://127.0.0.2:3128', NO_PROXY: 'localhost' }))
+      .toEqual({ httpProxy: '', httpsProxy: 'http://127.0.0.2:3128', noProxy: 'localhost' })
+    expect(JSON.stringify(readSettings({ HTTPS_PROXY: 'http://user:pw@127.0.0.1:3128' }))).not.toContain('pw@')
   })
 })
