@@ -229,7 +229,8 @@ export class Supervisor {
     if (lease.id === 1) for (const line of this.logHistory) send(connection.socket, { event: 'log', line })
     await this.vmReady
     const request = options.checkpoint
-    const deadline = Date.now() + (request?.seedTimeoutMs ?? 0)
+    // A client without a config file waits for a seed in progress as long as it runs (the seeder is bounded itself).
+    const deadline = request ? Date.now() + request.seedTimeoutMs : Infinity
     for (;;) {
       while (this.leases.mustWait(lease)) {
         const others = this.leases.othersHolding(lease)
@@ -307,11 +308,11 @@ export class Supervisor {
           code: 'SEED_TIMEOUT', fix: 'Make the seed faster, or raise seedTimeoutMs.',
         })
     }
-    const line = `waiting for ${wait.wait} (up to ${Math.ceil(left / 1000)} s)`
+    const line = Number.isFinite(left) ? `waiting for ${wait.wait} (up to ${Math.ceil(left / 1000)} s)` : `waiting for ${wait.wait}`
     if (connection.lastWait !== wait.wait) send(connection.socket, { event: 'progress', phase: line })
     connection.lastWait = wait.wait
     let timer: NodeJS.Timeout | undefined
-    await Promise.race([wait.until, new Promise((resolve) => (timer = setTimeout(resolve, left)))])
+    await Promise.race([wait.until, Number.isFinite(left) ? new Promise((resolve) => (timer = setTimeout(resolve, left))) : new Promise(() => {})])
     clearTimeout(timer)
     if (connection.socket.destroyed) throw new Error('client went away')
   }

@@ -297,6 +297,20 @@ describe('supervisor', () => {
     expect(t.mints()).toBe(1)
   })
 
+  it('a client without a config file waits for a seed in progress, unbounded, and gets the VM once it is saved', async () => {
+    const t = await seeded()
+    const seeder = await t.s.client()
+    await t.acquire(seeder)
+    const plain = await t.s.client()
+    let done = false
+    const got = plain.request<{ seeding?: boolean }>({ op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0 }).then((r) => ((done = true), r))
+    await new Promise((r) => setTimeout(r, 100))
+    expect(done).toBe(false)
+    await t.ask(seeder)
+    await seeder.request({ op: 'checkpoint' })
+    expect(await got).toMatchObject({ seeding: false })
+  })
+
   it('a suite with another seed never gets the VM that others hold: it waits, saying for whom, then fails naming both seeds', async () => {
     const t = await seeded()
     const holder = await t.s.client()
