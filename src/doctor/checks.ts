@@ -9,6 +9,7 @@ import { execa } from 'execa'
 import { qemuFindings } from '../drivers/qemu/doctor.js'
 import { listImages } from '../image/cache.js'
 import { fixtureDir, fixtureFingerprint } from '../image/fixture.js'
+import { rootBuildCommand, rootlessBlockers, USERNS_FILES } from '../image/rootless.js'
 import { IMAGE_NAME, machineArch, parseImageRef, type ImageRef } from '../image/names.js'
 import type { Settings } from '../settings.js'
 import { missing as missingPackage, tool as toolOnPath, type Finding, type Status } from './finding.js'
@@ -21,6 +22,7 @@ export const SYSTEM_FILES = {
   syslinuxMbr: '/usr/lib/syslinux/mbr/mbr.bin', // the fixture image's boot record
   chromium: '/usr/bin/chromium',
   kvm: '/dev/kvm', // the QEMU driver's accelerator (drivers/qemu/doctor.ts)
+  ...USERNS_FILES, // what building the fixture image without root needs (image/rootless.ts)
 }
 
 export interface DoctorContext {
@@ -31,11 +33,11 @@ export interface DoctorContext {
 
 const MIN_NODE = [20, 19] // package.json's engines
 const MIN_FREE = 2 * 1024 ** 3
-// The image build runs as root, whose PATH has the sbin folders a user's PATH often lacks.
+// The image build adds the sbin folders, which a user's PATH often lacks.
 const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin']
 const IMAGE_TOOLS: [command: string, pkg: string][] = [
-  ['debootstrap', 'debootstrap'], ['mkfs.ext4', 'e2fsprogs'], ['cpio', 'cpio'], ['xz', 'xz-utils'], ['zstd', 'zstd'],
-  ['mkfs.fat', 'dosfstools'], ['syslinux', 'syslinux'], ['mcopy', 'mtools'], ['sfdisk', 'fdisk'],
+  ['mmdebstrap', 'mmdebstrap'], ['fakeroot', 'fakeroot'], ['newuidmap', 'uidmap'], ['mkfs.ext4', 'e2fsprogs'], ['cpio', 'cpio'],
+  ['xz', 'xz-utils'], ['zstd', 'zstd'], ['mkfs.fat', 'dosfstools'], ['syslinux', 'syslinux'], ['mcopy', 'mtools'], ['sfdisk', 'fdisk'],
 ]
 
 export async function runChecks(ctx: DoctorContext): Promise<Finding[]> {
@@ -43,7 +45,10 @@ export async function runChecks(ctx: DoctorContext): Promise<Finding[]> {
   const rest = await Promise.all([
     file(ctx, 'syslinux-mbr', ctx.files.syslinuxMbr, 'syslinux-common', "the boot record of the fixture image's disk", 'fail'),
     ...IMAGE_TOOLS.map(([command, pkg]) => tool(ctx, command, pkg, 'builds the fixture image', SBIN)),
+    // Only docker/build.sh still uses it (as root): a warning.
+    tool(ctx, 'debootstrap', 'debootstrap', "builds the Docker driver's container image", SBIN).then((f): Finding => (f.status === 'fail' ? { ...f, status: 'warn' } : f)),
     busybox(ctx),
+    ...(ctx.root ? [] : [rootless(ctx)]),
     image(ctx),
     file(ctx, 'chromium', ctx.files.chromium, 'chromium', 'the browser of the Playwright examples and tests', 'warn'),
     folder(ctx.settings.cacheRoot, 'cache', 'STACK_EMULATOR_CACHE_DIR'),
@@ -99,8 +104,18 @@ async function image(ctx: DoctorContext): Promise<Finding> {
   }
   const dir = fixtureDir(ctx.settings.cacheRoot, await fixtureFingerprint())
   if (await exists(path.join(dir, 'manifest.json'))) return { id: 'image', status: 'ok', message: `fixture image built: ${dir}` }
-  if (ctx.root) return { id: 'image', status: 'ok', message: 'fixture image not built yet; the first start builds it (a few minutes, once)' }
-  return { id: 'image', status: 'warn', message: 'fixture image not built yet, and building it needs root', fix: 'sudo npx stack-emulator image build' }
+  const notBuilt = 'fixture image not built yet'
+  if (ctx.root || (await rootlessBlockers(ctx.files)).length === 0) return { id: 'image', status: 'ok', message: `${notBuilt}; the first start builds it (a few minutes, once)` }
+  return { id: 'image', status: 'warn', message: `${notBuilt}, and this user cannot build it (see rootless); root can, into this cache`, fix: rootBuildCommand(ctx.settings.cacheRoot) }
+}
+
+/** Without root, the image build runs mmdebstrap in its unshare mode (image/rootless.ts). */
+async function rootless(ctx: DoctorContext): Promise<Finding> {
+  const blockers = await rootlessBlockers(ctx.files)
+  if (blockers.length === 0) return { id: 'rootless', status: 'ok', message: 'user namespaces and subordinate ids: the fixture image builds without root' }
+  const fixes = [...new Set(blockers.flatMap((b) => (b.fix ? [b.fix] : [])))]
+  const finding: Finding = { id: 'rootless', status: 'warn', message: `the fixture image cannot be built without root: ${blockers.map((b) => b.problem).join('; ')}` }
+  return fixes.length > 0 ? { ...finding, fix: fixes.join(' && ') } : finding
 }
 
 /** Creates the folder if needed, then checks that it is writable and has room. */

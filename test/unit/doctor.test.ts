@@ -32,7 +32,8 @@ function program(name: string, script: string): string {
 function context(files: Partial<typeof SYSTEM_FILES>, root = true): DoctorContext {
   const settings = readSettings({ STACK_EMULATOR_HOME: path.join(dir, 'home'), STACK_EMULATOR_QEMU: 'qemu-system-x86_64' })
   const nowhere = path.join(dir, 'nowhere')
-  return { settings, root, files: { busybox: nowhere, syslinuxMbr: nowhere, chromium: nowhere, kvm: nowhere, ...files } }
+  const userns = { subuid: nowhere, subgid: nowhere, usernsClone: nowhere, maxUserNamespaces: nowhere, apparmorUserns: nowhere }
+  return { settings, root, files: { busybox: nowhere, syslinuxMbr: nowhere, chromium: nowhere, kvm: nowhere, ...userns, ...files } }
 }
 
 const byId = (findings: Finding[]) => Object.fromEntries(findings.map((f) => [f.id, f]))
@@ -52,7 +53,11 @@ describe('doctor checks', () => {
     expect(findings['qemu-img']).toMatchObject({ status: 'fail', fix: 'sudo apt-get install qemu-utils', packages: ['qemu-utils'] })
     expect(findings.chromium).toMatchObject({ status: 'warn', packages: ['chromium'] })
     expect(findings.accel).toMatchObject({ status: 'warn', message: expect.stringMatching(/no .*nowhere: VMs will run under TCG/) })
-    expect(findings.image).toMatchObject({ status: 'warn', fix: 'sudo npx stack-emulator image build' })
+    // Not root, and no subordinate ids (nor newuidmap) here: root builds it into this user's cache.
+    const cache = path.join(dir, 'home', 'cache')
+    expect(findings.rootless).toMatchObject({ status: 'warn', message: expect.stringMatching(/newuidmap not found; .* has no range of 65536 subordinate ids/), fix: expect.stringMatching(/^sudo apt-get install uidmap && sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 /) })
+    expect(findings.image).toMatchObject({ status: 'warn', fix: `sudo env "PATH=$PATH" STACK_EMULATOR_CACHE_DIR=${cache} npx stack-emulator image build` })
+    expect(findings.newuidmap).toMatchObject({ status: 'fail', packages: ['uidmap'] })
     expect(findings.cache).toMatchObject({ status: 'ok', message: expect.stringContaining(path.join(dir, 'home', 'cache')) })
     expect(fs.statSync(path.join(dir, 'home', 'state')).mode & 0o777).toBe(0o700)
   })
