@@ -117,6 +117,7 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
   let postgres: ChildProcess | undefined
   const servers: ChildProcess[] = []
   const backend: Record<string, string> = {}
+  const outputs: Record<string, () => string> = {}
 
   /** Runs server.py; resolves with its process once /health?db=1 answers (or it exits). */
   async function startServer(mode: string | undefined): Promise<{ child: ChildProcess; url: string; output: () => string }> {
@@ -183,6 +184,7 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
       const server = await startServer(mode)
       if (server.child.exitCode !== null) throw new Error(`server.py (${mode}) exited: ${server.output()}`)
       backend[mode] = server.url
+      outputs[mode] = server.output
     }
   }, 90_000)
 
@@ -213,6 +215,20 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
     const server = await startServer('x-hexclave')
     expect(server.child.exitCode).toBe(2)
     expect(server.output()).toMatch(/refusing to start: STACK_EMULATOR_FIXTURE_HEADERS is 'x-hexclave'; it must be x-stack .* or both/)
+  })
+
+  it("logs each API request and its answer as Stack Auth's route handler does (what `logs` and a failed test's report show)", async () => {
+    const url = `${backend.both}/api/v1/projects/current?marker=log-line-test`
+    expect((await request(url, { headers: internal('x-stack-') })).status).toBe(200)
+    expect((await request(`${backend.both}/api/v1/users/me?marker=log-line-error`, { headers: internal('x-stack-') })).status).toBe(400)
+    await request(`${backend.both}/health?db=1`)
+    const lines = outputs.both!().split('\n')
+    const id = /^\[API REQ\] \[([\w-]+) @ internal\] GET (\S+)$/.exec(lines.find((l) => l.includes('log-line-test') && l.startsWith('[API REQ]')) ?? '')
+    expect(id?.[2]).toBe(url)
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^\\[    RES\\] \\[${id![1]}\\] GET ${url.replace(/[?.]/g, '\\$&')}: 200 \\(in \\d+ms\\)$`)))
+    expect(lines).toContainEqual(expect.stringMatching(/^\[    ERR\] \[[\w-]+\] GET \/api\/v1\/users\/me: .+/))
+    expect(lines).toContainEqual(expect.stringMatching(/^\[    RES\] \[[\w-]+\] GET \S+log-line-error: 400 \(in \d+ms\)$/))
+    expect(lines.filter((l) => l.includes('/health'))).toEqual([]) // not an API route: the probes stay out
   })
 
   describe('x-stack: as Stack Auth at dev 2f719903b', () => {

@@ -7,10 +7,11 @@
 import path from 'node:path'
 import { test as base, expect } from '@playwright/test'
 import { acquire, acquireForWorker, type Emulator } from '../../client/acquire.js'
+import { logsForFailedTest } from '../../client/test-logs.js'
 import { flagsFromOptions } from '../../cli/flags.js'
 import { log } from '../../log.js'
 import { packageRoot } from '../../package-root.js'
-import { contextOf, planIntegration, workerOptions, type IntegrationOptions, type StackEmulatorContext } from '../context.js'
+import { assertResetFits, contextOf, planIntegration, workerOptions, type IntegrationOptions, type StackEmulatorContext } from '../context.js'
 import type { MailClient } from '../../stack/mail.js'
 
 export { expect }
@@ -41,11 +42,12 @@ declare module '@playwright/test' {
 // typings would not let carry `option: true` itself.
 const asOption = { scope: 'worker', option: true } as const
 
-export const test = base.extend<{ stackEmulatorReset: void }, { stackEmulator: StackEmulatorFixture }>({
+export const test = base.extend<{ stackEmulatorReset: void; stackEmulatorLogs: void }, { stackEmulator: StackEmulatorFixture }>({
   stackEmulatorOptions: [{}, asOption],
   stackEmulator: [
     async ({ stackEmulatorOptions }, use, workerInfo) => {
       const plan = planIntegration(stackEmulatorOptions)
+      assertResetFits(plan, workerInfo.config.workers) // also without the globalSetup
       // Each worker holds a lease of its own (attaching to a running VM takes milliseconds), so
       // the fixture also works without the globalSetup; under isolation 'worker', on a VM of its
       // own, restored from the checkpoint the globalSetup took (or seeded here without one).
@@ -68,6 +70,18 @@ export const test = base.extend<{ stackEmulatorReset: void }, { stackEmulator: S
       if (reset === 'test' || (reset === 'file' && lastFile.get(stackEmulator.name) !== testInfo.file)) await stackEmulator.reset()
       lastFile.set(stackEmulator.name, testInfo.file)
       await use()
+    },
+    { auto: true },
+  ],
+  // After a test that did not end as expected: the emulator's log lines from its time window, in
+  // the report (read only then: a passing test costs nothing).
+  stackEmulatorLogs: [
+    async ({ stackEmulator }, use, testInfo) => {
+      const startMs = Date.now()
+      await use()
+      if (testInfo.status === testInfo.expectedStatus) return
+      const body = await logsForFailedTest(stackEmulator.name, { startMs, endMs: Date.now() })
+      await testInfo.attach('stack-emulator logs', { body, contentType: 'text/plain' })
     },
     { auto: true },
   ],
