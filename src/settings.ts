@@ -25,7 +25,13 @@ export interface Settings {
    * seconds. @default 60000
    */
   pullIdleTimeoutMs: number
-  /** Set to anything to print the driver's command lines into the supervisor log. */
+  /**
+   * How much goes to stderr (STACK_EMULATOR_LOG): `quiet`, errors and one summary line; `info`,
+   * also progress and one-line notes; `debug`, also the driver's command lines (into the
+   * supervisor log). STACK_EMULATOR_DEBUG set, with no STACK_EMULATOR_LOG, means `debug`. @default 'info'
+   */
+  logLevel: LogLevel
+  /** logLevel is `debug`: the driver's command lines go into the supervisor log. */
   debug: boolean
   /** Default driver (STACK_EMULATOR_DRIVER). */
   driver: DriverName
@@ -33,7 +39,7 @@ export interface Settings {
   urls: Record<string, string>
   /** External driver: the internal project's publishable key (STACK_EMULATOR_INTERNAL_KEY). */
   internalKey: string | undefined
-  /** The QEMU driver's own settings (STACK_EMULATOR_QEMU, STACK_EMULATOR_ACCEL), read by its module. */
+  /** The QEMU driver's own settings (STACK_EMULATOR_QEMU, STACK_EMULATOR_ACCEL, STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS), read by its module. */
   qemu: QemuSettings
 }
 
@@ -48,7 +54,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     image: env.STACK_EMULATOR_IMAGE || undefined,
     releasesUrl: releasesUrl(env.STACK_EMULATOR_RELEASES_URL),
     pullIdleTimeoutMs: pullIdleTimeoutMs(env.STACK_EMULATOR_PULL_IDLE_TIMEOUT),
-    debug: Boolean(env.STACK_EMULATOR_DEBUG),
+    logLevel: readLogLevel(env),
+    debug: readLogLevel(env) === 'debug',
     driver: driverName(env.STACK_EMULATOR_DRIVER),
     urls: Object.fromEntries(Object.entries(env)
       .filter(([key, value]) => /^STACK_EMULATOR_[A-Z0-9_]+_URL$/.test(key) && key !== 'STACK_EMULATOR_RELEASES_URL' && value)
@@ -56,6 +63,21 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     internalKey: env.STACK_EMULATOR_INTERNAL_KEY || undefined,
     qemu: readQemuSettings(env),
   }
+}
+
+export type LogLevel = 'quiet' | 'info' | 'debug'
+const LOG_LEVELS: readonly LogLevel[] = ['quiet', 'info', 'debug']
+
+/** STACK_EMULATOR_LOG (else `debug` when STACK_EMULATOR_DEBUG is set), on its own: log.ts reads it for every line. */
+export function readLogLevel(env: NodeJS.ProcessEnv = process.env): LogLevel {
+  const value = env.STACK_EMULATOR_LOG?.toLowerCase()
+  if (!value) return env.STACK_EMULATOR_DEBUG ? 'debug' : 'info'
+  if (!(LOG_LEVELS as string[]).includes(value)) {
+    throw new StackEmulatorError(`STACK_EMULATOR_LOG must be one of ${LOG_LEVELS.join(', ')}; got ${JSON.stringify(env.STACK_EMULATOR_LOG)}`, {
+      code: 'BAD_OPTION', fix: 'Unset it for info.',
+    })
+  }
+  return value as LogLevel
 }
 
 function driverName(value: string | undefined): DriverName {

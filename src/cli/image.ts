@@ -1,7 +1,7 @@
 /** `stack-emulator image build | pull | list | rm | prune`. */
 import { pullImage } from '../client/pull.js'
 import { StackEmulatorError } from '../errors.js'
-import { listImages, pruneCache, removeImages, type CachedImage } from '../image/cache.js'
+import { listImages, pruneCache, removeImages, type CachedImage, type SnapshotUsage } from '../image/cache.js'
 import { describeDownload, formatBytes } from '../image/download.js'
 import { ensureFixtureImage } from '../image/fixture.js'
 import { IMAGE_NAME, assetName, hostArch, parseImageRef } from '../image/names.js'
@@ -31,8 +31,8 @@ export async function imagePull(args: ParsedArgs): Promise<number> {
     const { DEFAULT_TEMPLATE, checkImageFiles } = await import('../image/pull.js')
     await checkImageFiles(options.manifestTemplate ?? DEFAULT_TEMPLATE, options.baseEnv, options.arch ?? hostArch())
   }
-  const result = await withProgress((phase) =>
-    pullImage({ ...options, onProgress: (p) => phase(describeDownload(assetName(options.arch ?? hostArch()), p)), onPhase: phase, onLog: log }),
+  const result = await withProgress((phase, onLog) =>
+    pullImage({ ...options, onProgress: (p) => phase(describeDownload(assetName(options.arch ?? hostArch()), p)), onPhase: phase, onLog }),
   )
   if (args.json) {
     print(result)
@@ -52,17 +52,18 @@ export async function imagePull(args: ParsedArgs): Promise<number> {
 }
 
 export async function imageList(args: ParsedArgs): Promise<number> {
-  const images = await listImages(readSettings().cacheRoot)
+  const settings = readSettings()
+  const images = await listImages(settings.cacheRoot)
   if (args.json) {
-    print({ images })
+    print({ images, maxSeededSnapshots: settings.qemu.maxSeededSnapshots })
     return 0
   }
   if (images.length === 0) {
     process.stdout.write('No images in the cache. `stack-emulator image pull` downloads the real one.\n')
     return 0
   }
-  const rows = images.map((i) => [ref(i), i.arch ?? '-', formatBytes(i.sizeBytes), i.sha256?.slice(0, 12) ?? '-', day(i.pulledAt), day(i.lastUsedAt), commit(i)])
-  table([['IMAGE', 'ARCH', 'SIZE', 'SHA256', 'PULLED', 'LAST USED', 'COMMIT'], ...rows])
+  const rows = images.map((i) => [ref(i), i.arch ?? '-', formatBytes(i.sizeBytes), usage(i.snapshots.ready), usage(i.snapshots.seeded), i.sha256?.slice(0, 12) ?? '-', day(i.pulledAt), day(i.lastUsedAt), commit(i)])
+  table([['IMAGE', 'ARCH', 'SIZE', 'SNAPSHOTS', 'SEEDED', 'SHA256', 'PULLED', 'LAST USED', 'COMMIT'], ...rows])
   return 0
 }
 
@@ -106,6 +107,8 @@ export async function imagePrune(args: ParsedArgs): Promise<number> {
 const ref = (image: CachedImage) => (image.name === IMAGE_NAME ? `${IMAGE_NAME}@${image.tag}` : image.name)
 /** The stack-auth/stack-auth commit a pulled image was built from, and whether it runs with the user's files. */
 const commit = (image: CachedImage) => (image.name !== IMAGE_NAME ? '-' : `${image.commit?.slice(0, 12) ?? 'unknown'}${image.userFiles ? ' (your files)' : ''}`)
+/** How many snapshots, and their space on disk: `2 (412.3 MB)`, `-` for none. */
+const usage = (u: SnapshotUsage) => (u.count === 0 ? '-' : `${u.count} (${formatBytes(u.bytes)})`)
 const day = (iso: string | null) => (iso ? iso.slice(0, 16).replace('T', ' ') : '-')
 
 function table(rows: string[][]): void {

@@ -1,18 +1,21 @@
 /**
  * The image cache: `<cache>/images/<folder>/manifest.json` (pulled images `stack-auth-<arch>-<tag>`,
- * fixture builds `fixture-<16 hex>`) and the snapshots captured from them,
- * `<cache>/snapshots/<image name>-<16 hex>/snapshot.json` (whose `fingerprint.image` is the
- * image's fingerprint). Listing, removal, pruning, and the time of last use: a manifest's and a
+ * fixture builds `fixture-<16 hex>`) and the snapshots captured from them, kept by the snapshot
+ * store (drivers/qemu/snapshot.ts, which owns its layout; a snapshot's record names the image's
+ * fingerprint). Listing, removal, pruning, and the time of last use: a manifest's and a
  * snapshot record's mtime, touched when they are used.
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import { listStoredSnapshots, snapshotsRoot } from '../drivers/qemu/snapshot.js'
+import { diskUsage, readJson } from '../files.js'
 import { isProcessAlive } from '../instance/process-alive.js'
 import { isImageLocked, withImageLock } from './lock.js'
 import { IMAGE_NAME, machineArch, parsePulledFolder, type Arch } from './names.js'
 
+export { readJson, touch } from '../files.js'
+
 export const imagesRoot = (cacheRoot: string) => path.join(cacheRoot, 'images')
-const snapshotsRoot = (cacheRoot: string) => path.join(cacheRoot, 'snapshots')
 
 /** What a pulled image's manifest says about where it came from. */
 export interface ImageSource {
@@ -50,6 +53,14 @@ export interface CachedImage {
   imageName: string
   fingerprint: string
   manifest: string
+  /** Its snapshots in the store: ready ones (one per machine shape) and seeded ones over them; bytes on disk. */
+  snapshots: { ready: SnapshotUsage; seeded: SnapshotUsage }
+}
+
+export interface SnapshotUsage {
+  count: number
+  /** Space on disk (blocks: RAM files are sparse). */
+  bytes: number
 }
 
 const FIXTURE_FOLDER = /^fixture-[0-9a-f]{16}$/
@@ -57,6 +68,7 @@ const FIXTURE_FOLDER = /^fixture-[0-9a-f]{16}$/
 export async function listImages(cacheRoot: string): Promise<CachedImage[]> {
   const root = imagesRoot(cacheRoot)
   const images: CachedImage[] = []
+  const snapshots = await listSnapshots(cacheRoot)
   for (const entry of await fs.readdir(root, { withFileTypes: true }).catch(() => [])) {
     const pulled = parsePulledFolder(entry.name)
     if (!entry.isDirectory() || (!pulled && !FIXTURE_FOLDER.test(entry.name))) continue
@@ -76,24 +88,10 @@ export async function listImages(cacheRoot: string): Promise<CachedImage[]> {
       imageName: m.name,
       fingerprint: m.fingerprint,
       manifest,
+      snapshots: snapshotUsage(snapshots.filter((s) => s.imageName === m.name && s.fingerprint === m.fingerprint)),
     })
   }
   return images.sort((a, b) => a.name.localeCompare(b.name) || String(a.tag).localeCompare(String(b.tag)) || String(a.arch).localeCompare(String(b.arch)))
-}
-
-/** A JSON file's value; undefined when it is missing or does not parse. */
-export async function readJson<T>(file: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as T
-  } catch {
-    return undefined
-  }
-}
-
-/** Records a use (best effort: a read-only cache still works). */
-export async function touch(file: string): Promise<void> {
-  const now = new Date()
-  await fs.utimes(file, now, now).catch(() => {})
 }
 
 /** Removes images (under their lock) and their snapshots; returns the space freed. */
@@ -119,26 +117,28 @@ export async function dropSnapshots(cacheRoot: string, imageName: string, finger
 
 interface CachedSnapshot {
   dir: string
+  kind: 'ready' | 'seeded'
   imageName: string
   /** The image fingerprint it was captured from; undefined while a capture is being published. */
   fingerprint: string | undefined
   lastUsedMs: number
+  bytes: number
 }
 
+/** The store's slots (ready snapshots and seeded ones beside them), as the store lists them. */
 async function listSnapshots(cacheRoot: string): Promise<CachedSnapshot[]> {
-  const root = snapshotsRoot(cacheRoot)
-  const found: CachedSnapshot[] = []
-  for (const entry of await fs.readdir(root, { withFileTypes: true }).catch(() => [])) {
-    // A ready snapshot's slot, or a checkpoint's beside it (drivers/qemu/checkpoint.ts).
-    const m = /^(.+?)-[0-9a-f]{16}(?:-checkpoint-[0-9a-f]{16})?$/.exec(entry.name)
-    if (!m || !entry.isDirectory()) continue
-    const dir = path.join(root, entry.name)
-    const record = path.join(dir, 'snapshot.json')
-    const [value, stat] = await Promise.all([readJson<{ fingerprint?: { image?: unknown } }>(record), fs.stat(record).catch(() => fs.stat(dir))])
-    const image = value?.fingerprint?.image
-    found.push({ dir, imageName: m[1]!, fingerprint: typeof image === 'string' ? image : undefined, lastUsedMs: stat.mtimeMs })
+  return (await listStoredSnapshots(cacheRoot)).map(({ dir, kind, imageName, record, lastUsedMs, bytes }) => {
+    const image: unknown = record?.fingerprint?.image
+    return { dir, kind, imageName, fingerprint: typeof image === 'string' ? image : undefined, lastUsedMs, bytes }
+  })
+}
+
+function snapshotUsage(snapshots: CachedSnapshot[]): CachedImage['snapshots'] {
+  const usage = (kind: CachedSnapshot['kind']) => {
+    const of = snapshots.filter((s) => s.kind === kind)
+    return { count: of.length, bytes: of.reduce((sum, s) => sum + s.bytes, 0) }
   }
-  return found
+  return { ready: usage('ready'), seeded: usage('seeded') }
 }
 
 export interface PruneResult {
@@ -201,13 +201,4 @@ export async function removeFolder(target: string): Promise<number> {
   }
   await fs.rm(trash, { recursive: true, force: true })
   return bytes
-}
-
-/** Space used by a file or a folder's files (links not followed). */
-async function diskUsage(target: string): Promise<number> {
-  const stat = await fs.lstat(target).catch(() => undefined)
-  if (!stat) return 0
-  if (!stat.isDirectory()) return stat.blocks * 512
-  const sizes = await Promise.all((await fs.readdir(target)).map((entry) => diskUsage(path.join(target, entry))))
-  return stat.blocks * 512 + sizes.reduce((a, b) => a + b, 0)
 }

@@ -6,7 +6,9 @@
  */
 import { existsSync } from 'node:fs'
 import { sha256 } from '../digest.js'
+import type { CheckpointPolicy } from '../drivers/types.js'
 import type { StackCredentials } from '../stack/environment.js'
+import { generatedConfigProject } from '../stack/project-config.js'
 import type { CheckpointRequest } from './protocol.js'
 
 export interface CheckpointMeta {
@@ -21,11 +23,27 @@ export function checkpointSlot(configFile: string): string {
   return sha256(configFile).slice(0, 16)
 }
 
-/** A checkpoint whose config file is gone can never fit again (a temporary project's, say). */
+/**
+ * A checkpoint whose config file is gone can never fit again (a temporary project's, say); nor
+ * one of a generated config whose project folder is gone.
+ */
 export function checkpointRetired(meta: unknown): boolean {
   const configFile = (meta as Partial<CheckpointMeta> | undefined)?.configFile
-  return typeof configFile === 'string' && !existsSync(configFile)
+  if (typeof configFile !== 'string') return false
+  const project = generatedConfigProject(configFile)
+  return !existsSync(configFile) || (project !== undefined && !existsSync(project))
 }
+
+/** What a checkpoint was taken for, in log lines: its project (for a generated config) or its config file. */
+export function checkpointOwner(meta: unknown): string {
+  const configFile = (meta as Partial<CheckpointMeta> | undefined)?.configFile
+  if (typeof configFile !== 'string') return 'a seeded snapshot of another version'
+  const project = generatedConfigProject(configFile)
+  return project ? `the project at ${project}` : configFile
+}
+
+/** The rules above, as the driver asks for them when it saves a checkpoint. */
+export const checkpointPolicy: CheckpointPolicy = { retired: checkpointRetired, describe: checkpointOwner }
 
 /** Why the stored meta does not fit `request`, in words for the log line; undefined when it does. */
 export function checkpointMisfit(request: CheckpointRequest, meta: unknown): string | undefined {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { checkpointMisfit, checkpointSlot, type CheckpointMeta } from '../../src/supervisor/checkpoint-policy.js'
 import { parseRequest, type CheckpointRequest } from '../../src/supervisor/protocol.js'
-import { planIntegration, workerOptions } from '../../src/integrations/context.js'
+import { assertResetFits, planIntegration, workerOptions } from '../../src/integrations/context.js'
 import { seedIdentity } from '../../src/client/options.js'
 
 const request: CheckpointRequest = { configFile: '/app/stack.config.ts', configDigest: 'before', seedId: 'v1', seedFrom: 'self', seedTimeoutMs: 300_000 }
@@ -69,6 +69,14 @@ describe('integration plan', () => {
     expect(planIntegration({ reset: 'test' })).toMatchObject({ perWorker: true, reset: 'test' })
     expect(planIntegration({ reset: 'file', isolation: 'suite' })).toMatchObject({ perWorker: false, reset: 'file', run: { isolation: 'suite' } })
     expect(planIntegration({ isolation: 'worker' })).toMatchObject({ perWorker: true, reset: 'never', run: { isolation: undefined } })
+  })
+
+  it('refuses a reset of one VM that several workers share, and only that', () => {
+    expect(() => assertResetFits(planIntegration({ reset: 'test', isolation: 'suite' }), 3)).toThrow(/reset 'test' on one VM that 3 workers share/)
+    expect(() => assertResetFits(planIntegration({ reset: 'file', isolation: 'exclusive' }), 2)).toThrow(/reset 'file'/)
+    expect(() => assertResetFits(planIntegration({ reset: 'test', isolation: 'suite' }), 1)).not.toThrow()
+    expect(() => assertResetFits(planIntegration({ reset: 'test' }), 4)).not.toThrow()
+    expect(() => assertResetFits(planIntegration({ isolation: 'suite' }), 4)).not.toThrow()
   })
 
   it('refuses a bad policy or option by name', () => {

@@ -6,13 +6,15 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { ImageManifest } from '../../src/image/manifest.js'
-import { checkpointDir, sweepCheckpoints } from '../../src/drivers/qemu/checkpoint.js'
+import { checkpointDir, findCheckpoint, sweepCheckpoints } from '../../src/drivers/qemu/checkpoint.js'
 import {
-  checkFiles, expectedFingerprint, listRefusals, lookupSnapshot, readRefusal, rememberRefusal, removeAbandoned, snapshotDir, snapshotFiles, writeRecord,
+  boundSeededSnapshots, checkFiles, expectedFingerprint, holdSnapshot, listRefusals, listStoredSnapshots, lookupSnapshot, readRefusal, rememberRefusal,
+  removeAbandoned, snapshotDir, snapshotFiles, writeRecord, type SnapshotRecord,
 } from '../../src/drivers/qemu/snapshot.js'
-import { pruneCache } from '../../src/image/cache.js'
+import { listImages, pruneCache } from '../../src/image/cache.js'
+import { runCli } from '../../src/cli/commands.js'
 
 const manifest = { name: 'img', fingerprint: 'f', memoryMb: 512, cpus: 2, boot: { kind: 'disk' }, services: [{ name: 'backend', guestPort: 8102 }] } as ImageManifest
 const shape = (memoryMb: number) => ({ accel: 'tcg' as const, cpu: 'qemu64', machine: 'pc', memoryMb, cpus: 2 })
@@ -112,5 +114,111 @@ describe('a refused capture', () => {
     expect(pruned.leftovers).toEqual([`${refused}.refused.json`])
     expect(await readRefusal(refused)).toBeUndefined()
     expect((await lookupSnapshot(other, fingerprint(640))).kind).toBe('usable') // a prune keeps slots used lately
+  })
+})
+
+/** A ready slot, and a function that adds seeded slots over it last used `minutesAgo`. */
+async function store() {
+  const cache = cacheDir()
+  const readyDir = await slot(cache)
+  const ready = await lookupSnapshot(readyDir, fingerprint())
+  if (ready.kind !== 'usable') throw new Error('expected a usable slot')
+  const mode = { kind: 'snapshot' as const, files: ready.files, record: ready.record }
+  const seeded = async (name: string, minutesAgo: number) => {
+    const files = snapshotFiles(checkpointDir(ready.files, name))
+    fs.mkdirSync(files.dir)
+    for (const file of [files.ram, files.state, files.disk, files.emptyOverlay]) fs.writeFileSync(file, name)
+    await writeRecord(files, fingerprint(), [8102], undefined, { base: ready.record.stateSha256, meta: name })
+    const when = new Date(Date.now() - minutesAgo * 60_000)
+    fs.utimesSync(files.record, when, when)
+    return files.dir
+  }
+  const left = () => fs.readdirSync(path.dirname(readyDir)).filter((e) => e.includes('-checkpoint-')).map((e) => e.replace(`${path.basename(readyDir)}-checkpoint-`, '')).sort()
+  return { cache, readyDir, mode, seeded, left }
+}
+
+describe('the bound on seeded snapshots', () => {
+  it('drops the least recently used beyond the bound, never the one just saved nor one a live process holds', async () => {
+    const { cache, seeded, left } = await store()
+    const a = await seeded('a', 40) // the oldest, but held by a running VM (this process)
+    const b = await seeded('b', 30) // held only by a process that is gone
+    const c = await seeded('c', 20)
+    const d = await seeded('d', 10)
+    const saved = await seeded('saved', 50) // just saved: its record is old here, yet it stays
+    const hold = await holdSnapshot(a)
+    fs.writeFileSync(`${b}.hold-999999-0badf00d`, '')
+
+    const dropped = await boundSeededSnapshots(cache, 3, saved)
+    expect(dropped.map((s) => path.basename(s.dir))).toEqual([b, c].map((dir) => path.basename(dir)))
+    expect(dropped[0]).toMatchObject({ kind: 'seeded', record: expect.objectContaining({ meta: 'b' }), bytes: expect.any(Number) })
+    expect(left()).toEqual(['a', expect.stringMatching(new RegExp(`^a\\.hold-${process.pid}-[0-9a-f]{8}$`)), 'd', 'saved']) // b's dead hold is gone too
+    expect(await boundSeededSnapshots(cache, 3, saved)).toEqual([]) // within the bound now
+
+    // Held, it stays even over the bound; released, it is the first to go.
+    expect(await boundSeededSnapshots(cache, 1, saved)).toEqual([expect.objectContaining({ dir: d })])
+    expect(left()).toContain('a')
+    await hold!.release()
+    expect((await boundSeededSnapshots(cache, 1, saved)).map((s) => s.dir)).toEqual([a])
+    expect(left()).toEqual(['saved'])
+    expect(fs.existsSync(`${a}.dropping`)).toBe(false)
+  })
+
+  it('a slot being dropped is not restored; a drop left halfway by a dead process blocks nothing', async () => {
+    const { mode, seeded } = await store()
+    const dir = await seeded('x', 1)
+    fs.writeFileSync(`${dir}.dropping`, String(process.pid)) // a live dropper (this process stands in)
+    expect(await holdSnapshot(dir)).toBeUndefined()
+    expect(await findCheckpoint(dir, mode, () => undefined)).toEqual({ reason: 'it is being dropped' })
+    expect(fs.readdirSync(path.dirname(dir)).filter((e) => e.includes('.hold-'))).toEqual([]) // its hold went with it
+    fs.writeFileSync(`${dir}.dropping`, '999999')
+    const found = await findCheckpoint(dir, mode, () => undefined)
+    expect(found).toMatchObject({ meta: 'x', hold: expect.anything() })
+    // A misfit is not held.
+    expect(await findCheckpoint(dir, mode, () => 'the seed changed')).toEqual({ reason: 'the seed changed' })
+    expect(fs.readdirSync(path.dirname(dir)).filter((e) => e.includes('.hold-'))).toHaveLength(1)
+  })
+
+  it('the sweep of unusable ones keeps one a live process still holds', async () => {
+    const { mode, seeded, left } = await store()
+    const held = await seeded('retired-held', 5)
+    await seeded('retired', 5)
+    await holdSnapshot(held)
+    await sweepCheckpoints(mode, (meta) => String(meta).startsWith('retired'), undefined)
+    expect(left().filter((e) => !e.includes('.hold-'))).toEqual(['retired-held'])
+  })
+
+  it('image list shows each image\'s ready and seeded snapshots: how many, and the blocks they take (RAM files are sparse)', async () => {
+    const { cache, readyDir, seeded } = await store()
+    // A RAM file of 64 MiB of which the guest touched 4 kB.
+    const record = JSON.parse(fs.readFileSync(snapshotFiles(readyDir).record, 'utf8')) as SnapshotRecord
+    fs.truncateSync(snapshotFiles(readyDir).ram, 64 * 2 ** 20)
+    fs.writeFileSync(snapshotFiles(readyDir).record, JSON.stringify({ ...record, ramBytes: 64 * 2 ** 20 }))
+    await seeded('one', 2)
+    await seeded('two', 1)
+    fs.mkdirSync(path.join(cache, 'images', 'fixture-0123456789abcdef'), { recursive: true })
+    fs.writeFileSync(path.join(cache, 'images', 'fixture-0123456789abcdef', 'manifest.json'), JSON.stringify({ name: manifest.name, fingerprint: manifest.fingerprint }))
+    const slots = await listStoredSnapshots(cache)
+    expect(slots.map((s) => s.kind).sort()).toEqual(['ready', 'seeded', 'seeded'])
+    const [image] = await listImages(cache)
+    expect(image!.snapshots.seeded).toEqual({ count: 2, bytes: expect.any(Number) })
+    expect(image!.snapshots.ready.count).toBe(1)
+    expect(image!.snapshots.ready.bytes).toBeGreaterThan(0)
+    expect(image!.snapshots.ready.bytes).toBeLessThan(2 ** 20) // blocks, not the RAM file's 64 MiB
+
+    const out: string[] = []
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true))
+    const env = process.env.STACK_EMULATOR_CACHE_DIR
+    process.env.STACK_EMULATOR_CACHE_DIR = cache
+    try {
+      expect(await runCli(['image', 'list'])).toBe(0)
+    } finally {
+      spy.mockRestore()
+      if (env === undefined) delete process.env.STACK_EMULATOR_CACHE_DIR
+      else process.env.STACK_EMULATOR_CACHE_DIR = env
+    }
+    expect(out.join('').split('\n').filter(Boolean)).toEqual([
+      expect.stringMatching(/^IMAGE +ARCH +SIZE +SNAPSHOTS +SEEDED +SHA256/),
+      expect.stringMatching(/^fixture +\S+ +\S+ \S+ +1 \((\d+(\.\d)? kB|\d+ B)\) +2 \(\d+(\.\d)? kB\) +- /),
+    ])
   })
 })

@@ -7,16 +7,18 @@
  * One slot per fingerprint (memory size and everything else a restore depends on), so two
  * configurations keep two snapshots. A slot is published by renaming its staging folder into
  * place and writing its record last; it is dropped only when proven bad (its files no longer
- * match the record), never because a restore failed for a local reason.
+ * match the record), never because a restore failed for a local reason. Seeded snapshots
+ * (checkpoint.ts) beside a ready one are also dropped when no restore can use them again, and
+ * beyond a bound, least recently used first (boundSeededSnapshots); never one a running VM holds.
  */
-import { createReadStream } from 'node:fs'
+import { constants, createReadStream } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import crypto from 'node:crypto'
 import { sha256 } from '../../digest.js'
+import { diskUsage, readJson, touch } from '../../files.js'
 import { checkPathPart } from '../../instance/paths.js'
 import { isProcessAlive } from '../../instance/process-alive.js'
-import { readJson, touch } from '../../image/cache.js'
 import { platform, type ImageManifest } from '../../image/manifest.js'
 import type { MachineShape } from './argv.js'
 
@@ -67,10 +69,70 @@ export type SnapshotLookup =
   | { kind: 'missing' }
   | { kind: 'unusable'; reason: string }
 
+export const snapshotsRoot = (cacheRoot: string) => path.join(cacheRoot, 'snapshots')
+
 /** The slot of one fingerprint: `<cache>/snapshots/<image name>-<digest of the fingerprint>`. */
 export function snapshotDir(cacheRoot: string, manifest: ImageManifest, fingerprint: SnapshotFingerprint): string {
   const key = sha256(JSON.stringify(fingerprint)).slice(0, 16)
-  return path.join(cacheRoot, 'snapshots', `${checkPathPart('image name', manifest.name)}-${key}`)
+  return path.join(snapshotsRoot(cacheRoot), `${checkPathPart('image name', manifest.name)}-${key}`)
+}
+
+/** A seeded snapshot's slot (checkpoint.ts): beside its ready snapshot's, `<ready slot>-checkpoint-<slot>`. */
+export function seededSnapshotDir(readyDir: string, slot: string): string {
+  return `${readyDir}-checkpoint-${checkPathPart('checkpoint slot', slot)}`
+}
+
+/** A slot in the store, as listed: a ready snapshot, or a seeded one beside it. */
+export interface StoredSnapshot {
+  dir: string
+  kind: 'ready' | 'seeded'
+  /** The image name its slot is named after. */
+  imageName: string
+  /** A seeded one's: the slot of the ready snapshot it sits on. */
+  readyDir: string | undefined
+  /** Undefined while it is being published, or when a capture was killed halfway. */
+  record: SnapshotRecord | undefined
+  /** Its last use: its record's mtime (each lookup touches it), else its folder's. */
+  lastUsedMs: number
+  /** Space its files take (blocks: its RAM file is sparse). */
+  bytes: number
+}
+
+// Slots are folders named so; beside them sit folders that are not (locks, staging, trash) and files (holds, refusals).
+const SEEDED_SLOT = /^((.+)-[0-9a-f]{16})-checkpoint-(.+)$/
+const READY_SLOT = /^(.+)-[0-9a-f]{16}$/
+const NOT_A_SLOT = /\.(?:lock|staging-\d+|trash-\d+(?:-\d+)?)$/
+
+/** Every slot in the cache's store. */
+export function listStoredSnapshots(cacheRoot: string): Promise<StoredSnapshot[]> {
+  return listSlots(snapshotsRoot(cacheRoot))
+}
+
+/** The seeded slots over the ready snapshot in `readyDir`. */
+export async function seededSnapshotsOf(readyDir: string): Promise<StoredSnapshot[]> {
+  return (await listSlots(path.dirname(readyDir))).filter((s) => s.readyDir === readyDir)
+}
+
+async function listSlots(root: string): Promise<StoredSnapshot[]> {
+  const found: StoredSnapshot[] = []
+  for (const entry of await fs.readdir(root, { withFileTypes: true }).catch(() => [])) {
+    const seeded = SEEDED_SLOT.exec(entry.name)
+    const ready = seeded ? undefined : READY_SLOT.exec(entry.name)
+    if (!entry.isDirectory() || NOT_A_SLOT.test(entry.name) || (!seeded && !ready)) continue
+    const dir = path.join(root, entry.name)
+    const files = snapshotFiles(dir)
+    const [record, stat, bytes] = await Promise.all([readJson<SnapshotRecord>(files.record), fs.stat(files.record).catch(() => fs.stat(dir)), diskUsage(dir)])
+    found.push({
+      dir,
+      kind: seeded ? 'seeded' : 'ready',
+      imageName: seeded ? seeded[2]! : ready![1]!,
+      readyDir: seeded ? path.join(root, seeded[1]!) : undefined,
+      record: record && typeof record === 'object' ? record : undefined,
+      lastUsedMs: stat.mtimeMs,
+      bytes,
+    })
+  }
+  return found
 }
 
 export function snapshotFiles(dir: string): SnapshotFiles {
@@ -215,32 +277,128 @@ export async function discardSnapshot(dir: string): Promise<void> {
   await fs.rm(trash, { recursive: true, force: true })
 }
 
-/** Staging and trash folders left by a capture whose process was killed. */
+/** Staging and trash folders left by a capture whose process was killed, and the holds of dead VMs. */
 export async function removeAbandoned(snapshotsRoot: string): Promise<void> {
   const entries = await fs.readdir(snapshotsRoot).catch(() => [] as string[])
   for (const entry of entries) {
-    const owner = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/.exec(entry)
+    const owner = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/.exec(entry) ?? HOLD.exec(entry)
     if (owner && !isProcessAlive(Number(owner[1]))) await fs.rm(path.join(snapshotsRoot, entry), { recursive: true, force: true })
   }
 }
 
 /** Serializes captures of one snapshot across processes. */
 export async function withSnapshotLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  return (await lockSlot(dir, true, fn))!
+}
+
+/** Runs `fn` under the slot's lock when no other process holds it; undefined (and `fn` not run) when one does. */
+export function ifSnapshotUnlocked<T>(dir: string, fn: () => Promise<T>): Promise<T | undefined> {
+  return lockSlot(dir, false, fn)
+}
+
+async function lockSlot<T>(dir: string, wait: boolean, fn: () => Promise<T>): Promise<T | undefined> {
   await fs.mkdir(path.dirname(dir), { recursive: true })
   const { default: lockfile } = await import('proper-lockfile') // not on the restore path
-  const release = await lockfile.lock(path.dirname(dir), {
-    lockfilePath: `${dir}.lock`,
-    stale: 15_000,
-    update: 5_000,
-    retries: { retries: 600, minTimeout: 200, maxTimeout: 500 },
-    realpath: false,
-    onCompromised: () => {}, // a capture under a lost lock is still checked by its record
-  })
+  let release: () => Promise<void>
+  try {
+    release = await lockfile.lock(path.dirname(dir), {
+      lockfilePath: `${dir}.lock`,
+      stale: 15_000,
+      update: 5_000,
+      retries: wait ? { retries: 600, minTimeout: 200, maxTimeout: 500 } : 0,
+      realpath: false,
+      onCompromised: () => {}, // a capture under a lost lock is still checked by its record
+    })
+  } catch (error) {
+    if (!wait && (error as NodeJS.ErrnoException).code === 'ELOCKED') return undefined
+    throw error
+  }
   try {
     return await fn()
   } finally {
     await release().catch(() => {})
   }
+}
+
+/**
+ * A running VM's hold on a seeded slot, for as long as its resets may restore it: a file
+ * `<slot>.hold-<pid>-<random>` beside the slot. A slot is dropped only under its lock and only
+ * while no live process holds it (dropUnlessHeld); a dead holder's file counts for nothing.
+ * No lock on the restore path: the hold is written first, then the slot is checked for a drop
+ * under way (`<slot>.dropping`, which the dropper writes first, then reads the holds), so of two
+ * that race, at least one sees the other and backs off.
+ */
+export interface SnapshotHold {
+  release(): Promise<void>
+}
+
+const HOLD = /\.hold-(\d+)-[0-9a-f]{8}$/
+const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants
+
+/** Holds `dir` for this process; undefined when it is being dropped (treat it as missing). */
+export async function holdSnapshot(dir: string): Promise<SnapshotHold | undefined> {
+  const file = `${dir}.hold-${process.pid}-${crypto.randomBytes(4).toString('hex')}`
+  // A cache this process cannot write (read-only) cannot be pruned by it either; restores go on.
+  const written = await fs.writeFile(file, '', { mode: 0o600, flag: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW }).then(() => true, () => false)
+  const hold = { release: async () => void (written && (await fs.unlink(file).catch(() => {}))) }
+  const dropper = Number(await fs.readFile(`${dir}.dropping`, { encoding: 'utf8', flag: O_RDONLY | O_NOFOLLOW | O_NONBLOCK }).catch(() => ''))
+  if (dropper > 0 && isProcessAlive(dropper)) {
+    await hold.release()
+    return undefined
+  }
+  return hold
+}
+
+/** Drops slot `dir` unless a live process holds it. Call under withSnapshotLock(dir). True when dropped. */
+export async function dropUnlessHeld(dir: string): Promise<boolean> {
+  const dropping = `${dir}.dropping`
+  await fs.rm(dropping, { force: true }) // a dead dropper's: the lock is ours
+  await fs.writeFile(dropping, String(process.pid), { mode: 0o600, flag: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW })
+  try {
+    if ((await liveHolds(dir)) > 0) return false
+    await discardSnapshot(dir)
+    return true
+  } finally {
+    await fs.rm(dropping, { force: true })
+  }
+}
+
+/** Clears a drop that its process left halfway (killed), so the slot saved anew can be held. Under the slot's lock. */
+export async function clearDropping(dir: string): Promise<void> {
+  await fs.rm(`${dir}.dropping`, { force: true })
+}
+
+/** How many live processes hold `dir`; a dead holder's file is removed. */
+async function liveHolds(dir: string): Promise<number> {
+  const prefix = path.basename(dir)
+  let live = 0
+  for (const entry of await fs.readdir(path.dirname(dir))) {
+    const holder = entry.startsWith(`${prefix}.hold-`) ? HOLD.exec(entry) : null
+    if (!holder) continue
+    if (isProcessAlive(Number(holder[1]))) live++
+    else await fs.rm(path.join(path.dirname(dir), entry), { force: true })
+  }
+  return live
+}
+
+/**
+ * Keeps at most `max` seeded snapshots in the cache, every image and project together: drops the
+ * least recently used beyond that, never `keep` (the one just saved), one a live process holds,
+ * or one another process has locked (saving or dropping it). Those still count, so the store
+ * stays above `max` while they are in use. Returns what it dropped.
+ */
+export async function boundSeededSnapshots(cacheRoot: string, max: number, keep: string): Promise<StoredSnapshot[]> {
+  const seeded = (await listStoredSnapshots(cacheRoot)).filter((s) => s.kind === 'seeded' && s.record)
+  let count = seeded.length
+  const dropped: StoredSnapshot[] = []
+  for (const slot of seeded.filter((s) => s.dir !== keep).sort((a, b) => a.lastUsedMs - b.lastUsedMs)) {
+    if (count <= max) break
+    if (await ifSnapshotUnlocked(slot.dir, () => dropUnlessHeld(slot.dir))) {
+      count--
+      dropped.push(slot)
+    }
+  }
+  return dropped
 }
 
 /**
