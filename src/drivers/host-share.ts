@@ -45,6 +45,18 @@ export class HostShare implements SharedFiles {
     await this.inShare(this.vmDir, true, async () => {})
   }
 
+  /**
+   * The share's root, made again (with its VM folder) when the instance folder was removed under
+   * the running VM: a new QEMU needs it to exist. What was mirrored is mirrored again as needed.
+   */
+  async ensure(): Promise<string> {
+    await fs.mkdir(this.root, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error
+    })
+    await this.inShare(this.vmDir, true, async () => {})
+    return this.root
+  }
+
   /** Where a file the guest writes into its VM folder appears on the host, for messages: read it with readVmFile(). */
   vmFilePath(name: string): string {
     return path.join(this.root, this.vmDir, name)

@@ -3,7 +3,7 @@
  * Drivers know their engine, never Vitest, Playwright or leases. `RunningVm` is the QEMU
  * driver's own shape, adapted to the contract in drivers/qemu/driver.ts.
  */
-import type { StackEmulatorError } from '../errors.js'
+import { StackEmulatorError } from '../errors.js'
 import type { ImageManifest } from '../image/manifest.js'
 import type { Settings } from '../settings.js'
 import type { PublishedKey } from '../stack/credentials.js'
@@ -33,8 +33,13 @@ export interface DriverOptions {
 /** A checkpoint's stored meta checked against what a suite asks for: why it does not fit, or undefined. */
 export type CheckpointCheck = (meta: unknown) => string | undefined
 
-/** A stored checkpoint's meta: true when no suite can use it again (what it was taken for is gone). */
-export type CheckpointRetired = (meta: unknown) => boolean
+/** What the caller says of a stored checkpoint's meta, which the driver does not read itself. */
+export interface CheckpointPolicy {
+  /** True when no suite can use it again (what it was taken for is gone). */
+  retired(meta: unknown): boolean
+  /** What it was taken for, for a log line (a project, a config file). */
+  describe(meta: unknown): string
+}
 
 export type CheckpointOpened = { opened: 'restored'; meta: unknown } | { opened: 'seeding' | 'missing'; reason: string }
 
@@ -54,9 +59,11 @@ export interface Checkpoints {
   /**
    * Saves the seeded emulator as the open slot, with `meta`, and restarts from it. Then drops the
    * stored checkpoints no restore can use again, so that the cache does not grow with every config
-   * file ever seeded: those `retired` names, and those taken over an earlier ready snapshot.
+   * file ever seeded: those the policy calls retired, and those taken over an earlier ready
+   * snapshot; and the least recently used beyond the store's bound (said in one line, with
+   * `describe`). None that a running emulator uses.
    */
-  save(meta: unknown, retired: CheckpointRetired): Promise<void>
+  save(meta: unknown, policy: CheckpointPolicy): Promise<void>
 }
 
 export interface DriverStartOptions extends DriverOptions {
@@ -100,6 +107,28 @@ export interface Capabilities {
   lifecycle: boolean
 }
 
+/** Which part of the services' output to read (RunningInstance.serviceLogs). */
+export interface ServiceLogQuery {
+  /** Only lines logged from this time on (ms since the epoch): needs a source with timestamps. */
+  sinceMs?: number
+  /** Only lines logged until this time (ms since the epoch). */
+  untilMs?: number
+  /** Only what came after an earlier answer: its `cursor` (following). */
+  cursor?: string
+  /** At most this many lines, the last ones. */
+  maxLines?: number
+}
+
+export interface ServiceLogs {
+  /** Where the lines were read: a file on the host, or the unit's journal in the guest. */
+  source: string
+  text: string
+  /** Give it back as `cursor` for only what comes after. */
+  cursor?: string
+  /** False when sinceMs/untilMs asked for a window that this source cannot tell (no timestamps): text is all of it. */
+  windowed?: boolean
+}
+
 /** One running emulator, whatever runs it. */
 export interface RunningInstance {
   readonly driver: DriverName
@@ -119,12 +148,13 @@ export interface RunningInstance {
   readonly internalKey?: string
   /** Present when the driver can save seeded states (QEMU restored from a snapshot). */
   readonly checkpoints?: Checkpoints
+  /** Rejects with ResetNotDone when it left the emulator as it was and serving; any other rejection left it stopped. */
   reset(): Promise<ResetResult>
   /**
    * The services' own output, where the driver can read it: a file they write through the share,
    * else their unit's journal in the guest. undefined when it has none.
    */
-  serviceLogs?(): Promise<{ source: string; text: string } | undefined>
+  serviceLogs?(query?: ServiceLogQuery): Promise<ServiceLogs | undefined>
   problem(): StackEmulatorError | undefined
   /** A standing condition worth a line in `status`, such as why it cold-boots. */
   readonly note?: string
@@ -136,7 +166,7 @@ export interface RunningInstance {
 
 /** The QEMU driver's own shape (vm.ts): the contract's instance less what its adapter (drivers/qemu/driver.ts) adds. */
 export type RunningVm = Omit<RunningInstance, 'driver' | 'id' | 'capabilities' | 'internalKey' | 'checkpoints' | 'serviceLogs'> & {
-  serviceLogs(): Promise<{ source: string; text: string } | undefined>
+  serviceLogs(query?: ServiceLogQuery): Promise<ServiceLogs | undefined>
   readonly pid: number
   /** Restored from a ready snapshot, so it can take checkpoints. */
   readonly checkpointable: boolean
@@ -150,3 +180,6 @@ export interface Driver<M = ImageManifest> {
   readonly name: DriverName
   start(options: Omit<DriverStartOptions, 'manifest'> & { manifest: M }): Promise<RunningInstance>
 }
+
+/** A reset that was not done and left the emulator serving as it was (a host port taken meanwhile): the supervisor keeps it. */
+export class ResetNotDone extends StackEmulatorError {}

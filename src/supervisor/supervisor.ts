@@ -9,13 +9,14 @@ import net from 'node:net'
 import { StackEmulatorError } from '../errors.js'
 import { mintCredentials } from '../stack/credentials.js'
 import type { StackCredentials } from '../stack/environment.js'
-import type { RunningInstance } from '../drivers/types.js'
+import { ResetNotDone, type RunningInstance } from '../drivers/types.js'
 import type { ImageManifest } from '../image/manifest.js'
 import { ensureInstanceDir } from '../instance/paths.js'
+import { isSameProcessAlive } from '../instance/process-alive.js'
 import { HELLO_TIMEOUT_MS, type InstanceState, type SupervisorConfig } from './config.js'
 import { LeaseBook, type Lease } from './leases.js'
 import { onLines, parseRequest, send, type AcquireResult, type CheckpointRequest, type Event, type HelloResult, type Request, type StatusResult, type VmInfo } from './protocol.js'
-import { checkpointMisfit, checkpointRetired, checkpointSlot, seedName, type CheckpointMeta } from './checkpoint-policy.js'
+import { checkpointMisfit, checkpointPolicy, checkpointSlot, seedName, type CheckpointMeta } from './checkpoint-policy.js'
 import { sha256 } from '../digest.js'
 
 type StartVm = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningInstance>
@@ -71,6 +72,8 @@ export class Supervisor {
   private lastResetMs: number | undefined
   private waiters: (() => void)[] = []
   private shuttingDown: Promise<void> | undefined
+  /** Why it is shutting down, for the requests that come meanwhile and for status. */
+  private stopReason: string | undefined
   /** Log lines so far, replayed to the first lease: its client may connect after the boot warned. */
   private readonly logHistory: string[] = []
   private readonly startedAfterMs: number
@@ -114,16 +117,25 @@ export class Supervisor {
    */
   async listen(): Promise<void> {
     await this.publish()
-    this.helloTimer = setTimeout(() => {
-      if (this.leases.size === 0) void this.shutdown(`no client said hello within ${HELLO_TIMEOUT_MS} ms of the start`)
-    }, HELLO_TIMEOUT_MS)
+    const awaitHello = () => {
+      if (this.leases.size > 0) return
+      const spawner = this.config.spawner
+      if (spawner && isSameProcessAlive(spawner.pid, spawner.startTime)) this.helloTimer = setTimeout(awaitHello, 1000)
+      else void this.shutdown(`no client said hello within ${HELLO_TIMEOUT_MS} ms of the start, and the one that started it is gone`)
+    }
+    this.helloTimer = setTimeout(awaitHello, HELLO_TIMEOUT_MS)
     // The state file or socket deleted (a removed folder) or garbled: put them back, so clients
     // find the VM that runs instead of starting a second one.
     this.repairTimer = setInterval(() => {
       // One repair at a time: a slow disk must not have two of them rebind the socket at once.
-      this.repairing ??= this.repair().finally(() => (this.repairing = undefined))
+      void this.repairNow()
     }, REPAIR_INTERVAL_MS)
     this.repairTimer.unref()
+  }
+
+  /** Puts back the instance folder and our files in it if they went (a relaunch writes there, issue 22). */
+  private repairNow(): Promise<void> {
+    return (this.repairing ??= this.repair().finally(() => (this.repairing = undefined)))
   }
 
   private async publish(): Promise<void> {
@@ -192,7 +204,8 @@ export class Supervisor {
     // While shutting down, only the questions of status and stop are answered.
     const wantsVm = request.op === 'acquire' || request.op === 'reset' || request.op === 'credentials' || (request.op === 'hello' && request.lease)
     if (this.shuttingDown && wantsVm) {
-      throw new StackEmulatorError('The emulator is shutting down', { code: 'SHUTTING_DOWN', fix: 'Retry; a new VM will be started.' })
+      // Nothing retries a lease's request: its lease ends with this VM (a client's hello waits and starts anew).
+      throw new StackEmulatorError(`The emulator is shutting down: ${this.stopReason}`, { code: 'SHUTTING_DOWN', fix: 'Its leases end with it; acquire again (a new test run, stack-emulator start) to start a new VM.' })
     }
     switch (request.op) {
       case 'hello':
@@ -213,7 +226,7 @@ export class Supervisor {
       case 'credentials':
         return this.credentials(request.configFile)
       case 'logs':
-        return (await this.vm?.serviceLogs?.()) ?? null
+        return (await this.vm?.serviceLogs?.(request.query)) ?? null
       case 'stop':
         void this.shutdown(`stopped by request`)
         return { stopping: true }
@@ -343,7 +356,13 @@ export class Supervisor {
     if (!this.vm!.capabilities.reset) await this.vm!.reset()
     this.endSeeding(false) // a reset drops a seed in progress: its save is refused
     this.state = 'resetting'
+    await this.repairNow()
     const result = await this.vm!.reset().catch((error: Error) => {
+      if (error instanceof ResetNotDone) {
+        this.state = 'ready' // it serves on as it was
+        this.log(error.message)
+        throw error
+      }
       // The old VM is gone and no new one came up: go away, so the next acquire starts afresh.
       void this.shutdown(`the reset failed (${error.message.split('\n')[0]})`)
       throw error
@@ -386,6 +405,7 @@ export class Supervisor {
     // Only a suite without a seed gets here while others hold the VM: it mints a project of its own.
     if (this.leases.othersHolding(lease).length > 0) return false
     this.state = 'resetting'
+    await this.repairNow()
     const opened = await checkpoints.open(slot, (meta) => checkpointMisfit(request, meta), request.seedFrom !== 'none').catch((error: Error) => {
       void this.shutdown(`opening the seeded snapshot failed (${error.message.split('\n')[0]})`)
       throw error
@@ -457,7 +477,8 @@ export class Supervisor {
         const meta: CheckpointMeta = { configFile: request.configFile, configDigests: [...new Set([request.configDigest, mintedDigest])], seedId: request.seedId, credentials }
         const started = performance.now()
         this.state = 'resetting'
-        await this.vm!.checkpoints!.save(meta, checkpointRetired).catch((error: Error) => {
+        await this.repairNow()
+        await this.vm!.checkpoints!.save(meta, checkpointPolicy).catch((error: Error) => {
           // The VM is back where resets return; its keys and the seed's data are gone with the failed save.
           this.leases.dirty = true
           throw error
@@ -548,7 +569,7 @@ export class Supervisor {
       idleSinceMs: this.idleSince === undefined ? undefined : Date.now() - this.idleSince,
       idleTimeoutMs: this.idleTimeoutMs,
       dirty: this.leases.dirty,
-      problem: this.vm?.problem()?.message,
+      problem: this.stopReason ? `stopping: ${this.stopReason}` : this.vm?.problem()?.message,
       note: this.vm?.note,
     }
   }
@@ -588,6 +609,7 @@ export class Supervisor {
    * it dies with this process (parent-death signal).
    */
   shutdown(reason: string): Promise<void> {
+    this.stopReason ??= reason
     this.shuttingDown ??= (async () => {
       const { paths } = this.config
       this.log(`stopping: ${reason}`)

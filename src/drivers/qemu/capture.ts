@@ -85,7 +85,9 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
   // As Stack Auth's script captures: the runtime volume names no VM folder (the share is absent).
   const runtimeVolume = ctx.manifest.runtimeVolume ? path.join(staging, 'runtime.iso') : undefined
   if (runtimeVolume) await writeRuntimeVolume(runtimeVolume, { manifest: ctx.manifest, hostPorts: ctx.options.ports, vmDir: '' })
-  ctx.options.progress('booting the VM to capture the ready snapshot (first start only)')
+  // A line of its own, not only a phase: on a terminal the next phase overwrites this one at once.
+  ctx.options.log('first start of this image: booting it once to capture its ready snapshot (a minute or so under TCG); later starts restore it in about a second')
+  ctx.options.progress('booting the VM to capture its ready snapshot')
   let proc: QemuProcess | undefined
   let internalKey: string | undefined
   try {

@@ -10,35 +10,42 @@
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { checkPathPart } from '../../instance/paths.js'
 import { createOverlay } from './binary.js'
 import { saveDeviceState } from './capture.js'
 import { withGuestAgent } from './guest-agent.js'
 import { unplugShare } from './share-device.js'
 import type { QemuProcess } from './process.js'
-import type { CheckpointCheck, CheckpointRetired } from '../types.js'
+import type { CheckpointCheck } from '../types.js'
 import {
-  copySeed, discardSnapshot, lookupSnapshot, ownerOnly, removeAbandoned, snapshotFiles, withSnapshotLock, writeRecord,
-  type SnapshotFiles, type SnapshotRecord,
+  clearDropping, copySeed, discardSnapshot, dropUnlessHeld, holdSnapshot, lookupSnapshot, ownerOnly, removeAbandoned, seededSnapshotDir,
+  seededSnapshotsOf, snapshotFiles, withSnapshotLock, writeRecord, type SnapshotFiles, type SnapshotHold, type SnapshotRecord,
 } from './snapshot.js'
-import { readJson } from '../../image/cache.js'
+import { readJson } from '../../files.js'
 import { agentSocketPath, type Context, type Slot, type SnapshotMode } from './launch.js'
 
-/** The slot of a checkpoint: beside its ready snapshot's, named after it. */
+/** The slot of a checkpoint: beside its ready snapshot's, named after it (the store's layout). */
 export function checkpointDir(base: SnapshotFiles, slot: string): string {
-  return `${base.dir}-checkpoint-${checkPathPart('checkpoint slot', slot)}`
+  return seededSnapshotDir(base.dir, slot)
 }
 
-/** The checkpoint in `dir` when it was taken over this very ready snapshot and `check` accepts it. */
-export async function findCheckpoint(dir: string, base: SnapshotMode, check: CheckpointCheck): Promise<{ mode: SnapshotMode; meta: unknown } | { reason: string }> {
+/**
+ * The checkpoint in `dir` when it was taken over this very ready snapshot and `check` accepts it,
+ * held for this process (snapshot.ts, holdSnapshot): release the hold once resets no longer return there.
+ */
+export async function findCheckpoint(dir: string, base: SnapshotMode, check: CheckpointCheck): Promise<{ mode: SnapshotMode; meta: unknown; hold: SnapshotHold } | { reason: string }> {
+  const hold = await holdSnapshot(dir)
+  if (!hold) return { reason: 'it is being dropped' }
   const found = await lookupSnapshot(dir, base.record.fingerprint)
-  if (found.kind === 'missing') return { reason: 'none was taken yet' }
-  if (found.kind === 'unusable') return { reason: found.reason }
-  // Its disk layer sits on the ready snapshot's: one captured anew at the same place invalidates it.
-  if (found.record.base !== base.record.stateSha256) return { reason: 'the ready snapshot under it was captured again' }
-  const misfit = check(found.record.meta)
-  if (misfit) return { reason: misfit }
-  return { mode: { kind: 'snapshot', files: found.files, record: found.record }, meta: found.record.meta }
+  const misfit = found.kind === 'missing' ? 'none was taken yet'
+    : found.kind === 'unusable' ? found.reason
+    // Its disk layer sits on the ready snapshot's: one captured anew at the same place invalidates it.
+    : found.record.base !== base.record.stateSha256 ? 'the ready snapshot under it was captured again'
+    : check(found.record.meta)
+  if (misfit || found.kind !== 'usable') {
+    await hold.release()
+    return { reason: misfit! }
+  }
+  return { mode: { kind: 'snapshot', files: found.files, record: found.record }, meta: found.record.meta, hold }
 }
 
 /**
@@ -61,21 +68,24 @@ export async function stageCheckpoint(base: SnapshotMode, dir: string): Promise<
   return { kind: 'snapshot', files: { ...files, state: base.files.state, seed: base.files.seed }, record: base.record, seeding: true }
 }
 
-/** Saves the seeding VM as the checkpoint in `dir` and stops it. */
-export async function saveCheckpoint(ctx: Context, proc: QemuProcess, slot: Slot, staged: SnapshotMode, dir: string, meta: unknown): Promise<SnapshotMode> {
+/** Saves the seeding VM as the checkpoint in `dir` and stops it; the checkpoint comes held for this process. */
+export async function saveCheckpoint(ctx: Context, proc: QemuProcess, slot: Slot, staged: SnapshotMode, dir: string, meta: unknown): Promise<{ mode: SnapshotMode; hold: SnapshotHold }> {
   await withGuestAgent(agentSocketPath(ctx, slot), 30_000, (agent) => unplugShare(ctx.manifest, proc, agent))
   await saveDeviceState(ctx, proc, path.join(staged.files.dir, 'state'))
   await proc.stop()
   await sparseCopy(staged.files.ram)
   return withSnapshotLock(dir, async () => {
     await discardSnapshot(dir)
+    await clearDropping(dir)
     await copySeed(staged.files.seed, snapshotFiles(staged.files.dir).seed)
     await fs.rename(staged.files.dir, dir)
     const files = snapshotFiles(dir)
     await createOverlay(files.emptyOverlay, files.disk)
     const record = await writeRecord(files, staged.record.fingerprint, staged.record.guestPorts, staged.record.internalKey, { base: staged.record.stateSha256, meta })
     await ownerOnly(dir)
-    return { kind: 'snapshot', files, record }
+    // Held before the lock goes: a drop takes the lock first, and then sees the hold.
+    const hold = await holdSnapshot(dir) ?? { release: async () => {} }
+    return { mode: { kind: 'snapshot', files, record }, hold }
   })
 }
 
@@ -83,18 +93,16 @@ export async function saveCheckpoint(ctx: Context, proc: QemuProcess, slot: Slot
  * Drops the checkpoints of `ready` that no restore can use again (all but `keep`): those taken over
  * an earlier capture of it, and those whose meta `retired` names. Each is a copy of the RAM the
  * guest touched (about 190 MB with the fixture), so a cache seeded for many config files, or for
- * temporary ones, would otherwise only grow. One being saved right now has no record yet: kept.
+ * temporary ones, would otherwise only grow. One being saved right now has no record yet, and one
+ * a running VM holds still serves its resets: both kept. (snapshot.ts bounds how many are kept.)
  */
-export async function sweepCheckpoints(ready: SnapshotMode, retired: CheckpointRetired, keep: string | undefined): Promise<void> {
-  const prefix = `${path.basename(ready.files.dir)}-checkpoint-`
+export async function sweepCheckpoints(ready: SnapshotMode, retired: (meta: unknown) => boolean, keep: string | undefined): Promise<void> {
   const kept = keep && checkpointDir(ready.files, keep)
-  for (const entry of await fs.readdir(path.dirname(ready.files.dir))) {
-    const dir = path.join(path.dirname(ready.files.dir), entry)
-    // Not its lock file, nor a staging or trash folder.
-    if (!entry.startsWith(prefix) || /\.(?:lock|staging-\d+|trash-[\d-]+)$/.test(entry) || dir === kept) continue
+  for (const { dir } of await seededSnapshotsOf(ready.files.dir)) {
+    if (dir === kept) continue
     await withSnapshotLock(dir, async () => {
       const record = await readJson<SnapshotRecord>(snapshotFiles(dir).record)
-      if (record && (record.base !== ready.record.stateSha256 || retired(record.meta))) await discardSnapshot(dir)
+      if (record && (record.base !== ready.record.stateSha256 || retired(record.meta))) await dropUnlessHeld(dir)
     })
   }
 }

@@ -1,5 +1,5 @@
 /** The QEMU driver behind the contract: QemuVm (vm.ts) as a RunningInstance. */
-import type { Checkpoints, Driver, DriverStartOptions, RunningInstance, RunningVm } from '../types.js'
+import type { Checkpoints, Driver, DriverStartOptions, RunningInstance, RunningVm, ServiceLogQuery } from '../types.js'
 import { startQemuVm } from './vm.js'
 
 export const qemuDriver: Driver = {
@@ -20,7 +20,7 @@ class QemuInstance implements RunningInstance {
     this.died = vm.died
     // A cold-booted VM has no ready snapshot to checkpoint over.
     this.checkpoints = vm.checkpointable
-      ? { get current() { return vm.checkpoint }, open: (slot, check, stage) => vm.openCheckpoint(slot, check, stage), save: (meta, retired) => vm.saveCheckpoint(meta, retired) }
+      ? { get current() { return vm.checkpoint }, open: (slot, check, stage) => vm.openCheckpoint(slot, check, stage), save: (meta, policy) => vm.saveCheckpoint(meta, policy) }
       : undefined
   }
 
@@ -32,7 +32,7 @@ class QemuInstance implements RunningInstance {
   get shared() { return this.vm.shared }
   get note() { return this.vm.note }
   reset() { return this.vm.reset() }
-  serviceLogs() { return this.vm.serviceLogs() }
+  serviceLogs(query?: ServiceLogQuery) { return this.vm.serviceLogs(query) }
   problem() { return this.vm.problem() }
   stop() { return this.vm.stop() }
 }

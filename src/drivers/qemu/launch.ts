@@ -38,9 +38,9 @@ export interface Context {
   /** Where the first start's phases are timed (the bench and `--json` report them); absent later. */
   stopwatch?: Stopwatch
   debug?: (line: string) => void
-  /** The share with the guest (manifest `hostShare`), prepared once per VM lifetime. */
+  /** The share with the guest (manifest `hostShare`), prepared once per VM lifetime (made again if removed). */
   share?: HostShare
-  /** This instance's runtime volume (manifest `runtimeVolume`), written once per VM lifetime. */
+  /** This instance's runtime volume (manifest `runtimeVolume`), written once per VM lifetime (again if removed). */
   runtimeVolume?: Promise<string>
   /** How this guest's clock was last set (guest-agent.ts), so a restore does not try what failed. */
   clockMethod?: ClockMethod
@@ -177,7 +177,7 @@ async function setClock(ctx: Context, proc: QemuProcess, agent: QmpClient): Prom
 async function writableRam(ctx: Context, files: SnapshotFiles): Promise<string> {
   ctx.ramFiles ??= new Map()
   const known = ctx.ramFiles.get(files.ram)
-  if (known) return known
+  if (known && (await exists(known))) return known // gone with a removed instance folder: copied again
   let ram = files.ram
   if (!(await fs.access(files.ram, fs.constants.W_OK).then(() => true, () => false))) {
     ram = path.join(ctx.instanceDir, `snapshot-ram-${ctx.ramFiles.size}`)
@@ -281,7 +281,7 @@ async function launchPaths(ctx: Context, disk: string, seed: { metaData: string;
     disk, qmpSocket: qmpSocketPath(ctx, slot), consoleLog: consolePath(ctx, slot), seed,
     firmware: await uefiFirmware(ctx, path.join(ctx.instanceDir, `efi-vars${suffix(slot)}.fd`)),
     runtimeVolume: ctx.manifest.runtimeVolume ? await instanceRuntimeVolume(ctx) : undefined,
-    hostShare: ctx.share?.root,
+    hostShare: ctx.share && await local(ctx.instanceDir, () => ctx.share!.ensure()),
     guestAgentSocket: ctx.manifest.guestAgent ? agentSocketPath(ctx, slot) : undefined,
   }
 }
@@ -302,9 +302,13 @@ export async function uefiFirmware(ctx: Context, vars: string): Promise<LaunchPa
   return { code: firmware.code, vars }
 }
 
-/** The instance's runtime volume, naming its host ports and VM folder; written at its first launch. */
-function instanceRuntimeVolume(ctx: Context): Promise<string> {
+/**
+ * The instance's runtime volume, naming its host ports and VM folder; written at its first launch,
+ * and again when the instance folder was removed under the running VM (issue 22).
+ */
+async function instanceRuntimeVolume(ctx: Context): Promise<string> {
   const iso = path.join(ctx.instanceDir, 'runtime.iso')
+  if (ctx.runtimeVolume && !(await exists(iso))) ctx.runtimeVolume = undefined
   ctx.runtimeVolume ??= local(ctx.instanceDir, () =>
     writeRuntimeVolume(iso, { manifest: ctx.manifest, hostPorts: ctx.options.ports, vmDir: ctx.share?.vmDir ?? '' }).then(() => iso))
   ctx.runtimeVolume.catch(() => (ctx.runtimeVolume = undefined))

@@ -9,6 +9,7 @@ import fsp from 'node:fs/promises'
 import { childEnvironment } from '../../child-env.js'
 import { StackEmulatorError } from '../../errors.js'
 import { QmpClient } from './qmp.js'
+import { portHolder } from '../../port-holder.js'
 import { parseUsernet, type HostForward } from './usernet.js'
 
 export interface QemuExit {
@@ -54,7 +55,7 @@ export class QemuProcess {
     try {
       const qmp = await Promise.race([
         connectWhenReady(options.qmpSocket, 15_000),
-        exited.then((exit) => Promise.reject(launchError(exit, options.consoleLog))),
+        exited.then(async (exit) => Promise.reject(await launchError(exit, options.consoleLog))),
       ])
       return new QemuProcess(child, qmp, exited)
     } catch (error) {
@@ -147,10 +148,11 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   return done
 }
 
-function launchError(exit: QemuExit, consoleLog: string): StackEmulatorError {
+async function launchError(exit: QemuExit, consoleLog: string): Promise<StackEmulatorError> {
   const busy = /Could not set up host forwarding rule '?tcp:127\.0\.0\.1:(\d+)/.exec(exit.stderr)
   if (busy) {
-    return new StackEmulatorError(`Host port ${busy[1]} is already in use`, {
+    const holder = await portHolder(Number(busy[1]))
+    return new StackEmulatorError(`Host port ${busy[1]} is already in use${holder ? ` by ${holder}` : ''}`, {
       code: 'PORT_BUSY',
       fix: `Stop whatever listens on 127.0.0.1:${busy[1]} (ss -ltnp 'sport = :${busy[1]}'), or choose another port, or let QEMU pick one (port 0).`,
     })

@@ -5,23 +5,27 @@
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import type { CheckpointCheck, CheckpointOpened, CheckpointRetired, DriverStartOptions, ResetResult, RunningVm, VmOrigin } from '../types.js'
+import type { CheckpointCheck, CheckpointOpened, CheckpointPolicy, DriverStartOptions, ResetResult, RunningVm, ServiceLogQuery, ServiceLogs, VmOrigin } from '../types.js'
 import { StackEmulatorError } from '../../errors.js'
 import { chooseAccel } from './accel.js'
 import { machineShape, qemuBinaryFor, type Forward } from './argv.js'
 import { findQemu } from './binary.js'
 import { readySnapshot, type ReadySnapshot } from './capture.js'
 import { platform } from '../../image/manifest.js'
-import { local, localFailure } from '../../local-failure.js'
+import { diskFull, local, localFailure } from '../../local-failure.js'
 import { Stopwatch } from '../../stopwatch.js'
 import {
   agentSocketPath, firstLine, launchReady, overlayPath, privateRamCopies, qmpSocketPath, resolvedForwards, serviceUrls,
   type Context, type Mode, type Slot, type SnapshotMode,
 } from './launch.js'
 import { guestExec, withGuestAgent } from './guest-agent.js'
+import { readServiceLogs } from './service-logs.js'
 import { checkpointDir, discardStaged, findCheckpoint, saveCheckpoint, stageCheckpoint, sweepCheckpoints } from './checkpoint.js'
 import type { QemuProcess } from './process.js'
-import { checkFiles, discardSnapshot } from './snapshot.js'
+import { exitReason, oomKills } from './exit-reason.js'
+import { moveForwards, portName, portsLost, portTaken, takeBack } from './forwards.js'
+import { boundSeededSnapshots, checkFiles, discardSnapshot, type SnapshotHold } from './snapshot.js'
+import { formatBytes } from '../../files.js'
 import { HostShare } from '../host-share.js'
 
 export async function startQemuVm(options: DriverStartOptions): Promise<RunningVm> {
@@ -53,8 +57,9 @@ export async function startQemuVm(options: DriverStartOptions): Promise<RunningV
       const checkpoint = options.checkpoint && await findCheckpoint(checkpointDir(ready.files, options.checkpoint.slot), ready, options.checkpoint.check)
       if (checkpoint && 'mode' in checkpoint) {
         try {
-          return await QemuVm.create(ctx, checkpoint.mode, forwards, false, { ready, current: { slot: options.checkpoint!.slot, meta: checkpoint.meta } })
+          return await QemuVm.create(ctx, checkpoint.mode, forwards, false, { ready, current: { slot: options.checkpoint!.slot, meta: checkpoint.meta }, hold: checkpoint.hold })
         } catch (error) {
+          await checkpoint.hold.release()
           await explainRestoreFailure(ctx, checkpoint.mode, error)
         }
       }
@@ -103,19 +108,14 @@ interface Spare {
   forwards: Forward[]
 }
 
-/** HMP answers a command it could not carry out with text ("Could not set up ..."), not an error. */
-async function hmp(proc: QemuProcess, command: string): Promise<void> {
-  const output = (await proc.qmp.hmp(command)).trim()
-  if (/could not|invalid|not found|error|failed/i.test(output)) throw new Error(`${command}: ${output}`)
-}
-
 /** How often a VM paused by a full disk is asked to continue. */
 const RESUME_INTERVAL_MS = 2000
 
-/** The ready snapshot a VM was restored from, and the checkpoint its resets return to, if any. */
+/** The ready snapshot a VM was restored from, and the checkpoint its resets return to, if any, held while they may. */
 interface Checkpointing {
   ready: SnapshotMode
   current?: { slot: string; meta: unknown }
+  hold?: SnapshotHold
 }
 
 class QemuVm implements RunningVm {
@@ -123,6 +123,10 @@ class QemuVm implements RunningVm {
   /** A checkpoint being seeded: the running VM was launched over it. */
   private staged: { mode: SnapshotMode; dir: string; slot: string } | undefined
   private diskFull: StackEmulatorError | undefined
+  /** Host ports another process took at a reset, which the running QEMU lacks until it takes them back. */
+  private lostForwards: Forward[] = []
+  private portProblem: StackEmulatorError | undefined
+  private takingBack: Promise<void> | undefined
   private slot: Slot = 'main'
   private spare: Promise<Spare | undefined> | undefined
   private busy = false
@@ -169,7 +173,9 @@ class QemuVm implements RunningVm {
 
   async reset(): Promise<ResetResult> {
     const started = performance.now()
-    const spare = await this.takeSpare()
+    // With no spare, one is made now: the running VM keeps its host ports (and serves) until the
+    // new one takes them over; stopping it first would leave them free for the whole restore.
+    const spare = (await this.takeSpare()) ?? (this.mode.kind === 'snapshot' && !this.staged ? await this.prepareSpare() : undefined)
     if (spare && !this.staged && (await this.swapIn(spare))) {
       this.spare = this.prepareSpare()
     } else {
@@ -202,13 +208,19 @@ class QemuVm implements RunningVm {
     const found = await findCheckpoint(dir, checkpointing.ready, check)
     if (!('mode' in found) && !stage) return { opened: 'missing', reason: found.reason }
     if ('mode' in found) {
-      await (await this.takeSpare())?.proc.stop()
-      await this.restart(async () => {
-        await this.dropStaged()
-        this.mode = found.mode
-        checkpointing.current = { slot, meta: found.meta }
-        return this.relaunch()
-      })
+      let held = false
+      try {
+        await (await this.takeSpare())?.proc.stop()
+        await this.restart(async () => {
+          await this.dropStaged()
+          this.mode = found.mode
+          await this.returnTo({ slot, meta: found.meta }, found.hold)
+          held = true
+          return this.relaunch()
+        })
+      } finally {
+        if (!held) await found.hold.release()
+      }
       return { opened: 'restored', meta: found.meta }
     }
     // Staged before the running VM is touched: a cache that cannot take it (read-only, full) leaves the VM serving.
@@ -226,7 +238,7 @@ class QemuVm implements RunningVm {
   }
 
   /** Saves the seeded VM as its checkpoint, and restarts from it. On failure, resets return where they did. */
-  async saveCheckpoint(meta: unknown, retired: CheckpointRetired): Promise<void> {
+  async saveCheckpoint(meta: unknown, policy: CheckpointPolicy): Promise<void> {
     const checkpointing = this.checkpointRequired()
     const staged = this.staged
     if (!staged) throw new StackEmulatorError('No checkpoint is being seeded', { code: 'SNAPSHOT' })
@@ -234,11 +246,13 @@ class QemuVm implements RunningVm {
     this.busy = true // its QEMU stops once saved: that is no crash
     try {
       // Its files go to the snapshot store (the cache), not the instance folder: a full disk names that.
-      this.mode = await local(path.dirname(staged.dir), () => saveCheckpoint(this.ctx, this.proc, this.slot, staged.mode, staged.dir, meta))
-      checkpointing.current = { slot: staged.slot, meta }
+      const saved = await local(path.dirname(staged.dir), () => saveCheckpoint(this.ctx, this.proc, this.slot, staged.mode, staged.dir, meta))
+      this.mode = saved.mode
+      await this.returnTo({ slot: staged.slot, meta }, saved.hold)
       this.staged = undefined
     } catch (error) {
-      failure = error
+      // A guest paused on a full disk answers nothing: its agent's timeout is not the cause.
+      failure = this.diskFull ? diskFull(this.diskFolder(), this.diskFull.message, error) : error
     } finally {
       this.busy = false
     }
@@ -247,7 +261,30 @@ class QemuVm implements RunningVm {
       return this.relaunch()
     })
     if (failure) throw failure
-    await sweepCheckpoints(checkpointing.ready, retired, checkpointing.current?.slot).catch((error: Error) => this.ctx.options.log(`Could not drop unusable seeded snapshots (${firstLine(error)}).`))
+    await sweepCheckpoints(checkpointing.ready, policy.retired, checkpointing.current?.slot).catch((error: Error) => this.ctx.options.log(`Could not drop unusable seeded snapshots (${firstLine(error)}).`))
+    await this.boundStore(staged.dir, policy)
+  }
+
+  /** The store keeps at most so many seeded snapshots (settings): the least recently used beyond go, in one line. */
+  private async boundStore(saved: string, policy: CheckpointPolicy): Promise<void> {
+    const { cacheRoot, qemu: { maxSeededSnapshots: max } } = this.ctx.options.settings
+    const dropped = await boundSeededSnapshots(cacheRoot, max, saved).catch((error: Error) => {
+      this.ctx.options.log(`Could not bound the seeded snapshots to ${max} (${firstLine(error)}).`)
+      return []
+    })
+    if (dropped.length === 0) return
+    const each = dropped.map((s) => `${policy.describe(s.record?.meta)} (last used ${new Date(s.lastUsedMs).toISOString().slice(0, 16).replace('T', ' ')})`)
+    const freed = formatBytes(dropped.reduce((sum, s) => sum + s.bytes, 0))
+    this.ctx.options.log(`dropped ${dropped.length === 1 ? 'the seeded snapshot' : `${dropped.length} seeded snapshots`} used least recently, to keep at most ${max} (STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS): ${each.join(', ')}; freed ${freed}`)
+  }
+
+  /** Resets return to `current` from now on; its hold replaces the one on where they returned before. */
+  private async returnTo(current: { slot: string; meta: unknown } | undefined, hold: SnapshotHold | undefined): Promise<void> {
+    const checkpointing = this.checkpointing!
+    const previous = checkpointing.hold
+    checkpointing.current = current
+    checkpointing.hold = hold
+    if (previous !== hold) await previous?.release()
   }
 
   private checkpointRequired(): Checkpointing {
@@ -276,6 +313,7 @@ class QemuVm implements RunningVm {
       await this.proc.stop()
       this.proc = await launch()
       this.watch(this.proc)
+      this.portsBack(this.forwards) // it listens on every port
     } finally {
       this.busy = false
     }
@@ -291,8 +329,8 @@ class QemuVm implements RunningVm {
       await explainRestoreFailure(this.ctx, this.mode, error)
       if (this.checkpointing?.current) {
         // A checkpoint that will not restore: back to the ready snapshot (the suites mint anew).
-        this.checkpointing.current = undefined
         this.mode = this.checkpointing.ready
+        await this.returnTo(undefined, undefined)
         return this.relaunch()
       }
       this.mode = { kind: 'cold' }
@@ -303,8 +341,13 @@ class QemuVm implements RunningVm {
     }
   }
 
+  /** Where the running VM's disk overlay grows: a VM being seeded writes into the snapshot store. */
+  private diskFolder(): string {
+    return this.staged ? path.dirname(this.staged.dir) : this.ctx.instanceDir
+  }
+
   problem(): StackEmulatorError | undefined {
-    return this.diskFull
+    return this.diskFull ?? this.portProblem
   }
 
   get note(): string | undefined {
@@ -316,15 +359,16 @@ class QemuVm implements RunningVm {
    * `stack.log` there, through the share; a restored guest's services started without one (the
    * capture's), so their output is in their unit's journal, read through the agent.
    */
-  async serviceLogs(): Promise<{ source: string; text: string } | undefined> {
+  async serviceLogs(query?: ServiceLogQuery): Promise<ServiceLogs | undefined> {
     const shared = this.mode.kind === 'cold' ? this.shared : undefined
-    const text = (await shared?.readVmFile('stack.log').catch(() => undefined))?.toString('utf8')
-    if (shared && text) return { source: shared.vmFilePath('stack.log'), text }
     const unit = this.ctx.manifest.serviceUnit
-    if (!unit || !this.ctx.manifest.guestAgent) return undefined
-    const argv = ['journalctl', '-u', unit, '--no-pager', '-o', 'short-precise', '-n', '2000']
-    const journal = await withGuestAgent(agentSocketPath(this.ctx, this.slot), 10_000, (agent) => guestExec(agent, argv, 20_000))
-    return { source: `journalctl -u ${unit} (in the guest)`, text: journal }
+    const socket = agentSocketPath(this.ctx, this.slot)
+    return readServiceLogs({
+      file: shared && { path: shared.vmFilePath('stack.log'), read: () => shared.readVmFile('stack.log').catch(() => undefined) },
+      journal: unit && this.ctx.manifest.guestAgent
+        ? { unit, vm: String(this.proc.pid), run: (argv) => withGuestAgent(socket, 10_000, (agent) => guestExec(agent, argv, 20_000)) }
+        : undefined,
+    }, query)
   }
 
   async stop(): Promise<void> {
@@ -334,6 +378,7 @@ class QemuVm implements RunningVm {
     await this.shared?.syncBack().catch((error: unknown) => this.ctx.options.log(`Copying back the shared config files failed: ${firstLine(error)}`))
     await Promise.all([this.proc.stop(), spare?.proc.stop()])
     await this.dropStaged()
+    await this.checkpointing?.hold?.release()
     for (const copy of privateRamCopies(this.ctx)) await fs.rm(copy, { force: true })
     for (const slot of ['main', 'spare'] as const) {
       await fs.rm(qmpSocketPath(this.ctx, slot), { force: true })
@@ -359,43 +404,76 @@ class QemuVm implements RunningVm {
    * The spare takes the instance's host ports from the running VM, which then stops: its open
    * connections close before the reset returns, so no client reuses one into the old state. The
    * spare's clock has run since its restore set it. False when the spare cannot take over; the
-   * caller restarts the plain way.
+   * caller restarts the plain way. A port another process took meanwhile fails the reset
+   * (ResetNotDone): the running VM keeps serving, as it was.
    */
   private async swapIn(spare: Spare): Promise<boolean> {
     if (!spare.proc.isAlive) return false
     const old = this.proc
+    await this.takingBack // the lost ports as they are now
     this.busy = true
+    let move: Awaited<ReturnType<typeof moveForwards>>
     try {
-      for (const forward of this.forwards) await hmp(old, `hostfwd_remove net0 tcp:127.0.0.1:${forward.hostPort}`)
-      for (const forward of this.forwards) {
-        const own = spare.forwards.find((f) => f.guestPort === forward.guestPort)!
-        await hmp(spare.proc, `hostfwd_remove net0 tcp:127.0.0.1:${own.hostPort}`)
-        await hmp(spare.proc, `hostfwd_add net0 tcp:127.0.0.1:${forward.hostPort}-:${forward.guestPort}`)
-      }
-    } catch {
-      await spare.proc.stop()
-      return false
+      move = await moveForwards(old, spare.proc, this.forwards, spare.forwards, this.lostForwards)
     } finally {
       this.busy = false
+    }
+    if (!move.moved) {
+      await spare.proc.stop()
+      const lost = move.lost.filter((f) => !this.lostForwards.includes(f))
+      this.lostForwards = move.lost
+      if (lost.length > 0) await this.watchLostPorts(old)
+      if (move.taken) throw await portTaken(this.ctx.manifest, move.taken, move.lost)
+      return false
     }
     this.proc = spare.proc
     this.slot = spare.slot
     this.watch(spare.proc)
+    this.portsBack(this.forwards)
     await old.stop()
     return true
   }
 
+  /**
+   * Ports lost to other processes: acquires are refused meanwhile (`problem`), and the running VM
+   * takes them back once their holders let go.
+   */
+  private async watchLostPorts(proc: QemuProcess): Promise<void> {
+    this.portProblem = await portsLost(this.ctx.manifest, this.lostForwards)
+    this.ctx.options.log(this.portProblem.message)
+    const timer = setInterval(() => {
+      if (proc !== this.proc || this.stopped || this.lostForwards.length === 0) return clearInterval(timer)
+      if (!this.busy) this.takingBack ??= takeBack(proc, this.lostForwards).then((back) => {
+        if (proc === this.proc) this.portsBack(back)
+      }).finally(() => (this.takingBack = undefined))
+    }, RESUME_INTERVAL_MS)
+    timer.unref()
+  }
+
+  /** The running QEMU listens on `back` again. */
+  private portsBack(back: Forward[]): void {
+    if (back.length === 0 || this.lostForwards.length === 0) return
+    const had = this.lostForwards
+    this.lostForwards = had.filter((f) => !back.includes(f))
+    for (const f of had.filter((f) => back.includes(f))) this.ctx.options.log(`The VM took back ${portName(this.ctx.manifest, f)}.`)
+    if (this.lostForwards.length === 0) this.portProblem = undefined
+    else void portsLost(this.ctx.manifest, this.lostForwards).then((problem) => (this.portProblem = problem))
+  }
+
   private watch(proc: QemuProcess): void {
-    void proc.exited.then((exit) => {
+    this.diskFull = undefined // said of the QEMU this one replaces
+    const oomBefore = oomKills() // a SIGKILL while this count rises is most likely the kernel's OOM killer
+    void proc.exited.then(async (exit) => {
       if (this.stopped || this.busy || proc !== this.proc) return
-      this.resolveDied(`QEMU (pid ${proc.pid}) exited unexpectedly (${exit.signal ?? `code ${exit.code}`})`)
+      this.resolveDied(`QEMU (pid ${proc.pid}) ${exitReason(exit, await oomBefore, await oomKills())}`)
     })
     // werror=enospc: a full host disk pauses the guest. Say so once, and keep asking it to
     // continue, so it resumes by itself once space is freed.
     proc.qmp.on('event', (event) => {
       if (event.event !== 'BLOCK_IO_ERROR' || !event.data?.nospace || proc !== this.proc || this.diskFull) return
-      this.diskFull = new StackEmulatorError(`The VM is paused: no space left for its disk in ${this.ctx.instanceDir}`, {
-        code: 'DISK_FULL', fix: `Free some space there (df -h ${this.ctx.instanceDir}); the VM resumes by itself within seconds.`,
+      const folder = this.diskFolder()
+      this.diskFull = new StackEmulatorError(`The VM is paused: no space left for its disk in ${folder}`, {
+        code: 'DISK_FULL', fix: `Free some space there (df -h ${folder}); the VM resumes by itself within seconds.`,
       })
       this.ctx.options.log(this.diskFull.message)
       const timer = setInterval(() => {
