@@ -1,7 +1,11 @@
 import { defineConfig } from 'vitest/config'
 
+// `.ci/run` records where the time goes: each file's and each test's duration, in this JSON file.
+const timings = process.env.STACK_EMULATOR_TEST_TIMINGS
+
 export default defineConfig({
   test: {
+    ...(timings ? { reporters: ['default', ['./test/timings-reporter.ts', { outputFile: timings }]] } : {}),
     // The integration tier boots real VMs under TCG on 2 cores: one file at a time.
     fileParallelism: false,
     projects: [

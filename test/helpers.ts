@@ -54,14 +54,26 @@ export async function privateCacheWithSnapshot(home: string, cache?: string): Pr
   return own
 }
 
+/**
+ * The stress tier (docs/testing.md): how many rounds a storm of processes runs. All of them with
+ * STACK_EMULATOR_STRESS=1 (`.ci/run` sets it when the code the storms guard changed since the last
+ * green run), else `bounded`, enough to cover every moment the storm aims at once.
+ */
+export function stressRounds(full: number, bounded: number): number {
+  return process.env.STACK_EMULATOR_STRESS === '1' ? full : bounded
+}
+
 export function cli(args: string[], env: Record<string, string | undefined> = {}) {
   return execa(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, reject: false, timeout: 300_000 })
 }
 
-/** The instances under a STACK_EMULATOR_HOME (folders of its state root; the generated config file sits beside them). */
+/**
+ * The instances under a STACK_EMULATOR_HOME: folders of its state root named as instances are
+ * (the projects' generated config files sit beside them, in `.projects`, which no instance name can be).
+ */
 export function instanceNames(home: string): string[] {
   const state = path.join(home, 'state')
-  return fs.existsSync(state) ? fs.readdirSync(state, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name) : []
+  return fs.existsSync(state) ? fs.readdirSync(state, { withFileTypes: true }).filter((e) => e.isDirectory() && /^[a-zA-Z0-9]/.test(e.name)).map((e) => e.name) : []
 }
 
 /** QEMU and supervisor processes whose command line mentions `needle` (a state folder). */

@@ -1,10 +1,12 @@
 /**
  * The Playwright fixture and globalSetup (through the example app's suite, in Debian's
  * chromium), a Vitest run and a Playwright run sharing one VM, and `stack-emulator exec`.
+ * `npm run example` itself (run.mjs: the same two suites) runs in `.ci/run`, not here.
  */
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { stripVTControlCharacters } from 'node:util'
 import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
 import { stopInstance } from '../../src/client/control.js'
@@ -15,15 +17,25 @@ const example = path.join(root, 'examples/users-app')
 const instanceDir = (name: string) => path.join(home, 'state', name)
 
 afterAll(async () => {
-  for (const name of ['pw', 'pw-options', 'together', 'exec']) await stopInstance(name)
+  for (const name of ['pw', 'pw-options', 'exec']) await stopInstance(name)
   expect(await leftoversUnder(home)).toEqual([])
 })
 
 describe('playwright', () => {
-  it('reaches the webServer app, drives chromium against the dashboard, and merges with user fixtures', async () => {
-    const result = await execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', path.join(example, 'playwright.config.ts'), '--reporter', 'json'], {
-      cwd: example, env: { STACK_EMULATOR_NAME: 'pw', EXAMPLE_PORT: '3191' }, reject: false,
-    })
+  // The example's two suites at once, as `npm run example` runs them (one run id: each suite
+  // tolerates the other's users).
+  it('reaches the webServer app, drives chromium against the dashboard, and merges with user fixtures, beside a Vitest run on the same VM', async () => {
+    // One VM: never two QEMUs at once (its first start restarts it once to take the seeded snapshot).
+    let mostAtOnce = 0
+    const watcher = setInterval(() => (mostAtOnce = Math.max(mostAtOnce, qemuProcesses(instanceDir('pw')).length)), 50)
+    const env = { STACK_EMULATOR_NAME: 'pw', EXAMPLE_PORT: '3191', EXAMPLE_RUN_ID: Date.now().toString(36) }
+    const [result, vitest] = await Promise.all([
+      execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', path.join(example, 'playwright.config.ts'), '--reporter', 'json'], { cwd: example, env, reject: false }),
+      execa(path.join(root, 'node_modules/.bin/vitest'), ['run', '--root', example], { cwd: example, env, reject: false, all: true }),
+    ])
+    clearInterval(watcher)
+    expect(vitest.exitCode, vitest.all).toBe(0)
+    expect(stripVTControlCharacters(vitest.all)).toMatch(/Tests +\d+ passed/)
     const report = JSON.parse(result.stdout)
     const tests = report.suites.flatMap((s: any) => s.specs).map((spec: any) => [spec.title, spec.tests[0].results[0].status])
     expect(tests).toEqual([
@@ -32,6 +44,7 @@ describe('playwright', () => {
       ['the dashboard answers in the browser', 'passed'],
     ])
     expect(result.exitCode).toBe(0)
+    expect(mostAtOnce).toBe(1)
     expect(await eventually(() => processesMentioning(instanceDir('pw')).length === 0, 5000)).toBe(true)
   })
 
@@ -57,21 +70,6 @@ describe('playwright', () => {
     expect(fs.readFileSync(seedLog, 'utf8')).toBe('seeded\n')
     expect(second.all).not.toMatch(/seeded snapshot/)
     expect(await leftoversUnder(instanceDir('pw-options'))).toEqual([])
-  })
-
-  it('a Vitest run and a Playwright run started together share one VM, and it is gone afterwards', async () => {
-    // One VM: never two QEMUs at once (its first start restarts it once to take the seeded snapshot).
-    let mostAtOnce = 0
-    const watcher = setInterval(() => (mostAtOnce = Math.max(mostAtOnce, qemuProcesses(instanceDir('together')).length)), 50)
-    const result = await execa(process.execPath, [path.join(example, 'run.mjs')], {
-      env: { STACK_EMULATOR_NAME: 'together', EXAMPLE_PORT: '3192' }, reject: false, all: true,
-    })
-    clearInterval(watcher)
-    expect(result.exitCode, result.all).toBe(0)
-    expect(result.all).toMatch(/example: vitest passed/)
-    expect(result.all).toMatch(/example: playwright passed/)
-    expect(mostAtOnce).toBe(1)
-    expect(await leftoversUnder(instanceDir('together'))).toEqual([])
   })
 })
 

@@ -285,9 +285,9 @@ describe('image list, rm and prune', () => {
     ])
     expect(images[2].sizeBytes).toBeGreaterThanOrEqual(1_000_000)
     expect(lines((await cli(['image', 'list'])).stdout)).toEqual([
-      expect.stringMatching(/^IMAGE +ARCH +SIZE +SHA256 +PULLED +LAST USED +COMMIT$/),
+      expect.stringMatching(/^IMAGE +ARCH +SIZE +SNAPSHOTS +SEEDED +SHA256 +PULLED +LAST USED +COMMIT$/),
       expect.stringMatching(/^fixture +amd64 /),
-      expect.stringMatching(/^stack-auth@emulator-small-20260401-1a2b3c4d +amd64 +1\.0 MB +[0-9a-f]{12} +\d{4}-/),
+      expect.stringMatching(/^stack-auth@emulator-small-20260401-1a2b3c4d +amd64 +1\.0 MB +- +- +[0-9a-f]{12} +\d{4}-/),
       expect.stringMatching(/^stack-auth@emulator-small-latest +amd64 /),
     ])
 

@@ -2,7 +2,8 @@
  * The real image's boot contract, driven through the same manifest fields as the real image and
  * reproduced by the fixture: services on the real guest ports, the STACKCFG runtime volume, the
  * per-instance 9p share (never in the snapshot, hot-plugged and mounted after every restore), the internal-pck
- * handshake with the three headers, the clock through the guest agent. Uses a private snapshot cache.
+ * handshake with the three headers, the clock through the guest agent. Uses a private snapshot cache
+ * that starts with a copy of the shared ready snapshot.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -10,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { acquire, type Emulator } from '../../src/client/acquire.js'
 import { stopInstance } from '../../src/client/control.js'
 import { guestExec, withGuestAgent } from '../../src/drivers/qemu/guest-agent.js'
-import { cli, fixtureVariant, http, leftoversUnder, privateCache, qemuProcesses, useTempHome } from '../helpers.js'
+import { cli, fixtureVariant, http, leftoversUnder, privateCacheWithSnapshot, qemuProcesses, useTempHome } from '../helpers.js'
 
 const home = useTempHome()
-const cache = privateCache(home)
+const cache = await privateCacheWithSnapshot(home)
 process.env.STACK_EMULATOR_CACHE_DIR = cache
 const instanceDir = (name: string) => path.join(home, 'state', name)
 const apps = fs.mkdtempSync(path.join(home, 'apps-'))

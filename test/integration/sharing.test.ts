@@ -7,7 +7,7 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { acquire } from '../../src/client/acquire.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
-import { eventually, fixtureVariant, instanceNames, processesMentioning, qemuProcesses, spawnAcquirer, useTempHome, leftoversUnder } from '../helpers.js'
+import { eventually, fixtureVariant, instanceNames, processesMentioning, qemuProcesses, spawnAcquirer, stressRounds, useTempHome, leftoversUnder } from '../helpers.js'
 
 const home = useTempHome()
 const stateDir = (name: string) => path.join(home, 'state', name)
@@ -20,8 +20,9 @@ afterAll(async () => {
 })
 
 describe('boot-or-reuse', () => {
-  it('16 processes acquiring at the same instant get exactly one VM, 20 rounds in a row', async () => {
-    for (let round = 0; round < 20; round++) {
+  it('16 processes acquiring at the same instant get exactly one VM, round after round', async () => {
+    // The stress tier (docs/testing.md): 20 rounds under STACK_EMULATOR_STRESS=1, else 4.
+    for (let round = 0, rounds = stressRounds(20, 4); round < rounds; round++) {
       const acquirers = Array.from({ length: 16 }, () => spawnAcquirer({ name: 'race' }, { HOLD_MS: '300' }))
       const results = await Promise.all(acquirers.map((a) => a.next()))
       expect(results.filter((r) => r.error)).toEqual([])

@@ -61,8 +61,8 @@ export default defineConfig({ plugins: [stackEmulator()] })
   'test/readme.test.ts': `import { inject, test, expect } from 'vitest'
 
 test('talks to Stack Auth', async () => {
-  const { backendUrl, projectId, secretServerKey } = inject('stackEmulator') // typed
-  expect(process.env.NEXT_PUBLIC_STACK_API_URL).toBe(backendUrl)            // also set
+  const { backendUrl, projectId, secretServerKey } = inject('stackEmulator')! // typed; see below
+  expect(process.env.NEXT_PUBLIC_STACK_API_URL).toBe(backendUrl)             // also set
   expect([projectId, secretServerKey]).toEqual(${JSON.stringify([CREDENTIALS.project_id, CREDENTIALS.secret_server_key])})
 })
 `,
@@ -127,6 +127,23 @@ for (const { vitest, node } of MAJORS) {
       expect(result.exitCode, result.all).toBe(0)
       expect(stripVTControlCharacters(result.all)).toMatch(/Tests +2 passed/)
       expect(readJson(path.join(consumer, 'node_modules/vitest/package.json')).version).toBe(vitest)
+    })
+
+    it("puts the emulator's side of a failed test into its report: the task's meta and a printed block", async () => {
+      const failing = path.join(consumer, 'test/failing.test.ts')
+      fs.writeFileSync(failing, "import { expect, test } from 'vitest'\n\ntest('fails on purpose', () => expect(1).toBe(2))\n")
+      try {
+        const report = path.join(consumer, 'report.json')
+        const result = await run(consumer, path.join(consumer, 'node_modules/.bin/vitest'), ['run', 'test/failing.test.ts', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`], { STACK_EMULATOR_NAME: instanceOf(vitest) })
+        expect(result.exitCode, result.all).toBe(1)
+        const [failed] = readJson(report).testResults[0].assertionResults
+        // The stand-in is an external emulator: no services' output to read, the supervisor's log.
+        const header = `stack-emulator: instance "${instanceOf(vitest)}", `
+        expect(failed.meta.stackEmulatorLogs).toMatch(new RegExp(`^${header}.*\\n--- the services' output ---\\nthis driver does not read it\\n--- the supervisor's log: `))
+        expect(stripVTControlCharacters(result.all)).toContain(header)
+      } finally {
+        fs.rmSync(failing)
+      }
     })
   })
 }
