@@ -5,6 +5,10 @@
 export type ErrorCode =
   | 'BAD_OPTION'
   | 'QEMU_NOT_FOUND'
+  /** The QEMU binary is there but does not run, or is no QEMU (STACK_EMULATOR_QEMU=/bin/false). */
+  | 'QEMU_UNUSABLE'
+  /** STACK_EMULATOR_ACCEL names an accelerator this host cannot use (no silent fallback to TCG). */
+  | 'ACCEL_UNAVAILABLE'
   | 'IMAGE_NOT_FOUND'
   | 'IMAGE_BUILD_FAILED'
   | 'PULL_FAILED'
@@ -24,6 +28,8 @@ export type ErrorCode =
   | 'STATE_UNSAFE'
   | 'DISK_FULL'
   | 'READ_ONLY'
+  /** Permission denied on a file outside the folder being written (a disk in the cache, /dev/kvm). */
+  | 'ACCESS_DENIED'
   | 'PROTOCOL'
   | 'SHUTTING_DOWN'
   | 'OPTIONS_MISMATCH'

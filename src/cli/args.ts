@@ -26,9 +26,9 @@ const VM_FLAGS: FlagName[] = ['name', 'driver', 'url', 'internal-key', 'image', 
 export const COMMANDS = {
   start: {
     usage: 'start [options]',
-    summary: 'boot (or reuse) the VM, wait until healthy, print URLs and env',
-    more: 'The VM keeps running until `stack-emulator stop` (or --idle-timeout without a suite using it).\nSecret keys are hidden in the human output; --json and `exec` hand them over.',
-    flags: [...VM_FLAGS, 'idle-timeout', 'json'],
+    summary: 'boot (or reuse) the VM, wait until healthy, print its URLs',
+    more: 'The VM keeps running until `stack-emulator stop` (or --idle-timeout without a suite using it).\n--env also prints its environment, secret keys hidden; --json and `exec` hand them over.',
+    flags: [...VM_FLAGS, 'idle-timeout', 'env', 'json'],
   },
   status: {
     usage: 'status [--name <name>] [--json]',
@@ -36,9 +36,15 @@ export const COMMANDS = {
     flags: ['name', 'json'],
   },
   stop: {
-    usage: 'stop [--name <name>] [--json]',
+    usage: 'stop [--name <name> | --all] [--json]',
     summary: 'stop the VM (also while suites use it); exit 0 when nothing runs',
-    flags: ['name', 'json'],
+    flags: ['name', 'all', 'json'],
+    flagHelp: { all: 'stop every instance under the state root' },
+  },
+  ps: {
+    usage: 'ps [--json]',
+    summary: 'every instance under the state root: state, driver, image, URLs, leases, uptime (alias: list)',
+    flags: ['json'],
   },
   reset: {
     usage: 'reset [--name <name>] [--force] [--json]',
@@ -47,20 +53,21 @@ export const COMMANDS = {
     flagHelp: { force: 'reset even while other suites hold the VM' },
   },
   logs: {
-    usage: 'logs [--name <name>] [--supervisor] [--json]',
+    usage: 'logs [--name <name>] [--supervisor] [--since <time>] [-f] [--json]',
     summary: "print the VM's serial console and its services' output (--supervisor: the supervisor's log)",
-    flags: ['name', 'supervisor', 'json'],
+    more: "--since keeps the lines from that time on: the services' output from their journal in the guest\n(the console has no timestamps), the supervisor's log by its own. --follow (-f) then prints new\nlines as they come, until Ctrl-C or the instance stops.",
+    flags: ['name', 'supervisor', 'since', 'follow', 'json'],
   },
   exec: {
-    usage: 'exec [options] -- <command> [args...]',
+    usage: 'exec [options] [--] <command> [args...]',
     summary: "run a command with the emulator's env; exit with its exit code",
-    more: "Exit codes: the command's own; 128 + the signal's number when a signal ended it; 127 when it\nis not found, 126 when it cannot be run. SIGINT and SIGTERM are passed on to it.",
+    more: "The command starts at the first word that is not one of exec's options (or after --).\nExit codes: the command's own; 128 + the signal's number when a signal ended it; 127 when it\nis not found, 126 when it cannot be run. SIGINT and SIGTERM are passed on to it.",
     flags: [...VM_FLAGS, 'isolation', 'json'],
   },
   'image build': {
     usage: 'image build [--force] [--json]',
-    summary: 'build the fixture image into the cache (needs root)',
-    more: 'Debootstrap and chroot need root: `sudo npx stack-emulator image build` once; later runs reuse\nthe cached image. Without it, the first start builds the image.',
+    summary: 'build the fixture image into the cache (no root needed)',
+    more: 'Once; later runs reuse the cached image (without it, the first start builds it). Without root,\nmmdebstrap runs in its unshare mode: user namespaces and subordinate ids (`doctor` checks them).\nRun as root into a cache folder a user owns, it hands the image to that user.',
     flags: ['force', 'json'],
     flagHelp: { force: 'rebuild even when an image of the same inputs is cached' },
   },
@@ -101,9 +108,17 @@ export interface ParsedArgs {
   topic?: keyof typeof COMMANDS
   json: boolean
   force: boolean
+  /** stop --all */
+  all: boolean
+  /** start --env */
+  env: boolean
   supervisor: boolean
+  /** logs --since: as typed (the logs command reads it) */
+  since?: string
+  /** logs --follow */
+  follow: boolean
   fix: boolean
-  /** What follows `--` (exec's command). */
+  /** exec's command: what follows `--`, or exec's options. */
   rest: string[]
   /** The command's one argument (`image rm`'s image). */
   operand?: string
@@ -112,11 +127,12 @@ export interface ParsedArgs {
 }
 
 export function parseCli(argv: string[]): ParsedArgs {
-  const dashDash = argv.indexOf('--')
-  const own = dashDash >= 0 ? argv.slice(0, dashDash) : argv
-  const rest = dashDash >= 0 ? argv.slice(dashDash + 1) : []
+  const { own, rest } = splitCommand(argv)
   const { values, positionals, given } = parseFlags(own)
-  const parsed = { json: Boolean(values.json), force: Boolean(values.force), supervisor: Boolean(values.supervisor), fix: Boolean(values.fix), rest, image: { pull: {}, olderThanDays: undefined } }
+  const parsed = {
+    json: Boolean(values.json), force: Boolean(values.force), all: Boolean(values.all), env: Boolean(values.env), supervisor: Boolean(values.supervisor), fix: Boolean(values.fix),
+    since: values.since, follow: Boolean(values.follow), rest, image: { pull: {}, olderThanDays: undefined },
+  }
   if (values.version) return { ...parsed, command: 'version', options: {} }
 
   if (!positionals.length && given.length) throw usageError(`Missing command before --${given[0]}`)
@@ -139,8 +155,32 @@ export function parseCli(argv: string[]): ParsedArgs {
     throw usageError(`Unexpected argument "${extra[0]}" for ${command}${hint}`, command)
   }
   if (rest.length && command !== 'exec') throw usageError(`${command} runs no command; only exec takes one after --`, command)
+  if (values.all && values.name !== undefined) throw usageError('--all and --name: give one of them', command)
   const bad = (message: string) => usageError(message, command)
   return { ...parsed, command, operand, options: optionsFromFlags(values, bad), image: imageOptionsFromFlags(values, bad) }
+}
+
+/**
+ * The CLI's own arguments and exec's command: what follows `--`, or else, after `exec`, the first
+ * word that is neither a flag nor a flag's value and everything after it (`exec sh -c 'npm test'`).
+ */
+function splitCommand(argv: string[]): { own: string[]; rest: string[] } {
+  const dashDash = argv.indexOf('--')
+  const plain = dashDash >= 0 ? { own: argv.slice(0, dashDash), rest: argv.slice(dashDash + 1) } : { own: argv, rest: [] }
+  let sawExec = false
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--') break
+    if (/^-./.test(arg)) {
+      const flag = (FLAGS as Record<string, { type: string }>)[arg.replace(/^--?/, '')]
+      if (flag?.type === 'string' && arg.startsWith('--') && !arg.includes('=')) i++ // its value
+      continue
+    }
+    if (sawExec) return { own: argv.slice(0, i), rest: argv.slice(i) }
+    if (arg !== 'exec') break
+    sawExec = true
+  }
+  return plain
 }
 
 function parseFlags(args: string[]): { values: FlagValues; positionals: string[]; given: FlagName[] } {
@@ -158,7 +198,7 @@ function parseFlags(args: string[]): { values: FlagValues; positionals: string[]
 /** `image build` is one command of two words; the rest are what follows it. */
 function commandOf(positionals: string[]): [keyof typeof COMMANDS, string[]] {
   const [first = 'help', ...more] = positionals
-  const [name, extra] = first === 'image' ? [`image ${more[0] ?? ''}`.trim(), more.slice(1)] : [first, more]
+  const [name, extra] = first === 'image' ? [`image ${more[0] ?? ''}`.trim(), more.slice(1)] : [first === 'list' ? 'ps' : first, more]
   if (name in COMMANDS) return [name as keyof typeof COMMANDS, extra]
   const imageCommands = Object.keys(COMMANDS).filter((c) => c.startsWith('image '))
   const hint = name === 'image' ? ` The image commands are ${imageCommands.map((c) => `"${c}"`).join(', ')}.` : didYouMean(name, Object.keys(COMMANDS))
@@ -169,7 +209,7 @@ export function usageError(message: string, command?: keyof typeof COMMANDS): St
   return new StackEmulatorError(message, { code: 'BAD_OPTION', fix: `Run \`stack-emulator ${command ? `${command} ` : ''}--help\` for ${command ? 'its' : 'the commands and'} options.` })
 }
 
-const LIST_NAMES: Record<string, string> = { exec: 'exec -- <command...>', help: 'help <command>', 'image rm': 'image rm <name[@tag]>' }
+const LIST_NAMES: Record<string, string> = { exec: 'exec [--] <command...>', ps: 'ps, list', help: 'help <command>', 'image rm': 'image rm <name[@tag]>' }
 const column = (left: string, right: string) => `  ${left.padEnd(24)}${right}\n`
 const flagLine = (flag: FlagName, help?: string) => {
   const f = FLAGS[flag] as { short?: string; value?: string; help: string }

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { acquire, type Emulator } from '../client/acquire.js'
-import { instanceFiles, instanceServiceLogs, instanceStatus, resetInstance, stopInstance } from '../client/control.js'
+import { instanceStatus, listInstances, resetInstance, stopAllInstances, stopInstance } from '../client/control.js'
 import { StackEmulatorError } from '../errors.js'
 import { log } from '../log.js'
 import { packageRoot } from '../package-root.js'
@@ -26,8 +26,9 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'start': return await start(args)
       case 'status': return await status(args)
       case 'stop': return await stop(args)
+      case 'ps': return await ps(args)
       case 'reset': return await reset(args)
-      case 'logs': return await logs(args)
+      case 'logs': return await (await import('./logs.js')).logs(args)
       case 'exec': return await exec(args)
       case 'image build': return await (await import('./image.js')).imageBuild(args)
       case 'image pull': return await (await import('./image.js')).imagePull(args)
@@ -55,8 +56,8 @@ function fail(error: unknown, json: boolean): number {
 
 async function start(args: ParsedArgs): Promise<number> {
   const started = Date.now()
-  const emulator = await withProgress((onProgress) =>
-    acquire({ ...args.options, keepAlive: true, idleTimeoutMs: args.options.idleTimeoutMs ?? 0, onProgress, onLog: log }),
+  const emulator = await withProgress((onProgress, onLog) =>
+    acquire({ ...args.options, keepAlive: true, idleTimeoutMs: args.options.idleTimeoutMs ?? 0, onProgress, onLog }),
   )
   const summary = {
     name: emulator.name,
@@ -77,10 +78,14 @@ async function start(args: ParsedArgs): Promise<number> {
   } else {
     process.stdout.write(`Stack Auth emulator "${summary.name}" is ready (${summary.origin}, ${summary.accel}, ${summary.durationMs} ms)\n`)
     for (const [service, url] of Object.entries(summary.services)) process.stdout.write(`  ${service.padEnd(10)} ${url}\n`)
-    process.stdout.write('\nEnvironment (secret keys hidden; use --json or `stack-emulator exec`):\n')
-    for (const [key, value] of Object.entries(summary.env)) {
-      process.stdout.write(`  ${key}=${/SECRET|ADMIN/.test(key) ? '<hidden>' : value}\n`)
+    if (args.env) {
+      process.stdout.write('\nEnvironment (secret keys hidden; use --json or `stack-emulator exec`):\n')
+      for (const [key, value] of Object.entries(summary.env)) {
+        process.stdout.write(`  ${key}=${/SECRET|ADMIN/.test(key) ? '<hidden>' : value}\n`)
+      }
     }
+    const name = summary.name === readSettings().name ? '' : ` --name ${summary.name}`
+    process.stdout.write(`Run a command with its environment: stack-emulator exec${name} -- <command>${args.env ? '' : ' (--env prints it)'}. Stop it: stack-emulator stop${name}.\n`)
   }
   return 0
 }
@@ -106,10 +111,49 @@ async function status(args: ParsedArgs): Promise<number> {
 }
 
 async function stop(args: ParsedArgs): Promise<number> {
+  if (args.all) {
+    const names = await stopAllInstances(log)
+    if (args.json) print({ stopped: names })
+    else process.stdout.write(names.length ? `Stopped ${names.join(', ')}.\n` : 'Nothing was running.\n')
+    return 0
+  }
   const stopped = await stopInstance(args.options.name, log)
   if (args.json) print({ name: instanceName(args), stopped })
   else process.stdout.write(stopped ? 'Stopped.\n' : 'Nothing was running.\n')
   return 0
+}
+
+/** `ps` (`list`): one line per instance folder under the state root. */
+async function ps(args: ParsedArgs): Promise<number> {
+  const stateRoot = readSettings().stateRoot
+  const now = Date.now()
+  const instances = (await listInstances(stateRoot)).map((i) => ({ ...i, uptimeMs: i.startedAt ? now - Date.parse(i.startedAt) : undefined }))
+  if (args.json) {
+    print({ stateRoot, instances })
+    return 0
+  }
+  if (!instances.length) {
+    process.stdout.write(`No instances under ${stateRoot}.\n`)
+    return 0
+  }
+  const rows = [['NAME', 'STATE', 'DRIVER', 'IMAGE', 'LEASES', 'UPTIME', 'URLS'], ...instances.map((i) => [
+    i.name, i.state, i.driver ?? '-', i.image ?? '-', ['stopped', 'not answering', "another user's"].includes(i.state) ? '-' : String(i.leases.length),
+    i.uptimeMs === undefined ? '-' : duration(i.uptimeMs),
+    Object.entries(i.urls).map(([service, url]) => `${service}=${url}`).join(' ') || '-',
+  ])]
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)))
+  for (const row of rows) process.stdout.write(`${row.map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ')}\n`)
+  return 0
+}
+
+/** 42s, 5m07s, 3h12m, 2d04h. */
+function duration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000))
+  const two = (n: number) => String(n).padStart(2, '0')
+  if (s < 60) return `${s}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${two(s % 60)}s`
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${two(Math.floor(s / 60) % 60)}m`
+  return `${Math.floor(s / 86_400)}d${two(Math.floor(s / 3600) % 24)}h`
 }
 
 async function reset(args: ParsedArgs): Promise<number> {
@@ -126,31 +170,13 @@ async function reset(args: ParsedArgs): Promise<number> {
   return 0
 }
 
-/** The serial console (or the supervisor's log), then, while it runs, the services' own output. */
-async function logs(args: ParsedArgs): Promise<number> {
-  const paths = instanceFiles(args.options.name)
-  const file = args.supervisor ? paths.supervisorLog : await currentConsoleLog(paths.dir)
-  const text = await fs.readFile(file, 'utf8').catch(() => undefined)
-  const services = args.supervisor ? undefined : await instanceServiceLogs(args.options.name).catch((error: Error) => {
-    log(`The services' output could not be read: ${error.message.split('\n')[0]}`)
-    return undefined
-  })
-  if (args.json) print({ file, text: text ?? null, services: services ?? null })
-  else if (text === undefined && !services) process.stderr.write(`stack-emulator: no log at ${file} (has instance "${paths.name}" ever run?)\n`)
-  else {
-    if (text !== undefined) process.stdout.write(text)
-    if (services) process.stdout.write(`--- the services' output: ${services.source} ---\n${services.text}`)
-  }
-  return text === undefined && !services ? NOT_RUNNING : 0
-}
-
 async function exec(args: ParsedArgs): Promise<number> {
   const [file, ...rest] = args.rest
-  if (!file) throw usageError('exec needs a command after --, e.g. stack-emulator exec -- npm test', 'exec')
+  if (!file) throw usageError('exec needs a command, e.g. stack-emulator exec -- npm test', 'exec')
   // Before booting anything: a mistyped command should not cost a VM start.
   const found = await which(file)
   if ('error' in found) return cannotRun(args, file, found.error)
-  const emulator: Emulator = await withProgress((onProgress) => acquire({ ...args.options, onProgress, onLog: log }))
+  const emulator: Emulator = await withProgress((onProgress, onLog) => acquire({ ...args.options, onProgress, onLog }))
   try {
     const { execa } = await import('execa') // loaded only by exec: `start` is on the user's wait path
     const child = execa(file, rest, { env: emulator.env, stdio: 'inherit', reject: false })
@@ -188,9 +214,3 @@ function instanceName(args: ParsedArgs): string {
   return args.options.name ?? readSettings().name
 }
 
-/** After a reset by warm spare the VM writes console-spare.log: show whichever was written last. */
-async function currentConsoleLog(dir: string): Promise<string> {
-  const files = ['console.log', 'console-spare.log'].map((name) => path.join(dir, name))
-  const stats = await Promise.all(files.map((file) => fs.stat(file).then((s) => s.mtimeMs, () => -1)))
-  return files[stats[1]! > stats[0]! ? 1 : 0]!
-}

@@ -41,11 +41,15 @@ export const FLAGS = {
   'base-env': { type: 'string', value: '<file>', help: "the image's base env (NAME=value lines) instead of the shipped one", option: 'baseEnv' },
   'older-than': { type: 'string', value: '<days>', help: 'what was not used for this many days (default 30)' },
   force: { type: 'boolean', help: 'do it even when it could be skipped' },
+  all: { type: 'boolean', help: 'every instance' },
+  env: { type: 'boolean', help: 'also print the environment (secret keys hidden; --json has them)' },
   supervisor: { type: 'boolean', help: "the supervisor's log instead of the VM's console" },
+  since: { type: 'string', value: '<time>', help: 'only lines from this time on: a duration ago (90s, 10m, 2h, 1d) or a time (2026-04-01T12:00:00Z, 12:00, @<epoch seconds>)' },
+  follow: { type: 'boolean', short: 'f', help: 'then print new lines as they come, until Ctrl-C or the instance stops' },
   fix: { type: 'boolean', help: 'install the missing Debian packages (as root; otherwise print the command)' },
   json: { type: 'boolean', help: 'print exactly one JSON object on stdout' },
   help: { type: 'boolean', short: 'h', help: 'this text' },
-  version: { type: 'boolean', help: "print stack-emulator's version" },
+  version: { type: 'boolean', short: 'V', help: "print stack-emulator's version" },
 } satisfies Record<string, Flag>
 
 export type FlagName = keyof typeof FLAGS

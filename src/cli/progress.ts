@@ -3,9 +3,15 @@
  * time; rewritten in place on a TTY, plain lines (on each change, and every 10 s) otherwise.
  * A phase's trailing parenthesis is its detail (a download's bytes, rate and time left): off a
  * terminal, a change of detail alone waits for the next 10 s line.
+ * Log lines go through the reporter: on a TTY the progress line is cleared before one and drawn
+ * again after it, so the two never share a line.
  */
+import { readLogLevel } from '../settings.js'
+
 export interface ProgressReporter {
   phase(phase: string): void
+  /** A line of its own (a warning, a note), above the progress line. */
+  log(line: string): void
   done(): void
 }
 
@@ -17,17 +23,23 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr, quie
   let current = 'starting'
   let lastPrinted = ''
   let lastPrintedAt = 0
+  let drawn = false // the progress line is on the terminal, without a newline
   const render = () => {
     const elapsed = Date.now() - started
     if (elapsed < quietMs) return
     const line = `stack-emulator: ${current} (${(elapsed / 1000).toFixed(0)}s)`
     if (tty) {
       stream.write(`\r\x1b[K${line}`)
+      drawn = true
     } else if (withoutDetail(current) !== lastPrinted || Date.now() - lastPrintedAt >= 10_000) {
       stream.write(`${line}\n`)
       lastPrinted = withoutDetail(current)
       lastPrintedAt = Date.now()
     }
+  }
+  const clear = () => {
+    if (drawn) stream.write('\r\x1b[K')
+    drawn = false
   }
   const timer = setInterval(render, tty ? 250 : 1000)
   timer.unref()
@@ -36,18 +48,28 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr, quie
       current = phase
       render()
     },
+    log(line) {
+      const redraw = drawn
+      clear()
+      stream.write(`stack-emulator: ${line}\n`)
+      if (redraw) render()
+    },
     done() {
       clearInterval(timer)
-      if (tty && Date.now() - started >= quietMs) stream.write('\r\x1b[K')
+      clear()
     },
   }
 }
 
-/** Runs `fn` with a phase callback that shows on stderr; the line is cleared at the end. */
-export async function withProgress<T>(fn: (phase: (phase: string) => void) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with a phase callback that shows on stderr and a log callback that keeps its lines
+ * apart from it; the line is cleared at the end. STACK_EMULATOR_LOG=quiet shows neither.
+ */
+export async function withProgress<T>(fn: (phase: (phase: string) => void, log: (line: string) => void) => Promise<T>): Promise<T> {
+  if (readLogLevel() === 'quiet') return fn(() => {}, () => {})
   const progress = createProgress()
   try {
-    return await fn((phase) => progress.phase(phase))
+    return await fn((phase) => progress.phase(phase), (line) => progress.log(line))
   } finally {
     progress.done()
   }

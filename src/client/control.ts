@@ -5,9 +5,11 @@ import { isProcessAlive } from '../instance/process-alive.js'
 import { readSettings } from '../settings.js'
 import { isHealthy } from '../stack/readiness.js'
 import { loadManifest } from '../image/manifest.js'
-import type { StatusResult, VmInfo } from '../supervisor/protocol.js'
-import type { SupervisorConfig } from '../supervisor/config.js'
-import { attachExisting } from './attach.js'
+import type { ServiceLogQuery, ServiceLogs } from '../drivers/types.js'
+import type { HelloResult, LeaseInfo, StatusResult, VmInfo } from '../supervisor/protocol.js'
+import type { InstanceState, SupervisorConfig } from '../supervisor/config.js'
+import { attachExisting, clientInfo } from './attach.js'
+import { SupervisorConnection } from './connection.js'
 
 export interface InstanceStatus extends StatusResult {
   /** Every service answered its health check just now. */
@@ -56,14 +58,21 @@ export async function resetInstance(name?: string, force = false, lease?: number
 }
 
 /** The running instance's services' own output (see RunningInstance.serviceLogs); null when it has none, undefined when nothing runs. */
-export async function instanceServiceLogs(name?: string): Promise<{ source: string; text: string } | null | undefined> {
+export async function instanceServiceLogs(name?: string, query?: ServiceLogQuery): Promise<ServiceLogs | null | undefined> {
   const attached = await attachExisting(await ownPathsFor(name), false, quiet)
   if (!attached) return undefined
   try {
-    return await attached.connection.request<{ source: string; text: string } | null>({ op: 'logs' }, 30_000)
+    return await attached.connection.request<ServiceLogs | null>({ op: 'logs', query }, 30_000)
   } finally {
     attached.connection.close()
   }
+}
+
+/** True while a supervisor answers for the instance. */
+export async function instanceRunning(name?: string): Promise<boolean> {
+  const attached = await attachExisting(await ownPathsFor(name), false, quiet)
+  attached?.connection.close()
+  return attached !== undefined
 }
 
 /** Stops the instance even while leases are held; true when something was running. */
@@ -90,4 +99,97 @@ async function servicesHealthy(paths: InstancePaths, vm: VmInfo): Promise<boolea
     .filter((s) => s.health && vm.urls[s.name])
     .map((s) => isHealthy({ name: s.name, url: vm.urls[s.name] + s.health!.path, status: s.health!.status ?? 200 }, 2000))
   return (await Promise.all(checks)).every(Boolean)
+}
+
+/** One instance as `stack-emulator ps` shows it. */
+export interface InstanceListing {
+  name: string
+  /**
+   * The supervisor's own state while one answers; `stopped` when none serves the instance;
+   * `not answering` when one owns it but said nothing within seconds; `another user's`.
+   */
+  state: StatusResult['state'] | 'stopped' | 'not answering' | "another user's"
+  driver: string | undefined
+  image: string | undefined
+  urls: Record<string, string>
+  leases: LeaseInfo[]
+  /** The supervisor's start (state.json), while it runs. */
+  startedAt: string | undefined
+  pid: number | undefined
+  accel: string | undefined
+  origin: VmInfo['origin'] | undefined
+}
+
+/**
+ * Every instance under the state root, by its folder, each asked over its socket. Only looks:
+ * unlike status, it neither cleans a dead supervisor's files nor stops one that does not answer.
+ */
+export async function listInstances(stateRoot = readSettings().stateRoot): Promise<InstanceListing[]> {
+  const entries = await fs.readdir(stateRoot, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return []
+    throw error
+  })
+  const names = entries.filter((e) => e.isDirectory()).map((e) => e.name).filter(isInstanceName).sort()
+  return Promise.all(names.map((name) => listing(instancePaths(stateRoot, name))))
+}
+
+const isInstanceName = (name: string) => {
+  try {
+    return Boolean(instancePaths('/', name))
+  } catch {
+    return false
+  }
+}
+
+async function listing(paths: InstancePaths): Promise<InstanceListing> {
+  const [stat, state, config] = await Promise.all([
+    fs.lstat(paths.dir),
+    readJson<InstanceState>(paths.state),
+    readJson<SupervisorConfig>(paths.supervisorConfig),
+  ])
+  const base: InstanceListing = {
+    name: paths.name, state: 'stopped', driver: config?.driver?.kind, image: undefined, urls: {}, leases: [],
+    startedAt: undefined, pid: undefined, accel: undefined, origin: undefined,
+  }
+  const uid = process.getuid?.()
+  if (uid !== undefined && stat.uid !== uid) return { ...base, state: "another user's" }
+  const status = await askStatus(paths)
+  if (status) {
+    return {
+      ...base, state: status.state, driver: status.driver.kind, image: status.imageName, urls: status.vm?.urls ?? {}, leases: status.leases,
+      startedAt: state?.startedAt, pid: status.supervisorPid, accel: status.vm?.accel, origin: status.vm?.origin,
+    }
+  }
+  const image = config ? (await readJson<{ name?: string }>(config.manifestPath))?.name : undefined
+  if (state && isProcessAlive(state.pid)) return { ...base, state: 'not answering', image: state.imageName, startedAt: state.startedAt, pid: state.pid }
+  return { ...base, image }
+}
+
+/** The supervisor's status over its socket, without a lease; undefined when it does not answer. */
+async function askStatus(paths: InstancePaths): Promise<StatusResult | undefined> {
+  let connection: SupervisorConnection | undefined
+  try {
+    connection = await SupervisorConnection.connect(paths.socket, 1000)
+    await connection.request<HelloResult>({ op: 'hello', lease: false, client: clientInfo() }, 5000)
+    return await connection.request<StatusResult>({ op: 'status' }, 5000)
+  } catch {
+    return undefined
+  } finally {
+    connection?.close()
+  }
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as T
+  } catch {
+    return undefined
+  }
+}
+
+/** `stop --all`: stops every running instance of this user under the state root; the names it stopped. */
+export async function stopAllInstances(log: (line: string) => void = quiet): Promise<string[]> {
+  const running = (await listInstances()).filter((i) => i.state !== 'stopped' && i.state !== "another user's")
+  const stopped = await Promise.all(running.map(async (i) => ((await stopInstance(i.name, log)) ? [i.name] : [])))
+  return stopped.flat()
 }

@@ -54,7 +54,11 @@ export interface EmulatorOptions {
   bootTimeoutMs?: number
   /**
    * The app's stack.config.ts whose project the credentials belong to; false = no credentials.
-   * @default './stack.config.ts' if it exists, else a generated one in the instance folder
+   * Without one, each project (the nearest folder up from the working directory with a
+   * package.json, else the working directory) gets a config generated in the state folder,
+   * `<state>/.projects/<folder name>-<hash of its path>/stack.config.ts`, and so a seeded snapshot
+   * of its own: switching projects restores instead of seeding again.
+   * @default './stack.config.ts' if it exists, else the project's generated one in the state folder
    */
   configFile?: string | false
   /**

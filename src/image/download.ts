@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises'
 import type { IncomingHttpHeaders } from 'node:http'
 import { StackEmulatorError } from '../errors.js'
 import { localFailure } from '../local-failure.js'
-import { readJson } from './cache.js'
+import { formatBytes, readJson } from '../files.js'
 import { get, type Api, type ReleaseAsset } from './release.js'
 
 export interface PullProgress {
@@ -233,13 +233,7 @@ function describe(error: unknown): string {
   return e.code ? `${e.code}: ${e.message}` : String(e.message ?? error)
 }
 
-/** `41.2 MB`, decimal units as download tools show them. */
-export function formatBytes(bytes: number): string {
-  for (const [unit, size] of [['GB', 1e9], ['MB', 1e6], ['kB', 1e3]] as const) {
-    if (bytes >= size) return `${(bytes / size).toFixed(1)} ${unit}`
-  }
-  return `${bytes} B`
-}
+export { formatBytes } from '../files.js'
 
 /** One progress phase: `downloading x.qcow2 (41.2 of 78.3 MB, 35.1 MB/s, 2 s left)`. */
 export function describeDownload(name: string, p: PullProgress): string {

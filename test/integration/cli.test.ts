@@ -147,6 +147,21 @@ describe('bad input: one clear line, non-zero exit, nothing left running', () =>
     expect(processesMentioning(stateDir('noimage'))).toEqual([])
   })
 
+  it('missing config file: named before anything starts', async () => {
+    const r = await cli(['start', '--name', 'noconfig', '--config-file', '/nonexistent/stack.config.ts'])
+    expect(r.exitCode).toBe(1)
+    expect(oneLine(r.stderr)).toEqual([expect.stringMatching(/Config file \/nonexistent\/stack\.config\.ts does not exist.*Create it/)])
+    expect(fs.existsSync(path.join(stateDir('noconfig'), 'supervisor.log'))).toBe(false)
+    expect(processesMentioning(stateDir('noconfig'))).toEqual([])
+  })
+
+  it('one port for two services', async () => {
+    const r = await cli(['start', '--name', 'twice', '--port', 'backend=26790', '--port', 'dashboard=26790'])
+    expect(r.exitCode).toBe(2)
+    expect(oneLine(r.stderr)).toEqual([expect.stringMatching(/gives port 26790 twice, to backend and to dashboard/)])
+    expect(processesMentioning(stateDir('twice'))).toEqual([])
+  })
+
   it('missing qemu binary', async () => {
     // A PATH that has node and nothing else (node may live beside QEMU, in /usr/bin).
     const bin = fs.mkdtempSync(path.join(home, 'bin-'))

@@ -54,9 +54,26 @@ describe('parseCli', () => {
     expect(withFlagNames('Option "sha256" must be a sha256 digest')).toBe('--sha256 must be a sha256 digest')
   })
 
-  it('wants exec\'s command after --, and no command after -- elsewhere', () => {
-    expect(() => parseCli(['exec', 'npm', 'test'])).toThrow(/put the command after --: stack-emulator exec -- npm test/)
+  it('takes exec\'s command from the first word after its own flags, with or without --; no command elsewhere', () => {
+    expect(parseCli(['exec', 'npm', 'test'])).toMatchObject({ command: 'exec', rest: ['npm', 'test'] })
+    // The command's own flags are the command's, -- and --json included.
+    const sh = parseCli(['exec', '--name', 'ci', '--no-snapshot', '--port=backend=26701', 'sh', '-c', 'npm test -- --json', '--', '--json'])
+    expect(sh).toMatchObject({ command: 'exec', json: false, rest: ['sh', '-c', 'npm test -- --json', '--', '--json'], options: { name: 'ci', snapshot: false, ports: { backend: 26701 } } })
+    expect(parseCli(['--name', 'ci', 'exec', '--json', 'env'])).toMatchObject({ command: 'exec', json: true, rest: ['env'], options: { name: 'ci' } })
+    expect(() => parseCli(['exec', '--bogus', 'sh'])).toThrow(/Unknown option "--bogus"/)
+    expect(parseCli(['exec', '--json'])).toMatchObject({ command: 'exec', rest: [] }) // exec says it needs one
     expect(() => parseCli(['stop', '--', 'ls'])).toThrow(/only exec takes one after --/)
+    expect(() => parseCli(['start', 'sh', '-c', 'x'])).toThrow(/Unknown option "-c"|Unexpected argument "sh"/)
+  })
+
+  it('has ps with its alias list, stop --all (not with --name), start --env and -V', () => {
+    expect(parseCli(['ps', '--json'])).toMatchObject({ command: 'ps', json: true })
+    expect(parseCli(['list'])).toMatchObject({ command: 'ps' })
+    expect(parseCli(['stop', '--all'])).toMatchObject({ command: 'stop', all: true })
+    expect(() => parseCli(['stop', '--all', '--name', 'x'])).toThrow(/^--all and --name: give one of them/)
+    expect(() => parseCli(['status', '--all'])).toThrow(/^--all does not apply to status/)
+    expect(parseCli(['start', '--env'])).toMatchObject({ command: 'start', env: true })
+    expect(parseCli(['-V'])).toMatchObject({ command: 'version' })
   })
 })
 
@@ -86,5 +103,26 @@ describe('--arch', () => {
     expect(parseCli(['exec', '--arch', 'amd64', '--', 'true']).options).toMatchObject({ arch: 'amd64' })
     expect(flagsFromOptions({ image: 'stack-auth', arch: 'arm64' })).toEqual(['--image', 'stack-auth', '--arch', 'arm64'])
     expect(withFlagNames('Option "arch" is arm64, but the image x is built for amd64')).toBe('--arch is arm64, but the image x is built for amd64')
+  })
+})
+
+describe('logs --since and --follow', () => {
+  const now = Date.parse('2026-04-01T12:00:00Z')
+
+  it('parses -f and --since for logs only', () => {
+    expect(parseCli(['logs', '-f', '--since', '10m', '--name', 'x'])).toMatchObject({ command: 'logs', follow: true, since: '10m', options: { name: 'x' } })
+    expect(parseCli(['logs'])).toMatchObject({ follow: false, since: undefined })
+    expect(() => parseCli(['status', '--since', '10m'])).toThrow(/--since does not apply to status/)
+  })
+
+  it('takes a duration ago, an ISO time, a time of today or @epoch seconds; refuses the rest naming the forms', async () => {
+    const { parseSince } = await import('../../src/cli/logs.js')
+    expect(parseSince('90s', now)).toBe(now - 90_000)
+    expect(parseSince('1h30m', now)).toBe(now - 5_400_000)
+    expect(parseSince('2d', now)).toBe(now - 2 * 86_400_000)
+    expect(parseSince('2026-04-01T11:00:00Z', now)).toBe(now - 3_600_000)
+    expect(parseSince('@1775044800.5', now)).toBe(1775044800500)
+    expect(new Date(parseSince('09:15', now)).getHours()).toBe(9)
+    for (const bad of ['soon', '10', '25:00', '-5m']) expect(() => parseSince(bad, now)).toThrow(/--since expects a duration ago .*got/)
   })
 })

@@ -38,6 +38,8 @@ describe('stack-emulator', () => {
     const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
     const r = await cli(['--version'])
     expect([r.exitCode, r.stdout]).toEqual([0, version])
+    const short = await cli(['-V'])
+    expect([short.exitCode, short.stdout]).toEqual([0, version])
   })
 
   it('has help per command, as --help and as help <command>', async () => {
@@ -81,6 +83,37 @@ describe('stack-emulator', () => {
     expect(denied.exitCode).toBe(126)
     expect(denied.stderr).toBe(`stack-emulator: exec: ${script}: permission denied (EACCES)`)
     expect(JSON.parse(denied.stdout)).toEqual({ exitCode: 126, signal: null })
+  })
+
+  it('exec takes the command without --: its flags are its own, looked up before any VM', async () => {
+    const plain = await cli(['exec', 'nosuchcmd-stack-emulator', '-c', 'exit 3'])
+    expect([plain.exitCode, plain.stderr]).toEqual([127, 'stack-emulator: exec: nosuchcmd-stack-emulator: command not found (ENOENT)'])
+    const flagged = await cli(['exec', '--name', 'ci', '--json', 'nosuchcmd-stack-emulator', '--json'])
+    expect([flagged.exitCode, JSON.parse(flagged.stdout)]).toEqual([127, { exitCode: 127, signal: null }])
+    const none = await cli(['exec', '--name', 'ci'])
+    expect([none.exitCode, none.stderr]).toEqual([2, expect.stringMatching(/^stack-emulator: exec needs a command, e\.g\. stack-emulator exec -- npm test/)])
+  })
+
+  it('ps (list) and stop --all with nothing running', async () => {
+    const fresh = fs.mkdtempSync(path.join(home, 'empty-'))
+    const empty = await cli(['ps'], { STACK_EMULATOR_HOME: fresh })
+    expect([empty.exitCode, empty.stdout]).toEqual([0, `No instances under ${path.join(fresh, 'state')}.`])
+    expect(JSON.parse((await cli(['list', '--json'], { STACK_EMULATOR_HOME: fresh })).stdout)).toEqual({ stateRoot: path.join(fresh, 'state'), instances: [] })
+    // A folder of an instance that ran once: listed as stopped; a file beside it (the generated config) is none.
+    fs.mkdirSync(path.join(fresh, 'state', 'old'), { recursive: true, mode: 0o700 })
+    fs.writeFileSync(path.join(fresh, 'state', 'stack.config.ts'), '')
+    const listed = JSON.parse((await cli(['ps', '--json'], { STACK_EMULATOR_HOME: fresh })).stdout)
+    expect(listed.instances).toEqual([expect.objectContaining({ name: 'old', state: 'stopped', urls: {}, leases: [] })])
+    expect(listed.instances[0]).not.toHaveProperty('uptimeMs')
+    expect((await cli(['ps'], { STACK_EMULATOR_HOME: fresh })).stdout.split('\n')).toEqual([
+      expect.stringMatching(/^NAME +STATE +DRIVER +IMAGE +LEASES +UPTIME +URLS$/),
+      expect.stringMatching(/^old +stopped +- +- +- +- +-$/),
+    ])
+    const stopAll = await cli(['stop', '--all'], { STACK_EMULATOR_HOME: fresh })
+    expect([stopAll.exitCode, stopAll.stdout]).toEqual([0, 'Nothing was running.'])
+    expect(JSON.parse((await cli(['stop', '--all', '--json'], { STACK_EMULATOR_HOME: fresh })).stdout)).toEqual({ stopped: [] })
+    const both = await cli(['stop', '--all', '--name', 'old'], { STACK_EMULATOR_HOME: fresh })
+    expect([both.exitCode, both.stderr]).toEqual([2, expect.stringMatching(/^stack-emulator: --all and --name: give one of them/)])
   })
 
   it('status, stop, reset and logs of an instance that is not running', async () => {

@@ -28,6 +28,32 @@ describe('progress on stderr', () => {
     expect(writes).toEqual([expect.stringContaining('(1.0 of 82.1 MB'), expect.stringContaining('booting the VM')])
   })
 
+  it('on a terminal, clears the progress line before a log line and draws it again after', () => {
+    const { writes, stream: s } = stream(true)
+    const progress = createProgress(s, 0)
+    progress.phase('booting the VM')
+    progress.log('KVM is not usable here')
+    progress.done()
+    expect(writes).toEqual([
+      expect.stringMatching(/^\r\x1b\[Kstack-emulator: booting the VM \(0s\)$/),
+      '\r\x1b[K',
+      'stack-emulator: KVM is not usable here\n',
+      expect.stringMatching(/^\r\x1b\[Kstack-emulator: booting the VM \(0s\)$/),
+      '\r\x1b[K',
+    ])
+  })
+
+  it('writes a log line as it is while nothing is drawn, and off a terminal', () => {
+    for (const tty of [true, false]) {
+      const { writes, stream: s } = stream(tty)
+      const progress = createProgress(s, 60_000)
+      progress.phase('booting the VM')
+      progress.log('a note')
+      progress.done()
+      expect(writes).toEqual(['stack-emulator: a note\n'])
+    }
+  })
+
   it('rewrites one line in place on a terminal and clears it at the end', async () => {
     const { writes, stream: s } = stream(true)
     const progress = createProgress(s, 0)

@@ -173,7 +173,7 @@ describe('a pull records the commit', () => {
     ])
     const text = (await cli(['image', 'list'])).stdout.split('\n').filter(Boolean)
     expect(text).toEqual([
-      expect.stringMatching(/^IMAGE +ARCH +SIZE +SHA256 +PULLED +LAST USED +COMMIT$/),
+      expect.stringMatching(/^IMAGE +ARCH +SIZE +SNAPSHOTS +SEEDED +SHA256 +PULLED +LAST USED +COMMIT$/),
       expect.stringMatching(/^stack-auth@emulator-dev-20260401-1a2b3c4d +amd64 .* 1a2b3c4deeee$/),
       expect.stringMatching(/^stack-auth@emulator-mirror-latest +amd64 .* unknown$/),
     ])

@@ -2,11 +2,13 @@
  * Chooses the accelerator by a real, time-bounded probe: on some hosts /dev/kvm exists but QEMU
  * aborts (kvm_buf_set_msrs) or hangs with it, so existence proves nothing. The verdict is cached
  * per QEMU version and kernel release, since a probe that hangs costs its whole timeout; the
- * fallback is said when the probe runs, so once per machine, not on every start.
+ * fallback is said when the probe runs, so once per machine, not on every start. Only `auto`
+ * falls back: an accelerator named in STACK_EMULATOR_ACCEL that does not work is an error.
  */
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { StackEmulatorError } from '../../errors.js'
 import type { AccelChoice } from './settings.js'
 
 export type Accel = 'kvm' | 'hvf' | 'tcg'
@@ -38,20 +40,31 @@ export async function chooseAccel(options: {
   if (choice === 'tcg') return { accel: 'tcg' }
   const candidate = hostAccel()
   if (choice !== 'auto' && choice !== candidate) {
-    return { accel: 'tcg', warning: `${choice} is not available on ${process.platform}; using TCG (slow). Set STACK_EMULATOR_ACCEL=tcg to silence this.` }
+    throw new StackEmulatorError(`STACK_EMULATOR_ACCEL=${choice} cannot be used on ${process.platform}, which has ${candidate} (or tcg)`, {
+      code: 'ACCEL_UNAVAILABLE', fix: `Set STACK_EMULATOR_ACCEL=${candidate} or tcg, or unset it to probe ${candidate.toUpperCase()} and fall back to TCG.`,
+    })
   }
   const cacheFile = path.join(options.cacheRoot, CACHE_FILE)
   const key = cacheKey(qemu, candidate)
-  const cached = await readCached(cacheFile, key)
+  // A named accelerator is probed again after a failed verdict: the user may have fixed the host since.
+  const cached = await readCached(cacheFile, key).then((v) => (v && (v.ok || choice === 'auto') ? v : undefined))
   const verdict = cached ?? (await probe(qemu.path, candidate))
   if (!cached) await writeCached(cacheFile, key, verdict).catch(() => {}) // a read-only cache probes again next time
   if (verdict.ok) return { accel: candidate }
+  if (choice !== 'auto') throw explicitChoiceFailed(choice, verdict)
   if (cached) return { accel: 'tcg' }
-  const how = choice === 'auto' ? 'falling back to TCG (much slower)' : 'using TCG instead'
   return {
     accel: 'tcg',
-    warning: `${candidate.toUpperCase()} is not usable here (${verdict.reason}); ${how}. Set STACK_EMULATOR_ACCEL=tcg to skip the probe.`,
+    warning: `${candidate.toUpperCase()} is not usable here (${verdict.reason}); falling back to TCG (much slower). Set STACK_EMULATOR_ACCEL=tcg to skip the probe.`,
   }
+}
+
+function explicitChoiceFailed(choice: Accel, verdict: AccelVerdict): StackEmulatorError {
+  const access = choice === 'kvm' && /\/dev\/kvm/.test(verdict.reason) ? ' Give this user /dev/kvm (sudo usermod -aG kvm $USER, then log in again), or' : ''
+  return new StackEmulatorError(`STACK_EMULATOR_ACCEL=${choice}, but ${choice.toUpperCase()} is not usable here: ${verdict.reason}`, {
+    code: 'ACCEL_UNAVAILABLE',
+    fix: `${access}${access ? ' set' : 'Set'} STACK_EMULATOR_ACCEL=tcg, or unset it (the probe then falls back to TCG by itself, with a warning).`,
+  })
 }
 
 /** The verdict the next start would reuse for this QEMU and kernel, without probing (for `doctor`). */

@@ -25,6 +25,15 @@ export function findQemu(binary: string, cacheRoot?: string): Promise<QemuBinary
   return qemu
 }
 
+/**
+ * True when the binary is not one of the default names looked up on PATH: STACK_EMULATOR_QEMU
+ * chose it (or the arm64 binary beside the one it chose). Its errors then name the variable, and
+ * installing a package would not fix them.
+ */
+export function isChosenBinary(binary: string): boolean {
+  return !/^qemu-system-(?:x86_64|aarch64)$/.test(binary)
+}
+
 async function locate(binary: string, cacheRoot: string | undefined): Promise<QemuBinary> {
   const where = await which(binary)
   if ('error' in where) throw notFound(binary, where.error)
@@ -47,15 +56,34 @@ async function locate(binary: string, cacheRoot: string | undefined): Promise<Qe
 
 async function probeVersion(binary: string): Promise<string> {
   const { execa } = await import('execa') // off the start-up path once the version is cached
-  try {
-    const { stdout } = await execa(binary, ['--version'], { timeout: 10_000 })
-    return /version (\S+)/.exec(stdout)?.[1] ?? stdout.split('\n')[0] ?? 'unknown'
-  } catch (cause) {
-    throw notFound(binary, cause)
-  }
+  const result = await execa(binary, ['--version'], { timeout: 10_000, reject: false })
+  const version = /QEMU emulator version (\S+)/i.exec(String(result.stdout))?.[1] // not GNU false's "GPL version 3"
+  if (!result.failed && version) return version
+  // It is there, but is no QEMU that runs: said as such, with what it answered.
+  const answer = result.timedOut ? 'did not answer within 10 s'
+    : result.failed ? `${result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`}`
+      : 'printed no QEMU version'
+  const output = [result.stderr, result.stdout].map((t) => String(t ?? '').trim()).filter(Boolean).join('\n')
+  const what = isChosenBinary(binary) ? `STACK_EMULATOR_QEMU=${binary}` : `QEMU binary ${binary}`
+  throw new StackEmulatorError(`${what} is not a QEMU that runs: \`${binary} --version\` ${answer}${output ? '' : ' (no output)'}`, {
+    code: 'QEMU_UNUSABLE',
+    fix: isChosenBinary(binary)
+      ? 'Point STACK_EMULATOR_QEMU at a QEMU system emulator (e.g. /usr/bin/qemu-system-x86_64), or unset it to use the one on PATH.'
+      : `Reinstall QEMU (Debian/Ubuntu: apt-get install --reinstall ${/aarch64/.test(binary) ? 'qemu-system-arm' : 'qemu-system-x86'}).`,
+    details: output ? output.split('\n').slice(0, 3).join('\n') : undefined,
+    cause: result,
+  })
 }
 
 function notFound(binary: string, cause: unknown): StackEmulatorError {
+  if (isChosenBinary(binary)) {
+    const beside = /aarch64/.test(binary) ? ' (arm64 guests: qemu-system-aarch64, looked for beside the binary it names)' : ''
+    return new StackEmulatorError(`Did not find QEMU binary "${binary}", which STACK_EMULATOR_QEMU names${beside}`, {
+      code: 'QEMU_NOT_FOUND',
+      fix: cause === 'EACCES' ? `Make it executable (chmod +x ${binary}), or point STACK_EMULATOR_QEMU at another QEMU.` : 'Correct the path in STACK_EMULATOR_QEMU, or unset it to use the QEMU on PATH.',
+      cause,
+    })
+  }
   return new StackEmulatorError(`Did not find QEMU binary "${binary}"`, {
     code: 'QEMU_NOT_FOUND',
     fix: /aarch64/.test(binary)

@@ -6,9 +6,10 @@
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { missing, tool, type Finding } from '../../doctor/finding.js'
+import type { StackEmulatorError } from '../../errors.js'
 import { which } from '../../which.js'
 import { cachedAccelVerdict } from './accel.js'
-import { findQemu, type QemuBinary } from './binary.js'
+import { findQemu, isChosenBinary, type QemuBinary } from './binary.js'
 import type { QemuSettings } from './settings.js'
 import { listRefusals } from './snapshot.js'
 
@@ -24,10 +25,14 @@ export async function qemuFindings(ctx: QemuDoctorContext): Promise<Finding[]> {
   const binary = ctx.qemu.binary
   const found = await which(binary)
   const where = 'path' in found ? found.path : undefined
-  const qemu = where ? await findQemu(binary).catch(() => undefined) : undefined
+  let problem: StackEmulatorError | undefined
+  const qemu = where ? await findQemu(binary).catch((error: StackEmulatorError) => void (problem = error)) : undefined
+  // A binary STACK_EMULATOR_QEMU chose is the user's to fix: no package would (and --fix installs none).
   const finding: Finding = qemu
     ? { id: 'qemu', status: 'ok', message: `QEMU ${qemu.version} at ${where}` }
-    : missing(ctx.root, 'qemu', `${binary} ${where ? 'does not run' : 'not found'}; it runs the VM`, 'qemu-system-x86', 'fail')
+    : isChosenBinary(binary)
+      ? { id: 'qemu', status: 'fail', message: problem?.message.split('. ')[0] ?? `${binary} (STACK_EMULATOR_QEMU) not found`, fix: 'point STACK_EMULATOR_QEMU at a QEMU system emulator, or unset it' }
+      : missing(ctx.root, 'qemu', `${binary} ${where ? 'does not run' : 'not found'}; it runs the VM`, 'qemu-system-x86', 'fail')
   return [
     finding,
     await accel(ctx, qemu),
@@ -53,12 +58,19 @@ async function accel(ctx: QemuDoctorContext, qemu: QemuBinary | undefined): Prom
   if (ctx.qemu.accel === 'tcg') return { id: 'accel', status: 'ok', message: 'TCG, as STACK_EMULATOR_ACCEL=tcg asks (no probe)' }
   const { accel, verdict } = qemu ? await cachedAccelVerdict(ctx.cacheRoot, qemu) : { accel: 'kvm', verdict: undefined }
   const name = accel.toUpperCase()
+  // STACK_EMULATOR_ACCEL=kvm (or hvf) does not fall back: where it cannot work, every start fails.
+  const named = ctx.qemu.accel !== 'auto'
+  const fallBack = { fix: 'set STACK_EMULATOR_ACCEL=tcg, or unset it to fall back to TCG' }
+  if (named && ctx.qemu.accel !== accel) return { id: 'accel', status: 'fail', message: `STACK_EMULATOR_ACCEL=${ctx.qemu.accel} cannot be used on ${process.platform}`, ...fallBack }
   if (verdict?.ok) return { id: 'accel', status: 'ok', message: `${name} works (probed)` }
+  if (verdict && named) return { id: 'accel', status: 'fail', message: `STACK_EMULATOR_ACCEL=${ctx.qemu.accel}, but ${name} is not usable here (${verdict.reason}): starts fail`, ...fallBack }
   if (verdict) return { id: 'accel', status: 'warn', message: `${name} is not usable here (${verdict.reason}); VMs run under TCG (much slower)` }
   if (accel !== 'kvm') return { id: 'accel', status: 'ok', message: `not probed yet; the first start probes ${name}` }
   const kvm = await fs.access(ctx.kvm, fs.constants.R_OK | fs.constants.W_OK).then(() => 'usable', (e: NodeJS.ErrnoException) => e.code)
   if (kvm === 'usable') return { id: 'accel', status: 'ok', message: `not probed yet; the first start probes KVM (${ctx.kvm} is there)` }
+  const then = named ? `starts fail (STACK_EMULATOR_ACCEL=${ctx.qemu.accel})` : 'VMs will run under TCG (much slower)'
+  const status = named ? 'fail' : 'warn'
   return kvm === 'EACCES'
-    ? { id: 'accel', status: 'warn', message: `${ctx.kvm} is not accessible to this user: VMs will run under TCG (much slower)`, fix: 'sudo usermod -aG kvm $USER (then log in again)' }
-    : { id: 'accel', status: 'warn', message: `no ${ctx.kvm}: VMs will run under TCG (much slower)` }
+    ? { id: 'accel', status, message: `${ctx.kvm} is not accessible to this user: ${then}`, fix: 'sudo usermod -aG kvm $USER (then log in again)' }
+    : { id: 'accel', status, message: `no ${ctx.kvm}: ${then}`, ...(named ? fallBack : {}) }
 }

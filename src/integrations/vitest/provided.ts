@@ -8,6 +8,11 @@ export type { StackEmulatorContext }
 
 declare module 'vitest' {
   interface ProvidedContext {
-    stackEmulator: StackEmulatorContext
+    /**
+     * The run's shared emulator. `undefined` when each worker has a VM of its own (`isolation:
+     * 'worker'`, the default under `reset: 'test'` or `'file'`): no one value describes them.
+     * `useStackEmulator()` and the `test` fixture from `stack-emulator/vitest/test` work either way.
+     */
+    stackEmulator: StackEmulatorContext | undefined
   }
 }
