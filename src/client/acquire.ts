@@ -95,8 +95,9 @@ async function acquireWith(options: EmulatorOptions, seedFrom: SeedSource): Prom
     ? await resolveImage(resolved.image, { settings, progress, log })
     : await resolveServiceManifest(resolved.image) as unknown as ImageManifest
   const driver = driverOptions(resolved, manifest)
-  // Resolved once: a generated default lives in the state root, so every instance (one per
-  // worker, too) mints for the same file and restores the same checkpoint.
+  // Resolved once: a generated default lives in the state root, one per project (package.json
+  // folder), so every instance of this project (one per worker, too) mints for the same file and
+  // restores the same checkpoint, and another project keeps its own.
   const configFile = manifest.credentials && resolved.configFile !== false
     ? await resolveConfigFile(resolved.configFile, process.cwd(), settings.stateRoot)
     : undefined

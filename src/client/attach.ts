@@ -12,7 +12,7 @@ import { childEnvironment } from '../child-env.js'
 import { StackEmulatorError } from '../errors.js'
 import { isOwned } from '../instance/lock.js'
 import type { InstancePaths } from '../instance/paths.js'
-import { isProcessAlive } from '../instance/process-alive.js'
+import { isProcessAlive, processStartTime } from '../instance/process-alive.js'
 import { packageRoot } from '../package-root.js'
 import { ALREADY_OWNED_EXIT_CODE, type InstanceState, type SupervisorConfig } from '../supervisor/config.js'
 import type { ClientInfo, HelloResult } from '../supervisor/protocol.js'
@@ -80,7 +80,8 @@ async function tryHello(paths: InstancePaths, lease: boolean): Promise<Attached 
 
 export async function spawnSupervisor(config: SupervisorConfig, lease: boolean): Promise<Attached> {
   const { paths } = config
-  await fsp.writeFile(paths.supervisorConfig, JSON.stringify(config, null, 2), { mode: 0o600 })
+  const spawner = { pid: process.pid, startTime: processStartTime(process.pid) }
+  await fsp.writeFile(paths.supervisorConfig, JSON.stringify({ ...config, spawner }, null, 2), { mode: 0o600 })
   const logFd = fs.openSync(paths.supervisorLog, 'a', 0o600)
   // Node's own spawn: the supervisor must outlive us with the log file as its stdio, which needs
   // a raw descriptor and no piping through this process.

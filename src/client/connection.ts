@@ -8,13 +8,20 @@ export class SupervisorConnection extends EventEmitter<{ event: [Event]; close: 
   private nextId = 1
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
   closed = false
+  /** Why the supervisor said it stopped (its `stopped` event), for the requests that fail after. */
+  private stoppedBecause: string | undefined
+  private releasedHere = false
 
   private constructor(private readonly socket: net.Socket) {
     super()
     onLines(socket, (line) => {
       if (line === null || typeof line !== 'object') return
       const message = line as Record<string, unknown>
-      if ('event' in message) return void this.emit('event', message as unknown as Event)
+      if ('event' in message) {
+        const event = message as unknown as Event
+        if (event.event === 'stopped') this.stoppedBecause = event.reason
+        return void this.emit('event', event)
+      }
       const pending = this.pending.get(message.id as number)
       if (!pending) return
       this.pending.delete(message.id as number)
@@ -24,11 +31,7 @@ export class SupervisorConnection extends EventEmitter<{ event: [Event]; close: 
     socket.on('error', () => {})
     socket.on('close', () => {
       this.closed = true
-      for (const pending of this.pending.values()) {
-        pending.reject(new StackEmulatorError('The emulator supervisor closed the connection', {
-          code: 'LEASE_LOST', fix: 'It was stopped (stack-emulator stop) or crashed; see supervisor.log in the instance folder.',
-        }))
-      }
+      for (const pending of this.pending.values()) pending.reject(this.lostError())
       this.pending.clear()
       this.emit('close')
     })
@@ -53,7 +56,7 @@ export class SupervisorConnection extends EventEmitter<{ event: [Event]; close: 
   }
 
   request<T>(request: Request, timeoutMs?: number): Promise<T> {
-    if (this.closed) return Promise.reject(new StackEmulatorError('The lease was lost: the emulator was stopped', { code: 'LEASE_LOST', fix: 'Acquire again.' }))
+    if (this.closed) return Promise.reject(this.lostError())
     const id = this.nextId++
     return new Promise<T>((resolve, reject) => {
       const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
@@ -68,7 +71,21 @@ export class SupervisorConnection extends EventEmitter<{ event: [Event]; close: 
     })
   }
 
+  /** The lease is gone with the connection: why, when the supervisor said, and what starts a new VM. */
+  private lostError(): StackEmulatorError {
+    if (this.stoppedBecause) {
+      return new StackEmulatorError(`The lease was lost: the emulator was stopped (${this.stoppedBecause})`, {
+        code: 'LEASE_LOST', fix: 'Nothing retries it: acquire again (a new test run, stack-emulator start) to start a new VM.',
+      })
+    }
+    if (this.releasedHere) return new StackEmulatorError('This lease was released', { code: 'LEASE_LOST', fix: 'Acquire again.' })
+    return new StackEmulatorError('The lease was lost: the emulator supervisor closed the connection', {
+      code: 'LEASE_LOST', fix: 'It was stopped (stack-emulator stop) or crashed; see supervisor.log in the instance folder. Acquire again to start a new VM.',
+    })
+  }
+
   close(): void {
+    this.releasedHere = true
     this.socket.end()
     this.socket.destroy()
   }

@@ -17,6 +17,24 @@ export function isProcessAlive(pid: number): boolean {
 }
 
 /**
+ * When `pid` started (clock ticks since boot, /proc/<pid>/stat's 22nd field): with the pid, it
+ * names one process, not a later one given the same pid. undefined where /proc cannot say.
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+  } catch {
+    return undefined
+  }
+}
+
+/** True while the process that had `pid` and `startTime` runs (paused by a debugger or SIGSTOP counts). */
+export function isSameProcessAlive(pid: number, startTime: string | undefined): boolean {
+  return isProcessAlive(pid) && (startTime === undefined || processStartTime(pid) === startTime)
+}
+
+/**
  * Another live process of this user with `arg` among its arguments (a supervisor is started
  * with its instance's supervisor.json); undefined when none, or where /proc cannot say.
  */

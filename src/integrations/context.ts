@@ -80,6 +80,18 @@ export function planIntegration(options: IntegrationOptions = {}): IntegrationPl
 }
 
 /**
+ * A reset of one VM that several workers share wipes what the others' running tests wrote: that
+ * combination is refused before anything starts, with the ways out.
+ */
+export function assertResetFits(plan: IntegrationPlan, workers: number): void {
+  if (plan.perWorker || plan.reset === 'never' || workers <= 1) return
+  throw new StackEmulatorError(`reset '${plan.reset}' on one VM that ${workers} workers share would wipe the other workers' running tests at every reset`, {
+    code: 'BAD_OPTION',
+    fix: "Drop the isolation option (with a reset policy each worker gets a VM of its own: isolation 'worker'), run one worker (Vitest: fileParallelism: false; Playwright: workers: 1), or reset: 'never'.",
+  })
+}
+
+/**
  * What one worker acquires under isolation 'worker': an instance of its own, named after the
  * run's and the worker's index, on ports chosen free. It restores the checkpoint the run's lease
  * took (same config file, the seed's identity in place of the seed), and never seeds itself.

@@ -11,6 +11,8 @@ export interface SupervisorConfig {
   driver: DriverOptions
   /** The spawning suite's checkpoint: the VM starts from it when it exists and fits. */
   checkpoint?: CheckpointRequest
+  /** The client that spawned it: the supervisor waits for its hello while it lives (paused too). */
+  spawner?: { pid: number; startTime: string | undefined }
 }
 
 /** state.json: who serves the instance, for status and for finding a hung supervisor. */
@@ -27,5 +29,8 @@ export interface InstanceState {
 /** A supervisor that finds its instance already owned exits with this code, touching nothing. */
 export const ALREADY_OWNED_EXIT_CODE = 75
 
-/** A supervisor whose spawner died before saying hello stops its VM after this long. */
+/**
+ * A supervisor whose spawner died before saying hello stops its VM after this long; one whose
+ * spawner still lives (a debugger paused it, a throttled container) waits for it.
+ */
 export const HELLO_TIMEOUT_MS = 5_000

@@ -7,7 +7,7 @@
  */
 import type net from 'node:net'
 import type { DriverOptions } from '../drivers/types.js'
-import type { Capabilities, DriverName, VmOrigin } from '../drivers/types.js'
+import type { Capabilities, DriverName, ServiceLogQuery, VmOrigin } from '../drivers/types.js'
 import { StackEmulatorError } from '../errors.js'
 
 export type Isolation = 'suite' | 'exclusive' | 'none'
@@ -60,7 +60,8 @@ export type Request =
   /** The project id and keys for an app's config file (absolute path), minted once per VM state. */
   | { op: 'credentials'; configFile: string }
   | { op: 'stop' }
-  | { op: 'logs' }
+  /** The services' output (RunningInstance.serviceLogs): a time window, what followed a cursor, the last lines. */
+  | { op: 'logs'; query?: ServiceLogQuery }
 
 export interface VmInfo {
   urls: Record<string, string>
@@ -190,14 +191,28 @@ export function parseRequest(message: unknown): { id: number; request: Request }
       if (typeof file !== 'string' || !file.startsWith('/') || file.length > 4096) fail('"configFile" must be an absolute path')
       return { id: id as number, request: { op: 'credentials', configFile: file as string } }
     }
-    case 'status':
     case 'logs':
+      return { id: id as number, request: { op: 'logs', query: logQuery(m.query, fail) } }
+    case 'status':
     case 'stop':
     case 'checkpoint':
       return { id: id as number, request: { op: m.op } }
     default:
       return fail(`unknown op ${JSON.stringify(m.op)?.slice(0, 40)}`)
   }
+}
+
+function logQuery(value: unknown, fail: (what: string) => never): ServiceLogQuery | undefined {
+  if (value === undefined) return undefined
+  const q = value as Record<string, unknown> | null
+  const time = (v: unknown) => v === undefined || (Number.isSafeInteger(v) && (v as number) >= 0)
+  if (
+    !q || typeof q !== 'object' || !time(q.sinceMs) || !time(q.untilMs) || !(q.cursor === undefined || (typeof q.cursor === 'string' && q.cursor.length <= 4096)) ||
+    !(q.maxLines === undefined || (Number.isSafeInteger(q.maxLines) && (q.maxLines as number) >= 1))
+  ) {
+    fail('"query" must be { sinceMs?, untilMs? (ms since the epoch), cursor? (from an earlier answer), maxLines? (at least 1) }')
+  }
+  return { sinceMs: q!.sinceMs as number | undefined, untilMs: q!.untilMs as number | undefined, cursor: q!.cursor as string | undefined, maxLines: q!.maxLines as number | undefined }
 }
 
 function checkpointRequest(value: unknown, fail: (what: string) => never): CheckpointRequest | undefined {

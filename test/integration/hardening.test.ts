@@ -15,7 +15,7 @@ import { acquire } from '../../src/client/acquire.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
 import {
   cli, eventually, http, instanceNames, leftoversUnder, privateCache, privateCacheWithSnapshot, processesMentioning, qemuProcesses, root,
-  fixtureVariant, serverHeaders, sharedCache, spawnAcquirer, supervisorProcesses, useTempHome,
+  fixtureVariant, serverHeaders, sharedCache, spawnAcquirer, stressRounds, supervisorProcesses, useTempHome,
 } from '../helpers.js'
 
 const home = useTempHome()
@@ -36,24 +36,30 @@ afterAll(async () => {
 })
 
 describe('kill storm', () => {
-  it('16 acquirers, 4 killed at random 0.3-1.2 s in, 20 rounds: one VM a round, every survivor on it, nothing left', async () => {
+  it('16 acquirers, 4 killed 0.3-1.2 s in, round after round: one VM a round, every survivor on it, nothing left', async () => {
     const dir = stateDir('storm')
-    for (let round = 0; round < 20; round++) {
+    // The stress tier (docs/testing.md): 20 rounds under STACK_EMULATOR_STRESS=1, else 4. The
+    // rounds' kills are spread over the whole 0.3-1.2 s window (one at random in each of 4 x rounds
+    // equal slices), so the bounded form still kills at every moment of a start.
+    const rounds = stressRounds(20, 4)
+    const killAt = (round: number, victim: number) => 300 + (900 * (victim * rounds + round + Math.random())) / (4 * rounds)
+    for (let round = 0; round < rounds; round++) {
       const acquirers = Array.from({ length: 16 }, () => spawnAcquirer({ name: 'storm' }))
       const victims = new Set<number>()
       while (victims.size < 4) victims.add(Math.floor(Math.random() * 16))
       // Sampled all along: never two VMs of the instance at once.
       let mostQemuAtOnce = 0
       const watcher = setInterval(() => (mostQemuAtOnce = Math.max(mostQemuAtOnce, qemuProcesses(dir).length)), 20)
-      const kills = [...victims].map((i) => new Promise<void>((resolve) => setTimeout(() => {
+      const killMs = [...victims].map((_, k) => Math.round(killAt(round, k)))
+      const kills = [...victims].map((i, k) => new Promise<void>((resolve) => setTimeout(() => {
         acquirers[i]!.child.kill('SIGKILL')
         resolve()
-      }, 300 + Math.random() * 900)))
+      }, killMs[k])))
       const survivors = acquirers.filter((_, i) => !victims.has(i))
       const results = await Promise.all(survivors.map((a) => a.next()))
       await Promise.all(kills)
       clearInterval(watcher)
-      const context = `round ${round}: ${JSON.stringify(results.map((r) => r.error ?? r.qemuPid))}`
+      const context = `round ${round} (kills at ${killMs.join(', ')} ms): ${JSON.stringify(results.map((r) => r.error ?? r.qemuPid))}`
       expect(results.filter((r) => r.error), context).toEqual([])
       expect(new Set(results.map((r) => r.qemuPid)).size, context).toBe(1)
       expect(new Set(results.map((r) => JSON.stringify(r.urls))).size, context).toBe(1)
@@ -79,12 +85,31 @@ describe('kill storm', () => {
     expect(Date.now() - killed).toBeLessThan(10_000)
   })
 
+  it('a client paused for 8 s right after spawning the supervisor (a debugger, SIGSTOP) gets its VM when it resumes', async () => {
+    const dir = stateDir('paused')
+    const client = spawnAcquirer({ name: 'paused' })
+    expect(await eventually(() => supervisorProcesses(dir).length > 0, 30_000, 2)).toBe(true)
+    process.kill(client.child.pid!, 'SIGSTOP')
+    await new Promise((r) => setTimeout(r, 8000)) // past the 5 s a dead client is given
+    expect(supervisorProcesses(dir)).toHaveLength(1)
+    process.kill(client.child.pid!, 'SIGCONT')
+    const reply = await client.next()
+    expect(reply.error).toBeUndefined()
+    expect(reply.qemuPid).toBeGreaterThan(0)
+    client.send('release')
+    await client.child
+    expect(await leftoversUnder(dir)).toEqual([])
+  })
+
   it('a supervisor nobody says hello to stops itself and its VM', async () => {
     const holder = await acquire({ name: 'nohello', onLog: () => {} })
     const config = path.join(stateDir('nohello'), 'supervisor.json')
     await holder.release()
     expect(await eventually(() => processesMentioning(stateDir('nohello')).length === 0, 5000)).toBe(true)
-    // The same start a client makes, with no client after it.
+    // The same start a client makes, with no client after it (and the one that wrote it gone).
+    const { spawner, ...rest } = JSON.parse(fs.readFileSync(config, 'utf8'))
+    expect(spawner.pid).toBe(process.pid)
+    fs.writeFileSync(config, JSON.stringify(rest))
     const log = fs.openSync(path.join(stateDir('nohello'), 'supervisor.log'), 'a')
     const child = spawn(process.execPath, [path.join(root, 'dist/supervisor/main.js'), config], { stdio: ['ignore', log, log], detached: true })
     child.unref()
@@ -184,6 +209,7 @@ describe('names, paths and numbers', () => {
 
   it('a comma in the state and cache paths: snapshot start and reset work', async () => {
     const commaHome = fs.mkdtempSync(path.join(home, 'with,comma-'))
+    // A capture of its own, not a copied snapshot: the capturing QEMU names files in the cache (its RAM file, runtime volume).
     const env = { STACK_EMULATOR_HOME: commaHome, STACK_EMULATOR_CACHE_DIR: privateCache(commaHome) }
     expect((await cli(['start', '--name', 'comma', '--json'], env)).exitCode).toBe(0)
     const reset = await cli(['reset', '--name', 'comma', '--json'], env)
@@ -281,9 +307,9 @@ describe('local failures never cost the snapshot', () => {
 
   it('a read-only cache restores from its snapshot, without a cold boot, and resets', async () => {
     const cacheHome = fs.mkdtempSync(path.join(home, 'rocache-'))
-    const cache = privateCache(cacheHome)
+    const cache = await privateCacheWithSnapshot(cacheHome) // the shared ready snapshot: no capture of its own
     const env = { STACK_EMULATOR_CACHE_DIR: cache }
-    expect((await cli(['start', '--name', 'capture-ro', '--json'], env)).exitCode).toBe(0) // captures into the private cache
+    expect((await cli(['start', '--name', 'capture-ro', '--json'], env)).exitCode).toBe(0) // takes the seeded snapshot into the private cache
     await cli(['stop', '--name', 'capture-ro'], env)
     await mount(['--bind', cache], cache)
     await execa('mount', ['-o', 'remount,bind,ro', cache])
@@ -293,11 +319,17 @@ describe('local failures never cost the snapshot', () => {
     expect(first.error).toBeUndefined()
     expect(first.origin).toBe('snapshot')
     expect(first.logs.filter((l: string) => /snapshot/i.test(l))).toEqual([expect.stringMatching(/cache is read-only; restoring from a private copy/)])
+    // Its private copy of the RAM file is sparse, as the cache's is, and goes with the VM.
+    const copies = () => fs.readdirSync(stateDir('ro')).filter((f) => f.startsWith('snapshot-ram-'))
+    expect(copies()).toHaveLength(1)
+    const copy = fs.statSync(path.join(stateDir('ro'), copies()[0]!))
+    expect(copy.blocks * 512).toBeLessThan(copy.size * 0.75)
     const reset = await cli(['reset', '--name', 'ro', '--force', '--json'], env)
     expect(JSON.parse(reset.stdout).origin).toBe('snapshot')
     a.send('release')
     await a.child
     await stopInstance('ro')
+    expect(copies()).toEqual([])
   })
 
   it('a disk that fills up while running pauses the VM with a clear error, and it resumes once space is freed', async () => {

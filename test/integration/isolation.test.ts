@@ -11,11 +11,11 @@ import { acquire, acquireForWorker, type Emulator } from '../../src/client/acqui
 import type { StackEmulatorError } from '../../src/errors.js'
 import { sha256 } from '../../src/digest.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
-import { eventually, http, instanceNames, leftoversUnder, privateCache, processesMentioning, qemuProcesses, root, spawnAcquirer, useTempHome } from '../helpers.js'
+import { eventually, http, instanceNames, leftoversUnder, privateCacheWithSnapshot, processesMentioning, qemuProcesses, root, spawnAcquirer, useTempHome } from '../helpers.js'
 
 const home = useTempHome()
-// Checkpoints of their own: the seed log counts every capture of this file.
-process.env.STACK_EMULATOR_CACHE_DIR = privateCache(home)
+// Checkpoints of their own (the seed log counts every capture of this file), over a copy of the shared ready snapshot.
+process.env.STACK_EMULATOR_CACHE_DIR = await privateCacheWithSnapshot(home)
 const state = (name: string) => path.join(home, 'state', name)
 
 afterAll(async () => {
@@ -164,6 +164,13 @@ describe('vitest', () => {
     expect(result.all).toMatch(/3 passed/)
     expect(fs.readFileSync(seedLog, 'utf8')).toBe('seeded\n')
     expect(await eventually(() => processesMentioning(state('vreset')).length === 0 && processesMentioning(state('vreset-worker-1')).length === 0, 5000)).toBe(true)
+  })
+
+  it('reset "test" on one VM shared by 3 workers is refused at start, naming the ways out, and starts nothing', async () => {
+    const result = await vitest({ MODE: 'shared-reset', STACK_EMULATOR_NAME: 'vshared' })
+    expect(result.exitCode).not.toBe(0)
+    expect(result.all).toMatch(/reset 'test' on one VM that 3 workers share would wipe the other workers' running tests.*isolation 'worker'/s)
+    expect(instanceNames(home)).not.toContain('vshared')
   })
 
   it('isolation "worker" with 3 workers: 3 VMs on distinct ports, all stopped after the run', async () => {

@@ -2,7 +2,7 @@
 // holds the lease until stdin closes or says "release" (or for HOLD_MS), and releases.
 // Options come as JSON in argv[2]; `seedWith` names a seed: "user" (creates seeded@example.com),
 // "hang" (never ends), or "fill:<file>" (writes zeros into <file> until its disk is full).
-// "write:<email>" on stdin creates a user first.
+// "write:<email>" on stdin creates a user first; "reset" resets (force) and prints the handle or the error.
 import { spawnSync } from 'node:child_process'
 import readline from 'node:readline'
 import { acquire } from '../../dist/index.js'
@@ -38,26 +38,32 @@ void emulator.lost.then((reason) => {
 if (process.env.HOLD_MS) {
   await new Promise((r) => setTimeout(r, Number(process.env.HOLD_MS)))
 } else {
-  // Stack Auth's REST API as the project's server: access type and secret server key.
-  const serverHeaders = {
+  // Stack Auth's REST API as the project's server: access type and secret server key (new ones after a reset without a seed).
+  const serverHeaders = () => ({
     'x-stack-project-id': emulator.env.STACK_PROJECT_ID,
     'x-stack-access-type': 'server',
     'x-stack-secret-server-key': emulator.env.STACK_SECRET_SERVER_KEY,
-  }
+  })
   const lines = readline.createInterface({ input: process.stdin })
   for await (const line of lines) {
     if (line === 'release') break
+    if (line === 'reset') {
+      await emulator.reset({ force: true }).then(
+        (reset) => print({ reset }),
+        (error) => process.stdout.write(JSON.stringify({ error: error.message, code: error.code }) + '\n'),
+      )
+    }
     if (line.startsWith('write:')) {
       const response = await fetch(`${emulator.backendUrl}/api/v1/users`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...serverHeaders },
+        headers: { 'content-type': 'application/json', ...serverHeaders() },
         body: JSON.stringify({ primary_email: line.slice(6) }),
       })
       process.stdout.write(JSON.stringify({ wrote: response.status }) + '\n')
     }
     if (line === 'list') {
       const response = await fetch(`${emulator.backendUrl}/api/v1/users`, {
-        headers: serverHeaders,
+        headers: serverHeaders(),
       })
       process.stdout.write(JSON.stringify({ users: (await response.json()).items.map((u) => u.primary_email) }) + '\n')
     }

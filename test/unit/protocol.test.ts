@@ -16,6 +16,10 @@ describe('parseRequest', () => {
     })
     expect(parseRequest({ id: 3, op: 'reset', force: true }).request).toEqual({ op: 'reset', force: true })
     expect(parseRequest({ id: 4, op: 'status', extra: 'ignored' }).request).toEqual({ op: 'status' })
+    expect(parseRequest({ id: 5, op: 'logs' }).request).toEqual({ op: 'logs' })
+    expect(parseRequest({ id: 6, op: 'logs', query: { sinceMs: 1, untilMs: 2, maxLines: 3, cursor: 'c', extra: 1 } }).request).toEqual({
+      op: 'logs', query: { sinceMs: 1, untilMs: 2, maxLines: 3, cursor: 'c' },
+    })
   })
 
   it.each([
@@ -31,6 +35,10 @@ describe('parseRequest', () => {
     [{ id: 1, op: 'acquire', isolation: 'x', keepAlive: true, idleTimeoutMs: 0 }, /"isolation" must be one of suite, exclusive, none/],
     [{ id: 1, op: 'acquire', isolation: 'suite', keepAlive: true, idleTimeoutMs: 2 ** 31 }, /"idleTimeoutMs" must be an integer from 0/],
     [{ id: 1, op: 'reset', force: 'yes' }, /"force" must be true or false/],
+    [{ id: 1, op: 'logs', query: { sinceMs: -1 } }, /"query" must be/],
+    [{ id: 1, op: 'logs', query: { maxLines: 0 } }, /"query" must be/],
+    [{ id: 1, op: 'logs', query: { cursor: 'x'.repeat(5000) } }, /"query" must be/],
+    [{ id: 1, op: 'logs', query: 'all' }, /"query" must be/],
   ])('refuses %j', (message, reason) => {
     expect(() => parseRequest(message)).toThrow(reason)
     try {

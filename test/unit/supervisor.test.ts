@@ -9,7 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SupervisorConnection } from '../../src/client/connection.js'
-import type { RunningInstance } from '../../src/drivers/types.js'
+import { ResetNotDone, type RunningInstance } from '../../src/drivers/types.js'
 import { StackEmulatorError } from '../../src/errors.js'
 import { ensureInstanceDir, instancePaths } from '../../src/instance/paths.js'
 import { readSettings } from '../../src/settings.js'
@@ -172,6 +172,38 @@ describe('supervisor', () => {
     expect(await until(() => vm.stopped === 1)).toBe(true)
   })
 
+  it('a reset the driver did not do and left serving (a host port taken) fails alone: the VM and its suites stay', async () => {
+    const vm = new FakeVm()
+    vm.reset = async () => {
+      throw new ResetNotDone('The reset was not done: Host port 1 (backend) was taken by pid 7 (squat)', { code: 'PORT_BUSY' })
+    }
+    const s = await start(vm)
+    const a = await s.client()
+    await s.acquire(a)
+    await expect(a.request({ op: 'reset', force: false })).rejects.toMatchObject({ code: 'PORT_BUSY', message: expect.stringMatching(/pid 7/) })
+    const status = await a.request<{ state: string }>({ op: 'status' })
+    expect(status.state).toBe('ready')
+    expect(vm.stopped).toBe(0)
+    expect(s.exited()).toBe(0)
+  })
+
+  it('a VM that died: its suites hear why, and what they ask meanwhile says so and promises no retry', async () => {
+    const vm = new FakeVm()
+    let die!: (reason: string) => void
+    vm.died = new Promise<string>((resolve) => (die = resolve))
+    const s = await start(vm)
+    const a = await s.client()
+    await s.acquire(a)
+    const lost = new Promise<string>((resolve) => a.on('event', (e) => e.event === 'stopped' && resolve(e.reason)))
+    die('QEMU (pid 4242) was killed by SIGKILL from another process')
+    expect(await lost).toMatch(/killed by SIGKILL from another process; the next acquire starts a new VM/)
+    for (const op of ['reset', 'credentials'] as const) {
+      const refused = await a.request(op === 'reset' ? { op, force: true } : { op, configFile: '/x' }).then(() => undefined, (error: Error) => error)
+      expect(refused?.message).toMatch(/killed by SIGKILL/)
+      expect(refused?.message).not.toMatch(/Retry/)
+    }
+  })
+
   it('mints credentials once per config file for every suite, and again after a reset', async () => {
     let mints = 0
     const route = http.createServer((req, res) => {
@@ -212,6 +244,21 @@ describe('supervisor', () => {
     const b = await s.client()
     expect(await s.acquire(b, 'suite', true, 0)).toMatchObject({ reset: false, driver: 'qemu' })
     expect(vm.stopped).toBe(0)
+  })
+
+  it('a client that leaves mid-acquire neither holds the VM nor keeps it alive for the others', async () => {
+    const vm = new FakeVm()
+    const s = await start(vm)
+    const a = await s.client()
+    await s.acquire(a)
+    const resetting = a.request({ op: 'reset', force: true }) // b's acquire queues behind it
+    const b = await s.client()
+    void s.acquire(b, 'suite', true, 0).catch(() => {})
+    await new Promise((r) => setTimeout(r, 5))
+    b.close()
+    await resetting
+    a.close()
+    expect(await until(() => vm.stopped === 1 && s.exited() === 1)).toBe(true)
   })
 
   it('answers a second hello on one connection without opening a second lease', async () => {

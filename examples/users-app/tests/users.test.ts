@@ -8,7 +8,7 @@ const run = process.env.EXAMPLE_RUN_ID ?? 'local'
 const stack = new StackServerApp({ tokenStore: 'memory' })
 
 test('the emulator is injected and in the environment', () => {
-  const emulator = inject('stackEmulator')
+  const emulator = inject('stackEmulator')! // provided: one VM for the run (no per-worker VMs here)
   expect(emulator.backendUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
   expect(process.env.STACK_API_URL).toBe(emulator.backendUrl)
   expect(stack.projectId).toBe(emulator.projectId)

@@ -7,14 +7,15 @@
  */
 import type { FullConfig } from '@playwright/test'
 import { acquire } from '../../client/acquire.js'
-import { log } from '../../log.js'
-import { planIntegration, summaryLine } from '../context.js'
+import { log, summary } from '../../log.js'
+import { assertResetFits, planIntegration, summaryLine } from '../context.js'
 import type {} from './index.js'
 
 export default async function globalSetup(config: FullConfig): Promise<() => Promise<void>> {
   const plan = planIntegration(config.projects[0]?.use.stackEmulatorOptions)
+  assertResetFits(plan, config.workers)
   const emulator = await acquire({ ...plan.run, onProgress: log, onLog: log })
-  log(summaryLine(emulator))
+  summary(summaryLine(emulator))
   if (plan.perWorker) {
     // It took the seeded snapshot once; each worker restores a VM of its own from it.
     await emulator.release()

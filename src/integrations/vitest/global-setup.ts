@@ -7,13 +7,16 @@
 import type { TestProject } from 'vitest/node'
 import { acquire } from '../../client/acquire.js'
 import type { EmulatorOptions } from '../../client/options.js'
-import { log } from '../../log.js'
-import { contextOf, summaryLine, type IntegrationPlan } from '../context.js'
+import { log, summary } from '../../log.js'
+import { assertResetFits, contextOf, summaryLine, type IntegrationPlan } from '../context.js'
 import { handedOverSeed } from './seed.js'
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const plan = (project.getProvidedContext() as { stackEmulatorPlan?: IntegrationPlan }).stackEmulatorPlan
   if (!plan) throw new Error('stack-emulator: the globalSetup runs without the plugin. Add stackEmulator() to the plugins of this vitest.config.ts instead of listing the globalSetup.')
+  // Resolved config: fileParallelism false runs one file at a time, whatever maxWorkers says.
+  const { fileParallelism, maxWorkers } = project.config as { fileParallelism?: boolean; maxWorkers?: number }
+  assertResetFits(plan, fileParallelism === false ? 1 : (maxWorkers ?? 1))
   const seed = handedOverSeed()
   // The plan names the seed by its identity (seedVersion); the function is the one given to the plugin.
   const options: EmulatorOptions = { ...plan.run, seed }
@@ -25,7 +28,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     onProgress: log,
     onLog: log,
   })
-  log(summaryLine(emulator))
+  summary(summaryLine(emulator))
   if (plan.perWorker) {
     // It took the seeded snapshot once; each worker restores a VM of its own from it (setup file).
     await emulator.release()

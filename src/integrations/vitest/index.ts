@@ -5,8 +5,8 @@
  *
  * Adds the package's globalSetup, which acquires a lease (taking the seeded snapshot once),
  * provides the emulator to inject() and sets the environment variables, resets before each
- * watch-mode rerun, and releases at the end. With isolation 'worker' or a `reset` policy it also
- * adds a setup file that gives each worker its VM and resets per file.
+ * watch-mode rerun, and releases at the end. Its setup file, in each worker, gives the worker its
+ * VM (isolation 'worker'), resets per file, and puts the emulator's logs into a failed test's report.
  *
  * This module loads nothing from `vitest` at run time: Vitest 3 refuses `import ... from 'vitest'`
  * while it loads a config ("Vitest failed to access its internal state"). What test files use,
@@ -23,7 +23,7 @@ export type { ResetPolicy } from '../context.js'
 /** Plugin options: acquire()'s less the callbacks, plus `isolation: 'worker'` and `reset`. */
 export type StackEmulatorPluginOptions = IntegrationOptions
 
-/** A Vite plugin: its `config` hook adds the globalSetup (and, when needed, a setup file). */
+/** A Vite plugin: its `config` hook adds the globalSetup and a setup file. */
 export interface StackEmulatorPlugin {
   name: 'stack-emulator'
   config(): { test: Record<string, unknown> }
@@ -38,7 +38,6 @@ export function stackEmulator(options: StackEmulatorPluginOptions = {}): StackEm
   handOverSeed(seed)
   // The plan, JSON only: the seed is replaced by its identity (it runs in the main process).
   const jsonPlan: IntegrationPlan = { ...plan, run: { ...run, seedVersion: seedIdentity(plan.run) || undefined } }
-  const needsWorkerSetup = plan.perWorker || plan.reset === 'file'
   return {
     name: 'stack-emulator',
     // The `config` hook works on every Vitest from 3.2 on; Vite merges arrays, so a user's own
@@ -46,7 +45,7 @@ export function stackEmulator(options: StackEmulatorPluginOptions = {}): StackEm
     config: () => ({
       test: {
         globalSetup: [globalSetup],
-        ...(needsWorkerSetup ? { setupFiles: [setupFile] } : {}),
+        setupFiles: [setupFile],
         provide: { stackEmulatorPlan: jsonPlan },
       },
     }),

@@ -10,7 +10,7 @@ const headers = () => ({
 })
 
 test('inject() and process.env agree, in this worker', () => {
-  const emulator = inject('stackEmulator')
+  const emulator = inject('stackEmulator')! // provided: one VM for the run (no per-worker VMs here)
   // forks: a child process; threads: a worker thread. Either way the env is there.
   expect(isMainThread).toBe(process.env.EXPECTED_POOL !== 'threads')
   expect(emulator.backendUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)

@@ -1,6 +1,7 @@
 // A user's project for per-test resets, seeds and per-worker VMs (test/integration/isolation.test.ts).
 // MODE=reset: reset before each test (which gives each worker its own VM); MODE=workers: three
-// files at once, each on its worker's VM.
+// files at once, each on its worker's VM; MODE=shared-reset: a reset before each test of one VM
+// the three workers share (refused at start).
 import fs from 'node:fs'
 import { defineConfig } from 'vitest/config'
 import { stackEmulator } from 'stack-emulator/vitest'
@@ -11,8 +12,8 @@ const mode = process.env.MODE ?? 'reset'
 export default defineConfig({
   plugins: [
     stackEmulator({
-      reset: mode === 'reset' ? 'test' : 'never',
-      isolation: 'worker',
+      reset: mode === 'workers' ? 'never' : 'test',
+      isolation: mode === 'shared-reset' ? 'suite' : 'worker',
       seedVersion: process.env.SEED_VERSION,
       // Runs once per checkpoint: the seed log proves how often.
       seed: async (emulator) => {
@@ -25,7 +26,7 @@ export default defineConfig({
     }),
   ],
   test: {
-    include: mode === 'reset' ? ['reset.test.ts'] : ['worker-*.test.ts'],
+    include: mode === 'workers' ? ['worker-*.test.ts'] : ['reset.test.ts'],
     pool: 'forks',
     maxWorkers: 3,
     testTimeout: 120_000,
