@@ -72,7 +72,7 @@ for (let i = 0; i < runs; i++) {
   say(`snapshot start ${i + 1}/${runs}: ${ms.toFixed(0)} ms, RSS ${rss.at(-1).toFixed(0)} MB`)
 }
 
-// Reset the plain way (quit + restore): the first reset of a VM, before it keeps a spare.
+// The first reset of a VM, before it keeps a spare: a restore beside it, then the ports move over.
 const plainResets = []
 for (let i = 0; i < runs; i++) {
   const vm = await driver('reset-plain', {})
@@ -227,7 +227,7 @@ if (json) {
     ['cold boot to healthy', `${result.coldBootMs} ms`],
     ['snapshot start to healthy', `${result.snapshotStartMs} ms`, `${result.startRatio}x faster than cold`],
     ['reset to healthy (warm spare)', `${result.resetMs} ms`, `${result.resetRatio}x faster than cold`],
-    ['reset to healthy (first: quit + restore)', `${result.resetWithoutSpareMs} ms`],
+    ['reset to healthy (first: restore beside, then swap)', `${result.resetWithoutSpareMs} ms`],
     ['QEMU RSS, restored VM', `${result.restoredRssMb} MB`],
     ['second suite attach', `${result.attachMs} ms`, 'lease only'],
     ['second suite attach with credentials', `${result.attachWithCredentialsMs} ms`, 'lease + credential route'],
