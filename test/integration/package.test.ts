@@ -88,9 +88,11 @@ describe('the npm package', () => {
       'dist/cli/main.js', 'dist/index.d.ts', 'dist/supervisor/main.js', 'fixtures/image/build.sh',
       'fixtures/image/manifest.template.json', 'fixtures/image/rootfs.sh', 'fixtures/image/customize.sh', 'fixtures/image/base.env', 'cloud-init/user-data', 'LICENSE', 'README.md',
       // What the real image's manifest and the Docker driver need beside the code.
-      'manifests/stack-auth.json', 'manifests/stack-auth.base.env', 'docker/manifest.json', 'docker/build.sh', 'scripts/docker-engine.sh',
+      'manifests/stack-auth.json', 'manifests/stack-auth.base.env', 'docker/manifest.json', 'docker/build.sh',
     ]))
     expect(files.filter((f) => f.endsWith('.map') || f.startsWith('src/'))).toEqual([])
+    // scripts/ serves this repository (its npm scripts, .ci/run, the driver tests): nothing in the package runs it.
+    expect(files.filter((f) => f.startsWith('scripts/'))).toEqual([])
   })
 
   it('works with Vitest in a fresh project', async () => {
