@@ -10,6 +10,7 @@ import { StackEmulatorError, type ErrorCode } from './errors.js'
 const FULL = /No space left on device|ENOSPC|EDQUOT|Disk quota exceeded/
 const READ_ONLY = /Read-only file system|EROFS/
 const DENIED = /Permission denied|EACCES|EPERM|Operation not permitted/i
+const MIGRATION_LOAD = /load of migration failed|error while loading state/
 const LOCKED = /Failed to get "(?:write|consistent read)" lock/
 const LOCAL_CODES: ErrorCode[] = ['DISK_FULL', 'READ_ONLY', 'ACCESS_DENIED']
 const ELSEWHERE = 'STACK_EMULATOR_HOME (state) or STACK_EMULATOR_CACHE_DIR (images, snapshots)'
@@ -30,7 +31,9 @@ export function localFailure(error: unknown, folder: string): StackEmulatorError
       code: 'READ_ONLY', fix: `Remount it writable, or point ${ELSEWHERE} at a writable folder.`, details: details(readOnly), cause: error,
     })
   }
-  const denied = line(DENIED)
+  // QEMU words a device state it cannot load as "load of migration failed: Operation not permitted":
+  // a bad snapshot, not a file this user may not open.
+  const denied = lines.find((l) => DENIED.test(l) && !MIGRATION_LOAD.test(l))
   if (denied) return accessDenied(error, failedFile(error, denied), folder, details(denied))
   const locked = line(LOCKED)
   if (locked) {

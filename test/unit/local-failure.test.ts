@@ -52,4 +52,10 @@ describe('localFailure', () => {
     expect(localFailure(qemuFailed('qemu-system-x86_64: unsupported machine type'), folder)).toBeUndefined()
     expect(localFailure(full, '/elsewhere')).toBe(full)
   })
+
+  it('a device state QEMU cannot load ("Operation not permitted") is a bad snapshot, not a local failure', () => {
+    // As QEMU 7.2 said of a ready snapshot whose RAM file was wiped.
+    const failed = qemuFailed("qemu-system-x86_64: error while loading state for instance 0x0 of device 'kvm-tpr-opt'", 'qemu-system-x86_64: load of migration failed: Operation not permitted')
+    expect(localFailure(failed, folder)).toBeUndefined()
+  })
 })
