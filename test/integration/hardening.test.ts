@@ -272,8 +272,10 @@ describe('local failures never cost the snapshot', () => {
     expect(await leftoversUnder(full)).toEqual([])
   })
 
-  it('a cache that fills up while the seeded snapshot is saved: the acquire fails with DISK_FULL naming the cache, nothing runs, and the next run seeds', async () => {
-    const cache = path.join(home, 'fullcache')
+  // `fill`: the save itself meets the full cache. `fill-write`: the guest writes first, so QEMU
+  // pauses it (werror=enospc) and its agent answers nothing: the save must not blame the agent.
+  it.each(['fill', 'fill-write'])('a cache that fills up while the seeded snapshot is saved (%s): the acquire fails with DISK_FULL naming the cache, nothing runs, and the next run seeds', async (seed) => {
+    const cache = path.join(home, `fullcache-${seed}`)
     await mount(['-t', 'tmpfs', '-o', 'size=8g', 'tmpfs'], cache)
     await privateCacheWithSnapshot(home, cache)
     // Room for what was copied plus a staged seeded snapshot (its RAM file preallocated, 512 MiB)
@@ -283,16 +285,17 @@ describe('local failures never cost the snapshot', () => {
     const env = { STACK_EMULATOR_CACHE_DIR: cache }
     const filler = path.join(cache, 'filler')
     // The seed runs after the staged copy is made and before the save: it fills the cache.
-    const failed = spawnAcquirer({ name: 'savefull', seedWith: `fill:${filler}` }, env)
+    const failed = spawnAcquirer({ name: `savefull-${seed}`, seedWith: `${seed}:${filler}` }, env)
     const reply = await failed.next()
     expect(reply.code, reply.error).toBe('DISK_FULL')
     expect(reply.error).toMatch(new RegExp(`No space left in ${cache}/snapshots.*Free some space there`))
     expect(reply.error).not.toMatch(/agent/i)
+    if (seed === 'fill-write') expect(reply.logs).toContainEqual(expect.stringMatching(new RegExp(`The VM is paused: no space left for its disk in ${cache}/snapshots`)))
     await failed.child
-    expect(await leftoversUnder(path.join(home, 'state', 'savefull'))).toEqual([])
+    expect(await leftoversUnder(path.join(home, 'state', `savefull-${seed}`))).toEqual([])
     // Nothing half-saved is taken for a seeded snapshot: with room again, the next run seeds and saves.
     fs.rmSync(filler)
-    const next = spawnAcquirer({ name: 'savefull', seedWith: 'user' }, env)
+    const next = spawnAcquirer({ name: `savefull-${seed}`, seedWith: 'user' }, env)
     const seeded = await next.next()
     expect(seeded.error).toBeUndefined()
     expect(seeded.logs).toContainEqual(expect.stringMatching(/taking a seeded snapshot .*\(none was taken yet\)/))

@@ -1,7 +1,8 @@
 // A test runner stand-in: acquires a lease from the built package, prints one JSON line, then
 // holds the lease until stdin closes or says "release" (or for HOLD_MS), and releases.
 // Options come as JSON in argv[2]; `seedWith` names a seed: "user" (creates seeded@example.com),
-// "hang" (never ends), or "fill:<file>" (writes zeros into <file> until its disk is full).
+// "hang" (never ends), "fill:<file>" (writes zeros into <file> until its disk is full), or
+// "fill-write:<file>" (then has the guest write).
 // "write:<email>" on stdin creates a user first; "reset" resets (force) and prints the handle or the error.
 import { spawnSync } from 'node:child_process'
 import readline from 'node:readline'
@@ -15,7 +16,14 @@ const seeds = {
     if (response.status !== 201) throw new Error(`seed: HTTP ${response.status}`)
   },
   hang: () => new Promise(() => {}),
-  fill: async () => void spawnSync('dd', ['if=/dev/zero', `of=${seedWith.slice(5)}`, 'bs=1M', 'count=100000']),
+  fill: async () => void spawnSync('dd', ['if=/dev/zero', `of=${seedWith.split(':')[1]}`, 'bs=1M', 'count=100000']),
+  // Fills the disk, then has the guest write (a user's row): QEMU pauses it on the full disk, and
+  // the request never answers, so it is left behind once the pause must have come.
+  'fill-write': async (e) => {
+    await seeds.fill()
+    void seeds.user(e).catch(() => {})
+    await new Promise((r) => setTimeout(r, 2000))
+  },
 }
 if (seedWith) options.seed = seeds[seedWith.split(':')[0]]
 const started = Date.now()
