@@ -1,7 +1,7 @@
 /**
  * Small JSON-over-HTTP calls to the VM's services (health probes, the clock, credentials), on
  * Node's own http module: it is already loaded, while undici costs about 140 ms of module
- * loading on the supervisor's start-up path (see README, "Start-up"). Downloads use undici.
+ * loading on the supervisor's start-up path (docs/benchmarks.md, "Start-up"). Downloads use undici.
  */
 import http from 'node:http'
 

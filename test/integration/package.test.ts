@@ -86,7 +86,9 @@ describe('the npm package', () => {
     const files = packed.files.map((f) => f.path)
     expect(files).toEqual(expect.arrayContaining([
       'dist/cli/main.js', 'dist/index.d.ts', 'dist/supervisor/main.js', 'fixtures/image/build.sh',
-      'fixtures/image/manifest.template.json', 'fixtures/image/rootfs.sh', 'fixtures/image/customize.sh', 'fixtures/image/base.env', 'cloud-init/user-data', 'LICENSE', 'README.md',
+      'fixtures/image/manifest.template.json', 'fixtures/image/rootfs.sh', 'fixtures/image/customize.sh', 'fixtures/image/base.env', 'cloud-init/user-data', 'LICENSE', 'README.md', 'CHANGELOG.md',
+      // The README's links into docs/ resolve in the installed package too.
+      'docs/how-it-works.md', 'docs/images.md', 'docs/benchmarks.md',
       // What the real image's manifest and the Docker driver need beside the code.
       'manifests/stack-auth.json', 'manifests/stack-auth.base.env', 'docker/manifest.json', 'docker/build.sh',
     ]))

@@ -1,6 +1,6 @@
 /**
  * The snapshot store. A `ready` snapshot is guest RAM in a file plus the device state and the
- * disk layer that match it, frozen together as one unit (README, "How it works").
+ * disk layer that match it, frozen together as one unit (docs/how-it-works.md).
  * Restores map the RAM file privately, so pages load on demand and every VM sees only its own
  * writes; nothing in the store is ever written after capture, so a read-only cache restores.
  *
