@@ -10,6 +10,7 @@ import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { acquire, type Emulator } from '../../src/client/acquire.js'
 import { stopInstance } from '../../src/client/control.js'
+import { generatedConfigDir, projectRoot } from '../../src/stack/project-config.js'
 import { cliPath, eventually, instanceNames, processesMentioning, spawnAcquirer, useTempHome } from '../helpers.js'
 import { containersOf, dockerEnv } from './docker.js'
 
@@ -24,8 +25,8 @@ const remoteOptions = () => ({
   driver: 'external' as const,
   urls: remote!.services,
   internalKey: fs.readFileSync(path.join(stateDir('remote'), 'share', stateDir('remote'), 'vm', 'internal-pck'), 'utf8'),
-  // The remote reads config files it can see: the generated default its own instance shares.
-  configFile: path.join(home, 'state', 'stack.config.ts'),
+  // The remote reads config files it can see: the generated default its own instance shares (this project's).
+  configFile: path.join(generatedConfigDir(path.join(home, 'state'), projectRoot(process.cwd())), 'stack.config.ts'),
 })
 
 beforeAll(async () => {

@@ -105,6 +105,6 @@ describe('stack-emulator exec', () => {
   it('says how to call it when the command is missing', async () => {
     const result = await cli(['exec', '--name', 'exec'])
     expect(result.exitCode).toBe(2)
-    expect(result.stderr).toMatch(/exec needs a command after --/)
+    expect(result.stderr).toMatch(/exec needs a command, e\.g\. stack-emulator exec -- npm test\. Run `stack-emulator exec --help`/)
   })
 })

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { acquire, type Emulator } from '../../src/client/acquire.js'
 import { stopInstance } from '../../src/client/control.js'
 import { guestExec, withGuestAgent } from '../../src/drivers/qemu/guest-agent.js'
-import { cli, fixtureVariant, http, leftoversUnder, privateCacheWithSnapshot, qemuProcesses, useTempHome } from '../helpers.js'
+import { cli, fixtureVariant, http, leftoversUnder, privateCacheWithSnapshot, processesMentioning, qemuProcesses, useTempHome } from '../helpers.js'
 
 const home = useTempHome()
 const cache = await privateCacheWithSnapshot(home)
@@ -27,9 +27,17 @@ const variant = (name: string, change: (manifest: Record<string, any>) => void) 
     change(m)
   })
 
-/** Runs a command in the guest through its agent (the supervisor holds no agent connection between tasks). */
-const inGuest = (name: string, argv: string[]) =>
-  withGuestAgent(path.join(instanceDir(name), 'qga.sock'), 10_000, (agent) => guestExec(agent, argv, 10_000))
+/**
+ * Runs a command in the guest of the QEMU `vm` names, through its agent (the supervisor holds no
+ * agent connection between tasks), found on its command line: a reset restores beside the old VM,
+ * in the other slot's files, and a warm spare may run beside it.
+ */
+const inGuest = (vm: Emulator, argv: string[]) => {
+  const qemu = processesMentioning('qemu-system').find((p) => p.pid === Number(vm.id))
+  if (!qemu) throw new Error(`no QEMU with pid ${vm.id}`)
+  const socket = /socket,id=qga,path=([^,\s]+)/.exec(qemu.cmdline)![1]!
+  return withGuestAgent(socket, 10_000, (agent) => guestExec(agent, argv, 10_000))
+}
 
 /**
  * A guest shell expression: the pid of the fixture's services, its only python3 process (by `comm`:
@@ -93,15 +101,15 @@ describe('the fixture through the real contract', () => {
   })
 
   it('shows the guest nothing outside the shared folder', async () => {
-    expect((await inGuest('contract', ['/bin/ls', '-A', `/host${appDir}`])).split('\n').filter(Boolean)).toEqual(['stack.config.ts'])
-    expect((await inGuest('contract', ['/bin/ls', '-A', '/host'])).split('\n').filter(Boolean)).toEqual([home.split('/')[1]])
-    await expect(inGuest('contract', ['/usr/bin/test', '-e', '/host/etc/passwd'])).rejects.toThrow(/exit code 1/)
+    expect((await inGuest(vm, ['/bin/ls', '-A', `/host${appDir}`])).split('\n').filter(Boolean)).toEqual(['stack.config.ts'])
+    expect((await inGuest(vm, ['/bin/ls', '-A', '/host'])).split('\n').filter(Boolean)).toEqual([home.split('/')[1]])
+    await expect(inGuest(vm, ['/usr/bin/test', '-e', '/host/etc/passwd'])).rejects.toThrow(/exit code 1/)
   })
 
   it('restores without the share, hot-plugs and mounts it once after each restore and reset, and mints again after a reset', async () => {
     expect(vm.origin).toBe('snapshot')
     // One mount of the share is one 9p superblock, listed more than once (its copies propagated to the root's peers): a second mount would add one.
-    const shareMounts = async () => new Set((await inGuest('contract', ['/bin/cat', '/proc/self/mountinfo'])).split('\n')
+    const shareMounts = async () => new Set((await inGuest(vm, ['/bin/cat', '/proc/self/mountinfo'])).split('\n')
       .filter((line) => / \/host .* - 9p hostfs /.test(line)).map((line) => line.split(' ')[2])).size
     for (let round = 0; round < 2; round++) {
       // As Stack Auth's script: the snapshot has only the empty root port; the device is hot-plugged after the restore.
@@ -110,7 +118,7 @@ describe('the fixture through the real contract', () => {
       expect(cmdline).not.toContain('virtio-9p-pci')
       expect(await shareMounts()).toBe(1)
       // The services (their own mount namespace, as the real container) see the share that was plugged after their start.
-      expect(await inGuest('contract', ['/bin/sh', '-c', `cat "/proc/$(${servicesPid})/root/host$0"`, configFile])).toBe(fs.readFileSync(configFile, 'utf8'))
+      expect(await inGuest(vm, ['/bin/sh', '-c', `cat "/proc/$(${servicesPid})/root/host$0"`, configFile])).toBe(fs.readFileSync(configFile, 'utf8'))
       await vm.reset()
     }
     const again = await acquire({ name: 'contract', configFile })

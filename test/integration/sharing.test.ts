@@ -95,7 +95,7 @@ describe('crashes', () => {
     const first = await a.next()
     process.kill(first.qemuPid, 'SIGKILL')
     // The holder is told, in one line, what happened; the next acquire starts afresh.
-    expect(await a.next()).toEqual({ lost: expect.stringMatching(/QEMU \(pid \d+\) exited unexpectedly.*next acquire starts a new VM/) })
+    expect(await a.next()).toEqual({ lost: expect.stringMatching(new RegExp(`QEMU \\(pid ${first.qemuPid}\\) was killed by SIGKILL.*; the next acquire starts a new VM`)) })
     await a.child
     const b = spawnAcquirer({ name: 'qemu' })
     const second = await b.next()
