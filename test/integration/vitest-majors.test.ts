@@ -22,12 +22,15 @@ const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8'))
 const versionOf = (pkg: string) => readJson(path.join(root, 'node_modules', pkg, 'package.json')).version as string
 const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(Number) as [number, number]
 
-/** Exact versions, so a run is repeatable: the floor of the peer range, the one this repo uses, the newest major. */
+/**
+ * Exact versions, so a run is repeatable: the floor of the peer range, the one this repo uses, the
+ * newest major. `node`: a Node to run it on where this one is outside its engines (vitest 5's:
+ * ^22.12.0 || ^24.0.0 || >=26.0.0), the official binary as the npm registry ships it.
+ */
 const MAJORS = [
-  { vitest: '3.2.0', node: true },
-  { vitest: versionOf('vitest'), node: true },
-  // vitest 5's engines: ^22.12.0 || ^24.0.0 || >=26.0.0.
-  { vitest: '5.1.2', node: (nodeMajor === 22 && nodeMinor >= 12) || nodeMajor === 24 || nodeMajor >= 26 },
+  { vitest: '3.2.0' },
+  { vitest: versionOf('vitest') },
+  { vitest: '5.1.2', ...((nodeMajor === 22 && nodeMinor >= 12) || nodeMajor === 24 || nodeMajor >= 26 ? {} : { node: '24.22.3', typesNode: '24.19.4' }) },
 ]
 
 const CREDENTIALS = { project_id: 'stand-in-project', publishable_client_key: 'pck-stand-in', secret_server_key: 'ssk-stand-in', super_secret_admin_key: 'sak-stand-in' }
@@ -46,6 +49,17 @@ const env = () => ({
 })
 const run = (cwd: string, file: string, args: string[], extraEnv: Record<string, string> = {}) =>
   execa(file, args, { cwd, env: { ...env(), ...extraEnv }, extendEnv: false, reject: false, all: true, timeout: 300_000 })
+
+/** Installs Node `version` (the registry's node-<platform>-<arch> package) and returns its bin folder. */
+async function installNode(version: string): Promise<string> {
+  const prefix = path.join(home, `node-${version}`)
+  const pkg = `node-${process.platform}-${process.arch}`
+  const install = await run(home, 'npm', ['install', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', `${pkg}@${version}`])
+  expect(install.exitCode, install.all).toBe(0)
+  const bin = path.join(prefix, 'node_modules', pkg, 'bin')
+  expect((await execa(path.join(bin, 'node'), ['-v'])).stdout).toBe(`v${version}`)
+  return bin
+}
 
 const instanceOf = (vitest: string) => `majors-${vitest.replace(/\W/g, '-')}`
 
@@ -74,6 +88,7 @@ test('the fixture and useStackEmulator() give the injected emulator', ({ stackEm
   expect([backendUrl, projectId]).toEqual([stackEmulator.backendUrl, stackEmulator.projectId])
   expect(projectId).toBe(process.env.STACK_PROJECT_ID)
   expect(typeof mail.waitForMessage).toBe('function')
+  expect(process.version).toBe(process.env.EXPECTED_NODE)
 })
 `,
 }
@@ -102,28 +117,29 @@ afterAll(async () => {
   expect(await leftoversUnder(home)).toEqual([])
 })
 
-for (const { vitest, node } of MAJORS) {
-  const title = `vitest ${vitest}${node ? '' : ` (not on Node ${process.versions.node}: its engines want Node 22.12 or later)`}`
-  if (!node) console.warn(`vitest-majors.test.ts: skipped ${title}`)
-  describe.skipIf(!node)(title, () => {
+for (const { vitest, node, typesNode = versionOf('@types/node') } of MAJORS as { vitest: string; node?: string; typesNode?: string }[]) {
+  describe(`vitest ${vitest}${node ? ` on Node ${node}` : ''}`, () => {
     const consumer = path.join(home, `consumer-${vitest}`)
+    // The consumer's tools (#!/usr/bin/env node) and the supervisor they spawn run on this Node.
+    let nodePath: Record<string, string> = {}
 
     beforeAll(async () => {
       for (const [file, text] of Object.entries(FILES)) {
         fs.mkdirSync(path.dirname(path.join(consumer, file)), { recursive: true })
         fs.writeFileSync(path.join(consumer, file), text)
       }
-      const install = await run(consumer, 'npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, `vitest@${vitest}`, `typescript@${versionOf('typescript')}`, `@types/node@${versionOf('@types/node')}`])
+      if (node) nodePath = { PATH: `${await installNode(node)}${path.delimiter}${process.env.PATH}` }
+      const install = await run(consumer, 'npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, `vitest@${vitest}`, `typescript@${versionOf('typescript')}`, `@types/node@${typesNode}`], nodePath)
       expect(install.exitCode, install.all).toBe(0)
     }, 300_000)
 
     it('type-checks the config and both kinds of test', async () => {
-      const tsc = await run(consumer, path.join(consumer, 'node_modules/.bin/tsc'), ['-p', '.'])
+      const tsc = await run(consumer, path.join(consumer, 'node_modules/.bin/tsc'), ['-p', '.'], nodePath)
       expect(tsc.exitCode, tsc.all).toBe(0)
     })
 
     it('loads the plugin in vitest.config.ts and runs tests that import either side', async () => {
-      const result = await run(consumer, path.join(consumer, 'node_modules/.bin/vitest'), ['run'], { STACK_EMULATOR_NAME: instanceOf(vitest) })
+      const result = await run(consumer, path.join(consumer, 'node_modules/.bin/vitest'), ['run'], { ...nodePath, STACK_EMULATOR_NAME: instanceOf(vitest), EXPECTED_NODE: node ? `v${node}` : process.version })
       expect(result.exitCode, result.all).toBe(0)
       expect(stripVTControlCharacters(result.all)).toMatch(/Tests +2 passed/)
       expect(readJson(path.join(consumer, 'node_modules/vitest/package.json')).version).toBe(vitest)
@@ -134,7 +150,7 @@ for (const { vitest, node } of MAJORS) {
       fs.writeFileSync(failing, "import { expect, test } from 'vitest'\n\ntest('fails on purpose', () => expect(1).toBe(2))\n")
       try {
         const report = path.join(consumer, 'report.json')
-        const result = await run(consumer, path.join(consumer, 'node_modules/.bin/vitest'), ['run', 'test/failing.test.ts', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`], { STACK_EMULATOR_NAME: instanceOf(vitest) })
+        const result = await run(consumer, path.join(consumer, 'node_modules/.bin/vitest'), ['run', 'test/failing.test.ts', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`], { ...nodePath, STACK_EMULATOR_NAME: instanceOf(vitest) })
         expect(result.exitCode, result.all).toBe(1)
         const [failed] = readJson(report).testResults[0].assertionResults
         // The stand-in is an external emulator: no services' output to read, the supervisor's log.
