@@ -286,10 +286,10 @@ export class Supervisor {
     if (seeding) {
       if (seeding.seeder === lease) return undefined
       const same = request?.configFile === seeding.request.configFile && (!request.seedId || request.seedId === seeding.request.seedId)
-      if (seeding.seeder) return { wait: `pid ${seeding.seeder.client.pid} to seed ${seeding.request.configFile} (${seedName(seeding.request.seedId)})`, until: seeding.done, conflict: !same }
+      if (seeding.seeder) return { wait: `pid ${seeding.seeder.client.pid} to take the seeded snapshot of ${seeding.request.configFile} (${seedName(seeding.request.seedId)})`, until: seeding.done, conflict: !same }
       // Opened by a client whose seed comes later (Playwright's webServer): it serves meanwhile.
       if (!same && request?.seedId) return this.heldBy(lease, `${seedName(seeding.request.seedId)} for ${seeding.request.configFile}`)
-      if (same && request?.seedFrom === 'none') return { wait: `the suite that holds ${seedName(seeding.request.seedId)} to seed ${seeding.request.configFile}`, until: seeding.done, conflict: false }
+      if (same && request?.seedFrom === 'none') return { wait: `the suite that holds ${seedName(seeding.request.seedId)} to take the seeded snapshot of ${seeding.request.configFile}`, until: seeding.done, conflict: false }
       return undefined
     }
     if (!request?.seedId || !this.vm?.checkpoints) return undefined

@@ -419,7 +419,7 @@ describe('supervisor', () => {
     const seeder = await t.s.client()
     expect(await t.acquire(seeder)).toMatchObject({ seeding: true })
     const other = await t.s.client()
-    await expect(t.acquire(other, { seedTimeoutMs: 1000 })).rejects.toMatchObject({ code: 'SEED_TIMEOUT', message: expect.stringMatching(/waited 1 s for pid \d+ to seed .* \(seed v1\)/) })
+    await expect(t.acquire(other, { seedTimeoutMs: 1000 })).rejects.toMatchObject({ code: 'SEED_TIMEOUT', message: expect.stringMatching(/waited 1 s for pid \d+ to take the seeded snapshot of .* \(seed v1\)/) })
   })
 
   it('a failed save is the seeder\'s error, and the VM is reset before it serves a seeded suite', async () => {
