@@ -26,6 +26,7 @@ import { exitReason, oomKills } from './exit-reason.js'
 import { moveForwards, portName, portsLost, portTaken, takeBack } from './forwards.js'
 import { boundSeededSnapshots, checkFiles, discardSnapshot, type SnapshotHold } from './snapshot.js'
 import { formatBytes } from '../../files.js'
+import { pollUntil } from '../../poll.js'
 import { HostShare } from '../host-share.js'
 
 export async function startQemuVm(options: DriverStartOptions): Promise<RunningVm> {
@@ -244,16 +245,22 @@ class QemuVm implements RunningVm {
     if (!staged) throw new StackEmulatorError('No checkpoint is being seeded', { code: 'SNAPSHOT' })
     let failure: unknown
     this.busy = true // its QEMU stops once saved: that is no crash
+    // Its files go to the snapshot store (the cache), not the instance folder: a full disk names that.
+    const saving = local(path.dirname(staged.dir), () => saveCheckpoint(this.ctx, this.proc, this.slot, staged.mode, staged.dir, meta))
+    const watching = new AbortController()
     try {
-      // Its files go to the snapshot store (the cache), not the instance folder: a full disk names that.
-      const saved = await local(path.dirname(staged.dir), () => saveCheckpoint(this.ctx, this.proc, this.slot, staged.mode, staged.dir, meta))
+      // A guest paused on a full disk answers nothing: fail at once rather than after the agent's timeout.
+      const saved = await Promise.race([saving, this.pausedOnFullDisk(watching.signal)])
       this.mode = saved.mode
       await this.returnTo({ slot: staged.slot, meta }, saved.hold)
       this.staged = undefined
     } catch (error) {
-      // A guest paused on a full disk answers nothing: its agent's timeout is not the cause.
       failure = this.diskFull ? diskFull(this.diskFolder(), this.diskFull.message, error) : error
+      // The save may still be under way: it ends with its QEMU, before the staged files are dropped.
+      await this.proc.stop()
+      await saving.catch(() => {})
     } finally {
+      watching.abort()
       this.busy = false
     }
     await this.restart(async () => {
@@ -339,6 +346,14 @@ class QemuVm implements RunningVm {
       await fs.rm(overlayPath(this.ctx, this.mode.kind), { force: true })
       return launchReady(this.ctx, this.mode, this.forwards)
     }
+  }
+
+  /** Rejects with the pause's error once QEMU pauses the guest on a full disk (until `signal` aborts). */
+  private async pausedOnFullDisk(signal: AbortSignal): Promise<never> {
+    await pollUntil(() => this.diskFull !== undefined, {
+      timeoutMs: Infinity, intervalMs: 100, signal, timeoutError: () => new Error('unreachable: no deadline'),
+    })
+    throw this.diskFull!
   }
 
   /** Where the running VM's disk overlay grows: a VM being seeded writes into the snapshot store. */
