@@ -10,6 +10,7 @@ import { chooseAccel } from '../../src/drivers/qemu/accel.js'
 import { pollUntil } from '../../src/poll.js'
 import { findQemu } from '../../src/drivers/qemu/binary.js'
 import { cli, cliPath, instanceNames, leftoversUnder, privateCache, processesMentioning, qemuProcesses, useTempHome } from '../helpers.js'
+import { screen } from '../terminal.js'
 
 const home = useTempHome('se-instances-')
 
@@ -17,20 +18,6 @@ afterAll(async () => {
   for (const name of instanceNames(home)) await cli(['stop', '--name', name])
   expect(await leftoversUnder(home)).toEqual([])
 })
-
-/** What a terminal shows for `raw`: \r goes back to the line's start, ESC[K clears to its end. */
-function screen(raw: string): string[] {
-  return raw.split('\n').map((line) => {
-    let text = ''
-    let cursor = 0
-    for (const token of line.match(/\x1b\[[0-9;?]*[A-Za-z]|\r|[^\x1b\r]/g) ?? []) {
-      if (token === '\r') cursor = 0
-      else if (token === '\x1b[K') text = text.slice(0, cursor)
-      else if (!token.startsWith('\x1b')) text = text.slice(0, cursor) + token + text.slice(++cursor)
-    }
-    return text
-  }).filter(Boolean)
-}
 
 describe('STACK_EMULATOR_ACCEL=kvm', () => {
   it('where KVM does not work, start fails with the reason instead of falling back to TCG; nothing is left running', async () => {

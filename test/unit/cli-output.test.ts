@@ -14,6 +14,7 @@ import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pollUntil } from '../../src/poll.js'
 import { readSettings } from '../../src/settings.js'
+import { screen } from '../terminal.js'
 
 const root = path.resolve(import.meta.dirname, '../..')
 const cliPath = path.join(root, 'dist/cli/main.js')
@@ -146,20 +147,6 @@ describe('ps and stop --all', () => {
 })
 
 describe('on a terminal', () => {
-  /** What a terminal shows for `raw`: \r goes back to the line's start, ESC[K clears to its end. */
-  function screen(raw: string): string[] {
-    return raw.split('\n').map((line) => {
-      let text = ''
-      let cursor = 0
-      for (const token of line.match(/\x1b\[[0-9;?]*[A-Za-z]|\r|[^\x1b\r]/g) ?? []) {
-        if (token === '\r') cursor = 0
-        else if (token === '\x1b[K') text = text.slice(0, cursor)
-        else if (!token.startsWith('\x1b')) text = text.slice(0, cursor) + token + text.slice(++cursor)
-      }
-      return text
-    }).filter(Boolean)
-  }
-
   it('a log line gets a line of its own: the progress line is cleared before it and drawn again after', async () => {
     healthy = false
     const command = [process.execPath, cliPath, 'start', '--name', 'tty'].map((a) => `'${a}'`).join(' ')
