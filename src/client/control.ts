@@ -3,6 +3,7 @@ import fs from 'node:fs/promises'
 import { checkInstanceOwner, instancePaths, type InstancePaths } from '../instance/paths.js'
 import { isProcessAlive } from '../instance/process-alive.js'
 import { readSettings } from '../settings.js'
+import { readJson } from '../files.js'
 import { isHealthy } from '../stack/readiness.js'
 import { loadManifest } from '../image/manifest.js'
 import type { ServiceLogQuery, ServiceLogs } from '../drivers/types.js'
@@ -176,14 +177,6 @@ async function askStatus(paths: InstancePaths): Promise<StatusResult | undefined
     return undefined
   } finally {
     connection?.close()
-  }
-}
-
-async function readJson<T>(file: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as T
-  } catch {
-    return undefined
   }
 }
 
