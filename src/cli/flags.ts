@@ -67,7 +67,7 @@ export function optionsFromFlags(values: FlagValues, usageError: (message: strin
     driver: values.driver as EmulatorOptions['driver'],
     urls: values.url ? Object.fromEntries(values.url.map((u) => {
       const at = u.indexOf('=')
-      if (at < 1) throw usageError(`--url expects <service>=<url>, e.g. --url backend=http://10.0.0.5:8102; got "${u}"`)
+      if (at < 1) throw usageError(`--url expects <service>=<url>, e.g. --url backend=http://127.0.0.1:8102; got "${u}"`)
       return [u.slice(0, at), u.slice(at + 1)]
     })) : undefined,
     internalKey: values['internal-key'],
