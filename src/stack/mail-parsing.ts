@@ -36,6 +36,25 @@ export function isAddressedTo(to: readonly string[], address: string): boolean {
   return to.flatMap((entry) => entry.split(',')).some((entry) => bareAddress(entry).toLowerCase() === wanted)
 }
 
+/**
+ * The display name of a From header, unquoted: `"Local Emulator: a.ts" <noreply@x>` gives
+ * `Local Emulator: a.ts`; a bare address gives ''.
+ */
+export function senderName(from: string): string {
+  const lt = from.lastIndexOf('<')
+  const name = (lt === -1 ? '' : from.slice(0, lt)).trim()
+  return name.startsWith('"') && name.endsWith('"') && name.length >= 2 ? name.slice(1, -1).replace(/\\(.)/g, '$1') : name
+}
+
+/**
+ * Whether a message was sent by the project named `displayName`: Stack Auth sends a project's
+ * mail (on the shared mail server the emulator uses) as `"<project display name>" <sender>`
+ * (apps/backend/src/lib/emails.tsx getSharedEmailConfig), and the fixture does the same.
+ */
+export function isFromProject(from: string | undefined, displayName: string): boolean {
+  return senderName(from ?? '') === displayName
+}
+
 const NAMED_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' }
 
 /** Decodes the entities an href can hold (`&amp;` between query parameters above all). */

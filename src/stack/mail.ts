@@ -4,7 +4,7 @@
  */
 import { StackEmulatorError, badOption } from '../errors.js'
 import { httpRequest } from '../http.js'
-import { extractLinks, isAddressedTo, mailboxName } from './mail-parsing.js'
+import { extractLinks, isAddressedTo, isFromProject, mailboxName } from './mail-parsing.js'
 
 /** The manifest's name for the mail catcher's service. */
 export const MAIL_SERVICE = 'inbucket'
@@ -55,8 +55,21 @@ export interface MailClient {
   waitForMessage(address: string, options?: WaitForMessageOptions): Promise<MailMessage>
   /** Deletes one message. */
   delete(address: string, id: string): Promise<void>
-  /** Empties the mailbox that `address` lands in (with every other address of that local part). */
+  /**
+   * Empties the mailbox that `address` lands in (with every other address of that local part);
+   * a project's helper deletes only that project's messages there.
+   */
   clear(address: string): Promise<void>
+}
+
+/** Which messages a mail helper sees. */
+export interface MailFilter {
+  /**
+   * Only the mail this project sent (isolation 'project'): its display name, which Stack Auth puts
+   * in the From header. Parallel tests each in a project of their own then never read each
+   * other's mail, even for the same address. A test that renames its project loses sight of it.
+   */
+  project?: string
 }
 
 /** A message as Inbucket lists it (GET /api/v1/mailbox/{name}). */
@@ -75,12 +88,12 @@ interface Detail extends Summary {
 }
 
 /** The mail client of an emulator's services; one that explains itself when there is no Inbucket. */
-export function mailFor(services: Record<string, string>): MailClient {
+export function mailFor(services: Record<string, string>, filter: MailFilter = {}): MailClient {
   const url = services[MAIL_SERVICE]
-  return url ? mailClient(url) : missingMail(Object.keys(services))
+  return url ? mailClient(url, filter) : missingMail(Object.keys(services))
 }
 
-export function mailClient(inbucketUrl: string): MailClient {
+export function mailClient(inbucketUrl: string, filter: MailFilter = {}): MailClient {
   const base = inbucketUrl.replace(/\/+$/, '')
   const mailboxUrl = (address: string) => `${base}/api/v1/mailbox/${encodeURIComponent(mailboxName(address))}`
 
@@ -109,7 +122,9 @@ export function mailClient(inbucketUrl: string): MailClient {
   /** The mailbox's messages to `address`, oldest first (a stable sort keeps Inbucket's order on ties). */
   async function list(address: string): Promise<Summary[]> {
     const summaries = ((await call('GET', mailboxUrl(address))) ?? []) as Summary[]
-    return summaries.filter((s) => isAddressedTo(recipients(s), address)).sort((a, b) => receivedAt(a) - receivedAt(b))
+    return summaries
+      .filter((s) => isAddressedTo(recipients(s), address) && (filter.project === undefined || isFromProject(s.from, filter.project)))
+      .sort((a, b) => receivedAt(a) - receivedAt(b))
   }
 
   async function read(address: string, id: string): Promise<MailMessage> {
@@ -147,7 +162,11 @@ export function mailClient(inbucketUrl: string): MailClient {
     messages: async (address) => Promise.all((await list(address)).map((s) => read(address, s.id))),
     waitForMessage,
     delete: async (address, id) => void (await call('DELETE', `${mailboxUrl(address)}/${encodeURIComponent(id)}`)),
-    clear: async (address) => void (await call('DELETE', mailboxUrl(address))),
+    clear: async (address) => {
+      if (filter.project === undefined) return void (await call('DELETE', mailboxUrl(address)))
+      // The mailbox is shared with other projects' tests: only this project's messages go.
+      for (const s of await list(address)) await call('DELETE', `${mailboxUrl(address)}/${encodeURIComponent(s.id)}`)
+    },
   }
 }
 

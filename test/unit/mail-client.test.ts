@@ -16,9 +16,9 @@ let server: http.Server
 let url: string
 
 /** What Inbucket would store for a message to `to`, in the mailbox Inbucket files it under. */
-function deliver(to: string, subject: string, body: Partial<Stored['body']> = {}, at = Date.now()): Stored {
+function deliver(to: string, subject: string, body: Partial<Stored['body']> = {}, at = Date.now(), from = '<noreply@example.com>'): Stored {
   const message = {
-    mailbox: to.split('@')[0]!.split('+')[0]!.toLowerCase(), id: `${at}-${messages.length}`, from: '<noreply@example.com>', to: [`<${to}>`],
+    mailbox: to.split('@')[0]!.split('+')[0]!.toLowerCase(), id: `${at}-${messages.length}`, from, to: [`<${to}>`],
     subject, 'posix-millis': at, body: { text: body.text ?? '', html: body.html ?? '' },
   }
   messages.push(message)
@@ -125,6 +125,32 @@ describe('messages, delete and clear', () => {
     expect(await mail.messages('bob@example.com')).toEqual([])
     expect(requests).toContain(`DELETE /api/v1/mailbox/bob/${encodeURIComponent(first.id)}`)
     expect(requests).toContain('DELETE /api/v1/mailbox/bob')
+  })
+})
+
+describe('a project\'s mail helper (isolation "project")', () => {
+  const a = 'Local Emulator: stack.config.aaaa.ts'
+  const b = 'Local Emulator: stack.config.bbbb.ts'
+  const sender = (project: string) => `"${project}" <noreply@example.com>`
+
+  it('sees only the mail its project sent, even to an address that another project mails too', async () => {
+    const t = Date.now()
+    deliver('ada@example.com', 'Verify (a)', {}, t, sender(a))
+    deliver('ada@example.com', 'Verify (b)', {}, t + 1, sender(b))
+    expect((await mailFor({ inbucket: url }, { project: a }).messages('ada@example.com')).map((m) => m.subject)).toEqual(['Verify (a)'])
+    expect((await mailFor({ inbucket: url }, { project: b }).waitForMessage('ada@example.com')).subject).toBe('Verify (b)')
+    expect((await mailClient(url).messages('ada@example.com'))).toHaveLength(2) // the run's helper sees all
+  })
+
+  it('waits past another project\'s message, and clear deletes only its own', async () => {
+    deliver('ada@example.com', 'Verify (b)', {}, Date.now(), sender(b))
+    const mail = mailClient(url, { project: a })
+    setTimeout(() => deliver('ada@example.com', 'Verify (a)', {}, Date.now(), sender(a)), 100)
+    expect((await mail.waitForMessage('ada@example.com', { timeoutMs: 2000 })).subject).toBe('Verify (a)')
+    requests.length = 0
+    await mail.clear('ada@example.com')
+    expect(requests.filter((r) => r.startsWith('DELETE'))).toHaveLength(1)
+    expect(messages.map((m) => m.subject)).toEqual(['Verify (b)'])
   })
 })
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { StackEmulatorError } from '../../src/errors.js'
-import { decodeEntities, extractLinks, isAddressedTo, mailboxName } from '../../src/stack/mail-parsing.js'
+import { decodeEntities, extractLinks, isAddressedTo, isFromProject, mailboxName, senderName } from '../../src/stack/mail-parsing.js'
 
 describe('mailboxName: Inbucket\'s default "local" naming', () => {
   it('is the local part, lower-cased', () => {
@@ -73,5 +73,21 @@ describe('extractLinks', () => {
   it('leaves out what is not an http(s) link: mailto, anchors, relative paths, image sources', () => {
     const html = '<a href="mailto:help@example.com">m</a><a href="#top">t</a><a href="/relative">r</a><img src="https://example.com/logo.png"><a HREF = "HTTPS://EXAMPLE.COM/UP">u</a>'
     expect(extractLinks(html, 'ftp://example.com/file')).toEqual(['HTTPS://EXAMPLE.COM/UP'])
+  })
+})
+
+describe('senderName and isFromProject: whose mail it is, by the From name Stack Auth gives it', () => {
+  it('reads the display name, quoted or not, with escapes', () => {
+    expect(senderName('"Local Emulator: a.ts" <noreply@example.com>')).toBe('Local Emulator: a.ts')
+    expect(senderName('Stack <noreply@example.com>')).toBe('Stack')
+    expect(senderName('"Say \\"hi\\"" <n@x>')).toBe('Say "hi"')
+    expect(senderName('<noreply@example.com>')).toBe('')
+    expect(senderName('noreply@example.com')).toBe('')
+  })
+
+  it('matches the project by its whole display name only', () => {
+    expect(isFromProject('"Local Emulator: a.ts" <n@x>', 'Local Emulator: a.ts')).toBe(true)
+    expect(isFromProject('"Local Emulator: a.ts.bak" <n@x>', 'Local Emulator: a.ts')).toBe(false)
+    expect(isFromProject(undefined, 'Local Emulator: a.ts')).toBe(false)
   })
 })
