@@ -78,12 +78,19 @@ export class HostShare implements SharedFiles {
   }
 
   /** Mirrors a config file in (readConfigFile says which files may be); the guest's last change to the old copy goes back first. */
-  async expose(file: string): Promise<void> {
+  async expose(file: string, options: { track?: boolean } = {}): Promise<void> {
     if (!path.isAbsolute(file) || path.normalize(file) !== file) throw new Error(`not an absolute, normal path: ${file}`)
-    if (this.exposed.has(file)) await this.copyBack(file)
+    const track = options.track ?? true
+    if (track && this.exposed.has(file)) await this.copyBack(file)
     const content = await readConfigFile(file)
     await this.inShare(path.dirname(file), true, (dir) => writeIn(dir, path.basename(file), content, 0o600))
-    this.exposed.set(file, content)
+    if (track) this.exposed.set(file, content)
+  }
+
+  /** Removes the share's mirror of the host folder `folder` (absolute): the per-test copies of a VM state that is gone. */
+  async forget(folder: string): Promise<void> {
+    if (!path.isAbsolute(folder) || path.normalize(folder) !== folder || folder === '/') throw new Error(`not an absolute, normal folder: ${folder}`)
+    await this.inShare(path.dirname(folder), false, (dir) => removeIn(dir, path.basename(folder))).catch(absent)
   }
 
   /**

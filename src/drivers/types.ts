@@ -89,10 +89,15 @@ export interface ResetResult {
  * reads the app's config file at its absolute path, and the guest publishes its internal key.
  */
 export interface SharedFiles extends PublishedKey {
-  /** Makes `file` (absolute; a config file, not a link) visible to the guest at the same path. */
-  expose(file: string): Promise<void>
+  /**
+   * Makes `file` (absolute; a config file, not a link) visible to the guest at the same path.
+   * `track: false`: never copied back (a per-test project's copy, issue 25: syncBack stays O(1) in them).
+   */
+  expose(file: string, options?: { track?: boolean }): Promise<void>
   /** Copies back to the host every exposed file the guest changed. */
   syncBack(): Promise<void>
+  /** Removes the guest's view of the host folder `folder` (per-test copies of a VM state that is gone). */
+  forget?(folder: string): Promise<void>
 }
 
 /** What a driver can do; asked, never assumed. */

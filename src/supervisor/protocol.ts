@@ -9,6 +9,7 @@ import type net from 'node:net'
 import type { DriverOptions } from '../drivers/types.js'
 import type { Capabilities, DriverName, ServiceLogQuery, VmOrigin } from '../drivers/types.js'
 import { StackEmulatorError } from '../errors.js'
+import type { StackCredentials } from '../stack/environment.js'
 
 export type Isolation = 'suite' | 'exclusive' | 'none'
 
@@ -59,6 +60,11 @@ export type Request =
   | { op: 'checkpoint' }
   /** The project id and keys for an app's config file (absolute path), minted once per VM state. */
   | { op: 'credentials'; configFile: string }
+  /**
+   * A fresh project (isolation 'project', issue 25): the supervisor copies the app's config file
+   * (absolute path) to a file of the project's own and mints credentials for the copy. Never cached.
+   */
+  | { op: 'project'; configFile: string }
   | { op: 'stop' }
   /** The services' output (RunningInstance.serviceLogs): a time window, what followed a cursor, the last lines. */
   | { op: 'logs'; query?: ServiceLogQuery }
@@ -119,8 +125,20 @@ export interface AcquireResult extends VmInfo {
   startupPhases: Record<string, number>
 }
 
+/** A project minted by the `project` op. */
+export interface MintedProjectResult extends StackCredentials {
+  /** Its config file, a copy of the app's under the instance folder (the guest reads it through the share). */
+  configFile: string
+  /** "Local Emulator: <copy's file name>", as the route names it: the From name of its mail. */
+  displayName: string
+  /** The VM state it was minted in (see the `generation` event). */
+  generation: number
+}
+
 export type Event =
   | { event: 'progress'; phase: string }
+  /** The VM changed state (reset, restore, checkpoint): projects of an older generation are gone. */
+  | { event: 'generation'; generation: number }
   | { event: 'log'; line: string }
   | { event: 'stopped'; reason: string }
 
@@ -186,10 +204,11 @@ export function parseRequest(message: unknown): { id: number; request: Request }
     case 'reset':
       if (m.lease !== undefined && !Number.isSafeInteger(m.lease)) fail('"lease" must be an integer')
       return { id: id as number, request: { op: 'reset', force: bool('force'), lease: m.lease as number | undefined } }
-    case 'credentials': {
+    case 'credentials':
+    case 'project': {
       const file = m.configFile
       if (typeof file !== 'string' || !file.startsWith('/') || file.length > 4096) fail('"configFile" must be an absolute path')
-      return { id: id as number, request: { op: 'credentials', configFile: file as string } }
+      return { id: id as number, request: { op: m.op, configFile: file as string } }
     }
     case 'logs':
       return { id: id as number, request: { op: 'logs', query: logQuery(m.query, fail) } }

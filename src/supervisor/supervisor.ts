@@ -6,8 +6,10 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import net from 'node:net'
+import path from 'node:path'
 import { StackEmulatorError } from '../errors.js'
 import { mintCredentials } from '../stack/credentials.js'
+import { dropProjectCopies, PROJECT_COPIES, writeProjectCopy } from '../stack/project-copy.js'
 import type { StackCredentials } from '../stack/environment.js'
 import { ResetNotDone, type RunningInstance } from '../drivers/types.js'
 import type { ImageManifest } from '../image/manifest.js'
@@ -15,7 +17,7 @@ import { ensureInstanceDir } from '../instance/paths.js'
 import { isSameProcessAlive } from '../instance/process-alive.js'
 import { HELLO_TIMEOUT_MS, type InstanceState, type SupervisorConfig } from './config.js'
 import { LeaseBook, type Lease } from './leases.js'
-import { onLines, parseRequest, send, type AcquireResult, type CheckpointRequest, type Event, type HelloResult, type Request, type StatusResult, type VmInfo } from './protocol.js'
+import { onLines, parseRequest, send, type AcquireResult, type CheckpointRequest, type Event, type HelloResult, type MintedProjectResult, type Request, type StatusResult, type VmInfo } from './protocol.js'
 import { checkpointMisfit, checkpointPolicy, checkpointSlot, seedName, type CheckpointMeta } from './checkpoint-policy.js'
 import { sha256 } from '../digest.js'
 
@@ -80,6 +82,8 @@ export class Supervisor {
   private readonly minted = new Map<string, Promise<StackCredentials>>()
   /** The digest of each config file right after its mint (the guest may write it). */
   private readonly mintedDigests = new Map<string, string>()
+  /** The VM's state, bumped at each change (start, reset, checkpoint): projects minted per test live in one. */
+  private generation = 0
   /** A seeded snapshot being taken; other acquirers wait for it (seedWait). */
   private seeding: Seeding | undefined
   /** A seed left the VM half-made: it serves no seeded suite before a reset. */
@@ -202,7 +206,7 @@ export class Supervisor {
 
   private async handle(connection: Connection, request: Request): Promise<unknown> {
     // While shutting down, only the questions of status and stop are answered.
-    const wantsVm = request.op === 'acquire' || request.op === 'reset' || request.op === 'credentials' || (request.op === 'hello' && request.lease)
+    const wantsVm = request.op === 'acquire' || request.op === 'reset' || request.op === 'credentials' || request.op === 'project' || (request.op === 'hello' && request.lease)
     if (this.shuttingDown && wantsVm) {
       // Nothing retries a lease's request: its lease ends with this VM (a client's hello waits and starts anew).
       throw new StackEmulatorError(`The emulator is shutting down: ${this.stopReason}`, { code: 'SHUTTING_DOWN', fix: 'Its leases end with it; acquire again (a new test run, stack-emulator start) to start a new VM.' })
@@ -225,6 +229,8 @@ export class Supervisor {
         return this.saveCheckpoint(connection)
       case 'credentials':
         return this.credentials(request.configFile)
+      case 'project':
+        return this.project(request.configFile)
       case 'logs':
         return (await this.vm?.serviceLogs?.(request.query)) ?? null
       case 'stop':
@@ -515,6 +521,7 @@ export class Supervisor {
   private rememberCheckpointKeys(): void {
     this.minted.clear()
     this.mintedDigests.clear()
+    this.newGeneration()
     const vm = this.vm
     const meta = vm?.checkpoints?.current?.meta as CheckpointMeta | undefined
     if (!vm || !meta?.credentials) return
@@ -552,6 +559,47 @@ export class Supervisor {
     await vm.shared?.syncBack()
     this.mintedDigests.set(configFile, sha256(await fs.readFile(configFile).catch(() => Buffer.alloc(0))))
     return credentials
+  }
+
+  /**
+   * A new VM state: the projects minted per test in the last one are gone with it, so their copies
+   * go too (on the host and in the share), and every client hears it (its pool drains).
+   */
+  private newGeneration(): void {
+    const generation = ++this.generation
+    const dir = this.config.paths.dir
+    void dropProjectCopies(dir, generation).catch((error: Error) => this.log(`could not remove old project copies: ${error.message}`))
+    // The share is made anew at each VM start; within one, each change forgets the state before.
+    if (generation > 1) void this.vm?.shared?.forget?.(path.join(dir, PROJECT_COPIES, String(generation - 1))).catch(() => {})
+    this.broadcast({ event: 'generation', generation })
+  }
+
+  /**
+   * A fresh project per test (issue 25): a copy of the app's config file of its own, exposed to
+   * the guest untracked (never copied back), minted through the same route, never cached. One
+   * minted across a VM state change belongs to a state that is gone: it is minted again.
+   */
+  private async project(configFile: string): Promise<MintedProjectResult> {
+    await this.vmReady
+    const route = this.manifest.credentials
+    if (!route) {
+      throw new StackEmulatorError(`Image ${this.manifest.name} has no credential route, so it cannot mint a project per test`, {
+        code: 'CREDENTIALS', fix: "Use isolation 'worker' or reset: 'test' instead, or an image with the route (the fixture, stack-auth).",
+      })
+    }
+    for (let attempt = 1; ; attempt++) {
+      const generation = this.generation
+      try {
+        const copy = await writeProjectCopy(this.config.paths.dir, generation, configFile)
+        const vm = this.vm!
+        await vm.shared?.expose(copy.file, { track: false })
+        const credentials = await mintCredentials(vm.urls[route.service] + route.path, copy.file, vm.shared, vm.internalKey)
+        if (generation === this.generation) return { ...credentials, configFile: copy.file, displayName: copy.displayName, generation }
+      } catch (error) {
+        if (generation === this.generation || attempt >= 3) throw error
+      }
+      // The VM changed state meanwhile (a reset): that project is gone, mint in the new one.
+    }
   }
 
   private hello(): HelloResult {
@@ -614,6 +662,8 @@ export class Supervisor {
       const { paths } = this.config
       this.log(`stopping: ${reason}`)
       this.broadcast({ event: 'stopped', reason })
+      // Before the socket goes, while no successor can be minting into the folder.
+      await dropProjectCopies(paths.dir).catch(() => {})
       clearInterval(this.repairTimer)
       clearTimeout(this.helloTimer)
       clearTimeout(this.idleTimer)
@@ -639,7 +689,8 @@ export class Supervisor {
       this.logHistory.push(event.line)
       if (this.logHistory.length > 20) this.logHistory.shift()
     }
-    if (event.event !== 'progress') this.log(event.event === 'log' ? event.line : event.reason)
+    if (event.event === 'log') this.log(event.line)
+    else if (event.event === 'stopped') this.log(event.reason)
     for (const c of this.connections) send(c.socket, event)
   }
 

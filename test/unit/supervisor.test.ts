@@ -229,6 +229,51 @@ describe('supervisor', () => {
     route.close()
   })
 
+  it('mints a fresh project per ask, each for a copy of its own, never cached; a reset drops them and says so', async () => {
+    const bodies: string[] = []
+    const route = http.createServer((req, res) => {
+      let body = ''
+      req.on('data', (c: Buffer) => (body += c))
+      req.on('end', () => {
+        bodies.push(JSON.parse(body).absolute_file_path)
+        res.end(JSON.stringify({ project_id: `p${bodies.length}`, publishable_client_key: 'pck', secret_server_key: 'ssk', super_secret_admin_key: 'sak' }))
+      })
+    })
+    await new Promise<void>((resolve) => route.listen(0, '127.0.0.1', resolve))
+    closers.push(() => route.close())
+    const vm = new FakeVm()
+    vm.urls = { backend: `http://127.0.0.1:${(route.address() as net.AddressInfo).port}` }
+    const s = await start(vm, { service: 'backend', path: '/api/v1/internal/local-emulator/project' })
+    const app = path.join(s.paths.dir, '..', 'stack.config.ts')
+    fs.writeFileSync(app, 'export const config = {}\n')
+    const [a, b] = await Promise.all([s.client(), s.client()])
+    await Promise.all([s.acquire(a!), s.acquire(b!)])
+    const events: unknown[] = []
+    b!.on('event', (e) => events.push(e))
+    type Minted = { projectId: string; configFile: string; displayName: string; generation: number }
+    const minted = await Promise.all([a, b, a, b].map((c) => c!.request<Minted>({ op: 'project', configFile: app })))
+    expect(new Set(minted.map((m) => m.projectId)).size).toBe(4)
+    expect(new Set(minted.map((m) => m.configFile)).size).toBe(4)
+    expect(bodies.sort()).toEqual(minted.map((m) => m.configFile).sort()) // the route got the copies, not the app's file
+    for (const m of minted) {
+      expect(path.dirname(m.configFile)).toBe(path.join(s.paths.dir, 'projects', String(m.generation)))
+      expect(fs.readFileSync(m.configFile, 'utf8')).toBe('export const config = {}\n')
+      expect(m.displayName).toBe(`Local Emulator: ${path.basename(m.configFile)}`)
+    }
+    await a!.request({ op: 'reset', force: true })
+    expect(await until(() => events.some((e) => (e as { event: string }).event === 'generation'))).toBe(true)
+    expect(await until(() => !fs.existsSync(minted[0]!.configFile))).toBe(true)
+    const after = await a!.request<Minted>({ op: 'project', configFile: app })
+    expect(after.generation).toBeGreaterThan(minted[0]!.generation)
+  })
+
+  it('refuses a project per test on an image without the credential route, naming the ways out', async () => {
+    const s = await start(new FakeVm())
+    const c = await s.client()
+    await s.acquire(c)
+    await expect(c.request({ op: 'project', configFile: '/app/stack.config.ts' })).rejects.toMatchObject({ code: 'CREDENTIALS', message: expect.stringContaining("isolation 'worker'") })
+  })
+
   it('a driver that cannot reset refuses with its own error, keeps serving, and shares without resets', async () => {
     const vm = new FakeVm()
     vm.capabilities = { ...vm.capabilities, reset: false, lifecycle: false }
