@@ -20,6 +20,7 @@ import { headerGenerationWarning } from '../stack/header-generation.js'
 import { mailFor, type MailClient } from '../stack/mail.js'
 import type { AcquireResult, CheckpointRequest, SeedSource, VmInfo } from '../supervisor/protocol.js'
 import { attachExisting, spawnSupervisor, type Attached } from './attach.js'
+import { mintProject, type MintedProject } from './projects.js'
 import type { SupervisorConnection } from './connection.js'
 import { assertCompatible, driverOptions, resolveOptions, type DriverOptions, type EmulatorOptions, type ResolvedOptions, seedIdentity } from './options.js'
 
@@ -62,6 +63,13 @@ export interface Emulator extends EmulatorInfo, AsyncDisposable {
   release(): Promise<void>
   /** Resolves with the reason when the emulator is stopped under this lease's feet. */
   readonly lost: Promise<string>
+  /**
+   * A fresh Stack Auth project on this VM (isolation 'project', issue 25), minted from a copy of
+   * the app's config file: its own id, keys, env and mail. Gone with the VM's next reset.
+   */
+  newProject(): Promise<MintedProject>
+  /** Calls `listener` whenever the VM changes state (reset, restore): projects minted before are gone. Returns the unsubscribe. */
+  onNewGeneration(listener: (generation: number) => void): () => void
 }
 
 export interface Startup {
@@ -217,6 +225,7 @@ async function attachOrStart(
 
 class EmulatorHandle implements Emulator {
   private released: Promise<void> | undefined
+  private readonly generationListeners = new Set<(generation: number) => void>()
   private resolveLost!: (reason: string) => void
   readonly lost = new Promise<string>((resolve) => (this.resolveLost = resolve))
   credentials: StackCredentials | undefined
@@ -233,6 +242,7 @@ class EmulatorHandle implements Emulator {
   ) {
     connection.on('event', (event) => {
       if (event.event === 'stopped') this.resolveLost(event.reason)
+      if (event.event === 'generation') for (const listener of this.generationListeners) listener(event.generation)
     })
     // Not after release(): its own release is not a loss.
     connection.on('close', () => this.released || this.resolveLost('the connection to the emulator closed'))
@@ -274,6 +284,15 @@ class EmulatorHandle implements Emulator {
     this.info = await this.connection.request<VmInfo>({ op: 'reset', force: options.force ?? false })
     await this.refresh()
     return { durationMs: Math.round(performance.now() - started) }
+  }
+
+  newProject(): Promise<MintedProject> {
+    return mintProject({ name: this.name, configFile: this.configFile, services: this.services, connection: this.connection })
+  }
+
+  onNewGeneration(listener: (generation: number) => void): () => void {
+    this.generationListeners.add(listener)
+    return () => this.generationListeners.delete(listener)
   }
 
   release(): Promise<void> {

@@ -11,6 +11,7 @@ import { emulatorEnv, type StackCredentials } from '../stack/environment.js'
 import { mailFor, type MailClient } from '../stack/mail.js'
 import type { MintedProjectResult } from '../supervisor/protocol.js'
 import type { SupervisorConnection } from './connection.js'
+import { ProjectPool } from './project-pool.js'
 
 /** One project minted for one test (or file): its id and keys, its env, its mail. */
 export interface MintedProject extends StackCredentials {
@@ -125,4 +126,33 @@ export function projectFrom(name: string, services: Record<string, string>, resu
     env: emulatorEnv(name, services, credentials),
     mail: mailFor(services, { project: displayName }),
   }
+}
+
+/** What a pool mints from: an acquired emulator (acquire.ts Emulator), or a fake in tests. */
+export interface ProjectMinter {
+  newProject(): Promise<MintedProject>
+  onNewGeneration(listener: (generation: number) => void): () => void
+}
+
+/**
+ * A worker's pool of fresh projects: each minted and seeded ahead in the background (bounded by
+ * mintAhead), dropped unused when the VM changes state. Close it before releasing the emulator.
+ */
+export async function startProjectPool(emulator: ProjectMinter, plan: ProjectIsolationPlan, load?: (file: string) => Promise<unknown>): Promise<ProjectPool<MintedProject>> {
+  const seed = await loadSeedProject(plan.seedProject, load)
+  const pool = new ProjectPool<MintedProject>({
+    ahead: plan.mintAhead,
+    mint: async () => {
+      const project = await emulator.newProject()
+      await seed?.(project)
+      return project
+    },
+  })
+  const unsubscribe = emulator.onNewGeneration(() => pool.drain())
+  const close = pool.close.bind(pool)
+  pool.close = async () => {
+    unsubscribe()
+    await close()
+  }
+  return pool.start()
 }

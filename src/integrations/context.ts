@@ -2,6 +2,7 @@
 import type { Emulator } from '../client/acquire.js'
 import { seedIdentity, validateOptions, type EmulatorOptions } from '../client/options.js'
 import { StackEmulatorError, badOption } from '../errors.js'
+import { resolveProjectIsolation, type MintedProject, type ProjectIsolationOptions, type ProjectIsolationPlan } from '../client/projects.js'
 import { readSettings } from '../settings.js'
 import type { Isolation } from '../supervisor/protocol.js'
 
@@ -20,10 +21,13 @@ export interface StackEmulatorContext {
   env: Record<string, string>
   /** The lease of the run that holds the VM: resets from test workers are made on its behalf. */
   lease: number
+  /** Under isolation 'project': the test's own project (its mail is told apart by displayName). */
+  project?: { displayName: string; configFile: string }
 }
 
-export function contextOf(emulator: Emulator): StackEmulatorContext {
-  const c = emulator.credentials
+/** The emulator's context; under isolation 'project', with the test's project's id, keys and env. */
+export function contextOf(emulator: Emulator, project?: MintedProject): StackEmulatorContext {
+  const c = project ?? emulator.credentials
   return {
     name: emulator.name,
     backendUrl: emulator.backendUrl,
@@ -33,8 +37,9 @@ export function contextOf(emulator: Emulator): StackEmulatorContext {
     publishableClientKey: c?.publishableClientKey ?? '',
     secretServerKey: c?.secretServerKey ?? '',
     superSecretAdminKey: c?.superSecretAdminKey ?? '',
-    env: emulator.env,
+    env: project?.env ?? emulator.env,
     lease: emulator.lease,
+    ...(project ? { project: { displayName: project.displayName, configFile: project.configFile } } : {}),
   }
 }
 
@@ -50,13 +55,15 @@ export type ResetPolicy = 'test' | 'file' | 'never'
 const RESET_POLICIES: readonly ResetPolicy[] = ['test', 'file', 'never']
 
 /** Options of both integrations: acquire()'s less its callbacks, plus how tests are kept apart. */
-export interface IntegrationOptions extends Omit<EmulatorOptions, 'onProgress' | 'onLog' | 'isolation'> {
+export interface IntegrationOptions extends Omit<EmulatorOptions, 'onProgress' | 'onLog' | 'isolation'>, ProjectIsolationOptions {
   /**
    * acquire()'s isolation between suites, or `'worker'`: each test worker gets a VM of its own,
    * restored from the same (seeded) snapshot, so parallel tests never see each other's data and a
-   * reset touches one worker. @default 'worker' with reset 'test' or 'file', else 'suite'
+   * reset touches one worker; or `'project'`: one shared VM, and each test (or file, `per`) gets a
+   * fresh Stack Auth project of its own on it, minted ahead in the background (`mintAhead`), seeded
+   * by `seedProject`: no reset, any number of workers. @default 'worker' with reset 'test' or 'file', else 'suite'
    */
-  isolation?: Isolation | 'worker'
+  isolation?: Isolation | 'worker' | 'project'
   /** Reset before each test that uses the emulator ('test'), before each test file ('file'), or never. @default 'never' */
   reset?: ResetPolicy
 }
@@ -67,16 +74,42 @@ export interface IntegrationPlan {
   run: EmulatorOptions
   perWorker: boolean
   reset: ResetPolicy
+  /** Under isolation 'project': when a test takes a new project, how many are minted ahead, the per-project seed. */
+  projects?: ProjectIsolationPlan
 }
 
 export function planIntegration(options: IntegrationOptions = {}): IntegrationPlan {
-  const { isolation, reset: resetOption, ...rest } = options
+  const { isolation, reset: resetOption, per, mintAhead, seedProject, ...rest } = options
   if (resetOption !== undefined && !RESET_POLICIES.includes(resetOption)) throw badOption('reset', resetOption, `one of ${RESET_POLICIES.join(', ')}`)
+  if (isolation === 'project') return planProjects(rest, resetOption, { per, mintAhead, seedProject })
+  const given = Object.entries({ per, mintAhead, seedProject }).filter(([, v]) => v !== undefined).map(([k]) => k)
+  if (given.length > 0) {
+    throw new StackEmulatorError(`Option${given.length > 1 ? 's' : ''} ${given.map((k) => `"${k}"`).join(', ')} only appl${given.length > 1 ? 'y' : 'ies'} with isolation: 'project'`, {
+      code: 'BAD_OPTION', fix: "Add isolation: 'project' (a fresh Stack Auth project per test on the shared VM), or drop them.",
+    })
+  }
   const reset = resetOption ?? 'never'
   const perWorker = isolation === 'worker' || (isolation === undefined && reset !== 'never')
   const run: EmulatorOptions = { ...rest, isolation: isolation === 'worker' ? undefined : isolation }
   validateOptions(run)
   return { run, perWorker, reset }
+}
+
+/** isolation 'project': the run's lease holds the shared VM as 'suite' does; each worker mints its projects on it. */
+function planProjects(rest: Omit<IntegrationOptions, 'isolation' | 'reset' | keyof ProjectIsolationOptions>, reset: ResetPolicy | undefined, options: ProjectIsolationOptions): IntegrationPlan {
+  if (reset !== undefined && reset !== 'never') {
+    throw new StackEmulatorError(`reset '${reset}' and isolation 'project' do not go together: a reset of the shared VM would drop every worker's projects mid-test`, {
+      code: 'BAD_OPTION', fix: "Drop reset (each test already starts in a fresh project: per 'test' or 'file'), or use isolation 'worker' with reset.",
+    })
+  }
+  if (rest.configFile === false) {
+    throw new StackEmulatorError("isolation 'project' mints projects from the app's config file, but configFile is false", {
+      code: 'BAD_OPTION', fix: 'Drop configFile: false (a generated config is used when the app has none).',
+    })
+  }
+  const run: EmulatorOptions = { ...rest }
+  validateOptions(run)
+  return { run, perWorker: false, reset: 'never', projects: resolveProjectIsolation(options) }
 }
 
 /**
