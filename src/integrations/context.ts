@@ -138,3 +138,12 @@ export function workerOptions(plan: IntegrationPlan, workerIndex: number): Emula
   }
   return { ...rest, name: `${name ?? readSettings().name}-worker-${workerIndex}`, seedVersion: seedIdentity({ seed, seedVersion }) || undefined }
 }
+
+/**
+ * What one worker acquires under isolation 'project': a lease of its own on the run's instance
+ * (the same name, ports and config file), using the seeded snapshot the run's lease took.
+ */
+export function projectWorkerOptions(plan: IntegrationPlan): EmulatorOptions {
+  const { seed, seedVersion, ...rest } = plan.run
+  return { ...rest, seedVersion: seedIdentity({ seed, seedVersion }) || undefined }
+}

@@ -12,6 +12,8 @@ import { flagsFromOptions } from '../../cli/flags.js'
 import { log } from '../../log.js'
 import { packageRoot } from '../../package-root.js'
 import { assertResetFits, contextOf, planIntegration, workerOptions, type IntegrationOptions, type StackEmulatorContext } from '../context.js'
+import { startProjectPool, type MintedProject } from '../../client/projects.js'
+import type { ProjectPool } from '../../client/project-pool.js'
 import type { MailClient } from '../../stack/mail.js'
 
 export { expect }
@@ -55,9 +57,12 @@ export const test = base.extend<{ stackEmulatorReset: void; stackEmulatorLogs: v
         ? await acquireForWorker({ ...workerOptions(plan, workerInfo.parallelIndex), seed: plan.run.seed, onLog: log })
         : await acquire({ ...plan.run, onLog: log })
       if (plan.perWorker) Object.assign(process.env, emulator.env)
+      // isolation 'project': this worker mints its projects ahead; each test takes one (stackEmulatorReset).
+      const pool = plan.projects ? await startProjectPool(emulator, plan.projects) : undefined
       try {
-        await use(fixtureOf(emulator, plan.perWorker))
+        await use(fixtureOf(emulator, plan.perWorker, pool))
       } finally {
+        await pool?.close()
         await emulator.release()
       }
     },
@@ -66,8 +71,11 @@ export const test = base.extend<{ stackEmulatorReset: void; stackEmulatorLogs: v
   // Runs for every test of a project using this `test`: the reset policy, before the test body.
   stackEmulatorReset: [
     async ({ stackEmulator, stackEmulatorOptions }, use, testInfo) => {
-      const { reset } = planIntegration(stackEmulatorOptions)
-      if (reset === 'test' || (reset === 'file' && lastFile.get(stackEmulator.name) !== testInfo.file)) await stackEmulator.reset()
+      const { reset, projects } = planIntegration(stackEmulatorOptions)
+      const newFile = lastFile.get(stackEmulator.name) !== testInfo.file
+      if (projects) {
+        if (projects.per === 'test' || newFile) await takeProject(stackEmulator)
+      } else if (reset === 'test' || (reset === 'file' && newFile)) await stackEmulator.reset()
       lastFile.set(stackEmulator.name, testInfo.file)
       await use()
     },
@@ -89,8 +97,18 @@ export const test = base.extend<{ stackEmulatorReset: void; stackEmulatorLogs: v
 
 /** Per worker: the test file its VM last served, for reset 'file'. */
 const lastFile = new Map<string, string>()
+/** Per fixture object: its worker's pool under isolation 'project'. */
+const pools = new WeakMap<StackEmulatorFixture, { emulator: Emulator; pool: ProjectPool<MintedProject> }>()
 
-function fixtureOf(emulator: Emulator, perWorker: boolean): StackEmulatorFixture {
+/** isolation 'project': the fixture (worker-scoped) and process.env now carry a fresh project. */
+async function takeProject(fixture: StackEmulatorFixture): Promise<void> {
+  const { emulator, pool } = pools.get(fixture)!
+  const project = await pool.take()
+  Object.assign(fixture, contextOf(emulator, project), { mail: project.mail })
+  Object.assign(process.env, project.env)
+}
+
+function fixtureOf(emulator: Emulator, perWorker: boolean, pool?: ProjectPool<MintedProject>): StackEmulatorFixture {
   const fixture: StackEmulatorFixture = {
     ...contextOf(emulator),
     mail: emulator.mail,
@@ -99,6 +117,11 @@ function fixtureOf(emulator: Emulator, perWorker: boolean): StackEmulatorFixture
       Object.assign(fixture, contextOf(emulator), { mail: emulator.mail }) // the same keys after a seeded reset; new ones without a checkpoint
       if (perWorker) Object.assign(process.env, emulator.env)
     },
+  }
+  if (pool) {
+    pools.set(fixture, { emulator, pool })
+    // A reset of the shared VM drops every worker's projects: this test goes on in a new one.
+    fixture.reset = () => takeProject(fixture)
   }
   return fixture
 }

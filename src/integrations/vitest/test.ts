@@ -7,7 +7,7 @@
 import { test as base, type TestAPI } from 'vitest'
 import { mailFor, type MailClient } from '../../stack/mail.js'
 import type { StackEmulatorContext } from './provided.js'
-import { currentContext, providedPlan, resetForTests } from './worker.js'
+import { currentContext, projectInUse, providedPlan, resetForTests } from './worker.js'
 
 export type { StackEmulatorContext } from './provided.js'
 export type { MailClient, MailMessage, WaitForMessageOptions } from '../../stack/mail.js'
@@ -21,7 +21,8 @@ export interface StackEmulatorTestContext extends StackEmulatorContext {
 /** In a test (or a hook): the emulator this worker uses, with its mail helper. */
 export function useStackEmulator(): StackEmulatorTestContext {
   const context = currentContext()
-  return { ...context, mail: mailFor(context.services) }
+  // Under isolation 'project', the mail helper sees only the test's project's mail.
+  return { ...context, mail: projectInUse()?.mail ?? mailFor(context.services) }
 }
 
 /** Vitest's `test` with a `stackEmulator` fixture, which resets before each test that uses it when reset is 'test'. */
