@@ -4,6 +4,7 @@
 // "hang" (never ends), "fill:<file>" (writes zeros into <file> until its disk is full), or
 // "fill-write:<file>" (then has the guest write).
 // "write:<email>" on stdin creates a user first; "reset" resets (force) and prints the handle or the error.
+// MINT_LOOP=1: mints projects (isolation 'project') one after another, a line each, until killed.
 import { spawnSync } from 'node:child_process'
 import readline from 'node:readline'
 import { acquire } from '../../dist/index.js'
@@ -43,6 +44,9 @@ void emulator.lost.then((reason) => {
   process.stdout.write(JSON.stringify({ lost: reason }) + '\n')
   process.exit(0)
 })
+if (process.env.MINT_LOOP) {
+  for (;;) process.stdout.write(JSON.stringify({ minted: (await emulator.newProject()).projectId }) + '\n')
+}
 if (process.env.HOLD_MS) {
   await new Promise((r) => setTimeout(r, Number(process.env.HOLD_MS)))
 } else {

@@ -18,6 +18,7 @@ import type { MailClient } from '../../stack/mail.js'
 
 export { expect }
 export type { MailClient, MailMessage, WaitForMessageOptions } from '../../stack/mail.js'
+export type { MintedProject, SeedProject } from '../../client/projects.js'
 
 export interface StackEmulatorFixture extends StackEmulatorContext {
   /** The mail helper: the emails Stack Auth sent, read from the emulator's Inbucket. */

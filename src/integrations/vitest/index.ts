@@ -12,14 +12,17 @@
  * while it loads a config ("Vitest failed to access its internal state"). What test files use,
  * the `test` fixture and `useStackEmulator()`, is in `stack-emulator/vitest/test`.
  */
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { seedIdentity } from '../../client/options.js'
 import { StackEmulatorError } from '../../errors.js'
 import { planIntegration, type IntegrationOptions, type IntegrationPlan } from '../context.js'
 import { handOverSeed } from './seed.js'
+import { seedProjectSetupFile } from './seed-project.js'
 
 export type { StackEmulatorContext } from './provided.js'
 export type { ResetPolicy } from '../context.js'
+export type { MintedProject, SeedProject } from '../../client/projects.js'
 
 /** Plugin options: acquire()'s less the callbacks, plus `isolation: 'worker'` and `reset`. */
 export type StackEmulatorPluginOptions = IntegrationOptions
@@ -27,7 +30,7 @@ export type StackEmulatorPluginOptions = IntegrationOptions
 /** A Vite plugin: its `config` hook adds the globalSetup and a setup file. */
 export interface StackEmulatorPlugin {
   name: 'stack-emulator'
-  config(): { test: Record<string, unknown> }
+  config(user?: { root?: string }): { test: Record<string, unknown> }
 }
 
 const globalSetup = fileURLToPath(new URL('./global-setup.js', import.meta.url))
@@ -42,18 +45,23 @@ export function stackEmulator(options: StackEmulatorPluginOptions = {}): StackEm
   }
   const { seed, ...run } = plan.run
   handOverSeed(seed)
-  // The plan, JSON only: the seed is replaced by its identity (it runs in the main process).
-  const jsonPlan: IntegrationPlan = { ...plan, run: { ...run, seedVersion: seedIdentity(plan.run) || undefined } }
   return {
     name: 'stack-emulator',
     // The `config` hook works on every Vitest from 3.2 on; Vite merges arrays, so a user's own
     // globalSetup and setupFiles entries stay.
-    config: () => ({
-      test: {
-        globalSetup: [globalSetup],
-        setupFiles: [setupFile],
-        provide: { stackEmulatorPlan: jsonPlan },
-      },
-    }),
+    config: (user = {}) => {
+      // A relative seedProject path is the project root's, as Vitest's own setupFiles are.
+      const seedModule = typeof options.seedProject === 'string' ? path.resolve(user.root ?? process.cwd(), options.seedProject) : undefined
+      const projects = plan.projects && { ...plan.projects, seedProject: seedModule }
+      // The plan, JSON only: the seed is replaced by its identity (it runs in the main process).
+      const jsonPlan: IntegrationPlan = { ...plan, projects, run: { ...run, seedVersion: seedIdentity(plan.run) || undefined } }
+      return {
+        test: {
+          globalSetup: [globalSetup],
+          setupFiles: seedModule ? [seedProjectSetupFile(seedModule), setupFile] : [setupFile],
+          provide: { stackEmulatorPlan: jsonPlan },
+        },
+      }
+    },
   }
 }

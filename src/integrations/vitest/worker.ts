@@ -10,6 +10,7 @@ import type { ProjectPool } from '../../client/project-pool.js'
 import { startProjectPool, type MintedProject } from '../../client/projects.js'
 import { resetInstance } from '../../client/control.js'
 import { log } from '../../log.js'
+import { importHandedOver } from './seed-project.js'
 import { contextOf, projectWorkerOptions, workerOptions, type IntegrationPlan, type StackEmulatorContext } from '../context.js'
 
 /** Kept on globalThis: a worker re-evaluates modules for each test file, but keeps its VM. */
@@ -47,7 +48,7 @@ export async function setUpWorker(): Promise<void> {
       // A lease of its own on the run's VM (it died with this process, so a worker killed
       // mid-mint leaves nothing held); the seeded snapshot is the run's, never taken here.
       const emulator = await acquireForWorker({ ...projectWorkerOptions(plan), onLog: log })
-      return { emulator, pool: await startProjectPool(emulator, plan.projects!) }
+      return { emulator, pool: await startProjectPool(emulator, plan.projects!, importHandedOver) }
     })()
     projects = await global[WORKER_PROJECTS]
     if (plan.projects.per === 'file') await takeProject()

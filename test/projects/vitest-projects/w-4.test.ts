@@ -1,0 +1,3 @@
+import { workerFile } from './worker-tests.js'
+
+workerFile('w4')
