@@ -1,7 +1,8 @@
 // npm run bench [-- --json] [-- --runs N] [-- --resets N (default 50)]
 // Measures, side by side in one run on this machine: cold boot to healthy, snapshot start to
 // healthy, reset to healthy, QEMU RSS of a restored VM, attach time of a second suite, and the
-// time for 16 simultaneous acquirers to all be ready. Medians of N runs (default 5).
+// time for 16 simultaneous acquirers to all be ready, resets to a seeded snapshot, a pool of VMs,
+// and a fresh project per test on one VM. Medians of N runs (default 5).
 // --driver docker: the QEMU and Docker drivers' start and reset side by side (bench/drivers.mjs).
 if (process.argv.includes('--driver') && process.argv[process.argv.indexOf('--driver') + 1] !== 'qemu') {
   await import('./drivers.mjs')
@@ -192,6 +193,23 @@ for (let i = 0; i < runs; i++) {
   say(`pool of 4 ${i + 1}/${runs}: all ready in ${ms.toFixed(0)} ms; each extra VM ${extraPss.at(-1).toFixed(0)} MB Pss`)
 }
 
+// Isolation by tenant (issue 25): a fresh project per test on one VM. One worker with 2 projects
+// minted ahead and without, each test 250 ms of its own work (as the resets above); then 4 worker
+// processes of 25 tests each on one VM: the wait per test.
+const projectWorker = path.join(root, 'bench/project-worker.mjs')
+const projectWaits = async (workers, mintAhead) => {
+  const children = Array.from({ length: workers }, () =>
+    execa(process.execPath, [projectWorker], { env: { NAME: 'projects', MINT_AHEAD: String(mintAhead), TESTS: '25' } }))
+  return (await Promise.all(children)).flatMap((child) => JSON.parse(child.stdout))
+}
+const projectHolder = await acquire({ name: 'projects', onLog: () => {} })
+const projectOnDemand = await projectWaits(1, 0)
+const projectAhead = await projectWaits(1, 2)
+const project4Workers = await projectWaits(4, 2)
+say(`project per test: on demand ${Math.round(median(projectOnDemand))} ms, 2 ahead ${Math.round(median(projectAhead))} ms, 4 workers ${Math.round(median(project4Workers))} ms`)
+await projectHolder.release()
+await stopInstance('projects')
+
 const result = {
   runs,
   acquireFromNothingMs: Math.round(median(fromNothing.map((r) => r.ms))),
@@ -217,6 +235,10 @@ const result = {
   resetBackToBackMs: Math.round(median(backToBack)),
   pool4ReadyMs: Math.round(median(pool4)),
   extraVmPssMb: Math.round(median(extraPss)),
+  // Tenths of a millisecond: a project minted ahead is taken in well under one.
+  projectMintMs: Number(median(projectOnDemand).toFixed(1)),
+  projectIsolationMs: Number(median(projectAhead).toFixed(1)),
+  projectIsolation4WorkersMs: Number(median(project4Workers).toFixed(1)),
 }
 result.coldToAcquireRatio = Number((result.coldBootMs / result.acquireFromNothingMs).toFixed(1))
 fs.rmSync(process.env.STACK_EMULATOR_HOME, { recursive: true, force: true })
@@ -241,6 +263,9 @@ if (json) {
     [`reset, back to back (${resetCount})`, `${result.resetBackToBackMs} ms`, 'median'],
     ['pool of 4 VMs from the snapshot, all ready', `${result.pool4ReadyMs} ms`, "isolation 'worker'"],
     ['each extra VM of the pool', `${result.extraVmPssMb} MB`, 'Pss'],
+    ['a fresh project per test, minted on demand', `${result.projectMintMs} ms`, "isolation 'project', mintAhead 0"],
+    ['a fresh project per test, 2 minted ahead', `${result.projectIsolationMs} ms`, "isolation 'project', the default"],
+    ['the same, 4 workers x 25 tests on one VM', `${result.projectIsolation4WorkersMs} ms`, 'wait per test, no extra VM'],
   ]
   process.stdout.write(`medians of ${runs} runs, accel ${result.accel}\n`)
   for (const [what, value, note = ''] of rows) process.stdout.write(`  ${what.padEnd(42)} ${value.padStart(9)}  ${note}\n`)

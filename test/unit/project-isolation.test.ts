@@ -1,8 +1,13 @@
 /** isolation 'project': the options and their plan, and a worker's pool over a fake emulator (no VM). */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { MAX_MINT_AHEAD, PROJECT_DEFAULTS, loadSeedProject, projectFrom, resolveProjectIsolation, startProjectPool, type MintedProject } from '../../src/client/projects.js'
 import { assertResetFits, contextOf, planIntegration } from '../../src/integrations/context.js'
 import type { Emulator } from '../../src/client/acquire.js'
+import { stackEmulator } from '../../src/integrations/vitest/index.js'
+import { importHandedOver } from '../../src/integrations/vitest/seed-project.js'
 
 describe('project isolation options', () => {
   it('fill their defaults once: a project per test, two minted ahead', () => {
@@ -82,5 +87,30 @@ describe('a worker\'s project pool', () => {
 
   it('says so when a seedProject module exports no function', async () => {
     await expect(loadSeedProject('/x/seed.ts', async () => ({}))).rejects.toMatchObject({ code: 'BAD_OPTION', message: expect.stringContaining('/x/seed.ts') })
+  })
+})
+
+describe("the Vitest plugin's seedProject module", () => {
+  it('is resolved from the project root and imported by a setup file in the state folder, put before the plugin\'s own', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'se-seed-project-'))
+    const before = process.env.STACK_EMULATOR_HOME
+    process.env.STACK_EMULATOR_HOME = home
+    try {
+      const config = stackEmulator({ isolation: 'project', seedProject: './test/seed.ts' }).config({ root: '/app' }).test
+      const [shim, own] = config.setupFiles as string[]
+      expect(path.dirname(shim!)).toBe(path.join(home, 'state', '.vitest'))
+      expect(own).toMatch(/setup-file\.js$/)
+      expect(fs.readFileSync(shim!, 'utf8')).toContain('import seedProject from "/app/test/seed.ts"')
+      expect((config.provide as { stackEmulatorPlan: { projects: { seedProject: string } } }).stackEmulatorPlan.projects.seedProject).toBe('/app/test/seed.ts')
+      // Nothing handed over yet (the setup file did not run here): the worker says so.
+      await expect(importHandedOver('/app/test/seed.ts')).rejects.toThrow('was not loaded by the setup file the plugin adds')
+    } finally {
+      process.env.STACK_EMULATOR_HOME = before
+      fs.rmSync(home, { recursive: true, force: true })
+    }
+  })
+
+  it('must be a path: a function is refused, saying why', () => {
+    expect(() => stackEmulator({ isolation: 'project', seedProject: async () => {} })).toThrow(/must be a module path[\s\S]*do not load vitest\.config\.ts/)
   })
 })
