@@ -43,6 +43,8 @@ export type ErrorCode =
   | 'SEED_MISSING'
   | 'SEED_UNSAVED'
   | 'SEED_UNSUPPORTED'
+  /** The sign-in helpers: the backend refused a test user or session, or a user of another project. */
+  | 'SIGN_IN'
 
 export interface StackEmulatorErrorOptions {
   code: ErrorCode

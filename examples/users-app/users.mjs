@@ -25,3 +25,24 @@ export async function verifyEmail(code) {
 
 export const listUsers = async () =>
   (await serverApp().listUsers()).map((u) => ({ email: u.primaryEmail, verified: u.primaryEmailVerified }))
+
+/**
+ * The visitor signed in, read from the request's cookies as Stack Auth's SDK reads a browser's
+ * (a session the sign-in form below set, or one a test put there with stackEmulator.signIn).
+ */
+export async function signedInUser(cookieHeader) {
+  const user = await serverApp().getUser({ tokenStore: { headers: { cookie: cookieHeader ?? '' } } })
+  return user ? { email: user.primaryEmail } : null
+}
+
+/**
+ * Signs a visitor in with a password; returns the cookie that keeps the session: the refresh
+ * token under the name Stack Auth's SDK reads (`stack-refresh-<project id>`, its plain form).
+ */
+export async function signIn(email, password) {
+  const app = clientApp()
+  const result = await app.signInWithCredential({ email, password, noRedirect: true })
+  if (result.status === 'error') throw result.error
+  const { refreshToken } = await (await app.getUser({ or: 'throw' })).currentSession.getTokens()
+  return `stack-refresh-${app.projectId}=${encodeURIComponent(refreshToken)}; Path=/; SameSite=Lax`
+}

@@ -18,6 +18,7 @@ import { resolveConfigFile } from '../stack/credentials.js'
 import { readConfigFile } from '../stack/config-file.js'
 import { headerGenerationWarning } from '../stack/header-generation.js'
 import { mailFor, type MailClient } from '../stack/mail.js'
+import { signInHelpers, type PasswordSignIn, type SignInHelpers, type TestUser, type UserSession } from '../stack/test-users.js'
 import type { AcquireResult, CheckpointRequest, SeedSource, VmInfo } from '../supervisor/protocol.js'
 import { attachExisting, spawnSupervisor, type Attached } from './attach.js'
 import { mintProject, type MintedProject } from './projects.js'
@@ -41,7 +42,8 @@ export interface EmulatorInfo {
   id: string
 }
 
-export interface Emulator extends EmulatorInfo, AsyncDisposable {
+/** The sign-in helpers (`users.create()`, `sessionFor`, `signIn`, `authHeaders`) work in the app's project: its credentials. */
+export interface Emulator extends EmulatorInfo, AsyncDisposable, SignInHelpers {
   /** True when the VM was reset before it was handed to this lease. */
   readonly wasReset: boolean
   /** This lease's id: test workers reset on its behalf (resetInstance's `lease`). */
@@ -263,6 +265,19 @@ class EmulatorHandle implements Emulator {
   get driver(): VmInfo['driver'] { return this.info.driver }
   get id(): string { return this.info.id }
   get mail(): MailClient { return mailFor(this.info.urls) }
+
+  private readonly signInHelpers = signInHelpers(() => {
+    if (!this.credentials) {
+      throw new StackEmulatorError('The sign-in helpers need the project\'s keys, and this emulator has none (configFile: false, or an image without a credential route)', {
+        code: 'CREDENTIALS', fix: 'Drop configFile: false.',
+      })
+    }
+    return { backendUrl: this.backendUrl, ...this.credentials }
+  })
+  get users(): SignInHelpers['users'] { return this.signInHelpers.users }
+  sessionFor(user: TestUser): Promise<UserSession> { return this.signInHelpers.sessionFor(user) }
+  signIn(app: PasswordSignIn, user: TestUser): Promise<void> { return this.signInHelpers.signIn(app, user) }
+  authHeaders(user: TestUser): Promise<Record<string, string>> { return this.signInHelpers.authHeaders(user) }
 
   /**
    * Asks the supervisor for the credentials (a checkpoint's, or minted once per VM state and

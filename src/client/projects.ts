@@ -9,12 +9,13 @@ import path from 'node:path'
 import { StackEmulatorError, badOption } from '../errors.js'
 import { emulatorEnv, type StackCredentials } from '../stack/environment.js'
 import { mailFor, type MailClient } from '../stack/mail.js'
+import { signInHelpers, type SignInHelpers } from '../stack/test-users.js'
 import type { MintedProjectResult } from '../supervisor/protocol.js'
 import type { SupervisorConnection } from './connection.js'
 import { ProjectPool } from './project-pool.js'
 
 /** One project minted for one test (or file): its id and keys, its env, its mail. */
-export interface MintedProject extends StackCredentials {
+export interface MintedProject extends StackCredentials, SignInHelpers {
   /** Its config file (a copy of the app's, in the instance folder): the backend reads its config there. */
   readonly configFile: string
   /** The project's display name, "Local Emulator: <file name>": its mail's From name. */
@@ -125,6 +126,7 @@ export function projectFrom(name: string, services: Record<string, string>, resu
     generation,
     env: emulatorEnv(name, services, credentials),
     mail: mailFor(services, { project: displayName }),
+    ...signInHelpers(() => ({ backendUrl: services.backend ?? '', ...credentials })),
   }
 }
 

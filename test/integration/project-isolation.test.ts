@@ -47,9 +47,9 @@ describe('vitest', () => {
   it('two tests in one file sign up the same email: both succeed, each in its own project, each sees only its own user and mail; the seeds ran where they belong', async () => {
     const dir = results('same')
     const seedLog = path.join(dir, 'seed.log')
-    const result = await vitest({ FILES: 'same-email.test.ts', STACK_EMULATOR_NAME: 'same', RESULTS_DIR: dir, SEED_LOG: seedLog })
+    const result = await vitest({ FILES: 'same-email.test.ts,sign-in.test.ts', STACK_EMULATOR_NAME: 'same', RESULTS_DIR: dir, SEED_LOG: seedLog })
     expect(result.exitCode, result.all).toBe(0)
-    expect(result.all).toMatch(/2 passed/)
+    expect(result.all).toMatch(/4 passed/)
     const [first, second] = records(dir).sort((a, b) => a.label.localeCompare(b.label))
     expect(first!.projectId).not.toBe(second!.projectId)
     // The run's seed once (into the seeded snapshot); seedProject once in every project minted,

@@ -1,10 +1,4 @@
-import { mergeTests } from '@playwright/test'
-import { test as emulatorTest, expect } from 'stack-emulator/playwright'
-import { test as base } from '@playwright/test'
-
-// A user fixture of the app's own, merged with the emulator's.
-const appTest = base.extend<{ runId: string }>({ runId: process.env.EXAMPLE_RUN_ID ?? 'local' })
-const test = mergeTests(emulatorTest, appTest)
+import { expect, test } from './fixtures.js'
 
 test('the web server and the fixture see the same emulator', async ({ request, stackEmulator }) => {
   const env = await (await request.get('/env')).json()

@@ -1,4 +1,4 @@
-import { StackServerApp } from '@stackframe/js'
+import { StackClientApp, StackServerApp } from '@stackframe/js'
 import { useStackEmulator } from 'stack-emulator/vitest/test'
 import { expect, inject, test } from 'vitest'
 import { signUp, verifyEmail } from '../users.mjs'
@@ -36,4 +36,19 @@ test('signs a user up, and the link of the verification email verifies the addre
 
   const user = (await stack.listUsers()).find((u) => u.primaryEmail === email)
   expect(user?.primaryEmailVerified).toBe(true)
+})
+
+test('a signed-in user in one line: signIn(app, user), and authHeaders(user) for the backend and for an app route', async () => {
+  const { users, signIn, authHeaders } = useStackEmulator()
+  const user = await users.create({ email: `vitest-signed-in-${run}@example.com` })
+  const app = new StackClientApp({ tokenStore: 'memory' })
+  await signIn(app, user)
+  expect((await app.getUser())?.primaryEmail).toBe(user.email)
+
+  const headers = await authHeaders(user)
+  const me = await fetch(`${process.env.STACK_API_URL}/api/v1/users/me`, { headers })
+  expect(me.status).toBe(200)
+  expect((await me.json()).id).toBe(user.id)
+  // An app's own API route reads the same request through the SDK.
+  expect((await stack.getUser({ tokenStore: { headers } }))?.id).toBe(user.id)
 })

@@ -15,14 +15,26 @@ import { assertResetFits, contextOf, planIntegration, workerOptions, type Integr
 import { startProjectPool, type MintedProject } from '../../client/projects.js'
 import type { ProjectPool } from '../../client/project-pool.js'
 import type { MailClient } from '../../stack/mail.js'
+import { signInHelpers, type PasswordSignIn, type SignInHelpers, type TestUser } from '../../stack/test-users.js'
+import { signInBrowser, signOutBrowser, type BrowserSignInOptions, type BrowserTarget } from './sign-in.js'
 
 export { expect }
 export type { MailClient, MailMessage, WaitForMessageOptions } from '../../stack/mail.js'
 export type { MintedProject, SeedProject } from '../../client/projects.js'
+export type { NewTestUser, TestUser, TestUsers, UserSession } from '../../stack/test-users.js'
+export type { BrowserSignInOptions } from './sign-in.js'
 
-export interface StackEmulatorFixture extends StackEmulatorContext {
+export interface StackEmulatorFixture extends StackEmulatorContext, Omit<SignInHelpers, 'signIn'> {
   /** The mail helper: the emails Stack Auth sent, read from the emulator's Inbucket. */
   mail: MailClient
+  /**
+   * Signs `user` in without a sign-in page. A page or browser context: the session's cookies, as
+   * Stack Auth's browser SDK keeps them, for the app's origin (`use.baseURL`, or `options.url`),
+   * so the next page load is signed in. A Stack Auth SDK app: its password sign-in.
+   */
+  signIn(target: BrowserTarget | PasswordSignIn, user: TestUser, options?: BrowserSignInOptions): Promise<void>
+  /** Signs a page or browser context out: drops the session cookies. */
+  signOut(target: BrowserTarget): Promise<void>
   /**
    * Back to the seeded state (same keys). With isolation 'worker' it touches this worker's VM
    * only; on a shared VM it resets it under every worker of the run.
@@ -110,8 +122,16 @@ async function takeProject(fixture: StackEmulatorFixture): Promise<void> {
 }
 
 function fixtureOf(emulator: Emulator, perWorker: boolean, pool?: ProjectPool<MintedProject>): StackEmulatorFixture {
+  // The project of the moment: under isolation 'project' the fixture is given each test's.
+  const helpers = signInHelpers(() => fixture)
   const fixture: StackEmulatorFixture = {
     ...contextOf(emulator),
+    ...helpers,
+    signIn: async (target, user, options) => {
+      if ('signInWithCredential' in target) await helpers.signIn(target, user)
+      else await signInBrowser(target, user.projectId, await helpers.sessionFor(user), options)
+    },
+    signOut: signOutBrowser,
     mail: emulator.mail,
     reset: async () => {
       await emulator.reset({ force: true })
