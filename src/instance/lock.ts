@@ -108,14 +108,8 @@ export async function withInstanceLock<T>(paths: LockPaths, fn: () => Promise<T>
 }
 
 async function waitForLock(name: string): Promise<HeldLock> {
-  const deadline = Date.now() + LOCK_WAIT_MS
-  for (let attempt = 0; ; attempt++) {
-    const held = await tryBind(name)
-    if (held) return held
-    if (Date.now() > deadline) throw lockTimeout()
-    // Short waits first: the usual holder is done within tens of milliseconds.
-    await new Promise((r) => setTimeout(r, Math.min(5 + attempt * 5, 50)))
-  }
+  // Short waits first: the usual holder is done within tens of milliseconds.
+  return pollUntil(() => tryBind(name), { timeoutMs: LOCK_WAIT_MS, intervalMs: (tries) => Math.min(5 * tries, 50), timeoutError: lockTimeout })
 }
 
 /**

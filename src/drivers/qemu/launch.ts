@@ -203,7 +203,7 @@ export async function afterLaunch(ctx: Context, proc: QemuProcess, requested: Fo
     ctx.options.progress(`waiting for ${ctx.manifest.services.filter((s) => s.health).map((s) => s.name).join(', ')}`)
     await waitHealthy({
       targets: healthTargets(ctx.manifest, forwards),
-      deadline: Date.now() + timeoutMs,
+      timeoutMs,
       // A restored guest answers within a few hundred ms: probe it eagerly.
       intervalMs: timeoutMs <= RESTORE_TIMEOUT_MS ? 10 : 50,
       aborted: proc.exited.then((exit) => {
