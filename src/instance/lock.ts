@@ -48,6 +48,7 @@ function lockName(instanceDir: string, key: string, role: LockRole): string {
  * or a new key would let a second supervisor start beside it.
  */
 async function lockKey(paths: LockPaths, create: boolean): Promise<string | undefined> {
+  // Not a poll: each round re-reads after one pollUntil wait (a supervisor may have died meanwhile).
   for (;;) {
     const key = await readLockKey(paths.dir)
     if (key) return key

@@ -78,7 +78,7 @@ export async function guestReadFile(agent: QmpClient, file: string): Promise<str
   const handle = await agent.execute<number>('guest-file-open', { path: file, mode: 'r' })
   try {
     let text = ''
-    for (;;) {
+    for (;;) { // not a poll: reads the file chunk by chunk to its end
       const chunk = await agent.execute<{ count: number; 'buf-b64': string; eof: boolean }>('guest-file-read', { handle, count: 65_536 })
       text += decode(chunk['buf-b64'])
       if (chunk.eof || chunk.count === 0) return text
