@@ -6,6 +6,7 @@ import readline from 'node:readline'
 import { execa, type ResultPromise } from 'execa'
 import { request } from 'undici'
 import { afterAll } from 'vitest'
+import { pollUntil } from '../src/poll.js'
 import { readSettings } from '../src/settings.js'
 
 export const root = path.resolve(import.meta.dirname, '..')
@@ -93,14 +94,9 @@ export function processesMentioning(needle: string): { pid: number; cmdline: str
 
 export const qemuProcesses = (needle: string) => processesMentioning(needle).filter((p) => p.cmdline.includes('qemu-system'))
 
-/** Polls until `check` is true or the time is up; returns the last value of check. */
+/** Polls until `check` is true or the time is up (src/poll.ts); returns the last value of check. */
 export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 50): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return true
-    if (Date.now() > deadline) return false
-    await new Promise((r) => setTimeout(r, intervalMs))
-  }
+  return (await pollUntil(check, { timeoutMs, intervalMs })) ?? false
 }
 
 export async function http(url: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}) {

@@ -104,7 +104,7 @@ async function untilInterrupted(check: () => Promise<boolean>): Promise<void> {
   process.once('SIGTERM', onSignal)
   try {
     await pollUntil(async () => process.stdout.destroyed || (await check()), {
-      timeoutMs: Infinity, intervalMs: FOLLOW_INTERVAL_MS, signal: stop.signal, timeoutError: () => new Error('follow: no deadline'),
+      timeoutMs: Infinity, intervalMs: FOLLOW_INTERVAL_MS, signal: stop.signal,
     })
   } catch (error) {
     if (!stop.signal.aborted) throw error

@@ -24,6 +24,7 @@ import { attachExisting, spawnSupervisor, type Attached } from './attach.js'
 import { mintProject, type MintedProject } from './projects.js'
 import type { SupervisorConnection } from './connection.js'
 import { assertCompatible, driverOptions, resolveOptions, type DriverOptions, type EmulatorOptions, type ResolvedOptions, seedIdentity } from './options.js'
+import { pollUntil } from '../poll.js'
 
 export interface EmulatorInfo {
   name: string
@@ -196,8 +197,9 @@ async function attachOrStart(
   log: (line: string) => void,
   stopwatch: Stopwatch,
 ): Promise<Attached> {
-  const deadline = Date.now() + SHUTDOWN_WAIT_MS
-  for (;;) {
+  // A supervisor that was shutting down as we arrived: once it is gone, a new one starts.
+  let shuttingDown: StackEmulatorError | undefined
+  return pollUntil(async () => {
     try {
       const attached = await withInstanceLock(paths, async () => {
         stopwatch.lap('lock')
@@ -215,14 +217,11 @@ async function attachOrStart(
       }
       return attached
     } catch (error) {
-      // A supervisor that was shutting down as we arrived: once it is gone, a new one starts.
-      if (error instanceof StackEmulatorError && error.code === 'SHUTTING_DOWN' && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 50))
-        continue
-      }
-      throw error
+      if (!(error instanceof StackEmulatorError && error.code === 'SHUTTING_DOWN')) throw error
+      shuttingDown = error
+      return undefined
     }
-  }
+  }, { timeoutMs: SHUTDOWN_WAIT_MS, intervalMs: 50, timeoutError: () => shuttingDown! })
 }
 
 class EmulatorHandle implements Emulator {

@@ -17,6 +17,7 @@ import { packageRoot } from '../package-root.js'
 import { ALREADY_OWNED_EXIT_CODE, type InstanceState, type SupervisorConfig } from '../supervisor/config.js'
 import type { ClientInfo, HelloResult } from '../supervisor/protocol.js'
 import { SupervisorConnection } from './connection.js'
+import { pollUntil } from '../poll.js'
 
 export interface Attached {
   connection: SupervisorConnection
@@ -46,21 +47,18 @@ export async function attachExisting(paths: InstancePaths, lease: boolean, log: 
     return undefined
   }
   // Owned but not answering: starting, repairing its socket, or shutting down. Give it a moment.
-  const deadline = Date.now() + UNREACHABLE_GRACE_MS
-  while (Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50))
-    const again = await tryHello(paths, lease)
-    if (again) return again
-    if (!(await isOwned(paths, statePid))) {
-      await cleanStale(paths)
-      return undefined
-    }
+  const outcome = await pollUntil(async () => (await tryHello(paths, lease)) ?? ((await isOwned(paths, statePid)) ? undefined : 'gone'), {
+    timeoutMs: UNREACHABLE_GRACE_MS, intervalMs: 50, waitFirst: true,
+  })
+  if (outcome === 'gone') {
+    await cleanStale(paths)
+    return undefined
   }
+  if (outcome) return outcome
   const pid = supervisorPid(paths, statePid)
   log(`The supervisor of instance "${paths.name}"${pid ? ` (pid ${pid})` : ''} does not answer; stopping it and starting afresh.`)
   if (pid) process.kill(pid, 'SIGKILL') // what its driver runs dies with it (parent-death signal, lifeline)
-  const gone = Date.now() + 5_000
-  while ((await isOwned(paths, statePid)) && Date.now() < gone) await new Promise((r) => setTimeout(r, 20))
+  await pollUntil(async () => !(await isOwned(paths, statePid)), { timeoutMs: 5_000, intervalMs: 20 })
   await cleanStale(paths)
   return undefined
 }
@@ -97,16 +95,16 @@ export async function spawnSupervisor(config: SupervisorConfig, lease: boolean):
   let failed = false
   child.on('exit', (code) => (failed = code !== ALREADY_OWNED_EXIT_CODE))
   child.on('error', () => (failed = true))
-  const deadline = Date.now() + SPAWN_TIMEOUT_MS
-  for (;;) {
-    const attached = await tryHello(paths, lease)
-    if (attached) return { ...attached, spawned: true }
-    if (failed || Date.now() > deadline) {
-      const logTail = (await fsp.readFile(paths.supervisorLog, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-10).join('\n')
-      throw new StackEmulatorError('The emulator supervisor did not start', { code: 'SUPERVISOR', fix: `See ${paths.supervisorLog}.`, details: logTail })
-    }
-    await new Promise((r) => setTimeout(r, 20))
+  const notStarted = async () => {
+    const logTail = (await fsp.readFile(paths.supervisorLog, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-10).join('\n')
+    return new StackEmulatorError('The emulator supervisor did not start', { code: 'SUPERVISOR', fix: `See ${paths.supervisorLog}.`, details: logTail })
   }
+  const attached = await pollUntil(async () => {
+    const attached = await tryHello(paths, lease)
+    if (!attached && failed) throw await notStarted()
+    return attached
+  }, { timeoutMs: SPAWN_TIMEOUT_MS, intervalMs: 20, timeoutError: notStarted })
+  return { ...attached, spawned: true }
 }
 
 async function readState(paths: InstancePaths): Promise<InstanceState | 'garbled' | undefined> {

@@ -11,6 +11,7 @@ import type { HelloResult, LeaseInfo, StatusResult, VmInfo } from '../supervisor
 import type { InstanceState, SupervisorConfig } from '../supervisor/config.js'
 import { attachExisting, clientInfo } from './attach.js'
 import { SupervisorConnection } from './connection.js'
+import { pollUntil } from '../poll.js'
 
 export interface InstanceStatus extends StatusResult {
   /** Every service answered its health check just now. */
@@ -83,8 +84,7 @@ export async function stopInstance(name?: string, log: (line: string) => void = 
   const pid = attached.hello.supervisorPid
   await attached.connection.request({ op: 'stop' }, 5000).catch(() => {})
   attached.connection.close()
-  const deadline = Date.now() + 15_000
-  while (isProcessAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  await pollUntil(() => !isProcessAlive(pid), { timeoutMs: 15_000, intervalMs: 20 })
   if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL') // what its driver runs dies with it (parent-death signal, lifeline)
   return true
 }

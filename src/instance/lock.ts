@@ -48,6 +48,7 @@ function lockName(instanceDir: string, key: string, role: LockRole): string {
  * or a new key would let a second supervisor start beside it.
  */
 async function lockKey(paths: LockPaths, create: boolean): Promise<string | undefined> {
+  // Not a poll: each round re-reads after one pollUntil wait (a supervisor may have died meanwhile).
   for (;;) {
     const key = await readLockKey(paths.dir)
     if (key) return key
@@ -108,14 +109,8 @@ export async function withInstanceLock<T>(paths: LockPaths, fn: () => Promise<T>
 }
 
 async function waitForLock(name: string): Promise<HeldLock> {
-  const deadline = Date.now() + LOCK_WAIT_MS
-  for (let attempt = 0; ; attempt++) {
-    const held = await tryBind(name)
-    if (held) return held
-    if (Date.now() > deadline) throw lockTimeout()
-    // Short waits first: the usual holder is done within tens of milliseconds.
-    await new Promise((r) => setTimeout(r, Math.min(5 + attempt * 5, 50)))
-  }
+  // Short waits first: the usual holder is done within tens of milliseconds.
+  return pollUntil(() => tryBind(name), { timeoutMs: LOCK_WAIT_MS, intervalMs: (tries) => Math.min(5 * tries, 50), timeoutError: lockTimeout })
 }
 
 /**

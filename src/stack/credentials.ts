@@ -6,6 +6,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { httpRequest } from '../http.js'
 import { StackEmulatorError } from '../errors.js'
+import { pollUntil } from '../poll.js'
 import type { StackCredentials } from './environment.js'
 import { ensureGeneratedConfig, projectRoot } from './project-config.js'
 
@@ -76,17 +77,13 @@ export async function mintCredentials(routeUrl: string, configFile: string, publ
 }
 
 async function waitForInternalKey(published: PublishedKey, file: string): Promise<string> {
-  const deadline = Date.now() + KEY_WAIT_MS
-  for (let wait = 50; ; wait = Math.min(wait * 2, 2000)) {
-    const key = await published.readInternalKey()
-    if (key) return key
-    if (Date.now() > deadline) {
-      throw new StackEmulatorError(`The emulator did not publish its internal key (${file}) within ${KEY_WAIT_MS / 1000} s`, {
-        code: 'CREDENTIALS', fix: 'See the console log (stack-emulator logs): the guest writes the key once its services start.',
-      })
-    }
-    await new Promise((r) => setTimeout(r, wait))
-  }
+  return pollUntil(async () => (await published.readInternalKey()) || undefined, {
+    timeoutMs: KEY_WAIT_MS,
+    intervalMs: (tries) => Math.min(50 * 2 ** (tries - 1), 2000),
+    timeoutError: () => new StackEmulatorError(`The emulator did not publish its internal key (${file}) within ${KEY_WAIT_MS / 1000} s`, {
+      code: 'CREDENTIALS', fix: 'See the console log (stack-emulator logs): the guest writes the key once its services start.',
+    }),
+  })
 }
 
 /** A Stack known error's code and message, or the start of the body. */

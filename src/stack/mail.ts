@@ -4,6 +4,7 @@
  */
 import { StackEmulatorError, badOption } from '../errors.js'
 import { httpRequest } from '../http.js'
+import { pollUntil } from '../poll.js'
 import { extractLinks, isAddressedTo, isFromProject, mailboxName } from './mail-parsing.js'
 
 /** The manifest's name for the mail catcher's service. */
@@ -137,24 +138,23 @@ export function mailClient(inbucketUrl: string, filter: MailFilter = {}): MailCl
   async function waitForMessage(address: string, options: WaitForMessageOptions = {}): Promise<MailMessage> {
     const { timeoutMs, intervalMs } = { ...MAIL_DEFAULTS, ...definedOnly(options) }
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw badOption('timeoutMs', timeoutMs, 'a number of ms, 0 or more')
-    const deadline = performance.now() + timeoutMs
     let seen: Summary[] = []
     let lastError: unknown
-    for (;;) {
-      options.signal?.throwIfAborted()
+    return pollUntil(async () => {
       try {
         seen = await list(address)
         const match = nextMatch(seen, options)
-        if (match) return await read(address, match.id)
         lastError = undefined
+        return match && (await read(address, match.id))
       } catch (error) {
         if ((error as StackEmulatorError).code === 'BAD_OPTION') throw error
         lastError = error // Inbucket may be restarting: look again until the deadline
+        return undefined
       }
-      const left = deadline - performance.now()
-      if (left <= 0) throw timeoutError(address, mailboxUrl(address), timeoutMs, options, seen, lastError)
-      await new Promise((resolve) => setTimeout(resolve, Math.min(intervalMs, left)))
-    }
+    }, {
+      timeoutMs, intervalMs, signal: options.signal,
+      timeoutError: () => timeoutError(address, mailboxUrl(address), timeoutMs, options, seen, lastError),
+    })
   }
 
   return {

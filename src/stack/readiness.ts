@@ -5,6 +5,7 @@
  */
 import { httpRequest } from '../http.js'
 import { StackEmulatorError } from '../errors.js'
+import { pollUntil } from '../poll.js'
 
 export interface HealthTarget {
   name: string
@@ -14,7 +15,7 @@ export interface HealthTarget {
 
 export async function waitHealthy(options: {
   targets: HealthTarget[]
-  deadline: number
+  timeoutMs: number
   /** Rejects when the VM died; raced against every wait. */
   aborted?: Promise<never>
   /** The serial console: its path and its last lines, for the timeout message. */
@@ -25,22 +26,25 @@ export async function waitHealthy(options: {
   probeTimeoutMs?: number
 }): Promise<void> {
   const pending = new Set(options.targets)
-  while (pending.size > 0) {
+  const probeAll = async () => {
     const checks = [...pending].map(async (target) => {
       if (await isHealthy(target, options.probeTimeoutMs)) pending.delete(target)
     })
     await (options.aborted ? Promise.race([Promise.all(checks), options.aborted]) : Promise.all(checks))
-    if (pending.size === 0) return
-    if (Date.now() > options.deadline) {
+    return pending.size === 0
+  }
+  await pollUntil(probeAll, {
+    timeoutMs: options.timeoutMs,
+    intervalMs: options.intervalMs ?? 50,
+    timeoutError: async () => {
       const names = [...pending].map((t) => `${t.name} (${t.url})`).join(', ')
-      throw new StackEmulatorError(`Service ${names} did not become healthy in time`, {
+      return new StackEmulatorError(`Service ${names} did not become healthy in time`, {
         code: 'NOT_HEALTHY',
         fix: `${options.console ? `See the console log ${options.console.path} (its last lines below); r` : 'R'}aise the timeout with --timeout (bootTimeoutMs) if the machine is just slow.`,
         details: options.console ? `--- last console lines ---\n${await options.console.tail()}` : undefined,
       })
-    }
-    await new Promise((r) => setTimeout(r, options.intervalMs ?? 50))
-  }
+    },
+  })
 }
 
 export async function isHealthy(target: HealthTarget, timeoutMs = 2000): Promise<boolean> {

@@ -250,6 +250,7 @@ export class Supervisor {
     const request = options.checkpoint
     // A client without a config file waits for a seed in progress as long as it runs (the seeder is bounded itself).
     const deadline = request ? Date.now() + request.seedTimeoutMs : Infinity
+    // Not a poll: each wait below is on an event (a release, a seed's end), raced against `deadline`.
     for (;;) {
       while (this.leases.mustWait(lease)) {
         const others = this.leases.othersHolding(lease)

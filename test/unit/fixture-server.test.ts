@@ -14,6 +14,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { httpRequest } from '../../src/http.js'
+import { pollUntil } from '../../src/poll.js'
 import { backendHeaderFamily } from '../../src/stack/header-generation.js'
 
 const GUEST = path.join(import.meta.dirname, '..', '..', 'fixtures', 'image', 'guest')
@@ -60,13 +61,7 @@ async function freePort(): Promise<number> {
 }
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
+  return pollUntil(() => probe().catch(() => undefined), { timeoutMs, intervalMs: 100, timeoutError: () => new Error(`timed out waiting for ${what}`) })
 }
 
 interface Answer { status: number; headers: Record<string, string>; text: string; json: any }

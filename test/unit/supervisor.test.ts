@@ -12,6 +12,7 @@ import { SupervisorConnection } from '../../src/client/connection.js'
 import { ResetNotDone, type RunningInstance } from '../../src/drivers/types.js'
 import { StackEmulatorError } from '../../src/errors.js'
 import { ensureInstanceDir, instancePaths } from '../../src/instance/paths.js'
+import { pollUntil } from '../../src/poll.js'
 import { readSettings } from '../../src/settings.js'
 import { Supervisor } from '../../src/supervisor/supervisor.js'
 import type { CheckpointRequest } from '../../src/supervisor/protocol.js'
@@ -82,11 +83,7 @@ async function start(vm: RunningInstance | Error = new FakeVm(), credentials?: {
   return { paths, supervisor, client, acquire, exited: () => exited }
 }
 
-const until = async (check: () => boolean, ms = 2000) => {
-  const deadline = Date.now() + ms
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
-  return check()
-}
+const until = async (check: () => boolean, ms = 2000) => (await pollUntil(check, { timeoutMs: ms, intervalMs: 5 })) ?? false
 
 describe('supervisor', () => {
   it('shares the VM between overlapping suites, and the last release stops it', async () => {

@@ -23,7 +23,7 @@ export const externalDriver: Driver<ServiceManifest> = {
       .map((s) => ({ name: s.name, url: urls[s.name]!.replace(/\/+$/, '') + s.health!.path, status: s.health!.status ?? 200 }))
     options.progress(`checking the emulator at ${urls.backend ?? Object.values(urls)[0]}`)
     try {
-      await waitHealthy({ targets, deadline: Date.now() + options.bootTimeoutMs, intervalMs: 250 })
+      await waitHealthy({ targets, timeoutMs: options.bootTimeoutMs, intervalMs: 250 })
     } catch (error) {
       throw new StackEmulatorError(`The external emulator is not healthy: ${(error as Error).message}`, {
         code: 'NOT_HEALTHY', fix: 'Check that it runs and that the URLs (--url, STACK_EMULATOR_<SERVICE>_URL) point at it; raise --timeout to wait longer.', cause: error,

@@ -20,6 +20,7 @@ import { local, localFailure } from '../../local-failure.js'
 import { afterLaunch, uefiFirmware, firstLine, healthTargets, resolvedForwards, seedDigest, seedFiles, type Context } from './launch.js'
 import { guestReadFile, withGuestAgent } from './guest-agent.js'
 import { runtimeVolumeDigest, writeRuntimeVolume } from './runtime-volume.js'
+import { pollUntil } from '../../poll.js'
 
 export interface ReadySnapshot {
   files: SnapshotFiles
@@ -155,14 +156,16 @@ export async function saveDeviceState(ctx: Context, proc: QemuProcess, file: str
 }
 
 async function guestQuiet(proc: QemuProcess): Promise<void> {
-  const deadline = Date.now() + QUIET.timeoutMs
-  let before = await proc.cpuTimeMs()
-  while (before !== undefined && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, QUIET.windowMs))
+  const first = await proc.cpuTimeMs()
+  if (first === undefined) return
+  let before = first
+  // Each check measures the window just waited (so a first pause); at the deadline it is saved anyway.
+  await pollUntil(async () => {
     const now = await proc.cpuTimeMs()
-    if (now === undefined || now - before < QUIET.cpuMs) return
+    if (now === undefined || now - before < QUIET.cpuMs) return true
     before = now
-  }
+    return false
+  }, { timeoutMs: QUIET.timeoutMs, intervalMs: QUIET.windowMs, waitFirst: true })
 }
 
 /** Migrates the running VM's device state into `file` through a unix socket we listen on (no shell). */
@@ -195,14 +198,11 @@ export async function migrateToFile(proc: QemuProcess, socketPath: string, file:
 }
 
 async function waitMigrated(proc: QemuProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
+  await pollUntil(async () => {
     const info = await proc.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate')
-    if (info.status === 'completed') return
     if (info.status === 'failed' || info.status === 'cancelled') {
       throw new StackEmulatorError(`Saving the snapshot failed: ${info['error-desc'] ?? info.status}`, { code: 'SNAPSHOT' })
     }
-    if (Date.now() > deadline) throw new StackEmulatorError('Saving the snapshot did not finish in time', { code: 'TIMEOUT' })
-    await new Promise((r) => setTimeout(r, 10))
-  }
+    return info.status === 'completed'
+  }, { timeoutMs, intervalMs: 10, timeoutError: () => new StackEmulatorError('Saving the snapshot did not finish in time', { code: 'TIMEOUT' }) })
 }

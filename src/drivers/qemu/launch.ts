@@ -24,6 +24,7 @@ import type { Stopwatch } from '../../stopwatch.js'
 import { QemuProcess, tail } from './process.js'
 import { writeRuntimeVolume } from './runtime-volume.js'
 import type { SnapshotFiles, SnapshotRecord } from './snapshot.js'
+import { pollUntil } from '../../poll.js'
 
 const RESTORE_TIMEOUT_MS = 30_000
 
@@ -203,7 +204,7 @@ export async function afterLaunch(ctx: Context, proc: QemuProcess, requested: Fo
     ctx.options.progress(`waiting for ${ctx.manifest.services.filter((s) => s.health).map((s) => s.name).join(', ')}`)
     await waitHealthy({
       targets: healthTargets(ctx.manifest, forwards),
-      deadline: Date.now() + timeoutMs,
+      timeoutMs,
       // A restored guest answers within a few hundred ms: probe it eagerly.
       intervalMs: timeoutMs <= RESTORE_TIMEOUT_MS ? 10 : 50,
       aborted: proc.exited.then((exit) => {
@@ -221,17 +222,14 @@ export async function afterLaunch(ctx: Context, proc: QemuProcess, requested: Fo
 }
 
 async function waitRunning(proc: QemuProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
+  await pollUntil(async () => {
     const status = await Promise.race([
       proc.status(),
       proc.exited.then(() => Promise.reject(new Error('QEMU exited while loading the snapshot'))),
     ])
-    if (status === 'running') return
-    if (status !== 'inmigrate' && status !== 'prelaunch' && status !== 'paused') throw new Error(`VM status is "${status}" after loading`)
-    if (Date.now() > deadline) throw new Error('loading the snapshot did not finish in time')
-    await new Promise((r) => setTimeout(r, 5))
-  }
+    if (status !== 'running' && status !== 'inmigrate' && status !== 'prelaunch' && status !== 'paused') throw new Error(`VM status is "${status}" after loading`)
+    return status === 'running'
+  }, { timeoutMs, intervalMs: 5, timeoutError: () => new Error('loading the snapshot did not finish in time') })
 }
 
 /** A restored guest wakes with the snapshot's clock: push the host's time through the image's clock endpoint. */

@@ -11,6 +11,7 @@ import { StackEmulatorError } from '../../errors.js'
 import { QmpClient } from './qmp.js'
 import { portHolder } from '../../port-holder.js'
 import { parseUsernet, type HostForward } from './usernet.js'
+import { pollUntil } from '../../poll.js'
 
 export interface QemuExit {
   code: number | null
@@ -128,16 +129,13 @@ function watchExit(child: ChildProcess): Promise<QemuExit> {
   })
 }
 
+/** Until QEMU listens on its socket; at the deadline, the last connection's error. */
 async function connectWhenReady(socket: string, timeoutMs: number): Promise<QmpClient> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      return await QmpClient.connect(socket, Math.max(500, deadline - Date.now()))
-    } catch (error) {
-      if (Date.now() > deadline) throw error
-      await new Promise((r) => setTimeout(r, 5))
-    }
-  }
+  let lastError: unknown
+  return pollUntil(
+    (remainingMs) => QmpClient.connect(socket, Math.max(500, remainingMs)).catch((error: unknown) => void (lastError = error)),
+    { timeoutMs, intervalMs: 5, timeoutError: () => lastError as Error },
+  )
 }
 
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {

@@ -350,10 +350,7 @@ class QemuVm implements RunningVm {
 
   /** Rejects with the pause's error once QEMU pauses the guest on a full disk (until `signal` aborts). */
   private async pausedOnFullDisk(signal: AbortSignal): Promise<never> {
-    await pollUntil(() => this.diskFull !== undefined, {
-      timeoutMs: Infinity, intervalMs: 100, signal, timeoutError: () => new Error('unreachable: no deadline'),
-    })
-    throw this.diskFull!
+    throw (await pollUntil(() => this.diskFull, { timeoutMs: Infinity, intervalMs: 100, signal }))!
   }
 
   /** Where the running VM's disk overlay grows: a VM being seeded writes into the snapshot store. */
