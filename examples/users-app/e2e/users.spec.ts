@@ -9,8 +9,8 @@ test('the web server and the fixture see the same emulator', async ({ request, s
 test('signs up through the page, then follows the link of the verification email', async ({ page, stackEmulator, runId }) => {
   const email = `playwright-${runId}@example.com`
   await page.goto('/')
-  await page.getByLabel('email').fill(email)
-  await page.getByLabel('password').fill('correct horse battery staple')
+  await page.getByLabel('email', { exact: true }).fill(email)
+  await page.getByLabel('password', { exact: true }).fill('correct horse battery staple')
   await page.getByRole('button', { name: 'Sign up' }).click()
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Check your email')
   await expect(page.locator('#users')).toContainText(`${email} (unverified)`)
