@@ -2,7 +2,8 @@
 // Measures, side by side in one run on this machine: cold boot to healthy, snapshot start to
 // healthy, reset to healthy, QEMU RSS of a restored VM, attach time of a second suite, and the
 // time for 16 simultaneous acquirers to all be ready, resets to a seeded snapshot, a pool of VMs,
-// and a fresh project per test on one VM. Medians of N runs (default 5).
+// a fresh project per test on one VM, and a signed-in first page through the sign-in helpers
+// beside the example app's own pages. Medians of N runs (default 5).
 // --driver docker: the QEMU and Docker drivers' start and reset side by side (bench/drivers.mjs).
 if (process.argv.includes('--driver') && process.argv[process.argv.indexOf('--driver') + 1] !== 'qemu') {
   await import('./drivers.mjs')
@@ -210,6 +211,9 @@ say(`project per test: on demand ${Math.round(median(projectOnDemand))} ms, 2 ah
 await projectHolder.release()
 await stopInstance('projects')
 
+// Signed in (issue 27): the helpers beside the app's own sign-up and sign-in pages.
+const signIn = await (await import('./sign-in.mjs')).measureSignIn({ root, runs, say })
+
 const result = {
   runs,
   acquireFromNothingMs: Math.round(median(fromNothing.map((r) => r.ms))),
@@ -239,6 +243,8 @@ const result = {
   projectMintMs: Number(median(projectOnDemand).toFixed(1)),
   projectIsolationMs: Number(median(projectAhead).toFixed(1)),
   projectIsolation4WorkersMs: Number(median(project4Workers).toFixed(1)),
+  signInMs: Math.round(median(signIn.helper)),
+  uiSignUpSignInMs: Math.round(median(signIn.ui)),
 }
 result.coldToAcquireRatio = Number((result.coldBootMs / result.acquireFromNothingMs).toFixed(1))
 fs.rmSync(process.env.STACK_EMULATOR_HOME, { recursive: true, force: true })
@@ -266,6 +272,8 @@ if (json) {
     ['a fresh project per test, minted on demand', `${result.projectMintMs} ms`, "isolation 'project', mintAhead 0"],
     ['a fresh project per test, 2 minted ahead', `${result.projectIsolationMs} ms`, "isolation 'project', the default"],
     ['the same, 4 workers x 25 tests on one VM', `${result.projectIsolation4WorkersMs} ms`, 'wait per test, no extra VM'],
+    ['signed-in first page: the helpers', `${result.signInMs} ms`, 'users.create, signIn(context, user), one page load'],
+    ["signed-in first page: the app's pages", `${result.uiSignUpSignInMs} ms`, 'sign up, then sign in, as a visitor'],
   ]
   process.stdout.write(`medians of ${runs} runs, accel ${result.accel}\n`)
   for (const [what, value, note = ''] of rows) process.stdout.write(`  ${what.padEnd(42)} ${value.padStart(9)}  ${note}\n`)
