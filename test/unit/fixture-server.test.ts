@@ -3,8 +3,9 @@
  * PostgreSQL in a temp folder on a loopback port, loaded with the image's schema.sql, and the
  * server with FIXTURE_BIND=127.0.0.1, once per backend generation (STACK_EMULATOR_FIXTURE_HEADERS).
  * Needs PostgreSQL's server binaries and python3 with psycopg2 and PyJWT (Debian: postgresql,
- * python3-psycopg2, python3-jwt, python3-cryptography; scripts/prerequisites.sh installs them);
- * skipped, saying which is missing, without them.
+ * python3-psycopg2, python3-jwt, python3-cryptography; scripts/prerequisites.sh installs the
+ * Python ones, .ci/run PostgreSQL); skipped, saying which is missing, without them. The server's
+ * own Python tests: fixture-server-python.test.ts.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
