@@ -44,11 +44,10 @@ rm -rf "$root"/usr/lib/postgresql/$pg_version/lib/llvmjit* "$root"/usr/lib/postg
 	"$root"/usr/share/{doc,man,info,locale,i18n,lintian}/* "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* \
 	"$root"/var/log/*.log "$root"/var/log/apt/* "$root"/debootstrap
 
-mkdir -p "$root/opt/stack-emulator" "$root/host"
-install -m 644 "$guest/server.py" "$root/opt/stack-emulator/server.py"
+mkdir -p "$root/host"
+install_server "$guest" # rootfs.sh
 install -m 755 "$here/entrypoint" "$root/usr/local/bin/entrypoint"
 install -m 755 "$here/reset-database" "$root/usr/local/bin/reset-database"
-in_root python3 -m compileall -q /opt/stack-emulator >/dev/null
 
 # The cluster, made now so a container start does not pay for initdb. Unix socket only: with host
 # networking, two containers side by side must not both want port 5432.

@@ -15,8 +15,11 @@ if [ -f package-lock.json ] && [ -d src ]; then # a clone, never an installed pa
     echo "prerequisites: building (npm run build)" >&2
     npm run build >&2
   fi
-  # test/unit/fixture-server.test.ts runs the fixture's server.py on this host (it skips without them).
-  dpkg -s python3-psycopg2 python3-jwt python3-cryptography >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -qq python3-psycopg2 python3-jwt python3-cryptography >&2; } || echo "prerequisites: apt-get install python3-psycopg2 python3-jwt python3-cryptography, or test/unit/fixture-server.test.ts is skipped" >&2
+  # test/unit/fixture-server*.test.ts run the fixture's server on this host and lint it (they skip
+  # without these; the server's tests against PostgreSQL also need its server binaries: .ci/run).
+  python_packages="python3-psycopg2 python3-jwt python3-cryptography python3-flake8"
+  # shellcheck disable=SC2086 # one package per word
+  dpkg -s $python_packages >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -qq $python_packages >&2; } || echo "prerequisites: apt-get install $python_packages, or test/unit/fixture-server*.test.ts skip" >&2
 fi
 # Quiet when all is there; doctor's findings when something is missing. Its stderr (what it
 # installs, apt-get's output, the command to run) shows as it happens.

@@ -8,6 +8,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { sha256 } from '../digest.js'
 import { StackEmulatorError } from '../errors.js'
+import { listFiles } from '../image/fixture.js'
 import type { ImageManifest, ServiceSpec } from '../image/manifest.js'
 import { packageRoot } from '../package-root.js'
 
@@ -41,6 +42,13 @@ export type ServiceManifest = Pick<ImageManifest, 'name' | 'fingerprint' | 'file
 export const FIXTURE_CONTAINER_MANIFEST = path.join(packageRoot, 'docker', 'manifest.json')
 /** Everything the fixture's container image is built from. */
 const FIXTURE_INPUTS = ['docker/build.sh', 'docker/entrypoint', 'docker/reset-database', 'fixtures/image/rootfs.sh', 'fixtures/image/guest/server.py', 'fixtures/image/guest/schema.sql', 'fixtures/image/guest/postgresql.fixture.conf']
+/** Folders whose every file is an input too (the server's package). */
+const FIXTURE_INPUT_DIRS = ['fixtures/image/guest/fixture_server']
+
+async function fixtureInputs(): Promise<string[]> {
+  const dirs = await Promise.all(FIXTURE_INPUT_DIRS.map((dir) => listFiles(path.join(packageRoot, dir))))
+  return [...FIXTURE_INPUTS.map((f) => path.join(packageRoot, f)), ...dirs.flat()]
+}
 
 export async function loadServiceManifest(file: string): Promise<ServiceManifest> {
   let raw: Record<string, unknown>
@@ -57,7 +65,7 @@ export async function loadServiceManifest(file: string): Promise<ServiceManifest
   }
   const dir = path.dirname(path.resolve(file))
   const container = raw.container as ContainerSpec | undefined
-  const inputs = path.resolve(file) === FIXTURE_CONTAINER_MANIFEST ? FIXTURE_INPUTS.map((f) => path.join(packageRoot, f)) : []
+  const inputs = path.resolve(file) === FIXTURE_CONTAINER_MANIFEST ? await fixtureInputs() : []
   const parts = await Promise.all([file, ...inputs].map(async (f) => sha256(await fs.readFile(f))))
   return { ...(raw as object), name: raw.name, services, container, fingerprint: sha256(parts.join('\n')), file: path.resolve(file), dir } as ServiceManifest
 }

@@ -127,10 +127,11 @@ async function build(staging: string, fingerprint: string, cacheRoot: string, pr
   await fs.writeFile(path.join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2))
 }
 
-async function listFiles(dir: string): Promise<string[]> {
+/** The image's input files under `dir`, sorted. */
+export async function listFiles(dir: string): Promise<string[]> {
   const entries = await fs.readdir(dir, { withFileTypes: true, recursive: true })
   // Not the docs, nor what a local python3 run leaves behind (it never reaches the image).
-  return entries.filter((e) => e.isFile() && !e.name.endsWith('.md') && !e.parentPath.split(path.sep).includes('__pycache__')).map((e) => path.join(e.parentPath, e.name))
+  return entries.filter((e) => e.isFile() && !e.name.endsWith('.md') && !e.parentPath.split(path.sep).includes('__pycache__')).map((e) => path.join(e.parentPath, e.name)).sort()
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -3,8 +3,9 @@
  * PostgreSQL in a temp folder on a loopback port, loaded with the image's schema.sql, and the
  * server with FIXTURE_BIND=127.0.0.1, once per backend generation (STACK_EMULATOR_FIXTURE_HEADERS).
  * Needs PostgreSQL's server binaries and python3 with psycopg2 and PyJWT (Debian: postgresql,
- * python3-psycopg2, python3-jwt, python3-cryptography; scripts/prerequisites.sh installs them);
- * skipped, saying which is missing, without them.
+ * python3-psycopg2, python3-jwt, python3-cryptography; scripts/prerequisites.sh installs the
+ * Python ones, .ci/run PostgreSQL); skipped, saying which is missing, without them. The server's
+ * own Python tests: fixture-server-python.test.ts.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
@@ -23,30 +24,15 @@ const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3
 const INTERNAL_PCK = '0'.repeat(32) + 'f'.repeat(32)
 const ADMIN_USER_ID = '63abbc96-5329-454a-ba56-e0460173c6c1'
 
-/** PostgreSQL's bin folder: the newest under /usr/lib/postgresql, else initdb on PATH. */
-function postgresBin(): string | undefined {
-  const versions = fs.existsSync('/usr/lib/postgresql') ? fs.readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : []
-  for (const version of versions) {
-    const bin = path.join('/usr/lib/postgresql', version, 'bin')
-    if (fs.existsSync(path.join(bin, 'initdb')) && fs.existsSync(path.join(bin, 'postgres'))) return bin
-  }
-  try {
-    return path.dirname(execFileSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' }).trim()) || undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** Why this file cannot run here, or undefined. The server imports its modules as in the image. */
+/** Why this file cannot run here, or undefined: asked of the server's own test helper (tests/postgres.py). */
 function missing(): string | undefined {
-  const why: string[] = []
-  if (!postgresBin()) why.push('PostgreSQL server binaries (apt-get install postgresql)')
+  let bin: string
   try {
-    execFileSync(PYTHON, ['-S', '-c', "import sys; sys.path.append('/usr/lib/python3/dist-packages'); import psycopg2, jwt"], { stdio: 'ignore' })
+    bin = execFileSync(PYTHON, ['-B', '-c', 'import jwt; from tests.postgres import postgres_bin; print(postgres_bin() or "")'], { cwd: GUEST, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
   } catch {
-    why.push(`${PYTHON} with psycopg2 and PyJWT (apt-get install python3-psycopg2 python3-jwt python3-cryptography)`)
+    return `needs ${PYTHON} with psycopg2 and PyJWT (apt-get install python3-psycopg2 python3-jwt python3-cryptography)`
   }
-  return why.length ? `needs ${why.join(' and ')}` : undefined
+  return bin ? undefined : 'needs PostgreSQL server binaries (apt-get install postgresql)'
 }
 
 const skipReason = missing()
@@ -108,7 +94,7 @@ const CORS_AT_2F719903B = [
 describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? ` (skipped: it ${skipReason})` : ''}`, () => {
   let dir = ''
   let hostRoot = ''
-  let pgPort = 0
+  let pg: { dir: string; port: number } = { dir: '', port: 0 }
   let postgres: ChildProcess | undefined
   const servers: ChildProcess[] = []
   const backend: Record<string, string> = {}
@@ -119,7 +105,7 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
     const [backendPort, dashboard, minio, inbucket, mockOauth] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()))
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/bin:/bin', PYTHONDONTWRITEBYTECODE: '1',
-      FIXTURE_BIND: '127.0.0.1', FIXTURE_DB_HOST: '127.0.0.1', PGPORT: String(pgPort), FIXTURE_DB_USER: 'postgres',
+      FIXTURE_BIND: '127.0.0.1', FIXTURE_DB_HOST: pg.dir, PGPORT: String(pg.port), FIXTURE_DB_USER: 'postgres',
       BACKEND_PORT: String(backendPort), DASHBOARD_PORT: String(dashboard), MINIO_PORT: String(minio), INBUCKET_PORT: String(inbucket),
       MOCK_OAUTH_PORT: String(mockOauth), NEXT_PUBLIC_STACK_IS_LOCAL_EMULATOR: 'true', STACK_LOCAL_EMULATOR_HOST_MOUNT_ROOT: hostRoot,
       ...(mode === undefined ? {} : { STACK_EMULATOR_FIXTURE_HEADERS: mode }),
@@ -139,42 +125,19 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
   }
 
   beforeAll(async () => {
-    const bin = postgresBin()!
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'se-fixture-server-'))
     hostRoot = path.join(dir, 'host')
     fs.mkdirSync(hostRoot)
-    // PostgreSQL refuses to run as root: then as nobody, in a folder of its own.
-    const asUser = process.getuid?.() === 0
-      ? { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) }
-      : {}
-    const pgDir = path.join(dir, 'pg')
-    fs.mkdirSync(pgDir)
-    if ('uid' in asUser) {
-      fs.chmodSync(dir, 0o711) // nobody passes through (mkdtemp's folder is 0700)
-      fs.chownSync(pgDir, asUser.uid!, asUser.gid!)
-    }
-    execFileSync(path.join(bin, 'initdb'), ['-D', path.join(pgDir, 'data'), '--auth=trust', '--username=postgres', '--encoding=UTF8', '--locale=C', '--no-instructions', '--no-sync'], { ...asUser, stdio: 'pipe', cwd: pgDir })
-    pgPort = await freePort()
-    postgres = spawn(path.join(bin, 'postgres'), ['-D', path.join(pgDir, 'data'), '-p', String(pgPort), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${pgDir}`, '-c', 'fsync=off'], { ...asUser, cwd: pgDir, stdio: 'ignore' })
-    // The database and the image's schema, loaded through psycopg2 (what the server needs anyway).
-    const load = [
-      'import sys, time',
-      "sys.path.append('/usr/lib/python3/dist-packages')",
-      'import psycopg2',
-      'deadline = time.time() + 30',
-      'while True:',
-      '    try:',
-      "        c = psycopg2.connect(host='127.0.0.1', port=sys.argv[1], user='postgres', dbname='postgres'); break",
-      '    except psycopg2.OperationalError:',
-      '        if time.time() > deadline: raise',
-      '        time.sleep(0.1)',
-      'c.autocommit = True',
-      "c.cursor().execute('CREATE DATABASE fixture')",
-      "c = psycopg2.connect(host='127.0.0.1', port=sys.argv[1], user='postgres', dbname='fixture')",
-      'c.autocommit = True',
-      'c.cursor().execute(open(sys.argv[2]).read())',
-    ].join('\n')
-    execFileSync(PYTHON, ['-S', '-c', load, String(pgPort), path.join(GUEST, 'schema.sql')], { stdio: 'pipe' })
+    // A private cluster with the image's schema, until its stdin closes (tests/postgres.py); its folder and port first.
+    postgres = spawn(PYTHON, ['-B', '-m', 'tests.postgres'], { cwd: GUEST, stdio: ['pipe', 'pipe', 'inherit'] })
+    pg = JSON.parse(await new Promise<string>((resolve, reject) => {
+      let out = ''
+      postgres!.stdout!.on('data', (c: Buffer) => {
+        out += c.toString()
+        if (out.includes('\n')) resolve(out.split('\n')[0]!)
+      })
+      postgres!.once('exit', (code) => reject(new Error(`tests/postgres.py exited (${code}) before its cluster was ready`)))
+    }))
     for (const mode of ['x-stack', 'both'] as const) {
       const server = await startServer(mode)
       if (server.child.exitCode !== null) throw new Error(`server.py (${mode}) exited: ${server.output()}`)
@@ -188,7 +151,7 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
     for (const child of servers) child.kill('SIGTERM')
     await Promise.all(servers.map(stopped))
     if (postgres) {
-      postgres.kill('SIGINT') // fast shutdown
+      postgres.stdin!.end() // the helper stops its cluster and removes its folder
       await stopped(postgres)
     }
     if (dir) fs.rmSync(dir, { recursive: true, force: true })
