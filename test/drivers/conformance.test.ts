@@ -55,6 +55,24 @@ for (const driver of drivers) {
     })
 
     if (driver === 'external') {
+      it("isolation 'project': a copy of the config file the remote emulator cannot read is refused, saying so", async () => {
+        await using emulator = await acquire({ ...options('project'), onLog: () => {} })
+        await expect(emulator.newProject()).rejects.toMatchObject({ code: 'CREDENTIALS', message: expect.stringMatching(/credential route refused/) })
+      })
+    } else {
+      it("isolation 'project': each ask is a fresh project, with the sign-in helpers working in it and nothing crossing", async () => {
+        await using emulator = await acquire({ ...options('project'), onLog: () => {} })
+        const [a, b] = await Promise.all([emulator.newProject(), emulator.newProject()])
+        expect(new Set([a.projectId, b.projectId, emulator.credentials!.projectId]).size).toBe(3)
+        const user = await a.users.create()
+        const me = await fetch(`${emulator.backendUrl}/api/v1/users/me`, { headers: await a.authHeaders(user) })
+        expect(me.status).toBe(200)
+        const inB = await fetch(`${emulator.backendUrl}/api/v1/users`, { headers: serverHeaders(b) })
+        expect(((await inB.json()) as { items: unknown[] }).items).toEqual([])
+      })
+    }
+
+    if (driver === 'external') {
       it('refuses a reset with a clear error', async () => {
         await using emulator = await acquire({ ...options('refuse'), onLog: () => {} })
         await expect(emulator.reset()).rejects.toMatchObject({ code: 'RESET_UNSUPPORTED', message: expect.stringMatching(/cannot be reset from here/) })
@@ -105,6 +123,6 @@ for (const driver of drivers) {
   })
 }
 
-function serverHeaders(emulator: Emulator): Record<string, string> {
+function serverHeaders(emulator: { env: Record<string, string> }): Record<string, string> {
   return { 'x-stack-project-id': emulator.env.STACK_PROJECT_ID!, 'x-stack-access-type': 'server', 'x-stack-secret-server-key': emulator.env.STACK_SECRET_SERVER_KEY! }
 }
