@@ -38,7 +38,9 @@ async function measure(driver) {
     const reset = performance.now()
     await emulator.reset({ force: true }) // includes minting the credentials again
     resets.push(performance.now() - reset)
-    say(`${driver} run ${i + 1}/${runs}: start ${starts.at(-1).toFixed(0)} ms, reset ${resets.at(-1).toFixed(0)} ms ${JSON.stringify(emulator.startup.vmPhases)}`)
+    say(
+      `${driver} run ${i + 1}/${runs}: start ${starts.at(-1).toFixed(0)} ms, reset ${resets.at(-1).toFixed(0)} ms ${JSON.stringify(emulator.startup.vmPhases)}`,
+    )
     await emulator.release()
     await stopInstance(name)
   }
@@ -52,9 +54,11 @@ try {
   fs.rmSync(process.env.STACK_EMULATOR_HOME, { recursive: true, force: true })
 }
 if (json) {
-  process.stdout.write(JSON.stringify({ runs, drivers: results }) + '\n')
+  process.stdout.write(`${JSON.stringify({ runs, drivers: results })}\n`)
 } else {
-  process.stdout.write(`medians of ${runs} runs; start = acquire() from nothing running to healthy with credentials, reset = reset() to healthy with credentials\n`)
+  process.stdout.write(
+    `medians of ${runs} runs; start = acquire() from nothing running to healthy with credentials, reset = reset() to healthy with credentials\n`,
+  )
   process.stdout.write('| driver | how it runs | start | reset |\n| --- | --- | --- | --- |\n')
   for (const r of results) process.stdout.write(`| ${r.driver} | ${r.accel} | ${r.startMs} ms | ${r.resetMs} ms |\n`)
 }

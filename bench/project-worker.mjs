@@ -16,4 +16,4 @@ for (let i = 0; i < Number(TESTS); i++) {
 }
 await pool.close()
 await emulator.release()
-process.stdout.write(JSON.stringify(waits) + '\n')
+process.stdout.write(`${JSON.stringify(waits)}\n`)

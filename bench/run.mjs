@@ -114,15 +114,19 @@ const acquirer = path.join(root, 'test/programs/acquirer.mjs')
 // Baseline: 16 node processes that load the package and exit, to tell start-up from acquiring.
 const startups = []
 for (let i = 0; i < runs; i++) {
-  const { ms } = await time(() => Promise.all(Array.from({ length: 16 }, () =>
-    execa(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(root, 'dist/index.js'))})`]))))
+  const { ms } = await time(() =>
+    Promise.all(
+      Array.from({ length: 16 }, () =>
+        execa(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(root, 'dist/index.js'))})`]),
+      ),
+    ),
+  )
   startups.push(ms)
 }
 const crowd = []
 for (let i = 0; i < runs; i++) {
   // From nothing running: every process spawned at once, timed until each printed its lease.
-  const children = Array.from({ length: 16 }, () =>
-    execa(process.execPath, [acquirer, JSON.stringify({ name: 'crowd' })], { env: { HOLD_MS: '1000' } }))
+  const children = Array.from({ length: 16 }, () => execa(process.execPath, [acquirer, JSON.stringify({ name: 'crowd' })], { env: { HOLD_MS: '1000' } }))
   const { ms } = await time(() => Promise.all(children.map((c) => new Promise((resolve) => c.stdout.once('data', resolve)))))
   await Promise.all(children)
   crowd.push(ms)
@@ -154,7 +158,12 @@ const pssMb = (pid) => Number(/^Pss:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid
 const seed = async (e) => {
   const response = await fetch(`${e.backendUrl}/api/v1/users`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-stack-project-id': e.credentials.projectId, 'x-stack-access-type': 'server', 'x-stack-secret-server-key': e.credentials.secretServerKey },
+    headers: {
+      'content-type': 'application/json',
+      'x-stack-project-id': e.credentials.projectId,
+      'x-stack-access-type': 'server',
+      'x-stack-secret-server-key': e.credentials.secretServerKey,
+    },
     body: JSON.stringify({ primary_email: 'seeded@example.com' }),
   })
   if (response.status !== 201) throw new Error(`seed: HTTP ${response.status}`)
@@ -174,13 +183,15 @@ const timedResets = async (count, pauseMs) => {
 const seededResets = await timedResets(runs, 3000) // the warm spare is ready each time
 const every250 = await timedResets(resetCount, 250)
 const backToBack = await timedResets(resetCount, 0)
-say(`seeded resets: ${seededResets.map(Math.round).join(' ')}; every 250 ms: median ${Math.round(median(every250))}; back to back: median ${Math.round(median(backToBack))}`)
+say(
+  `seeded resets: ${seededResets.map(Math.round).join(' ')}; every 250 ms: median ${Math.round(median(every250))}; back to back: median ${Math.round(median(backToBack))}`,
+)
 await seeded.release()
 await stopInstance('seeded')
 
 // A pool of 4 from that seeded snapshot (isolation 'worker'), and what each extra VM costs.
 const pool4 = []
-let extraPss = []
+const extraPss = []
 for (let i = 0; i < runs; i++) {
   const { ms, value: pool } = await time(() => Promise.all([0, 1, 2, 3].map((n) => acquire({ name: `pool-${n}`, seedVersion: 'bench', onLog: () => {} }))))
   pool4.push(ms)
@@ -200,14 +211,17 @@ for (let i = 0; i < runs; i++) {
 const projectWorker = path.join(root, 'bench/project-worker.mjs')
 const projectWaits = async (workers, mintAhead) => {
   const children = Array.from({ length: workers }, () =>
-    execa(process.execPath, [projectWorker], { env: { NAME: 'projects', MINT_AHEAD: String(mintAhead), TESTS: '25' } }))
+    execa(process.execPath, [projectWorker], { env: { NAME: 'projects', MINT_AHEAD: String(mintAhead), TESTS: '25' } }),
+  )
   return (await Promise.all(children)).flatMap((child) => JSON.parse(child.stdout))
 }
 const projectHolder = await acquire({ name: 'projects', onLog: () => {} })
 const projectOnDemand = await projectWaits(1, 0)
 const projectAhead = await projectWaits(1, 2)
 const project4Workers = await projectWaits(4, 2)
-say(`project per test: on demand ${Math.round(median(projectOnDemand))} ms, 2 ahead ${Math.round(median(projectAhead))} ms, 4 workers ${Math.round(median(project4Workers))} ms`)
+say(
+  `project per test: on demand ${Math.round(median(projectOnDemand))} ms, 2 ahead ${Math.round(median(projectAhead))} ms, 4 workers ${Math.round(median(project4Workers))} ms`,
+)
 await projectHolder.release()
 await stopInstance('projects')
 
@@ -221,7 +235,12 @@ const result = {
   acquireFromNothingVmPhases: medianPhases(fromNothing.map((r) => r.vmPhases)),
   cliStartMs: Math.round(median(cliStarts.map((r) => r.ms))),
   cliStartPhases: medianPhases(cliStarts.map((r) => r.phases)),
-  accel: (await (async () => { const v = await driver('accel', {}); const a = v.accel; await v.stop(); return a })()),
+  accel: await (async () => {
+    const v = await driver('accel', {})
+    const a = v.accel
+    await v.stop()
+    return a
+  })(),
   coldBootMs: Math.round(median(cold)),
   snapshotStartMs: Math.round(median(snapshotStarts)),
   resetMs: Math.round(median(resets)),
@@ -249,7 +268,7 @@ const result = {
 result.coldToAcquireRatio = Number((result.coldBootMs / result.acquireFromNothingMs).toFixed(1))
 fs.rmSync(process.env.STACK_EMULATOR_HOME, { recursive: true, force: true })
 if (json) {
-  process.stdout.write(JSON.stringify(result) + '\n')
+  process.stdout.write(`${JSON.stringify(result)}\n`)
 } else {
   const rows = [
     ['cold boot to healthy', `${result.coldBootMs} ms`],
@@ -277,7 +296,12 @@ if (json) {
   ]
   process.stdout.write(`medians of ${runs} runs, accel ${result.accel}\n`)
   for (const [what, value, note = ''] of rows) process.stdout.write(`  ${what.padEnd(42)} ${value.padStart(9)}  ${note}\n`)
-  const phases = (o) => Object.entries(o).map(([k, v]) => `${k} ${v}`).join(', ')
-  process.stdout.write(`acquire() phases (ms): ${phases(result.acquireFromNothingPhases)}\n  VM start inside them: ${phases(result.acquireFromNothingVmPhases)}\n`)
+  const phases = (o) =>
+    Object.entries(o)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')
+  process.stdout.write(
+    `acquire() phases (ms): ${phases(result.acquireFromNothingPhases)}\n  VM start inside them: ${phases(result.acquireFromNothingVmPhases)}\n`,
+  )
   process.stdout.write(`start phases (ms, after Node's start-up): ${phases(result.cliStartPhases)}\n`)
 }

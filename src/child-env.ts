@@ -5,20 +5,41 @@
  * in /proc/<pid>/environ, inherited by everything it runs). Only what they read goes through.
  */
 const NAMES = new Set([
-  'PATH', 'HOME', 'USER', 'LOGNAME', 'TMPDIR', 'TZ', 'LANG', 'LANGUAGE',
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'TMPDIR',
+  'TZ',
+  'LANG',
+  'LANGUAGE',
   // Docker driver (testcontainers): the engine, and rootless Docker's socket under XDG_RUNTIME_DIR.
-  'DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'DOCKER_CONFIG', 'DOCKER_CONTEXT', 'XDG_RUNTIME_DIR',
+  'DOCKER_HOST',
+  'DOCKER_TLS_VERIFY',
+  'DOCKER_CERT_PATH',
+  'DOCKER_CONFIG',
+  'DOCKER_CONTEXT',
+  'XDG_RUNTIME_DIR',
   // An external emulator behind a private CA.
-  'NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'SSL_CERT_DIR',
+  'NODE_EXTRA_CA_CERTS',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
   // The Docker driver's image build (debootstrap, apt) fetches packages.
-  'http_proxy', 'https_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY',
+  'http_proxy',
+  'https_proxy',
+  'no_proxy',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY',
 ])
 /** STACK_EMULATOR_*: the package's own settings (the fixture's headers are read in the supervisor). */
 const PREFIXES = ['STACK_EMULATOR_', 'LC_', 'TESTCONTAINERS_']
 
 export function childEnvironment(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => {
-    const [name, value] = entry
-    return value !== undefined && (NAMES.has(name) || PREFIXES.some((prefix) => name.startsWith(prefix)))
-  }))
+  return Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => {
+      const [name, value] = entry
+      return value !== undefined && (NAMES.has(name) || PREFIXES.some((prefix) => name.startsWith(prefix)))
+    }),
+  )
 }

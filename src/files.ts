@@ -28,7 +28,11 @@ export async function diskUsage(target: string): Promise<number> {
 
 /** `41.2 MB`, decimal units as download tools show them. */
 export function formatBytes(bytes: number): string {
-  for (const [unit, size] of [['GB', 1e9], ['MB', 1e6], ['kB', 1e3]] as const) {
+  for (const [unit, size] of [
+    ['GB', 1e9],
+    ['MB', 1e6],
+    ['kB', 1e3],
+  ] as const) {
     if (bytes >= size) return `${(bytes / size).toFixed(1)} ${unit}`
   }
   return `${bytes} B`

@@ -18,7 +18,10 @@ const ELSEWHERE = 'STACK_EMULATOR_HOME (state) or STACK_EMULATOR_CACHE_DIR (imag
 /** The local failure behind `error` (an errno error or QEMU's stderr), or undefined. `folder` is where it happened. */
 export function localFailure(error: unknown, folder: string): StackEmulatorError | undefined {
   if (error instanceof StackEmulatorError && LOCAL_CODES.includes(error.code)) return error
-  const lines = describe(error).split('\n').map((l) => l.trim()).filter(Boolean)
+  const lines = errorText(error)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
   const line = (pattern: RegExp) => lines.find((l) => pattern.test(l))
   // QEMU's tail (a StackEmulatorError's details) is kept whole: the lines above the error say what QEMU was doing.
   const details = (matched: string) => (error instanceof StackEmulatorError && error.details?.includes(matched) ? error.details : matched)
@@ -28,7 +31,10 @@ export function localFailure(error: unknown, folder: string): StackEmulatorError
   if (readOnly) {
     const file = failedFile(error, readOnly) ?? folder
     return new StackEmulatorError(`${file} is on a read-only file system`, {
-      code: 'READ_ONLY', fix: `Remount it writable, or point ${ELSEWHERE} at a writable folder.`, details: details(readOnly), cause: error,
+      code: 'READ_ONLY',
+      fix: `Remount it writable, or point ${ELSEWHERE} at a writable folder.`,
+      details: details(readOnly),
+      cause: error,
     })
   }
   // QEMU words a device state it cannot load as "load of migration failed: Operation not permitted":
@@ -38,7 +44,10 @@ export function localFailure(error: unknown, folder: string): StackEmulatorError
   const locked = line(LOCKED)
   if (locked) {
     return new StackEmulatorError('Another QEMU process holds a lock on a disk file of this instance', {
-      code: 'SNAPSHOT', fix: 'Stop the other VM (stack-emulator ps shows what runs).', details: details(locked), cause: error,
+      code: 'SNAPSHOT',
+      fix: 'Stop the other VM (stack-emulator ps shows what runs).',
+      details: details(locked),
+      cause: error,
     })
   }
   return undefined
@@ -47,28 +56,43 @@ export function localFailure(error: unknown, folder: string): StackEmulatorError
 /** No space left in `folder`: `details` is the line that says so. */
 export function diskFull(folder: string, details: string, cause?: unknown): StackEmulatorError {
   return new StackEmulatorError(`No space left in ${folder}`, {
-    code: 'DISK_FULL', fix: `Free some space there (df -h ${folder}), or point ${ELSEWHERE} at a roomier disk.`, details, cause,
+    code: 'DISK_FULL',
+    fix: `Free some space there (df -h ${folder}), or point ${ELSEWHERE} at a roomier disk.`,
+    details,
+    cause,
   })
 }
 
 function accessDenied(error: unknown, file: string | undefined, folder: string, details: string): StackEmulatorError {
   if (file === '/dev/kvm') {
     return new StackEmulatorError('This user may not use /dev/kvm', {
-      code: 'ACCESS_DENIED', fix: 'Add the user to the kvm group (sudo usermod -aG kvm $USER, then log in again), or set STACK_EMULATOR_ACCEL=tcg.', details, cause: error,
+      code: 'ACCESS_DENIED',
+      fix: 'Add the user to the kvm group (sudo usermod -aG kvm $USER, then log in again), or set STACK_EMULATOR_ACCEL=tcg.',
+      details,
+      cause: error,
     })
   }
   if (file && isInside(file, folder)) {
     return new StackEmulatorError(`${file} is not writable for this user (permission denied)`, {
-      code: 'READ_ONLY', fix: `Make ${folder} and what is in it this user's (ls -la ${folder}), or point ${ELSEWHERE} at a folder of your own.`, details, cause: error,
+      code: 'READ_ONLY',
+      fix: `Make ${folder} and what is in it this user's (ls -la ${folder}), or point ${ELSEWHERE} at a folder of your own.`,
+      details,
+      cause: error,
     })
   }
   if (file) {
     return new StackEmulatorError(`Permission denied on ${file}`, {
-      code: 'ACCESS_DENIED', fix: `Give this user access to it (ls -ld ${file}); if it lies in another user's state or cache, point ${ELSEWHERE} at folders of your own.`, details, cause: error,
+      code: 'ACCESS_DENIED',
+      fix: `Give this user access to it (ls -ld ${file}); if it lies in another user's state or cache, point ${ELSEWHERE} at folders of your own.`,
+      details,
+      cause: error,
     })
   }
   return new StackEmulatorError('Permission denied (the line below says on what)', {
-    code: 'ACCESS_DENIED', fix: `Give this user access to what it names; this instance's folder is ${folder}.`, details, cause: error,
+    code: 'ACCESS_DENIED',
+    fix: `Give this user access to what it names; this instance's folder is ${folder}.`,
+    details,
+    cause: error,
   })
 }
 
@@ -91,7 +115,7 @@ const isInside = (file: string, folder: string) => {
   return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative))
 }
 
-function describe(error: unknown): string {
+function errorText(error: unknown): string {
   if (!(error instanceof Error)) return String(error)
   const parts = [error.message, (error as NodeJS.ErrnoException).code ?? '']
   if (error instanceof StackEmulatorError && error.details) parts.push(error.details)

@@ -57,9 +57,11 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     logLevel: readLogLevel(env),
     debug: readLogLevel(env) === 'debug',
     driver: driverName(env.STACK_EMULATOR_DRIVER),
-    urls: Object.fromEntries(Object.entries(env)
-      .filter(([key, value]) => /^STACK_EMULATOR_[A-Z0-9_]+_URL$/.test(key) && key !== 'STACK_EMULATOR_RELEASES_URL' && value)
-      .map(([key, value]) => [key.slice('STACK_EMULATOR_'.length, -'_URL'.length).toLowerCase().replace(/_/g, '-'), value!])),
+    urls: Object.fromEntries(
+      Object.entries(env)
+        .filter(([key, value]) => /^STACK_EMULATOR_[A-Z0-9_]+_URL$/.test(key) && key !== 'STACK_EMULATOR_RELEASES_URL' && value)
+        .map(([key, value]) => [key.slice('STACK_EMULATOR_'.length, -'_URL'.length).toLowerCase().replace(/_/g, '-'), value!]),
+    ),
     internalKey: env.STACK_EMULATOR_INTERNAL_KEY || undefined,
     qemu: readQemuSettings(env),
   }
@@ -74,7 +76,8 @@ export function readLogLevel(env: NodeJS.ProcessEnv = process.env): LogLevel {
   if (!value) return env.STACK_EMULATOR_DEBUG ? 'debug' : 'info'
   if (!(LOG_LEVELS as string[]).includes(value)) {
     throw new StackEmulatorError(`STACK_EMULATOR_LOG must be one of ${LOG_LEVELS.join(', ')}; got ${JSON.stringify(env.STACK_EMULATOR_LOG)}`, {
-      code: 'BAD_OPTION', fix: 'Unset it for info.',
+      code: 'BAD_OPTION',
+      fix: 'Unset it for info.',
     })
   }
   return value as LogLevel
@@ -84,7 +87,8 @@ function driverName(value: string | undefined): DriverName {
   if (!value) return 'qemu'
   if (!(DRIVER_NAMES as string[]).includes(value)) {
     throw new StackEmulatorError(`STACK_EMULATOR_DRIVER must be one of ${DRIVER_NAMES.join(', ')}; got ${JSON.stringify(value)}`, {
-      code: 'BAD_OPTION', fix: 'Unset it for qemu.',
+      code: 'BAD_OPTION',
+      fix: 'Unset it for qemu.',
     })
   }
   return value as DriverName
@@ -97,7 +101,8 @@ function releasesUrl(value: string | undefined): string {
   const url = URL.canParse(value) ? new URL(value) : undefined
   if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password || url.search || url.hash) {
     throw new StackEmulatorError(`STACK_EMULATOR_RELEASES_URL must be an http(s) URL without credentials or query; got ${JSON.stringify(value)}`, {
-      code: 'BAD_OPTION', fix: `Unset it for ${GITHUB_API}, or set it to the base URL of a mirror of GitHub's release API (e.g. http://127.0.0.1:8080).`,
+      code: 'BAD_OPTION',
+      fix: `Unset it for ${GITHUB_API}, or set it to the base URL of a mirror of GitHub's release API (e.g. http://127.0.0.1:8080).`,
     })
   }
   return url.href.replace(/\/+$/, '')
@@ -110,7 +115,8 @@ function pullIdleTimeoutMs(value: string | undefined): number {
   const seconds = Number(value)
   if (!Number.isFinite(seconds) || seconds <= 0) {
     throw new StackEmulatorError(`STACK_EMULATOR_PULL_IDLE_TIMEOUT must be a number of seconds above 0; got ${JSON.stringify(value)}`, {
-      code: 'BAD_OPTION', fix: `Unset it for ${PULL_IDLE_TIMEOUT_MS / 1000} s, or raise it for a slow link (e.g. 300).`,
+      code: 'BAD_OPTION',
+      fix: `Unset it for ${PULL_IDLE_TIMEOUT_MS / 1000} s, or raise it for a slow link (e.g. 300).`,
     })
   }
   return Math.ceil(seconds * 1000)

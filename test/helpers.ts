@@ -42,7 +42,10 @@ export function privateCache(home: string, cache = path.join(home, 'cache')): st
  */
 export async function privateCacheWithSnapshot(home: string, cache?: string): Promise<string> {
   const snapshots = path.join(sharedCache, 'snapshots')
-  const ready = () => (fs.existsSync(snapshots) ? fs.readdirSync(snapshots) : []).filter((d) => /^[\w.-]+-[0-9a-f]{16}$/.test(d) && !d.includes('-checkpoint-') && fs.existsSync(path.join(snapshots, d, 'snapshot.json')))
+  const ready = () =>
+    (fs.existsSync(snapshots) ? fs.readdirSync(snapshots) : []).filter(
+      (d) => /^[\w.-]+-[0-9a-f]{16}$/.test(d) && !d.includes('-checkpoint-') && fs.existsSync(path.join(snapshots, d, 'snapshot.json')),
+    )
   if (ready().length === 0) {
     const env = { STACK_EMULATOR_HOME: fs.mkdtempSync(path.join(home, 'capture-')), STACK_EMULATOR_CACHE_DIR: sharedCache }
     const started = await cli(['start', '--name', 'capture', '--json'], env)
@@ -74,7 +77,12 @@ export function cli(args: string[], env: Record<string, string | undefined> = {}
  */
 export function instanceNames(home: string): string[] {
   const state = path.join(home, 'state')
-  return fs.existsSync(state) ? fs.readdirSync(state, { withFileTypes: true }).filter((e) => e.isDirectory() && /^[a-zA-Z0-9]/.test(e.name)).map((e) => e.name) : []
+  return fs.existsSync(state)
+    ? fs
+        .readdirSync(state, { withFileTypes: true })
+        .filter((e) => e.isDirectory() && /^[a-zA-Z0-9]/.test(e.name))
+        .map((e) => e.name)
+    : []
 }
 
 /** QEMU and supervisor processes whose command line mentions `needle` (a state folder). */
@@ -164,7 +172,13 @@ export interface Acquirer {
 
 /** A test runner stand-in in its own process (test/programs/acquirer.mjs): acquires, prints, holds. */
 export function spawnAcquirer(options: object, env: Record<string, string> = {}): Acquirer {
-  const child = execa(process.execPath, [path.join(root, 'test/programs/acquirer.mjs'), JSON.stringify(options)], { env, reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' })
+  const child = execa(process.execPath, [path.join(root, 'test/programs/acquirer.mjs'), JSON.stringify(options)], {
+    env,
+    reject: false,
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
   const lines = readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]()
   return {
     child,
@@ -173,7 +187,7 @@ export function spawnAcquirer(options: object, env: Record<string, string> = {})
       if (done) throw new Error(`acquirer exited: ${(await child).stderr}`)
       return JSON.parse(value)
     },
-    send: (line) => child.stdin!.write(line + '\n'),
+    send: (line) => child.stdin!.write(`${line}\n`),
   }
 }
 

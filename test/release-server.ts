@@ -80,8 +80,14 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
   const mode: ReleaseServer['mode'] = { range: true }
   const record = (server: Served['server'], req: http.IncomingMessage, status: number): Served => {
     const entry: Served = {
-      server, path: req.url ?? '', status, bytes: 0,
-      accept: req.headers.accept, range: req.headers.range, ifRange: req.headers['if-range'] as string | undefined, authorization: req.headers.authorization,
+      server,
+      path: req.url ?? '',
+      status,
+      bytes: 0,
+      accept: req.headers.accept,
+      range: req.headers.range,
+      ifRange: req.headers['if-range'] as string | undefined,
+      authorization: req.headers.authorization,
     }
     served.push(entry)
     return entry
@@ -100,7 +106,12 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
     const etag = `"${asset.id}-${asset.size}"`
     const wanted = /^bytes=(\d+)-$/.exec(req.headers.range ?? '')
     const start = mode.range && wanted && (!req.headers['if-range'] || req.headers['if-range'] === etag) ? Number(wanted[1]) : 0
-    const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/octet-stream', 'content-length': asset.size - start, etag, 'last-modified': 'Wed, 01 Apr 2026 00:00:00 GMT' }
+    const headers: http.OutgoingHttpHeaders = {
+      'content-type': 'application/octet-stream',
+      'content-length': asset.size - start,
+      etag,
+      'last-modified': 'Wed, 01 Apr 2026 00:00:00 GMT',
+    }
     if (mode.range) headers['accept-ranges'] = 'bytes'
     if (start > 0) headers['content-range'] = `bytes ${start}-${asset.size - 1}/${asset.size}`
     const { dropAfter, extraBytes, drip } = mode
@@ -143,13 +154,20 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
       if (!assets) return json(res, 404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' })
       const name = decodeURIComponent(tag)
       const [, branch = 'dev', latest] = /^emulator-(.+)-(?:(latest)|\d{8}-[0-9a-f]{8})$/.exec(name) ?? []
-      const info = { body: latest ? `Latest emulator images from \`${branch}\`. Auto-updated on each build.` : null, target_commitish: latest ? SHIPPED_COMMIT : branch, ...infos.get(name) }
+      const info = {
+        body: latest ? `Latest emulator images from \`${branch}\`. Auto-updated on each build.` : null,
+        target_commitish: latest ? SHIPPED_COMMIT : branch,
+        ...infos.get(name),
+      }
       return json(res, 200, {
         tag_name: tag,
         ...info,
         published_at: '2026-04-01T00:00:00Z',
         assets: assets.map((a) => ({
-          id: a.id, name: a.name, size: a.size, updated_at: '2026-04-01T00:00:00Z',
+          id: a.id,
+          name: a.name,
+          size: a.size,
+          updated_at: '2026-04-01T00:00:00Z',
           url: `${apiBase}/repos/stack-auth/stack-auth/releases/assets/${a.id}`,
           browser_download_url: `${filesBase}/files/${a.id}/${a.name}`,
         })),
@@ -178,7 +196,11 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
       byId.set(asset.id, asset)
       releases.set(tag, [...(releases.get(tag) ?? []).filter((a) => a.name !== name), asset])
     },
-    fileBytes: (since = 0) => served.slice(since).filter((s) => s.server === 'files').reduce((sum, s) => sum + s.bytes, 0),
+    fileBytes: (since = 0) =>
+      served
+        .slice(since)
+        .filter((s) => s.server === 'files')
+        .reduce((sum, s) => sum + s.bytes, 0),
     async close() {
       for (const server of [api, files]) {
         server.closeAllConnections()

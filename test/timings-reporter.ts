@@ -23,7 +23,13 @@ export default class TimingsReporter implements Reporter {
   constructor(private readonly options: { outputFile: string }) {}
 
   onTestCaseResult(test: TestCase): void {
-    this.tests.push({ file: relative(test.module), name: test.fullName, project: test.project.name, ms: Math.round(test.diagnostic()?.duration ?? 0), state: test.result().state })
+    this.tests.push({
+      file: relative(test.module),
+      name: test.fullName,
+      project: test.project.name,
+      ms: Math.round(test.diagnostic()?.duration ?? 0),
+      state: test.result().state,
+    })
   }
 
   onTestModuleEnd(module: TestModule): void {

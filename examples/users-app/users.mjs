@@ -23,8 +23,7 @@ export async function verifyEmail(code) {
   if (result.status === 'error') throw result.error
 }
 
-export const listUsers = async () =>
-  (await serverApp().listUsers()).map((u) => ({ email: u.primaryEmail, verified: u.primaryEmailVerified }))
+export const listUsers = async () => (await serverApp().listUsers()).map((u) => ({ email: u.primaryEmail, verified: u.primaryEmailVerified }))
 
 /**
  * The visitor signed in, read from the request's cookies as Stack Auth's SDK reads a browser's

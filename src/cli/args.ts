@@ -21,7 +21,21 @@ interface CommandSpec {
   operand?: string
 }
 
-const VM_FLAGS: FlagName[] = ['name', 'driver', 'url', 'internal-key', 'image', 'arch', 'port', 'memory', 'no-snapshot', 'fresh', 'timeout', 'config-file', 'seed-version']
+const VM_FLAGS: FlagName[] = [
+  'name',
+  'driver',
+  'url',
+  'internal-key',
+  'image',
+  'arch',
+  'port',
+  'memory',
+  'no-snapshot',
+  'fresh',
+  'timeout',
+  'config-file',
+  'seed-version',
+]
 
 export const COMMANDS = {
   start: {
@@ -130,8 +144,16 @@ export function parseCli(argv: string[]): ParsedArgs {
   const { own, rest } = splitCommand(argv)
   const { values, positionals, given } = parseFlags(own)
   const parsed = {
-    json: Boolean(values.json), force: Boolean(values.force), all: Boolean(values.all), env: Boolean(values.env), supervisor: Boolean(values.supervisor), fix: Boolean(values.fix),
-    since: values.since, follow: Boolean(values.follow), rest, image: { pull: {}, olderThanDays: undefined },
+    json: Boolean(values.json),
+    force: Boolean(values.force),
+    all: Boolean(values.all),
+    env: Boolean(values.env),
+    supervisor: Boolean(values.supervisor),
+    fix: Boolean(values.fix),
+    since: values.since,
+    follow: Boolean(values.follow),
+    rest,
+    image: { pull: {}, olderThanDays: undefined },
   }
   if (values.version) return { ...parsed, command: 'version', options: {} }
 
@@ -206,7 +228,10 @@ function commandOf(positionals: string[]): [keyof typeof COMMANDS, string[]] {
 }
 
 export function usageError(message: string, command?: keyof typeof COMMANDS): StackEmulatorError {
-  return new StackEmulatorError(message, { code: 'BAD_OPTION', fix: `Run \`stack-emulator ${command ? `${command} ` : ''}--help\` for ${command ? 'its' : 'the commands and'} options.` })
+  return new StackEmulatorError(message, {
+    code: 'BAD_OPTION',
+    fix: `Run \`stack-emulator ${command ? `${command} ` : ''}--help\` for ${command ? 'its' : 'the commands and'} options.`,
+  })
 }
 
 const LIST_NAMES: Record<string, string> = { exec: 'exec [--] <command...>', ps: 'ps, list', help: 'help <command>', 'image rm': 'image rm <name[@tag]>' }
@@ -219,13 +244,20 @@ const flagLine = (flag: FlagName, help?: string) => {
 /** The general help, or a command's. */
 export function helpText(topic?: keyof typeof COMMANDS): string {
   if (!topic || topic === 'help') {
-    return 'Usage: stack-emulator <command> [options]\n\nCommands:\n' +
-      Object.entries(COMMANDS).map(([name, spec]) => column(LIST_NAMES[name] ?? name, spec.summary)).join('') +
+    return (
+      'Usage: stack-emulator <command> [options]\n\nCommands:\n' +
+      Object.entries(COMMANDS)
+        .map(([name, spec]) => column(LIST_NAMES[name] ?? name, spec.summary))
+        .join('') +
       '\nRun `stack-emulator <command> --help` for its options.\n\nOptions:\n' +
-      flagLine('help') + flagLine('version')
+      flagLine('help') +
+      flagLine('version')
+    )
   }
   const spec: CommandSpec = COMMANDS[topic]
   const summary = spec.summary[0]!.toUpperCase() + spec.summary.slice(1)
-  return `Usage: stack-emulator ${spec.usage}\n\n${summary}.\n${spec.more ? `${spec.more}\n` : ''}\nOptions:\n` +
+  return (
+    `Usage: stack-emulator ${spec.usage}\n\n${summary}.\n${spec.more ? `${spec.more}\n` : ''}\nOptions:\n` +
     [...spec.flags, 'help' as const].map((flag) => flagLine(flag, spec.flagHelp?.[flag])).join('')
+  )
 }

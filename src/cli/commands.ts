@@ -21,21 +21,38 @@ export async function runCli(argv: string[]): Promise<number> {
   try {
     args = parseCli(argv)
     switch (args.command) {
-      case 'help': process.stdout.write(helpText(args.topic)); return 0
-      case 'version': process.stdout.write(`${await version()}\n`); return 0
-      case 'start': return await start(args)
-      case 'status': return await status(args)
-      case 'stop': return await stop(args)
-      case 'ps': return await ps(args)
-      case 'reset': return await reset(args)
-      case 'logs': return await (await import('./logs.js')).logs(args)
-      case 'exec': return await exec(args)
-      case 'image build': return await (await import('./image.js')).imageBuild(args)
-      case 'image pull': return await (await import('./image.js')).imagePull(args)
-      case 'image list': return await (await import('./image.js')).imageList(args)
-      case 'image rm': return await (await import('./image.js')).imageRm(args)
-      case 'image prune': return await (await import('./image.js')).imagePrune(args)
-      case 'doctor': return await (await import('./doctor.js')).doctor(args)
+      case 'help':
+        process.stdout.write(helpText(args.topic))
+        return 0
+      case 'version':
+        process.stdout.write(`${await version()}\n`)
+        return 0
+      case 'start':
+        return await start(args)
+      case 'status':
+        return await status(args)
+      case 'stop':
+        return await stop(args)
+      case 'ps':
+        return await ps(args)
+      case 'reset':
+        return await reset(args)
+      case 'logs':
+        return await (await import('./logs.js')).logs(args)
+      case 'exec':
+        return await exec(args)
+      case 'image build':
+        return await (await import('./image.js')).imageBuild(args)
+      case 'image pull':
+        return await (await import('./image.js')).imagePull(args)
+      case 'image list':
+        return await (await import('./image.js')).imageList(args)
+      case 'image rm':
+        return await (await import('./image.js')).imageRm(args)
+      case 'image prune':
+        return await (await import('./image.js')).imagePrune(args)
+      case 'doctor':
+        return await (await import('./doctor.js')).doctor(args)
     }
   } catch (error) {
     return fail(error, args?.json ?? argv.includes('--json'))
@@ -85,7 +102,9 @@ async function start(args: ParsedArgs): Promise<number> {
       }
     }
     const name = summary.name === readSettings().name ? '' : ` --name ${summary.name}`
-    process.stdout.write(`Run a command with its environment: stack-emulator exec${name} -- <command>${args.env ? '' : ' (--env prints it)'}. Stop it: stack-emulator stop${name}.\n`)
+    process.stdout.write(
+      `Run a command with its environment: stack-emulator exec${name} -- <command>${args.env ? '' : ' (--env prints it)'}. Stop it: stack-emulator stop${name}.\n`,
+    )
   }
   return 0
 }
@@ -100,12 +119,15 @@ async function status(args: ParsedArgs): Promise<number> {
   if (args.json) {
     print({ running: true, ...result })
   } else {
-    process.stdout.write(`Instance "${result.name}": ${result.state}, ${result.healthy ? 'healthy' : 'NOT healthy'}, ${result.vm?.origin ?? ''} ${result.vm?.accel ?? ''}\n`)
+    process.stdout.write(
+      `Instance "${result.name}": ${result.state}, ${result.healthy ? 'healthy' : 'NOT healthy'}, ${result.vm?.origin ?? ''} ${result.vm?.accel ?? ''}\n`,
+    )
     if (result.problem) process.stdout.write(`Problem: ${result.problem}\n`)
     if (result.note) process.stdout.write(`Note: ${result.note}\n`)
     for (const [service, url] of Object.entries(result.vm?.urls ?? {})) process.stdout.write(`  ${service.padEnd(10)} ${url}\n`)
     process.stdout.write(`Leases: ${result.leases.length}${result.leases.map((l) => `\n  pid ${l.pid} since ${l.since}: ${l.command}`).join('')}\n`)
-    if (result.idleSinceMs !== undefined) process.stdout.write(`Idle for ${Math.round(result.idleSinceMs / 1000)} s (timeout: ${result.idleTimeoutMs ? `${result.idleTimeoutMs} ms` : 'never'})\n`)
+    if (result.idleSinceMs !== undefined)
+      process.stdout.write(`Idle for ${Math.round(result.idleSinceMs / 1000)} s (timeout: ${result.idleTimeoutMs ? `${result.idleTimeoutMs} ms` : 'never'})\n`)
   }
   return result.healthy ? 0 : 1
 }
@@ -136,11 +158,20 @@ async function ps(args: ParsedArgs): Promise<number> {
     process.stdout.write(`No instances under ${stateRoot}.\n`)
     return 0
   }
-  const rows = [['NAME', 'STATE', 'DRIVER', 'IMAGE', 'LEASES', 'UPTIME', 'URLS'], ...instances.map((i) => [
-    i.name, i.state, i.driver ?? '-', i.image ?? '-', ['stopped', 'not answering', "another user's"].includes(i.state) ? '-' : String(i.leases.length),
-    i.uptimeMs === undefined ? '-' : duration(i.uptimeMs),
-    Object.entries(i.urls).map(([service, url]) => `${service}=${url}`).join(' ') || '-',
-  ])]
+  const rows = [
+    ['NAME', 'STATE', 'DRIVER', 'IMAGE', 'LEASES', 'UPTIME', 'URLS'],
+    ...instances.map((i) => [
+      i.name,
+      i.state,
+      i.driver ?? '-',
+      i.image ?? '-',
+      ['stopped', 'not answering', "another user's"].includes(i.state) ? '-' : String(i.leases.length),
+      i.uptimeMs === undefined ? '-' : duration(i.uptimeMs),
+      Object.entries(i.urls)
+        .map(([service, url]) => `${service}=${url}`)
+        .join(' ') || '-',
+    ]),
+  ]
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)))
   for (const row of rows) process.stdout.write(`${row.map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ')}\n`)
   return 0
@@ -213,4 +244,3 @@ async function version(): Promise<string> {
 function instanceName(args: ParsedArgs): string {
   return args.options.name ?? readSettings().name
 }
-

@@ -27,7 +27,10 @@ export async function doctor(args: Pick<ParsedArgs, 'json' | 'fix'>): Promise<nu
 
 function report(findings: Finding[], json: boolean): void {
   if (json) {
-    print({ ok: !findings.some((f) => f.status === 'fail'), findings: findings.map(({ id, status, message, fix }) => ({ id, status, message, ...(fix ? { fix } : {}) })) })
+    print({
+      ok: !findings.some((f) => f.status === 'fail'),
+      findings: findings.map(({ id, status, message, fix }) => ({ id, status, message, ...(fix ? { fix } : {}) })),
+    })
     return
   }
   const width = Math.max(...findings.map((f) => f.id.length))

@@ -20,8 +20,19 @@ export interface Flag {
 export const FLAGS = {
   name: { type: 'string', value: '<name>', help: 'instance name (default: $STACK_EMULATOR_NAME or default)', option: 'name' },
   driver: { type: 'string', value: '<driver>', help: 'qemu | docker | external (default: $STACK_EMULATOR_DRIVER or qemu)', option: 'driver' },
-  url: { type: 'string', multiple: true, value: '<svc=url>', help: 'external: a service URL, repeatable (default: $STACK_EMULATOR_<SERVICE>_URL)', option: 'urls' },
-  'internal-key': { type: 'string', value: '<key>', help: "external: the internal project's publishable key (default: $STACK_EMULATOR_INTERNAL_KEY)", option: 'internalKey' },
+  url: {
+    type: 'string',
+    multiple: true,
+    value: '<svc=url>',
+    help: 'external: a service URL, repeatable (default: $STACK_EMULATOR_<SERVICE>_URL)',
+    option: 'urls',
+  },
+  'internal-key': {
+    type: 'string',
+    value: '<key>',
+    help: "external: the internal project's publishable key (default: $STACK_EMULATOR_INTERNAL_KEY)",
+    option: 'internalKey',
+  },
   image: { type: 'string', value: '<image>', help: 'fixture, stack-auth[@<tag>] or a manifest.json (default: fixture)', option: 'image' },
   port: { type: 'string', multiple: true, value: '<svc=port>', help: 'fixed host port for a service, repeatable (0 = the driver picks)', option: 'ports' },
   memory: { type: 'string', value: '<MiB>', help: "guest memory (default: the image's)", option: 'memoryMb' },
@@ -31,7 +42,12 @@ export const FLAGS = {
   isolation: { type: 'string', value: '<mode>', help: 'suite | exclusive | none (default suite)', option: 'isolation' },
   timeout: { type: 'string', value: '<ms>', help: 'longest wait for a cold boot (default 180000)', option: 'bootTimeoutMs' },
   'config-file': { type: 'string', value: '<path>', help: 'stack.config.ts whose project the keys belong to', option: 'configFile' },
-  'seed-version': { type: 'string', value: '<id>', help: "use the seeded snapshot of this seed (a suite's seedVersion); until one is saved, the suite holding the seed takes it from this VM", option: 'seedVersion' },
+  'seed-version': {
+    type: 'string',
+    value: '<id>',
+    help: "use the seeded snapshot of this seed (a suite's seedVersion); until one is saved, the suite holding the seed takes it from this VM",
+    option: 'seedVersion',
+  },
   branch: { type: 'string', value: '<branch>', help: 'pull the release emulator-<branch>-latest (default dev)', option: 'branch' },
   tag: { type: 'string', value: '<tag>', help: 'pull this release tag instead, e.g. emulator-dev-20260401-1a2b3c4d', option: 'tag' },
   arch: { type: 'string', value: '<arch>', help: "amd64 or arm64 (image pull: default this machine's; start, exec: must be the image's)", option: 'arch' },
@@ -44,7 +60,11 @@ export const FLAGS = {
   all: { type: 'boolean', help: 'every instance' },
   env: { type: 'boolean', help: 'also print the environment (secret keys hidden; --json has them)' },
   supervisor: { type: 'boolean', help: "the supervisor's log instead of the VM's console" },
-  since: { type: 'string', value: '<time>', help: 'only lines from this time on: a duration ago (90s, 10m, 2h, 1d) or a time (2026-04-01T12:00:00Z, 12:00, @<epoch seconds>)' },
+  since: {
+    type: 'string',
+    value: '<time>',
+    help: 'only lines from this time on: a duration ago (90s, 10m, 2h, 1d) or a time (2026-04-01T12:00:00Z, 12:00, @<epoch seconds>)',
+  },
   follow: { type: 'boolean', short: 'f', help: 'then print new lines as they come, until Ctrl-C or the instance stops' },
   fix: { type: 'boolean', help: 'install the missing Debian packages (as root; otherwise print the command)' },
   json: { type: 'boolean', help: 'print exactly one JSON object on stdout' },
@@ -53,7 +73,9 @@ export const FLAGS = {
 } satisfies Record<string, Flag>
 
 export type FlagName = keyof typeof FLAGS
-export type FlagValues = { [K in FlagName]?: (typeof FLAGS)[K] extends { type: 'string' } ? ((typeof FLAGS)[K] extends { multiple: true } ? string[] : string) : boolean }
+export type FlagValues = {
+  [K in FlagName]?: (typeof FLAGS)[K] extends { type: 'string' } ? ((typeof FLAGS)[K] extends { multiple: true } ? string[] : string) : boolean
+}
 
 export function optionsFromFlags(values: FlagValues, usageError: (message: string) => Error): EmulatorOptions {
   const integer = (flag: FlagName) => wholeNumber(values, flag, usageError)
@@ -65,11 +87,15 @@ export function optionsFromFlags(values: FlagValues, usageError: (message: strin
   return {
     name: values.name,
     driver: values.driver as EmulatorOptions['driver'],
-    urls: values.url ? Object.fromEntries(values.url.map((u) => {
-      const at = u.indexOf('=')
-      if (at < 1) throw usageError(`--url expects <service>=<url>, e.g. --url backend=http://127.0.0.1:8102; got "${u}"`)
-      return [u.slice(0, at), u.slice(at + 1)]
-    })) : undefined,
+    urls: values.url
+      ? Object.fromEntries(
+          values.url.map((u) => {
+            const at = u.indexOf('=')
+            if (at < 1) throw usageError(`--url expects <service>=<url>, e.g. --url backend=http://127.0.0.1:8102; got "${u}"`)
+            return [u.slice(0, at), u.slice(at + 1)]
+          }),
+        )
+      : undefined,
     internalKey: values['internal-key'],
     image: values.image,
     arch: values.arch as EmulatorOptions['arch'],
@@ -89,8 +115,13 @@ export function optionsFromFlags(values: FlagValues, usageError: (message: strin
 export function imageOptionsFromFlags(values: FlagValues, usageError: (message: string) => Error): { pull: PullOptions; olderThanDays: number | undefined } {
   return {
     pull: {
-      branch: values.branch, tag: values.tag, arch: values.arch as PullOptions['arch'], sha256: values.sha256, warm: values.warm,
-      manifestTemplate: values.manifest, baseEnv: values['base-env'],
+      branch: values.branch,
+      tag: values.tag,
+      arch: values.arch as PullOptions['arch'],
+      sha256: values.sha256,
+      warm: values.warm,
+      manifestTemplate: values.manifest,
+      baseEnv: values['base-env'],
     },
     olderThanDays: wholeNumber(values, 'older-than', usageError),
   }

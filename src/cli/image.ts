@@ -15,9 +15,7 @@ const DEFAULT_PRUNE_DAYS = 30
 
 export async function imageBuild(args: ParsedArgs): Promise<number> {
   const started = Date.now()
-  const manifest = await withProgress((onProgress) =>
-    ensureFixtureImage({ cacheRoot: readSettings().cacheRoot, progress: onProgress, force: args.force }),
-  )
+  const manifest = await withProgress((onProgress) => ensureFixtureImage({ cacheRoot: readSettings().cacheRoot, progress: onProgress, force: args.force }))
   const result = { manifest, durationMs: Date.now() - started }
   if (args.json) print(result)
   else process.stdout.write(`Fixture image ready: ${manifest} (${result.durationMs} ms)\n`)
@@ -46,7 +44,8 @@ export async function imagePull(args: ParsedArgs): Promise<number> {
   process.stdout.write(`  sha256    ${result.sha256}\n  manifest  ${result.manifest}\n`)
   process.stdout.write(`  commit    ${result.commit ?? 'unknown'} (stack-auth/stack-auth, from the release)\n`)
   const own = result.userFiles
-  if (own) process.stdout.write(`  yours     ${[own.manifest && `manifest ${own.manifest}`, own.baseEnv && `base env ${own.baseEnv}`].filter(Boolean).join(', ')}\n`)
+  if (own)
+    process.stdout.write(`  yours     ${[own.manifest && `manifest ${own.manifest}`, own.baseEnv && `base env ${own.baseEnv}`].filter(Boolean).join(', ')}\n`)
   process.stdout.write(`Use it with --image ${result.image} (or --image ${IMAGE_NAME}: the newest pulled).\n`)
   return 0
 }
@@ -62,7 +61,17 @@ export async function imageList(args: ParsedArgs): Promise<number> {
     process.stdout.write('No images in the cache. `stack-emulator image pull` downloads the real one.\n')
     return 0
   }
-  const rows = images.map((i) => [ref(i), i.arch ?? '-', formatBytes(i.sizeBytes), usage(i.snapshots.ready), usage(i.snapshots.seeded), i.sha256?.slice(0, 12) ?? '-', day(i.pulledAt), day(i.lastUsedAt), commit(i)])
+  const rows = images.map((i) => [
+    ref(i),
+    i.arch ?? '-',
+    formatBytes(i.sizeBytes),
+    usage(i.snapshots.ready),
+    usage(i.snapshots.seeded),
+    i.sha256?.slice(0, 12) ?? '-',
+    day(i.pulledAt),
+    day(i.lastUsedAt),
+    commit(i),
+  ])
   table([['IMAGE', 'ARCH', 'SIZE', 'SNAPSHOTS', 'SEEDED', 'SHA256', 'PULLED', 'LAST USED', 'COMMIT'], ...rows])
   return 0
 }
@@ -81,7 +90,8 @@ export async function imageRm(args: ParsedArgs): Promise<number> {
   const matching = cached.filter((i) => (target.kind === 'fixture' ? i.name === 'fixture' : i.name === IMAGE_NAME && (!target.tag || i.tag === target.tag)))
   if (matching.length === 0) {
     throw new StackEmulatorError(`No cached image is ${wanted} (cached: ${cached.map(ref).join(', ') || 'none'})`, {
-      code: 'IMAGE_NOT_FOUND', fix: '`stack-emulator image list` shows what is cached.',
+      code: 'IMAGE_NOT_FOUND',
+      fix: '`stack-emulator image list` shows what is cached.',
     })
   }
   const freedBytes = await removeImages(cacheRoot, matching, log)
@@ -97,9 +107,17 @@ export async function imagePrune(args: ParsedArgs): Promise<number> {
     print({ olderThanDays: days, ...result })
     return 0
   }
-  const parts = [[result.images.length, 'image'], [result.snapshots.length, 'snapshot'], [result.leftovers.length, 'leftover']] as const
+  const parts = [
+    [result.images.length, 'image'],
+    [result.snapshots.length, 'snapshot'],
+    [result.leftovers.length, 'leftover'],
+  ] as const
   const said = parts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}${n === 1 ? '' : 's'}`)
-  process.stdout.write(said.length ? `Removed ${said.join(', ')} not used for ${days} days; freed ${formatBytes(result.freedBytes)}.\n` : `Nothing unused for ${days} days; freed 0 B.\n`)
+  process.stdout.write(
+    said.length
+      ? `Removed ${said.join(', ')} not used for ${days} days; freed ${formatBytes(result.freedBytes)}.\n`
+      : `Nothing unused for ${days} days; freed 0 B.\n`,
+  )
   for (const image of result.images) process.stdout.write(`  ${ref(image)} (${image.arch})\n`)
   return 0
 }
@@ -113,5 +131,11 @@ const day = (iso: string | null) => (iso ? iso.slice(0, 16).replace('T', ' ') : 
 
 function table(rows: string[][]): void {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
-  for (const row of rows) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`)
+  for (const row of rows)
+    process.stdout.write(
+      `${row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd()}\n`,
+    )
 }

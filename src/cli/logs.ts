@@ -36,12 +36,17 @@ async function consoleAndServices(args: ParsedArgs, sinceMs: number | undefined)
   })
   if (args.json) print({ file: file ?? null, text: text ?? null, services: services ?? null })
   else if (text === undefined && !services) {
-    process.stderr.write(file === undefined
-      ? `stack-emulator: instance "${paths.name}" is not running (the services' output is read from its VM)\n`
-      : `stack-emulator: no log at ${file} (has instance "${paths.name}" ever run?)\n`)
+    process.stderr.write(
+      file === undefined
+        ? `stack-emulator: instance "${paths.name}" is not running (the services' output is read from its VM)\n`
+        : `stack-emulator: no log at ${file} (has instance "${paths.name}" ever run?)\n`,
+    )
   } else {
     if (text !== undefined) process.stdout.write(text)
-    if (services) process.stdout.write(`--- the services' output: ${services.source}${services.windowed === false ? ' (it has no timestamps: all of it)' : ''} ---\n${services.text}`)
+    if (services)
+      process.stdout.write(
+        `--- the services' output: ${services.source}${services.windowed === false ? ' (it has no timestamps: all of it)' : ''} ---\n${services.text}`,
+      )
   }
   if (text === undefined && !services) return NOT_RUNNING
   return args.follow && services !== null ? followServices(paths.name, services, startMs) : 0
@@ -61,7 +66,10 @@ async function followServices(name: string, first: ServiceLogs | undefined, star
     if (logs === false) return false
     failing = false
     if (logs === null) return true // a driver that has none
-    if (logs === undefined) return (stopped = true)
+    if (logs === undefined) {
+      stopped = true
+      return true
+    }
     process.stdout.write(logs.text)
     cursor = logs.cursor ?? cursor
     return false
@@ -104,7 +112,9 @@ async function untilInterrupted(check: () => Promise<boolean>): Promise<void> {
   process.once('SIGTERM', onSignal)
   try {
     await pollUntil(async () => process.stdout.destroyed || (await check()), {
-      timeoutMs: Infinity, intervalMs: FOLLOW_INTERVAL_MS, signal: stop.signal,
+      timeoutMs: Infinity,
+      intervalMs: FOLLOW_INTERVAL_MS,
+      signal: stop.signal,
     })
   } catch (error) {
     if (!stop.signal.aborted) throw error
@@ -139,6 +149,13 @@ export function parseSince(value: string, nowMs: number): number {
 /** After a reset by warm spare the VM writes console-spare.log: show whichever was written last. */
 async function currentConsoleLog(dir: string): Promise<string> {
   const files = ['console.log', 'console-spare.log'].map((name) => path.join(dir, name))
-  const stats = await Promise.all(files.map((file) => fs.stat(file).then((s) => s.mtimeMs, () => -1)))
+  const stats = await Promise.all(
+    files.map((file) =>
+      fs.stat(file).then(
+        (s) => s.mtimeMs,
+        () => -1,
+      ),
+    ),
+  )
   return files[stats[1]! > stats[0]! ? 1 : 0]!
 }

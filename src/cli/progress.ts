@@ -66,10 +66,17 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr, quie
  * apart from it; the line is cleared at the end. STACK_EMULATOR_LOG=quiet shows neither.
  */
 export async function withProgress<T>(fn: (phase: (phase: string) => void, log: (line: string) => void) => Promise<T>): Promise<T> {
-  if (readLogLevel() === 'quiet') return fn(() => {}, () => {})
+  if (readLogLevel() === 'quiet')
+    return fn(
+      () => {},
+      () => {},
+    )
   const progress = createProgress()
   try {
-    return await fn((phase) => progress.phase(phase), (line) => progress.log(line))
+    return await fn(
+      (phase) => progress.phase(phase),
+      (line) => progress.log(line),
+    )
   } finally {
     progress.done()
   }

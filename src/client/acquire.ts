@@ -10,7 +10,6 @@ import { Stopwatch } from '../stopwatch.js'
 import type { ImageManifest } from '../image/manifest.js'
 import { withInstanceLock } from '../instance/lock.js'
 import { ensureInstanceDir, instancePaths, type InstancePaths } from '../instance/paths.js'
-import fs from 'node:fs/promises'
 import { sha256 } from '../digest.js'
 import { readSettings, type Settings } from '../settings.js'
 import { emulatorEnv, type StackCredentials } from '../stack/environment.js'
@@ -102,16 +101,16 @@ async function acquireWith(options: EmulatorOptions, seedFrom: SeedSource): Prom
   const log = resolved.onLog
   const progress = resolved.onProgress
   await local(paths.dir, () => ensureInstanceDir(paths))
-  const manifest = resolved.driver === 'qemu'
-    ? await resolveImage(resolved.image, { settings, progress, log })
-    : await resolveServiceManifest(resolved.image) as unknown as ImageManifest
+  const manifest =
+    resolved.driver === 'qemu'
+      ? await resolveImage(resolved.image, { settings, progress, log })
+      : ((await resolveServiceManifest(resolved.image)) as unknown as ImageManifest)
   const driver = driverOptions(resolved, manifest)
   // Resolved once: a generated default lives in the state root, one per project (package.json
   // folder), so every instance of this project (one per worker, too) mints for the same file and
   // restores the same checkpoint, and another project keeps its own.
-  const configFile = manifest.credentials && resolved.configFile !== false
-    ? await resolveConfigFile(resolved.configFile, process.cwd(), settings.stateRoot)
-    : undefined
+  const configFile =
+    manifest.credentials && resolved.configFile !== false ? await resolveConfigFile(resolved.configFile, process.cwd(), settings.stateRoot) : undefined
   const checkpoint = configFile ? await checkpointRequest(configFile, resolved, seedFrom) : undefined
   stopwatch.lap('options and image')
   const attached = await attachOrStart(paths, manifest, { ...settings, image: resolved.image }, driver, checkpoint, log, stopwatch)
@@ -174,9 +173,16 @@ async function checkpointRequest(configFile: string, resolved: ResolvedOptions, 
 async function withSeedTimeout(seed: Promise<void> | void, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StackEmulatorError(`The seed did not finish within ${Math.round(timeoutMs / 1000)} s`, {
-      code: 'SEED_TIMEOUT', fix: 'Make the seed faster (or find what it waits for), or raise seedTimeoutMs.',
-    })), timeoutMs)
+    timer = setTimeout(
+      () =>
+        reject(
+          new StackEmulatorError(`The seed did not finish within ${Math.round(timeoutMs / 1000)} s`, {
+            code: 'SEED_TIMEOUT',
+            fix: 'Make the seed faster (or find what it waits for), or raise seedTimeoutMs.',
+          }),
+        ),
+      timeoutMs,
+    )
   })
   try {
     await Promise.race([seed, timeout])
@@ -199,29 +205,32 @@ async function attachOrStart(
 ): Promise<Attached> {
   // A supervisor that was shutting down as we arrived: once it is gone, a new one starts.
   let shuttingDown: StackEmulatorError | undefined
-  return pollUntil(async () => {
-    try {
-      const attached = await withInstanceLock(paths, async () => {
-        stopwatch.lap('lock')
-        const existing = await attachExisting(paths, true, log)
-        if (existing) return existing
-        return local(paths.dir, () => spawnSupervisor({ paths, manifestPath: manifest.file, settings, driver, checkpoint }, true))
-      })
-      stopwatch.lap('supervisor')
-      if (attached.hello.imageFingerprint !== manifest.fingerprint) {
-        attached.connection.close()
-        throw new StackEmulatorError(
-          `Instance "${paths.name}" runs image ${attached.hello.imageName} (${attached.hello.imageFingerprint.slice(0, 12)}), not ${manifest.name} (${manifest.fingerprint.slice(0, 12)})`,
-          { code: 'IMAGE_MISMATCH', fix: `Use another instance name (name option, --name), or stop it first (stack-emulator stop --name ${paths.name}).` },
-        )
+  return pollUntil(
+    async () => {
+      try {
+        const attached = await withInstanceLock(paths, async () => {
+          stopwatch.lap('lock')
+          const existing = await attachExisting(paths, true, log)
+          if (existing) return existing
+          return local(paths.dir, () => spawnSupervisor({ paths, manifestPath: manifest.file, settings, driver, checkpoint }, true))
+        })
+        stopwatch.lap('supervisor')
+        if (attached.hello.imageFingerprint !== manifest.fingerprint) {
+          attached.connection.close()
+          throw new StackEmulatorError(
+            `Instance "${paths.name}" runs image ${attached.hello.imageName} (${attached.hello.imageFingerprint.slice(0, 12)}), not ${manifest.name} (${manifest.fingerprint.slice(0, 12)})`,
+            { code: 'IMAGE_MISMATCH', fix: `Use another instance name (name option, --name), or stop it first (stack-emulator stop --name ${paths.name}).` },
+          )
+        }
+        return attached
+      } catch (error) {
+        if (!(error instanceof StackEmulatorError && error.code === 'SHUTTING_DOWN')) throw error
+        shuttingDown = error
+        return undefined
       }
-      return attached
-    } catch (error) {
-      if (!(error instanceof StackEmulatorError && error.code === 'SHUTTING_DOWN')) throw error
-      shuttingDown = error
-      return undefined
-    }
-  }, { timeoutMs: SHUTDOWN_WAIT_MS, intervalMs: 50, timeoutError: () => shuttingDown! })
+    },
+    { timeoutMs: SHUTDOWN_WAIT_MS, intervalMs: 50, timeoutError: () => shuttingDown! },
+  )
 }
 
 class EmulatorHandle implements Emulator {
@@ -255,28 +264,58 @@ class EmulatorHandle implements Emulator {
     return handle
   }
 
-  get name(): string { return this.paths.name }
-  get services(): Record<string, string> { return this.info.urls }
-  get backendUrl(): string { return this.info.urls.backend ?? '' }
-  get dashboardUrl(): string { return this.info.urls.dashboard ?? '' }
-  get accel(): string { return this.info.accel }
-  get origin(): VmInfo['origin'] { return this.info.origin }
-  get driver(): VmInfo['driver'] { return this.info.driver }
-  get id(): string { return this.info.id }
-  get mail(): MailClient { return mailFor(this.info.urls) }
+  get name(): string {
+    return this.paths.name
+  }
+  get services(): Record<string, string> {
+    return this.info.urls
+  }
+  get backendUrl(): string {
+    return this.info.urls.backend ?? ''
+  }
+  get dashboardUrl(): string {
+    return this.info.urls.dashboard ?? ''
+  }
+  get accel(): string {
+    return this.info.accel
+  }
+  get origin(): VmInfo['origin'] {
+    return this.info.origin
+  }
+  get driver(): VmInfo['driver'] {
+    return this.info.driver
+  }
+  get id(): string {
+    return this.info.id
+  }
+  get mail(): MailClient {
+    return mailFor(this.info.urls)
+  }
 
   private readonly signInHelpers = signInHelpers(() => {
     if (!this.credentials) {
-      throw new StackEmulatorError('The sign-in helpers need the project\'s keys, and this emulator has none (configFile: false, or an image without a credential route)', {
-        code: 'CREDENTIALS', fix: 'Drop configFile: false.',
-      })
+      throw new StackEmulatorError(
+        "The sign-in helpers need the project's keys, and this emulator has none (configFile: false, or an image without a credential route)",
+        {
+          code: 'CREDENTIALS',
+          fix: 'Drop configFile: false.',
+        },
+      )
     }
     return { backendUrl: this.backendUrl, ...this.credentials }
   })
-  get users(): SignInHelpers['users'] { return this.signInHelpers.users }
-  sessionFor(user: TestUser): Promise<UserSession> { return this.signInHelpers.sessionFor(user) }
-  signIn(app: PasswordSignIn, user: TestUser): Promise<void> { return this.signInHelpers.signIn(app, user) }
-  authHeaders(user: TestUser): Promise<Record<string, string>> { return this.signInHelpers.authHeaders(user) }
+  get users(): SignInHelpers['users'] {
+    return this.signInHelpers.users
+  }
+  sessionFor(user: TestUser): Promise<UserSession> {
+    return this.signInHelpers.sessionFor(user)
+  }
+  signIn(app: PasswordSignIn, user: TestUser): Promise<void> {
+    return this.signInHelpers.signIn(app, user)
+  }
+  authHeaders(user: TestUser): Promise<Record<string, string>> {
+    return this.signInHelpers.authHeaders(user)
+  }
 
   /**
    * Asks the supervisor for the credentials (a checkpoint's, or minted once per VM state and

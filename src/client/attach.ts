@@ -31,7 +31,13 @@ const UNREACHABLE_GRACE_MS = 10_000
 const SPAWN_TIMEOUT_MS = 15_000
 
 export function clientInfo(): ClientInfo {
-  return { pid: process.pid, command: process.argv.map((a) => path.basename(a)).join(' ').slice(0, 200) }
+  return {
+    pid: process.pid,
+    command: process.argv
+      .map((a) => path.basename(a))
+      .join(' ')
+      .slice(0, 200),
+  }
 }
 
 /** Connects to the running supervisor; undefined (after cleaning stale files) when none owns the instance. */
@@ -48,7 +54,9 @@ export async function attachExisting(paths: InstancePaths, lease: boolean, log: 
   }
   // Owned but not answering: starting, repairing its socket, or shutting down. Give it a moment.
   const outcome = await pollUntil(async () => (await tryHello(paths, lease)) ?? ((await isOwned(paths, statePid)) ? undefined : 'gone'), {
-    timeoutMs: UNREACHABLE_GRACE_MS, intervalMs: 50, waitFirst: true,
+    timeoutMs: UNREACHABLE_GRACE_MS,
+    intervalMs: 50,
+    waitFirst: true,
   })
   if (outcome === 'gone') {
     await cleanStale(paths)
@@ -99,11 +107,14 @@ export async function spawnSupervisor(config: SupervisorConfig, lease: boolean):
     const logTail = (await fsp.readFile(paths.supervisorLog, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-10).join('\n')
     return new StackEmulatorError('The emulator supervisor did not start', { code: 'SUPERVISOR', fix: `See ${paths.supervisorLog}.`, details: logTail })
   }
-  const attached = await pollUntil(async () => {
-    const attached = await tryHello(paths, lease)
-    if (!attached && failed) throw await notStarted()
-    return attached
-  }, { timeoutMs: SPAWN_TIMEOUT_MS, intervalMs: 20, timeoutError: notStarted })
+  const attached = await pollUntil(
+    async () => {
+      const attached = await tryHello(paths, lease)
+      if (!attached && failed) throw await notStarted()
+      return attached
+    },
+    { timeoutMs: SPAWN_TIMEOUT_MS, intervalMs: 20, timeoutError: notStarted },
+  )
   return { ...attached, spawned: true }
 }
 
@@ -146,7 +157,11 @@ function supervisorPid(paths: InstancePaths, fromState: number | undefined): num
   }
   if (fromState && isProcessAlive(fromState) && isOurs(fromState)) return fromState
   try {
-    return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).find((pid) => pid !== process.pid && isOurs(pid))
+    return fs
+      .readdirSync('/proc')
+      .filter((e) => /^\d+$/.test(e))
+      .map(Number)
+      .find((pid) => pid !== process.pid && isOurs(pid))
   } catch {
     return undefined
   }

@@ -59,13 +59,22 @@ export class SupervisorConnection extends EventEmitter<{ event: [Event]; close: 
     if (this.closed) return Promise.reject(this.lostError())
     const id = this.nextId++
     return new Promise<T>((resolve, reject) => {
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
-        this.pending.delete(id)
-        reject(new StackEmulatorError(`The supervisor did not answer "${request.op}" within ${timeoutMs} ms`, { code: 'TIMEOUT' }))
-      }, timeoutMs)
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              this.pending.delete(id)
+              reject(new StackEmulatorError(`The supervisor did not answer "${request.op}" within ${timeoutMs} ms`, { code: 'TIMEOUT' }))
+            }, timeoutMs)
       this.pending.set(id, {
-        resolve: (v) => (clearTimeout(timer), resolve(v as T)),
-        reject: (e) => (clearTimeout(timer), reject(e)),
+        resolve: (v) => {
+          clearTimeout(timer)
+          resolve(v as T)
+        },
+        reject: (e) => {
+          clearTimeout(timer)
+          reject(e)
+        },
       })
       send(this.socket, { id, ...request })
     })
@@ -75,12 +84,14 @@ export class SupervisorConnection extends EventEmitter<{ event: [Event]; close: 
   private lostError(): StackEmulatorError {
     if (this.stoppedBecause) {
       return new StackEmulatorError(`The lease was lost: the emulator was stopped (${this.stoppedBecause})`, {
-        code: 'LEASE_LOST', fix: 'Nothing retries it: acquire again (a new test run, stack-emulator start) to start a new VM.',
+        code: 'LEASE_LOST',
+        fix: 'Nothing retries it: acquire again (a new test run, stack-emulator start) to start a new VM.',
       })
     }
     if (this.releasedHere) return new StackEmulatorError('This lease was released', { code: 'LEASE_LOST', fix: 'Acquire again.' })
     return new StackEmulatorError('The lease was lost: the emulator supervisor closed the connection', {
-      code: 'LEASE_LOST', fix: 'It was stopped (stack-emulator stop) or crashed; see supervisor.log in the instance folder. Acquire again to start a new VM.',
+      code: 'LEASE_LOST',
+      fix: 'It was stopped (stack-emulator stop) or crashed; see supervisor.log in the instance folder. Acquire again to start a new VM.',
     })
   }
 

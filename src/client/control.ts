@@ -130,7 +130,11 @@ export async function listInstances(stateRoot = readSettings().stateRoot): Promi
     if (error.code === 'ENOENT') return []
     throw error
   })
-  const names = entries.filter((e) => e.isDirectory()).map((e) => e.name).filter(isInstanceName).sort()
+  const names = entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .filter(isInstanceName)
+    .sort()
   return Promise.all(names.map((name) => listing(instancePaths(stateRoot, name))))
 }
 
@@ -149,16 +153,32 @@ async function listing(paths: InstancePaths): Promise<InstanceListing> {
     readJson<SupervisorConfig>(paths.supervisorConfig),
   ])
   const base: InstanceListing = {
-    name: paths.name, state: 'stopped', driver: config?.driver?.kind, image: undefined, urls: {}, leases: [],
-    startedAt: undefined, pid: undefined, accel: undefined, origin: undefined,
+    name: paths.name,
+    state: 'stopped',
+    driver: config?.driver?.kind,
+    image: undefined,
+    urls: {},
+    leases: [],
+    startedAt: undefined,
+    pid: undefined,
+    accel: undefined,
+    origin: undefined,
   }
   const uid = process.getuid?.()
   if (uid !== undefined && stat.uid !== uid) return { ...base, state: "another user's" }
   const status = await askStatus(paths)
   if (status) {
     return {
-      ...base, state: status.state, driver: status.driver.kind, image: status.imageName, urls: status.vm?.urls ?? {}, leases: status.leases,
-      startedAt: state?.startedAt, pid: status.supervisorPid, accel: status.vm?.accel, origin: status.vm?.origin,
+      ...base,
+      state: status.state,
+      driver: status.driver.kind,
+      image: status.imageName,
+      urls: status.vm?.urls ?? {},
+      leases: status.leases,
+      startedAt: state?.startedAt,
+      pid: status.supervisorPid,
+      accel: status.vm?.accel,
+      origin: status.vm?.origin,
     }
   }
   const image = config ? (await readJson<{ name?: string }>(config.manifestPath))?.name : undefined

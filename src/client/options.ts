@@ -132,11 +132,15 @@ export function validateOptions(options: EmulatorOptions): void {
   const { name, image, arch, isolation, keepAlive, idleTimeoutMs, ports, memoryMb, snapshot, fresh, bootTimeoutMs, configFile, onProgress, onLog } = options
   if (name !== undefined && typeof name !== 'string') throw badOption('name', name, 'a string')
   if (options.driver !== undefined && !DRIVER_NAMES.includes(options.driver)) throw badOption('driver', options.driver, `one of ${DRIVER_NAMES.join(', ')}`)
-  if (options.urls !== undefined && (options.urls === null || typeof options.urls !== 'object' || !Object.values(options.urls).every((u) => typeof u === 'string'))) {
+  if (
+    options.urls !== undefined &&
+    (options.urls === null || typeof options.urls !== 'object' || !Object.values(options.urls).every((u) => typeof u === 'string'))
+  ) {
     throw badOption('urls', options.urls, 'an object of service names to URLs')
   }
   if (options.internalKey !== undefined && typeof options.internalKey !== 'string') throw badOption('internalKey', options.internalKey, 'a string')
-  if (image !== undefined && typeof image !== 'string') throw badOption('image', image, "'fixture', 'stack-auth', 'stack-auth@<tag>' or a path to a manifest.json")
+  if (image !== undefined && typeof image !== 'string')
+    throw badOption('image', image, "'fixture', 'stack-auth', 'stack-auth@<tag>' or a path to a manifest.json")
   parseImageRef(image) // a malformed tag fails here, before anything starts
   if (arch !== undefined) checkArch(arch)
   if (isolation !== undefined && !ISOLATIONS.includes(isolation)) throw badOption('isolation', isolation, `one of ${ISOLATIONS.join(', ')}`)
@@ -148,7 +152,10 @@ export function validateOptions(options: EmulatorOptions): void {
   integerIn('bootTimeoutMs', bootTimeoutMs, 1000, MAX_TIMER_MS)
   integerIn('seedTimeoutMs', options.seedTimeoutMs, 1000, MAX_TIMER_MS)
   if ((options.seed || options.seedVersion) && configFile === false) {
-    throw new StackEmulatorError('Option "seed" needs credentials, but configFile is false', { code: 'BAD_OPTION', fix: 'Drop configFile: false (the seed fills the project its keys belong to), or drop the seed.' })
+    throw new StackEmulatorError('Option "seed" needs credentials, but configFile is false', {
+      code: 'BAD_OPTION',
+      fix: 'Drop configFile: false (the seed fills the project its keys belong to), or drop the seed.',
+    })
   }
   if (configFile !== undefined && configFile !== false && typeof configFile !== 'string') throw badOption('configFile', configFile, 'a path or false')
   if (ports !== undefined && (ports === null || typeof ports !== 'object')) throw badOption('ports', ports, 'an object of service names to ports')
@@ -192,7 +199,9 @@ export function resolveOptions(options: EmulatorOptions, settings: Settings): Re
     requested: { ports: options.ports, memoryMb: options.memoryMb, snapshot: options.snapshot, driver: options.driver },
     driverDefaults: {
       kind: options.driver ?? settings.driver,
-      ...((options.driver ?? settings.driver) === 'external' ? { urls: options.urls ?? settings.urls, internalKey: options.internalKey ?? settings.internalKey } : {}),
+      ...((options.driver ?? settings.driver) === 'external'
+        ? { urls: options.urls ?? settings.urls, internalKey: options.internalKey ?? settings.internalKey }
+        : {}),
       snapshot: options.snapshot ?? DEFAULTS.snapshot,
       fresh: options.fresh ?? DEFAULTS.fresh,
       bootTimeoutMs: options.bootTimeoutMs ?? DEFAULTS.bootTimeoutMs,
@@ -205,19 +214,22 @@ export function driverOptions(resolved: ResolvedOptions, manifest: Pick<ImageMan
   const imageArch = resolved.driver === 'qemu' ? platform(manifest as ImageManifest).arch : resolved.arch
   if (resolved.arch !== undefined && resolved.arch !== imageArch) {
     throw new StackEmulatorError(`Option "arch" is ${resolved.arch}, but the image ${manifest.name} is built for ${imageArch}`, {
-      code: 'BAD_OPTION', fix: `Drop the arch option, or use an ${resolved.arch} image (e.g. stack-emulator image pull --arch ${resolved.arch}).`,
+      code: 'BAD_OPTION',
+      fix: `Drop the arch option, or use an ${resolved.arch} image (e.g. stack-emulator image pull --arch ${resolved.arch}).`,
     })
   }
   const known = manifest.services.map((s) => s.name)
   for (const service of Object.keys(resolved.requested.ports ?? {})) {
-    if (!known.includes(service)) throw badOption(`ports.${service}`, resolved.requested.ports![service], `a port of one of the image's services (${known.join(', ')})`)
+    if (!known.includes(service))
+      throw badOption(`ports.${service}`, resolved.requested.ports![service], `a port of one of the image's services (${known.join(', ')})`)
   }
   const ports = Object.entries(resolved.requested.ports ?? {}).filter(([, port]) => port !== 0)
   for (const [service, port] of ports) {
     const other = ports.find(([s, p]) => p === port && s !== service)
     if (other) {
       throw new StackEmulatorError(`Option "ports" gives port ${port} twice, to ${service} and to ${other[0]}`, {
-        code: 'BAD_OPTION', fix: 'Give each service a port of its own (or 0, for one chosen free).',
+        code: 'BAD_OPTION',
+        fix: 'Give each service a port of its own (or 0, for one chosen free).',
       })
     }
   }

@@ -38,9 +38,13 @@ export class ProjectPool<T> {
   }
 
   /** Projects minted and not handed out yet. */
-  get readyCount(): number { return this.ready.length }
+  get readyCount(): number {
+    return this.ready.length
+  }
   /** Mints under way. */
-  get mintingCount(): number { return this.inFlight.size }
+  get mintingCount(): number {
+    return this.inFlight.size
+  }
 
   /** Starts minting ahead (a pool with `ahead` 0 mints only when asked). */
   start(): this {
@@ -121,7 +125,10 @@ export class ProjectPool<T> {
   private failed(error: unknown, generation: number): void {
     if (this.closed || generation !== this.generation) return // its project would have been dropped anyway
     const taker = this.takers.shift()
-    if (taker) return taker.reject(error)
+    if (taker) {
+      taker.reject(error)
+      return
+    }
     // Nobody waits: the next take says why, and until then no mint is retried (a broken route
     // must not be hammered in the background).
     this.failure = error
@@ -130,6 +137,7 @@ export class ProjectPool<T> {
 
 function closedError(): StackEmulatorError {
   return new StackEmulatorError('The project pool is closed: its worker released the emulator', {
-    code: 'LEASE_LOST', fix: 'Take projects only while the emulator is held (inside the test run).',
+    code: 'LEASE_LOST',
+    fix: 'Take projects only while the emulator is held (inside the test run).',
   })
 }

@@ -84,12 +84,16 @@ export function resolveProjectIsolation(options: ProjectIsolationOptions, cwd = 
 }
 
 /** The seed function a plan names: a module's default export is loaded (once per caller). */
-export async function loadSeedProject(seed: SeedProject | string | undefined, load: (file: string) => Promise<unknown> = (f) => import(f)): Promise<SeedProject | undefined> {
+export async function loadSeedProject(
+  seed: SeedProject | string | undefined,
+  load: (file: string) => Promise<unknown> = (f) => import(f),
+): Promise<SeedProject | undefined> {
   if (typeof seed !== 'string') return seed
   const module = (await load(seed)) as { default?: unknown }
   if (typeof module?.default !== 'function') {
     throw new StackEmulatorError(`seedProject module ${seed} has no default export that is a function`, {
-      code: 'BAD_OPTION', fix: 'export default async function seedProject(project) { ... } in that module.',
+      code: 'BAD_OPTION',
+      fix: 'export default async function seedProject(project) { ... } in that module.',
     })
   }
   return module.default as SeedProject
@@ -106,9 +110,13 @@ export interface ProjectSource {
 /** Mints a fresh project on the VM (supervisor op `project`), with its env and mail helper. */
 export async function mintProject(source: ProjectSource): Promise<MintedProject> {
   if (!source.configFile) {
-    throw new StackEmulatorError('isolation "project" needs credentials, but this emulator has none (configFile: false, or an image without a credential route)', {
-      code: 'CREDENTIALS', fix: 'Drop configFile: false, or use isolation "worker" or reset: "test" instead.',
-    })
+    throw new StackEmulatorError(
+      'isolation "project" needs credentials, but this emulator has none (configFile: false, or an image without a credential route)',
+      {
+        code: 'CREDENTIALS',
+        fix: 'Drop configFile: false, or use isolation "worker" or reset: "test" instead.',
+      },
+    )
   }
   const result = await source.connection.request<MintedProjectResult>({ op: 'project', configFile: source.configFile }, MINT_TIMEOUT_MS)
   return projectFrom(source.name, source.services, result)
@@ -140,7 +148,11 @@ export interface ProjectMinter {
  * A worker's pool of fresh projects: each minted and seeded ahead in the background (bounded by
  * mintAhead), dropped unused when the VM changes state. Close it before releasing the emulator.
  */
-export async function startProjectPool(emulator: ProjectMinter, plan: ProjectIsolationPlan, load?: (file: string) => Promise<unknown>): Promise<ProjectPool<MintedProject>> {
+export async function startProjectPool(
+  emulator: ProjectMinter,
+  plan: ProjectIsolationPlan,
+  load?: (file: string) => Promise<unknown>,
+): Promise<ProjectPool<MintedProject>> {
   const seed = await loadSeedProject(plan.seedProject, load)
   const pool = new ProjectPool<MintedProject>({
     ahead: plan.mintAhead,

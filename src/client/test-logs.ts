@@ -35,7 +35,7 @@ async function servicesSection(name: string, window: TestWindow): Promise<string
     const query = { sinceMs: window.startMs, untilMs: window.endMs, maxLines: TEST_LOG_LIMITS.lines }
     const logs = await Promise.race([instanceServiceLogs(name, query), late]).finally(() => clearTimeout(timer))
     if (logs === undefined) return section("the services' output", 'nothing runs for this instance now\n')
-    if (logs === null) return section("the services' output", "this driver does not read it\n")
+    if (logs === null) return section("the services' output", 'this driver does not read it\n')
     const note = logs.windowed === false ? ' (no timestamps there: its last lines, not this window alone)' : ''
     return section(`the services' output: ${logs.source}${note}`, logs.text)
   } catch (error) {
@@ -81,7 +81,13 @@ export function lastOf(text: string, lines: number, bytes: number): { kept: stri
   let from = all.length
   while (from > 0 && all.length - from < lines && size + Buffer.byteLength(all[from - 1]!) + 1 <= bytes) size += Buffer.byteLength(all[--from]!) + 1
   // One line longer than the whole size: its end.
-  if (from === all.length && from > 0) return { kept: `…${Buffer.from(all[from - 1]!).subarray(-(bytes - 4)).toString('utf8')}\n`, cut: from - 1 }
+  if (from === all.length && from > 0)
+    return {
+      kept: `…${Buffer.from(all[from - 1]!)
+        .subarray(-(bytes - 4))
+        .toString('utf8')}\n`,
+      cut: from - 1,
+    }
   const kept = all.slice(from)
   return { kept: kept.length ? `${kept.join('\n')}\n` : '', cut: from }
 }

@@ -36,8 +36,17 @@ const MIN_FREE = 2 * 1024 ** 3
 // The image build adds the sbin folders, which a user's PATH often lacks.
 const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin']
 const IMAGE_TOOLS: [command: string, pkg: string][] = [
-  ['mmdebstrap', 'mmdebstrap'], ['fakeroot', 'fakeroot'], ['newuidmap', 'uidmap'], ['mkfs.ext4', 'e2fsprogs'], ['cpio', 'cpio'],
-  ['xz', 'xz-utils'], ['zstd', 'zstd'], ['mkfs.fat', 'dosfstools'], ['syslinux', 'syslinux'], ['mcopy', 'mtools'], ['sfdisk', 'fdisk'],
+  ['mmdebstrap', 'mmdebstrap'],
+  ['fakeroot', 'fakeroot'],
+  ['newuidmap', 'uidmap'],
+  ['mkfs.ext4', 'e2fsprogs'],
+  ['cpio', 'cpio'],
+  ['xz', 'xz-utils'],
+  ['zstd', 'zstd'],
+  ['mkfs.fat', 'dosfstools'],
+  ['syslinux', 'syslinux'],
+  ['mcopy', 'mtools'],
+  ['sfdisk', 'fdisk'],
 ]
 
 export async function runChecks(ctx: DoctorContext): Promise<Finding[]> {
@@ -46,7 +55,9 @@ export async function runChecks(ctx: DoctorContext): Promise<Finding[]> {
     file(ctx, 'syslinux-mbr', ctx.files.syslinuxMbr, 'syslinux-common', "the boot record of the fixture image's disk", 'fail'),
     ...IMAGE_TOOLS.map(([command, pkg]) => tool(ctx, command, pkg, 'builds the fixture image', SBIN)),
     // Only docker/build.sh still uses it (as root): a warning.
-    tool(ctx, 'debootstrap', 'debootstrap', "builds the Docker driver's container image", SBIN).then((f): Finding => (f.status === 'fail' ? { ...f, status: 'warn' } : f)),
+    tool(ctx, 'debootstrap', 'debootstrap', "builds the Docker driver's container image", SBIN).then(
+      (f): Finding => (f.status === 'fail' ? { ...f, status: 'warn' } : f),
+    ),
     busybox(ctx),
     ...(ctx.root ? [] : [rootless(ctx)]),
     image(ctx),
@@ -62,7 +73,12 @@ function node(): Finding {
   const ok = major > MIN_NODE[0]! || (major === MIN_NODE[0] && minor >= MIN_NODE[1]!)
   return ok
     ? { id: 'node', status: 'ok', message: `Node.js ${process.versions.node}` }
-    : { id: 'node', status: 'fail', message: `Node.js ${process.versions.node}; stack-emulator needs ${MIN_NODE.join('.')} or later`, fix: 'install a newer Node.js' }
+    : {
+        id: 'node',
+        status: 'fail',
+        message: `Node.js ${process.versions.node}; stack-emulator needs ${MIN_NODE.join('.')} or later`,
+        fix: 'install a newer Node.js',
+      }
 }
 
 function tool(ctx: DoctorContext, command: string, pkg: string, purpose: string, extraDirs: string[] = []): Promise<Finding> {
@@ -94,19 +110,35 @@ async function image(ctx: DoctorContext): Promise<Finding> {
   if (ref.kind === 'path') {
     return (await exists(ref.path))
       ? { id: 'image', status: 'ok', message: `${wanted} (STACK_EMULATOR_IMAGE)` }
-      : { id: 'image', status: 'fail', message: `${wanted} (STACK_EMULATOR_IMAGE) not found`, fix: 'point STACK_EMULATOR_IMAGE at a manifest.json, or unset it for the fixture image' }
+      : {
+          id: 'image',
+          status: 'fail',
+          message: `${wanted} (STACK_EMULATOR_IMAGE) not found`,
+          fix: 'point STACK_EMULATOR_IMAGE at a manifest.json, or unset it for the fixture image',
+        }
   }
   if (ref.kind === 'pulled') {
     const pulled = (await listImages(ctx.settings.cacheRoot)).find((i) => i.name === IMAGE_NAME && i.arch === machineArch() && (!ref.tag || i.tag === ref.tag))
     return pulled
       ? { id: 'image', status: 'ok', message: `${wanted} (STACK_EMULATOR_IMAGE) pulled: ${path.dirname(pulled.manifest)}` }
-      : { id: 'image', status: 'warn', message: `${wanted} (STACK_EMULATOR_IMAGE) not pulled yet; the first start downloads it`, fix: `npx stack-emulator image pull${ref.tag ? ` --tag ${ref.tag}` : ''}` }
+      : {
+          id: 'image',
+          status: 'warn',
+          message: `${wanted} (STACK_EMULATOR_IMAGE) not pulled yet; the first start downloads it`,
+          fix: `npx stack-emulator image pull${ref.tag ? ` --tag ${ref.tag}` : ''}`,
+        }
   }
   const dir = fixtureDir(ctx.settings.cacheRoot, await fixtureFingerprint())
   if (await exists(path.join(dir, 'manifest.json'))) return { id: 'image', status: 'ok', message: `fixture image built: ${dir}` }
   const notBuilt = 'fixture image not built yet'
-  if (ctx.root || (await rootlessBlockers(ctx.files)).length === 0) return { id: 'image', status: 'ok', message: `${notBuilt}; the first start builds it (a few minutes, once)` }
-  return { id: 'image', status: 'warn', message: `${notBuilt}, and this user cannot build it (see rootless); root can, into this cache`, fix: rootBuildCommand(ctx.settings.cacheRoot) }
+  if (ctx.root || (await rootlessBlockers(ctx.files)).length === 0)
+    return { id: 'image', status: 'ok', message: `${notBuilt}; the first start builds it (a few minutes, once)` }
+  return {
+    id: 'image',
+    status: 'warn',
+    message: `${notBuilt}, and this user cannot build it (see rootless); root can, into this cache`,
+    fix: rootBuildCommand(ctx.settings.cacheRoot),
+  }
 }
 
 /** Without root, the image build runs mmdebstrap in its unshare mode (image/rootless.ts). */
@@ -114,14 +146,25 @@ async function rootless(ctx: DoctorContext): Promise<Finding> {
   const blockers = await rootlessBlockers(ctx.files)
   if (blockers.length === 0) return { id: 'rootless', status: 'ok', message: 'user namespaces and subordinate ids: the fixture image builds without root' }
   const fixes = [...new Set(blockers.flatMap((b) => (b.fix ? [b.fix] : [])))]
-  const finding: Finding = { id: 'rootless', status: 'warn', message: `the fixture image cannot be built without root: ${blockers.map((b) => b.problem).join('; ')}` }
+  const finding: Finding = {
+    id: 'rootless',
+    status: 'warn',
+    message: `the fixture image cannot be built without root: ${blockers.map((b) => b.problem).join('; ')}`,
+  }
   return fixes.length > 0 ? { ...finding, fix: fixes.join(' && ') } : finding
 }
 
 /** Creates the folder if needed, then checks that it is writable and has room. */
 async function folder(dir: string, id: string, variable: string, mode?: number): Promise<Finding> {
-  const problem = await fs.mkdir(dir, { recursive: true, mode }).then(() => fs.access(dir, fs.constants.W_OK)).then(() => undefined, (e: NodeJS.ErrnoException) => e.code ?? String(e))
-  if (problem) return { id, status: 'fail', message: `${dir} is not writable (${problem})`, fix: `sudo chown -R $USER ${dir}, or set ${variable} to a folder of yours` }
+  const problem = await fs
+    .mkdir(dir, { recursive: true, mode })
+    .then(() => fs.access(dir, fs.constants.W_OK))
+    .then(
+      () => undefined,
+      (e: NodeJS.ErrnoException) => e.code ?? String(e),
+    )
+  if (problem)
+    return { id, status: 'fail', message: `${dir} is not writable (${problem})`, fix: `sudo chown -R $USER ${dir}, or set ${variable} to a folder of yours` }
   const stats = await fs.statfs(dir)
   const free = stats.bavail * stats.bsize
   const gib = `${(free / 1024 ** 3).toFixed(1)} GiB free`
@@ -135,5 +178,8 @@ function missing(ctx: DoctorContext, id: string, message: string, pkg: string, s
 }
 
 function exists(file: string): Promise<boolean> {
-  return fs.access(file).then(() => true, () => false)
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  )
 }

@@ -28,7 +28,10 @@ export class HostShare implements SharedFiles {
   /** The files copied in, with the content last seen on each side. */
   private readonly exposed = new Map<string, Buffer>()
 
-  constructor(private readonly instanceDir: string, private readonly internalKeyName?: string) {
+  constructor(
+    private readonly instanceDir: string,
+    private readonly internalKeyName?: string,
+  ) {
     this.root = path.join(instanceDir, 'share')
     this.vmDir = path.join(instanceDir, 'vm')
   }
@@ -104,7 +107,8 @@ export class HostShare implements SharedFiles {
     }
     if (refused.length > 0) {
       throw new StackEmulatorError(`Not copied back from the VM's share: ${refused.join('; ')}`, {
-        code: 'STATE_UNSAFE', fix: 'Stop the instance (stack-emulator stop); the share is made anew at each start.',
+        code: 'STATE_UNSAFE',
+        fix: 'Stop the instance (stack-emulator stop); the share is made anew at each start.',
       })
     }
   }

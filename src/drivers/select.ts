@@ -10,7 +10,10 @@ import type { DriverStartOptions, RunningInstance } from './types.js'
 
 type Hooks = { log: (line: string) => void; progress: (phase: string) => void }
 
-export async function startDriver(config: SupervisorConfig, checkpoint?: DriverStartOptions['checkpoint']): Promise<{
+export async function startDriver(
+  config: SupervisorConfig,
+  checkpoint?: DriverStartOptions['checkpoint'],
+): Promise<{
   manifest: { name: string; fingerprint: string; credentials?: { service: string; path: string } }
   start: (hooks: Hooks) => Promise<RunningInstance>
 }> {

@@ -41,7 +41,15 @@ export type ServiceManifest = Pick<ImageManifest, 'name' | 'fingerprint' | 'file
 
 export const FIXTURE_CONTAINER_MANIFEST = path.join(packageRoot, 'docker', 'manifest.json')
 /** Everything the fixture's container image is built from. */
-const FIXTURE_INPUTS = ['docker/build.sh', 'docker/entrypoint', 'docker/reset-database', 'fixtures/image/rootfs.sh', 'fixtures/image/guest/server.py', 'fixtures/image/guest/schema.sql', 'fixtures/image/guest/postgresql.fixture.conf']
+const FIXTURE_INPUTS = [
+  'docker/build.sh',
+  'docker/entrypoint',
+  'docker/reset-database',
+  'fixtures/image/rootfs.sh',
+  'fixtures/image/guest/server.py',
+  'fixtures/image/guest/schema.sql',
+  'fixtures/image/guest/postgresql.fixture.conf',
+]
 /** Folders whose every file is an input too (the server's package). */
 const FIXTURE_INPUT_DIRS = ['fixtures/image/guest/fixture_server']
 
@@ -56,12 +64,17 @@ export async function loadServiceManifest(file: string): Promise<ServiceManifest
     raw = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>
   } catch (cause) {
     throw new StackEmulatorError(`Emulator manifest ${file} cannot be read as JSON`, {
-      code: 'IMAGE_NOT_FOUND', fix: 'Point the image option (--image) at a manifest.json with "services" (and "container" for the Docker driver).', cause,
+      code: 'IMAGE_NOT_FOUND',
+      fix: 'Point the image option (--image) at a manifest.json with "services" (and "container" for the Docker driver).',
+      cause,
     })
   }
   const services = raw.services as ContainerServiceSpec[] | undefined
   if (typeof raw.name !== 'string' || !Array.isArray(services) || !services.every((s) => typeof s?.name === 'string' && Number.isInteger(s.guestPort))) {
-    throw new StackEmulatorError(`Emulator manifest ${file} needs "name" and "services" ([{ name, guestPort, health? }])`, { code: 'IMAGE_NOT_FOUND', fix: 'See docker/manifest.json for an example.' })
+    throw new StackEmulatorError(`Emulator manifest ${file} needs "name" and "services" ([{ name, guestPort, health? }])`, {
+      code: 'IMAGE_NOT_FOUND',
+      fix: 'See docker/manifest.json for an example.',
+    })
   }
   const dir = path.dirname(path.resolve(file))
   const container = raw.container as ContainerSpec | undefined
@@ -75,7 +88,8 @@ export async function resolveServiceManifest(image: string | undefined): Promise
   if (!image || image === 'fixture') return loadServiceManifest(FIXTURE_CONTAINER_MANIFEST)
   if (image.startsWith('stack-auth')) {
     throw new StackEmulatorError(`Image ${image} is a VM image: the Docker and external drivers take the fixture or a manifest path`, {
-      code: 'BAD_OPTION', fix: 'Use driver qemu for it, or give a manifest.json describing your container (see docker/manifest.json).',
+      code: 'BAD_OPTION',
+      fix: 'Use driver qemu for it, or give a manifest.json describing your container (see docker/manifest.json).',
     })
   }
   return loadServiceManifest(path.resolve(image))

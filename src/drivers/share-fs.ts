@@ -19,7 +19,10 @@ const PROC_FD = process.platform === 'linux' && existsSync('/proc/self/fd')
 
 /** A folder of the share, held open; `shown` is its path on the host, for messages only. */
 export class ShareDir {
-  private constructor(private readonly handle: fs.FileHandle, readonly shown: string) {}
+  private constructor(
+    private readonly handle: fs.FileHandle,
+    readonly shown: string,
+  ) {}
 
   /** Opens a folder the guest cannot reach the parent of (the share's root, the instance folder). */
   static async open(trusted: string): Promise<ShareDir> {
@@ -143,7 +146,8 @@ async function readBounded(handle: fs.FileHandle, maxBytes: number, shown: strin
 
 function unsafe(summary: string): StackEmulatorError {
   return new StackEmulatorError(summary, {
-    code: 'STATE_UNSAFE', fix: 'Stop the instance (stack-emulator stop); the share is made anew at each start.',
+    code: 'STATE_UNSAFE',
+    fix: 'Stop the instance (stack-emulator stop); the share is made anew at each start.',
   })
 }
 

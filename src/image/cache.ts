@@ -73,7 +73,10 @@ export async function listImages(cacheRoot: string): Promise<CachedImage[]> {
     const pulled = parsePulledFolder(entry.name)
     if (!entry.isDirectory() || (!pulled && !FIXTURE_FOLDER.test(entry.name))) continue
     const manifest = path.join(root, entry.name, 'manifest.json')
-    const [m, stat] = await Promise.all([readJson<{ name?: string; fingerprint?: string; source?: ImageSource }>(manifest), fs.stat(manifest).catch(() => undefined)])
+    const [m, stat] = await Promise.all([
+      readJson<{ name?: string; fingerprint?: string; source?: ImageSource }>(manifest),
+      fs.stat(manifest).catch(() => undefined),
+    ])
     if (!m || !stat || typeof m.name !== 'string' || typeof m.fingerprint !== 'string') continue
     images.push({
       name: pulled ? IMAGE_NAME : 'fixture',
@@ -167,7 +170,8 @@ export async function pruneCache(cacheRoot: string, olderThanDays: number, onLog
   const kept = all.filter((image) => !result.images.includes(image))
   // A snapshot of one of our own images whose (name, fingerprint) no cached image has any more.
   const ours = (name: string) => name === 'stack-auth-fixture' || parsePulledFolder(name) !== undefined
-  const orphan = (s: CachedSnapshot) => s.fingerprint !== undefined && ours(s.imageName) && !kept.some((i) => i.imageName === s.imageName && i.fingerprint === s.fingerprint)
+  const orphan = (s: CachedSnapshot) =>
+    s.fingerprint !== undefined && ours(s.imageName) && !kept.some((i) => i.imageName === s.imageName && i.fingerprint === s.fingerprint)
   for (const snapshot of await listSnapshots(cacheRoot)) {
     if (snapshot.lastUsedMs >= cutoff && !orphan(snapshot)) continue
     result.freedBytes += await removeFolder(snapshot.dir)
@@ -178,7 +182,13 @@ export async function pruneCache(cacheRoot: string, olderThanDays: number, onLog
       const file = path.join(root, entry)
       const owner = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/.exec(entry)
       const part = /^(.+)\.part(?:\.json)?$/.exec(entry)
-      const stalePart = part && (await fs.stat(file).then((st) => st.mtimeMs, () => now)) < cutoff && !(await isImageLocked(path.join(root, part[1]!)))
+      const stalePart =
+        part &&
+        (await fs.stat(file).then(
+          (st) => st.mtimeMs,
+          () => now,
+        )) < cutoff &&
+        !(await isImageLocked(path.join(root, part[1]!)))
       // A refused capture's record (drivers/qemu/snapshot.ts): a prune is how a user asks for another try.
       const refusal = root === snapshotsRoot(cacheRoot) && entry.endsWith('.refused.json')
       if (!(owner && !isProcessAlive(Number(owner[1]))) && !stalePart && !refusal) continue

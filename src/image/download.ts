@@ -60,7 +60,9 @@ export function resumeRefused(from: number, size: number, status: number, header
     return `the server sent another range (${headers['content-range'] ?? 'no Content-Range'})`
   }
   if (status !== 200) return undefined // an error, reported as such
-  return /\bbytes\b/.test(String(headers['accept-ranges'] ?? '')) ? 'the file changed on the server since the partial download' : 'the server does not support resuming (no Range)'
+  return /\bbytes\b/.test(String(headers['accept-ranges'] ?? ''))
+    ? 'the file changed on the server since the partial download'
+    : 'the server does not support resuming (no Range)'
 }
 
 export interface DownloadResult {
@@ -84,7 +86,14 @@ export async function download(options: {
   const { asset, part, api, idleTimeoutMs, onLog } = options
   const sidecar = `${part}.json`
   const record = await readJson<PartRecord>(sidecar)
-  let plan = planResume(record, await fs.stat(part).then((s) => s.size, () => 0), asset)
+  let plan = planResume(
+    record,
+    await fs.stat(part).then(
+      (s) => s.size,
+      () => 0,
+    ),
+    asset,
+  )
   if (plan.reason) onLog(`${plan.reason}; starting over`)
   // The kept part is hashed before asking for the rest: a response left unread meanwhile could time out.
   const kept = plan.from > 0 ? crypto.createHash('sha256') : undefined
@@ -113,7 +122,8 @@ export async function download(options: {
     await response.body.dump().catch(() => {})
     const what = response.statusCode >= 300 ? `answered ${response.statusCode}` : `sends ${length} bytes where ${expected} were expected`
     throw new StackEmulatorError(`The download of ${asset.name} (${asset.url}) ${what}`, {
-      code: 'PULL_FAILED', fix: 'Try again later; if it persists, pull another release (--tag) or check STACK_EMULATOR_RELEASES_URL.',
+      code: 'PULL_FAILED',
+      fix: 'Try again later; if it persists, pull another release (--tag) or check STACK_EMULATOR_RELEASES_URL.',
     })
   }
 
@@ -143,7 +153,10 @@ export async function download(options: {
       async function* (chunks: AsyncIterable<Buffer>) {
         for await (const chunk of chunks) {
           // Checked before writing: a server that sends more (no Content-Length) never grows the part past the size (#22).
-          if (transferred + chunk.length > expected) throw (failed = { error: oversized(asset, expected), keepPart: false }).error
+          if (transferred + chunk.length > expected) {
+            failed = { error: oversized(asset, expected), keepPart: false }
+            throw failed.error
+          }
           hash.update(chunk)
           transferred += chunk.length
           stall.received(chunk.length)
@@ -154,14 +167,18 @@ export async function download(options: {
       createWriteStream(part, { flags: plan.from > 0 ? 'a' : 'w' }),
     )
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'UND_ERR_BODY_TIMEOUT') failed ??= { error: stalled(asset, plan.from + transferred, idleTimeoutMs), keepPart: true }
+    if ((error as NodeJS.ErrnoException).code === 'UND_ERR_BODY_TIMEOUT')
+      failed ??= { error: stalled(asset, plan.from + transferred, idleTimeoutMs), keepPart: true }
     if (failed) {
       if (!failed.keepPart) await discardPart(part) // its bytes are not the release's file
       throw failed.error
     }
-    throw localFailure(error, path.dirname(part)) ?? new StackEmulatorError(
-      `The download of ${asset.name} was interrupted after ${formatBytes(plan.from + transferred)} of ${formatBytes(asset.size)} (${describe(error)})`,
-      { code: 'PULL_FAILED', fix: 'Run the pull again: it resumes where it stopped.', cause: error },
+    throw (
+      localFailure(error, path.dirname(part)) ??
+      new StackEmulatorError(
+        `The download of ${asset.name} was interrupted after ${formatBytes(plan.from + transferred)} of ${formatBytes(asset.size)} (${errorText(error)})`,
+        { code: 'PULL_FAILED', fix: 'Run the pull again: it resumes where it stopped.', cause: error },
+      )
     )
   } finally {
     stall.stop()
@@ -169,7 +186,8 @@ export async function download(options: {
   report(true)
   if (plan.from + transferred !== asset.size) {
     throw new StackEmulatorError(`The download of ${asset.name} ended after ${plan.from + transferred} of ${asset.size} bytes`, {
-      code: 'PULL_FAILED', fix: 'Run the pull again: it resumes where it stopped.',
+      code: 'PULL_FAILED',
+      fix: 'Run the pull again: it resumes where it stopped.',
     })
   }
   return { sha256: hash.digest('hex'), resumedFrom: plan.from, transferredBytes: transferred }
@@ -228,7 +246,7 @@ async function writeJson(file: string, value: unknown): Promise<void> {
 
 const header = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value) || undefined
 
-function describe(error: unknown): string {
+function errorText(error: unknown): string {
   const e = error as NodeJS.ErrnoException
   return e.code ? `${e.code}: ${e.message}` : String(e.message ?? error)
 }

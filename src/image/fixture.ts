@@ -18,9 +18,7 @@ const INPUT_DIRS = ['fixtures/image', 'cloud-init']
 export async function fixtureFingerprint(): Promise<string> {
   const files: string[] = []
   for (const dir of INPUT_DIRS) files.push(...(await listFiles(path.join(packageRoot, dir))))
-  const parts = await Promise.all(
-    files.sort().map(async (file) => `${path.relative(packageRoot, file)}\0${sha256(await fs.readFile(file))}`),
-  )
+  const parts = await Promise.all(files.sort().map(async (file) => `${path.relative(packageRoot, file)}\0${sha256(await fs.readFile(file))}`))
   return sha256(parts.join('\n'))
 }
 
@@ -76,7 +74,10 @@ async function publish(dir: string, fill: (staging: string) => Promise<void>): P
 
 /** True when `built` is a finished build of these inputs (its manifest, written last, names them). */
 async function builtFrom(built: string, fingerprint: string): Promise<boolean> {
-  const manifest = await fs.readFile(path.join(built, 'manifest.json'), 'utf8').then((text) => JSON.parse(text) as { fingerprint?: unknown }, () => undefined)
+  const manifest = await fs.readFile(path.join(built, 'manifest.json'), 'utf8').then(
+    (text) => JSON.parse(text) as { fingerprint?: unknown },
+    () => undefined,
+  )
   return manifest?.fingerprint === fingerprint
 }
 
@@ -115,7 +116,8 @@ async function build(staging: string, fingerprint: string, cacheRoot: string, pr
   })
   const result = await child
   if (result.exitCode !== 0) {
-    const asRoot = process.getuid?.() === 0 ? '' : ` Where user namespaces fail, build it as root into this cache, which hands it to you: ${rootBuildCommand(cacheRoot)}`
+    const asRoot =
+      process.getuid?.() === 0 ? '' : ` Where user namespaces fail, build it as root into this cache, which hands it to you: ${rootBuildCommand(cacheRoot)}`
     throw new StackEmulatorError(`The fixture image build failed (exit code ${result.exitCode})`, {
       code: 'IMAGE_BUILD_FAILED',
       fix: `It needs mmdebstrap, fakeroot, qemu-utils, busybox-static, e2fsprogs, cpio, xz-utils, dosfstools, syslinux, mtools and fdisk (\`stack-emulator doctor\` checks them), and apt access to Debian; see the output below.${asRoot}`,
@@ -131,9 +133,15 @@ async function build(staging: string, fingerprint: string, cacheRoot: string, pr
 export async function listFiles(dir: string): Promise<string[]> {
   const entries = await fs.readdir(dir, { withFileTypes: true, recursive: true })
   // Not the docs, nor what a local python3 run leaves behind (it never reaches the image).
-  return entries.filter((e) => e.isFile() && !e.name.endsWith('.md') && !e.parentPath.split(path.sep).includes('__pycache__')).map((e) => path.join(e.parentPath, e.name)).sort()
+  return entries
+    .filter((e) => e.isFile() && !e.name.endsWith('.md') && !e.parentPath.split(path.sep).includes('__pycache__'))
+    .map((e) => path.join(e.parentPath, e.name))
+    .sort()
 }
 
 async function exists(file: string): Promise<boolean> {
-  return fs.access(file).then(() => true, () => false)
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  )
 }

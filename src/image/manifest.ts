@@ -26,8 +26,7 @@ export interface ServiceSpec {
 
 export type BootSpec =
   /** `kernel` and `initrd`: relative to the manifest's folder, or absolute. */
-  | { kind: 'kernel'; kernel: string; initrd?: string; append: string; bios?: 'qboot' | 'default' }
-  | { kind: 'disk' }
+  { kind: 'kernel'; kernel: string; initrd?: string; append: string; bios?: 'qboot' | 'default' } | { kind: 'disk' }
 
 /**
  * The read-only ISO (volume label `label`) the driver writes for each instance before it boots:
@@ -200,7 +199,8 @@ function validate(m: ImageManifest, file: string): void {
   } catch {
     problems.push('"name" must be letters, digits, ".", "_" or "-" (at most 63, not starting with a symbol)')
   }
-  if (typeof m.fingerprint !== 'string' || !/^[\x21-\x7e]{1,200}$/.test(m.fingerprint)) problems.push('"fingerprint" must be a string of 1 to 200 visible characters')
+  if (typeof m.fingerprint !== 'string' || !/^[\x21-\x7e]{1,200}$/.test(m.fingerprint))
+    problems.push('"fingerprint" must be a string of 1 to 200 visible characters')
   if (typeof m.disk !== 'string' || !m.disk) problems.push('"disk" must be a path')
   if (!Number.isInteger(m.memoryMb) || m.memoryMb < 64 || m.memoryMb > 65_536) problems.push('"memoryMb" must be an integer from 64 to 65536')
   if (!Number.isInteger(m.cpus) || m.cpus < 1 || m.cpus > 64) problems.push('"cpus" must be an integer from 1 to 64')
@@ -248,23 +248,48 @@ function platformProblems(m: ImageManifest, isObject: (v: unknown) => v is Recor
   const problems: string[] = []
   if (m.arch !== undefined && !ARCHES.includes(m.arch)) problems.push(`"arch" must be ${ARCHES.join(' or ')}`)
   if (m.machine !== undefined && typeof m.machine !== 'string') problems.push('"machine" must be a string')
-  if (m.cpu !== undefined && (typeof m.cpu !== 'string' || m.cpu.length > 200 || !CPU_MODEL.test(m.cpu))) problems.push('"cpu" must be a QEMU CPU model such as max or qemu64,+rdrand')
+  if (m.cpu !== undefined && (typeof m.cpu !== 'string' || m.cpu.length > 200 || !CPU_MODEL.test(m.cpu)))
+    problems.push('"cpu" must be a QEMU CPU model such as max or qemu64,+rdrand')
   if (m.firmware !== undefined && m.firmware !== 'default' && m.firmware !== 'uefi') problems.push('"firmware" must be default or uefi')
   const volume = m.runtimeVolume as unknown
   const files = isObject(volume) && isObject(volume.files) ? Object.entries(volume.files) : []
-  if (volume !== undefined && (!isObject(volume) || typeof volume.label !== 'string' || !VOLUME_LABEL.test(volume.label) || !isObject(volume.files) ||
-    !files.every(([name, source]) => VOLUME_FILE.test(name) && typeof source === 'string' && source.length > 0) ||
-    (volume.runtimeEnv !== undefined && (typeof volume.runtimeEnv !== 'string' || !VOLUME_FILE.test(volume.runtimeEnv) || files.some(([name]) => name === volume.runtimeEnv))) ||
-    (volume.env !== undefined && (!isObject(volume.env) || !Object.entries(volume.env).every(([k, v]) => ENV_NAME.test(k) && typeof v === 'string' && !/[\n\r]/.test(v)))) ||
-    (volume.hostPortsInSnapshot !== undefined && typeof volume.hostPortsInSnapshot !== 'boolean'))) {
-    problems.push('"runtimeVolume" must be { "label": upper-case letters, digits or "_" (at most 32), "files": { "name in the volume": "source file" }, "runtimeEnv"?: a file name not in "files", "env"?: { "NAME": "value" }, "hostPortsInSnapshot"?: true or false }')
+  if (
+    volume !== undefined &&
+    (!isObject(volume) ||
+      typeof volume.label !== 'string' ||
+      !VOLUME_LABEL.test(volume.label) ||
+      !isObject(volume.files) ||
+      !files.every(([name, source]) => VOLUME_FILE.test(name) && typeof source === 'string' && source.length > 0) ||
+      (volume.runtimeEnv !== undefined &&
+        (typeof volume.runtimeEnv !== 'string' || !VOLUME_FILE.test(volume.runtimeEnv) || files.some(([name]) => name === volume.runtimeEnv))) ||
+      (volume.env !== undefined &&
+        (!isObject(volume.env) || !Object.entries(volume.env).every(([k, v]) => ENV_NAME.test(k) && typeof v === 'string' && !/[\n\r]/.test(v)))) ||
+      (volume.hostPortsInSnapshot !== undefined && typeof volume.hostPortsInSnapshot !== 'boolean'))
+  ) {
+    problems.push(
+      '"runtimeVolume" must be { "label": upper-case letters, digits or "_" (at most 32), "files": { "name in the volume": "source file" }, "runtimeEnv"?: a file name not in "files", "env"?: { "NAME": "value" }, "hostPortsInSnapshot"?: true or false }',
+    )
   }
   const share = m.hostShare as unknown
-  const shareValid = isObject(share) && typeof share.tag === 'string' && MOUNT_TAG.test(share.tag) && typeof share.guestPath === 'string' && GUEST_PATH.test(share.guestPath) &&
-    Array.isArray(share.mountCommand) && share.mountCommand.length > 0 && share.mountCommand.every((a) => typeof a === 'string') && GUEST_PATH.test(share.mountCommand[0] as string)
-  if (share !== undefined && !shareValid) problems.push('"hostShare" must be { "tag": letters, digits, "_" or "-" (at most 31), "guestPath": "/...", "mountCommand": ["/absolute/program", "args"...] }')
+  const shareValid =
+    isObject(share) &&
+    typeof share.tag === 'string' &&
+    MOUNT_TAG.test(share.tag) &&
+    typeof share.guestPath === 'string' &&
+    GUEST_PATH.test(share.guestPath) &&
+    Array.isArray(share.mountCommand) &&
+    share.mountCommand.length > 0 &&
+    share.mountCommand.every((a) => typeof a === 'string') &&
+    GUEST_PATH.test(share.mountCommand[0] as string)
+  if (share !== undefined && !shareValid)
+    problems.push(
+      '"hostShare" must be { "tag": letters, digits, "_" or "-" (at most 31), "guestPath": "/...", "mountCommand": ["/absolute/program", "args"...] }',
+    )
   const key = isObject(m.credentials) ? (m.credentials.internalKey as unknown) : undefined
-  if (key !== undefined && (!isObject(key) || typeof key.file !== 'string' || !VOLUME_FILE.test(key.file) || typeof key.guestPath !== 'string' || !GUEST_PATH.test(key.guestPath))) {
+  if (
+    key !== undefined &&
+    (!isObject(key) || typeof key.file !== 'string' || !VOLUME_FILE.test(key.file) || typeof key.guestPath !== 'string' || !GUEST_PATH.test(key.guestPath))
+  ) {
     problems.push('"credentials.internalKey" must be { "file": a file name, "guestPath": "/..." }')
   }
   if (m.guestAgent !== undefined && typeof m.guestAgent !== 'boolean') problems.push('"guestAgent" must be true or false')
@@ -273,9 +298,12 @@ function platformProblems(m: ImageManifest, isObject: (v: unknown) => v is Recor
   const { arch, machine, firmware } = platform(m)
   if (!MACHINES[arch].test(machine)) problems.push(`"machine" must be ${arch === 'arm64' ? 'virt' : 'pc or q35'} on ${arch}, not ${JSON.stringify(machine)}`)
   if (arch === 'arm64' && firmware !== 'uefi') problems.push('"firmware" must be uefi on arm64 (its only firmware)')
-  if (m.boot.kind === 'kernel' && m.boot.bios === 'qboot' && (arch !== 'amd64' || firmware !== 'default')) problems.push('"boot.bios" qboot needs arch amd64 and firmware default')
-  if (key !== undefined && (share === undefined || m.guestAgent !== true)) problems.push('"credentials.internalKey" needs a "hostShare" (where the key appears) and "guestAgent": true (how it is read at capture)')
-  if (share !== undefined && m.guestAgent !== true) problems.push('"hostShare" needs "guestAgent": true (the share is mounted through the agent after a restore)')
+  if (m.boot.kind === 'kernel' && m.boot.bios === 'qboot' && (arch !== 'amd64' || firmware !== 'default'))
+    problems.push('"boot.bios" qboot needs arch amd64 and firmware default')
+  if (key !== undefined && (share === undefined || m.guestAgent !== true))
+    problems.push('"credentials.internalKey" needs a "hostShare" (where the key appears) and "guestAgent": true (how it is read at capture)')
+  if (share !== undefined && m.guestAgent !== true)
+    problems.push('"hostShare" needs "guestAgent": true (the share is mounted through the agent after a restore)')
   if (share !== undefined && !PCIE_MACHINE.test(machine)) {
     problems.push(`"hostShare" needs a PCIe machine (q35 on amd64, virt on arm64) for its root port, not ${JSON.stringify(machine)}`)
   }

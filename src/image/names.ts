@@ -56,7 +56,8 @@ export function hostArch(): Arch {
   const arch = machineArch()
   if (ARCHES.includes(arch as Arch)) return arch as Arch
   throw new StackEmulatorError(`The real image is built for amd64 and arm64, not for this machine (${process.arch})`, {
-    code: 'BAD_OPTION', fix: 'Pass --arch amd64 or --arch arm64 to pull one anyway (it runs emulated, much slower), or use the fixture image.',
+    code: 'BAD_OPTION',
+    fix: 'Pass --arch amd64 or --arch arm64 to pull one anyway (it runs emulated, much slower), or use the fixture image.',
   })
 }
 

@@ -95,24 +95,41 @@ async function pullWith(api: Api, request: PullRequest): Promise<PulledImage> {
   const dir = path.join(root, folder)
   const image = `${IMAGE_NAME}@${tag}`
   const done = (m: InstalledManifest & { source: ImageSource }, transfer: { resumedFrom: number; transferredBytes: number } | undefined): PulledImage => ({
-    image, tag, arch, manifest: path.join(dir, 'manifest.json'), sha256: m.fingerprint, sizeBytes: m.source.sizeBytes, pulledAt: m.source.pulledAt,
-    commit: m.source.commit ?? null, userFiles: m.source.userFiles ?? null,
-    downloaded: transfer !== undefined, resumedFrom: transfer?.resumedFrom ?? 0, transferredBytes: transfer?.transferredBytes ?? 0,
+    image,
+    tag,
+    arch,
+    manifest: path.join(dir, 'manifest.json'),
+    sha256: m.fingerprint,
+    sizeBytes: m.source.sizeBytes,
+    pulledAt: m.source.pulledAt,
+    commit: m.source.commit ?? null,
+    userFiles: m.source.userFiles ?? null,
+    downloaded: transfer !== undefined,
+    resumedFrom: transfer?.resumedFrom ?? 0,
+    transferredBytes: transfer?.transferredBytes ?? 0,
     durationMs: Math.round(performance.now() - started),
   })
   const sourceOf = (pulledAt: string): ImageSource => ({
-    repo: RELEASE_REPO, tag, arch, assetUrl: asset.url, pulledAt, sizeBytes: asset.size,
+    repo: RELEASE_REPO,
+    tag,
+    arch,
+    assetUrl: asset.url,
+    pulledAt,
+    sizeBytes: asset.size,
     ...(asset.commit ? { commit: asset.commit.sha, commitFrom: asset.commit.from } : {}),
     ...(files.userFiles ? { userFiles: files.userFiles } : {}),
   })
 
   const waiting = { waiting: `waiting for another pull of ${image} (${arch})`, onLog, maxWaitMs: MAX_WAIT_MS }
   // A full or read-only cache is named as such; the pull's own errors pass as they are.
-  const named = (error: unknown) => { throw error instanceof StackEmulatorError ? error : (localFailure(error, root) ?? error) }
+  const named = (error: unknown) => {
+    throw error instanceof StackEmulatorError ? error : (localFailure(error, root) ?? error)
+  }
   const pulled = await withImageLock(dir, waiting, async () => {
     const installed = await readJson<InstalledManifest & Record<string, unknown>>(path.join(dir, 'manifest.json'))
     if (installed?.source?.assetUrl === asset.url && installed.source.sizeBytes === asset.size) {
-      if (request.sha256 && installed.fingerprint !== request.sha256) throw mismatch(`The installed ${image} (${arch})`, installed.fingerprint, request.sha256, 'nothing was changed')
+      if (request.sha256 && installed.fingerprint !== request.sha256)
+        throw mismatch(`The installed ${image} (${arch})`, installed.fingerprint, request.sha256, 'nothing was changed')
       // The disk is the release's: only the manifest, the runtime volume's files or the record may differ.
       const wanted = manifestFor(files, arch, folder, asset.name, installed.fingerprint, sourceOf(installed.source.pulledAt))
       const sameRuntime = sameExceptSource(installed, wanted) && (await sameCopies(dir, files.copies))
@@ -131,7 +148,14 @@ async function pullWith(api: Api, request: PullRequest): Promise<PulledImage> {
     }
 
     const part = `${dir}.part`
-    await checkFreeSpace(root, asset.size - (await fs.stat(part).then((s) => s.size, () => 0)))
+    await checkFreeSpace(
+      root,
+      asset.size -
+        (await fs.stat(part).then(
+          (s) => s.size,
+          () => 0,
+        )),
+    )
     const transfer = await download({ asset, part, api, idleTimeoutMs: request.settings.pullIdleTimeoutMs, onProgress: request.onProgress, onLog })
     if (request.sha256 && transfer.sha256 !== request.sha256) {
       await discardPart(part)
@@ -165,8 +189,10 @@ export function provenanceLine(image: string, commit: ReleaseCommit | undefined,
     return `${image}: the release does not say which stack-auth/stack-auth commit it was built from, so whether the shipped manifest and base env (written for ${short(SHIPPED_COMMIT)}) match it cannot be checked`
   }
   if (SHIPPED_COMMIT.startsWith(commit.sha) || commit.sha.startsWith(SHIPPED_COMMIT)) return undefined
-  return `${image} was built from ${built}, but the manifest and base env shipped with stack-emulator describe ${short(SHIPPED_COMMIT)}: ` +
+  return (
+    `${image} was built from ${built}, but the manifest and base env shipped with stack-emulator describe ${short(SHIPPED_COMMIT)}: ` +
     'pull it again with files that match that image (--base-env FILE, --manifest FILE), or update stack-emulator'
+  )
 }
 
 const short = (sha: string) => sha.slice(0, 12)
@@ -200,9 +226,13 @@ async function imageFiles(templateFile: string, baseEnv: string | undefined): Pr
   const volume = template.runtimeVolume
   const named = isObject(volume) && isObject(volume.files) ? (volume.files as Record<string, unknown>) : undefined
   if (baseEnv !== undefined && !(named && BASE_ENV in named)) {
-    throw new StackEmulatorError(`Option "baseEnv" replaces the runtime volume's ${BASE_ENV}, but the manifest ${templateFile} has none (runtimeVolume.files)`, {
-      code: 'BAD_OPTION', fix: `Use a manifest whose runtimeVolume.files names "${BASE_ENV}" (as manifests/stack-auth.json), or leave the base env out.`,
-    })
+    throw new StackEmulatorError(
+      `Option "baseEnv" replaces the runtime volume's ${BASE_ENV}, but the manifest ${templateFile} has none (runtimeVolume.files)`,
+      {
+        code: 'BAD_OPTION',
+        fix: `Use a manifest whose runtimeVolume.files names "${BASE_ENV}" (as manifests/stack-auth.json), or leave the base env out.`,
+      },
+    )
   }
   const volumeFiles: Record<string, string> = {}
   const copies: Record<string, string> = {}
@@ -220,9 +250,15 @@ async function imageFiles(templateFile: string, baseEnv: string | undefined): Pr
     const file = path.resolve(path.dirname(templateFile), source)
     if (name === BASE_ENV && file !== SHIPPED_BASE_ENV) ownBaseEnv = file
     if (!path.isAbsolute(source)) copies[source] = file // absolute: the manifest keeps naming it where it is
-    if (!(await fs.stat(file).then((st) => st.isFile(), () => false))) {
+    if (
+      !(await fs.stat(file).then(
+        (st) => st.isFile(),
+        () => false,
+      ))
+    ) {
       throw new StackEmulatorError(`Option "manifestTemplate" names ${templateFile}, whose runtime volume file ${name} (${file}) is missing`, {
-        code: 'BAD_OPTION', fix: 'Put the file beside the manifest (runtimeVolume.files are relative to it), or fix the path.',
+        code: 'BAD_OPTION',
+        fix: 'Put the file beside the manifest (runtimeVolume.files are relative to it), or fix the path.',
       })
     }
   }
@@ -234,9 +270,13 @@ async function imageFiles(templateFile: string, baseEnv: string | undefined): Pr
 async function checkEnvFile(file: string, given: string): Promise<void> {
   const fix = "Pass an env file of NAME=value lines (as stack-emulator's manifests/stack-auth.base.env), or leave the base env out for the shipped one."
   const refused = (why: string, cause?: unknown) => new StackEmulatorError(`Option "baseEnv" names ${given}, which ${why}`, { code: 'BAD_OPTION', fix, cause })
-  const stat = await fs.stat(file).catch((cause: NodeJS.ErrnoException) => { throw refused(`cannot be read (${cause.code ?? cause.message})`, cause) })
+  const stat = await fs.stat(file).catch((cause: NodeJS.ErrnoException) => {
+    throw refused(`cannot be read (${cause.code ?? cause.message})`, cause)
+  })
   if (!stat.isFile()) throw refused('is not a file')
-  const text = await fs.readFile(file, 'utf8').catch((cause: NodeJS.ErrnoException) => { throw refused(`cannot be read (${cause.code ?? cause.message})`, cause) })
+  const text = await fs.readFile(file, 'utf8').catch((cause: NodeJS.ErrnoException) => {
+    throw refused(`cannot be read (${cause.code ?? cause.message})`, cause)
+  })
   const lines = text.split(/\r?\n/)
   const bad = lines.findIndex((line) => !/^\s*(?:#.*)?$/.test(line) && !/^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*=/.test(line))
   if (text.includes('\0')) throw refused('is not an env file (it is binary)')
@@ -260,14 +300,23 @@ export async function checkImageFiles(templateFile: string, baseEnv: string | un
   } catch (cause) {
     if (!(cause instanceof StackEmulatorError) || cause.code === 'BAD_OPTION') throw cause
     throw new StackEmulatorError(`Option "manifestTemplate" names ${templateFile}, which does not make a manifest that loads: ${said(cause)}`, {
-      code: 'BAD_OPTION', fix: 'Fix the manifest (see manifests/stack-auth.json for a complete one; disk, fingerprint and name are set by the pull), or leave it out for the shipped one.', cause,
+      code: 'BAD_OPTION',
+      fix: 'Fix the manifest (see manifests/stack-auth.json for a complete one; disk, fingerprint and name are set by the pull), or leave it out for the shipped one.',
+      cause,
     })
   } finally {
     await fs.rm(staging, { recursive: true, force: true })
   }
 }
 
-function manifestFor(files: ImageFiles, arch: Arch, name: string, disk: string, fingerprint: string, source: ImageSource | undefined): Record<string, unknown> & InstalledManifest & { source: ImageSource } {
+function manifestFor(
+  files: ImageFiles,
+  arch: Arch,
+  name: string,
+  disk: string,
+  fingerprint: string,
+  source: ImageSource | undefined,
+): Record<string, unknown> & InstalledManifest & { source: ImageSource } {
   const base = forArch(files.template, arch)
   const volume = files.volumeFiles && isObject(base.runtimeVolume) ? { runtimeVolume: { ...base.runtimeVolume, files: files.volumeFiles } } : {}
   return { ...base, ...volume, name, disk, fingerprint, ...(source ? { source } : {}) } as Record<string, unknown> & InstalledManifest & { source: ImageSource }
@@ -311,7 +360,11 @@ async function install(dir: string, disk: DiskSource, diskName: string, manifest
   let moved = disk.kind === 'download'
   if (disk.kind === 'download') await fs.rename(disk.part, staged)
   // The installed disk stays where it is for a running VM until the swap: a second link to it.
-  else await fs.link(disk.file, staged).catch(async () => { await fs.rename(disk.file, staged); moved = true })
+  else
+    await fs.link(disk.file, staged).catch(async () => {
+      await fs.rename(disk.file, staged)
+      moved = true
+    })
   try {
     await stage(staging, manifest, files.copies)
     await loadManifest(path.join(staging, 'manifest.json')) // a bad template fails here, not at the first boot
@@ -324,7 +377,10 @@ async function install(dir: string, disk: DiskSource, diskName: string, manifest
       cause,
     })
   }
-  const old = await fs.access(dir).then(() => `${dir}.trash-${process.pid}`, () => undefined)
+  const old = await fs.access(dir).then(
+    () => `${dir}.trash-${process.pid}`,
+    () => undefined,
+  )
   if (old) await fs.rename(dir, old)
   await fs.rename(staging, dir)
   if (old) await removeFolder(old)
@@ -350,7 +406,10 @@ async function readTemplate(file: string, own: boolean): Promise<Record<string, 
   if (isObject(template)) return template
   const fix = 'Point it at a manifest.json (as manifests/stack-auth.json), or leave it out for the shipped one.'
   if (own) throw new StackEmulatorError(`Option "manifestTemplate" names ${file}, which is missing or not a JSON object`, { code: 'BAD_OPTION', fix })
-  throw new StackEmulatorError(`The manifest template ${file} is missing or not a JSON object`, { code: 'IMAGE_NOT_FOUND', fix: 'Reinstall stack-emulator: its shipped manifest is damaged.' })
+  throw new StackEmulatorError(`The manifest template ${file} is missing or not a JSON object`, {
+    code: 'IMAGE_NOT_FOUND',
+    fix: 'Reinstall stack-emulator: its shipped manifest is damaged.',
+  })
 }
 
 function mismatch(what: string, actual: string, expected: string, outcome: string): StackEmulatorError {

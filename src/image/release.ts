@@ -46,8 +46,14 @@ export async function get(url: string, headers: Record<string, string>, api: Api
   const origin = new URL(api.base).origin
   for (let hop = 0; ; hop++) {
     const auth: Record<string, string> = api.token && new URL(url).origin === origin ? { authorization: `Bearer ${api.token}` } : {}
-    const response = await request(url, { dispatcher: api.dispatcher, headers: { 'user-agent': 'stack-emulator', ...headers, ...auth }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
-      .catch((error: unknown) => { throw unreachable(url, error) })
+    const response = await request(url, {
+      dispatcher: api.dispatcher,
+      headers: { 'user-agent': 'stack-emulator', ...headers, ...auth },
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    }).catch((error: unknown) => {
+      throw unreachable(url, error)
+    })
     const location = response.headers.location
     if (![301, 302, 303, 307, 308].includes(response.statusCode) || typeof location !== 'string' || hop === MAX_REDIRECTS) return { ...response, url }
     await response.body.dump()
@@ -72,7 +78,9 @@ function unreachable(url: string, error: unknown): StackEmulatorError {
 export async function findAsset(api: Api, tag: string, arch: Arch): Promise<ReleaseAsset> {
   const url = `${api.base}/repos/${RELEASE_REPO}/releases/tags/${tag}`
   const response = await get(url, { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' }, api, 30_000)
-  const text = await response.body.text().catch((error: unknown) => { throw unreachable(url, error) })
+  const text = await response.body.text().catch((error: unknown) => {
+    throw unreachable(url, error)
+  })
   let body: { message?: unknown; tag_name?: unknown; assets?: unknown; body?: unknown; target_commitish?: unknown } | undefined
   try {
     body = JSON.parse(text) as typeof body
@@ -83,16 +91,19 @@ export async function findAsset(api: Api, tag: string, arch: Arch): Promise<Rele
   if (response.statusCode === 404) {
     throw new StackEmulatorError(`No release ${tag} in ${RELEASE_REPO} (404 from ${url})`, {
       code: 'PULL_FAILED',
-      fix: 'Check the tag: emulator-<branch>-latest (--branch, default dev) or an immutable emulator-<branch>-<YYYYMMDD>-<sha8> (--tag) listed on the repository\'s releases page; with a mirror, check STACK_EMULATOR_RELEASES_URL.',
+      fix: "Check the tag: emulator-<branch>-latest (--branch, default dev) or an immutable emulator-<branch>-<YYYYMMDD>-<sha8> (--tag) listed on the repository's releases page; with a mirror, check STACK_EMULATOR_RELEASES_URL.",
     })
   }
   if (response.statusCode !== 200 || !Array.isArray(body?.assets)) {
     const limited = response.statusCode === 403 || response.statusCode === 429
     throw new StackEmulatorError(`The release API answered ${response.statusCode}${said} for ${url}`, {
       code: 'PULL_FAILED',
-      fix: response.statusCode === 401
-        ? 'GITHUB_TOKEN was refused: renew it or unset it.'
-        : limited ? "Set GITHUB_TOKEN to raise GitHub's rate limit, or try again later." : 'Try again later, or set STACK_EMULATOR_RELEASES_URL to a mirror.',
+      fix:
+        response.statusCode === 401
+          ? 'GITHUB_TOKEN was refused: renew it or unset it.'
+          : limited
+            ? "Set GITHUB_TOKEN to raise GitHub's rate limit, or try again later."
+            : 'Try again later, or set STACK_EMULATOR_RELEASES_URL to a mirror.',
     })
   }
   const name = assetName(arch)
@@ -100,12 +111,14 @@ export async function findAsset(api: Api, tag: string, arch: Arch): Promise<Rele
   const asset = assets.find((a) => a?.name === name)
   if (!asset) {
     throw new StackEmulatorError(`Release ${tag} has no asset ${name} (it has: ${assets.map((a) => String(a?.name)).join(', ') || 'none'})`, {
-      code: 'PULL_FAILED', fix: 'Pull another architecture (--arch) or another release (--tag, --branch).',
+      code: 'PULL_FAILED',
+      fix: 'Pull another architecture (--arch) or another release (--tag, --branch).',
     })
   }
   if (!Number.isSafeInteger(asset.size) || (asset.size as number) <= 0 || typeof asset.url !== 'string' || !/^https?:\/\//.test(asset.url)) {
     throw new StackEmulatorError(`Release ${tag}'s asset ${name} has no usable size or url (from ${url})`, {
-      code: 'PULL_FAILED', fix: 'Try another release (--tag); if this is a mirror, check what it serves.',
+      code: 'PULL_FAILED',
+      fix: 'Try another release (--tag); if this is a mirror, check what it serves.',
     })
   }
   const commit = releaseCommit(tag, body.body, body.target_commitish)
@@ -136,7 +149,8 @@ export function releaseCommit(tag: string, body: unknown, targetCommitish: unkno
     const fromBody = BUILT_FROM.exec(body)?.[1] ?? FULL_SHA.exec(body)?.[1]
     if (fromBody) found.push({ sha: fromBody.toLowerCase(), from: 'body' })
   }
-  if (typeof targetCommitish === 'string' && /^[0-9a-f]{40}$/i.test(targetCommitish)) found.push({ sha: targetCommitish.toLowerCase(), from: 'target_commitish' })
+  if (typeof targetCommitish === 'string' && /^[0-9a-f]{40}$/i.test(targetCommitish))
+    found.push({ sha: targetCommitish.toLowerCase(), from: 'target_commitish' })
   const [first, ...rest] = found
   if (!first) return undefined
   const longer = rest.find((c) => c.sha.length > first.sha.length && c.sha.startsWith(first.sha))

@@ -24,9 +24,8 @@ export async function resolveImage(image: string | undefined, ctx: ResolveContex
   if (ref.kind === 'path') return loadManifest(path.resolve(ref.path))
   const { cacheRoot } = ctx.settings
   // A read-only or full cache without the image is named as such, with the fix.
-  const file = ref.kind === 'fixture'
-    ? await local(cacheRoot, () => ensureFixtureImage({ cacheRoot, progress: ctx.progress }))
-    : await pulledManifest(ref.tag, ctx)
+  const file =
+    ref.kind === 'fixture' ? await local(cacheRoot, () => ensureFixtureImage({ cacheRoot, progress: ctx.progress })) : await pulledManifest(ref.tag, ctx)
   await touch(file)
   return loadManifest(file)
 }
@@ -40,12 +39,22 @@ async function pulledManifest(tag: string | undefined, ctx: ResolveContext): Pro
   }
   const wanted = tag ?? latestTag(DEFAULT_BRANCH)
   const manifest = path.join(imagesRoot(ctx.settings.cacheRoot), pulledFolderName(arch, wanted), 'manifest.json')
-  if (await fs.access(manifest).then(() => true, () => false)) return manifest
+  if (
+    await fs.access(manifest).then(
+      () => true,
+      () => false,
+    )
+  )
+    return manifest
   ctx.progress(`pulling ${IMAGE_NAME}@${wanted} (${arch}), which is not in the cache yet`)
   // Loaded only for a pull: undici is not on the start-up path.
   const [{ DEFAULT_TEMPLATE, pullRelease }, { describeDownload }] = await Promise.all([import('./pull.js'), import('./download.js')])
   const pulled = await pullRelease({
-    tag: wanted, arch, sha256: undefined, manifestTemplate: DEFAULT_TEMPLATE, settings: ctx.settings,
+    tag: wanted,
+    arch,
+    sha256: undefined,
+    manifestTemplate: DEFAULT_TEMPLATE,
+    settings: ctx.settings,
     onProgress: (p) => ctx.progress(describeDownload(assetName(arch), p)),
     onLog: ctx.log,
   })

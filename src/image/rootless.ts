@@ -40,13 +40,19 @@ export async function rootlessBlockers(
   const blockers: Blocker[] = []
   const sysctl = async (file: string) => (await fs.readFile(file, 'utf8').catch(() => undefined))?.trim()
   if ((await sysctl(files.usernsClone)) === '0') {
-    blockers.push({ problem: 'user namespaces are off for users (kernel.unprivileged_userns_clone = 0)', fix: 'sudo sysctl -w kernel.unprivileged_userns_clone=1' })
+    blockers.push({
+      problem: 'user namespaces are off for users (kernel.unprivileged_userns_clone = 0)',
+      fix: 'sudo sysctl -w kernel.unprivileged_userns_clone=1',
+    })
   }
   if ((await sysctl(files.maxUserNamespaces)) === '0') {
     blockers.push({ problem: 'user namespaces are off (user.max_user_namespaces = 0)', fix: 'sudo sysctl -w user.max_user_namespaces=10000' })
   }
   if ((await sysctl(files.apparmorUserns)) === '1') {
-    blockers.push({ problem: "AppArmor keeps users' namespaces from mapping ids (kernel.apparmor_restrict_unprivileged_userns = 1)", fix: 'sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0' })
+    blockers.push({
+      problem: "AppArmor keeps users' namespaces from mapping ids (kernel.apparmor_restrict_unprivileged_userns = 1)",
+      fix: 'sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0',
+    })
   }
   for (const helper of ['newuidmap', 'newgidmap']) {
     if ('error' in (await which(helper, { PATH }))) {

@@ -57,9 +57,11 @@ async function lockKey(paths: LockPaths, create: boolean): Promise<string | unde
     await pollUntil(async () => !isProcessAlive(pid) || (await readLockKey(paths.dir)) !== undefined, {
       timeoutMs: KEY_BACK_MS,
       intervalMs: 50,
-      timeoutError: () => new StackEmulatorError(`The supervisor of instance folder ${paths.dir} (pid ${pid}) did not write its lock key back`, {
-        code: 'SUPERVISOR', fix: `Stop it (kill ${pid}), then try again.`,
-      }),
+      timeoutError: () =>
+        new StackEmulatorError(`The supervisor of instance folder ${paths.dir} (pid ${pid}) did not write its lock key back`, {
+          code: 'SUPERVISOR',
+          fix: `Stop it (kill ${pid}), then try again.`,
+        }),
     })
   }
 }
@@ -124,7 +126,12 @@ export async function claimOwnership(instanceDir: string): Promise<HeldLock | un
   const held = await tryBind(lockName(instanceDir, key, 'owner'))
   if (!held) return undefined
   const stopKeeping = keepKey(instanceDir, key)
-  return { release: () => (stopKeeping(), held.release()) }
+  return {
+    release: () => {
+      stopKeeping()
+      return held.release()
+    },
+  }
 }
 
 /**

@@ -46,7 +46,8 @@ export async function ensureInstanceDir(paths: InstancePaths): Promise<void> {
   // Unix socket paths are limited to 107 bytes on Linux (103 on macOS).
   if (Buffer.byteLength(paths.socket) > 103) {
     throw new StackEmulatorError(`The instance folder ${paths.dir} is too deep for a unix socket`, {
-      code: 'BAD_OPTION', fix: 'Set STACK_EMULATOR_HOME to a shorter path.',
+      code: 'BAD_OPTION',
+      fix: 'Set STACK_EMULATOR_HOME to a shorter path.',
     })
   }
   await fs.mkdir(path.dirname(paths.dir), { recursive: true, mode: 0o700 })
@@ -57,7 +58,8 @@ export async function ensureInstanceDir(paths: InstancePaths): Promise<void> {
   const uid = process.getuid?.()
   if (!stat.isDirectory()) {
     throw new StackEmulatorError(`The instance folder ${paths.dir} is ${stat.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}`, {
-      code: 'STATE_UNSAFE', fix: `Remove it (rm ${paths.dir}); stack-emulator never follows links in its state folder.`,
+      code: 'STATE_UNSAFE',
+      fix: `Remove it (rm ${paths.dir}); stack-emulator never follows links in its state folder.`,
     })
   }
   if (uid !== undefined && stat.uid !== uid) throw notYours(paths, paths.dir, stat.uid, uid)
@@ -66,7 +68,8 @@ export async function ensureInstanceDir(paths: InstancePaths): Promise<void> {
     const entry = await fs.lstat(file).catch(() => undefined)
     if (entry && (entry.isDirectory() || entry.isSymbolicLink())) {
       throw new StackEmulatorError(`${file} is ${entry.isDirectory() ? 'a folder' : 'a symbolic link'}, where stack-emulator keeps a file`, {
-        code: 'STATE_UNSAFE', fix: `Remove it (rm -r ${file}).`,
+        code: 'STATE_UNSAFE',
+        fix: `Remove it (rm -r ${file}).`,
       })
     }
   }
@@ -101,7 +104,10 @@ async function lstatInstanceDir(paths: InstancePaths) {
 }
 
 function notYours(paths: InstancePaths, folder: string, owner: number, uid: number, cause?: unknown): StackEmulatorError {
-  const whose = folder === paths.dir ? `its folder ${folder} is user ${owner}'s, not yours (user ${uid})` : `its folder ${paths.dir} is inside ${folder}, which is user ${owner}'s and closed to you (user ${uid})`
+  const whose =
+    folder === paths.dir
+      ? `its folder ${folder} is user ${owner}'s, not yours (user ${uid})`
+      : `its folder ${paths.dir} is inside ${folder}, which is user ${owner}'s and closed to you (user ${uid})`
   return new StackEmulatorError(`Instance "${paths.name}" belongs to another user: ${whose}`, {
     code: 'STATE_UNSAFE',
     cause,

@@ -82,11 +82,17 @@ export function planIntegration(options: IntegrationOptions = {}): IntegrationPl
   const { isolation, reset: resetOption, per, mintAhead, seedProject, ...rest } = options
   if (resetOption !== undefined && !RESET_POLICIES.includes(resetOption)) throw badOption('reset', resetOption, `one of ${RESET_POLICIES.join(', ')}`)
   if (isolation === 'project') return planProjects(rest, resetOption, { per, mintAhead, seedProject })
-  const given = Object.entries({ per, mintAhead, seedProject }).filter(([, v]) => v !== undefined).map(([k]) => k)
+  const given = Object.entries({ per, mintAhead, seedProject })
+    .filter(([, v]) => v !== undefined)
+    .map(([k]) => k)
   if (given.length > 0) {
-    throw new StackEmulatorError(`Option${given.length > 1 ? 's' : ''} ${given.map((k) => `"${k}"`).join(', ')} only appl${given.length > 1 ? 'y' : 'ies'} with isolation: 'project'`, {
-      code: 'BAD_OPTION', fix: "Add isolation: 'project' (a fresh Stack Auth project per test on the shared VM), or drop them.",
-    })
+    throw new StackEmulatorError(
+      `Option${given.length > 1 ? 's' : ''} ${given.map((k) => `"${k}"`).join(', ')} only appl${given.length > 1 ? 'y' : 'ies'} with isolation: 'project'`,
+      {
+        code: 'BAD_OPTION',
+        fix: "Add isolation: 'project' (a fresh Stack Auth project per test on the shared VM), or drop them.",
+      },
+    )
   }
   const reset = resetOption ?? 'never'
   const perWorker = isolation === 'worker' || (isolation === undefined && reset !== 'never')
@@ -96,15 +102,24 @@ export function planIntegration(options: IntegrationOptions = {}): IntegrationPl
 }
 
 /** isolation 'project': the run's lease holds the shared VM as 'suite' does; each worker mints its projects on it. */
-function planProjects(rest: Omit<IntegrationOptions, 'isolation' | 'reset' | keyof ProjectIsolationOptions>, reset: ResetPolicy | undefined, options: ProjectIsolationOptions): IntegrationPlan {
+function planProjects(
+  rest: Omit<IntegrationOptions, 'isolation' | 'reset' | keyof ProjectIsolationOptions>,
+  reset: ResetPolicy | undefined,
+  options: ProjectIsolationOptions,
+): IntegrationPlan {
   if (reset !== undefined && reset !== 'never') {
-    throw new StackEmulatorError(`reset '${reset}' and isolation 'project' do not go together: a reset of the shared VM would drop every worker's projects mid-test`, {
-      code: 'BAD_OPTION', fix: "Drop reset (each test already starts in a fresh project: per 'test' or 'file'), or use isolation 'worker' with reset.",
-    })
+    throw new StackEmulatorError(
+      `reset '${reset}' and isolation 'project' do not go together: a reset of the shared VM would drop every worker's projects mid-test`,
+      {
+        code: 'BAD_OPTION',
+        fix: "Drop reset (each test already starts in a fresh project: per 'test' or 'file'), or use isolation 'worker' with reset.",
+      },
+    )
   }
   if (rest.configFile === false) {
     throw new StackEmulatorError("isolation 'project' mints projects from the app's config file, but configFile is false", {
-      code: 'BAD_OPTION', fix: 'Drop configFile: false (a generated config is used when the app has none).',
+      code: 'BAD_OPTION',
+      fix: 'Drop configFile: false (a generated config is used when the app has none).',
     })
   }
   const run: EmulatorOptions = { ...rest }
@@ -133,7 +148,8 @@ export function workerOptions(plan: IntegrationPlan, workerIndex: number): Emula
   const { seed, seedVersion, name, ports, ...rest } = plan.run
   if (ports && Object.values(ports).some((p) => p !== 0)) {
     throw new StackEmulatorError('isolation "worker" gives each worker a VM on ports of its own, so fixed ports cannot be honoured', {
-      code: 'BAD_OPTION', fix: 'Drop the ports option, or use isolation "suite".',
+      code: 'BAD_OPTION',
+      fix: 'Drop the ports option, or use isolation "suite".',
     })
   }
   return { ...rest, name: `${name ?? readSettings().name}-worker-${workerIndex}`, seedVersion: seedIdentity({ seed, seedVersion }) || undefined }

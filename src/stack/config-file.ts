@@ -18,14 +18,16 @@ export const MAX_CONFIG_BYTES = 1024 * 1024
 /** The content of `file`, if it may be shared with the guest; a clear error naming the fix if not. */
 export async function readConfigFile(file: string): Promise<Buffer> {
   if (!CONFIG_EXTENSIONS.includes(path.extname(file))) {
-    throw refused(`${file} is not a Stack config file (${CONFIG_EXTENSIONS.join(', ')}); no other file is shared with the VM`,
-      'Pass your app\'s stack.config.ts as configFile, or configFile: false for no credentials.')
+    throw refused(
+      `${file} is not a Stack config file (${CONFIG_EXTENSIONS.join(', ')}); no other file is shared with the VM`,
+      "Pass your app's stack.config.ts as configFile, or configFile: false for no credentials.",
+    )
   }
   const handle = await openConfig(file)
   try {
     const stat = await handle.stat()
     if (!stat.isFile()) throw refused(`Config file ${file} is not a plain file`, 'Pass a plain file as configFile.')
-    if (stat.size > MAX_CONFIG_BYTES) throw refused(`Config file ${file} is larger than 1 MiB`, 'Pass your app\'s stack.config.ts as configFile.')
+    if (stat.size > MAX_CONFIG_BYTES) throw refused(`Config file ${file} is larger than 1 MiB`, "Pass your app's stack.config.ts as configFile.")
     return await handle.readFile()
   } finally {
     await handle.close()
@@ -63,11 +65,14 @@ async function openConfig(file: string): Promise<fs.FileHandle> {
     return await fs.open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    if (code === 'ENOENT') throw refused(`Config file ${file} does not exist`, 'Create it (the backend writes a default config into an empty file), or pass configFile: false.')
+    if (code === 'ENOENT')
+      throw refused(`Config file ${file} does not exist`, 'Create it (the backend writes a default config into an empty file), or pass configFile: false.')
     if (code === 'ELOOP') {
       const target = await fs.realpath(file).catch(() => undefined)
-      throw refused(`Config file ${file} is a symbolic link; only a plain file is shared with the VM`,
-        target ? `Pass the file it points to: configFile: '${target}'.` : 'Pass the path of a plain file as configFile.')
+      throw refused(
+        `Config file ${file} is a symbolic link; only a plain file is shared with the VM`,
+        target ? `Pass the file it points to: configFile: '${target}'.` : 'Pass the path of a plain file as configFile.',
+      )
     }
     throw refused(`Cannot read config file ${file} (${code ?? String(error)})`, 'Check that you can read it, or pass configFile: false.')
   }

@@ -17,7 +17,13 @@ import { ensureGeneratedConfig, projectRoot } from './project-config.js'
 export async function resolveConfigFile(configFile: string | undefined, cwd: string, stateRoot: string): Promise<string> {
   if (configFile) return path.resolve(cwd, configFile)
   const local = path.join(cwd, 'stack.config.ts')
-  if (await fs.access(local).then(() => true, () => false)) return local
+  if (
+    await fs.access(local).then(
+      () => true,
+      () => false,
+    )
+  )
+    return local
   return ensureGeneratedConfig(stateRoot, projectRoot(cwd))
 }
 
@@ -48,12 +54,15 @@ export async function mintCredentials(routeUrl: string, configFile: string, publ
     response = await httpRequest(routeUrl, { method: 'POST', json: { absolute_file_path: configFile }, headers, timeoutMs: 15_000 })
   } catch (cause) {
     throw new StackEmulatorError(`Could not reach the credential route ${routeUrl}`, {
-      code: 'CREDENTIALS', fix: 'Check that the backend is healthy (stack-emulator status), or pass configFile: false.', cause,
+      code: 'CREDENTIALS',
+      fix: 'Check that the backend is healthy (stack-emulator status), or pass configFile: false.',
+      cause,
     })
   }
   if (response.status !== 200) {
     throw new StackEmulatorError(`The credential route refused ${configFile}: HTTP ${response.status} ${describeError(response.text)}`, {
-      code: 'CREDENTIALS', fix: 'Check the config file (it must exist and export a config), or pass configFile: false.',
+      code: 'CREDENTIALS',
+      fix: 'Check the config file (it must exist and export a config), or pass configFile: false.',
     })
   }
   let body: Record<string, unknown>
@@ -68,7 +77,9 @@ export async function mintCredentials(routeUrl: string, configFile: string, publ
     secretServerKey: body.secret_server_key,
     superSecretAdminKey: body.super_secret_admin_key,
   }
-  const missing = Object.entries(credentials).filter(([, v]) => typeof v !== 'string' || !v).map(([k]) => k)
+  const missing = Object.entries(credentials)
+    .filter(([, v]) => typeof v !== 'string' || !v)
+    .map(([k]) => k)
   if (missing.length > 0) {
     throw new StackEmulatorError(`The credential route ${routeUrl} answered without ${missing.join(', ')}`, { code: 'CREDENTIALS' })
   }
@@ -80,9 +91,11 @@ async function waitForInternalKey(published: PublishedKey, file: string): Promis
   return pollUntil(async () => (await published.readInternalKey()) || undefined, {
     timeoutMs: KEY_WAIT_MS,
     intervalMs: (tries) => Math.min(50 * 2 ** (tries - 1), 2000),
-    timeoutError: () => new StackEmulatorError(`The emulator did not publish its internal key (${file}) within ${KEY_WAIT_MS / 1000} s`, {
-      code: 'CREDENTIALS', fix: 'See the console log (stack-emulator logs): the guest writes the key once its services start.',
-    }),
+    timeoutError: () =>
+      new StackEmulatorError(`The emulator did not publish its internal key (${file}) within ${KEY_WAIT_MS / 1000} s`, {
+        code: 'CREDENTIALS',
+        fix: 'See the console log (stack-emulator logs): the guest writes the key once its services start.',
+      }),
   })
 }
 

@@ -34,7 +34,7 @@ const PUBLIC_PREFIXES = ['NEXT_PUBLIC_', 'VITE_', 'EXPO_PUBLIC_'] as const
 const withEveryPrefix = (name: string): string[] => ['', ...PUBLIC_PREFIXES].map((prefix) => prefix + name)
 
 /** The names, by the value they carry. Sources: packages/template/src/lib/env.ts and getBaseUrl() etc. in .../implementations/common.ts. */
-const SDK_ENV: ReadonlyArray<{ value: EnvValue, names: readonly string[] }> = [
+const SDK_ENV: ReadonlyArray<{ value: EnvValue; names: readonly string[] }> = [
   // getBaseUrl() in a browser looks at these first...
   { value: 'apiUrl', names: ['NEXT_PUBLIC_BROWSER_{B}_API_URL', 'NEXT_PUBLIC_{B}_API_URL_BROWSER', '{B}_API_URL_BROWSER'] },
   // ...and on a server at these...

@@ -112,9 +112,11 @@ export function headerMismatchWarning(backend: BackendHeaders | undefined, sdk: 
   const pinFix = pin
     ? `pin the SDK to ${pin} (npm install ${sdk.name}@${pin}), the last release before the rename`
     : `use @stackframe/js, @stackframe/stack or @stackframe/react older than ${FIRST_HEXCLAVE_VERSION} in its place`
-  return `${sdk.name} ${sdk.version} sends only X-Hexclave-* headers, but the backend of image ${image} reads only x-stack-* ` +
+  return (
+    `${sdk.name} ${sdk.version} sends only X-Hexclave-* headers, but the backend of image ${image} reads only x-stack-* ` +
     `(Stack Auth before the Hexclave rename), so every SDK call will fail with ACCESS_TYPE_REQUIRED: ${pinFix}, ` +
     'or pull an image built after the rename (stack-emulator image pull).'
+  )
 }
 
 /** Both checks and the warning, for acquire(): undefined when they match or either side is unknown. */

@@ -3,7 +3,7 @@
  * to) over Inbucket's REST API, the same on the fixture image and on the real one.
  */
 import { StackEmulatorError, badOption } from '../errors.js'
-import { httpRequest } from '../http.js'
+import { type HttpResult, httpRequest } from '../http.js'
 import { pollUntil } from '../poll.js'
 import { extractLinks, isAddressedTo, isFromProject, mailboxName } from './mail-parsing.js'
 
@@ -99,12 +99,14 @@ export function mailClient(inbucketUrl: string, filter: MailFilter = {}): MailCl
   const mailboxUrl = (address: string) => `${base}/api/v1/mailbox/${encodeURIComponent(mailboxName(address))}`
 
   async function call(method: string, url: string): Promise<unknown> {
-    let response
+    let response: HttpResult
     try {
       response = await httpRequest(url, { method, timeoutMs: MAIL_DEFAULTS.requestTimeoutMs })
     } catch (cause) {
       throw new StackEmulatorError(`Could not reach Inbucket at ${url}: ${(cause as Error).message}`, {
-        code: 'NOT_HEALTHY', fix: 'Check that the emulator is running and healthy (stack-emulator status).', cause,
+        code: 'NOT_HEALTHY',
+        fix: 'Check that the emulator is running and healthy (stack-emulator status).',
+        cause,
       })
     }
     // An address that never got mail has no mailbox: the fixture answers 404 where Inbucket answers [].
@@ -140,21 +142,26 @@ export function mailClient(inbucketUrl: string, filter: MailFilter = {}): MailCl
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw badOption('timeoutMs', timeoutMs, 'a number of ms, 0 or more')
     let seen: Summary[] = []
     let lastError: unknown
-    return pollUntil(async () => {
-      try {
-        seen = await list(address)
-        const match = nextMatch(seen, options)
-        lastError = undefined
-        return match && (await read(address, match.id))
-      } catch (error) {
-        if ((error as StackEmulatorError).code === 'BAD_OPTION') throw error
-        lastError = error // Inbucket may be restarting: look again until the deadline
-        return undefined
-      }
-    }, {
-      timeoutMs, intervalMs, signal: options.signal,
-      timeoutError: () => timeoutError(address, mailboxUrl(address), timeoutMs, options, seen, lastError),
-    })
+    return pollUntil(
+      async () => {
+        try {
+          seen = await list(address)
+          const match = nextMatch(seen, options)
+          lastError = undefined
+          return match && (await read(address, match.id))
+        } catch (error) {
+          if ((error as StackEmulatorError).code === 'BAD_OPTION') throw error
+          lastError = error // Inbucket may be restarting: look again until the deadline
+          return undefined
+        }
+      },
+      {
+        timeoutMs,
+        intervalMs,
+        signal: options.signal,
+        timeoutError: () => timeoutError(address, mailboxUrl(address), timeoutMs, options, seen, lastError),
+      },
+    )
   }
 
   return {
@@ -177,7 +184,8 @@ function nextMatch(seen: Summary[], options: WaitForMessageOptions): Summary | u
     const index = seen.findIndex((s) => s.id === options.after)
     if (index === -1) {
       throw new StackEmulatorError(`Message ${options.after} (the "after" option) is not in the mailbox`, {
-        code: 'BAD_OPTION', fix: 'Pass the id of a message still in the mailbox, or use "since" with its date.',
+        code: 'BAD_OPTION',
+        fix: 'Pass the id of a message still in the mailbox, or use "since" with its date.',
       })
     }
     candidates = seen.slice(index + 1)
@@ -191,9 +199,18 @@ function subjectFits(subject: string, wanted: string | RegExp | undefined): bool
   return typeof wanted === 'string' ? subject.includes(wanted) : wanted.test(subject)
 }
 
-function timeoutError(address: string, url: string, timeoutMs: number, options: WaitForMessageOptions, seen: Summary[], lastError: unknown): StackEmulatorError {
+function timeoutError(
+  address: string,
+  url: string,
+  timeoutMs: number,
+  options: WaitForMessageOptions,
+  seen: Summary[],
+  lastError: unknown,
+): StackEmulatorError {
   const filters = [
-    options.subject === undefined ? '' : ` with a subject matching ${String(options.subject instanceof RegExp ? options.subject : JSON.stringify(options.subject))}`,
+    options.subject === undefined
+      ? ''
+      : ` with a subject matching ${String(options.subject instanceof RegExp ? options.subject : JSON.stringify(options.subject))}`,
     options.after === undefined ? '' : ` after message ${options.after}`,
     options.since === undefined ? '' : ` since ${new Date(options.since).toISOString()}`,
   ].join('')
@@ -205,7 +222,9 @@ function timeoutError(address: string, url: string, timeoutMs: number, options: 
       `mailbox: ${url}`,
       seen.length ? `subjects seen there for this address: ${subjects}` : 'no message for this address was in the mailbox',
       lastError ? `last error: ${(lastError as Error).message}` : '',
-    ].filter(Boolean).join('\n'),
+    ]
+      .filter(Boolean)
+      .join('\n'),
     cause: lastError,
   })
 }
@@ -232,10 +251,13 @@ const definedOnly = <T extends object>(value: T): Partial<T> => Object.fromEntri
 /** Every call rejects with the reason: the image has no mail catcher. */
 function missingMail(services: string[]): MailClient {
   const fail = async (): Promise<never> => {
-    throw new StackEmulatorError(`This emulator has no "${MAIL_SERVICE}" service (its services: ${services.join(', ') || 'none'}), so there is no mail to read`, {
-      code: 'NO_SERVICE',
-      fix: `Use an image whose manifest lists an "${MAIL_SERVICE}" service: the fixture image and Stack Auth's real image both do.`,
-    })
+    throw new StackEmulatorError(
+      `This emulator has no "${MAIL_SERVICE}" service (its services: ${services.join(', ') || 'none'}), so there is no mail to read`,
+      {
+        code: 'NO_SERVICE',
+        fix: `Use an image whose manifest lists an "${MAIL_SERVICE}" service: the fixture image and Stack Auth's real image both do.`,
+      },
+    )
   }
   return { url: '', messages: fail, waitForMessage: fail, delete: fail, clear: fail }
 }

@@ -46,7 +46,12 @@ export function projectRoot(cwd: string): string {
 
 /** The folder of `root`'s generated config: its folder name (made safe for a path) and a digest of its path. */
 export function generatedConfigDir(stateRoot: string, root: string): string {
-  const name = path.basename(root).replace(/[^a-zA-Z0-9_.-]/g, '-').replace(/^[^a-zA-Z0-9]+/, '').slice(0, 40) || 'project'
+  const name =
+    path
+      .basename(root)
+      .replace(/[^a-zA-Z0-9_.-]/g, '-')
+      .replace(/^[^a-zA-Z0-9]+/, '')
+      .slice(0, 40) || 'project'
   return path.join(stateRoot, PROJECTS_FOLDER, `${name}-${sha256(root).slice(0, 16)}`)
 }
 
@@ -90,7 +95,8 @@ async function ownFolder(folder: string): Promise<void> {
   if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid)) {
     const what = stat.isSymbolicLink() ? 'a symbolic link' : !stat.isDirectory() ? 'not a folder' : `user ${stat.uid}'s, not yours`
     throw new StackEmulatorError(`${folder}, where stack-emulator keeps generated config files, is ${what}`, {
-      code: 'STATE_UNSAFE', fix: `Remove it (rm -r ${folder}); stack-emulator makes it again. Or give your app a stack.config.ts (configFile option).`,
+      code: 'STATE_UNSAFE',
+      fix: `Remove it (rm -r ${folder}); stack-emulator makes it again. Or give your app a stack.config.ts (configFile option).`,
     })
   }
   if ((stat.mode & 0o777) !== 0o700) await fs.chmod(folder, 0o700)
@@ -116,7 +122,10 @@ async function replace(file: string, content: string): Promise<void> {
   } catch (error) {
     await fs.unlink(tmp).catch(() => {})
     if ((error as NodeJS.ErrnoException).code === 'EISDIR' || (error as NodeJS.ErrnoException).code === 'ENOTEMPTY') {
-      throw new StackEmulatorError(`${file} is a folder, where stack-emulator keeps a generated file`, { code: 'STATE_UNSAFE', fix: `Remove it (rm -r ${file}).` })
+      throw new StackEmulatorError(`${file} is a folder, where stack-emulator keeps a generated file`, {
+        code: 'STATE_UNSAFE',
+        fix: `Remove it (rm -r ${file}).`,
+      })
     }
     throw error
   }

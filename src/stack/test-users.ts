@@ -77,7 +77,8 @@ export function signInHelpers(access: () => ProjectAccess): SignInHelpers {
     sessionFor: (user) => createSession(access(), user),
     async signIn(app, user) {
       const result = await app.signInWithCredential({ email: user.email, password: user.password, noRedirect: true })
-      if (result.status !== 'ok') throw new StackEmulatorError(`Signing ${user.email} in failed: ${describe(result.error)}`, { code: 'SIGN_IN', fix: signInFix(access(), user) })
+      if (result.status !== 'ok')
+        throw new StackEmulatorError(`Signing ${user.email} in failed: ${errorText(result.error)}`, { code: 'SIGN_IN', fix: signInFix(access(), user) })
     },
     async authHeaders(user) {
       const session = await helpers.sessionFor(user)
@@ -114,10 +115,14 @@ async function createUser(project: ProjectAccess, user: NewTestUser): Promise<Te
 async function createSession(project: ProjectAccess, user: TestUser): Promise<UserSession> {
   if (user.projectId !== project.projectId) {
     throw new StackEmulatorError(`User ${user.email} belongs to project ${user.projectId}, not to ${project.projectId}, the one this helper signs in to`, {
-      code: 'SIGN_IN', fix: 'Create the user with the same test\'s helper (stackEmulator.users.create): under isolation \'project\' each test has a project of its own.',
+      code: 'SIGN_IN',
+      fix: "Create the user with the same test's helper (stackEmulator.users.create): under isolation 'project' each test has a project of its own.",
     })
   }
-  const session = await serverCall<{ access_token: string; refresh_token: string }>(project, 'POST', '/auth/sessions', { user_id: user.id, expires_in_millis: SESSION_LIFETIME_MS })
+  const session = await serverCall<{ access_token: string; refresh_token: string }>(project, 'POST', '/auth/sessions', {
+    user_id: user.id,
+    expires_in_millis: SESSION_LIFETIME_MS,
+  })
   return { accessToken: session.access_token, refreshToken: session.refresh_token }
 }
 
@@ -130,17 +135,27 @@ async function serverCall<T>(project: ProjectAccess, method: string, route: stri
   try {
     response = await fetch(url, {
       method,
-      headers: { 'content-type': 'application/json', 'x-stack-access-type': 'server', 'x-stack-project-id': project.projectId, 'x-stack-secret-server-key': project.secretServerKey },
+      headers: {
+        'content-type': 'application/json',
+        'x-stack-access-type': 'server',
+        'x-stack-project-id': project.projectId,
+        'x-stack-secret-server-key': project.secretServerKey,
+      },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(30_000),
     })
   } catch (cause) {
-    throw new StackEmulatorError(`Could not reach ${url}`, { code: 'SIGN_IN', fix: 'Check that the emulator is running and healthy (stack-emulator status).', cause })
+    throw new StackEmulatorError(`Could not reach ${url}`, {
+      code: 'SIGN_IN',
+      fix: 'Check that the emulator is running and healthy (stack-emulator status).',
+      cause,
+    })
   }
   const text = await response.text()
   if (!response.ok) {
-    throw new StackEmulatorError(`${method} ${url} answered HTTP ${response.status}: ${describe(text)}`, {
-      code: 'SIGN_IN', fix: 'The backend refused the test user or session: see its error code above.',
+    throw new StackEmulatorError(`${method} ${url} answered HTTP ${response.status}: ${errorText(text)}`, {
+      code: 'SIGN_IN',
+      fix: 'The backend refused the test user or session: see its error code above.',
     })
   }
   return JSON.parse(text) as T
@@ -149,7 +164,7 @@ async function serverCall<T>(project: ProjectAccess, method: string, route: stri
 function signInFix(project: ProjectAccess, user: TestUser): string {
   return user.projectId === project.projectId
     ? "Password sign-in must be on in the project's config (auth.password.allowSignIn), or use sessionFor(user) and the session's tokens."
-    : 'Create the user with the same test\'s helper (stackEmulator.users.create).'
+    : "Create the user with the same test's helper (stackEmulator.users.create)."
 }
 
-const describe = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 300)
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 300)

@@ -151,8 +151,7 @@ export function onLines(socket: net.Socket, handler: (message: unknown) => void)
   socket.setEncoding('utf8')
   socket.on('data', (chunk: string) => {
     buffer += chunk
-    let newline: number
-    while ((newline = buffer.indexOf('\n')) >= 0) {
+    for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
       const line = buffer.slice(0, newline)
       buffer = buffer.slice(newline + 1)
       if (!line.trim()) continue
@@ -169,7 +168,7 @@ export function onLines(socket: net.Socket, handler: (message: unknown) => void)
 }
 
 export function send(socket: net.Socket, message: object): void {
-  if (!socket.destroyed && socket.writable) socket.write(JSON.stringify(message) + '\n')
+  if (!socket.destroyed && socket.writable) socket.write(`${JSON.stringify(message)}\n`)
 }
 
 const ISOLATIONS: readonly Isolation[] = ['suite', 'exclusive', 'none']
@@ -193,13 +192,25 @@ export function parseRequest(message: unknown): { id: number; request: Request }
       if (!client || typeof client !== 'object' || !Number.isSafeInteger(client.pid) || typeof client.command !== 'string') {
         fail('"client" must be { pid, command }')
       }
-      return { id: id as number, request: { op: 'hello', lease: bool('lease'), client: { pid: client!.pid as number, command: (client!.command as string).slice(0, 200) } } }
+      return {
+        id: id as number,
+        request: { op: 'hello', lease: bool('lease'), client: { pid: client!.pid as number, command: (client!.command as string).slice(0, 200) } },
+      }
     }
     case 'acquire': {
       if (!ISOLATIONS.includes(m.isolation as Isolation)) fail(`"isolation" must be one of ${ISOLATIONS.join(', ')}`)
       const idle = m.idleTimeoutMs
       if (!Number.isInteger(idle) || (idle as number) < 0 || (idle as number) > 2 ** 31 - 1) fail('"idleTimeoutMs" must be an integer from 0 to 2147483647')
-      return { id: id as number, request: { op: 'acquire', isolation: m.isolation as Isolation, keepAlive: bool('keepAlive'), idleTimeoutMs: idle as number, checkpoint: checkpointRequest(m.checkpoint, fail) } }
+      return {
+        id: id as number,
+        request: {
+          op: 'acquire',
+          isolation: m.isolation as Isolation,
+          keepAlive: bool('keepAlive'),
+          idleTimeoutMs: idle as number,
+          checkpoint: checkpointRequest(m.checkpoint, fail),
+        },
+      }
     }
     case 'reset':
       if (m.lease !== undefined && !Number.isSafeInteger(m.lease)) fail('"lease" must be an integer')
@@ -226,12 +237,21 @@ function logQuery(value: unknown, fail: (what: string) => never): ServiceLogQuer
   const q = value as Record<string, unknown> | null
   const time = (v: unknown) => v === undefined || (Number.isSafeInteger(v) && (v as number) >= 0)
   if (
-    !q || typeof q !== 'object' || !time(q.sinceMs) || !time(q.untilMs) || !(q.cursor === undefined || (typeof q.cursor === 'string' && q.cursor.length <= 4096)) ||
+    !q ||
+    typeof q !== 'object' ||
+    !time(q.sinceMs) ||
+    !time(q.untilMs) ||
+    !(q.cursor === undefined || (typeof q.cursor === 'string' && q.cursor.length <= 4096)) ||
     !(q.maxLines === undefined || (Number.isSafeInteger(q.maxLines) && (q.maxLines as number) >= 1))
   ) {
     fail('"query" must be { sinceMs?, untilMs? (ms since the epoch), cursor? (from an earlier answer), maxLines? (at least 1) }')
   }
-  return { sinceMs: q!.sinceMs as number | undefined, untilMs: q!.untilMs as number | undefined, cursor: q!.cursor as string | undefined, maxLines: q!.maxLines as number | undefined }
+  return {
+    sinceMs: q!.sinceMs as number | undefined,
+    untilMs: q!.untilMs as number | undefined,
+    cursor: q!.cursor as string | undefined,
+    maxLines: q!.maxLines as number | undefined,
+  }
 }
 
 function checkpointRequest(value: unknown, fail: (what: string) => never): CheckpointRequest | undefined {
@@ -239,10 +259,23 @@ function checkpointRequest(value: unknown, fail: (what: string) => never): Check
   const c = value as Record<string, unknown> | null
   const text = (v: unknown, max: number) => typeof v === 'string' && v.length <= max
   if (
-    !c || typeof c !== 'object' || !text(c.configFile, 4096) || !(c.configFile as string).startsWith('/') || !text(c.configDigest, 128) || !text(c.seedId, 128) ||
-    !SEED_SOURCES.includes(c.seedFrom as SeedSource) || !Number.isSafeInteger(c.seedTimeoutMs) || (c.seedTimeoutMs as number) < 1
+    !c ||
+    typeof c !== 'object' ||
+    !text(c.configFile, 4096) ||
+    !(c.configFile as string).startsWith('/') ||
+    !text(c.configDigest, 128) ||
+    !text(c.seedId, 128) ||
+    !SEED_SOURCES.includes(c.seedFrom as SeedSource) ||
+    !Number.isSafeInteger(c.seedTimeoutMs) ||
+    (c.seedTimeoutMs as number) < 1
   ) {
     fail('"checkpoint" must be { configFile (absolute), configDigest, seedId, seedFrom, seedTimeoutMs }')
   }
-  return { configFile: c!.configFile as string, configDigest: c!.configDigest as string, seedId: c!.seedId as string, seedFrom: c!.seedFrom as SeedSource, seedTimeoutMs: c!.seedTimeoutMs as number }
+  return {
+    configFile: c!.configFile as string,
+    configDigest: c!.configDigest as string,
+    seedId: c!.seedId as string,
+    seedFrom: c!.seedFrom as SeedSource,
+    seedTimeoutMs: c!.seedTimeoutMs as number,
+  }
 }

@@ -17,7 +17,19 @@ import { ensureInstanceDir } from '../instance/paths.js'
 import { isSameProcessAlive } from '../instance/process-alive.js'
 import { HELLO_TIMEOUT_MS, type InstanceState, type SupervisorConfig } from './config.js'
 import { LeaseBook, type Lease } from './leases.js'
-import { onLines, parseRequest, send, type AcquireResult, type CheckpointRequest, type Event, type HelloResult, type MintedProjectResult, type Request, type StatusResult, type VmInfo } from './protocol.js'
+import {
+  onLines,
+  parseRequest,
+  send,
+  type AcquireResult,
+  type CheckpointRequest,
+  type Event,
+  type HelloResult,
+  type MintedProjectResult,
+  type Request,
+  type StatusResult,
+  type VmInfo,
+} from './protocol.js'
 import { checkpointMisfit, checkpointPolicy, checkpointSlot, seedName, type CheckpointMeta } from './checkpoint-policy.js'
 import { sha256 } from '../digest.js'
 
@@ -139,7 +151,10 @@ export class Supervisor {
 
   /** Puts back the instance folder and our files in it if they went (a relaunch writes there, issue 22). */
   private repairNow(): Promise<void> {
-    return (this.repairing ??= this.repair().finally(() => (this.repairing = undefined)))
+    this.repairing ??= this.repair().finally(() => {
+      this.repairing = undefined
+    })
+    return this.repairing
   }
 
   private async publish(): Promise<void> {
@@ -206,10 +221,18 @@ export class Supervisor {
 
   private async handle(connection: Connection, request: Request): Promise<unknown> {
     // While shutting down, only the questions of status and stop are answered.
-    const wantsVm = request.op === 'acquire' || request.op === 'reset' || request.op === 'credentials' || request.op === 'project' || (request.op === 'hello' && request.lease)
+    const wantsVm =
+      request.op === 'acquire' ||
+      request.op === 'reset' ||
+      request.op === 'credentials' ||
+      request.op === 'project' ||
+      (request.op === 'hello' && request.lease)
     if (this.shuttingDown && wantsVm) {
       // Nothing retries a lease's request: its lease ends with this VM (a client's hello waits and starts anew).
-      throw new StackEmulatorError(`The emulator is shutting down: ${this.stopReason}`, { code: 'SHUTTING_DOWN', fix: 'Its leases end with it; acquire again (a new test run, stack-emulator start) to start a new VM.' })
+      throw new StackEmulatorError(`The emulator is shutting down: ${this.stopReason}`, {
+        code: 'SHUTTING_DOWN',
+        fix: 'Its leases end with it; acquire again (a new test run, stack-emulator start) to start a new VM.',
+      })
     }
     switch (request.op) {
       case 'hello':
@@ -254,7 +277,10 @@ export class Supervisor {
     for (;;) {
       while (this.leases.mustWait(lease)) {
         const others = this.leases.othersHolding(lease)
-        send(connection.socket, { event: 'progress', phase: `waiting for ${others.length} other suite(s) to finish (exclusive isolation; pids ${others.map((l) => l.client.pid).join(', ')})` })
+        send(connection.socket, {
+          event: 'progress',
+          phase: `waiting for ${others.length} other suite(s) to finish (exclusive isolation; pids ${others.map((l) => l.client.pid).join(', ')})`,
+        })
         await this.nextRelease()
         if (connection.socket.destroyed) throw new Error('client went away')
       }
@@ -293,10 +319,20 @@ export class Supervisor {
     if (seeding) {
       if (seeding.seeder === lease) return undefined
       const same = request?.configFile === seeding.request.configFile && (!request.seedId || request.seedId === seeding.request.seedId)
-      if (seeding.seeder) return { wait: `pid ${seeding.seeder.client.pid} to take the seeded snapshot of ${seeding.request.configFile} (${seedName(seeding.request.seedId)})`, until: seeding.done, conflict: !same }
+      if (seeding.seeder)
+        return {
+          wait: `pid ${seeding.seeder.client.pid} to take the seeded snapshot of ${seeding.request.configFile} (${seedName(seeding.request.seedId)})`,
+          until: seeding.done,
+          conflict: !same,
+        }
       // Opened by a client whose seed comes later (Playwright's webServer): it serves meanwhile.
       if (!same && request?.seedId) return this.heldBy(lease, `${seedName(seeding.request.seedId)} for ${seeding.request.configFile}`)
-      if (same && request?.seedFrom === 'none') return { wait: `the suite that holds ${seedName(seeding.request.seedId)} to take the seeded snapshot of ${seeding.request.configFile}`, until: seeding.done, conflict: false }
+      if (same && request?.seedFrom === 'none')
+        return {
+          wait: `the suite that holds ${seedName(seeding.request.seedId)} to take the seeded snapshot of ${seeding.request.configFile}`,
+          until: seeding.done,
+          conflict: false,
+        }
       return undefined
     }
     if (!request?.seedId || !this.vm?.checkpoints) return undefined
@@ -312,7 +348,11 @@ export class Supervisor {
   private heldBy(lease: Lease, what: string): SeedWait | undefined {
     const others = this.leases.othersHolding(lease)
     if (others.length === 0) return undefined
-    return { wait: `${others.length} other suite(s) (pids ${others.map((l) => l.client.pid).join(', ')}) holding it with ${what}`, until: this.nextRelease(), conflict: true }
+    return {
+      wait: `${others.length} other suite(s) (pids ${others.map((l) => l.client.pid).join(', ')}) holding it with ${what}`,
+      until: this.nextRelease(),
+      conflict: true,
+    }
   }
 
   /** One line per reason, then waits for it to change, at most until `deadline`: then a clear error. */
@@ -321,12 +361,17 @@ export class Supervisor {
     if (left <= 0) {
       const name = this.config.paths.name
       throw wait.conflict
-        ? new StackEmulatorError(`Instance "${name}" cannot serve this suite (${seedName(request?.seedId ?? '')}${request ? ` for ${request.configFile}` : ''}): it waited ${Math.round((request?.seedTimeoutMs ?? 0) / 1000)} s for ${wait.wait}`, {
-          code: 'SEED_CONFLICT', fix: `Give suites with different seeds their own instance (name option, --name), or give a seed that changed a new seedVersion so both agree; or wait for the others to finish (seedTimeoutMs).`,
-        })
+        ? new StackEmulatorError(
+            `Instance "${name}" cannot serve this suite (${seedName(request?.seedId ?? '')}${request ? ` for ${request.configFile}` : ''}): it waited ${Math.round((request?.seedTimeoutMs ?? 0) / 1000)} s for ${wait.wait}`,
+            {
+              code: 'SEED_CONFLICT',
+              fix: `Give suites with different seeds their own instance (name option, --name), or give a seed that changed a new seedVersion so both agree; or wait for the others to finish (seedTimeoutMs).`,
+            },
+          )
         : new StackEmulatorError(`Instance "${name}" waited ${Math.round((request?.seedTimeoutMs ?? 0) / 1000)} s for ${wait.wait}`, {
-          code: 'SEED_TIMEOUT', fix: 'Make the seed faster, or raise seedTimeoutMs.',
-        })
+            code: 'SEED_TIMEOUT',
+            fix: 'Make the seed faster, or raise seedTimeoutMs.',
+          })
     }
     const line = Number.isFinite(left) ? `waiting for ${wait.wait} (up to ${Math.ceil(left / 1000)} s)` : `waiting for ${wait.wait}`
     if (connection.lastWait !== wait.wait) send(connection.socket, { event: 'progress', phase: line })
@@ -347,10 +392,10 @@ export class Supervisor {
     const lease = connection.lease ?? this.leases.byId(onBehalfOf)
     const others = this.leases.othersHolding(lease)
     if (others.length > 0 && !force) {
-      throw new StackEmulatorError(
-        `Refusing to reset: ${others.length} other suite(s) hold this VM (pids ${others.map((l) => l.client.pid).join(', ')})`,
-        { code: 'RESET_REFUSED', fix: 'Wait for them to finish, use isolation "exclusive", or pass force (stack-emulator reset --force).' },
-      )
+      throw new StackEmulatorError(`Refusing to reset: ${others.length} other suite(s) hold this VM (pids ${others.map((l) => l.client.pid).join(', ')})`, {
+        code: 'RESET_REFUSED',
+        fix: 'Wait for them to finish, use isolation "exclusive", or pass force (stack-emulator reset --force).',
+      })
     }
     return this.enqueue(async () => {
       await this.resetVm()
@@ -392,15 +437,22 @@ export class Supervisor {
     const checkpoints = this.vm!.checkpoints
     if (!checkpoints) {
       if (!request.seedId) return false
-      throw new StackEmulatorError(`The ${this.config.driver.kind} driver${this.config.driver.snapshot ? '' : ' without snapshots'} cannot keep a seed: it has no seeded snapshots to reset to`, {
-        code: 'SEED_UNSUPPORTED', fix: 'Drop the seed option (create the data in the tests themselves), or use the qemu driver with snapshots (the default).',
-      })
+      throw new StackEmulatorError(
+        `The ${this.config.driver.kind} driver${this.config.driver.snapshot ? '' : ' without snapshots'} cannot keep a seed: it has no seeded snapshots to reset to`,
+        {
+          code: 'SEED_UNSUPPORTED',
+          fix: 'Drop the seed option (create the data in the tests themselves), or use the qemu driver with snapshots (the default).',
+        },
+      )
     }
     const pending = this.seeding
     if (pending && (!request.seedId || (request.seedId === pending.request.seedId && request.configFile === pending.request.configFile))) {
       // Opened by a client whose seed comes later: the first lease that brings the seed runs it.
       if (pending.seeder || request.seedFrom !== 'self' || !request.seedId) return false
-      this.broadcast({ event: 'log', line: `taking the seeded snapshot for ${request.configFile} (${seedName(request.seedId)}) on the VM its app already uses; later runs and resets start from it` })
+      this.broadcast({
+        event: 'log',
+        line: `taking the seeded snapshot for ${request.configFile} (${seedName(request.seedId)}) on the VM its app already uses; later runs and resets start from it`,
+      })
       this.startSeeder(pending, lease)
       return true
     }
@@ -413,10 +465,12 @@ export class Supervisor {
     if (this.leases.othersHolding(lease).length > 0) return false
     this.state = 'resetting'
     await this.repairNow()
-    const opened = await checkpoints.open(slot, (meta) => checkpointMisfit(request, meta), request.seedFrom !== 'none').catch((error: Error) => {
-      void this.shutdown(`opening the seeded snapshot failed (${error.message.split('\n')[0]})`)
-      throw error
-    })
+    const opened = await checkpoints
+      .open(slot, (meta) => checkpointMisfit(request, meta), request.seedFrom !== 'none')
+      .catch((error: Error) => {
+        void this.shutdown(`opening the seeded snapshot failed (${error.message.split('\n')[0]})`)
+        throw error
+      })
     this.state = 'ready'
     if (opened.opened === 'missing') return this.noSnapshot(request, opened.reason)
     this.tainted = false
@@ -432,7 +486,10 @@ export class Supervisor {
       return false
     }
     if (request.seedFrom === 'later') {
-      this.broadcast({ event: 'log', line: `no seeded snapshot for ${request.configFile} (${opened.reason}): it is taken when the suite with ${seedName(request.seedId)} arrives (its globalSetup); this VM serves meanwhile, with the same keys after` })
+      this.broadcast({
+        event: 'log',
+        line: `no seeded snapshot for ${request.configFile} (${opened.reason}): it is taken when the suite with ${seedName(request.seedId)} arrives (its globalSetup); this VM serves meanwhile, with the same keys after`,
+      })
       return false
     }
     this.broadcast({ event: 'log', line: `taking a seeded snapshot for ${request.configFile} (${opened.reason}); later runs and resets start from it` })
@@ -448,11 +505,13 @@ export class Supervisor {
     }
     throw request.seedFrom === 'none'
       ? new StackEmulatorError(`No seeded snapshot of ${request.configFile} with ${seedName(request.seedId)}: ${reason}`, {
-        code: 'SEED_MISSING', fix: "The run's globalSetup takes it before the workers start: keep the plugin's (or Playwright's) globalSetup, and check its output for why it did not.",
-      })
+          code: 'SEED_MISSING',
+          fix: "The run's globalSetup takes it before the workers start: keep the plugin's (or Playwright's) globalSetup, and check its output for why it did not.",
+        })
       : new StackEmulatorError(`Cannot take the seeded snapshot of ${request.configFile} with ${seedName(request.seedId)}: ${reason}`, {
-        code: 'SEED_UNSAVED', fix: 'Give the snapshot cache room (STACK_EMULATOR_CACHE_DIR, df -h) and write access, or drop the seed option.',
-      })
+          code: 'SEED_UNSAVED',
+          fix: 'Give the snapshot cache room (STACK_EMULATOR_CACHE_DIR, df -h) and write access, or drop the seed option.',
+        })
   }
 
   /** `lease` runs the seed now: bounded by its seedTimeoutMs, after which others stop waiting for it. */
@@ -460,7 +519,10 @@ export class Supervisor {
     seeding.seeder = lease
     seeding.timer = setTimeout(() => {
       if (this.seeding !== seeding) return
-      this.broadcast({ event: 'log', line: `the seed of pid ${lease.client.pid} did not finish within ${Math.round(seeding.request.seedTimeoutMs / 1000)} s (seedTimeoutMs): its seeded snapshot is not taken` })
+      this.broadcast({
+        event: 'log',
+        line: `the seed of pid ${lease.client.pid} did not finish within ${Math.round(seeding.request.seedTimeoutMs / 1000)} s (seedTimeoutMs): its seeded snapshot is not taken`,
+      })
       this.endSeeding(true)
     }, seeding.request.seedTimeoutMs + SEED_SAVE_GRACE_MS)
     seeding.timer.unref()
@@ -469,8 +531,11 @@ export class Supervisor {
   /** From the seeding lease, once it minted and seeded: save, so resets return here with the same keys. */
   private async saveCheckpoint(connection: Connection): Promise<VmInfo> {
     const seeding = this.seeding
-    if (!seeding || !seeding.seeder || seeding.seeder !== connection.lease) {
-      throw new StackEmulatorError('This lease was not asked to seed a checkpoint', { code: 'PROTOCOL', fix: 'Send checkpoint only after an acquire answered seeding: true.' })
+    if (!seeding?.seeder || seeding.seeder !== connection.lease) {
+      throw new StackEmulatorError('This lease was not asked to seed a checkpoint', {
+        code: 'PROTOCOL',
+        fix: 'Send checkpoint only after an acquire answered seeding: true.',
+      })
     }
     clearTimeout(seeding.timer)
     return this.enqueue(async () => {
@@ -481,7 +546,12 @@ export class Supervisor {
         const mintedDigest = this.mintedDigests.get(request.configFile)
         if (!credentials || !mintedDigest) throw new StackEmulatorError('Mint the credentials before saving the checkpoint', { code: 'PROTOCOL' })
         // The file as the guest minted for, before and after (it may write it): an edit while the seed ran is not recorded as fitting.
-        const meta: CheckpointMeta = { configFile: request.configFile, configDigests: [...new Set([request.configDigest, mintedDigest])], seedId: request.seedId, credentials }
+        const meta: CheckpointMeta = {
+          configFile: request.configFile,
+          configDigests: [...new Set([request.configDigest, mintedDigest])],
+          seedId: request.seedId,
+          credentials,
+        }
         const started = performance.now()
         this.state = 'resetting'
         await this.repairNow()
@@ -493,7 +563,8 @@ export class Supervisor {
         saved = true
         this.log(`seeded snapshot saved and restored in ${Math.round(performance.now() - started)} ms`)
         const now = sha256(await fs.readFile(request.configFile).catch(() => Buffer.alloc(0)))
-        if (!meta.configDigests.includes(now)) this.broadcast({ event: 'log', line: `${request.configFile} changed while the seed ran: the next run takes its seeded snapshot again` })
+        if (!meta.configDigests.includes(now))
+          this.broadcast({ event: 'log', line: `${request.configFile} changed while the seed ran: the next run takes its seeded snapshot again` })
       } finally {
         this.state = 'ready'
         this.rememberCheckpointKeys()
@@ -585,7 +656,8 @@ export class Supervisor {
     const route = this.manifest.credentials
     if (!route) {
       throw new StackEmulatorError(`Image ${this.manifest.name} has no credential route, so it cannot mint a project per test`, {
-        code: 'CREDENTIALS', fix: "Use isolation 'worker' or reset: 'test' instead, or an image with the route (the fixture, stack-auth).",
+        code: 'CREDENTIALS',
+        fix: "Use isolation 'worker' or reset: 'test' instead, or an image with the route (the fixture, stack-auth).",
       })
     }
     for (let attempt = 1; ; attempt++) {
@@ -633,7 +705,8 @@ export class Supervisor {
     if (!connection.lease) return
     this.leases.close(connection.lease)
     // Its seed did not finish (or the seed it waited for never came): the next reset drops what it left.
-    if (this.seeding && (this.seeding.seeder === connection.lease || (!this.seeding.seeder && this.leases.othersHolding(undefined).length === 0))) this.endSeeding(true)
+    if (this.seeding && (this.seeding.seeder === connection.lease || (!this.seeding.seeder && this.leases.othersHolding(undefined).length === 0)))
+      this.endSeeding(true)
     for (const wake of this.waiters.splice(0)) wake()
     if (this.leases.size > 0 || this.shuttingDown) return
     if (!this.keepAlive) {

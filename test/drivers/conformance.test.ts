@@ -41,7 +41,8 @@ afterAll(async () => {
 })
 
 for (const driver of drivers) {
-  const options = (name: string) => (driver === 'external' ? { name: `${driver}-${name}`, ...remoteOptions() } : { name: `${driver}-${name}`, driver: driver as 'docker' })
+  const options = (name: string) =>
+    driver === 'external' ? { name: `${driver}-${name}`, ...remoteOptions() } : { name: `${driver}-${name}`, driver: driver as 'docker' }
 
   describe(`driver ${driver}`, () => {
     it('serves healthy services and working credentials', async () => {
@@ -82,7 +83,19 @@ for (const driver of drivers) {
         const remote = remoteOptions()
         const urls = Object.entries(remote.urls).flatMap(([service, url]) => ['--url', `${service}=${url}`])
         const cli = (args: string[]) => execa(process.execPath, [cliPath, ...args], { reject: false })
-        const started = await cli(['start', '--name', 'external-cli', '--driver', 'external', ...urls, '--internal-key', remote.internalKey, '--config-file', remote.configFile, '--json'])
+        const started = await cli([
+          'start',
+          '--name',
+          'external-cli',
+          '--driver',
+          'external',
+          ...urls,
+          '--internal-key',
+          remote.internalKey,
+          '--config-file',
+          remote.configFile,
+          '--json',
+        ])
         expect(started.exitCode, started.stderr).toBe(0)
         const handle = JSON.parse(started.stdout)
         expect(handle).toMatchObject({ driver: 'external', backendUrl: remote.urls.backend })
@@ -96,12 +109,14 @@ for (const driver of drivers) {
         await using emulator = await acquire({ ...options('reset'), onLog: () => {} })
         const urls = emulator.services
         const created = await fetch(`${emulator.backendUrl}/api/v1/users`, {
-          method: 'POST', headers: { ...serverHeaders(emulator), 'content-type': 'application/json' }, body: JSON.stringify({ primary_email: 'ada@example.com' }),
+          method: 'POST',
+          headers: { ...serverHeaders(emulator), 'content-type': 'application/json' },
+          body: JSON.stringify({ primary_email: 'ada@example.com' }),
         })
         expect(created.status).toBe(201)
         const { durationMs } = await emulator.reset()
         expect(emulator.services).toEqual(urls)
-        const listed = await (await fetch(`${emulator.backendUrl}/api/v1/users`, { headers: serverHeaders(emulator) })).json() as { items: unknown[] }
+        const listed = (await (await fetch(`${emulator.backendUrl}/api/v1/users`, { headers: serverHeaders(emulator) })).json()) as { items: unknown[] }
         expect(listed.items).toEqual([])
         console.log(`[conformance] ${driver} reset: ${durationMs} ms`)
       })
@@ -124,5 +139,9 @@ for (const driver of drivers) {
 }
 
 function serverHeaders(emulator: { env: Record<string, string> }): Record<string, string> {
-  return { 'x-stack-project-id': emulator.env.STACK_PROJECT_ID!, 'x-stack-access-type': 'server', 'x-stack-secret-server-key': emulator.env.STACK_SECRET_SERVER_KEY! }
+  return {
+    'x-stack-project-id': emulator.env.STACK_PROJECT_ID!,
+    'x-stack-access-type': 'server',
+    'x-stack-secret-server-key': emulator.env.STACK_SECRET_SERVER_KEY!,
+  }
 }

@@ -44,7 +44,11 @@ describe('docker driver, bridge networking', () => {
       const bindings = Object.entries(inspected.NetworkSettings.Ports ?? {}).flatMap(([, b]) => b ?? [])
       expect(bindings.length).toBeGreaterThanOrEqual(5)
       for (const b of bindings) expect(b.HostIp).toBe('127.0.0.1')
-      expect(bindings.map((b) => Number(b.HostPort)).sort()).toEqual(Object.values(e.services).map((u) => Number(new URL(u).port)).sort())
+      expect(bindings.map((b) => Number(b.HostPort)).sort()).toEqual(
+        Object.values(e.services)
+          .map((u) => Number(new URL(u).port))
+          .sort(),
+      )
       // The container is told the host port its browser URLs name, not its own.
       expect(inspected.Config.Env).toContain(`STACK_EMULATOR_BACKEND_HOST_PORT=${new URL(e.backendUrl).port}`)
     }

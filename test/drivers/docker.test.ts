@@ -16,7 +16,10 @@ afterAll(async () => {
 
 describe('docker driver', () => {
   it('runs two instances side by side on different ports', async () => {
-    const [one, two] = await Promise.all([acquire({ name: 'one', driver: 'docker', onLog: () => {} }), acquire({ name: 'two', driver: 'docker', onLog: () => {} })])
+    const [one, two] = await Promise.all([
+      acquire({ name: 'one', driver: 'docker', onLog: () => {} }),
+      acquire({ name: 'two', driver: 'docker', onLog: () => {} }),
+    ])
     expect(one.id).not.toBe(two.id)
     expect(new Set([...Object.values(one.services), ...Object.values(two.services)]).size).toBe(10)
     for (const e of [one, two]) expect((await fetch(`${e.backendUrl}/health?db=1`)).status).toBe(200)
@@ -41,7 +44,8 @@ describe('docker driver', () => {
     process.env.DOCKER_HOST = `unix://${home}/no-engine.sock`
     try {
       await expect(acquire({ name: 'none', driver: 'docker', onLog: () => {} })).rejects.toMatchObject({
-        code: 'DOCKER_UNAVAILABLE', message: expect.stringMatching(/No Docker engine answers at DOCKER_HOST=.*Start one .*dockerd/s),
+        code: 'DOCKER_UNAVAILABLE',
+        message: expect.stringMatching(/No Docker engine answers at DOCKER_HOST=.*Start one .*dockerd/s),
       })
     } finally {
       process.env.DOCKER_HOST = saved

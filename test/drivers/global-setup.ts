@@ -28,7 +28,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const stops: string[] = []
   if (!process.env.DOCKER_HOST) {
     const started = await engine('host')
-    if ('error' in started) throw new Error(`The Docker driver's tests could not start a Docker engine: ${started.error}\nStart one and set DOCKER_HOST, or run as root.`)
+    if ('error' in started)
+      throw new Error(`The Docker driver's tests could not start a Docker engine: ${started.error}\nStart one and set DOCKER_HOST, or run as root.`)
     process.env.DOCKER_HOST = started.dockerHost
     stops.push('host')
     process.stderr.write(`[drivers] Docker engine at ${process.env.DOCKER_HOST}\n`)
@@ -37,7 +38,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const bridge = preset ? { dockerHost: preset } : await engine('bridge')
   if (!preset && 'dockerHost' in bridge) stops.push('bridge')
   if ('dockerHost' in bridge) process.stderr.write(`[drivers] Docker engine with a bridge at ${bridge.dockerHost}\n`)
-  project.provide('bridgeEngine', 'dockerHost' in bridge ? bridge : { error: `${bridge.error}\nSet STACK_EMULATOR_TEST_BRIDGE_DOCKER_HOST to an engine with a bridge network, or run as root.` })
+  project.provide(
+    'bridgeEngine',
+    'dockerHost' in bridge
+      ? bridge
+      : { error: `${bridge.error}\nSet STACK_EMULATOR_TEST_BRIDGE_DOCKER_HOST to an engine with a bridge network, or run as root.` },
+  )
   return async () => {
     for (const mode of stops) await execa('bash', [script, 'stop', mode], { reject: false })
   }

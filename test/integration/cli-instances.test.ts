@@ -31,7 +31,9 @@ describe('STACK_EMULATOR_ACCEL=kvm', () => {
       return
     }
     expect(r.exitCode, r.stderr).toBe(1)
-    expect(r.stderr).toMatch(/stack-emulator: STACK_EMULATOR_ACCEL=kvm, but KVM is not usable here: (QEMU exited|\/dev\/kvm)[^\n]*\. .*Set STACK_EMULATOR_ACCEL=tcg/)
+    expect(r.stderr).toMatch(
+      /stack-emulator: STACK_EMULATOR_ACCEL=kvm, but KVM is not usable here: (QEMU exited|\/dev\/kvm)[^\n]*\. .*Set STACK_EMULATOR_ACCEL=tcg/,
+    )
     expect(r.stderr).not.toMatch(/falling back|using TCG/)
     expect(JSON.parse(r.stdout).error.code).toBe('ACCEL_UNAVAILABLE')
     expect(await leftoversUnder(path.join(home, 'state', 'kvm'), 5000)).toEqual([])
@@ -62,11 +64,21 @@ describe('ps and stop --all with two VMs', () => {
     const holder = execa(process.execPath, [cliPath, 'exec', '--name', 'two', 'sleep', '300'], { env: { ...process.env }, reject: false })
     const list = async () => Object.fromEntries(JSON.parse((await cli(['ps', '--json'])).stdout).instances.map((i: { name: string }) => [i.name, i]))
     let byName: Record<string, any> = {}
-    await pollUntil(async () => (byName = await list()).two?.leases.length === 1 && byName.two.state === 'ready', { timeoutMs: 60_000, intervalMs: 200, timeoutError: () => new Error(`exec's lease never showed: ${JSON.stringify(byName)}`) })
+    await pollUntil(async () => (byName = await list()).two?.leases.length === 1 && byName.two.state === 'ready', {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      timeoutError: () => new Error(`exec's lease never showed: ${JSON.stringify(byName)}`),
+    })
     for (const name of ['one', 'two']) {
       expect(byName[name]).toMatchObject({
-        state: 'ready', driver: 'qemu', image: expect.any(String), urls: { backend: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) },
-        pid: expect.any(Number), accel: 'tcg', startedAt: expect.any(String), uptimeMs: expect.any(Number),
+        state: 'ready',
+        driver: 'qemu',
+        image: expect.any(String),
+        urls: { backend: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) },
+        pid: expect.any(Number),
+        accel: 'tcg',
+        startedAt: expect.any(String),
+        uptimeMs: expect.any(Number),
       })
     }
     expect(byName.one.leases).toEqual([])
@@ -75,7 +87,11 @@ describe('ps and stop --all with two VMs', () => {
     expect(byName.one.urls.backend).not.toBe(byName.two.urls.backend)
     const table = (await cli(['ps'])).stdout.split('\n')
     expect(table[0]).toMatch(/^NAME +STATE +DRIVER +IMAGE +LEASES +UPTIME +URLS$/)
-    for (const [name, leases] of [['one', 0], ['two', 1]]) expect(table).toContainEqual(expect.stringMatching(new RegExp(`^${name} +ready +qemu +\\S+ +${leases} +\\d+[smhd]\\S* +(\\S+ )*backend=http:`)))
+    for (const [name, leases] of [
+      ['one', 0],
+      ['two', 1],
+    ])
+      expect(table).toContainEqual(expect.stringMatching(new RegExp(`^${name} +ready +qemu +\\S+ +${leases} +\\d+[smhd]\\S* +(\\S+ )*backend=http:`)))
 
     // Stops both, the one a command still uses too (the command then fails as its emulator went away).
     const stopped = await cli(['stop', '--all', '--json'])

@@ -7,7 +7,20 @@ import net from 'node:net'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { acquire } from '../../src/client/acquire.js'
-import { cli, createUser, instanceNames, eventually, http, internalClientHeaders, listUserEmails, processesMentioning, qemuProcesses, sharedCache, useTempHome, leftoversUnder } from '../helpers.js'
+import {
+  cli,
+  createUser,
+  instanceNames,
+  eventually,
+  http,
+  internalClientHeaders,
+  listUserEmails,
+  processesMentioning,
+  qemuProcesses,
+  sharedCache,
+  useTempHome,
+  leftoversUnder,
+} from '../helpers.js'
 
 const home = useTempHome()
 const stateDir = (name: string) => path.join(home, 'state', name)
@@ -44,7 +57,11 @@ describe('stack-emulator start / status / stop', () => {
     const anonymous = await http(`${out.backendUrl}/api/v1/users`)
     expect([anonymous.status, anonymous.json.code]).toEqual([400, 'ACCESS_TYPE_REQUIRED'])
     // The current SDK's header spelling (x-hexclave-*) authenticates as the older x-stack-* does.
-    const hexclave = { 'x-hexclave-project-id': out.env.STACK_PROJECT_ID, 'x-hexclave-access-type': 'server', 'x-hexclave-secret-server-key': out.env.STACK_SECRET_SERVER_KEY }
+    const hexclave = {
+      'x-hexclave-project-id': out.env.STACK_PROJECT_ID,
+      'x-hexclave-access-type': 'server',
+      'x-hexclave-secret-server-key': out.env.STACK_SECRET_SERVER_KEY,
+    }
     expect((await http(`${out.backendUrl}/api/v1/users`, { method: 'POST', body: { primary_email: 'grace@example.com' }, headers: hexclave })).status).toBe(201)
     const wrongKey = await http(`${out.backendUrl}/api/v1/users`, { headers: { ...hexclave, 'x-hexclave-secret-server-key': 'ssk_wrong' } })
     expect([wrongKey.status, wrongKey.json.code]).toEqual([401, 'INVALID_SECRET_SERVER_KEY'])
@@ -76,7 +93,9 @@ describe('stack-emulator start / status / stop', () => {
     const a2 = await mint(fileA)
     const b = await mint(fileB)
     expect(a1.status, a1.text).toBe(200)
-    expect(Object.keys(a1.json)).toEqual(expect.arrayContaining(['project_id', 'publishable_client_key', 'secret_server_key', 'super_secret_admin_key', 'branch_config_override_string']))
+    expect(Object.keys(a1.json)).toEqual(
+      expect.arrayContaining(['project_id', 'publishable_client_key', 'secret_server_key', 'super_secret_admin_key', 'branch_config_override_string']),
+    )
     expect(a1.json.project_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
     expect(a2.json).toEqual(a1.json)
     expect(b.json.project_id).not.toBe(a1.json.project_id)
@@ -88,7 +107,6 @@ describe('stack-emulator start / status / stop', () => {
     expect((await mint(fileA, internalClientHeaders('pck_wrong'))).json.code).toBe('INVALID_PUBLISHABLE_CLIENT_KEY')
     expect((await mint(path.join(home, 'apps', 'none', 'stack.config.ts'))).status).toBe(400)
     expect((await mint(configFile('never-exposed'))).status).toBe(400) // on the host, but not shared
-
 
     const stop = await cli(['stop', '--json', '--name', 'main'])
     expect(stop.exitCode).toBe(0)
@@ -132,7 +150,11 @@ describe('stack-emulator start / status / stop', () => {
 })
 
 describe('bad input: one clear line, non-zero exit, nothing left running', () => {
-  const oneLine = (stderr: string) => stderr.trim().split('\n').filter((l) => l.startsWith('stack-emulator:'))
+  const oneLine = (stderr: string) =>
+    stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('stack-emulator:'))
 
   it('unknown option', async () => {
     const r = await cli(['start', '--bogus'])

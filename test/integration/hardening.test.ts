@@ -14,8 +14,23 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { acquire } from '../../src/client/acquire.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
 import {
-  cli, eventually, http, instanceNames, leftoversUnder, privateCache, privateCacheWithSnapshot, processesMentioning, qemuProcesses, root,
-  fixtureVariant, serverHeaders, sharedCache, spawnAcquirer, stressRounds, supervisorProcesses, useTempHome,
+  cli,
+  eventually,
+  http,
+  instanceNames,
+  leftoversUnder,
+  privateCache,
+  privateCacheWithSnapshot,
+  processesMentioning,
+  qemuProcesses,
+  root,
+  fixtureVariant,
+  serverHeaders,
+  sharedCache,
+  spawnAcquirer,
+  stressRounds,
+  supervisorProcesses,
+  useTempHome,
 } from '../helpers.js'
 
 const home = useTempHome()
@@ -53,16 +68,24 @@ describe('kill storm', () => {
       let mostQemuAtOnce = 0
       const watcher = setInterval(() => (mostQemuAtOnce = Math.max(mostQemuAtOnce, qemuProcesses(dir).length)), 20)
       const killMs = [...victims].map((_, k) => Math.round(killAt(round, k)))
-      const killed = [...victims].map((i, k) => new Promise<void>((resolve) => setTimeout(() => {
-        acquirers[i]!.child.kill('SIGKILL')
-        resolve()
-      }, killMs[k])))
+      const killed = [...victims].map(
+        (i, k) =>
+          new Promise<void>((resolve) =>
+            setTimeout(() => {
+              acquirers[i]!.child.kill('SIGKILL')
+              resolve()
+            }, killMs[k]),
+          ),
+      )
       const survivors = acquirers.filter((_, i) => !victims.has(i))
       const results = await Promise.all(survivors.map((a) => a.next()))
       await Promise.all(killed)
       clearInterval(watcher)
       const context = `round ${round} (kills at ${killMs.join(', ')} ms): ${JSON.stringify(results.map((r) => r.error ?? r.qemuPid))}`
-      expect(results.filter((r) => r.error), context).toEqual([])
+      expect(
+        results.filter((r) => r.error),
+        context,
+      ).toEqual([])
       expect(new Set(results.map((r) => r.qemuPid)).size, context).toBe(1)
       expect(new Set(results.map((r) => JSON.stringify(r.urls))).size, context).toBe(1)
       expect(qemuProcesses(dir), context).toHaveLength(1)
@@ -161,22 +184,35 @@ describe('the supervisor survives any message', () => {
     const holder = await acquire({ name: 'fuzz', onLog: () => {} })
     const socketPath = path.join(stateDir('fuzz'), 'supervisor.sock')
     const supervisorPid = (await instanceStatus('fuzz'))!.supervisorPid
-    const exchange = (payload: string | Buffer) => new Promise<{ answer: string; closed: boolean }>((resolve) => {
-      const socket = net.connect(socketPath)
-      let answer = ''
-      socket.setEncoding('utf8')
-      socket.on('data', (chunk) => {
-        answer += chunk
-        if (answer.includes('\n')) (socket.destroy(), resolve({ answer, closed: false }))
+    const exchange = (payload: string | Buffer) =>
+      new Promise<{ answer: string; closed: boolean }>((resolve) => {
+        const socket = net.connect(socketPath)
+        let answer = ''
+        socket.setEncoding('utf8')
+        socket.on('data', (chunk) => {
+          answer += chunk
+          if (answer.includes('\n')) socket.destroy(), resolve({ answer, closed: false })
+        })
+        socket.on('error', () => {})
+        socket.on('close', () => resolve({ answer, closed: true }))
+        socket.write(payload)
       })
-      socket.on('error', () => {})
-      socket.on('close', () => resolve({ answer, closed: true }))
-      socket.write(payload)
-    })
-    const lines = ['null', '42', '"text"', '[1,2]', '{}', '{"id":1}', '{"id":2,"op":"format-disk"}', '{"id":3,"op":"hello"}',
-      '{"id":4,"op":"hello","lease":true}', '{"id":5,"op":"acquire","isolation":"x","keepAlive":true,"idleTimeoutMs":1}',
-      '{"id":6,"op":"acquire","isolation":"suite","keepAlive":true,"idleTimeoutMs":-1}', '{"id":7,"op":"reset","force":"yes"}',
-      '{"id":"8","op":"status"}', '{"id":9,"op":"acquire","isolation":"suite","keepAlive":false,"idleTimeoutMs":0}']
+    const lines = [
+      'null',
+      '42',
+      '"text"',
+      '[1,2]',
+      '{}',
+      '{"id":1}',
+      '{"id":2,"op":"format-disk"}',
+      '{"id":3,"op":"hello"}',
+      '{"id":4,"op":"hello","lease":true}',
+      '{"id":5,"op":"acquire","isolation":"x","keepAlive":true,"idleTimeoutMs":1}',
+      '{"id":6,"op":"acquire","isolation":"suite","keepAlive":true,"idleTimeoutMs":-1}',
+      '{"id":7,"op":"reset","force":"yes"}',
+      '{"id":"8","op":"status"}',
+      '{"id":9,"op":"acquire","isolation":"suite","keepAlive":false,"idleTimeoutMs":0}',
+    ]
     for (const line of lines) {
       const { answer } = await exchange(`${line}\n`)
       const reply = JSON.parse(answer)
@@ -198,7 +234,8 @@ describe('names, paths and numbers', () => {
     for (const name of ['../../../tmp/x', 'a/b', '..']) {
       const image = await fixtureVariant(fs.mkdtempSync(path.join(home, 'bad-manifest-')), (m) => (m.name = name))
       await expect(acquire({ name: 'badname', image, onLog: () => {} })).rejects.toMatchObject({
-        code: 'IMAGE_NOT_FOUND', message: expect.stringMatching(/"name" must be letters, digits/),
+        code: 'IMAGE_NOT_FOUND',
+        message: expect.stringMatching(/"name" must be letters, digits/),
       })
     }
     const dir = fs.mkdtempSync(path.join(home, 'bad-manifest-'))
@@ -226,7 +263,10 @@ describe('names, paths and numbers', () => {
     const elsewhere = fs.mkdtempSync(path.join(home, 'elsewhere-'))
     fs.mkdirSync(path.join(home, 'state'), { recursive: true })
     fs.symlinkSync(elsewhere, stateDir('planted'))
-    await expect(acquire({ name: 'planted', onLog: () => {} })).rejects.toMatchObject({ code: 'STATE_UNSAFE', message: expect.stringMatching(/is a symbolic link/) })
+    await expect(acquire({ name: 'planted', onLog: () => {} })).rejects.toMatchObject({
+      code: 'STATE_UNSAFE',
+      message: expect.stringMatching(/is a symbolic link/),
+    })
     expect(fs.readdirSync(elsewhere)).toEqual([])
     fs.mkdirSync(stateDir('planted-sock'), { mode: 0o700 })
     fs.symlinkSync(path.join(elsewhere, 'sock'), path.join(stateDir('planted-sock'), 'supervisor.sock'))
@@ -238,10 +278,15 @@ describe('names, paths and numbers', () => {
   })
 
   it('out-of-range numbers and unknown services get errors naming the allowed range, and start nothing', async () => {
-    await expect(acquire({ name: 'bounds', memoryMb: 999_999 })).rejects.toMatchObject({ code: 'BAD_OPTION', message: expect.stringMatching(/memoryMb.*from 64 to \d+/) })
+    await expect(acquire({ name: 'bounds', memoryMb: 999_999 })).rejects.toMatchObject({
+      code: 'BAD_OPTION',
+      message: expect.stringMatching(/memoryMb.*from 64 to \d+/),
+    })
     await expect(acquire({ name: 'bounds', idleTimeoutMs: 3_000_000_000 })).rejects.toThrow(/idleTimeoutMs.*from 0 to 2147483647/)
     await expect(acquire({ name: 'bounds', ports: { backend: 70_000 } })).rejects.toThrow(/ports.backend.*from 0 to 65535/)
-    await expect(acquire({ name: 'bounds', ports: { mailer: 1234 } })).rejects.toThrow(/ports.mailer.*one of the image's services \(dashboard, backend, minio, inbucket, mock-oauth\)/)
+    await expect(acquire({ name: 'bounds', ports: { mailer: 1234 } })).rejects.toThrow(
+      /ports.mailer.*one of the image's services \(dashboard, backend, minio, inbucket, mock-oauth\)/,
+    )
     const memory = await cli(['start', '--name', 'bounds', '--memory', '999999'])
     expect(memory.exitCode).toBe(2)
     expect(memory.stderr).toMatch(/memory.*from 64 to \d+/)
@@ -251,7 +296,8 @@ describe('names, paths and numbers', () => {
   it('a suite asking for other driver options than the running VM has is refused, naming the difference', async () => {
     const holder = await acquire({ name: 'differs', onLog: () => {} })
     await expect(acquire({ name: 'differs', memoryMb: 640, onLog: () => {} })).rejects.toMatchObject({
-      code: 'OPTIONS_MISMATCH', message: expect.stringMatching(/running with memoryMb 512, not 640.*stack-emulator stop --name differs/),
+      code: 'OPTIONS_MISMATCH',
+      message: expect.stringMatching(/running with memoryMb 512, not 640.*stack-emulator stop --name differs/),
     })
     expect((await instanceStatus('differs'))!.leases).toHaveLength(1)
     await holder.release()
@@ -262,10 +308,15 @@ describe('local failures never cost the snapshot', () => {
   it('a full state folder at restore: DISK_FULL naming the folder and the fix, snapshot kept, nothing running', async () => {
     const full = path.join(home, 'tiny')
     await mount(['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs'], full)
-    const snapshots = () => fs.readdirSync(path.join(sharedCache, 'snapshots')).filter((d) => !d.includes('.')).sort()
+    const snapshots = () =>
+      fs
+        .readdirSync(path.join(sharedCache, 'snapshots'))
+        .filter((d) => !d.includes('.'))
+        .sort()
     const before = snapshots()
     const result = await execa(process.execPath, [path.join(root, 'test/programs/acquirer.mjs'), JSON.stringify({ name: 'full' })], {
-      env: { STACK_EMULATOR_HOME: full }, reject: false,
+      env: { STACK_EMULATOR_HOME: full },
+      reject: false,
     })
     const reply = JSON.parse(result.stdout)
     expect(reply.code, reply.error).toBe('DISK_FULL')
@@ -276,39 +327,44 @@ describe('local failures never cost the snapshot', () => {
 
   // `fill`: the save itself meets the full cache. `fill-write`: the guest writes first, so QEMU
   // pauses it (werror=enospc) and its agent answers nothing: the save must not blame the agent.
-  it.each(['fill', 'fill-write'])('a cache that fills up while the seeded snapshot is saved (%s): the acquire fails with DISK_FULL naming the cache, nothing runs, and the next run seeds', async (seed) => {
-    const cache = path.join(home, `fullcache-${seed}`)
-    await mount(['-t', 'tmpfs', '-o', 'size=8g', 'tmpfs'], cache)
-    await privateCacheWithSnapshot(home, cache)
-    // Room for what was copied plus a staged seeded snapshot (its RAM file preallocated, 512 MiB)
-    // and its save, whatever number of ready snapshots the shared cache held.
-    const usedMb = Math.ceil(Number((await execa('du', ['-sm', cache])).stdout.split('\t')[0]))
-    await execa('mount', ['-o', `remount,size=${usedMb + 900}m`, cache])
-    const env = { STACK_EMULATOR_CACHE_DIR: cache }
-    const filler = path.join(cache, 'filler')
-    // The seed runs after the staged copy is made and before the save: it fills the cache.
-    const failed = spawnAcquirer({ name: `savefull-${seed}`, seedWith: `${seed}:${filler}` }, env)
-    const reply = await failed.next()
-    expect(reply.code, reply.error).toBe('DISK_FULL')
-    expect(reply.error).toMatch(new RegExp(`No space left in ${cache}/snapshots.*Free some space there`))
-    expect(reply.error).not.toMatch(/agent/i)
-    if (seed === 'fill-write') expect(reply.logs).toContainEqual(expect.stringMatching(new RegExp(`The VM is paused: no space left for its disk in ${cache}/snapshots`)))
-    await failed.child
-    expect(await leftoversUnder(path.join(home, 'state', `savefull-${seed}`))).toEqual([])
-    // Nothing half-saved is taken for a seeded snapshot: with room again, the next run seeds and saves.
-    fs.rmSync(filler)
-    const next = spawnAcquirer({ name: `savefull-${seed}`, seedWith: 'user' }, env)
-    const seeded = await next.next()
-    expect(seeded.error).toBeUndefined()
-    expect(seeded.logs).toContainEqual(expect.stringMatching(/taking a seeded snapshot .*\(none was taken yet\)/))
-    next.send('list')
-    expect((await next.next()).users).toEqual(['seeded@example.com'])
-    next.send('release')
-    await next.child
-    // Owner-only: its record holds the project's admin key.
-    const slot = fs.readdirSync(path.join(cache, 'snapshots')).find((d) => d.includes('-checkpoint-') && !d.includes('.'))!
-    for (const file of ['snapshot.json', 'ram', 'disk.qcow2', 'state']) expect(fs.statSync(path.join(cache, 'snapshots', slot, file)).mode & 0o777).toBe(0o600)
-  })
+  it.each(['fill', 'fill-write'])(
+    'a cache that fills up while the seeded snapshot is saved (%s): the acquire fails with DISK_FULL naming the cache, nothing runs, and the next run seeds',
+    async (seed) => {
+      const cache = path.join(home, `fullcache-${seed}`)
+      await mount(['-t', 'tmpfs', '-o', 'size=8g', 'tmpfs'], cache)
+      await privateCacheWithSnapshot(home, cache)
+      // Room for what was copied plus a staged seeded snapshot (its RAM file preallocated, 512 MiB)
+      // and its save, whatever number of ready snapshots the shared cache held.
+      const usedMb = Math.ceil(Number((await execa('du', ['-sm', cache])).stdout.split('\t')[0]))
+      await execa('mount', ['-o', `remount,size=${usedMb + 900}m`, cache])
+      const env = { STACK_EMULATOR_CACHE_DIR: cache }
+      const filler = path.join(cache, 'filler')
+      // The seed runs after the staged copy is made and before the save: it fills the cache.
+      const failed = spawnAcquirer({ name: `savefull-${seed}`, seedWith: `${seed}:${filler}` }, env)
+      const reply = await failed.next()
+      expect(reply.code, reply.error).toBe('DISK_FULL')
+      expect(reply.error).toMatch(new RegExp(`No space left in ${cache}/snapshots.*Free some space there`))
+      expect(reply.error).not.toMatch(/agent/i)
+      if (seed === 'fill-write')
+        expect(reply.logs).toContainEqual(expect.stringMatching(new RegExp(`The VM is paused: no space left for its disk in ${cache}/snapshots`)))
+      await failed.child
+      expect(await leftoversUnder(path.join(home, 'state', `savefull-${seed}`))).toEqual([])
+      // Nothing half-saved is taken for a seeded snapshot: with room again, the next run seeds and saves.
+      fs.rmSync(filler)
+      const next = spawnAcquirer({ name: `savefull-${seed}`, seedWith: 'user' }, env)
+      const seeded = await next.next()
+      expect(seeded.error).toBeUndefined()
+      expect(seeded.logs).toContainEqual(expect.stringMatching(/taking a seeded snapshot .*\(none was taken yet\)/))
+      next.send('list')
+      expect((await next.next()).users).toEqual(['seeded@example.com'])
+      next.send('release')
+      await next.child
+      // Owner-only: its record holds the project's admin key.
+      const slot = fs.readdirSync(path.join(cache, 'snapshots')).find((d) => d.includes('-checkpoint-') && !d.includes('.'))!
+      for (const file of ['snapshot.json', 'ram', 'disk.qcow2', 'state'])
+        expect(fs.statSync(path.join(cache, 'snapshots', slot, file)).mode & 0o777).toBe(0o600)
+    },
+  )
 
   it('a read-only cache restores from its snapshot, without a cold boot, and resets', async () => {
     const cacheHome = fs.mkdtempSync(path.join(home, 'rocache-'))
@@ -351,13 +407,18 @@ describe('local failures never cost the snapshot', () => {
       // A paused guest never answers: each write gets 2 s.
       const displayName = crypto.randomBytes(400_000).toString('base64')
       await fetch(`${first.urls.backend}/api/v1/users`, {
-        method: 'POST', body: JSON.stringify({ primary_email: `fill${i}@example.com`, display_name: displayName }), signal: AbortSignal.timeout(2000),
+        method: 'POST',
+        body: JSON.stringify({ primary_email: `fill${i}@example.com`, display_name: displayName }),
+        signal: AbortSignal.timeout(2000),
         headers: { 'content-type': 'application/json', ...serverHeaders(first.env) },
       }).catch(() => {})
     }
     const paused = await statusIn(small, 'filling')
     expect(paused?.problem).toMatch(new RegExp(`The VM is paused: no space left for its disk in ${small}`))
-    const refused = await execa(process.execPath, [path.join(root, 'test/programs/acquirer.mjs'), JSON.stringify({ name: 'filling' })], { env: { STACK_EMULATOR_HOME: small }, reject: false })
+    const refused = await execa(process.execPath, [path.join(root, 'test/programs/acquirer.mjs'), JSON.stringify({ name: 'filling' })], {
+      env: { STACK_EMULATOR_HOME: small },
+      reject: false,
+    })
     expect(JSON.parse(refused.stdout)).toMatchObject({ code: 'DISK_FULL', error: expect.stringMatching(/Free some space there/) })
     fs.rmSync(filler)
     expect(await eventually(async () => !(await statusIn(small, 'filling'))?.problem, 10_000, 200)).toBe(true)

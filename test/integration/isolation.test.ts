@@ -11,7 +11,18 @@ import { acquire, acquireForWorker, type Emulator } from '../../src/client/acqui
 import type { StackEmulatorError } from '../../src/errors.js'
 import { sha256 } from '../../src/digest.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
-import { eventually, http, instanceNames, leftoversUnder, privateCacheWithSnapshot, processesMentioning, qemuProcesses, root, spawnAcquirer, useTempHome } from '../helpers.js'
+import {
+  eventually,
+  http,
+  instanceNames,
+  leftoversUnder,
+  privateCacheWithSnapshot,
+  processesMentioning,
+  qemuProcesses,
+  root,
+  spawnAcquirer,
+  useTempHome,
+} from '../helpers.js'
 
 const home = useTempHome()
 // Checkpoints of their own (the seed log counts every capture of this file), over a copy of the shared ready snapshot.
@@ -92,8 +103,13 @@ describe('seeded snapshots', () => {
   it('a suite with another seed waits for the VM that others hold, then fails naming both seeds; it never runs on their data', async () => {
     const holder = await acquire({ name: 'seeded', seed, seedVersion: 'v2' })
     const progress: string[] = []
-    const error = await acquire({ name: 'seeded', seed, seedVersion: 'v3', seedTimeoutMs: 2000, onProgress: (p) => progress.push(p) }).catch((e: StackEmulatorError) => e)
-    expect(error).toMatchObject({ code: 'SEED_CONFLICT', message: expect.stringMatching(/\(seed v3 for .*\): it waited 2 s for 1 other suite\(s\) \(pids \d+\) holding it with seed v2/) })
+    const error = await acquire({ name: 'seeded', seed, seedVersion: 'v3', seedTimeoutMs: 2000, onProgress: (p) => progress.push(p) }).catch(
+      (e: StackEmulatorError) => e,
+    )
+    expect(error).toMatchObject({
+      code: 'SEED_CONFLICT',
+      message: expect.stringMatching(/\(seed v3 for .*\): it waited 2 s for 1 other suite\(s\) \(pids \d+\) holding it with seed v2/),
+    })
     expect(progress).toContainEqual(expect.stringMatching(/^waiting for 1 other suite\(s\) .* with seed v2/))
     expect(await emails(holder)).toEqual(['seeded@example.com'])
     // Its own release is no loss: `lost` stays pending.
@@ -109,7 +125,10 @@ describe('seeded snapshots', () => {
       await createUser(e, 'half-seeded@example.com')
       await new Promise(() => {})
     }
-    await expect(acquire({ name: 'hang', configFile, seed: hanging, seedTimeoutMs: 2000 })).rejects.toMatchObject({ code: 'SEED_TIMEOUT', message: expect.stringMatching(/did not finish within 2 s/) })
+    await expect(acquire({ name: 'hang', configFile, seed: hanging, seedTimeoutMs: 2000 })).rejects.toMatchObject({
+      code: 'SEED_TIMEOUT',
+      message: expect.stringMatching(/did not finish within 2 s/),
+    })
     const next = await acquire({ name: 'hang', configFile, seed })
     expect(await emails(next)).toEqual(['seeded@example.com'])
     await next.release()
@@ -117,7 +136,8 @@ describe('seeded snapshots', () => {
 
   it("a test worker's VM without the run's seeded snapshot fails, saying so, and leaves nothing running", async () => {
     await expect(acquireForWorker({ name: 'lonely-worker-0', seedVersion: 'never-taken' })).rejects.toMatchObject({
-      code: 'SEED_MISSING', message: expect.stringMatching(/No seeded snapshot of .*stack\.config\.ts with seed never-taken/),
+      code: 'SEED_MISSING',
+      message: expect.stringMatching(/No seeded snapshot of .*stack\.config\.ts with seed never-taken/),
     })
     expect(await leftoversUnder(state('lonely-worker-0'))).toEqual([])
   })
@@ -155,7 +175,8 @@ describe('seeded snapshots', () => {
 
 describe('vitest', () => {
   const project = path.join(root, 'test/projects/vitest-isolation')
-  const vitest = (env: Record<string, string>) => execa(path.join(root, 'node_modules/.bin/vitest'), ['run', '--root', project], { env, reject: false, all: true })
+  const vitest = (env: Record<string, string>) =>
+    execa(path.join(root, 'node_modules/.bin/vitest'), ['run', '--root', project], { env, reject: false, all: true })
 
   it('test.extend fixture with reset "test": a user written in one test is gone in the next, the keys are the same', async () => {
     const seedLog = path.join(home, 'vitest-seed.log')
@@ -163,7 +184,9 @@ describe('vitest', () => {
     expect(result.exitCode, result.all).toBe(0)
     expect(result.all).toMatch(/3 passed/)
     expect(fs.readFileSync(seedLog, 'utf8')).toBe('seeded\n')
-    expect(await eventually(() => processesMentioning(state('vreset')).length === 0 && processesMentioning(state('vreset-worker-1')).length === 0, 5000)).toBe(true)
+    expect(await eventually(() => processesMentioning(state('vreset')).length === 0 && processesMentioning(state('vreset-worker-1')).length === 0, 5000)).toBe(
+      true,
+    )
   })
 
   it('reset "test" on one VM shared by 3 workers is refused at start, naming the ways out, and starts nothing', async () => {
@@ -193,16 +216,32 @@ describe('playwright', () => {
     const project = path.join(root, 'test/projects/playwright-isolation')
     const results = fs.mkdtempSync(path.join(home, 'pw-results-'))
     const seedLog = path.join(home, 'pw-seed.log')
-    const result = await execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', path.join(project, 'playwright.config.ts'), '--reporter', 'line'], {
-      cwd: project, env: { PW_INSTANCE: 'pw-iso', RESULTS_DIR: results, SEED_LOG: seedLog }, reject: false, all: true,
-    })
+    const result = await execa(
+      path.join(root, 'node_modules/.bin/playwright'),
+      ['test', '--config', path.join(project, 'playwright.config.ts'), '--reporter', 'line'],
+      {
+        cwd: project,
+        env: { PW_INSTANCE: 'pw-iso', RESULTS_DIR: results, SEED_LOG: seedLog },
+        reject: false,
+        all: true,
+      },
+    )
     expect(result.exitCode, result.all).toBe(0)
     expect(result.all).toMatch(/6 passed/)
     // The globalSetup seeded once; each worker restored its own VM from that snapshot.
     expect(fs.readFileSync(seedLog, 'utf8')).toBe('seeded\n')
     const workers = fs.readdirSync(results).filter((f) => f.startsWith('worker-'))
     expect(workers).toHaveLength(2)
-    const urls = workers.map((f) => new Set(fs.readFileSync(path.join(results, f), 'utf8').trim().split('\n').map((l) => l.split(' ')[1])))
+    const urls = workers.map(
+      (f) =>
+        new Set(
+          fs
+            .readFileSync(path.join(results, f), 'utf8')
+            .trim()
+            .split('\n')
+            .map((l) => l.split(' ')[1]),
+        ),
+    )
     expect(urls.map((u) => u.size)).toEqual([1, 1])
     expect([...urls[0]!][0]).not.toBe([...urls[1]!][0])
     expect(await leftoversUnder(path.join(home, 'state'), 10_000)).toEqual([])

@@ -14,7 +14,8 @@ import { cli, cliPath, eventually, http, leftoversUnder, root, serverHeaders, us
 const home = useTempHome('se-logs-')
 const marker = () => `m${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
 /** The fixture backend's line for a request (Stack Auth's route handler format). */
-const answered = (m: string, status: number) => new RegExp(`\\[    RES\\] \\[[\\w-]+\\] GET http://127\\.0\\.0\\.1:\\d+/api/v1/users\\?marker=${m}: ${status} \\(in \\d+ms\\)`)
+const answered = (m: string, status: number) =>
+  new RegExp(`\\[    RES\\] \\[[\\w-]+\\] GET http://127\\.0\\.0\\.1:\\d+/api/v1/users\\?marker=${m}: ${status} \\(in \\d+ms\\)`)
 
 afterAll(async () => {
   for (const name of ['pw-logs', 'vt-logs', 'cli-logs']) await stopInstance(name)
@@ -25,9 +26,15 @@ describe("a failed test's report", () => {
   it("Playwright: the failed test has an attachment with the backend's line of its request; the passing one none", async () => {
     const project = path.join(root, 'test/projects/playwright-logs')
     const m = marker()
-    const result = await execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', path.join(project, 'playwright.config.ts'), '--reporter', 'json'], {
-      cwd: project, env: { PW_INSTANCE: 'pw-logs', LOG_MARKER: m }, reject: false,
-    })
+    const result = await execa(
+      path.join(root, 'node_modules/.bin/playwright'),
+      ['test', '--config', path.join(project, 'playwright.config.ts'), '--reporter', 'json'],
+      {
+        cwd: project,
+        env: { PW_INSTANCE: 'pw-logs', LOG_MARKER: m },
+        reject: false,
+      },
+    )
     expect(result.exitCode, result.stderr).toBe(1)
     const specs = JSON.parse(result.stdout).suites.flatMap((s: any) => s.specs)
     const byTitle = Object.fromEntries(specs.map((spec: any) => [spec.title, spec.tests[0].results[0]]))
@@ -37,7 +44,9 @@ describe("a failed test's report", () => {
     expect(attachment?.contentType).toBe('text/plain')
     const text = Buffer.from(attachment.body, 'base64').toString('utf8')
     expect(text).toMatch(answered(m, 200))
-    expect(text).toMatch(/^stack-emulator: instance "pw-logs", .* of each source its last 200 lines \(at most 64 KiB\)\n--- the services' output: journalctl -u stack.service \(in the guest\) ---\n/)
+    expect(text).toMatch(
+      /^stack-emulator: instance "pw-logs", .* of each source its last 200 lines \(at most 64 KiB\)\n--- the services' output: journalctl -u stack.service \(in the guest\) ---\n/,
+    )
     expect(text).toMatch(/\n--- the supervisor's log: .*supervisor\.log ---\n/)
     const passed = byTitle['passes: its report gets no logs']
     expect(passed.status).toBe('passed')
@@ -48,9 +57,15 @@ describe("a failed test's report", () => {
     const project = path.join(root, 'test/projects/vitest-logs')
     const report = path.join(home, 'vitest-report.json')
     const m = marker()
-    const result = await execa(path.join(root, 'node_modules/.bin/vitest'), ['run', '--root', project, '--reporter=default', '--reporter=json', `--outputFile.json=${report}`], {
-      env: { VT_INSTANCE: 'vt-logs', LOG_MARKER: m }, reject: false, all: true,
-    })
+    const result = await execa(
+      path.join(root, 'node_modules/.bin/vitest'),
+      ['run', '--root', project, '--reporter=default', '--reporter=json', `--outputFile.json=${report}`],
+      {
+        env: { VT_INSTANCE: 'vt-logs', LOG_MARKER: m },
+        reject: false,
+        all: true,
+      },
+    )
     expect(result.exitCode, result.all).toBe(1)
     const tests = JSON.parse(fs.readFileSync(report, 'utf8')).testResults.flatMap((f: any) => f.assertionResults)
     const byTitle = Object.fromEntries(tests.map((t: any) => [t.title, t]))
@@ -70,7 +85,7 @@ describe('stack-emulator logs', () => {
   let headers: Record<string, string> = {}
   const request = async (m: string) => expect((await http(`${backendUrl}/api/v1/users?marker=${m}`, { headers })).status).toBe(200)
 
-  it('--since: only the services\' lines from then on (not the boot\'s), from the restored guest\'s journal', async () => {
+  it("--since: only the services' lines from then on (not the boot's), from the restored guest's journal", async () => {
     const started = await cli(['start', '--name', name, '--json'])
     expect(started.exitCode, started.stderr).toBe(0)
     const summary = JSON.parse(started.stdout)
@@ -92,10 +107,13 @@ describe('stack-emulator logs', () => {
     expect(recent.stdout).not.toMatch(/fixture-server: listening/)
     expect((await cli(['logs', '--name', name, '--since', '10m'])).stdout).toMatch(answered(m, 200))
     // The supervisor's log by its own stamps (a line without one goes with the line above).
-    fs.appendFileSync(path.join(home, 'state', name, 'supervisor.log'), `2000-01-01T00:00:00.000Z an old line\n${new Date().toISOString()} a line of now\n  its detail\n`)
+    fs.appendFileSync(
+      path.join(home, 'state', name, 'supervisor.log'),
+      `2000-01-01T00:00:00.000Z an old line\n${new Date().toISOString()} a line of now\n  its detail\n`,
+    )
     const supervisor = await cli(['logs', '--name', name, '--supervisor', '--since', '10m'])
     expect(supervisor.exitCode, supervisor.stderr).toBe(0)
-    expect(supervisor.stdout).toMatch(/Z a line of now\n  its detail$/)
+    expect(supervisor.stdout).toMatch(/Z a line of now\n {2}its detail$/)
     expect(supervisor.stdout).not.toMatch(/an old line/)
   })
 
@@ -119,7 +137,13 @@ describe('stack-emulator logs', () => {
     first.child.kill('SIGINT')
     const ended = await first.child
     expect([ended.exitCode, ended.signal]).toEqual([0, undefined])
-    for (const line of [m, afterReset]) expect(first.out().split('\n').filter((l) => answered(line, 200).test(l))).toHaveLength(1)
+    for (const line of [m, afterReset])
+      expect(
+        first
+          .out()
+          .split('\n')
+          .filter((l) => answered(line, 200).test(l)),
+      ).toHaveLength(1)
 
     const second = follow()
     expect(await eventually(() => second.out().includes("--- the services' output"), 60_000)).toBe(true)

@@ -36,17 +36,26 @@ beforeAll(async () => {
   ;[packed] = JSON.parse(pack.stdout)
   write('package.json', JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
   const install = await run('npm', [
-    'install', '--no-audit', '--no-fund',
-    path.join(consumer, packed.filename), `vitest@${versionOf('vitest')}`, `@playwright/test@${versionOf('@playwright/test')}`,
+    'install',
+    '--no-audit',
+    '--no-fund',
+    path.join(consumer, packed.filename),
+    `vitest@${versionOf('vitest')}`,
+    `@playwright/test@${versionOf('@playwright/test')}`,
   ])
   expect(install.exitCode, install.all).toBe(0)
 
-  write('vitest.config.ts', `import { defineConfig } from 'vitest/config'
+  write(
+    'vitest.config.ts',
+    `import { defineConfig } from 'vitest/config'
 import { stackEmulator } from 'stack-emulator/vitest'
 
 export default defineConfig({ plugins: [stackEmulator({ name: ${JSON.stringify(instance)} })], test: { include: ['test/**/*.test.ts'] } })
-`)
-  write('test/health.test.ts', `import { expect, inject, test } from 'vitest'
+`,
+  )
+  write(
+    'test/health.test.ts',
+    `import { expect, inject, test } from 'vitest'
 
 test('the backend answers, and its URL is in process.env', async () => {
   const { backendUrl, name } = inject('stackEmulator')
@@ -54,8 +63,11 @@ test('the backend answers, and its URL is in process.env', async () => {
   expect(process.env.STACK_API_URL).toBe(backendUrl)
   expect((await fetch(backendUrl + '/health?db=1')).status).toBe(200)
 })
-`)
-  write('playwright.config.ts', `import { defineConfig } from '@playwright/test'
+`,
+  )
+  write(
+    'playwright.config.ts',
+    `import { defineConfig } from '@playwright/test'
 import { globalSetup } from 'stack-emulator/playwright'
 
 export default defineConfig({
@@ -66,13 +78,17 @@ export default defineConfig({
     launchOptions: { executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] },
   },
 })
-`)
-  write('e2e/health.spec.ts', `import { expect, test } from 'stack-emulator/playwright'
+`,
+  )
+  write(
+    'e2e/health.spec.ts',
+    `import { expect, test } from 'stack-emulator/playwright'
 
 test('the backend answers through the request fixture', async ({ request, stackEmulator }) => {
   expect((await request.get(stackEmulator.backendUrl + '/health?db=1')).status()).toBe(200)
 })
-`)
+`,
+  )
 }, 600_000)
 
 afterAll(async () => {
@@ -84,14 +100,31 @@ afterAll(async () => {
 describe('the npm package', () => {
   it('ships the built code and what it reads at run time, without source maps', () => {
     const files = packed.files.map((f) => f.path)
-    expect(files).toEqual(expect.arrayContaining([
-      'dist/cli/main.js', 'dist/index.d.ts', 'dist/supervisor/main.js', 'fixtures/image/build.sh',
-      'fixtures/image/manifest.template.json', 'fixtures/image/rootfs.sh', 'fixtures/image/customize.sh', 'fixtures/image/base.env', 'cloud-init/user-data', 'LICENSE', 'README.md', 'CHANGELOG.md',
-      // The README's links into docs/ resolve in the installed package too.
-      'docs/how-it-works.md', 'docs/images.md', 'docs/benchmarks.md',
-      // What the real image's manifest and the Docker driver need beside the code.
-      'manifests/stack-auth.json', 'manifests/stack-auth.base.env', 'docker/manifest.json', 'docker/build.sh',
-    ]))
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'dist/cli/main.js',
+        'dist/index.d.ts',
+        'dist/supervisor/main.js',
+        'fixtures/image/build.sh',
+        'fixtures/image/manifest.template.json',
+        'fixtures/image/rootfs.sh',
+        'fixtures/image/customize.sh',
+        'fixtures/image/base.env',
+        'cloud-init/user-data',
+        'LICENSE',
+        'README.md',
+        'CHANGELOG.md',
+        // The README's links into docs/ resolve in the installed package too.
+        'docs/how-it-works.md',
+        'docs/images.md',
+        'docs/benchmarks.md',
+        // What the real image's manifest and the Docker driver need beside the code.
+        'manifests/stack-auth.json',
+        'manifests/stack-auth.base.env',
+        'docker/manifest.json',
+        'docker/build.sh',
+      ]),
+    )
     expect(files.filter((f) => f.endsWith('.map') || f.startsWith('src/'))).toEqual([])
     // scripts/ serves this repository (its npm scripts, .ci/run, the driver tests): nothing in the package runs it.
     expect(files.filter((f) => f.startsWith('scripts/'))).toEqual([])

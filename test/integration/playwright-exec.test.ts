@@ -30,7 +30,11 @@ describe('playwright', () => {
     const watcher = setInterval(() => (mostAtOnce = Math.max(mostAtOnce, qemuProcesses(instanceDir('pw')).length)), 50)
     const env = { STACK_EMULATOR_NAME: 'pw', EXAMPLE_PORT: '3191', EXAMPLE_RUN_ID: Date.now().toString(36) }
     const [result, vitest] = await Promise.all([
-      execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', path.join(example, 'playwright.config.ts'), '--reporter', 'json'], { cwd: example, env, reject: false }),
+      execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', path.join(example, 'playwright.config.ts'), '--reporter', 'json'], {
+        cwd: example,
+        env,
+        reject: false,
+      }),
       execa(path.join(root, 'node_modules/.bin/vitest'), ['run', '--root', example], { cwd: example, env, reject: false, all: true }),
     ])
     clearInterval(watcher)
@@ -54,9 +58,13 @@ describe('playwright', () => {
     // A config file of its own: the seeded snapshot this run takes is its alone.
     const configFile = path.join(fs.mkdtempSync(path.join(home, 'pw-options-')), 'stack.config.ts')
     fs.writeFileSync(configFile, 'export const config = {}\n')
-    const run = () => execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', path.join(project, 'playwright.config.ts'), '--reporter', 'line'], {
-      cwd: project, env: { PW_INSTANCE: 'pw-options', EXAMPLE_PORT: '3193', SEED_LOG: seedLog, PW_CONFIG_FILE: configFile }, reject: false, all: true,
-    })
+    const run = () =>
+      execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', path.join(project, 'playwright.config.ts'), '--reporter', 'line'], {
+        cwd: project,
+        env: { PW_INSTANCE: 'pw-options', EXAMPLE_PORT: '3193', SEED_LOG: seedLog, PW_CONFIG_FILE: configFile },
+        reject: false,
+        all: true,
+      })
     const first = await run()
     expect(first.exitCode, first.all).toBe(0)
     expect(fs.readFileSync(seedLog, 'utf8')).toBe('seeded\n')
@@ -90,14 +98,22 @@ describe('stack-emulator exec', () => {
   })
 
   it('forwards SIGTERM to the command and releases', async () => {
-    const child = cli(['exec', '--name', 'exec', '--', process.execPath, '-e', 'process.on("SIGTERM", () => process.exit(42)); setInterval(() => {}, 1000); console.log("ready")'])
+    const child = cli([
+      'exec',
+      '--name',
+      'exec',
+      '--',
+      process.execPath,
+      '-e',
+      'process.on("SIGTERM", () => process.exit(42)); setInterval(() => {}, 1000); console.log("ready")',
+    ])
     await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()))
     child.kill('SIGTERM')
     expect((await child).exitCode).toBe(42)
     expect(await eventually(() => processesMentioning(instanceDir('exec')).length === 0, 3000)).toBe(true)
   })
 
-  it('exits 128 + the signal\'s number when a signal ends the command', async () => {
+  it("exits 128 + the signal's number when a signal ends the command", async () => {
     const result = await cli(['exec', '--name', 'exec', '--', process.execPath, '-e', 'process.kill(process.pid, "SIGKILL")'])
     expect(result.exitCode).toBe(128 + os.constants.signals.SIGKILL)
   })

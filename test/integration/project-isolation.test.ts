@@ -24,13 +24,22 @@ afterAll(async () => {
 
 const vitestProject = path.join(root, 'test/projects/vitest-projects')
 const playwrightConfig = path.join(root, 'test/projects/playwright-projects/playwright.config.ts')
-const vitest = (env: Record<string, string>) => execa(path.join(root, 'node_modules/.bin/vitest'), ['run', '--root', vitestProject], { env, reject: false, all: true })
+const vitest = (env: Record<string, string>) =>
+  execa(path.join(root, 'node_modules/.bin/vitest'), ['run', '--root', vitestProject], { env, reject: false, all: true })
 const playwright = (env: Record<string, string>) =>
-  execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', playwrightConfig, '--reporter', 'line'], { cwd: path.dirname(playwrightConfig), env, reject: false, all: true })
+  execa(path.join(root, 'node_modules/.bin/playwright'), ['test', '--config', playwrightConfig, '--reporter', 'line'], {
+    cwd: path.dirname(playwrightConfig),
+    env,
+    reject: false,
+    all: true,
+  })
 
 /** What each test recorded (project-check.ts): its label, project and worker. */
 const records = (dir: string) =>
-  fs.readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { label: string; projectId: string; pid: number; backendUrl: string })
+  fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { label: string; projectId: string; pid: number; backendUrl: string })
 const results = (label: string) => fs.mkdtempSync(path.join(home, `${label}-`))
 /** Every QEMU process started under the state folder while `run` runs. */
 async function qemuPidsDuring<T>(run: () => Promise<T>): Promise<{ result: T; pids: Set<number> }> {
@@ -64,9 +73,19 @@ describe('vitest', () => {
 
   it("per 'file': the tests of a file share its project, another file has another", async () => {
     const dir = results('per-file')
-    const result = await vitest({ FILES: 'per-file-a.test.ts,per-file-b.test.ts', PER: 'file', NO_BASE_SEED: '1', STACK_EMULATOR_NAME: 'per-file', RESULTS_DIR: dir })
+    const result = await vitest({
+      FILES: 'per-file-a.test.ts,per-file-b.test.ts',
+      PER: 'file',
+      NO_BASE_SEED: '1',
+      STACK_EMULATOR_NAME: 'per-file',
+      RESULTS_DIR: dir,
+    })
     expect(result.exitCode, result.all).toBe(0)
-    const lines = fs.readFileSync(path.join(dir, 'per-file.txt'), 'utf8').trim().split('\n').map((line) => line.split(' '))
+    const lines = fs
+      .readFileSync(path.join(dir, 'per-file.txt'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' '))
     const projectOf = (file: string) => new Set(lines.filter(([f]) => f === file).map(([, id]) => id))
     expect([...projectOf('a')]).toHaveLength(1)
     expect([...projectOf('b')]).toHaveLength(1)
@@ -78,9 +97,10 @@ describe('many workers, one VM', () => {
   it('four Vitest workers and two Playwright workers at once: every test in a project of its own, no data crosses, one QEMU process', async () => {
     const dir = results('many')
     const env = { STACK_EMULATOR_NAME: 'many', PW_INSTANCE: 'many', RESULTS_DIR: dir, NO_BASE_SEED: '1' }
-    const { result: [vitestRun, playwrightRun], pids } = await qemuPidsDuring(() =>
-      Promise.all([vitest({ ...env, FILES: 'w-1.test.ts,w-2.test.ts,w-3.test.ts,w-4.test.ts', WORKERS: '4' }), playwright(env)]),
-    )
+    const {
+      result: [vitestRun, playwrightRun],
+      pids,
+    } = await qemuPidsDuring(() => Promise.all([vitest({ ...env, FILES: 'w-1.test.ts,w-2.test.ts,w-3.test.ts,w-4.test.ts', WORKERS: '4' }), playwright(env)]))
     expect(vitestRun.exitCode, vitestRun.all).toBe(0)
     expect(vitestRun.all).toMatch(/12 passed/)
     expect(playwrightRun.exitCode, playwrightRun.all).toBe(0)
@@ -95,17 +115,27 @@ describe('many workers, one VM', () => {
     expect(await leftoversUnder(state, 10_000)).toEqual([])
   })
 
-  it('a Vitest worker SIGKILLed while its pool mints: the other workers\' tests pass, nothing is left running', async () => {
+  it("a Vitest worker SIGKILLed while its pool mints: the other workers' tests pass, nothing is left running", async () => {
     const dir = results('killed')
     const pidFile = path.join(dir, 'victim.pid')
-    const run = vitest({ FILES: 'w-1.test.ts,w-2.test.ts,w-3.test.ts,victim.test.ts', WORKERS: '4', NO_BASE_SEED: '1', STACK_EMULATOR_NAME: 'killed', RESULTS_DIR: dir })
+    const run = vitest({
+      FILES: 'w-1.test.ts,w-2.test.ts,w-3.test.ts,victim.test.ts',
+      WORKERS: '4',
+      NO_BASE_SEED: '1',
+      STACK_EMULATOR_NAME: 'killed',
+      RESULTS_DIR: dir,
+    })
     // The victim takes project after project: a moment into its tests, a mint is always under way.
     for (let i = 0; i < 1800 && !fs.existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 100))
     await new Promise((r) => setTimeout(r, 1500))
     process.kill(Number(fs.readFileSync(pidFile, 'utf8')), 'SIGKILL')
     const result = await run
     expect(result.exitCode).not.toBe(0)
-    expect(records(dir).map((r) => r.label).sort()).toEqual(['w1-1', 'w1-2', 'w1-3', 'w2-1', 'w2-2', 'w2-3', 'w3-1', 'w3-2', 'w3-3'])
+    expect(
+      records(dir)
+        .map((r) => r.label)
+        .sort(),
+    ).toEqual(['w1-1', 'w1-2', 'w1-3', 'w2-1', 'w2-2', 'w2-3', 'w3-1', 'w3-2', 'w3-3'])
     expect(result.all).toMatch(/9 passed/)
     expect(await leftoversUnder(state, 10_000)).toEqual([])
   })

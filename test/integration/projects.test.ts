@@ -83,7 +83,11 @@ describe('seeded snapshots per project', () => {
     }
     expect(taking(third.logs)).toHaveLength(1)
     expect(third.logs.filter((line) => line.startsWith('dropped'))).toEqual([
-      expect.stringMatching(new RegExp(`^dropped the seeded snapshot used least recently, to keep at most 1 \\(STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS\\): the project at ${beta} \\(last used [^)]+\\); freed \\d+(\\.\\d)? [kMG]B$`)),
+      expect.stringMatching(
+        new RegExp(
+          `^dropped the seeded snapshot used least recently, to keep at most 1 \\(STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS\\): the project at ${beta} \\(last used [^)]+\\); freed \\d+(\\.\\d)? [kMG]B$`,
+        ),
+      ),
     ])
     expect(checkpoints()).toHaveLength(2)
     await third.emulator.release()

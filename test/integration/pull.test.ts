@@ -54,7 +54,8 @@ async function sha256Of(file: string): Promise<string> {
 
 /** Every file under `dir` whose bytes contain `needle`. */
 function filesContaining(dir: string, needle: string): string[] {
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
     .map((e) => path.join(e.parentPath, e.name))
     .filter((file) => fs.readFileSync(file).includes(needle))
@@ -90,7 +91,15 @@ describe('image pull', () => {
     console.log(`pulled ${(diskSize / 1e6).toFixed(1)} MB in ${seconds.toFixed(2)} s: ${(diskSize / 1e6 / seconds).toFixed(1)} MB/s`)
 
     const dir = imageDir(cache, 'emulator-dev-latest')
-    expect(result).toMatchObject({ image: 'stack-auth@emulator-dev-latest', arch: 'amd64', downloaded: true, resumedFrom: 0, transferredBytes: diskSize, sizeBytes: diskSize, manifest: path.join(dir, 'manifest.json') })
+    expect(result).toMatchObject({
+      image: 'stack-auth@emulator-dev-latest',
+      arch: 'amd64',
+      downloaded: true,
+      resumedFrom: 0,
+      transferredBytes: diskSize,
+      sizeBytes: diskSize,
+      manifest: path.join(dir, 'manifest.json'),
+    })
     // The runtime volume's base.env travels from beside the template into the image folder.
     expect(fs.readdirSync(dir).sort()).toEqual([ASSET, 'manifest.json', 'stack-auth.base.env'].sort())
     expect(fs.readdirSync(path.join(cache, 'images'))).toEqual(['stack-auth-amd64-emulator-dev-latest']) // no part, staging or lock left
@@ -99,8 +108,18 @@ describe('image pull', () => {
     expect(manifest.fingerprint).toBe(await sha256Of(path.join(dir, ASSET)))
     expect(manifest.fingerprint).toBe(diskSha)
     expect(manifest).toMatchObject({
-      name: 'stack-auth-amd64-emulator-dev-latest', disk: ASSET, boot: { kind: 'disk' }, services: template.services, memoryMb: template.memoryMb,
-      source: { repo: 'stack-auth/stack-auth', tag: 'emulator-dev-latest', arch: 'amd64', assetUrl: expect.stringMatching(new RegExp(`^${server.api}/repos/stack-auth/stack-auth/releases/assets/\\d+$`)), sizeBytes: diskSize },
+      name: 'stack-auth-amd64-emulator-dev-latest',
+      disk: ASSET,
+      boot: { kind: 'disk' },
+      services: template.services,
+      memoryMb: template.memoryMb,
+      source: {
+        repo: 'stack-auth/stack-auth',
+        tag: 'emulator-dev-latest',
+        arch: 'amd64',
+        assetUrl: expect.stringMatching(new RegExp(`^${server.api}/repos/stack-auth/stack-auth/releases/assets/\\d+$`)),
+        sizeBytes: diskSize,
+      },
     })
     expect(Date.now() - Date.parse(manifest.source.pulledAt)).toBeLessThan(60_000)
     expect(progress.at(-1)).toEqual({ receivedBytes: diskSize, totalBytes: diskSize, bytesPerSecond: expect.any(Number) })
@@ -120,7 +139,13 @@ describe('image pull', () => {
     const cut = await cli(['image', 'pull'])
     expect(cut.exitCode).toBe(1)
     const total = `${(diskSize / 1e6).toFixed(1)} MB`.replace('.', '\\.')
-    expect(lines(cut.stderr)).toEqual([expect.stringMatching(new RegExp(`^stack-emulator: The download of stack-emulator-amd64\\.qcow2 was interrupted after [\\d.]+ MB of ${total} \\(.*\\)\\. Run the pull again: it resumes where it stopped\\.$`))])
+    expect(lines(cut.stderr)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^stack-emulator: The download of stack-emulator-amd64\\.qcow2 was interrupted after [\\d.]+ MB of ${total} \\(.*\\)\\. Run the pull again: it resumes where it stopped\\.$`,
+        ),
+      ),
+    ])
     const kept = fs.statSync(`${imageDir(cache, 'emulator-dev-latest')}.part`).size
     expect(kept).toBeGreaterThan(0)
     expect(fs.existsSync(imageDir(cache, 'emulator-dev-latest'))).toBe(false)
@@ -135,7 +160,9 @@ describe('image pull', () => {
     expect(file).toMatchObject({ status: 206, range: `bytes=${kept}-`, ifRange: expect.stringMatching(/^"/), bytes: diskSize - kept })
     expect(server.fileBytes(since)).toBeLessThan(diskSize)
     expect(JSON.parse(resumed.stdout)).toMatchObject({ downloaded: true, resumedFrom: kept, transferredBytes: diskSize - kept, sha256: diskSha })
-    console.log(`resume: kept ${kept} bytes, re-sent ${server.fileBytes(since) - (diskSize - kept)} bytes, the rest (${diskSize - kept} bytes) in ${seconds.toFixed(2)} s (CLI start included)`)
+    console.log(
+      `resume: kept ${kept} bytes, re-sent ${server.fileBytes(since) - (diskSize - kept)} bytes, the rest (${diskSize - kept} bytes) in ${seconds.toFixed(2)} s (CLI start included)`,
+    )
   })
 
   it('installs nothing when the digest is not the one pinned, and names both', async () => {
@@ -221,7 +248,9 @@ describe('image pull', () => {
       expect(outcomes).toEqual([false, true])
       // After 2 s of quiet, plain progress lines (stderr is not a terminal): bytes, rate, time left.
       const downloader = [a, b].find((r) => JSON.parse(r.stdout).downloaded)!
-      expect(downloader.stderr).toMatch(/^stack-emulator: downloading stack-emulator-amd64\.qcow2 \([\d.]+( kB)? of 1\.0 MB, [\d.]+ kB\/s, \d+ s left\) \(\ds\)$/m)
+      expect(downloader.stderr).toMatch(
+        /^stack-emulator: downloading stack-emulator-amd64\.qcow2 \([\d.]+( kB)? of 1\.0 MB, [\d.]+ kB\/s, \d+ s left\) \(\ds\)$/m,
+      )
       const waited = [a, b].filter((r) => r.stderr.includes('waiting for another pull of stack-auth@emulator-small-latest (amd64)'))
       expect(waited).toHaveLength(1)
       expect(fs.readdirSync(path.join(cache, 'images'))).toEqual(['stack-auth-amd64-emulator-small-latest'])
@@ -259,7 +288,8 @@ describe('image pull', () => {
     const bad = path.join(home, 'bad-template.json')
     fs.writeFileSync(bad, JSON.stringify({ name: 'x', boot: { kind: 'disk' }, services: [] }))
     await expect(pullImage({ branch: 'small', manifestTemplate: bad })).rejects.toMatchObject({
-      code: 'IMAGE_NOT_FOUND', message: expect.stringMatching(new RegExp(`^The manifest made from ${bad} does not load: Image manifest .* is invalid: .*"memoryMb"`)),
+      code: 'IMAGE_NOT_FOUND',
+      message: expect.stringMatching(new RegExp(`^The manifest made from ${bad} does not load: Image manifest .* is invalid: .*"memoryMb"`)),
     })
     const since = server.served.length
     expect(await pullImage({ branch: 'small' })).toMatchObject({ downloaded: true, resumedFrom: 1_000_000, transferredBytes: 0 })
@@ -270,7 +300,11 @@ describe('image pull', () => {
 describe('image list, rm and prune', () => {
   it('lists pulled images and built fixtures, removes by name, prunes what was not used', async () => {
     const cache = freshCache()
-    for (const args of [['--branch', 'small'], ['--tag', 'emulator-small-20260401-1a2b3c4d']]) expect((await cli(['image', 'pull', ...args])).exitCode).toBe(0)
+    for (const args of [
+      ['--branch', 'small'],
+      ['--tag', 'emulator-small-20260401-1a2b3c4d'],
+    ])
+      expect((await cli(['image', 'pull', ...args])).exitCode).toBe(0)
     const fixtureCopy = path.join(cache, 'images', 'fixture-0123456789abcdef')
     fs.mkdirSync(fixtureCopy)
     fs.writeFileSync(path.join(fixtureCopy, 'manifest.json'), JSON.stringify({ ...readJson(path.join(fixture, 'manifest.json')), fingerprint: 'fixture-fp' }))
@@ -279,8 +313,23 @@ describe('image list, rm and prune', () => {
     expect(list.exitCode, list.stderr).toBe(0)
     const { images } = JSON.parse(list.stdout)
     expect(images).toEqual([
-      expect.objectContaining({ name: 'fixture', tag: null, arch: 'amd64', sha256: null, pulledAt: null, imageName: 'stack-auth-fixture', fingerprint: 'fixture-fp' }),
-      expect.objectContaining({ name: 'stack-auth', tag: 'emulator-small-20260401-1a2b3c4d', arch: 'amd64', sha256: await sha256Of(smallB), pulledAt: expect.any(String), lastUsedAt: expect.any(String) }),
+      expect.objectContaining({
+        name: 'fixture',
+        tag: null,
+        arch: 'amd64',
+        sha256: null,
+        pulledAt: null,
+        imageName: 'stack-auth-fixture',
+        fingerprint: 'fixture-fp',
+      }),
+      expect.objectContaining({
+        name: 'stack-auth',
+        tag: 'emulator-small-20260401-1a2b3c4d',
+        arch: 'amd64',
+        sha256: await sha256Of(smallB),
+        pulledAt: expect.any(String),
+        lastUsedAt: expect.any(String),
+      }),
       expect.objectContaining({ name: 'stack-auth', tag: 'emulator-small-latest', sha256: await sha256Of(smallA), sizeBytes: expect.any(Number) }),
     ])
     expect(images[2].sizeBytes).toBeGreaterThanOrEqual(1_000_000)
@@ -296,7 +345,10 @@ describe('image list, rm and prune', () => {
     expect(JSON.parse(rm.stdout)).toMatchObject({ removed: [{ tag: 'emulator-small-20260401-1a2b3c4d' }], freedBytes: expect.any(Number) })
     expect(fs.existsSync(imageDir(cache, 'emulator-small-20260401-1a2b3c4d'))).toBe(false)
     const none = await cli(['image', 'rm', 'stack-auth@emulator-nope-latest'])
-    expect([none.exitCode, none.stderr]).toEqual([1, expect.stringContaining('No cached image is stack-auth@emulator-nope-latest (cached: fixture, stack-auth@emulator-small-latest)')])
+    expect([none.exitCode, none.stderr]).toEqual([
+      1,
+      expect.stringContaining('No cached image is stack-auth@emulator-nope-latest (cached: fixture, stack-auth@emulator-small-latest)'),
+    ])
     expect((await cli(['image', 'rm', './manifest.json'])).exitCode).toBe(2)
 
     // Unused for 40 days: the pulled image, a snapshot, a partial download. Recent: the fixture and a

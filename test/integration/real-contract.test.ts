@@ -70,7 +70,12 @@ describe('the fixture through the real contract', () => {
     expect(Object.keys(vm.services).sort()).toEqual(['backend', 'dashboard', 'inbucket', 'minio', 'mock-oauth'])
     const [qemu] = qemuProcesses(instanceDir('contract'))
     for (const guestPort of [8101, 8102, 9090, 9001, 8114]) expect(qemu!.cmdline).toContain(`-:${guestPort}`)
-    for (const [service, healthPath] of [['backend', '/health?db=1'], ['dashboard', '/handler/sign-in'], ['minio', '/minio/health/live'], ['inbucket', '/']]) {
+    for (const [service, healthPath] of [
+      ['backend', '/health?db=1'],
+      ['dashboard', '/handler/sign-in'],
+      ['minio', '/minio/health/live'],
+      ['inbucket', '/'],
+    ]) {
       expect((await http(vm.services[service!]! + healthPath)).status).toBe(200)
     }
   })
@@ -109,8 +114,13 @@ describe('the fixture through the real contract', () => {
   it('restores without the share, hot-plugs and mounts it once after each restore and reset, and mints again after a reset', async () => {
     expect(vm.origin).toBe('snapshot')
     // One mount of the share is one 9p superblock, listed more than once (its copies propagated to the root's peers): a second mount would add one.
-    const shareMounts = async () => new Set((await inGuest(vm, ['/bin/cat', '/proc/self/mountinfo'])).split('\n')
-      .filter((line) => / \/host .* - 9p hostfs /.test(line)).map((line) => line.split(' ')[2])).size
+    const shareMounts = async () =>
+      new Set(
+        (await inGuest(vm, ['/bin/cat', '/proc/self/mountinfo']))
+          .split('\n')
+          .filter((line) => / \/host .* - 9p hostfs /.test(line))
+          .map((line) => line.split(' ')[2]),
+      ).size
     for (let round = 0; round < 2; round++) {
       // As Stack Auth's script: the snapshot has only the empty root port; the device is hot-plugged after the restore.
       const cmdline = qemuProcesses(instanceDir('contract')).find((p) => p.pid === Number(vm.id))!.cmdline
@@ -148,14 +158,26 @@ describe('a guest whose services hold the share (as the real container does)', (
     const dir = instanceDir('held')
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
     const vm = await startQemuVm({
-      kind: 'qemu', manifest, settings: readSettings(), instanceDir: dir, ports: Object.fromEntries(manifest.services.map((s) => [s.name, 0])), memoryMb: manifest.memoryMb,
-      snapshot: false, fresh: true, bootTimeoutMs: 240_000, log: () => {}, progress: () => {},
+      kind: 'qemu',
+      manifest,
+      settings: readSettings(),
+      instanceDir: dir,
+      ports: Object.fromEntries(manifest.services.map((s) => [s.name, 0])),
+      memoryMb: manifest.memoryMb,
+      snapshot: false,
+      fresh: true,
+      bootTimeoutMs: 240_000,
+      log: () => {},
+      progress: () => {},
     })
     try {
       const run = (argv: string[]) => withGuestAgent(path.join(dir, 'qga.sock'), 10_000, (a) => guestExec(a, argv, 10_000))
       // As the real run-stack-container: the services' output is teed into stack.log in the VM folder, through the share.
       expect(fs.readFileSync(path.join(dir, 'share', dir, 'vm', 'stack.log'), 'utf8')).toMatch(/fixture-server: listening/)
-      expect(await vm.serviceLogs()).toMatchObject({ source: path.join(dir, 'share', dir, 'vm', 'stack.log'), text: expect.stringMatching(/fixture-server: listening/) })
+      expect(await vm.serviceLogs()).toMatchObject({
+        source: path.join(dir, 'share', dir, 'vm', 'stack.log'),
+        text: expect.stringMatching(/fixture-server: listening/),
+      })
       // The old capture's step, unmounting /host in the guest's root namespace, is refused...
       await expect(run(['/bin/sh', '-c', 'if grep -q " $0 9p " /proc/mounts; then exec umount "$0"; fi', '/host'])).rejects.toThrow(/busy/)
       // ...and a lazy one, which detaches it there, leaves the services' own mount namespace holding the share:
@@ -164,7 +186,9 @@ describe('a guest whose services hold the share (as the real container does)', (
       expect(await run(['/bin/sh', '-c', `grep " /host " /proc/$(${servicesPid})/mountinfo`])).toMatch(/ \/host .* - 9p hostfs /)
       // so QEMU refuses to save the VM, as it would refuse Stack Auth's image.
       const proc = (vm as unknown as { proc: import('../../src/drivers/qemu/process.js').QemuProcess }).proc
-      await expect(migrateToFile(proc, path.join(dir, 'migrate.sock'), path.join(dir, 'state'))).rejects.toThrow(/Migration is disabled when VirtFS export path .* is mounted/)
+      await expect(migrateToFile(proc, path.join(dir, 'migrate.sock'), path.join(dir, 'state'))).rejects.toThrow(
+        /Migration is disabled when VirtFS export path .* is mounted/,
+      )
     } finally {
       await vm.stop()
     }
@@ -176,10 +200,14 @@ describe('a backend of the generation before the Hexclave rename (STACK_EMULATOR
     const env = { STACK_EMULATOR_FIXTURE_HEADERS: 'x-stack' }
     const started = await cli(['start', '--name', 'gen-x-stack', '--config-file', path.join(apps, 'gen.config.ts'), '--json'], env)
     expect(started.exitCode).toBe(0)
-    expect(started.stderr).toMatch(/@stackframe\/js 2\.8\.\d+ sends only X-Hexclave-\* headers, but the backend of image stack-auth-fixture reads only x-stack-\*.*pin the SDK to 2\.8\.102/)
+    expect(started.stderr).toMatch(
+      /@stackframe\/js 2\.8\.\d+ sends only X-Hexclave-\* headers, but the backend of image stack-auth-fixture reads only x-stack-\*.*pin the SDK to 2\.8\.102/,
+    )
     const { backendUrl, env: vars } = JSON.parse(started.stdout)
     const headers = (family: string) => ({
-      [`${family}-project-id`]: vars.STACK_PROJECT_ID, [`${family}-access-type`]: 'client', [`${family}-publishable-client-key`]: vars.STACK_PUBLISHABLE_CLIENT_KEY,
+      [`${family}-project-id`]: vars.STACK_PROJECT_ID,
+      [`${family}-access-type`]: 'client',
+      [`${family}-publishable-client-key`]: vars.STACK_PUBLISHABLE_CLIENT_KEY,
     })
     const hexclave = await http(`${backendUrl}/api/v1/projects/current`, { headers: headers('x-hexclave') })
     expect([hexclave.status, hexclave.json.code]).toEqual([400, 'ACCESS_TYPE_REQUIRED'])

@@ -25,12 +25,18 @@ let user: { username: string; uid: number; gid: number; home: string }
 /** A command as the user, in the project, with a login's environment (no sbin on PATH) and nothing of this run's. */
 function asUser(command: string[], timeout: number) {
   const env = {
-    HOME: user.home, USER: user.username, LOGNAME: user.username, LANG: 'C.UTF-8',
+    HOME: user.home,
+    USER: user.username,
+    LOGNAME: user.username,
+    LANG: 'C.UTF-8',
     PATH: [path.dirname(process.execPath), '/usr/local/bin', '/usr/bin', '/bin'].join(':'),
-    STACK_EMULATOR_CACHE_DIR: cache, STACK_EMULATOR_HOME: path.join(dir, 'state'),
+    STACK_EMULATOR_CACHE_DIR: cache,
+    STACK_EMULATOR_HOME: path.join(dir, 'state'),
     ...Object.fromEntries(Object.entries(process.env).filter(([key]) => /^(https?|no)_proxy$/i.test(key))),
   }
-  const [file, ...args] = asRoot ? ['runuser', '-u', user.username, '--', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...command] : command
+  const [file, ...args] = asRoot
+    ? ['runuser', '-u', user.username, '--', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...command]
+    : command
   // As root, runuser is found on this run's PATH (sbin); `env -i` then gives the command only the user's.
   return execa(file!, args, { cwd: project, env: asRoot ? { PATH: process.env.PATH } : env, extendEnv: false, reject: false, all: true, timeout })
 }
@@ -57,7 +63,7 @@ async function rootListing(disk: string): Promise<Map<string, string>> {
     const table = JSON.parse((await execa('sfdisk', ['-J', raw])).stdout) as { partitiontable: { partitions: { start: number }[] } }
     const device = `${raw}?offset=${table.partitiontable.partitions[1]!.start * 512}`
     const entries = new Map<string, string>()
-    for (let level = ['/']; level.length > 0;) {
+    for (let level = ['/']; level.length > 0; ) {
       // One debugfs per depth; it echoes each command ("debugfs: ls -p <dir>") before its output.
       const { stdout } = await execa('debugfs', ['-f', '-', device], { input: level.map((d) => `ls -p "${d}"`).join('\n'), stderr: 'ignore' })
       const next: string[] = []
@@ -121,7 +127,7 @@ describe('a user without root, on a fresh cache', () => {
     expect(notTheirs).toBe('')
   }, 1_260_000)
 
-  it('holds what the root build holds: the same files (dpkg\'s package records too), modes and owners', async () => {
+  it("holds what the root build holds: the same files (dpkg's package records too), modes and owners", async () => {
     const fingerprint = await fixtureFingerprint()
     const theirs = path.join(fixtureDir(cache, fingerprint), 'disk.qcow2')
     const roots = path.join(fixtureDir(sharedCache, fingerprint), 'disk.qcow2')

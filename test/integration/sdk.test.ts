@@ -56,7 +56,7 @@ afterAll(async () => {
 })
 
 describe('the environment', () => {
-  it('wins over a parent HEXCLAVE_PROJECT_ID: the SDK, given no options, talks to the emulator\'s project', async () => {
+  it("wins over a parent HEXCLAVE_PROJECT_ID: the SDK, given no options, talks to the emulator's project", async () => {
     const projectId = emulator.credentials!.projectId
     expect(projectId).not.toBe(PARENT_PROJECT)
     const app = serverApp()
@@ -73,7 +73,11 @@ describe('the environment', () => {
 
   it('wins over it for an app started by `stack-emulator exec` too', async () => {
     const child = await execa(process.execPath, [cliPath, 'exec', '--name', NAME, '--', process.execPath, path.join(root, 'test/programs/sdk-env.mjs')], {
-      cwd: root, env: { ...parentEnv, HEXCLAVE_PROJECT_ID: PARENT_PROJECT }, extendEnv: false, reject: false, timeout: 120_000,
+      cwd: root,
+      env: { ...parentEnv, HEXCLAVE_PROJECT_ID: PARENT_PROJECT },
+      extendEnv: false,
+      reject: false,
+      timeout: 120_000,
     })
     expect(child.exitCode, child.stderr).toBe(0)
     const seen = JSON.parse(child.stdout.trim().split('\n').pop()!)
@@ -87,7 +91,8 @@ describe('StackServerApp from the environment alone', () => {
     const app = serverApp()
     const emails = ['s1', 's2', 's3'].map(address)
     const created = []
-    for (const email of emails) created.push(await app.createUser({ primaryEmail: email, password: PASSWORD, primaryEmailAuthEnabled: true, displayName: 'Ada' }))
+    for (const email of emails)
+      created.push(await app.createUser({ primaryEmail: email, password: PASSWORD, primaryEmailAuthEnabled: true, displayName: 'Ada' }))
 
     const firstPage = await app.listUsers({ limit: 2 })
     expect(firstPage).toHaveLength(2)
@@ -97,7 +102,7 @@ describe('StackServerApp from the environment alone', () => {
     expect(new Set(listed).size).toBe(listed.length) // no user on two pages
 
     const [first] = created
-    expect((await app.getUser(first!.id))).toMatchObject({ id: first!.id, primaryEmail: emails[0], displayName: 'Ada' })
+    expect(await app.getUser(first!.id)).toMatchObject({ id: first!.id, primaryEmail: emails[0], displayName: 'Ada' })
     await first!.update({ displayName: 'Ada Lovelace' })
     expect((await app.getUser(first!.id))?.displayName).toBe('Ada Lovelace')
     await first!.delete()
@@ -105,7 +110,7 @@ describe('StackServerApp from the environment alone', () => {
     expect(await allEmails(app)).not.toContain(emails[0])
   })
 
-  it('refuses a client key on a server route, with the SDK\'s own known errors', async () => {
+  it("refuses a client key on a server route, with the SDK's own known errors", async () => {
     const { projectId, publishableClientKey } = emulator.credentials!
     // The publishable client key given to a server app as its secret server key.
     const error = await new StackServerApp({ tokenStore: 'memory', secretServerKey: publishableClientKey }).listUsers().catch((e: unknown) => e)
@@ -138,7 +143,7 @@ describe('StackClientApp from the environment alone', () => {
     expect((await app.getUser())?.id).toBe(user!.id)
   })
 
-  it('surfaces a duplicate sign-up as the SDK\'s own known error', async () => {
+  it("surfaces a duplicate sign-up as the SDK's own known error", async () => {
     const result = await signUp(clientApp(), email)
     expect(result.status).toBe('error')
     expect(result.status === 'error' && KnownErrors.UserWithEmailAlreadyExists.isInstance(result.error), JSON.stringify(result)).toBe(true)

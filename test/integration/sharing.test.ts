@@ -7,7 +7,17 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { acquire } from '../../src/client/acquire.js'
 import { instanceStatus, stopInstance } from '../../src/client/control.js'
-import { eventually, fixtureVariant, instanceNames, processesMentioning, qemuProcesses, spawnAcquirer, stressRounds, useTempHome, leftoversUnder } from '../helpers.js'
+import {
+  eventually,
+  fixtureVariant,
+  instanceNames,
+  processesMentioning,
+  qemuProcesses,
+  spawnAcquirer,
+  stressRounds,
+  useTempHome,
+  leftoversUnder,
+} from '../helpers.js'
 
 const home = useTempHome()
 const stateDir = (name: string) => path.join(home, 'state', name)
@@ -33,7 +43,12 @@ describe('boot-or-reuse', () => {
       await Promise.all(acquirers.map((a) => a.child))
       // The last release stops the VM (timed in the next test); this only waits for a clean slate.
       const gone = await eventually(() => processesMentioning(stateDir('race')).length === 0, 10_000)
-      const log = () => fs.readFileSync(path.join(stateDir('race'), 'supervisor.log'), 'utf8').split('\n').slice(-8).join('\n')
+      const log = () =>
+        fs
+          .readFileSync(path.join(stateDir('race'), 'supervisor.log'), 'utf8')
+          .split('\n')
+          .slice(-8)
+          .join('\n')
       expect(gone, `round ${round}: still running ${JSON.stringify(processesMentioning(stateDir('race')))}\n${log()}`).toBe(true)
     }
   })
@@ -97,7 +112,9 @@ describe('crashes', () => {
     const first = await a.next()
     process.kill(first.qemuPid, 'SIGKILL')
     // The holder is told, in one line, what happened; the next acquire starts afresh.
-    expect(await a.next()).toEqual({ lost: expect.stringMatching(new RegExp(`QEMU \\(pid ${first.qemuPid}\\) was killed by SIGKILL.*; the next acquire starts a new VM`)) })
+    expect(await a.next()).toEqual({
+      lost: expect.stringMatching(new RegExp(`QEMU \\(pid ${first.qemuPid}\\) was killed by SIGKILL.*; the next acquire starts a new VM`)),
+    })
     await a.child
     const b = spawnAcquirer({ name: 'qemu' })
     const second = await b.next()
@@ -122,7 +139,7 @@ describe('crashes', () => {
 })
 
 describe('isolation', () => {
-  it('two sequential suites: the second sees none of the first one\'s data', async () => {
+  it("two sequential suites: the second sees none of the first one's data", async () => {
     const a = spawnAcquirer({ name: 'iso' })
     await a.next()
     a.send('write:first@example.com')
@@ -210,7 +227,9 @@ describe('one name, one image', () => {
   it('refuses to attach a suite that wants another image, naming both and the fix', async () => {
     const holder = await acquire({ name: 'img', onLog: () => {} })
     // The same files under another manifest (another fingerprint): a different image to the client.
-    const other = await fixtureVariant(fs.mkdtempSync(path.join(home, 'other-image-')), (m) => Object.assign(m, { name: 'other-image', fingerprint: 'f'.repeat(64) }))
+    const other = await fixtureVariant(fs.mkdtempSync(path.join(home, 'other-image-')), (m) =>
+      Object.assign(m, { name: 'other-image', fingerprint: 'f'.repeat(64) }),
+    )
     await expect(acquire({ name: 'img', image: other, onLog: () => {} })).rejects.toThrow(
       /Instance "img" runs image stack-auth-fixture \([0-9a-f]{12}\), not other-image \(ffffffffffff\).*another instance name.*stack-emulator stop --name img/,
     )
@@ -218,4 +237,3 @@ describe('one name, one image', () => {
     await holder.release()
   })
 })
-

@@ -11,7 +11,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { StackClientApp } from '@stackframe/js'
 import { acquire, type Emulator } from '../../src/client/acquire.js'
 import { stopInstance } from '../../src/client/control.js'
-import { cli, createUser, eventually, http, listUserEmails, privateCacheWithSnapshot, processesMentioning, qemuProcesses, useTempHome, leftoversUnder } from '../helpers.js'
+import {
+  cli,
+  createUser,
+  eventually,
+  http,
+  listUserEmails,
+  privateCacheWithSnapshot,
+  processesMentioning,
+  qemuProcesses,
+  useTempHome,
+  leftoversUnder,
+} from '../helpers.js'
 
 const home = useTempHome()
 const cache = await privateCacheWithSnapshot(home)
@@ -153,7 +164,9 @@ describe('an unusable snapshot is never used', () => {
     fs.truncateSync(ram, 0) // every guest page now reads as zeros, the size check still passes
     fs.truncateSync(ram, size)
     const { emulator, logs } = await start('corrupt', { memoryMb: 640, bootTimeoutMs: 180_000, configFile: false })
-    expect(logs.filter((l) => /Restoring the ready snapshot failed/.test(l))).toEqual([expect.stringMatching(/RAM file is corrupt \(digest mismatch\): dropping it/)])
+    expect(logs.filter((l) => /Restoring the ready snapshot failed/.test(l))).toEqual([
+      expect.stringMatching(/RAM file is corrupt \(digest mismatch\): dropping it/),
+    ])
     expect(emulator.origin).toBe('cold-boot')
     expect((await http(`${emulator.backendUrl}/health?db=1`)).status).toBe(200)
     await emulator.release()
@@ -168,11 +181,16 @@ describe('a capture QEMU refused', () => {
     const slot = path.dirname(snapshotFile('state', 512))
     fs.renameSync(slot, `${slot}.aside`) // as if its capture had never succeeded
     try {
-      fs.writeFileSync(`${slot}.refused.json`, JSON.stringify({ reason: 'Migration is disabled when VirtFS export path is mounted', at: new Date().toISOString() }))
+      fs.writeFileSync(
+        `${slot}.refused.json`,
+        JSON.stringify({ reason: 'Migration is disabled when VirtFS export path is mounted', at: new Date().toISOString() }),
+      )
       const before = slots()
       const { emulator, logs } = await start('refused', { configFile: false })
       expect(emulator.origin).toBe('cold-boot')
-      expect(logs.filter((l) => /snapshot/i.test(l))).toEqual([expect.stringMatching(/Cold booting: a capture of the ready snapshot was refused on .*VirtFS export path is mounted/)])
+      expect(logs.filter((l) => /snapshot/i.test(l))).toEqual([
+        expect.stringMatching(/Cold booting: a capture of the ready snapshot was refused on .*VirtFS export path is mounted/),
+      ])
       expect(slots()).toEqual(before) // no capture was tried
       expect((await cli(['status', '--name', 'refused'])).stdout).toMatch(/Note: cold-booted: a capture of the ready snapshot was refused .*VirtFS/)
       await emulator.release()
@@ -199,11 +217,16 @@ describe('guest clock', () => {
     // The fixture has no hwclock, as the real guest: the agent's guest-set-time is refused, `date` sets it.
     // A signed-in SDK call works, and the token the guest minted for it is dated by the host's clock.
     const app = new StackClientApp({
-      tokenStore: 'memory', baseUrl: emulator.backendUrl,
-      projectId: emulator.credentials!.projectId, publishableClientKey: emulator.credentials!.publishableClientKey,
+      tokenStore: 'memory',
+      baseUrl: emulator.backendUrl,
+      projectId: emulator.credentials!.projectId,
+      publishableClientKey: emulator.credentials!.publishableClientKey,
     })
     const email = `clock-${Date.now()}@example.com`
-    expect((await app.signUpWithCredential({ email, password: 'correct horse battery', noRedirect: true, verificationCallbackUrl: 'http://localhost:3107/verify' })).status).toBe('ok')
+    expect(
+      (await app.signUpWithCredential({ email, password: 'correct horse battery', noRedirect: true, verificationCallbackUrl: 'http://localhost:3107/verify' }))
+        .status,
+    ).toBe('ok')
     const user = await app.getUser({ or: 'throw' })
     expect(user.primaryEmail).toBe(email)
     const { accessToken } = await user.getAuthJson()

@@ -16,7 +16,7 @@ afterAll(async () => {
 })
 
 describe('start-up phases', () => {
-  it('of acquire() from nothing add up to its duration, and name the VM start\'s own phases', async () => {
+  it("of acquire() from nothing add up to its duration, and name the VM start's own phases", async () => {
     // The first start of a config file also takes its seeded snapshot: timed as its own phases.
     const seeding = await acquire({ name: 'phases', onLog: () => {} })
     expect(Object.keys(seeding.startup.phases)).toEqual(['options and image', 'lock', 'supervisor', 'VM', 'credentials', 'seeded snapshot'])

@@ -9,7 +9,6 @@
 import fs from 'node:fs'
 import http from 'node:http'
 import type net from 'node:net'
-import os from 'node:os'
 import path from 'node:path'
 import { stripVTControlCharacters } from 'node:util'
 import { execa } from 'execa'
@@ -33,7 +32,12 @@ const MAJORS = [
   { vitest: '5.1.2', ...((nodeMajor === 22 && nodeMinor >= 12) || nodeMajor === 24 || nodeMajor >= 26 ? {} : { node: '24.22.3', typesNode: '24.19.4' }) },
 ]
 
-const CREDENTIALS = { project_id: 'stand-in-project', publishable_client_key: 'pck-stand-in', secret_server_key: 'ssk-stand-in', super_secret_admin_key: 'sak-stand-in' }
+const CREDENTIALS = {
+  project_id: 'stand-in-project',
+  publishable_client_key: 'pck-stand-in',
+  secret_server_key: 'ssk-stand-in',
+  super_secret_admin_key: 'sak-stand-in',
+}
 let standIn: http.Server
 let standInUrl: string
 let tarball: string
@@ -65,7 +69,10 @@ const instanceOf = (vitest: string) => `majors-${vitest.replace(/\W/g, '-')}`
 
 const FILES = {
   'package.json': JSON.stringify({ name: 'consumer', private: true, type: 'module' }),
-  'tsconfig.json': JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] }, include: ['vitest.config.ts', 'test'] }),
+  'tsconfig.json': JSON.stringify({
+    compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] },
+    include: ['vitest.config.ts', 'test'],
+  }),
   // The README's snippets as written.
   'vitest.config.ts': `import { defineConfig } from 'vitest/config'
 import { stackEmulator } from 'stack-emulator/vitest'
@@ -129,7 +136,21 @@ for (const { vitest, node, typesNode = versionOf('@types/node') } of MAJORS as {
         fs.writeFileSync(path.join(consumer, file), text)
       }
       if (node) nodePath = { PATH: `${await installNode(node)}${path.delimiter}${process.env.PATH}` }
-      const install = await run(consumer, 'npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, `vitest@${vitest}`, `typescript@${versionOf('typescript')}`, `@types/node@${typesNode}`], nodePath)
+      const install = await run(
+        consumer,
+        'npm',
+        [
+          'install',
+          '--no-audit',
+          '--no-fund',
+          '--prefer-offline',
+          tarball,
+          `vitest@${vitest}`,
+          `typescript@${versionOf('typescript')}`,
+          `@types/node@${typesNode}`,
+        ],
+        nodePath,
+      )
       expect(install.exitCode, install.all).toBe(0)
     }, 300_000)
 
@@ -139,7 +160,11 @@ for (const { vitest, node, typesNode = versionOf('@types/node') } of MAJORS as {
     })
 
     it('loads the plugin in vitest.config.ts and runs tests that import either side', async () => {
-      const result = await run(consumer, path.join(consumer, 'node_modules/.bin/vitest'), ['run'], { ...nodePath, STACK_EMULATOR_NAME: instanceOf(vitest), EXPECTED_NODE: node ? `v${node}` : process.version })
+      const result = await run(consumer, path.join(consumer, 'node_modules/.bin/vitest'), ['run'], {
+        ...nodePath,
+        STACK_EMULATOR_NAME: instanceOf(vitest),
+        EXPECTED_NODE: node ? `v${node}` : process.version,
+      })
       expect(result.exitCode, result.all).toBe(0)
       expect(stripVTControlCharacters(result.all)).toMatch(/Tests +2 passed/)
       expect(readJson(path.join(consumer, 'node_modules/vitest/package.json')).version).toBe(vitest)
@@ -150,12 +175,19 @@ for (const { vitest, node, typesNode = versionOf('@types/node') } of MAJORS as {
       fs.writeFileSync(failing, "import { expect, test } from 'vitest'\n\ntest('fails on purpose', () => expect(1).toBe(2))\n")
       try {
         const report = path.join(consumer, 'report.json')
-        const result = await run(consumer, path.join(consumer, 'node_modules/.bin/vitest'), ['run', 'test/failing.test.ts', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`], { ...nodePath, STACK_EMULATOR_NAME: instanceOf(vitest) })
+        const result = await run(
+          consumer,
+          path.join(consumer, 'node_modules/.bin/vitest'),
+          ['run', 'test/failing.test.ts', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`],
+          { ...nodePath, STACK_EMULATOR_NAME: instanceOf(vitest) },
+        )
         expect(result.exitCode, result.all).toBe(1)
         const [failed] = readJson(report).testResults[0].assertionResults
         // The stand-in is an external emulator: no services' output to read, the supervisor's log.
         const header = `stack-emulator: instance "${instanceOf(vitest)}", `
-        expect(failed.meta.stackEmulatorLogs).toMatch(new RegExp(`^${header}.*\\n--- the services' output ---\\nthis driver does not read it\\n--- the supervisor's log: `))
+        expect(failed.meta.stackEmulatorLogs).toMatch(
+          new RegExp(`^${header}.*\\n--- the services' output ---\\nthis driver does not read it\\n--- the supervisor's log: `),
+        )
         expect(stripVTControlCharacters(result.all)).toContain(header)
       } finally {
         fs.rmSync(failing)

@@ -46,7 +46,10 @@ describe('vitest plugin', () => {
     expect(result.exitCode, result.stderr).toBe(0)
     const { runs } = JSON.parse(result.stdout.trim().split('\n').pop()!)
     // The second run finds no user from the first only if the rerun reset the VM.
-    expect(runs).toEqual([{ failed: 0, passed: 2 }, { failed: 0, passed: 2 }])
+    expect(runs).toEqual([
+      { failed: 0, passed: 2 },
+      { failed: 0, passed: 2 },
+    ])
     // Watch mode keeps the VM alive after the run (until its idle timeout), as a dev server does.
     const status = await instanceStatus('watch')
     expect(status).toMatchObject({ keepAlive: true, leases: [] })

@@ -12,7 +12,12 @@ import { acquire } from '../../dist/index.js'
 const { seedWith, ...options } = JSON.parse(process.argv[2] ?? '{}')
 const seeds = {
   user: async (e) => {
-    const headers = { 'content-type': 'application/json', 'x-stack-project-id': e.credentials.projectId, 'x-stack-access-type': 'server', 'x-stack-secret-server-key': e.credentials.secretServerKey }
+    const headers = {
+      'content-type': 'application/json',
+      'x-stack-project-id': e.credentials.projectId,
+      'x-stack-access-type': 'server',
+      'x-stack-secret-server-key': e.credentials.secretServerKey,
+    }
     const response = await fetch(`${e.backendUrl}/api/v1/users`, { method: 'POST', headers, body: JSON.stringify({ primary_email: 'seeded@example.com' }) })
     if (response.status !== 201) throw new Error(`seed: HTTP ${response.status}`)
   },
@@ -33,19 +38,31 @@ let emulator
 try {
   emulator = await acquire({ ...options, onLog: (line) => logs.push(line) })
 } catch (error) {
-  process.stdout.write(JSON.stringify({ error: error.message, code: error.code, logs }) + '\n')
+  process.stdout.write(`${JSON.stringify({ error: error.message, code: error.code, logs })}\n`)
   process.exit(1)
 }
 const print = (extra = {}) =>
-  process.stdout.write(JSON.stringify({ pid: process.pid, qemuPid: emulator.driver === 'qemu' ? Number(emulator.id) : undefined, urls: emulator.services, env: emulator.env, origin: emulator.origin, wasReset: emulator.wasReset, ms: Date.now() - started, logs, ...extra }) + '\n')
+  process.stdout.write(
+    `${JSON.stringify({
+      pid: process.pid,
+      qemuPid: emulator.driver === 'qemu' ? Number(emulator.id) : undefined,
+      urls: emulator.services,
+      env: emulator.env,
+      origin: emulator.origin,
+      wasReset: emulator.wasReset,
+      ms: Date.now() - started,
+      logs,
+      ...extra,
+    })}\n`,
+  )
 print()
 // The emulator stopped under us (stack-emulator stop, a crash): say so and end, as a runner would.
 void emulator.lost.then((reason) => {
-  process.stdout.write(JSON.stringify({ lost: reason }) + '\n')
+  process.stdout.write(`${JSON.stringify({ lost: reason })}\n`)
   process.exit(0)
 })
 if (process.env.MINT_LOOP) {
-  for (;;) process.stdout.write(JSON.stringify({ minted: (await emulator.newProject()).projectId }) + '\n')
+  for (;;) process.stdout.write(`${JSON.stringify({ minted: (await emulator.newProject()).projectId })}\n`)
 }
 if (process.env.HOLD_MS) {
   await new Promise((r) => setTimeout(r, Number(process.env.HOLD_MS)))
@@ -62,7 +79,7 @@ if (process.env.HOLD_MS) {
     if (line === 'reset') {
       await emulator.reset({ force: true }).then(
         (reset) => print({ reset }),
-        (error) => process.stdout.write(JSON.stringify({ error: error.message, code: error.code }) + '\n'),
+        (error) => process.stdout.write(`${JSON.stringify({ error: error.message, code: error.code })}\n`),
       )
     }
     if (line.startsWith('write:')) {
@@ -71,13 +88,13 @@ if (process.env.HOLD_MS) {
         headers: { 'content-type': 'application/json', ...serverHeaders() },
         body: JSON.stringify({ primary_email: line.slice(6) }),
       })
-      process.stdout.write(JSON.stringify({ wrote: response.status }) + '\n')
+      process.stdout.write(`${JSON.stringify({ wrote: response.status })}\n`)
     }
     if (line === 'list') {
       const response = await fetch(`${emulator.backendUrl}/api/v1/users`, {
         headers: serverHeaders(),
       })
-      process.stdout.write(JSON.stringify({ users: (await response.json()).items.map((u) => u.primary_email) }) + '\n')
+      process.stdout.write(`${JSON.stringify({ users: (await response.json()).items.map((u) => u.primary_email) })}\n`)
     }
   }
 }

@@ -4,6 +4,6 @@ import { StackServerApp } from '@stackframe/js'
 
 const app = new StackServerApp({ tokenStore: 'memory' })
 const users = await app.listUsers()
-process.stdout.write(JSON.stringify({ projectId: app.projectId, emails: users.map((u) => u.primaryEmail) }) + '\n')
+process.stdout.write(`${JSON.stringify({ projectId: app.projectId, emails: users.map((u) => u.primaryEmail) })}\n`)
 // The SDK keeps timers for its caches; this program's work is done.
 process.exit(0)

@@ -12,5 +12,5 @@ const runs = [summary()]
 await vitest.rerunFiles()
 runs.push(summary())
 await vitest.close()
-process.stdout.write(JSON.stringify({ runs }) + '\n')
+process.stdout.write(`${JSON.stringify({ runs })}\n`)
 process.exit(0)

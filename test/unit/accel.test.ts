@@ -27,15 +27,22 @@ describe('chooseAccel', () => {
 describe('the QEMU settings', () => {
   it('are read with the rest, under the same variables and defaults', () => {
     expect(readSettings({}).qemu).toEqual({ binary: 'qemu-system-x86_64', accel: 'auto', maxSeededSnapshots: 5 })
-    expect(readSettings({ STACK_EMULATOR_QEMU: '/opt/q/bin/qemu-system-x86_64', STACK_EMULATOR_ACCEL: 'TCG', STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS: '12' }).qemu)
-      .toEqual({ binary: '/opt/q/bin/qemu-system-x86_64', accel: 'tcg', maxSeededSnapshots: 12 })
+    expect(
+      readSettings({ STACK_EMULATOR_QEMU: '/opt/q/bin/qemu-system-x86_64', STACK_EMULATOR_ACCEL: 'TCG', STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS: '12' }).qemu,
+    ).toEqual({ binary: '/opt/q/bin/qemu-system-x86_64', accel: 'tcg', maxSeededSnapshots: 12 })
     for (const bad of ['0', '-1', '2.5', 'many']) {
-      expect(() => readSettings({ STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS: bad })).toThrow(expect.objectContaining({
-        code: 'BAD_OPTION', message: expect.stringMatching(/^STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS must be a whole number of snapshots, at least 1; got /),
-      }))
+      expect(() => readSettings({ STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS: bad })).toThrow(
+        expect.objectContaining({
+          code: 'BAD_OPTION',
+          message: expect.stringMatching(/^STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS must be a whole number of snapshots, at least 1; got /),
+        }),
+      )
     }
-    expect(() => readSettings({ STACK_EMULATOR_ACCEL: 'xen' })).toThrow(expect.objectContaining({
-      code: 'BAD_OPTION', message: expect.stringMatching(/^STACK_EMULATOR_ACCEL must be one of auto, kvm, hvf, tcg; got "xen"/),
-    }))
+    expect(() => readSettings({ STACK_EMULATOR_ACCEL: 'xen' })).toThrow(
+      expect.objectContaining({
+        code: 'BAD_OPTION',
+        message: expect.stringMatching(/^STACK_EMULATOR_ACCEL must be one of auto, kvm, hvf, tcg; got "xen"/),
+      }),
+    )
   })
 })

@@ -40,9 +40,11 @@ describe('parseCli', () => {
     expect(() => parseCli(['frobnicate'])).toThrow(/^Unknown command "frobnicate"\. Run/)
   })
 
-  it('parses the image commands: pull flags, rm\'s one argument, prune\'s days', () => {
+  it("parses the image commands: pull flags, rm's one argument, prune's days", () => {
     expect(parseCli(['image', 'pull', '--tag', 'emulator-dev-latest', '--arch', 'arm64', '--warm', '--json'])).toMatchObject({
-      command: 'image pull', json: true, image: { pull: { tag: 'emulator-dev-latest', arch: 'arm64', warm: true } },
+      command: 'image pull',
+      json: true,
+      image: { pull: { tag: 'emulator-dev-latest', arch: 'arm64', warm: true } },
     })
     expect(parseCli(['image', 'rm', 'stack-auth@emulator-dev-latest'])).toMatchObject({ command: 'image rm', operand: 'stack-auth@emulator-dev-latest' })
     expect(parseCli(['image', 'prune', '--older-than', '7'])).toMatchObject({ command: 'image prune', image: { olderThanDays: 7 } })
@@ -54,11 +56,16 @@ describe('parseCli', () => {
     expect(withFlagNames('Option "sha256" must be a sha256 digest')).toBe('--sha256 must be a sha256 digest')
   })
 
-  it('takes exec\'s command from the first word after its own flags, with or without --; no command elsewhere', () => {
+  it("takes exec's command from the first word after its own flags, with or without --; no command elsewhere", () => {
     expect(parseCli(['exec', 'npm', 'test'])).toMatchObject({ command: 'exec', rest: ['npm', 'test'] })
     // The command's own flags are the command's, -- and --json included.
     const sh = parseCli(['exec', '--name', 'ci', '--no-snapshot', '--port=backend=26701', 'sh', '-c', 'npm test -- --json', '--', '--json'])
-    expect(sh).toMatchObject({ command: 'exec', json: false, rest: ['sh', '-c', 'npm test -- --json', '--', '--json'], options: { name: 'ci', snapshot: false, ports: { backend: 26701 } } })
+    expect(sh).toMatchObject({
+      command: 'exec',
+      json: false,
+      rest: ['sh', '-c', 'npm test -- --json', '--', '--json'],
+      options: { name: 'ci', snapshot: false, ports: { backend: 26701 } },
+    })
     expect(parseCli(['--name', 'ci', 'exec', '--json', 'env'])).toMatchObject({ command: 'exec', json: true, rest: ['env'], options: { name: 'ci' } })
     expect(() => parseCli(['exec', '--bogus', 'sh'])).toThrow(/Unknown option "--bogus"/)
     expect(parseCli(['exec', '--json'])).toMatchObject({ command: 'exec', rest: [] }) // exec says it needs one
@@ -89,7 +96,13 @@ describe('closest', () => {
 describe('flags and options', () => {
   it('turns options back into exec flags, and option names in messages into flags', () => {
     expect(flagsFromOptions({ name: 'e2e', ports: { backend: 26701 }, memoryMb: 768, snapshot: false, configFile: false })).toEqual([
-      '--name', 'e2e', '--port', 'backend=26701', '--memory', '768', '--no-snapshot',
+      '--name',
+      'e2e',
+      '--port',
+      'backend=26701',
+      '--memory',
+      '768',
+      '--no-snapshot',
     ])
     expect(withFlagNames('Option "memoryMb" must be an integer >= 64, got 5 (number).')).toBe('--memory must be an integer >= 64, got 5 (number).')
     expect(withFlagNames('Option "ports.backend" must be a port')).toBe('--port backend=<port> must be a port')

@@ -20,7 +20,12 @@ const root = path.resolve(import.meta.dirname, '../..')
 const cliPath = path.join(root, 'dist/cli/main.js')
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'se-cli-output-'))
 const project = path.join(home, 'app')
-const CREDENTIALS = { project_id: 'stand-in-project', publishable_client_key: 'pck-stand-in', secret_server_key: 'ssk-stand-in', super_secret_admin_key: 'sak-stand-in' }
+const CREDENTIALS = {
+  project_id: 'stand-in-project',
+  publishable_client_key: 'pck-stand-in',
+  secret_server_key: 'ssk-stand-in',
+  super_secret_admin_key: 'sak-stand-in',
+}
 const WARNING = /^stack-emulator: @stackframe\/js 2\.8\.108 sends only X-Hexclave-\* headers/
 
 let standIn: http.Server
@@ -28,15 +33,16 @@ let url: string
 let healthy = true
 
 /** This run's environment less its own stack-emulator and Vitest variables, with the stand-in as the emulator. */
-const env = (extra: Record<string, string> = {}) => ({
-  ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(npm_|VITEST|STACK_EMULATOR_)/i.test(key))),
-  STACK_EMULATOR_HOME: home,
-  STACK_EMULATOR_CACHE_DIR: path.join(home, 'cache'),
-  STACK_EMULATOR_DRIVER: 'external',
-  STACK_EMULATOR_BACKEND_URL: url,
-  STACK_EMULATOR_DASHBOARD_URL: url,
-  ...extra,
-}) as Record<string, string>
+const env = (extra: Record<string, string> = {}) =>
+  ({
+    ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(npm_|VITEST|STACK_EMULATOR_)/i.test(key))),
+    STACK_EMULATOR_HOME: home,
+    STACK_EMULATOR_CACHE_DIR: path.join(home, 'cache'),
+    STACK_EMULATOR_DRIVER: 'external',
+    STACK_EMULATOR_BACKEND_URL: url,
+    STACK_EMULATOR_DASHBOARD_URL: url,
+    ...extra,
+  }) as Record<string, string>
 const cli = (args: string[], extra: Record<string, string> = {}) =>
   execa(process.execPath, [cliPath, ...args], { cwd: project, env: env(extra), extendEnv: false, reject: false, timeout: 60_000 })
 
@@ -93,10 +99,13 @@ describe('STACK_EMULATOR_LOG', () => {
     // STACK_EMULATOR_DEBUG still means debug; an explicit level wins over it.
     expect((await cli(['start', '--name', 'out'], { STACK_EMULATOR_DEBUG: '1', STACK_EMULATOR_LOG: 'quiet' })).stderr).toBe('')
     const loud = await cli(['start', '--name', 'out'], { STACK_EMULATOR_LOG: 'loud' })
-    expect([loud.exitCode, loud.stderr]).toEqual([2, expect.stringMatching(/^stack-emulator: STACK_EMULATOR_LOG must be one of quiet, info, debug; got "loud"\. Unset it for info\./)])
+    expect([loud.exitCode, loud.stderr]).toEqual([
+      2,
+      expect.stringMatching(/^stack-emulator: STACK_EMULATOR_LOG must be one of quiet, info, debug; got "loud"\. Unset it for info\./),
+    ])
   }, 30_000)
 
-  it('is read with the other settings; STACK_EMULATOR_DEBUG alone still turns on the driver\'s command lines', () => {
+  it("is read with the other settings; STACK_EMULATOR_DEBUG alone still turns on the driver's command lines", () => {
     expect(readSettings({})).toMatchObject({ logLevel: 'info', debug: false })
     expect(readSettings({ STACK_EMULATOR_DEBUG: '1' })).toMatchObject({ logLevel: 'debug', debug: true })
     expect(readSettings({ STACK_EMULATOR_LOG: 'DEBUG' })).toMatchObject({ logLevel: 'debug', debug: true })
@@ -111,9 +120,22 @@ describe('STACK_EMULATOR_LOG', () => {
     fs.symlinkSync(root, path.join(consumer, 'node_modules/stack-emulator'))
     fs.symlinkSync(path.join(root, 'node_modules/vitest'), path.join(consumer, 'node_modules/vitest'))
     fs.writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
-    fs.writeFileSync(path.join(consumer, 'vitest.config.ts'), "import { defineConfig } from 'vitest/config'\nimport { stackEmulator } from 'stack-emulator/vitest'\n\nexport default defineConfig({ plugins: [stackEmulator({ name: 'plugin' })] })\n")
-    fs.writeFileSync(path.join(consumer, 'test/a.test.ts'), `import { expect, inject, test } from 'vitest'\ntest('injected', () => expect(inject('stackEmulator')!.backendUrl).toBe(${JSON.stringify(url)}))\n`)
-    const vitest = (level: string) => execa(process.execPath, [path.join(root, 'node_modules/vitest/vitest.mjs'), 'run'], { cwd: consumer, env: env({ STACK_EMULATOR_LOG: level }), extendEnv: false, reject: false, timeout: 120_000 })
+    fs.writeFileSync(
+      path.join(consumer, 'vitest.config.ts'),
+      "import { defineConfig } from 'vitest/config'\nimport { stackEmulator } from 'stack-emulator/vitest'\n\nexport default defineConfig({ plugins: [stackEmulator({ name: 'plugin' })] })\n",
+    )
+    fs.writeFileSync(
+      path.join(consumer, 'test/a.test.ts'),
+      `import { expect, inject, test } from 'vitest'\ntest('injected', () => expect(inject('stackEmulator')!.backendUrl).toBe(${JSON.stringify(url)}))\n`,
+    )
+    const vitest = (level: string) =>
+      execa(process.execPath, [path.join(root, 'node_modules/vitest/vitest.mjs'), 'run'], {
+        cwd: consumer,
+        env: env({ STACK_EMULATOR_LOG: level }),
+        extendEnv: false,
+        reject: false,
+        timeout: 120_000,
+      })
     const ours = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('stack-emulator:'))
     const quiet = await vitest('quiet')
     expect(quiet.exitCode, quiet.stdout + quiet.stderr).toBe(0)
@@ -132,7 +154,15 @@ describe('ps and stop --all', () => {
     expect(listed.stateRoot).toBe(path.join(home, 'state'))
     const byName = Object.fromEntries(listed.instances.map((i: { name: string }) => [i.name, i]))
     expect(byName.gone).toMatchObject({ state: 'stopped', urls: {}, leases: [] })
-    expect(byName.listed).toMatchObject({ state: 'ready', driver: 'external', urls: { backend: url, dashboard: url }, leases: [], accel: 'remote', pid: expect.any(Number), startedAt: expect.any(String) })
+    expect(byName.listed).toMatchObject({
+      state: 'ready',
+      driver: 'external',
+      urls: { backend: url, dashboard: url },
+      leases: [],
+      accel: 'remote',
+      pid: expect.any(Number),
+      startedAt: expect.any(String),
+    })
     expect(byName.listed.uptimeMs).toBeGreaterThanOrEqual(0)
     const table = (await cli(['list'])).stdout.split('\n')
     expect(table[0]).toMatch(/^NAME +STATE +DRIVER +IMAGE +LEASES +UPTIME +URLS$/)
@@ -150,12 +180,23 @@ describe('on a terminal', () => {
   it('a log line gets a line of its own: the progress line is cleared before it and drawn again after', async () => {
     healthy = false
     const command = [process.execPath, cliPath, 'start', '--name', 'tty'].map((a) => `'${a}'`).join(' ')
-    const child = execa('script', ['-qec', command, '/dev/null'], { cwd: project, env: env(), extendEnv: false, reject: false, stdin: 'ignore', timeout: 60_000 })
+    const child = execa('script', ['-qec', command, '/dev/null'], {
+      cwd: project,
+      env: env(),
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+      timeout: 60_000,
+    })
     let raw = ''
     child.stdout!.on('data', (chunk: Buffer) => (raw += chunk.toString()))
     try {
       // The progress line shows after 2 s of waiting; the warning comes once the stand-in is healthy.
-      await pollUntil(() => /\x1b\[Kstack-emulator: [^\r\n]* \(\d+s\)$/.test(raw), { timeoutMs: 30_000, intervalMs: 50, timeoutError: () => new Error(`no progress line drawn: ${JSON.stringify(raw)}`) })
+      await pollUntil(() => /\x1b\[Kstack-emulator: [^\r\n]* \(\d+s\)$/.test(raw), {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+        timeoutError: () => new Error(`no progress line drawn: ${JSON.stringify(raw)}`),
+      })
     } finally {
       healthy = true
     }

@@ -16,11 +16,18 @@ const home = fs.mkdtempSync(path.join(os.tmpdir(), 'se-cli-'))
 
 /** A private home: nothing here touches a real instance or cache. */
 const cli = (args: string[], env: Record<string, string> = {}) =>
-  execa(process.execPath, [cliPath, ...args], { env: { STACK_EMULATOR_HOME: home, STACK_EMULATOR_CACHE_DIR: path.join(home, 'cache'), ...env }, reject: false, timeout: 30_000 })
+  execa(process.execPath, [cliPath, ...args], {
+    env: { STACK_EMULATOR_HOME: home, STACK_EMULATOR_CACHE_DIR: path.join(home, 'cache'), ...env },
+    reject: false,
+    timeout: 30_000,
+  })
 
 /** The CLI with its stdout (and stderr too, with `closeStderr`) read by no one, as under `| head -1`. */
 async function cliWithClosedOutput(args: string[], closeStderr = false) {
-  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, STACK_EMULATOR_HOME: home, STACK_EMULATOR_CACHE_DIR: path.join(home, 'cache') }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [cliPath, ...args], {
+    env: { ...process.env, STACK_EMULATOR_HOME: home, STACK_EMULATOR_CACHE_DIR: path.join(home, 'cache') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   // Closed before the CLI has started, so its first write fails (no race with a reader's timing).
   child.stdout.destroy()
   if (closeStderr) child.stderr.destroy()
@@ -34,7 +41,7 @@ beforeAll(() => expect(fs.existsSync(cliPath), 'run `npm run build` first').toBe
 afterAll(() => fs.rmSync(home, { recursive: true, force: true }))
 
 describe('stack-emulator', () => {
-  it('--version prints package.json\'s version', async () => {
+  it("--version prints package.json's version", async () => {
     const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
     const r = await cli(['--version'])
     expect([r.exitCode, r.stdout]).toEqual([0, version])
@@ -51,7 +58,7 @@ describe('stack-emulator', () => {
     expect(flag.stdout).toContain('--memory <MiB>')
     expect(flag.stdout).not.toContain('--force')
     expect(word.stdout).toBe(flag.stdout)
-    expect((await cli(['image', 'build', '--help'])).stdout).toMatch(/^Usage: stack-emulator image build[^]*--force/)
+    expect((await cli(['image', 'build', '--help'])).stdout).toMatch(/^Usage: stack-emulator image build[\s\S]*--force/)
   })
 
   it('exits 2 naming flags that do not apply, with one line on stderr', async () => {
@@ -74,7 +81,7 @@ describe('stack-emulator', () => {
     expect(JSON.parse(r.stdout)).toEqual({ error: { code: 'BAD_OPTION', message } })
   })
 
-  it('exec: 127 and the OS\'s reason when the command is not found, 126 when it cannot run, before any VM', async () => {
+  it("exec: 127 and the OS's reason when the command is not found, 126 when it cannot run, before any VM", async () => {
     const missing = await cli(['exec', '--', 'nosuchcmd-stack-emulator'])
     expect([missing.exitCode, missing.stderr]).toEqual([127, 'stack-emulator: exec: nosuchcmd-stack-emulator: command not found (ENOENT)'])
     const script = path.join(home, 'not-executable.sh')

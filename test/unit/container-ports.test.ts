@@ -15,7 +15,10 @@ describe('containerPorts', () => {
   it('with a bridge: services keep their ports inside, each published on its host port, the container told the host ports', () => {
     expect(containerPorts(manifest, hostPorts, true)).toEqual({
       env: { BACKEND_PORT: '8102', STACK_EMULATOR_BACKEND_HOST_PORT: '40001', STACK_EMULATOR_MOCK_OAUTH_HOST_PORT: '40002' },
-      published: [{ container: 8102, host: 40001 }, { container: 8114, host: 40002 }],
+      published: [
+        { container: 8102, host: 40001 },
+        { container: 8114, host: 40002 },
+      ],
     })
   })
 

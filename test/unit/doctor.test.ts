@@ -7,7 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
-import { runChecks, SYSTEM_FILES, type DoctorContext, type Finding } from '../../src/doctor/checks.js'
+import { runChecks, type SYSTEM_FILES, type DoctorContext, type Finding } from '../../src/doctor/checks.js'
 import { aptInstall } from '../../src/doctor/fix.js'
 import { readSettings } from '../../src/settings.js'
 
@@ -55,7 +55,11 @@ describe('doctor checks', () => {
     expect(findings.accel).toMatchObject({ status: 'warn', message: expect.stringMatching(/no .*nowhere: VMs will run under TCG/) })
     // Not root, and no subordinate ids (nor newuidmap) here: root builds it into this user's cache.
     const cache = path.join(dir, 'home', 'cache')
-    expect(findings.rootless).toMatchObject({ status: 'warn', message: expect.stringMatching(/newuidmap not found; .* has no range of 65536 subordinate ids/), fix: expect.stringMatching(/^sudo apt-get install uidmap && sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 /) })
+    expect(findings.rootless).toMatchObject({
+      status: 'warn',
+      message: expect.stringMatching(/newuidmap not found; .* has no range of 65536 subordinate ids/),
+      fix: expect.stringMatching(/^sudo apt-get install uidmap && sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 /),
+    })
     expect(findings.image).toMatchObject({ status: 'warn', fix: `sudo env "PATH=$PATH" STACK_EMULATOR_CACHE_DIR=${cache} npx stack-emulator image build` })
     expect(findings.newuidmap).toMatchObject({ status: 'fail', packages: ['uidmap'] })
     expect(findings.cache).toMatchObject({ status: 'ok', message: expect.stringContaining(path.join(dir, 'home', 'cache')) })
@@ -64,8 +68,16 @@ describe('doctor checks', () => {
 
   it('fails a busybox without insmod, and one that is not there', async () => {
     const busybox = program('busybox-dynamic', 'echo sh; echo ls')
-    expect(byId(await runChecks(context({ busybox }))).busybox).toMatchObject({ status: 'fail', message: expect.stringContaining('has no insmod applet'), packages: ['busybox-static'] })
-    expect(byId(await runChecks(context({}))).busybox).toMatchObject({ status: 'fail', message: expect.stringContaining('not found'), fix: 'apt-get install busybox-static' })
+    expect(byId(await runChecks(context({ busybox }))).busybox).toMatchObject({
+      status: 'fail',
+      message: expect.stringContaining('has no insmod applet'),
+      packages: ['busybox-static'],
+    })
+    expect(byId(await runChecks(context({}))).busybox).toMatchObject({
+      status: 'fail',
+      message: expect.stringContaining('not found'),
+      fix: 'apt-get install busybox-static',
+    })
   })
 })
 
@@ -75,7 +87,10 @@ describe('doctor and the image setting', () => {
     return byId(await runChecks({ ...ctx, settings: { ...ctx.settings, image } })).image
   }
   it('knows pulled images by name, and says how to pull a missing one', async () => {
-    expect(await imageFinding('stack-auth@emulator-dev-20260401-1a2b3c4d')).toMatchObject({ status: 'warn', fix: 'npx stack-emulator image pull --tag emulator-dev-20260401-1a2b3c4d' })
+    expect(await imageFinding('stack-auth@emulator-dev-20260401-1a2b3c4d')).toMatchObject({
+      status: 'warn',
+      fix: 'npx stack-emulator image pull --tag emulator-dev-20260401-1a2b3c4d',
+    })
     expect(await imageFinding('stack-auth')).toMatchObject({ status: 'warn', fix: 'npx stack-emulator image pull' })
     expect(await imageFinding('stack-auth@bad')).toMatchObject({ status: 'fail', message: expect.stringMatching(/^Option "image" must be stack-auth@<tag>/) })
     const pulled = path.join(dir, 'home', 'cache', 'images', 'stack-auth-amd64-emulator-dev-latest')
@@ -89,8 +104,11 @@ describe('doctor --fix', () => {
   it('runs apt-get install with an argv, and apt-get update first when the lists are stale', async () => {
     const calls = path.join(dir, 'apt-calls')
     const updated = path.join(dir, 'apt-updated')
-    program('apt-get', `echo "$DEBIAN_FRONTEND $*" >> ${calls}
-case "$1" in update) : > ${updated};; install) [ -f ${updated} ] || { echo "E: Unable to locate package zstd" >&2; exit 100; };; esac`)
+    program(
+      'apt-get',
+      `echo "$DEBIAN_FRONTEND $*" >> ${calls}
+case "$1" in update) : > ${updated};; install) [ -f ${updated} ] || { echo "E: Unable to locate package zstd" >&2; exit 100; };; esac`,
+    )
     const lines: string[] = []
     expect(await aptInstall(['zstd', 'cpio'], (line) => lines.push(line))).toBeUndefined()
     expect(fs.readFileSync(calls, 'utf8').trim().split('\n')).toEqual([
@@ -113,12 +131,18 @@ describe('stack-emulator doctor', () => {
     const cli = path.resolve(import.meta.dirname, '../../dist/cli/main.js')
     expect(fs.existsSync(cli), 'run `npm run build` first').toBe(true)
     const r = await execa(process.execPath, [cli, 'doctor', '--json'], {
-      env: { PATH: empty, STACK_EMULATOR_HOME: path.join(dir, 'cli-home') }, reject: false,
+      env: { PATH: empty, STACK_EMULATOR_HOME: path.join(dir, 'cli-home') },
+      reject: false,
     })
     expect(r.exitCode).toBe(1)
     const report = JSON.parse(r.stdout)
     expect(report.ok).toBe(false)
-    expect(report.findings).toContainEqual({ id: 'qemu', status: 'fail', message: expect.stringContaining('not found'), fix: expect.stringMatching(/apt-get install qemu-system-x86$/) })
+    expect(report.findings).toContainEqual({
+      id: 'qemu',
+      status: 'fail',
+      message: expect.stringContaining('not found'),
+      fix: expect.stringMatching(/apt-get install qemu-system-x86$/),
+    })
     for (const finding of report.findings) expect(Object.keys(finding)).toEqual(expect.arrayContaining(['id', 'status', 'message']))
     expect(r.stderr).toMatch(/to install what is missing: sudo apt-get update && sudo apt-get install -y --no-install-recommends qemu-system-x86 qemu-utils/)
   })

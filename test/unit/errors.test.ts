@@ -7,7 +7,12 @@ describe('StackEmulatorError across the supervisor socket', () => {
     const error = new StackEmulatorError('QEMU exited', { code: 'BOOT_FAILED', fix: 'See the console.', details: 'kernel panic' })
     const rebuilt = errorFromJSON(JSON.parse(JSON.stringify(error)))
     expect(rebuilt).toBeInstanceOf(StackEmulatorError)
-    expect(rebuilt).toMatchObject({ code: 'BOOT_FAILED', message: 'QEMU exited. See the console.\nkernel panic', fix: 'See the console.', details: 'kernel panic' })
+    expect(rebuilt).toMatchObject({
+      code: 'BOOT_FAILED',
+      message: 'QEMU exited. See the console.\nkernel panic',
+      fix: 'See the console.',
+      details: 'kernel panic',
+    })
   })
 
   it('leaves out a fix and details it does not have', () => {

@@ -28,7 +28,11 @@ const ADMIN_USER_ID = '63abbc96-5329-454a-ba56-e0460173c6c1'
 function missing(): string | undefined {
   let bin: string
   try {
-    bin = execFileSync(PYTHON, ['-B', '-c', 'import jwt; from tests.postgres import postgres_bin; print(postgres_bin() or "")'], { cwd: GUEST, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    bin = execFileSync(PYTHON, ['-B', '-c', 'import jwt; from tests.postgres import postgres_bin; print(postgres_bin() or "")'], {
+      cwd: GUEST,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim()
   } catch {
     return `needs ${PYTHON} with psycopg2 and PyJWT (apt-get install python3-psycopg2 python3-jwt python3-cryptography)`
   }
@@ -50,29 +54,40 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
   return pollUntil(() => probe().catch(() => undefined), { timeoutMs, intervalMs: 100, timeoutError: () => new Error(`timed out waiting for ${what}`) })
 }
 
-interface Answer { status: number; headers: Record<string, string>; text: string; json: any }
+interface Answer {
+  status: number
+  headers: Record<string, string>
+  text: string
+  json: any
+}
 
 /** A request whose answer headers are kept too (httpRequest keeps only the body). */
 function request(url: string, options: { method?: string; headers?: Record<string, string>; json?: unknown } = {}): Promise<Answer> {
   const body = options.json === undefined ? undefined : JSON.stringify(options.json)
   return new Promise((resolve, reject) => {
-    const req = http.request(url, {
-      method: options.method ?? 'GET', agent: false, signal: AbortSignal.timeout(10_000),
-      headers: { ...options.headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8')
-        let json: unknown
-        try {
-          json = JSON.parse(text)
-        } catch {
-          json = undefined
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers as Record<string, string>, text, json })
-      })
-    })
+    const req = http.request(
+      url,
+      {
+        method: options.method ?? 'GET',
+        agent: false,
+        signal: AbortSignal.timeout(10_000),
+        headers: { ...options.headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8')
+          let json: unknown
+          try {
+            json = JSON.parse(text)
+          } catch {
+            json = undefined
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers as Record<string, string>, text, json })
+        })
+      },
+    )
     req.on('error', reject)
     req.end(body)
   })
@@ -85,10 +100,26 @@ function internal(prefix: 'x-stack-' | 'x-hexclave-'): Record<string, string> {
 
 /** apps/backend/src/proxy.tsx at 2f719903b: the CORS allow-list, in its order. */
 const CORS_AT_2F719903B = [
-  'content-type', 'authorization', 'x-stack-project-id', 'x-stack-branch-id', 'x-stack-override-error-status', 'x-stack-random-nonce',
-  'x-stack-client-version', 'x-stack-disable-artificial-development-delay', 'x-stack-access-type', 'x-stack-publishable-client-key',
-  'x-stack-secret-server-key', 'x-stack-super-secret-admin-key', 'x-stack-admin-access-token', 'x-stack-refresh-token',
-  'x-stack-access-token', 'x-stack-allow-anonymous-user', 'baggage', 'sentry-trace', 'x-vercel-protection-bypass', 'ngrok-skip-browser-warning',
+  'content-type',
+  'authorization',
+  'x-stack-project-id',
+  'x-stack-branch-id',
+  'x-stack-override-error-status',
+  'x-stack-random-nonce',
+  'x-stack-client-version',
+  'x-stack-disable-artificial-development-delay',
+  'x-stack-access-type',
+  'x-stack-publishable-client-key',
+  'x-stack-secret-server-key',
+  'x-stack-super-secret-admin-key',
+  'x-stack-admin-access-token',
+  'x-stack-refresh-token',
+  'x-stack-access-token',
+  'x-stack-allow-anonymous-user',
+  'baggage',
+  'sentry-trace',
+  'x-vercel-protection-bypass',
+  'ngrok-skip-browser-warning',
 ]
 
 describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? ` (skipped: it ${skipReason})` : ''}`, () => {
@@ -104,10 +135,19 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
   async function startServer(mode: string | undefined): Promise<{ child: ChildProcess; url: string; output: () => string }> {
     const [backendPort, dashboard, minio, inbucket, mockOauth] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()))
     const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin', PYTHONDONTWRITEBYTECODE: '1',
-      FIXTURE_BIND: '127.0.0.1', FIXTURE_DB_HOST: pg.dir, PGPORT: String(pg.port), FIXTURE_DB_USER: 'postgres',
-      BACKEND_PORT: String(backendPort), DASHBOARD_PORT: String(dashboard), MINIO_PORT: String(minio), INBUCKET_PORT: String(inbucket),
-      MOCK_OAUTH_PORT: String(mockOauth), NEXT_PUBLIC_STACK_IS_LOCAL_EMULATOR: 'true', STACK_LOCAL_EMULATOR_HOST_MOUNT_ROOT: hostRoot,
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      PYTHONDONTWRITEBYTECODE: '1',
+      FIXTURE_BIND: '127.0.0.1',
+      FIXTURE_DB_HOST: pg.dir,
+      PGPORT: String(pg.port),
+      FIXTURE_DB_USER: 'postgres',
+      BACKEND_PORT: String(backendPort),
+      DASHBOARD_PORT: String(dashboard),
+      MINIO_PORT: String(minio),
+      INBUCKET_PORT: String(inbucket),
+      MOCK_OAUTH_PORT: String(mockOauth),
+      NEXT_PUBLIC_STACK_IS_LOCAL_EMULATOR: 'true',
+      STACK_LOCAL_EMULATOR_HOST_MOUNT_ROOT: hostRoot,
       ...(mode === undefined ? {} : { STACK_EMULATOR_FIXTURE_HEADERS: mode }),
     }
     // As the image starts it (run-stack-container), less the bytecode written next to the source.
@@ -130,14 +170,16 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
     fs.mkdirSync(hostRoot)
     // A private cluster with the image's schema, until its stdin closes (tests/postgres.py); its folder and port first.
     postgres = spawn(PYTHON, ['-B', '-m', 'tests.postgres'], { cwd: GUEST, stdio: ['pipe', 'pipe', 'inherit'] })
-    pg = JSON.parse(await new Promise<string>((resolve, reject) => {
-      let out = ''
-      postgres!.stdout!.on('data', (c: Buffer) => {
-        out += c.toString()
-        if (out.includes('\n')) resolve(out.split('\n')[0]!)
-      })
-      postgres!.once('exit', (code) => reject(new Error(`tests/postgres.py exited (${code}) before its cluster was ready`)))
-    }))
+    pg = JSON.parse(
+      await new Promise<string>((resolve, reject) => {
+        let out = ''
+        postgres!.stdout!.on('data', (c: Buffer) => {
+          out += c.toString()
+          if (out.includes('\n')) resolve(out.split('\n')[0]!)
+        })
+        postgres!.once('exit', (code) => reject(new Error(`tests/postgres.py exited (${code}) before its cluster was ready`)))
+      }),
+    )
     for (const mode of ['x-stack', 'both'] as const) {
       const server = await startServer(mode)
       if (server.child.exitCode !== null) throw new Error(`server.py (${mode}) exited: ${server.output()}`)
@@ -147,7 +189,8 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
   }, 90_000)
 
   afterAll(async () => {
-    const stopped = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', resolve))
+    const stopped = (child: ChildProcess) =>
+      child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', resolve))
     for (const child of servers) child.kill('SIGTERM')
     await Promise.all(servers.map(stopped))
     if (postgres) {
@@ -184,8 +227,8 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
     const id = /^\[API REQ\] \[([\w-]+) @ internal\] GET (\S+)$/.exec(lines.find((l) => l.includes('log-line-test') && l.startsWith('[API REQ]')) ?? '')
     expect(id?.[2]).toBe(url)
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^\\[    RES\\] \\[${id![1]}\\] GET ${url.replace(/[?.]/g, '\\$&')}: 200 \\(in \\d+ms\\)$`)))
-    expect(lines).toContainEqual(expect.stringMatching(/^\[    ERR\] \[[\w-]+\] GET \/api\/v1\/users\/me: .+/))
-    expect(lines).toContainEqual(expect.stringMatching(/^\[    RES\] \[[\w-]+\] GET \S+log-line-error: 400 \(in \d+ms\)$/))
+    expect(lines).toContainEqual(expect.stringMatching(/^\[ {4}ERR\] \[[\w-]+\] GET \/api\/v1\/users\/me: .+/))
+    expect(lines).toContainEqual(expect.stringMatching(/^\[ {4}RES\] \[[\w-]+\] GET \S+log-line-error: 400 \(in \d+ms\)$/))
     expect(lines.filter((l) => l.includes('/health'))).toEqual([]) // not an API route: the probes stay out
   })
 
@@ -209,7 +252,8 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
 
     it("answers a CORS preflight with 2f719903b's lists: no x-hexclave-* anywhere", async () => {
       const preflight = await request(`${backend['x-stack']}/api/v1/users/me`, {
-        method: 'OPTIONS', headers: { origin: 'http://localhost:3000', 'access-control-request-headers': 'x-hexclave-project-id' },
+        method: 'OPTIONS',
+        headers: { origin: 'http://localhost:3000', 'access-control-request-headers': 'x-hexclave-project-id' },
       })
       expect(preflight.status).toBe(200)
       expect(preflight.headers['access-control-allow-headers']!.split(', ')).toEqual(CORS_AT_2F719903B)
@@ -221,7 +265,13 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
       const file = configFile('old-generation')
       const minted = await mint('x-stack', file)
       expect(minted.status, minted.text).toBe(200)
-      expect(Object.keys(minted.json).sort()).toEqual(['branch_config_override_string', 'project_id', 'publishable_client_key', 'secret_server_key', 'super_secret_admin_key'])
+      expect(Object.keys(minted.json).sort()).toEqual([
+        'branch_config_override_string',
+        'project_id',
+        'publishable_client_key',
+        'secret_server_key',
+        'super_secret_admin_key',
+      ])
       expect(hostFile(file)).toBe('import type { StackConfig } from "@stackframe/js";\n\nexport const config: StackConfig = {};\n')
       expect((await request(`${backend['x-stack']}/api/v1/internal/local-emulator/project`, { headers: internal('x-stack-') })).status).toBe(405)
       const sentinel = await mint('x-stack', configFile('old-sentinel', 'export const config = "show-onboarding";\n'))
@@ -237,11 +287,18 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
         expect([answer.status, answer.json.id]).toEqual([200, 'internal'])
       }
       const failed = await request(current, { headers: { 'x-hexclave-access-type': 'client' } })
-      expect([failed.status, failed.json.code, failed.headers['x-stack-known-error'], failed.headers['x-hexclave-known-error']]).toEqual([400, 'ACCESS_TYPE_WITHOUT_PROJECT_ID', 'ACCESS_TYPE_WITHOUT_PROJECT_ID', 'ACCESS_TYPE_WITHOUT_PROJECT_ID'])
+      expect([failed.status, failed.json.code, failed.headers['x-stack-known-error'], failed.headers['x-hexclave-known-error']]).toEqual([
+        400,
+        'ACCESS_TYPE_WITHOUT_PROJECT_ID',
+        'ACCESS_TYPE_WITHOUT_PROJECT_ID',
+        'ACCESS_TYPE_WITHOUT_PROJECT_ID',
+      ])
       const overridden = await request(current, { headers: { 'x-hexclave-override-error-status': 'true' } })
       expect([overridden.status, overridden.headers['x-stack-actual-status'], overridden.headers['x-hexclave-actual-status']]).toEqual([200, '400', '400'])
       const preflight = await request(`${backend.both}/api/v1/users/me`, { method: 'OPTIONS' })
-      expect(preflight.headers['access-control-allow-headers']!.split(', ')).toEqual(expect.arrayContaining(['x-hexclave-project-id', 'x-stack-project-id', 'x-hexclave-access-token']))
+      expect(preflight.headers['access-control-allow-headers']!.split(', ')).toEqual(
+        expect.arrayContaining(['x-hexclave-project-id', 'x-stack-project-id', 'x-hexclave-access-token']),
+      )
       expect(preflight.headers['access-control-expose-headers']).toContain('x-hexclave-known-error')
       expect(await backendHeaderFamily(backend.both!)).toBe('both')
     })
@@ -266,23 +323,34 @@ describe.skipIf(skipReason)(`the fixture's server.py on this host${skipReason ? 
       expect((await mint('both', file)).json).toMatchObject({ onboarding_status: 'config_choice', branch_config_override_string: '{}' })
     })
 
-    it('lists the config files\' projects (GET), to client access on project internal only', async () => {
+    it("lists the config files' projects (GET), to client access on project internal only", async () => {
       const file = configFile('listed', 'export const config = {};\n')
       const minted = await mint('both', file)
       const route = `${backend.both}/api/v1/internal/local-emulator/project`
       const list = await request(route, { headers: internal('x-hexclave-') })
       expect(list.status, list.text).toBe(200)
-      expect(list.json.projects).toContainEqual({ project_id: minted.json.project_id, absolute_file_path: file, display_name: 'Local Emulator: stack.config.ts' })
+      expect(list.json.projects).toContainEqual({
+        project_id: minted.json.project_id,
+        absolute_file_path: file,
+        display_name: 'Local Emulator: stack.config.ts',
+      })
       expect(list.json.projects.every((p: object) => Object.keys(p).sort().join() === 'absolute_file_path,display_name,project_id')).toBe(true)
       expect((await request(route)).json.code).toBe('ACCESS_TYPE_REQUIRED')
-      const other = { 'x-stack-project-id': minted.json.project_id, 'x-stack-access-type': 'client', 'x-stack-publishable-client-key': minted.json.publishable_client_key }
+      const other = {
+        'x-stack-project-id': minted.json.project_id,
+        'x-stack-access-type': 'client',
+        'x-stack-publishable-client-key': minted.json.publishable_client_key,
+      }
       expect((await request(route, { headers: other })).json.code).toBe('SCHEMA_ERROR')
     })
 
     it("signs in the seeded admin user of project internal, as Stack Auth's newer CLI does", async () => {
-      const signIn = (password: string) => request(`${backend.both}/api/v1/auth/password/sign-in`, {
-        method: 'POST', headers: internal('x-stack-'), json: { email: 'local-emulator@stack-auth.com', password },
-      })
+      const signIn = (password: string) =>
+        request(`${backend.both}/api/v1/auth/password/sign-in`, {
+          method: 'POST',
+          headers: internal('x-stack-'),
+          json: { email: 'local-emulator@stack-auth.com', password },
+        })
       const answer = await signIn('LocalEmulatorPassword')
       expect(answer.status, answer.text).toBe(200)
       expect(answer.json.user_id).toBe(ADMIN_USER_ID)

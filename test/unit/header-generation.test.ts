@@ -11,7 +11,12 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  backendHeaderFamily, headerGenerationWarning, headerMismatchWarning, installedSdkHeaderFamily, installedSdks, type BackendHeaders,
+  backendHeaderFamily,
+  headerGenerationWarning,
+  headerMismatchWarning,
+  installedSdkHeaderFamily,
+  installedSdks,
+  type BackendHeaders,
 } from '../../src/stack/header-generation.js'
 
 /** A backend of one generation: which request-header prefixes it reads. */
@@ -46,7 +51,10 @@ beforeAll(async () => {
   }
   await start('x-stack', backend(['x-stack-']))
   await start('both', backend(['x-hexclave-', 'x-stack-']))
-  await start('other', http.createServer((_req, res) => res.end('<html>not Stack Auth</html>')))
+  await start(
+    'other',
+    http.createServer((_req, res) => res.end('<html>not Stack Auth</html>')),
+  )
   // A port nothing listens on: bound, then closed.
   const probe = http.createServer()
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
@@ -79,9 +87,10 @@ function project(packages: Record<string, string | object>, root?: string): stri
   for (const [name, version] of Object.entries(packages)) {
     const dir = path.join(root, 'node_modules', name)
     fs.mkdirSync(dir, { recursive: true })
-    const json = typeof version === 'string'
-      ? { name, version, exports: { '.': './index.js' } } // package.json not exported: found all the same
-      : version
+    const json =
+      typeof version === 'string'
+        ? { name, version, exports: { '.': './index.js' } } // package.json not exported: found all the same
+        : version
     fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(json))
   }
   return root
@@ -89,7 +98,11 @@ function project(packages: Record<string, string | object>, root?: string): stri
 
 describe('installedSdkHeaderFamily', () => {
   it('decides the family from the version: X-Hexclave-* from 2.8.108 on', () => {
-    expect(installedSdkHeaderFamily(project({ '@stackframe/js': '2.8.108' }))).toMatchObject({ name: '@stackframe/js', version: '2.8.108', headers: 'x-hexclave' })
+    expect(installedSdkHeaderFamily(project({ '@stackframe/js': '2.8.108' }))).toMatchObject({
+      name: '@stackframe/js',
+      version: '2.8.108',
+      headers: 'x-hexclave',
+    })
     expect(installedSdkHeaderFamily(project({ '@stackframe/js': '2.9.0' }))).toMatchObject({ headers: 'x-hexclave' })
     expect(installedSdkHeaderFamily(project({ '@stackframe/stack': '2.8.102' }))).toMatchObject({ name: '@stackframe/stack', headers: 'x-stack' })
     expect(installedSdkHeaderFamily(project({ '@stackframe/react': '2.8.89' }))).toMatchObject({ name: '@stackframe/react', headers: 'x-stack' })
@@ -110,7 +123,9 @@ describe('installedSdkHeaderFamily', () => {
   it('names the SDK an old backend refuses when the project has several, and none when it has none', () => {
     const root = project({ '@stackframe/js': '2.8.102', '@hexclave/react': '1.2.3', '@hexclave/shared': '1.2.3' })
     expect(installedSdks(root).map((sdk) => `${sdk.name}@${sdk.version} ${sdk.headers}`)).toEqual([
-      '@stackframe/js@2.8.102 x-stack', '@hexclave/react@1.2.3 x-hexclave', '@hexclave/shared@1.2.3 x-hexclave',
+      '@stackframe/js@2.8.102 x-stack',
+      '@hexclave/react@1.2.3 x-hexclave',
+      '@hexclave/shared@1.2.3 x-hexclave',
     ])
     expect(installedSdkHeaderFamily(root)).toMatchObject({ name: '@hexclave/react' })
     expect(installedSdkHeaderFamily(project({}))).toBeUndefined()
@@ -121,7 +136,11 @@ describe('installedSdkHeaderFamily', () => {
     const repo = path.join(import.meta.dirname, '..', '..')
     const installed = JSON.parse(fs.readFileSync(path.join(repo, 'node_modules', '@stackframe', 'js', 'package.json'), 'utf8')) as { version: string }
     const sends = fs.readFileSync(path.join(repo, 'node_modules', '@stackframe', 'stack-shared', 'dist', 'interface', 'client-interface.js'), 'utf8')
-    expect(installedSdkHeaderFamily(repo)).toMatchObject({ name: '@stackframe/js', version: installed.version, headers: sends.includes('"X-Hexclave-Project-Id"') ? 'x-hexclave' : 'x-stack' })
+    expect(installedSdkHeaderFamily(repo)).toMatchObject({
+      name: '@stackframe/js',
+      version: installed.version,
+      headers: sends.includes('"X-Hexclave-Project-Id"') ? 'x-hexclave' : 'x-stack',
+    })
   })
 })
 
@@ -131,7 +150,14 @@ describe('the mismatch warning', () => {
   it('is one line naming both sides and the fix, only for an X-Hexclave SDK and an x-stack backend', () => {
     const line = headerMismatchWarning('x-stack', sdk('@stackframe/js', '2.8.108', 'x-hexclave'), 'stack-auth emulator-dev-latest')!
     expect(line).not.toContain('\n')
-    for (const part of ['@stackframe/js 2.8.108', 'image stack-auth emulator-dev-latest', 'x-stack-*', 'ACCESS_TYPE_REQUIRED', 'npm install @stackframe/js@2.8.102', 'stack-emulator image pull']) {
+    for (const part of [
+      '@stackframe/js 2.8.108',
+      'image stack-auth emulator-dev-latest',
+      'x-stack-*',
+      'ACCESS_TYPE_REQUIRED',
+      'npm install @stackframe/js@2.8.102',
+      'stack-emulator image pull',
+    ]) {
       expect(line).toContain(part)
     }
     expect(headerMismatchWarning('x-stack', sdk('@stackframe/react', '2.8.108', 'x-hexclave'), 'i')).toContain('@stackframe/react@2.8.89')
@@ -144,7 +170,9 @@ describe('the mismatch warning', () => {
 
   it('comes from one request to the backend, for a project whose SDK sends X-Hexclave-*', async () => {
     const renamed = project({ '@stackframe/js': '2.8.108' })
-    expect(await headerGenerationWarning(servers['x-stack']!, renamed, 'stack-auth-fixture')).toMatch(/^@stackframe\/js 2\.8\.108 sends only X-Hexclave-\* headers, but the backend of image stack-auth-fixture reads only x-stack-\*/)
+    expect(await headerGenerationWarning(servers['x-stack']!, renamed, 'stack-auth-fixture')).toMatch(
+      /^@stackframe\/js 2\.8\.108 sends only X-Hexclave-\* headers, but the backend of image stack-auth-fixture reads only x-stack-\*/,
+    )
     expect(await headerGenerationWarning(servers.both!, renamed, 'stack-auth-fixture')).toBeUndefined()
     expect(await headerGenerationWarning(servers['x-stack']!, project({ '@stackframe/js': '2.8.102' }), 'stack-auth-fixture')).toBeUndefined()
     expect(await headerGenerationWarning(`http://127.0.0.1:${closedPort}`, renamed, 'stack-auth-fixture')).toBeUndefined()

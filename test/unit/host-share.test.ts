@@ -32,10 +32,13 @@ const temp = () => {
 
 /** Every plain file under `dir`, with its content: what must not change outside the share. */
 const filesUnder = (dir: string): Record<string, string> =>
-  Object.fromEntries(fs.readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .map((name) => path.join(dir, name))
-    .filter((file) => fs.lstatSync(file).isFile())
-    .map((file) => [file, fs.readFileSync(file, 'utf8')]))
+  Object.fromEntries(
+    fs
+      .readdirSync(dir, { recursive: true, encoding: 'utf8' })
+      .map((name) => path.join(dir, name))
+      .filter((file) => fs.lstatSync(file).isFile())
+      .map((file) => [file, fs.readFileSync(file, 'utf8')]),
+  )
 
 /**
  * One case per depth of `hostFile`'s mirror: the share's path there, and an outside folder laid
@@ -188,7 +191,7 @@ describe('HostShare', () => {
     }
   })
 
-  it('copies back: never writes through a link at the user\'s own path', async () => {
+  it("copies back: never writes through a link at the user's own path", async () => {
     const { dir, file, share } = await exposed()
     const victim = path.join(dir, 'victim.txt')
     fs.writeFileSync(victim, 'untouched')
@@ -202,7 +205,7 @@ describe('HostShare', () => {
     expect(fs.existsSync(file)).toBe(false)
   })
 
-  it('reads the internal key (and the VM folder\'s files) only from the share, at rest or swapped in mid-read', async () => {
+  it("reads the internal key (and the VM folder's files) only from the share, at rest or swapped in mid-read", async () => {
     const keys: string[] = []
     const route = http.createServer((req, res) => {
       keys.push(String(req.headers['x-stack-publishable-client-key']))
@@ -240,7 +243,7 @@ describe('HostShare', () => {
     }
   })
 
-  it('writes the VM folder\'s files only into the share, at rest or swapped in mid-write', async () => {
+  it("writes the VM folder's files only into the share, at rest or swapped in mid-write", async () => {
     for (const mode of ['plant', 'swap'] as const) {
       const { outside, share } = await exposed()
       await share.writeVmFile('internal-pck', 'first')
@@ -252,7 +255,8 @@ describe('HostShare', () => {
         if (mode === 'plant') {
           d.plant()
           const written = s.share.writeVmFile('internal-pck', 'second')
-          if (d.isFile) await written // the link itself is replaced, not followed
+          if (d.isFile)
+            await written // the link itself is replaced, not followed
           else await expect(written, d.label).rejects.toMatchObject({ code: 'STATE_UNSAFE' })
         } else {
           if (d.isFile) continue
@@ -293,7 +297,12 @@ describe('HostShare.expose: what the credentials op may mirror into the share', 
       ['/etc/shadow', /is not a Stack config file .*Pass your app's stack\.config\.ts as configFile/],
       ['/etc/passwd', /is not a Stack config file/],
       [at('id_ed25519'), /is not a Stack config file/],
-      [at('stack.config.ts'), new RegExp(`is a symbolic link; only a plain file is shared with the VM\\. Pass the file it points to: configFile: '${fs.realpathSync(at('real.config.ts'))}'`)],
+      [
+        at('stack.config.ts'),
+        new RegExp(
+          `is a symbolic link; only a plain file is shared with the VM\\. Pass the file it points to: configFile: '${fs.realpathSync(at('real.config.ts'))}'`,
+        ),
+      ],
       [at('fifo.config.ts'), /is not a plain file/],
       [at('folder.ts'), /is not a plain file/],
       [at('big.config.ts'), /is larger than 1 MiB/],

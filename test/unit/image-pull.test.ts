@@ -15,7 +15,16 @@ describe('release names', () => {
   })
 
   it('refuses anything else, naming the option and what it takes', () => {
-    for (const tag of ['v1.0', 'emulator-dev', 'emulator-dev-2026-1a2b3c4d', 'emulator-dev-20260401-1A2B3C4D', 'emulator-../x-latest', 'emulator-a/b-latest', 'emulator-dev-latest ', '']) {
+    for (const tag of [
+      'v1.0',
+      'emulator-dev',
+      'emulator-dev-2026-1a2b3c4d',
+      'emulator-dev-20260401-1A2B3C4D',
+      'emulator-../x-latest',
+      'emulator-a/b-latest',
+      'emulator-dev-latest ',
+      '',
+    ]) {
       expect(() => checkTag(tag), tag).toThrow(/^Option "tag" must be a release tag emulator-<branch>-latest or emulator-<branch>-<YYYYMMDD>-<sha8>/)
     }
     for (const branch of ['a/b', '..', 'a..b', '-x', 'x-', 'a'.repeat(20), '']) expect(() => checkBranch(branch), branch).toThrow(/^Option "branch"/)
@@ -77,8 +86,12 @@ describe('download progress', () => {
   it('shows bytes, rate and time left, the detail in a trailing parenthesis', () => {
     expect(formatBytes(999)).toBe('999 B')
     expect(formatBytes(82_118_144)).toBe('82.1 MB')
-    expect(describeDownload('x.qcow2', { receivedBytes: 41_200_000, totalBytes: 82_118_144, bytesPerSecond: 20_000_000 })).toBe('downloading x.qcow2 (41.2 of 82.1 MB, 20.0 MB/s, 3 s left)')
-    expect(describeDownload('x.qcow2', { receivedBytes: 500, totalBytes: 4e9, bytesPerSecond: 1e6 })).toBe('downloading x.qcow2 (500 B of 4.0 GB, 1.0 MB/s, 67 min left)')
+    expect(describeDownload('x.qcow2', { receivedBytes: 41_200_000, totalBytes: 82_118_144, bytesPerSecond: 20_000_000 })).toBe(
+      'downloading x.qcow2 (41.2 of 82.1 MB, 20.0 MB/s, 3 s left)',
+    )
+    expect(describeDownload('x.qcow2', { receivedBytes: 500, totalBytes: 4e9, bytesPerSecond: 1e6 })).toBe(
+      'downloading x.qcow2 (500 B of 4.0 GB, 1.0 MB/s, 67 min left)',
+    )
     expect(describeDownload('x.qcow2', { receivedBytes: 0, totalBytes: 1e6, bytesPerSecond: 0 })).toBe('downloading x.qcow2 (0 B of 1.0 MB)')
   })
 })
@@ -88,7 +101,9 @@ describe('free space', () => {
   it('names the shortfall before a download', async () => {
     await expect(checkFreeSpace('/cache/images', 80e6, statfs(40_960_000))).rejects.toMatchObject({
       code: 'DISK_FULL',
-      message: expect.stringMatching(/^Not enough space in \/cache\/images for the image: it needs 80\.0 MB, 41\.0 MB are free \(short by 39\.0 MB\)\. Free some space/),
+      message: expect.stringMatching(
+        /^Not enough space in \/cache\/images for the image: it needs 80\.0 MB, 41\.0 MB are free \(short by 39\.0 MB\)\. Free some space/,
+      ),
     })
     await expect(checkFreeSpace('/cache/images', 80e6, statfs(81_920_000))).resolves.toBeUndefined()
   })
@@ -108,14 +123,19 @@ describe('where images come from', () => {
     expect(readSettings({}).pullIdleTimeoutMs).toBe(60_000)
     expect(readSettings({ STACK_EMULATOR_PULL_IDLE_TIMEOUT: '0.5' }).pullIdleTimeoutMs).toBe(500)
     for (const value of ['0', '-3', 'soon']) {
-      expect(() => readSettings({ STACK_EMULATOR_PULL_IDLE_TIMEOUT: value })).toThrow(/^STACK_EMULATOR_PULL_IDLE_TIMEOUT must be a number of seconds above 0; got ".*"\. Unset it for 60 s/)
+      expect(() => readSettings({ STACK_EMULATOR_PULL_IDLE_TIMEOUT: value })).toThrow(
+        /^STACK_EMULATOR_PULL_IDLE_TIMEOUT must be a number of seconds above 0; got ".*"\. Unset it for 60 s/,
+      )
     }
   })
 
   it('reads the proxy variables, lower case first, and keeps them out of Settings', () => {
     expect(proxySettings({})).toEqual({ httpProxy: '', httpsProxy: '', noProxy: '' })
-    expect(proxySettings({ HTTPS_PROXY: 'http://127.0.0.1:3128', https_proxy: 'http://127.0.0.2:3128', NO_PROXY: 'localhost' }))
-      .toEqual({ httpProxy: '', httpsProxy: 'http://127.0.0.2:3128', noProxy: 'localhost' })
+    expect(proxySettings({ HTTPS_PROXY: 'http://127.0.0.1:3128', https_proxy: 'http://127.0.0.2:3128', NO_PROXY: 'localhost' })).toEqual({
+      httpProxy: '',
+      httpsProxy: 'http://127.0.0.2:3128',
+      noProxy: 'localhost',
+    })
     expect(JSON.stringify(readSettings({ HTTPS_PROXY: 'http://user:pw@127.0.0.1:3128' }))).not.toContain('pw@')
   })
 })

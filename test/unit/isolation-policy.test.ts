@@ -42,12 +42,24 @@ describe('checkpoints', () => {
 
   it('are asked for and saved through checked requests', () => {
     expect(parseRequest({ id: 1, op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint: request }).request).toEqual({
-      op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint: request,
+      op: 'acquire',
+      isolation: 'suite',
+      keepAlive: false,
+      idleTimeoutMs: 0,
+      checkpoint: request,
     })
     expect(parseRequest({ id: 2, op: 'checkpoint' }).request).toEqual({ op: 'checkpoint' })
     expect(parseRequest({ id: 3, op: 'reset', force: false, lease: 4 }).request).toEqual({ op: 'reset', force: false, lease: 4 })
-    for (const bad of [{ ...request, configFile: 'relative.ts' }, { ...request, seedFrom: 'maybe' }, { ...request, seedTimeoutMs: 0 }, { ...request, seedId: 'x'.repeat(200) }, 'text']) {
-      expect(() => parseRequest({ id: 4, op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint: bad })).toThrow(/"checkpoint" must be/)
+    for (const bad of [
+      { ...request, configFile: 'relative.ts' },
+      { ...request, seedFrom: 'maybe' },
+      { ...request, seedTimeoutMs: 0 },
+      { ...request, seedId: 'x'.repeat(200) },
+      'text',
+    ]) {
+      expect(() => parseRequest({ id: 4, op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint: bad })).toThrow(
+        /"checkpoint" must be/,
+      )
     }
     expect(() => parseRequest({ id: 5, op: 'reset', force: false, lease: 'one' })).toThrow(/"lease" must be an integer/)
   })
@@ -58,7 +70,13 @@ describe('seed identity', () => {
     const seed = async () => {}
     expect(seedIdentity({ seed, seedVersion: 'v3' })).toBe('v3')
     expect(seedIdentity({ seed })).toMatch(/^[0-9a-f]{16}$/)
-    expect(seedIdentity({ seed: async () => { await Promise.resolve(1) } })).not.toBe(seedIdentity({ seed }))
+    expect(
+      seedIdentity({
+        seed: async () => {
+          await Promise.resolve(1)
+        },
+      }),
+    ).not.toBe(seedIdentity({ seed }))
     expect(seedIdentity({})).toBe('')
   })
 })
@@ -84,7 +102,7 @@ describe('integration plan', () => {
     expect(() => planIntegration({ isolation: 'strict' as never })).toThrow(/isolation/)
   })
 
-  it('gives each worker an instance of its own that restores the run\'s checkpoint and never seeds', () => {
+  it("gives each worker an instance of its own that restores the run's checkpoint and never seeds", () => {
     const seed = async () => {}
     const plan = planIntegration({ name: 'e2e', reset: 'test', seed, memoryMb: 512 })
     const worker = workerOptions(plan, 2)

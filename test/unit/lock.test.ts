@@ -99,12 +99,17 @@ describe('names no other user can take first', () => {
     if (process.getuid?.() !== 0) throw new Error('this test starts a process as user nobody: run it as root (CI does)')
     const paths = instancePaths(dir(), 'x')
     fs.mkdirSync(paths.dir, { mode: 0o700 })
-    const nobody = execa(process.execPath, ['-e', squatter, paths.dir, '0', sha256(path.resolve(paths.dir)).slice(0, 32)], { uid: 65534, gid: 65534, reject: false })
+    const nobody = execa(process.execPath, ['-e', squatter, paths.dir, '0', sha256(path.resolve(paths.dir)).slice(0, 32)], {
+      uid: 65534,
+      gid: 65534,
+      reject: false,
+    })
     try {
       const line = readline.createInterface({ input: nobody.stdout! })[Symbol.asyncIterator]()
       expect(String((await line.next()).value)).toBe('squatting EACCES')
       const started = Date.now()
-      const within = <T>(what: Promise<T>) => Promise.race([what, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still waiting after 3 s')), 3000))])
+      const within = <T>(what: Promise<T>) =>
+        Promise.race([what, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still waiting after 3 s')), 3000))])
       await within(withInstanceLock(paths, async () => {}))
       expect(await within(isOwned(paths, undefined))).toBe(false)
       const mine = await within(claimOwnership(paths.dir))
@@ -125,13 +130,17 @@ describe('names no other user can take first', () => {
       ['readable', (file) => fs.writeFileSync(file, 'a'.repeat(64), { mode: 0o644 }), /can be read by other users/],
       ['folder', (file) => fs.mkdirSync(file), /is not a file/],
     ]
-    if (process.getuid?.() === 0) cases.push(['foreign', (file) => (fs.writeFileSync(file, 'a'.repeat(64), { mode: 0o600 }), fs.chownSync(file, 65534, 65534)), /belongs to user 65534/])
+    if (process.getuid?.() === 0)
+      cases.push(['foreign', (file) => (fs.writeFileSync(file, 'a'.repeat(64), { mode: 0o600 }), fs.chownSync(file, 65534, 65534)), /belongs to user 65534/])
     for (const [what, plant, message] of cases) {
       const folder = dir()
       const file = path.join(folder, 'lock.key')
       plant(file)
       const error = { code: 'STATE_UNSAFE', message: expect.stringMatching(new RegExp(`${message.source}.*Remove it \\(rm ${file}\\)`)) }
-      await expect(withInstanceLock({ dir: folder } as never, async () => {}), what).rejects.toMatchObject(error)
+      await expect(
+        withInstanceLock({ dir: folder } as never, async () => {}),
+        what,
+      ).rejects.toMatchObject(error)
       await expect(claimOwnership(folder), what).rejects.toMatchObject(error)
     }
   })

@@ -8,7 +8,15 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { mailClient, mailFor } from '../../src/stack/mail.js'
 
-interface Stored { mailbox: string; id: string; from: string; to: string[]; subject: string; 'posix-millis': number; body: { text: string; html: string } }
+interface Stored {
+  mailbox: string
+  id: string
+  from: string
+  to: string[]
+  subject: string
+  'posix-millis': number
+  body: { text: string; html: string }
+}
 
 let messages: Stored[] = []
 const requests: string[] = []
@@ -18,8 +26,13 @@ let url: string
 /** What Inbucket would store for a message to `to`, in the mailbox Inbucket files it under. */
 function deliver(to: string, subject: string, body: Partial<Stored['body']> = {}, at = Date.now(), from = '<noreply@example.com>'): Stored {
   const message = {
-    mailbox: to.split('@')[0]!.split('+')[0]!.toLowerCase(), id: `${at}-${messages.length}`, from, to: [`<${to}>`],
-    subject, 'posix-millis': at, body: { text: body.text ?? '', html: body.html ?? '' },
+    mailbox: to.split('@')[0]!.split('+')[0]!.toLowerCase(),
+    id: `${at}-${messages.length}`,
+    from,
+    to: [`<${to}>`],
+    subject,
+    'posix-millis': at,
+    body: { text: body.text ?? '', html: body.html ?? '' },
   }
   messages.push(message)
   return message
@@ -36,7 +49,8 @@ beforeAll(async () => {
       messages = messages.filter((m) => !inBox.includes(m) || (id !== undefined && m.id !== decodeURIComponent(id)))
       return json('OK')
     }
-    if (id === undefined) return json(inBox.map(({ body: _body, ...summary }) => ({ ...summary, date: new Date(summary['posix-millis']).toISOString(), size: 1, seen: false })))
+    if (id === undefined)
+      return json(inBox.map(({ body: _body, ...summary }) => ({ ...summary, date: new Date(summary['posix-millis']).toISOString(), size: 1, seen: false })))
     const message = inBox.find((m) => m.id === decodeURIComponent(id))
     return message ? json({ ...message, date: new Date(message['posix-millis']).toISOString(), header: {} }) : res.writeHead(404).end()
   })
@@ -53,9 +67,17 @@ beforeEach(() => {
 
 describe('waitForMessage', () => {
   it('returns a message that is already there, with its text, HTML and links', async () => {
-    deliver('ada@example.com', 'Verify your email', { text: 'Go to http://localhost:3107/verify?code=a1&x=1.', html: '<a href="http://localhost:3107/verify?code=a1&amp;x=1">Verify</a>' })
+    deliver('ada@example.com', 'Verify your email', {
+      text: 'Go to http://localhost:3107/verify?code=a1&x=1.',
+      html: '<a href="http://localhost:3107/verify?code=a1&amp;x=1">Verify</a>',
+    })
     const message = await mailClient(url).waitForMessage('ada@example.com')
-    expect(message).toMatchObject({ subject: 'Verify your email', from: '<noreply@example.com>', to: ['<ada@example.com>'], links: ['http://localhost:3107/verify?code=a1&x=1'] })
+    expect(message).toMatchObject({
+      subject: 'Verify your email',
+      from: '<noreply@example.com>',
+      to: ['<ada@example.com>'],
+      links: ['http://localhost:3107/verify?code=a1&x=1'],
+    })
     expect(message.date).toBeInstanceOf(Date)
     expect(message.html).toContain('<a href=')
     expect(requests[0]).toBe('GET /api/v1/mailbox/ada')
@@ -91,7 +113,9 @@ describe('waitForMessage', () => {
 
   it('times out with a TIMEOUT error naming the address, the mailbox URL and the subjects it saw', async () => {
     deliver('ada@example.com', 'Welcome')
-    const error = await mailClient(url).waitForMessage('ada@example.com', { subject: 'Verify', timeoutMs: 250 }).catch((e: unknown) => e)
+    const error = await mailClient(url)
+      .waitForMessage('ada@example.com', { subject: 'Verify', timeoutMs: 250 })
+      .catch((e: unknown) => e)
     expect(error).toMatchObject({ code: 'TIMEOUT' })
     const message = (error as Error).message
     expect(message).toContain('No mail to ada@example.com with a subject matching "Verify" arrived within 250 ms')
@@ -100,7 +124,9 @@ describe('waitForMessage', () => {
   })
 
   it('says so when Inbucket cannot be reached at all', async () => {
-    const error = await mailClient('http://127.0.0.1:9/').waitForMessage('ada@example.com', { timeoutMs: 200 }).catch((e: unknown) => e)
+    const error = await mailClient('http://127.0.0.1:9/')
+      .waitForMessage('ada@example.com', { timeoutMs: 200 })
+      .catch((e: unknown) => e)
     expect(error).toMatchObject({ code: 'TIMEOUT' })
     expect((error as Error).message).toMatch(/last error: Could not reach Inbucket/)
   })
@@ -139,10 +165,10 @@ describe('a project\'s mail helper (isolation "project")', () => {
     deliver('ada@example.com', 'Verify (b)', {}, t + 1, sender(b))
     expect((await mailFor({ inbucket: url }, { project: a }).messages('ada@example.com')).map((m) => m.subject)).toEqual(['Verify (a)'])
     expect((await mailFor({ inbucket: url }, { project: b }).waitForMessage('ada@example.com')).subject).toBe('Verify (b)')
-    expect((await mailClient(url).messages('ada@example.com'))).toHaveLength(2) // the run's helper sees all
+    expect(await mailClient(url).messages('ada@example.com')).toHaveLength(2) // the run's helper sees all
   })
 
-  it('waits past another project\'s message, and clear deletes only its own', async () => {
+  it("waits past another project's message, and clear deletes only its own", async () => {
     deliver('ada@example.com', 'Verify (b)', {}, Date.now(), sender(b))
     const mail = mailClient(url, { project: a })
     setTimeout(() => deliver('ada@example.com', 'Verify (a)', {}, Date.now(), sender(a)), 100)
@@ -161,7 +187,10 @@ describe('mailFor', () => {
 
   it('without one, every call says that the image has no inbucket service', async () => {
     const mail = mailFor({ backend: 'http://127.0.0.1:1', dashboard: 'http://127.0.0.1:2' })
-    await expect(mail.waitForMessage('ada@example.com')).rejects.toMatchObject({ code: 'NO_SERVICE', message: expect.stringContaining('no "inbucket" service (its services: backend, dashboard)') })
+    await expect(mail.waitForMessage('ada@example.com')).rejects.toMatchObject({
+      code: 'NO_SERVICE',
+      message: expect.stringContaining('no "inbucket" service (its services: backend, dashboard)'),
+    })
     await expect(mail.messages('ada@example.com')).rejects.toMatchObject({ code: 'NO_SERVICE' })
   })
 })

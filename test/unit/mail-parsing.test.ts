@@ -44,7 +44,7 @@ describe('isAddressedTo', () => {
 
 describe('decodeEntities', () => {
   it('decodes named, decimal and hex entities, and leaves unknown ones', () => {
-    expect(decodeEntities('a&amp;b&lt;&gt;&quot;&#39;&#x2F;&#47;&apos;')).toBe('a&b<>"\'//\'')
+    expect(decodeEntities('a&amp;b&lt;&gt;&quot;&#39;&#x2F;&#47;&apos;')).toBe("a&b<>\"'//'")
     expect(decodeEntities('&copy; &bogus; &#0; & alone')).toBe('&copy; &bogus; &#0; & alone')
   })
 })
@@ -63,15 +63,18 @@ describe('extractLinks', () => {
     expect(extractLinks('', text)).toEqual([verify, 'https://example.com/help', 'https://example.com/angle', 'https://example.com/a_(b)'])
   })
 
-  it('lists a link found in both parts once, the HTML\'s first', () => {
+  it("lists a link found in both parts once, the HTML's first", () => {
     const html = '<a href="https://example.com/two">2</a><a href="https://example.com/one">1</a>'
     expect(extractLinks(html, 'https://example.com/one https://example.com/three')).toEqual([
-      'https://example.com/two', 'https://example.com/one', 'https://example.com/three',
+      'https://example.com/two',
+      'https://example.com/one',
+      'https://example.com/three',
     ])
   })
 
   it('leaves out what is not an http(s) link: mailto, anchors, relative paths, image sources', () => {
-    const html = '<a href="mailto:help@example.com">m</a><a href="#top">t</a><a href="/relative">r</a><img src="https://example.com/logo.png"><a HREF = "HTTPS://EXAMPLE.COM/UP">u</a>'
+    const html =
+      '<a href="mailto:help@example.com">m</a><a href="#top">t</a><a href="/relative">r</a><img src="https://example.com/logo.png"><a HREF = "HTTPS://EXAMPLE.COM/UP">u</a>'
     expect(extractLinks(html, 'ftp://example.com/file')).toEqual(['HTTPS://EXAMPLE.COM/UP'])
   })
 })

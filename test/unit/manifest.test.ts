@@ -9,7 +9,12 @@ import { runtimeVolumeDigest } from '../../src/drivers/qemu/runtime-volume.js'
 import { runtimeEnvText } from '../../src/stack/runtime-env.js'
 
 const good = {
-  name: 'stack-auth-emulator', fingerprint: 'abc123', boot: { kind: 'disk' }, disk: 'disk.qcow2', memoryMb: 4096, cpus: 4,
+  name: 'stack-auth-emulator',
+  fingerprint: 'abc123',
+  boot: { kind: 'disk' },
+  disk: 'disk.qcow2',
+  memoryMb: 4096,
+  cpus: 4,
   services: [{ name: 'backend', guestPort: 8102, hostPort: 26701, health: { path: '/health?db=1', status: 200 } }],
   credentials: { service: 'backend', path: '/api/v1/internal/local-emulator/project' },
 }
@@ -33,7 +38,9 @@ describe('loadManifest', () => {
   })
 
   it('lists every problem of a malformed manifest in one error, never a TypeError', async () => {
-    const error = await loadManifest(write({ name: 'x', boot: null, services: [{ name: 'Back End', guestPort: 0 }, 7], credentials: { service: 'nope', path: 'x' } })).catch((e) => e)
+    const error = await loadManifest(
+      write({ name: 'x', boot: null, services: [{ name: 'Back End', guestPort: 0 }, 7], credentials: { service: 'nope', path: 'x' } }),
+    ).catch((e) => e)
     expect(error.code).toBe('IMAGE_NOT_FOUND')
     for (const part of ['"fingerprint"', '"disk"', '"memoryMb"', '"cpus"', '"boot.kind"', 'service {"name":"Back End"', 'service 7', '"credentials"']) {
       expect(error.message).toContain(part)
@@ -56,8 +63,15 @@ describe('the machine fields', () => {
 
   it('accepts the shipped real-image manifest, and the arm64 one a pull makes of it', async () => {
     const amd = await loadManifest(write({ ...shipped, disk: 'disk.qcow2' }))
-    expect(amd).toMatchObject({ arch: 'amd64', machine: 'q35', cpu: 'max', firmware: 'default', guestAgent: true,
-      runtimeVolume: { label: 'STACKCFG', runtimeEnv: 'runtime.env', files: { 'base.env': 'stack-auth.base.env' } }, hostShare: { tag: 'hostfs', guestPath: '/host', mountCommand: ['/usr/local/bin/mount-host-fs', '--post-resume'] } })
+    expect(amd).toMatchObject({
+      arch: 'amd64',
+      machine: 'q35',
+      cpu: 'max',
+      firmware: 'default',
+      guestAgent: true,
+      runtimeVolume: { label: 'STACKCFG', runtimeEnv: 'runtime.env', files: { 'base.env': 'stack-auth.base.env' } },
+      hostShare: { tag: 'hostfs', guestPath: '/host', mountCommand: ['/usr/local/bin/mount-host-fs', '--post-resume'] },
+    })
     const arm = await loadManifest(write({ ...forArch(shipped, 'arm64'), disk: 'disk.qcow2' }))
     expect(platform(arm)).toEqual({ arch: 'arm64', machine: 'virt', tcgCpu: 'max', firmware: 'uefi' })
     expect(forArch(shipped, 'amd64')).toEqual(shipped)
@@ -72,12 +86,26 @@ describe('the machine fields', () => {
   })
 
   it('lists every malformed machine field in one error', async () => {
-    const error = await loadManifest(write({
-      ...good, machine: 7, cpu: 'max; rm', firmware: 'bios', runtimeVolume: { label: 'stackcfg', files: { '../runtime.env': 'x' } },
-      hostShare: { tag: 'a tag', guestPath: 'host' }, guestAgent: 'yes',
-    })).catch((e) => e)
+    const error = await loadManifest(
+      write({
+        ...good,
+        machine: 7,
+        cpu: 'max; rm',
+        firmware: 'bios',
+        runtimeVolume: { label: 'stackcfg', files: { '../runtime.env': 'x' } },
+        hostShare: { tag: 'a tag', guestPath: 'host' },
+        guestAgent: 'yes',
+      }),
+    ).catch((e) => e)
     expect(error.code).toBe('IMAGE_NOT_FOUND')
-    for (const part of ['"machine" must be a string', '"cpu" must be a QEMU CPU model', '"firmware" must be default or uefi', '"runtimeVolume" must be', '"hostShare" must be', '"guestAgent" must be true or false']) {
+    for (const part of [
+      '"machine" must be a string',
+      '"cpu" must be a QEMU CPU model',
+      '"firmware" must be default or uefi',
+      '"runtimeVolume" must be',
+      '"hostShare" must be',
+      '"guestAgent" must be true or false',
+    ]) {
       expect(error.message).toContain(part)
     }
   })
@@ -87,10 +115,16 @@ describe('the machine fields', () => {
     [{ arch: 'arm64', machine: 'q35' }, /"machine" must be virt on arm64, not "q35"/],
     [{ machine: 'virt' }, /"machine" must be pc or q35 on amd64, not "virt"/],
     [{ arch: 'arm64', firmware: 'default' }, /"firmware" must be uefi on arm64/],
-    [{ machine: 'pc', guestAgent: true, hostShare: { tag: 'hostfs', guestPath: '/host', mountCommand: ['/m'] } }, /"hostShare" needs a PCIe machine .* not "pc"/],
+    [
+      { machine: 'pc', guestAgent: true, hostShare: { tag: 'hostfs', guestPath: '/host', mountCommand: ['/m'] } },
+      /"hostShare" needs a PCIe machine .* not "pc"/,
+    ],
     [{ hostShare: { tag: 'hostfs', guestPath: '/host', mountCommand: ['/m'] } }, /"hostShare" needs "guestAgent": true/],
     [{ hostShare: { tag: 'hostfs', guestPath: '/host', mountCommand: ['m'] }, guestAgent: true }, /"hostShare" must be/],
-    [{ credentials: { service: 'backend', path: '/p', internalKey: { file: 'internal-pck', guestPath: '/k' } } }, /"credentials.internalKey" needs a "hostShare"/],
+    [
+      { credentials: { service: 'backend', path: '/p', internalKey: { file: 'internal-pck', guestPath: '/k' } } },
+      /"credentials.internalKey" needs a "hostShare"/,
+    ],
     [{ runtimeVolume: { label: 'STACKCFG', files: {}, runtimeEnv: 'a.env', env: { 'bad name': 'x' } } }, /"runtimeVolume" must be/],
     [{ runtimeVolume: { label: 'STACKCFG', files: { 'a.env': 'a' }, runtimeEnv: 'a.env' } }, /"runtimeVolume" must be/],
     [{ arch: 'arm64', boot: { kind: 'kernel', kernel: 'k', append: '', bios: 'qboot' } }, /"boot.bios" qboot needs arch amd64 and firmware default/],
@@ -99,27 +133,44 @@ describe('the machine fields', () => {
     await expect(loadManifest(write({ ...good, ...fields }))).rejects.toThrow(message)
   })
 
-  it.each([{ machine: 'pc-q35-7.2' }, { arch: 'arm64', machine: 'virt-7.2' }, { firmware: 'uefi' }, { machine: 'pc' }, { guestAgent: false }])('accepts %j', async (fields) => {
-    await expect(loadManifest(write({ ...good, ...fields }))).resolves.toMatchObject(fields)
-  })
+  it.each([{ machine: 'pc-q35-7.2' }, { arch: 'arm64', machine: 'virt-7.2' }, { firmware: 'uefi' }, { machine: 'pc' }, { guestAgent: false }])(
+    'accepts %j',
+    async (fields) => {
+      await expect(loadManifest(write({ ...good, ...fields }))).resolves.toMatchObject(fields)
+    },
+  )
 })
 
 describe('STACK_EMULATOR_FIXTURE_HEADERS', () => {
-  const fixture = { ...good, name: 'stack-auth-fixture', runtimeVolume: { label: 'STACKCFG', runtimeEnv: 'runtime.env', files: {}, env: { STACK_EMULATOR_PORT_PREFIX: '81' } } }
-  const env = async (manifest: object, value?: string) => (await loadManifest(write(manifest), value === undefined ? {} : { STACK_EMULATOR_FIXTURE_HEADERS: value })).runtimeVolume?.env
+  const fixture = {
+    ...good,
+    name: 'stack-auth-fixture',
+    runtimeVolume: { label: 'STACKCFG', runtimeEnv: 'runtime.env', files: {}, env: { STACK_EMULATOR_PORT_PREFIX: '81' } },
+  }
+  const env = async (manifest: object, value?: string) =>
+    (await loadManifest(write(manifest), value === undefined ? {} : { STACK_EMULATOR_FIXTURE_HEADERS: value })).runtimeVolume?.env
 
   it("goes into the fixture's runtime.env when set, and so into the runtime volume's digest (a snapshot per value)", async () => {
     expect(await env(fixture)).toEqual({ STACK_EMULATOR_PORT_PREFIX: '81' })
     expect(await env(fixture, '')).toEqual({ STACK_EMULATOR_PORT_PREFIX: '81' })
     const xStack = await loadManifest(write(fixture), { STACK_EMULATOR_FIXTURE_HEADERS: 'x-stack' })
     expect(xStack.runtimeVolume?.env).toEqual({ STACK_EMULATOR_PORT_PREFIX: '81', STACK_EMULATOR_FIXTURE_HEADERS: 'x-stack' })
-    expect(runtimeEnvText({ hostPorts: { backend: 26701 }, vmDir: '', env: xStack.runtimeVolume!.env! })).toContain('\nSTACK_EMULATOR_FIXTURE_HEADERS=x-stack\n')
-    const digests = await Promise.all([undefined, 'x-stack', 'both'].map(async (value) => runtimeVolumeDigest(await loadManifest(write(fixture), value ? { STACK_EMULATOR_FIXTURE_HEADERS: value } : {}), {})))
+    expect(runtimeEnvText({ hostPorts: { backend: 26701 }, vmDir: '', env: xStack.runtimeVolume!.env! })).toContain(
+      '\nSTACK_EMULATOR_FIXTURE_HEADERS=x-stack\n',
+    )
+    const digests = await Promise.all(
+      [undefined, 'x-stack', 'both'].map(async (value) =>
+        runtimeVolumeDigest(await loadManifest(write(fixture), value ? { STACK_EMULATOR_FIXTURE_HEADERS: value } : {}), {}),
+      ),
+    )
     expect(new Set(digests).size).toBe(3)
   })
 
   it('leaves every other image alone, and refuses a value the guest would refuse', async () => {
     expect(await env({ ...fixture, name: 'stack-auth' }, 'x-stack')).toEqual({ STACK_EMULATOR_PORT_PREFIX: '81' })
-    await expect(env(fixture, 'x-hexclave')).rejects.toMatchObject({ code: 'BAD_OPTION', message: expect.stringMatching(/STACK_EMULATOR_FIXTURE_HEADERS must be one of x-stack, both; got "x-hexclave"/) })
+    await expect(env(fixture, 'x-hexclave')).rejects.toMatchObject({
+      code: 'BAD_OPTION',
+      message: expect.stringMatching(/STACK_EMULATOR_FIXTURE_HEADERS must be one of x-stack, both; got "x-hexclave"/),
+    })
   })
 })

@@ -6,8 +6,18 @@ import { readSettings } from '../../src/settings.js'
 
 const settings = readSettings({ STACK_EMULATOR_HOME: '/tmp/x' })
 const manifest = {
-  name: 'img', fingerprint: 'f', memoryMb: 512, cpus: 2, disk: 'd', file: '/m.json', dir: '/', boot: { kind: 'disk' },
-  services: [{ name: 'backend', guestPort: 8102, hostPort: 26701 }, { name: 'dashboard', guestPort: 8101 }],
+  name: 'img',
+  fingerprint: 'f',
+  memoryMb: 512,
+  cpus: 2,
+  disk: 'd',
+  file: '/m.json',
+  dir: '/',
+  boot: { kind: 'disk' },
+  services: [
+    { name: 'backend', guestPort: 8102, hostPort: 26701 },
+    { name: 'dashboard', guestPort: 8101 },
+  ],
 } as ImageManifest
 
 describe('resolveOptions', () => {
@@ -15,7 +25,12 @@ describe('resolveOptions', () => {
     const resolved = resolveOptions({}, { ...settings, name: 'from-env', image: '/env/manifest.json' })
     expect(resolved).toMatchObject({ name: 'from-env', image: '/env/manifest.json', isolation: DEFAULTS.isolation, keepAlive: false, idleTimeoutMs: 300_000 })
     expect(driverOptions(resolved, manifest)).toEqual({
-      kind: 'qemu', snapshot: true, fresh: false, bootTimeoutMs: 180_000, memoryMb: 512, ports: { backend: 26701, dashboard: 0 },
+      kind: 'qemu',
+      snapshot: true,
+      fresh: false,
+      bootTimeoutMs: 180_000,
+      memoryMb: 512,
+      ports: { backend: 26701, dashboard: 0 },
     })
   })
 
@@ -40,12 +55,17 @@ describe('resolveOptions', () => {
 })
 
 describe('driverOptions', () => {
-  it('takes ports for the image\'s services and refuses others, naming the known ones', () => {
+  it("takes ports for the image's services and refuses others, naming the known ones", () => {
     expect(driverOptions(resolveOptions({ ports: { dashboard: 26700 }, memoryMb: 640 }, settings), manifest)).toMatchObject({
-      memoryMb: 640, ports: { backend: 26701, dashboard: 26700 },
+      memoryMb: 640,
+      ports: { backend: 26701, dashboard: 26700 },
     })
-    expect(() => driverOptions(resolveOptions({ ports: { mail: 1 } }, settings), manifest)).toThrow(/ports.mail.*one of the image's services \(backend, dashboard\)/)
-    expect(() => driverOptions(resolveOptions({ ports: { backend: 26700, dashboard: 26700 } }, settings), manifest)).toThrow(/^Option "ports" gives port 26700 twice, to backend and to dashboard/)
+    expect(() => driverOptions(resolveOptions({ ports: { mail: 1 } }, settings), manifest)).toThrow(
+      /ports.mail.*one of the image's services \(backend, dashboard\)/,
+    )
+    expect(() => driverOptions(resolveOptions({ ports: { backend: 26700, dashboard: 26700 } }, settings), manifest)).toThrow(
+      /^Option "ports" gives port 26700 twice, to backend and to dashboard/,
+    )
     expect(() => driverOptions(resolveOptions({ ports: { backend: 0, dashboard: 0 } }, settings), manifest)).not.toThrow()
   })
 })
@@ -70,7 +90,7 @@ describe('the arch option', () => {
     expect(() => resolveOptions({ arch: 'x86_64' as never }, settings)).toThrow(/Option "arch" must be amd64 or arm64, got "x86_64"/)
   })
 
-  it('must be the image\'s arch when given', () => {
+  it("must be the image's arch when given", () => {
     const arm = { ...manifest, arch: 'arm64' } as ImageManifest
     expect(() => driverOptions(resolveOptions({ arch: 'amd64' }, settings), manifest)).not.toThrow()
     expect(() => driverOptions(resolveOptions({ arch: 'arm64' }, settings), arm)).not.toThrow()

@@ -23,12 +23,22 @@ function rootInstance(stateMode: number): void {
 }
 
 const asNobody = (command: string) =>
-  execa(process.execPath, [cliPath, command, '--name', 'theirs'], { uid: NOBODY, gid: NOBODY, env: { STACK_EMULATOR_HOME: home }, reject: false, timeout: 60_000 })
+  execa(process.execPath, [cliPath, command, '--name', 'theirs'], {
+    uid: NOBODY,
+    gid: NOBODY,
+    env: { STACK_EMULATOR_HOME: home },
+    reject: false,
+    timeout: 60_000,
+  })
 
 describe("another user's instance", () => {
   it.each([
     ['its folder is theirs', 0o755, /Instance "theirs" belongs to another user: its folder \S+\/state\/theirs is user 0's, not yours \(user 65534\)/],
-    ['a folder above it is closed', 0o700, /Instance "theirs" belongs to another user: its folder \S+\/state\/theirs is inside \S+\/state, which is user 0's and closed to you \(user 65534\)/],
+    [
+      'a folder above it is closed',
+      0o700,
+      /Instance "theirs" belongs to another user: its folder \S+\/state\/theirs is inside \S+\/state, which is user 0's and closed to you \(user 65534\)/,
+    ],
   ])('%s: status, stop and reset name the owner and the fix', async (_, stateMode, message) => {
     if (process.getuid?.() !== 0) throw new Error('this test runs the CLI as user nobody: run it as root (CI does)')
     rootInstance(stateMode)

@@ -5,7 +5,11 @@ import { pollUntil } from '../../src/poll.js'
 describe('pollUntil', () => {
   it('returns what the check found, asking until it finds something', async () => {
     let checks = 0
-    const found = await pollUntil(() => (++checks < 3 ? undefined : `after ${checks}`), { timeoutMs: 10_000, intervalMs: 1, timeoutError: () => new Error('late') })
+    const found = await pollUntil(() => (++checks < 3 ? undefined : `after ${checks}`), {
+      timeoutMs: 10_000,
+      intervalMs: 1,
+      timeoutError: () => new Error('late'),
+    })
     expect(found).toBe('after 3')
   })
 
@@ -16,7 +20,7 @@ describe('pollUntil', () => {
     expect(await pollUntil(() => true, { timeoutMs: 10_000, intervalMs: 1 })).toBe(true)
   })
 
-  it('throws the caller\'s error at the deadline, after a last look', async () => {
+  it("throws the caller's error at the deadline, after a last look", async () => {
     let checks = 0
     const error = new Error('the thing never came')
     await expect(pollUntil(() => void checks++, { timeoutMs: 30, intervalMs: 1000, timeoutError: () => error })).rejects.toBe(error)
@@ -45,8 +49,10 @@ describe('pollUntil', () => {
     expect(checks).toBe(0)
   })
 
-  it('ends with the check\'s own error', async () => {
-    await expect(pollUntil(() => Promise.reject(new Error('broken')), { timeoutMs: 10_000, intervalMs: 1, timeoutError: () => new Error('late') })).rejects.toThrow('broken')
+  it("ends with the check's own error", async () => {
+    await expect(
+      pollUntil(() => Promise.reject(new Error('broken')), { timeoutMs: 10_000, intervalMs: 1, timeoutError: () => new Error('late') }),
+    ).rejects.toThrow('broken')
   })
 
   it('pauses as a function of the checks made (backoff), and first when asked', async () => {

@@ -34,7 +34,10 @@ describe('the project a working directory belongs to', () => {
     expect(projectRoot(path.join(nested, 'src'))).toBe(nested)
     const loose = path.join(base, 'loose', 'sub')
     fs.mkdirSync(loose, { recursive: true })
-    const above = path.dirname(base).split(path.sep).map((_, i, parts) => parts.slice(0, i + 1).join(path.sep) || path.sep)
+    const above = path
+      .dirname(base)
+      .split(path.sep)
+      .map((_, i, parts) => parts.slice(0, i + 1).join(path.sep) || path.sep)
     expect(above.filter((dir) => fs.existsSync(path.join(dir, 'package.json')))).toEqual([]) // the test's premise
     expect(projectRoot(loose)).toBe(loose)
   })
@@ -90,7 +93,8 @@ describe('the generated config file', () => {
     fs.mkdirSync(path.join(base, 'state'))
     fs.symlinkSync(elsewhere, path.join(base, 'state', '.projects'))
     await expect(resolveConfigFile(undefined, app, path.join(base, 'state'))).rejects.toMatchObject({
-      code: 'STATE_UNSAFE', message: expect.stringMatching(/\.projects, where stack-emulator keeps generated config files, is a symbolic link\. Remove it/),
+      code: 'STATE_UNSAFE',
+      message: expect.stringMatching(/\.projects, where stack-emulator keeps generated config files, is a symbolic link\. Remove it/),
     })
     expect(fs.readdirSync(elsewhere)).toEqual([])
 
@@ -107,7 +111,9 @@ describe('the generated config file', () => {
     const app = project(base, 'app')
     const script = `import { resolveConfigFile } from ${JSON.stringify(path.join(root, 'src/stack/credentials.ts'))}
 for (let i = 0; i < 20; i++) process.stdout.write(await resolveConfigFile(undefined, process.argv[1], process.argv[2]) + '\\n')`
-    const others = Array.from({ length: 4 }, () => execa(process.execPath, ['--import', 'tsx/esm', '--input-type=module', '-e', script, app, state], { cwd: root }))
+    const others = Array.from({ length: 4 }, () =>
+      execa(process.execPath, ['--import', 'tsx/esm', '--input-type=module', '-e', script, app, state], { cwd: root }),
+    )
     const here = await Promise.all(Array.from({ length: 40 }, () => resolveConfigFile(undefined, app, state)))
     const there = (await Promise.all(others)).flatMap((r) => r.stdout.trim().split('\n'))
     expect(new Set([...here, ...there]).size).toBe(1)

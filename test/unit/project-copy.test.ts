@@ -8,7 +8,7 @@ import { dropProjectCopies, projectDisplayName, writeProjectCopy } from '../../s
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'se-copy-'))
 
 describe('project copies', () => {
-  it('copy the app\'s config to a new file per project, named so that its display name is its own', async () => {
+  it("copy the app's config to a new file per project, named so that its display name is its own", async () => {
     const dir = tmp()
     const app = path.join(dir, 'stack.config.ts')
     fs.writeFileSync(app, 'export const config = { auth: { password: { allowSignIn: true } } }\n')

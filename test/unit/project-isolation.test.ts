@@ -3,7 +3,15 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { MAX_MINT_AHEAD, PROJECT_DEFAULTS, loadSeedProject, projectFrom, resolveProjectIsolation, startProjectPool, type MintedProject } from '../../src/client/projects.js'
+import {
+  MAX_MINT_AHEAD,
+  PROJECT_DEFAULTS,
+  loadSeedProject,
+  projectFrom,
+  resolveProjectIsolation,
+  startProjectPool,
+  type MintedProject,
+} from '../../src/client/projects.js'
 import { assertResetFits, contextOf, planIntegration } from '../../src/integrations/context.js'
 import type { Emulator } from '../../src/client/acquire.js'
 import { stackEmulator } from '../../src/integrations/vitest/index.js'
@@ -13,7 +21,11 @@ describe('project isolation options', () => {
   it('fill their defaults once: a project per test, two minted ahead', () => {
     expect(resolveProjectIsolation({})).toEqual({ per: 'test', mintAhead: 2, seedProject: undefined })
     expect(PROJECT_DEFAULTS).toEqual({ per: 'test', mintAhead: 2 })
-    expect(resolveProjectIsolation({ per: 'file', mintAhead: 0, seedProject: 'test/seed.ts' }, '/app')).toEqual({ per: 'file', mintAhead: 0, seedProject: '/app/test/seed.ts' })
+    expect(resolveProjectIsolation({ per: 'file', mintAhead: 0, seedProject: 'test/seed.ts' }, '/app')).toEqual({
+      per: 'file',
+      mintAhead: 0,
+      seedProject: '/app/test/seed.ts',
+    })
   })
 
   it('refuse bad values, naming the option, the value and what it must be', () => {
@@ -35,7 +47,9 @@ describe('project isolation options', () => {
     expect(() => planIntegration({ isolation: 'project', reset: 'never' })).not.toThrow()
     expect(() => planIntegration({ isolation: 'project', configFile: false })).toThrow(/configFile is false/)
     expect(() => planIntegration({ per: 'file' })).toThrow(`Option "per" only applies with isolation: 'project'`)
-    expect(() => planIntegration({ isolation: 'worker', mintAhead: 1, seedProject: 's.ts' })).toThrow(`Options "mintAhead", "seedProject" only apply with isolation: 'project'`)
+    expect(() => planIntegration({ isolation: 'worker', mintAhead: 1, seedProject: 's.ts' })).toThrow(
+      `Options "mintAhead", "seedProject" only apply with isolation: 'project'`,
+    )
   })
 })
 
@@ -47,21 +61,34 @@ function fakeEmulator() {
   const listeners = new Set<(g: number) => void>()
   let generation = 1
   return {
-    newProject: async () => projectFrom('inst', { backend: 'http://127.0.0.1:1', inbucket: 'http://127.0.0.1:2' }, {
-      ...credentials(++n), configFile: `/s/projects/${generation}/stack.config.${n}.ts`, displayName: `Local Emulator: stack.config.${n}.ts`, generation,
-    }),
+    newProject: async () =>
+      projectFrom(
+        'inst',
+        { backend: 'http://127.0.0.1:1', inbucket: 'http://127.0.0.1:2' },
+        {
+          ...credentials(++n),
+          configFile: `/s/projects/${generation}/stack.config.${n}.ts`,
+          displayName: `Local Emulator: stack.config.${n}.ts`,
+          generation,
+        },
+      ),
     onNewGeneration: (l: (g: number) => void) => (listeners.add(l), () => listeners.delete(l)),
-    reset: () => { generation++; listeners.forEach((l) => l(generation)) },
+    reset: () => {
+      generation++
+      listeners.forEach((l) => l(generation))
+    },
     listeners,
     minted: () => n,
   }
 }
 
-describe('a worker\'s project pool', () => {
+describe("a worker's project pool", () => {
   it('gives each test a project of its own, with its env, seeded once, and never one from before a reset', async () => {
     const emulator = fakeEmulator()
     const seeded: string[] = []
-    const pool = await startProjectPool(emulator, { per: 'test', mintAhead: 2, seedProject: 'seed.ts' }, async () => ({ default: (p: MintedProject) => void seeded.push(p.projectId) }))
+    const pool = await startProjectPool(emulator, { per: 'test', mintAhead: 2, seedProject: 'seed.ts' }, async () => ({
+      default: (p: MintedProject) => void seeded.push(p.projectId),
+    }))
     const first = await pool.take()
     expect(first.projectId).toBe('p1')
     expect(first.env.STACK_PROJECT_ID).toBe('p1')
@@ -78,10 +105,24 @@ describe('a worker\'s project pool', () => {
     expect(emulator.listeners.size).toBe(0)
   })
 
-  it('puts the project into the test\'s context', () => {
+  it("puts the project into the test's context", () => {
     const project = projectFrom('inst', { backend: 'http://b' }, { ...credentials(7), configFile: '/c.ts', displayName: 'Local Emulator: c.ts', generation: 1 })
-    const emulator = { name: 'inst', backendUrl: 'http://b', dashboardUrl: '', services: { backend: 'http://b' }, credentials: credentials(1), env: { STACK_PROJECT_ID: 'p1' }, lease: 3 } as unknown as Emulator
-    expect(contextOf(emulator, project)).toMatchObject({ projectId: 'p7', secretServerKey: 'ssk7', env: { STACK_PROJECT_ID: 'p7' }, lease: 3, project: { displayName: 'Local Emulator: c.ts' } })
+    const emulator = {
+      name: 'inst',
+      backendUrl: 'http://b',
+      dashboardUrl: '',
+      services: { backend: 'http://b' },
+      credentials: credentials(1),
+      env: { STACK_PROJECT_ID: 'p1' },
+      lease: 3,
+    } as unknown as Emulator
+    expect(contextOf(emulator, project)).toMatchObject({
+      projectId: 'p7',
+      secretServerKey: 'ssk7',
+      env: { STACK_PROJECT_ID: 'p7' },
+      lease: 3,
+      project: { displayName: 'Local Emulator: c.ts' },
+    })
     expect(contextOf(emulator)).toMatchObject({ projectId: 'p1', env: { STACK_PROJECT_ID: 'p1' } })
   })
 
@@ -91,7 +132,7 @@ describe('a worker\'s project pool', () => {
 })
 
 describe("the Vitest plugin's seedProject module", () => {
-  it('is resolved from the project root and imported by a setup file in the state folder, put before the plugin\'s own', async () => {
+  it("is resolved from the project root and imported by a setup file in the state folder, put before the plugin's own", async () => {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'se-seed-project-'))
     const before = process.env.STACK_EMULATOR_HOME
     process.env.STACK_EMULATOR_HOME = home

@@ -8,17 +8,22 @@ function fakeMint() {
   let n = 0
   let atOnce = 0
   let mostAtOnce = 0
-  const mint = () => new Promise<string>((resolve, reject) => {
-    const id = ++n
-    mostAtOnce = Math.max(mostAtOnce, ++atOnce)
-    let settled = false
-    const settle = () => !settled && (settled = true) && (atOnce--, true)
-    calls.push({
-      n: id,
-      resolve: () => { if (settle()) resolve(`p${id}`) },
-      reject: (e) => { if (settle()) reject(e) },
+  const mint = () =>
+    new Promise<string>((resolve, reject) => {
+      const id = ++n
+      mostAtOnce = Math.max(mostAtOnce, ++atOnce)
+      let settled = false
+      const settle = () => !settled && (settled = true) && (atOnce--, true)
+      calls.push({
+        n: id,
+        resolve: () => {
+          if (settle()) resolve(`p${id}`)
+        },
+        reject: (e) => {
+          if (settle()) reject(e)
+        },
+      })
     })
-  })
   /** Lands every mint still under way (before close(), which waits for them). */
   const settleAll = () => calls.forEach((c) => c.resolve())
   return { mint, calls, started: () => n, mostAtOnce: () => mostAtOnce, settleAll }

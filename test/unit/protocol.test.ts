@@ -9,16 +9,21 @@ import { MAX_LINE_BYTES, onLines, parseRequest } from '../../src/supervisor/prot
 describe('parseRequest', () => {
   it('accepts each known op with its fields', () => {
     expect(parseRequest({ id: 1, op: 'hello', lease: true, client: { pid: 5, command: 'vitest' } })).toEqual({
-      id: 1, request: { op: 'hello', lease: true, client: { pid: 5, command: 'vitest' } },
+      id: 1,
+      request: { op: 'hello', lease: true, client: { pid: 5, command: 'vitest' } },
     })
     expect(parseRequest({ id: 2, op: 'acquire', isolation: 'exclusive', keepAlive: false, idleTimeoutMs: 0 }).request).toEqual({
-      op: 'acquire', isolation: 'exclusive', keepAlive: false, idleTimeoutMs: 0,
+      op: 'acquire',
+      isolation: 'exclusive',
+      keepAlive: false,
+      idleTimeoutMs: 0,
     })
     expect(parseRequest({ id: 3, op: 'reset', force: true }).request).toEqual({ op: 'reset', force: true })
     expect(parseRequest({ id: 4, op: 'status', extra: 'ignored' }).request).toEqual({ op: 'status' })
     expect(parseRequest({ id: 5, op: 'logs' }).request).toEqual({ op: 'logs' })
     expect(parseRequest({ id: 6, op: 'logs', query: { sinceMs: 1, untilMs: 2, maxLines: 3, cursor: 'c', extra: 1 } }).request).toEqual({
-      op: 'logs', query: { sinceMs: 1, untilMs: 2, maxLines: 3, cursor: 'c' },
+      op: 'logs',
+      query: { sinceMs: 1, untilMs: 2, maxLines: 3, cursor: 'c' },
     })
   })
 

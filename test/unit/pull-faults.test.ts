@@ -55,8 +55,13 @@ afterEach(() => vi.unstubAllEnvs())
 function pull() {
   const logs: string[] = []
   const result = pullRelease({
-    tag: TAG, arch: 'amd64', sha256: undefined, manifestTemplate: DEFAULT_TEMPLATE, settings: readSettings(),
-    onProgress: () => {}, onLog: (line) => logs.push(line),
+    tag: TAG,
+    arch: 'amd64',
+    sha256: undefined,
+    manifestTemplate: DEFAULT_TEMPLATE,
+    settings: readSettings(),
+    onProgress: () => {},
+    onLog: (line) => logs.push(line),
   })
   return { result, logs }
 }
@@ -66,7 +71,9 @@ describe('a pull stops at the release size', () => {
     server.mode.extraBytes = 2_000_000 // no Content-Length: only the release's size says where the file ends
     await expect(pull().result).rejects.toMatchObject({
       code: 'PULL_FAILED',
-      message: expect.stringMatching(/^The download of stack-emulator-amd64\.qcow2 \(.*\) sent more than the 300000 bytes expected .*; the partial download was removed\. Try again later/),
+      message: expect.stringMatching(
+        /^The download of stack-emulator-amd64\.qcow2 \(.*\) sent more than the 300000 bytes expected .*; the partial download was removed\. Try again later/,
+      ),
     })
     expect(fs.existsSync(part())).toBe(false)
     expect(fs.existsSync(`${part()}.json`)).toBe(false)
@@ -83,7 +90,9 @@ describe('a stalled pull', () => {
     server.mode.drip = { after: 100_000, everyMs: 100 }
     await expect(pull().result).rejects.toMatchObject({
       code: 'PULL_FAILED',
-      message: expect.stringMatching(/^The download of stack-emulator-amd64\.qcow2 stalled at .+ of 300\.0 kB: less than 64\.0 kB arrived in 1 s\. Run the pull again: it resumes where it stopped\. On a slow link, raise STACK_EMULATOR_PULL_IDLE_TIMEOUT/),
+      message: expect.stringMatching(
+        /^The download of stack-emulator-amd64\.qcow2 stalled at .+ of 300\.0 kB: less than 64\.0 kB arrived in 1 s\. Run the pull again: it resumes where it stopped\. On a slow link, raise STACK_EMULATOR_PULL_IDLE_TIMEOUT/,
+      ),
     })
     const kept = fs.statSync(part()).size
     expect(kept).toBeGreaterThan(0)
@@ -100,7 +109,10 @@ describe('a stalled pull', () => {
   it('fails on silence the same way, and starts over from zero when the server answers 200 to the Range', async () => {
     vi.stubEnv('STACK_EMULATOR_PULL_IDLE_TIMEOUT', '1')
     server.mode.drip = { after: 100_000, everyMs: 600_000 } // then nothing at all
-    await expect(pull().result).rejects.toMatchObject({ code: 'PULL_FAILED', message: expect.stringMatching(/ stalled at .+ of 300\.0 kB: .* raise STACK_EMULATOR_PULL_IDLE_TIMEOUT/) })
+    await expect(pull().result).rejects.toMatchObject({
+      code: 'PULL_FAILED',
+      message: expect.stringMatching(/ stalled at .+ of 300\.0 kB: .* raise STACK_EMULATOR_PULL_IDLE_TIMEOUT/),
+    })
 
     server.mode.range = false
     const since = server.served.length

@@ -55,8 +55,14 @@ afterEach(() => vi.unstubAllEnvs())
 function pull(tag: string, more: Partial<Parameters<typeof pullRelease>[0]> = {}) {
   const logs: string[] = []
   const result = pullRelease({
-    tag, arch: 'amd64', sha256: undefined, manifestTemplate: DEFAULT_TEMPLATE, settings: readSettings(), // the cache and the server stubbed in beforeEach
-    onProgress: () => {}, onLog: (line) => logs.push(line), ...more,
+    tag,
+    arch: 'amd64',
+    sha256: undefined,
+    manifestTemplate: DEFAULT_TEMPLATE,
+    settings: readSettings(), // the cache and the server stubbed in beforeEach
+    onProgress: () => {},
+    onLog: (line) => logs.push(line),
+    ...more,
   })
   return result.then((pulled) => ({ pulled, logs }))
 }
@@ -65,8 +71,14 @@ function pull(tag: string, more: Partial<Parameters<typeof pullRelease>[0]> = {}
 async function cli(args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   let stdout = ''
   let stderr = ''
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => { stdout += String(chunk); return true })
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => { stderr += String(chunk); return true })
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    stdout += String(chunk)
+    return true
+  })
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    stderr += String(chunk)
+    return true
+  })
   try {
     return { exitCode: await runCli(args), stdout, stderr }
   } finally {
@@ -92,14 +104,20 @@ describe('the commit a release was built from', () => {
   it("is read from an immutable tag's sha8, the workflow's notes, or a sha target", () => {
     expect(releaseCommit('emulator-dev-20260401-1a2b3c4d', null, 'dev')).toEqual({ sha: '1a2b3c4d', from: 'tag' })
     // The notes' full sha extends the tag's sha8.
-    expect(releaseCommit('emulator-dev-20260401-1a2b3c4d', workflowNotes('dev', `1a2b3c4d${'e'.repeat(32)}`), 'dev')).toEqual({ sha: `1a2b3c4d${'e'.repeat(32)}`, from: 'body' })
+    expect(releaseCommit('emulator-dev-20260401-1a2b3c4d', workflowNotes('dev', `1a2b3c4d${'e'.repeat(32)}`), 'dev')).toEqual({
+      sha: `1a2b3c4d${'e'.repeat(32)}`,
+      from: 'body',
+    })
     // A body that names another commit than the tag does not override it.
     expect(releaseCommit('emulator-dev-20260401-1a2b3c4d', workflowNotes('dev', OTHER), undefined)).toEqual({ sha: '1a2b3c4d', from: 'tag' })
     expect(releaseCommit('emulator-dev-latest', workflowNotes('dev', OTHER.toUpperCase()), 'dev')).toEqual({ sha: OTHER, from: 'body' })
     expect(releaseCommit('emulator-dev-latest', 'Built from dev @ 26704a1 (short)', undefined)).toEqual({ sha: '26704a1', from: 'body' })
     expect(releaseCommit('emulator-dev-latest', `rebuilt; see ${OTHER} for details`, undefined)).toEqual({ sha: OTHER, from: 'body' })
     // emulator-<branch>-latest: notes without a sha, the target set to github.sha.
-    expect(releaseCommit('emulator-dev-latest', 'Latest emulator images from `dev`. Auto-updated on each build.', SHIPPED_COMMIT)).toEqual({ sha: SHIPPED_COMMIT, from: 'target_commitish' })
+    expect(releaseCommit('emulator-dev-latest', 'Latest emulator images from `dev`. Auto-updated on each build.', SHIPPED_COMMIT)).toEqual({
+      sha: SHIPPED_COMMIT,
+      from: 'target_commitish',
+    })
   })
 
   it('is unknown when none of them names one (a branch name is not a commit)', () => {
@@ -118,9 +136,11 @@ describe('the commit a release was built from', () => {
     expect(provenanceLine(image, { sha: '2f719903', from: 'tag' }, undefined)).toBeUndefined()
     expect(provenanceLine(image, { sha: OTHER, from: 'body' }, undefined)).toBe(
       `${image} was built from stack-auth/stack-auth 26704a1b2c3d, but the manifest and base env shipped with stack-emulator describe 2f719903b181: ` +
-      'pull it again with files that match that image (--base-env FILE, --manifest FILE), or update stack-emulator',
+        'pull it again with files that match that image (--base-env FILE, --manifest FILE), or update stack-emulator',
     )
-    expect(provenanceLine(image, undefined, undefined)).toMatch(/^stack-auth@emulator-dev-latest \(amd64\): the release does not say which stack-auth\/stack-auth commit it was built from, so whether the shipped manifest and base env \(written for 2f719903b181\) match it cannot be checked$/)
+    expect(provenanceLine(image, undefined, undefined)).toMatch(
+      /^stack-auth@emulator-dev-latest \(amd64\): the release does not say which stack-auth\/stack-auth commit it was built from, so whether the shipped manifest and base env \(written for 2f719903b181\) match it cannot be checked$/,
+    )
     expect(provenanceLine(image, { sha: OTHER, from: 'body' }, { baseEnv: '/x/base.env' })).toBe(
       `${image} uses your base env /x/base.env and the shipped manifest: the commit check is skipped (the image was built from stack-auth/stack-auth 26704a1b2c3d, the shipped files describe 2f719903b181)`,
     )
@@ -146,7 +166,11 @@ describe('a pull records the commit', () => {
     const sha = `1a2b3c4d${'e'.repeat(32)}`
     expect(pulled.commit).toBe(sha)
     expect(readJson(pulled.manifest).source).toMatchObject({ commit: sha, commitFrom: 'body' })
-    expect(logs).toEqual([expect.stringMatching(/^stack-auth@emulator-dev-20260401-1a2b3c4d \(amd64\) was built from stack-auth\/stack-auth 1a2b3c4deeee, but the manifest and base env shipped with stack-emulator describe 2f719903b181: .*--base-env FILE, --manifest FILE/)])
+    expect(logs).toEqual([
+      expect.stringMatching(
+        /^stack-auth@emulator-dev-20260401-1a2b3c4d \(amd64\) was built from stack-auth\/stack-auth 1a2b3c4deeee, but the manifest and base env shipped with stack-emulator describe 2f719903b181: .*--base-env FILE, --manifest FILE/,
+      ),
+    ])
   })
 
   it("from an immutable tag's sha8 alone", async () => {
@@ -183,7 +207,14 @@ describe('a pull records the commit', () => {
 describe('image pull --base-env and --manifest', () => {
   const baseEnv = writeFile('mine/newer.env', '# newer upstream\nSTACK_EMULATOR_MOCK_OAUTH_HOST_PORT=26704\nexport NEXT_PUBLIC_X="a b"\n\n')
   /** The shipped manifest with more memory, and a base env of its own beside it. */
-  const manifest = writeFile('theirs/manifest.json', JSON.stringify({ ...readJson(DEFAULT_TEMPLATE), memoryMb: 6144, runtimeVolume: { ...readJson(DEFAULT_TEMPLATE).runtimeVolume, files: { 'base.env': 'upstream.env' } } }))
+  const manifest = writeFile(
+    'theirs/manifest.json',
+    JSON.stringify({
+      ...readJson(DEFAULT_TEMPLATE),
+      memoryMb: 6144,
+      runtimeVolume: { ...readJson(DEFAULT_TEMPLATE).runtimeVolume, files: { 'base.env': 'upstream.env' } },
+    }),
+  )
   writeFile('theirs/upstream.env', 'FROM_THEIR_MANIFEST=1\n')
 
   it('installs the base env given, records it, and says so instead of the commit warning', async () => {
@@ -197,7 +228,9 @@ describe('image pull --base-env and --manifest', () => {
     expect(installed.memoryMb).toBe(readJson(DEFAULT_TEMPLATE).memoryMb)
     expect(installed.source).toMatchObject({ commit: `1a2b3c4d${'e'.repeat(32)}`, userFiles: { baseEnv } })
     expect(result.stderr).not.toContain('but the manifest and base env shipped') // no commit warning
-    expect(result.stderr).toContain(`stack-emulator: stack-auth@emulator-dev-20260401-1a2b3c4d (amd64) uses your base env ${baseEnv} and the shipped manifest: the commit check is skipped`)
+    expect(result.stderr).toContain(
+      `stack-emulator: stack-auth@emulator-dev-20260401-1a2b3c4d (amd64) uses your base env ${baseEnv} and the shipped manifest: the commit check is skipped`,
+    )
     expect(result.stdout).toContain(`  commit    1a2b3c4d${'e'.repeat(32)} (stack-auth/stack-auth, from the release)\n  yours     base env ${baseEnv}\n`)
     const list = (await cli(['image', 'list'])).stdout
     expect(list).toMatch(/1a2b3c4deeee \(your files\)\n$/)
@@ -208,7 +241,11 @@ describe('image pull --base-env and --manifest', () => {
     expect(own.exitCode, own.stderr).toBe(0)
     expect(JSON.parse(own.stdout)).toMatchObject({ commit: SHIPPED_COMMIT, userFiles: { manifest, baseEnv: path.join(home, 'theirs/upstream.env') } })
     const dir = imageDir(cache, 'emulator-dev-latest')
-    expect(readJson(path.join(dir, 'manifest.json'))).toMatchObject({ memoryMb: 6144, runtimeVolume: { files: { 'base.env': 'upstream.env' } }, source: { userFiles: { manifest } } })
+    expect(readJson(path.join(dir, 'manifest.json'))).toMatchObject({
+      memoryMb: 6144,
+      runtimeVolume: { files: { 'base.env': 'upstream.env' } },
+      source: { userFiles: { manifest } },
+    })
     expect(fs.readFileSync(path.join(dir, 'upstream.env'), 'utf8')).toBe('FROM_THEIR_MANIFEST=1\n')
     expect(own.stderr).toContain(`uses your manifest ${manifest} and base env ${path.join(home, 'theirs/upstream.env')}: the commit check is skipped`)
 
@@ -219,12 +256,16 @@ describe('image pull --base-env and --manifest', () => {
     expect(fileCalls()).toBe(files)
     expect(JSON.parse(both.stdout)).toMatchObject({ downloaded: false, userFiles: { manifest, baseEnv } })
     expect(fs.readdirSync(dir).sort()).toEqual([ASSET, 'base.env', 'manifest.json'].sort())
-    expect(both.stderr).toContain(`stack-auth@emulator-dev-latest (amd64) is up to date; its manifest and base env are now your manifest ${manifest} and base env ${baseEnv} (no download)`)
+    expect(both.stderr).toContain(
+      `stack-auth@emulator-dev-latest (amd64) is up to date; its manifest and base env are now your manifest ${manifest} and base env ${baseEnv} (no download)`,
+    )
 
     // Pulled again without them: the shipped files again, still no download.
     const shipped = await pull('emulator-dev-latest')
     expect(fileCalls()).toBe(files)
-    expect(shipped.logs).toEqual(['stack-auth@emulator-dev-latest (amd64) is up to date; its manifest and base env are now the shipped manifest and base env (no download)'])
+    expect(shipped.logs).toEqual([
+      'stack-auth@emulator-dev-latest (amd64) is up to date; its manifest and base env are now the shipped manifest and base env (no download)',
+    ])
     expect(fs.readdirSync(dir).sort()).toEqual([ASSET, 'manifest.json', 'stack-auth.base.env'].sort())
     expect(readJson(path.join(dir, 'manifest.json')).source).not.toHaveProperty('userFiles')
   })
@@ -241,13 +282,28 @@ describe('image pull --base-env and --manifest', () => {
     const notEnv = writeFile('bad/base.env', '{ "this": "is json" }\n')
     const notManifest = writeFile('bad/manifest.json', JSON.stringify({ name: 'x', boot: { kind: 'disk' }, services: [] }))
     const noVolume = writeFile('bad/novolume.json', JSON.stringify({ ...readJson(DEFAULT_TEMPLATE), runtimeVolume: undefined }))
-    const missingBeside = writeFile('bad/beside.json', JSON.stringify({ ...readJson(DEFAULT_TEMPLATE), runtimeVolume: { ...readJson(DEFAULT_TEMPLATE).runtimeVolume, files: { 'base.env': 'gone.env' } } }))
+    const missingBeside = writeFile(
+      'bad/beside.json',
+      JSON.stringify({ ...readJson(DEFAULT_TEMPLATE), runtimeVolume: { ...readJson(DEFAULT_TEMPLATE).runtimeVolume, files: { 'base.env': 'gone.env' } } }),
+    )
     const cases: [string[], RegExp][] = [
-      [['--base-env', path.join(home, 'nope.env')], /^stack-emulator: --base-env names \S+nope\.env, which cannot be read \(ENOENT\)\. Pass an env file of NAME=value lines/],
+      [
+        ['--base-env', path.join(home, 'nope.env')],
+        /^stack-emulator: --base-env names \S+nope\.env, which cannot be read \(ENOENT\)\. Pass an env file of NAME=value lines/,
+      ],
       [['--base-env', home], /^stack-emulator: --base-env names \S+, which is not a file\./],
-      [['--base-env', notEnv], /^stack-emulator: --base-env names \S+, which is not an env file \(line 1 is not NAME=value: "\{ \\"this\\": \\"is json\\" \}"\)\./],
-      [['--manifest', path.join(home, 'nope.json')], /^stack-emulator: --manifest names \S+nope\.json, which is missing or not a JSON object\. Point it at a manifest\.json/],
-      [['--manifest', notManifest], /^stack-emulator: --manifest names \S+, which does not make a manifest that loads: Image manifest \S+ is invalid: "memoryMb" must be .*\. Fix the manifest/],
+      [
+        ['--base-env', notEnv],
+        /^stack-emulator: --base-env names \S+, which is not an env file \(line 1 is not NAME=value: "\{ \\"this\\": \\"is json\\" \}"\)\./,
+      ],
+      [
+        ['--manifest', path.join(home, 'nope.json')],
+        /^stack-emulator: --manifest names \S+nope\.json, which is missing or not a JSON object\. Point it at a manifest\.json/,
+      ],
+      [
+        ['--manifest', notManifest],
+        /^stack-emulator: --manifest names \S+, which does not make a manifest that loads: Image manifest \S+ is invalid: "memoryMb" must be .*\. Fix the manifest/,
+      ],
       [['--manifest', missingBeside], /^stack-emulator: --manifest names \S+, whose runtime volume file base\.env \(\S+gone\.env\) is missing\./],
       [['--manifest', noVolume, '--base-env', baseEnv], /^stack-emulator: --base-env replaces the runtime volume's base\.env, but the manifest \S+ has none/],
     ]
@@ -262,7 +318,10 @@ describe('image pull --base-env and --manifest', () => {
     }
     // The library checks the same files before its request too (the manifest's schema once the disk is there).
     const calls = apiCalls()
-    await expect(pullImage({ arch: 'amd64', baseEnv: notEnv })).rejects.toMatchObject({ code: 'BAD_OPTION', message: expect.stringMatching(/^Option "baseEnv" names .* which is not an env file/) })
+    await expect(pullImage({ arch: 'amd64', baseEnv: notEnv })).rejects.toMatchObject({
+      code: 'BAD_OPTION',
+      message: expect.stringMatching(/^Option "baseEnv" names .* which is not an env file/),
+    })
     expect(apiCalls()).toBe(calls)
     expect(leftovers()).toEqual([])
   })

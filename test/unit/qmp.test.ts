@@ -51,11 +51,12 @@ describe('QmpClient', () => {
     p.close()
   })
 
-  it('rejects with QEMU\'s description when a command fails', async () => {
+  it("rejects with QEMU's description when a command fails", async () => {
     const p = await peer(() => ({ error: { class: 'GenericError', desc: 'Device hostfs-dev not found' } }))
     const qmp = await QmpClient.connect(p.socketPath)
     await expect(qmp.execute('device_del', { id: 'hostfs-dev' })).rejects.toMatchObject({
-      code: 'QMP', message: expect.stringMatching(/QMP command "device_del" failed: Device hostfs-dev not found/),
+      code: 'QMP',
+      message: expect.stringMatching(/QMP command "device_del" failed: Device hostfs-dev not found/),
     })
     qmp.close()
     p.close()

@@ -14,7 +14,15 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 const user = { username: 'alice', uid: 1234 }
 
 /** A host: sysctl values, subuid/subgid lines, and the programs on its PATH. */
-function host(name: string, setup: { sysctl?: Partial<Record<'usernsClone' | 'maxUserNamespaces' | 'apparmorUserns', string>>; subuid?: string; subgid?: string; programs?: Record<string, string> }) {
+function host(
+  name: string,
+  setup: {
+    sysctl?: Partial<Record<'usernsClone' | 'maxUserNamespaces' | 'apparmorUserns', string>>
+    subuid?: string
+    subgid?: string
+    programs?: Record<string, string>
+  },
+) {
   const root = path.join(dir, name)
   const bin = path.join(root, 'bin')
   fs.mkdirSync(bin, { recursive: true })
@@ -29,16 +37,28 @@ function host(name: string, setup: { sysctl?: Partial<Record<'usernsClone' | 'ma
 
 describe('building the fixture image without root', () => {
   it('is possible with subordinate ids (by name or uid) and namespaces allowed', async () => {
-    const h = host('ok', { sysctl: { usernsClone: '1', maxUserNamespaces: '1000', apparmorUserns: '0' }, subuid: 'bob:100000:65536\nalice:165536:65536\n', subgid: '1234:165536:70000\n', programs: { unshare: 'exit 0' } })
+    const h = host('ok', {
+      sysctl: { usernsClone: '1', maxUserNamespaces: '1000', apparmorUserns: '0' },
+      subuid: 'bob:100000:65536\nalice:165536:65536\n',
+      subgid: '1234:165536:70000\n',
+      programs: { unshare: 'exit 0' },
+    })
     expect(await rootlessBlockers(h.files, { user, PATH: h.PATH })).toEqual([])
   })
 
   it('names each missing piece with its fix; a new range starts past every range given', async () => {
-    const h = host('bare', { subuid: 'bob:100000:65536\nalice:300000:1000\n', subgid: 'carol:200000:65536\n', programs: { newuidmap: 'exit 0', newgidmap: '' } })
+    const h = host('bare', {
+      subuid: 'bob:100000:65536\nalice:300000:1000\n',
+      subgid: 'carol:200000:65536\n',
+      programs: { newuidmap: 'exit 0', newgidmap: '' },
+    })
     fs.rmSync(path.join(h.PATH, 'newgidmap'))
     expect(await rootlessBlockers(h.files, { user, PATH: h.PATH })).toEqual([
       { problem: 'newgidmap not found', fix: 'sudo apt-get install uidmap' },
-      { problem: `alice has no range of 65536 subordinate ids in ${h.files.subuid} and ${h.files.subgid}`, fix: 'sudo usermod --add-subuids 301000-366535 --add-subgids 301000-366535 alice' },
+      {
+        problem: `alice has no range of 65536 subordinate ids in ${h.files.subuid} and ${h.files.subgid}`,
+        fix: 'sudo usermod --add-subuids 301000-366535 --add-subgids 301000-366535 alice',
+      },
     ])
     const gidsOnly = host('gids', { subuid: 'alice:100000:65536\n' })
     expect(await rootlessBlockers(gidsOnly.files, { user, PATH: gidsOnly.PATH })).toEqual([
@@ -47,7 +67,11 @@ describe('building the fixture image without root', () => {
   })
 
   it("says which kernel switch is off (Debian's, the count, Ubuntu's AppArmor)", async () => {
-    const h = host('off', { sysctl: { usernsClone: '0', maxUserNamespaces: '0', apparmorUserns: '1' }, subuid: 'alice:100000:65536\n', subgid: 'alice:100000:65536\n' })
+    const h = host('off', {
+      sysctl: { usernsClone: '0', maxUserNamespaces: '0', apparmorUserns: '1' },
+      subuid: 'alice:100000:65536\n',
+      subgid: 'alice:100000:65536\n',
+    })
     const blockers = await rootlessBlockers(h.files, { user, PATH: h.PATH })
     expect(blockers.map((b) => b.fix)).toEqual([
       'sudo sysctl -w kernel.unprivileged_userns_clone=1',
@@ -57,19 +81,25 @@ describe('building the fixture image without root', () => {
   })
 
   it('probes a namespace when all looks right (a container may forbid them): no fix but root then', async () => {
-    const h = host('seccomp', { subuid: 'alice:100000:65536\n', subgid: 'alice:100000:65536\n', programs: { unshare: 'echo "unshare: unshare failed: Operation not permitted" >&2; exit 1' } })
+    const h = host('seccomp', {
+      subuid: 'alice:100000:65536\n',
+      subgid: 'alice:100000:65536\n',
+      programs: { unshare: 'echo "unshare: unshare failed: Operation not permitted" >&2; exit 1' },
+    })
     expect(await rootlessBlockers(h.files, { user, PATH: h.PATH })).toEqual([
       { problem: 'this host does not let users create user namespaces (unshare: unshare failed: Operation not permitted)' },
     ])
   })
 
   it('gives the root command for the cache, quoted for the shell', () => {
-    expect(rootBuildCommand('/home/alice/.cache/stack-emulator')).toBe('sudo env "PATH=$PATH" STACK_EMULATOR_CACHE_DIR=/home/alice/.cache/stack-emulator npx stack-emulator image build')
+    expect(rootBuildCommand('/home/alice/.cache/stack-emulator')).toBe(
+      'sudo env "PATH=$PATH" STACK_EMULATOR_CACHE_DIR=/home/alice/.cache/stack-emulator npx stack-emulator image build',
+    )
     expect(rootBuildCommand("/home/al ice/it's")).toBe(`sudo env "PATH=$PATH" STACK_EMULATOR_CACHE_DIR='/home/al ice/it'\\''s' npx stack-emulator image build`)
   })
 })
 
-describe.runIf(process.getuid?.() === 0)('a root build into a user\'s cache (as root only)', () => {
+describe.runIf(process.getuid?.() === 0)("a root build into a user's cache (as root only)", () => {
   it("hands the image and the images folder to the cache folder's owner, links not followed", async () => {
     const cache = path.join(dir, 'their-cache')
     const built = path.join(cache, 'images', 'fixture-0123456789abcdef.staging-1')

@@ -8,7 +8,11 @@ import { CLOCK_SLACK_MS, parseJournal, readServiceLogs, type LogSources } from '
 import { lastOf, supervisorLines } from '../../src/client/test-logs.js'
 
 const T0 = Date.parse('2026-04-01T12:00:00Z')
-interface Entry { usec: number; message: string; cursor: string }
+interface Entry {
+  usec: number
+  message: string
+  cursor: string
+}
 const entry = (ms: number, message: string): Entry => ({ usec: ms * 1000 + 123, message, cursor: `s=1;i=${ms}` })
 
 /** journalctl over `entries`: --since=@<s>, --after-cursor=<c>, -n <n>, as the real one selects; each call's argv recorded. */
@@ -31,7 +35,9 @@ function journal(entries: Entry[], vm = '100') {
         } else if (arg === '-n') shown = shown.slice(-Number(argv[++i]))
         else throw new Error(`unexpected ${arg}`)
       }
-      const lines = shown.map((e) => `${Math.floor(e.usec / 1e6)}.${String(e.usec % 1e6).padStart(6, '0')} stack-emulator run-stack-container[219]: ${e.message}\n`)
+      const lines = shown.map(
+        (e) => `${Math.floor(e.usec / 1e6)}.${String(e.usec % 1e6).padStart(6, '0')} stack-emulator run-stack-container[219]: ${e.message}\n`,
+      )
       return lines.join('') + (shown.length ? `-- cursor: ${shown.at(-1)!.cursor}\n` : '')
     },
   }
@@ -56,7 +62,9 @@ describe('the journal through the guest agent', () => {
     const { source, calls } = journal(entries)
     const logs = await readServiceLogs({ journal: source }, { sinceMs: T0, untilMs: T0 + 1000 })
     expect(calls).toEqual([[...calls[0]!.slice(0, 7), `--since=@${Math.floor((T0 - CLOCK_SLACK_MS) / 1000)}`]])
-    expect(logs!.text).toBe('2026-04-01T12:00:00.100Z run-stack-container[219]: [API REQ] GET /a\n2026-04-01T12:00:00.200Z run-stack-container[219]: [    RES] GET /a: 200\n')
+    expect(logs!.text).toBe(
+      '2026-04-01T12:00:00.100Z run-stack-container[219]: [API REQ] GET /a\n2026-04-01T12:00:00.200Z run-stack-container[219]: [    RES] GET /a: 200\n',
+    )
     expect(logs!.source).toBe('journalctl -u stack.service (in the guest)')
     expect(logs!.windowed).toBeUndefined()
   })
@@ -92,7 +100,10 @@ describe('the journal through the guest agent', () => {
 })
 
 describe('stack.log through the share (a cold-booted guest)', () => {
-  const file = (content: string | undefined) => ({ path: '/state/x/share/vm/stack.log', read: async () => (content === undefined ? undefined : Buffer.from(content)) })
+  const file = (content: string | undefined) => ({
+    path: '/state/x/share/vm/stack.log',
+    read: async () => (content === undefined ? undefined : Buffer.from(content)),
+  })
 
   it('is what a plain read shows, whole lines; a cursor then gives what came after, from the start again when the file was started anew', async () => {
     const first = await readServiceLogs({ file: file('a\nb\npart') })
@@ -120,12 +131,7 @@ describe("a failed test's report", () => {
   })
 
   it("takes the supervisor's lines of the window, with the lines that continue them", () => {
-    const log = [
-      '2026-04-01T11:59:59.000Z before',
-      '2026-04-01T12:00:00.500Z inside',
-      '  a detail of it',
-      '2026-04-01T12:00:02.000Z after',
-    ].join('\n')
+    const log = ['2026-04-01T11:59:59.000Z before', '2026-04-01T12:00:00.500Z inside', '  a detail of it', '2026-04-01T12:00:02.000Z after'].join('\n')
     expect(supervisorLines(log, { startMs: T0, endMs: T0 + 1000 })).toBe('2026-04-01T12:00:00.500Z inside\n  a detail of it\n')
   })
 })

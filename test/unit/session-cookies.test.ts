@@ -5,7 +5,7 @@ import { SESSION_COOKIE_NAME, sessionCookies } from '../../src/stack/session-coo
 const session = { accessToken: 'eyJ.access', refreshToken: 'refresh-token' }
 
 describe('session cookies', () => {
-  it('over http: the SDK\'s refresh cookie (JSON with the time) and access cookie ([refresh, access]), in both SDK generations, URL-encoded', () => {
+  it("over http: the SDK's refresh cookie (JSON with the time) and access cookie ([refresh, access]), in both SDK generations, URL-encoded", () => {
     const cookies = sessionCookies('p1', session, false)
     expect(cookies.map((c) => c.name)).toEqual(['hexclave-refresh-p1--default', 'hexclave-access', 'stack-refresh-p1--default', 'stack-access'])
     const refresh = JSON.parse(decodeURIComponent(cookies[0]!.value))
@@ -15,7 +15,12 @@ describe('session cookies', () => {
   })
 
   it('over https: the refresh cookies carry the __Host- prefix, as the SDK names them there', () => {
-    expect(sessionCookies('p1', session, true).map((c) => c.name)).toEqual(['__Host-hexclave-refresh-p1--default', 'hexclave-access', '__Host-stack-refresh-p1--default', 'stack-access'])
+    expect(sessionCookies('p1', session, true).map((c) => c.name)).toEqual([
+      '__Host-hexclave-refresh-p1--default',
+      'hexclave-access',
+      '__Host-stack-refresh-p1--default',
+      'stack-access',
+    ])
   })
 
   it('signing out matches every session cookie of either generation and no other', () => {

@@ -10,13 +10,32 @@ import { describe, expect, it, vi } from 'vitest'
 import type { ImageManifest } from '../../src/image/manifest.js'
 import { checkpointDir, findCheckpoint, sweepCheckpoints } from '../../src/drivers/qemu/checkpoint.js'
 import {
-  boundSeededSnapshots, checkFiles, expectedFingerprint, holdSnapshot, listRefusals, listStoredSnapshots, lookupSnapshot, readRefusal, rememberRefusal,
-  removeAbandoned, snapshotDir, snapshotFiles, writeRecord, type SnapshotRecord,
+  boundSeededSnapshots,
+  checkFiles,
+  expectedFingerprint,
+  holdSnapshot,
+  listRefusals,
+  listStoredSnapshots,
+  lookupSnapshot,
+  readRefusal,
+  rememberRefusal,
+  removeAbandoned,
+  snapshotDir,
+  snapshotFiles,
+  writeRecord,
+  type SnapshotRecord,
 } from '../../src/drivers/qemu/snapshot.js'
 import { listImages, pruneCache } from '../../src/image/cache.js'
 import { runCli } from '../../src/cli/commands.js'
 
-const manifest = { name: 'img', fingerprint: 'f', memoryMb: 512, cpus: 2, boot: { kind: 'disk' }, services: [{ name: 'backend', guestPort: 8102 }] } as ImageManifest
+const manifest = {
+  name: 'img',
+  fingerprint: 'f',
+  memoryMb: 512,
+  cpus: 2,
+  boot: { kind: 'disk' },
+  services: [{ name: 'backend', guestPort: 8102 }],
+} as ImageManifest
 const shape = (memoryMb: number) => ({ accel: 'tcg' as const, cpu: 'qemu64', machine: 'pc', memoryMb, cpus: 2 })
 const fingerprint = (memoryMb = 512) => expectedFingerprint(manifest, shape(memoryMb), '7.2', 'seed', '')
 
@@ -48,7 +67,10 @@ describe('the snapshot store', () => {
     const cache = cacheDir()
     const dir = await slot(cache)
     expect(await lookupSnapshot(path.join(cache, 'none'), fingerprint())).toEqual({ kind: 'missing' })
-    expect(await lookupSnapshot(dir, { ...fingerprint(), qemuVersion: '8.0' })).toEqual({ kind: 'unusable', reason: expect.stringMatching(/qemuVersion 7.2 -> 8.0/) })
+    expect(await lookupSnapshot(dir, { ...fingerprint(), qemuVersion: '8.0' })).toEqual({
+      kind: 'unusable',
+      reason: expect.stringMatching(/qemuVersion 7.2 -> 8.0/),
+    })
     fs.writeFileSync(snapshotFiles(dir).state, 'device stat!')
     expect(await lookupSnapshot(dir, fingerprint())).toEqual({ kind: 'unusable', reason: expect.stringMatching(/device state file is corrupt/) })
     fs.truncateSync(snapshotFiles(dir).state, 3)
@@ -70,7 +92,7 @@ describe('the snapshot store', () => {
     expect(() => snapshotDir('/cache', { ...manifest, name: '../x' }, fingerprint())).toThrow(/image name/)
   })
 
-  it('removes staging and trash left by dead processes, never a live one\'s', async () => {
+  it("removes staging and trash left by dead processes, never a live one's", async () => {
     const root = cacheDir()
     for (const name of ['a.staging-999999', 'b.trash-999998-17', `c.staging-${process.pid}`, 'd-0123456789abcdef']) fs.mkdirSync(path.join(root, name))
     await removeAbandoned(root)
@@ -94,7 +116,10 @@ describe('the snapshot store', () => {
     fs.mkdirSync(checkpointDir(ready.files, 'saving')) // no record yet
     fs.mkdirSync(`${checkpointDir(ready.files, 'other')}.staging-${process.pid}`)
     await sweepCheckpoints({ kind: 'snapshot', files: ready.files, record: ready.record }, (meta) => meta === 'gone', 'current')
-    const left = fs.readdirSync(path.dirname(readyDir)).map((entry) => entry.replace(`${path.basename(readyDir)}-checkpoint-`, '')).sort()
+    const left = fs
+      .readdirSync(path.dirname(readyDir))
+      .map((entry) => entry.replace(`${path.basename(readyDir)}-checkpoint-`, ''))
+      .sort()
     expect(left).toEqual(['current', 'fits', `other.staging-${process.pid}`, 'saving', path.basename(readyDir)].sort())
   })
 })
@@ -133,7 +158,12 @@ async function store() {
     fs.utimesSync(files.record, when, when)
     return files.dir
   }
-  const left = () => fs.readdirSync(path.dirname(readyDir)).filter((e) => e.includes('-checkpoint-')).map((e) => e.replace(`${path.basename(readyDir)}-checkpoint-`, '')).sort()
+  const left = () =>
+    fs
+      .readdirSync(path.dirname(readyDir))
+      .filter((e) => e.includes('-checkpoint-'))
+      .map((e) => e.replace(`${path.basename(readyDir)}-checkpoint-`, ''))
+      .sort()
   return { cache, readyDir, mode, seeded, left }
 }
 
@@ -187,7 +217,7 @@ describe('the bound on seeded snapshots', () => {
     expect(left().filter((e) => !e.includes('.hold-'))).toEqual(['retired-held'])
   })
 
-  it('image list shows each image\'s ready and seeded snapshots: how many, and the blocks they take (RAM files are sparse)', async () => {
+  it("image list shows each image's ready and seeded snapshots: how many, and the blocks they take (RAM files are sparse)", async () => {
     const { cache, readyDir, seeded } = await store()
     // A RAM file of 64 MiB of which the guest touched 4 kB.
     const record = JSON.parse(fs.readFileSync(snapshotFiles(readyDir).record, 'utf8')) as SnapshotRecord
@@ -196,7 +226,10 @@ describe('the bound on seeded snapshots', () => {
     await seeded('one', 2)
     await seeded('two', 1)
     fs.mkdirSync(path.join(cache, 'images', 'fixture-0123456789abcdef'), { recursive: true })
-    fs.writeFileSync(path.join(cache, 'images', 'fixture-0123456789abcdef', 'manifest.json'), JSON.stringify({ name: manifest.name, fingerprint: manifest.fingerprint }))
+    fs.writeFileSync(
+      path.join(cache, 'images', 'fixture-0123456789abcdef', 'manifest.json'),
+      JSON.stringify({ name: manifest.name, fingerprint: manifest.fingerprint }),
+    )
     const slots = await listStoredSnapshots(cache)
     expect(slots.map((s) => s.kind).sort()).toEqual(['ready', 'seeded', 'seeded'])
     const [image] = await listImages(cache)

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
+import type net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -63,12 +63,22 @@ afterEach(async () => {
 async function start(vm: RunningInstance | Error = new FakeVm(), credentials?: { service: string; path: string }) {
   const paths = instancePaths(fs.mkdtempSync(path.join(os.tmpdir(), 'se-sup-')), 'fake')
   await ensureInstanceDir(paths)
-  const config = { paths, manifestPath: '', settings: readSettings(), driver: { kind: 'qemu' as const, ports: {}, memoryMb: 512, snapshot: true, fresh: false, bootTimeoutMs: 1000 } }
+  const config = {
+    paths,
+    manifestPath: '',
+    settings: readSettings(),
+    driver: { kind: 'qemu' as const, ports: {}, memoryMb: 512, snapshot: true, fresh: false, bootTimeoutMs: 1000 },
+  }
   let exited = 0
-  const supervisor = new Supervisor(config, { name: 'img', fingerprint: 'f', credentials }, async () => {
-    if (vm instanceof Error) throw vm
-    return vm
-  }, () => exited++)
+  const supervisor = new Supervisor(
+    config,
+    { name: 'img', fingerprint: 'f', credentials },
+    async () => {
+      if (vm instanceof Error) throw vm
+      return vm
+    },
+    () => exited++,
+  )
   await supervisor.listen()
   const entry = { supervisor, connections: [] as SupervisorConnection[] }
   running.push(entry)
@@ -195,7 +205,10 @@ describe('supervisor', () => {
     die('QEMU (pid 4242) was killed by SIGKILL from another process')
     expect(await lost).toMatch(/killed by SIGKILL from another process; the next acquire starts a new VM/)
     for (const op of ['reset', 'credentials'] as const) {
-      const refused = await a.request(op === 'reset' ? { op, force: true } : { op, configFile: '/x' }).then(() => undefined, (error: Error) => error)
+      const refused = await a.request(op === 'reset' ? { op, force: true } : { op, configFile: '/x' }).then(
+        () => undefined,
+        (error: Error) => error,
+      )
       expect(refused?.message).toMatch(/killed by SIGKILL/)
       expect(refused?.message).not.toMatch(/Retry/)
     }
@@ -206,9 +219,20 @@ describe('supervisor', () => {
     const route = http.createServer((req, res) => {
       mints++
       req.resume()
-      req.on('end', () => setTimeout(() => res.end(JSON.stringify({
-        project_id: `p${mints}`, publishable_client_key: 'pck', secret_server_key: 'ssk', super_secret_admin_key: 'sak',
-      })), 50))
+      req.on('end', () =>
+        setTimeout(
+          () =>
+            res.end(
+              JSON.stringify({
+                project_id: `p${mints}`,
+                publishable_client_key: 'pck',
+                secret_server_key: 'ssk',
+                super_secret_admin_key: 'sak',
+              }),
+            ),
+          50,
+        ),
+      )
     })
     await new Promise<void>((resolve) => route.listen(0, '127.0.0.1', resolve))
     const vm = new FakeVm()
@@ -268,7 +292,10 @@ describe('supervisor', () => {
     const s = await start(new FakeVm())
     const c = await s.client()
     await s.acquire(c)
-    await expect(c.request({ op: 'project', configFile: '/app/stack.config.ts' })).rejects.toMatchObject({ code: 'CREDENTIALS', message: expect.stringContaining("isolation 'worker'") })
+    await expect(c.request({ op: 'project', configFile: '/app/stack.config.ts' })).rejects.toMatchObject({
+      code: 'CREDENTIALS',
+      message: expect.stringContaining("isolation 'worker'"),
+    })
   })
 
   it('a driver that cannot reset refuses with its own error, keeps serving, and shares without resets', async () => {
@@ -317,7 +344,9 @@ describe('supervisor', () => {
     const route = http.createServer((req, res) => {
       mints++
       req.resume()
-      req.on('end', () => res.end(JSON.stringify({ project_id: `p${mints}`, publishable_client_key: 'pck', secret_server_key: 'ssk', super_secret_admin_key: 'sak' })))
+      req.on('end', () =>
+        res.end(JSON.stringify({ project_id: `p${mints}`, publishable_client_key: 'pck', secret_server_key: 'ssk', super_secret_admin_key: 'sak' })),
+      )
     })
     await new Promise<void>((resolve) => route.listen(0, '127.0.0.1', resolve))
     closers.push(() => route.close())
@@ -349,13 +378,23 @@ describe('supervisor', () => {
     fs.writeFileSync(configFile, 'export const config = {}\n')
     const request: CheckpointRequest = { configFile, configDigest: 'd1', seedId: 'v1', seedFrom: 'self', seedTimeoutMs: 60_000 }
     return {
-      s, vm, configFile, checkpoints, request,
+      s,
+      vm,
+      configFile,
+      checkpoints,
+      request,
       saved: () => saved.get(checkpointSlot(configFile)),
       mints: () => mints,
       opens: () => opens,
       failSaveWith: (error: Error) => (failSave = error),
       acquire: (c: SupervisorConnection, overrides: Partial<CheckpointRequest> = {}) =>
-        c.request<{ seeding?: boolean; lease: number }>({ op: 'acquire', isolation: 'suite', keepAlive: true, idleTimeoutMs: 0, checkpoint: { ...request, ...overrides } }),
+        c.request<{ seeding?: boolean; lease: number }>({
+          op: 'acquire',
+          isolation: 'suite',
+          keepAlive: true,
+          idleTimeoutMs: 0,
+          checkpoint: { ...request, ...overrides },
+        }),
       ask: (c: SupervisorConnection) => c.request<{ projectId: string }>({ op: 'credentials', configFile }),
     }
   }
@@ -375,7 +414,12 @@ describe('supervisor', () => {
     await expect(other.request({ op: 'checkpoint' })).rejects.toMatchObject({ code: 'PROTOCOL' })
     await seeder.request({ op: 'checkpoint' })
     expect(await second).toMatchObject({ seeding: false })
-    expect(t.saved()).toMatchObject({ configFile: t.configFile, seedId: 'v1', configDigests: ['d1', expect.stringMatching(/^[0-9a-f]{64}$/)], credentials: { projectId: 'p1' } })
+    expect(t.saved()).toMatchObject({
+      configFile: t.configFile,
+      seedId: 'v1',
+      configDigests: ['d1', expect.stringMatching(/^[0-9a-f]{64}$/)],
+      credentials: { projectId: 'p1' },
+    })
     // Resets return to the checkpoint: the same keys, no new mint; a worker resets on behalf of its run's lease.
     await seeder.request({ op: 'reset', force: true })
     expect((await t.ask(other)).projectId).toBe('p1')
@@ -410,7 +454,10 @@ describe('supervisor', () => {
     const progress: string[] = []
     other.on('event', (e) => e.event === 'progress' && progress.push(e.phase))
     const error = await t.acquire(other, { seedId: 'v2', seedTimeoutMs: 1000 }).catch((e: StackEmulatorError) => e)
-    expect(error).toMatchObject({ code: 'SEED_CONFLICT', message: expect.stringMatching(/cannot serve this suite \(seed v2 for .*\): it waited 1 s for 1 other suite\(s\) \(pids \d+\) holding it with seed v1/) })
+    expect(error).toMatchObject({
+      code: 'SEED_CONFLICT',
+      message: expect.stringMatching(/cannot serve this suite \(seed v2 for .*\): it waited 1 s for 1 other suite\(s\) \(pids \d+\) holding it with seed v1/),
+    })
     expect(String((error as StackEmulatorError).fix)).toMatch(/own instance.*seedVersion/)
     expect(progress).toEqual([expect.stringMatching(/^waiting for 1 other suite\(s\) .* holding it with seed v1 for .* \(up to 1 s\)$/)])
     // Once the holder is gone, the same request gets its own seeded snapshot.
@@ -453,7 +500,10 @@ describe('supervisor', () => {
   it("a test worker's VM without the run's seeded snapshot fails, saying so; it never runs without the seed", async () => {
     const t = await seeded()
     const worker = await t.s.client()
-    await expect(t.acquire(worker, { seedFrom: 'none' })).rejects.toMatchObject({ code: 'SEED_MISSING', message: expect.stringMatching(/No seeded snapshot of .* with seed v1: none was taken yet/) })
+    await expect(t.acquire(worker, { seedFrom: 'none' })).rejects.toMatchObject({
+      code: 'SEED_MISSING',
+      message: expect.stringMatching(/No seeded snapshot of .* with seed v1: none was taken yet/),
+    })
   })
 
   it('a seed that runs past its bound frees the others, who fail saying whom they waited for', async () => {
@@ -461,16 +511,22 @@ describe('supervisor', () => {
     const seeder = await t.s.client()
     expect(await t.acquire(seeder)).toMatchObject({ seeding: true })
     const other = await t.s.client()
-    await expect(t.acquire(other, { seedTimeoutMs: 1000 })).rejects.toMatchObject({ code: 'SEED_TIMEOUT', message: expect.stringMatching(/waited 1 s for pid \d+ to take the seeded snapshot of .* \(seed v1\)/) })
+    await expect(t.acquire(other, { seedTimeoutMs: 1000 })).rejects.toMatchObject({
+      code: 'SEED_TIMEOUT',
+      message: expect.stringMatching(/waited 1 s for pid \d+ to take the seeded snapshot of .* \(seed v1\)/),
+    })
   })
 
-  it('a failed save is the seeder\'s error, and the VM is reset before it serves a seeded suite', async () => {
+  it("a failed save is the seeder's error, and the VM is reset before it serves a seeded suite", async () => {
     const t = await seeded()
     const seeder = await t.s.client()
     await t.acquire(seeder)
     await t.ask(seeder)
     t.failSaveWith(new StackEmulatorError('No space left in /cache/snapshots', { code: 'DISK_FULL' }))
-    await expect(seeder.request({ op: 'checkpoint' })).rejects.toMatchObject({ code: 'DISK_FULL', message: expect.stringMatching(/^No space left in \/cache\/snapshots/) })
+    await expect(seeder.request({ op: 'checkpoint' })).rejects.toMatchObject({
+      code: 'DISK_FULL',
+      message: expect.stringMatching(/^No space left in \/cache\/snapshots/),
+    })
     seeder.close()
     await new Promise((r) => setTimeout(r, 50))
     const resetsBefore = t.vm.resets
@@ -502,7 +558,8 @@ describe('supervisor', () => {
     }
     const s = await start(vm)
     const checkpoint: CheckpointRequest = { configFile: '/app/stack.config.ts', configDigest: 'd', seedId: '', seedFrom: 'self', seedTimeoutMs: 60_000 }
-    const acquire = (c: SupervisorConnection) => c.request<{ seeding?: boolean }>({ op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint })
+    const acquire = (c: SupervisorConnection) =>
+      c.request<{ seeding?: boolean }>({ op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint })
     const a = await s.client()
     void acquire(a).catch(() => {})
     await new Promise((r) => setTimeout(r, 30))

@@ -49,7 +49,7 @@ describe('stack-emulator/vitest typings outside the include', { timeout: 60_000 
     expect(result.exitCode, result.stdout).toBe(0)
   })
 
-  it('useStackEmulator() gives the injected context with a typed mail helper, from the package\'s exports alone', async () => {
+  it("useStackEmulator() gives the injected context with a typed mail helper, from the package's exports alone", async () => {
     const use = `import { useStackEmulator } from 'stack-emulator/vitest/test'
 const { backendUrl, mail } = useStackEmulator()
 export const url: string = backendUrl
@@ -74,21 +74,47 @@ export const link: Promise<string | undefined> = mail.waitForMessage('ada@exampl
  */
 describe("Vite's template layout (tsconfig.app.json holds the tests, tsconfig.node.json the config)", { timeout: 60_000 }, () => {
   const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8')
-  const common = { skipLibCheck: true, moduleResolution: 'bundler', module: 'ESNext', allowImportingTsExtensions: true, verbatimModuleSyntax: true, moduleDetection: 'force', noEmit: true, strict: true }
+  const common = {
+    skipLibCheck: true,
+    moduleResolution: 'bundler',
+    module: 'ESNext',
+    allowImportingTsExtensions: true,
+    verbatimModuleSyntax: true,
+    moduleDetection: 'force',
+    noEmit: true,
+    strict: true,
+  }
 
   function project(appTypes: string[], files: Record<string, string> = {}) {
     const dir = fs.mkdtempSync(path.join(consumer, 'vite-'))
-    const write = (name: string, text: string) => (fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true }), fs.writeFileSync(path.join(dir, name), text))
+    const write = (name: string, text: string) => (
+      fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true }), fs.writeFileSync(path.join(dir, name), text)
+    )
     write('tsconfig.json', JSON.stringify({ files: [], references: [{ path: './tsconfig.app.json' }, { path: './tsconfig.node.json' }] }))
-    write('tsconfig.app.json', JSON.stringify({ compilerOptions: { ...common, tsBuildInfoFile: './node_modules/.tmp/app.tsbuildinfo', lib: ['ES2022', 'DOM'], types: appTypes }, include: ['src'] }))
-    write('tsconfig.node.json', JSON.stringify({ compilerOptions: { ...common, tsBuildInfoFile: './node_modules/.tmp/node.tsbuildinfo', lib: ['ES2023'], types: ['node'] }, include: ['vitest.config.ts'] }))
-    write('vitest.config.ts', "import { defineConfig } from 'vitest/config'\nimport { stackEmulator } from 'stack-emulator/vitest'\n\nexport default defineConfig({ plugins: [stackEmulator()] })\n")
+    write(
+      'tsconfig.app.json',
+      JSON.stringify({
+        compilerOptions: { ...common, tsBuildInfoFile: './node_modules/.tmp/app.tsbuildinfo', lib: ['ES2022', 'DOM'], types: appTypes },
+        include: ['src'],
+      }),
+    )
+    write(
+      'tsconfig.node.json',
+      JSON.stringify({
+        compilerOptions: { ...common, tsBuildInfoFile: './node_modules/.tmp/node.tsbuildinfo', lib: ['ES2023'], types: ['node'] },
+        include: ['vitest.config.ts'],
+      }),
+    )
+    write(
+      'vitest.config.ts',
+      "import { defineConfig } from 'vitest/config'\nimport { stackEmulator } from 'stack-emulator/vitest'\n\nexport default defineConfig({ plugins: [stackEmulator()] })\n",
+    )
     write('src/app.test.ts', test)
     for (const [name, text] of Object.entries(files)) write(name, text)
     return execa(process.execPath, [tsc, '-b', dir], { reject: false })
   }
 
-  it('without a fix, inject() in src/ takes no key: the config project has the types, the tests\' project does not', async () => {
+  it("without a fix, inject() in src/ takes no key: the config project has the types, the tests' project does not", async () => {
     const result = await project(['vite/client'])
     expect(result.stdout).toContain(`src/app.test.ts`)
     expect(result.stdout).toContain(`Argument of type '"stackEmulator"' is not assignable to parameter of type 'never'`)
@@ -101,9 +127,11 @@ describe("Vite's template layout (tsconfig.app.json holds the tests, tsconfig.no
     expect(result.exitCode, result.stdout).toBe(0)
   })
 
-  it('the README\'s reference line in a .d.ts under src/ types it', async () => {
+  it("the README's reference line in a .d.ts under src/ types it", async () => {
     expect(readme).toContain('`/// <reference types="stack-emulator/vitest" />` in one `.d.ts` file')
-    const result = await project(['vite/client'], { 'src/vite-env.d.ts': '/// <reference types="vite/client" />\n/// <reference types="stack-emulator/vitest" />\n' })
+    const result = await project(['vite/client'], {
+      'src/vite-env.d.ts': '/// <reference types="vite/client" />\n/// <reference types="stack-emulator/vitest" />\n',
+    })
     expect(result.exitCode, result.stdout).toBe(0)
   })
 })

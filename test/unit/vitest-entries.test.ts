@@ -19,7 +19,10 @@ function bareImports(entry: string): Set<string> {
     if (seen.has(file)) return
     seen.add(file)
     const text = fs.readFileSync(file, 'utf8')
-    const specifiers = [...text.matchAll(/^\s*(?:import|export)\s(?:[^'";()=]*?\sfrom\s*)?['"]([^'"]+)['"]/gm), ...text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1]!)
+    const specifiers = [
+      ...text.matchAll(/^\s*(?:import|export)\s(?:[^'";()=]*?\sfrom\s*)?['"]([^'"]+)['"]/gm),
+      ...text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g),
+    ].map((m) => m[1]!)
     for (const specifier of specifiers) {
       if (specifier.startsWith('.')) visit(path.resolve(path.dirname(file), specifier))
       else bare.add(specifier)
@@ -40,7 +43,7 @@ describe('the Vitest entries', () => {
     expect(fromVitest(bareImports(path.join(dist, 'test.js')))).toEqual(['vitest']) // so the walk sees imports
   })
 
-  it('are in the package\'s exports, each with only its public names', async () => {
+  it("are in the package's exports, each with only its public names", async () => {
     const { exports } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { exports: Record<string, { default: string }> }
     expect(exports['./vitest']?.default).toBe('./dist/integrations/vitest/index.js')
     expect(exports['./vitest/test']?.default).toBe('./dist/integrations/vitest/test.js')

@@ -76,16 +76,18 @@ async function freePorts(n: number): Promise<number[]> {
 }
 
 describe('why QEMU went', () => {
-  it('tells the OOM killer from another process by the kernel\'s count of OOM kills', () => {
+  it("tells the OOM killer from another process by the kernel's count of OOM kills", () => {
     const kill = { code: null, signal: 'SIGKILL', stderr: '' }
     expect(exitReason(kill, 3, 4)).toMatch(/^was killed by SIGKILL: out of memory .*memoryMb/)
     expect(exitReason(kill, 3, 3)).toBe('was killed by SIGKILL from another process (the kernel counted no out-of-memory kill)')
     expect(exitReason(kill, undefined, 3)).toBe('was killed by SIGKILL (out of memory, or another process)')
-    expect(exitReason({ code: null, signal: 'SIGTERM', stderr: 'qemu-system-x86_64: terminating on signal 15 from pid 99\n' }, 0, 0)).toBe('was killed by SIGTERM (qemu-system-x86_64: terminating on signal 15 from pid 99)')
+    expect(exitReason({ code: null, signal: 'SIGTERM', stderr: 'qemu-system-x86_64: terminating on signal 15 from pid 99\n' }, 0, 0)).toBe(
+      'was killed by SIGTERM (qemu-system-x86_64: terminating on signal 15 from pid 99)',
+    )
     expect(exitReason({ code: 1, signal: null, stderr: '' }, 0, 0)).toBe('exited with code 1')
   })
 
-  it('reads the kernel\'s count where Linux has one', async () => {
+  it("reads the kernel's count where Linux has one", async () => {
     if (process.platform === 'linux') expect(await oomKills()).toBeGreaterThanOrEqual(0)
   })
 })
@@ -101,12 +103,23 @@ describe('who holds a port', () => {
 })
 
 describe('moving host ports between two QEMUs', () => {
-  const manifest = { services: [{ name: 'dashboard', guestPort: 8101 }, { name: 'backend', guestPort: 8102 }] }
+  const manifest = {
+    services: [
+      { name: 'dashboard', guestPort: 8101 },
+      { name: 'backend', guestPort: 8102 },
+    ],
+  }
 
   it('moves every port to the new QEMU', async () => {
     const [a, b, pa, pb] = await freePorts(4)
-    const forwards = [{ guestPort: 8101, hostPort: a! }, { guestPort: 8102, hostPort: b! }]
-    const own = [{ guestPort: 8101, hostPort: pa! }, { guestPort: 8102, hostPort: pb! }]
+    const forwards = [
+      { guestPort: 8101, hostPort: a! },
+      { guestPort: 8102, hostPort: b! },
+    ]
+    const own = [
+      { guestPort: 8101, hostPort: pa! },
+      { guestPort: 8102, hostPort: pb! },
+    ]
     const [old, next] = [await FakeQemu.with(forwards), await FakeQemu.with(own)]
     expect(await moveForwards(old.proc, next.proc, forwards, own, [])).toEqual({ moved: true })
     expect([...old.ports.keys()]).toEqual([])
@@ -116,8 +129,14 @@ describe('moving host ports between two QEMUs', () => {
 
   it('a port taken in between: the others go back to the old QEMU, the taken one is lost, named with its holder, and taken back once free', async () => {
     const [a, b, pa, pb] = await freePorts(4)
-    const forwards = [{ guestPort: 8101, hostPort: a! }, { guestPort: 8102, hostPort: b! }]
-    const own = [{ guestPort: 8101, hostPort: pa! }, { guestPort: 8102, hostPort: pb! }]
+    const forwards = [
+      { guestPort: 8101, hostPort: a! },
+      { guestPort: 8102, hostPort: b! },
+    ]
+    const own = [
+      { guestPort: 8101, hostPort: pa! },
+      { guestPort: 8102, hostPort: pb! },
+    ]
     const [old, next] = [await FakeQemu.with(forwards), await FakeQemu.with(own)]
     let squatter: net.Server | undefined
     old.afterRemove = async (port) => {
@@ -130,7 +149,10 @@ describe('moving host ports between two QEMUs', () => {
     const error = await portTaken(manifest, forwards[1]!, [forwards[1]!])
     expect(error).toBeInstanceOf(ResetNotDone)
     expect(error.code).toBe('PORT_BUSY')
-    if (process.platform === 'linux') expect(error.message).toMatch(new RegExp(`Host port ${b} \\(backend\\) was taken by pid ${process.pid} .*serves on as it was, without host port ${b} \\(backend\\)`))
+    if (process.platform === 'linux')
+      expect(error.message).toMatch(
+        new RegExp(`Host port ${b} \\(backend\\) was taken by pid ${process.pid} .*serves on as it was, without host port ${b} \\(backend\\)`),
+      )
     expect(await takeBack(old.proc, [forwards[1]!])).toEqual([]) // still held
     await new Promise((resolve) => squatter!.close(resolve))
     expect(await takeBack(old.proc, [forwards[1]!])).toEqual([forwards[1]])
@@ -144,8 +166,14 @@ describe('moving host ports between two QEMUs', () => {
 
   it('a port the old QEMU had lost is only added to the new one', async () => {
     const [a, b, pa, pb] = await freePorts(4)
-    const forwards = [{ guestPort: 8101, hostPort: a! }, { guestPort: 8102, hostPort: b! }]
-    const own = [{ guestPort: 8101, hostPort: pa! }, { guestPort: 8102, hostPort: pb! }]
+    const forwards = [
+      { guestPort: 8101, hostPort: a! },
+      { guestPort: 8102, hostPort: b! },
+    ]
+    const own = [
+      { guestPort: 8101, hostPort: pa! },
+      { guestPort: 8102, hostPort: pb! },
+    ]
     const [old, next] = [await FakeQemu.with([forwards[0]!]), await FakeQemu.with(own)]
     expect(await moveForwards(old.proc, next.proc, forwards, own, [forwards[1]!])).toEqual({ moved: true })
     expect([...next.ports.keys()].sort()).toEqual([a, b].sort())

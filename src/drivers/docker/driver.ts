@@ -44,7 +44,14 @@ export const dockerDriver: Driver<ServiceManifest> = {
 /** Containers of this instance a killed supervisor left on a remote engine (a local one stops them by the lifeline). */
 async function removeLeftovers(client: Awaited<ReturnType<typeof connectEngine>>, instanceDir: string): Promise<void> {
   const found = await client.container.dockerode.listContainers({ all: true, filters: { label: [`${INSTANCE_LABEL}=${instanceDir}`] } })
-  await Promise.all(found.map((c) => client.container.dockerode.getContainer(c.Id).remove({ force: true }).catch(() => {})))
+  await Promise.all(
+    found.map((c) =>
+      client.container.dockerode
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => {}),
+    ),
+  )
 }
 
 type Started = Awaited<ReturnType<InstanceType<Testcontainers['GenericContainer']>['start']>>
@@ -65,7 +72,13 @@ class DockerInstance implements RunningInstance {
   private resolveDied!: (reason: string) => void
   readonly died = new Promise<string>((resolve) => (this.resolveDied = resolve))
 
-  constructor(private readonly tc: Testcontainers, private readonly options: ContainerStartOptions, private readonly image: string, private readonly bridge: boolean, private readonly local: boolean) {
+  constructor(
+    private readonly tc: Testcontainers,
+    private readonly options: ContainerStartOptions,
+    private readonly image: string,
+    private readonly bridge: boolean,
+    private readonly local: boolean,
+  ) {
     this.accel = bridge ? 'container' : 'container, host network'
     this.shared = options.manifest.container?.hostMount ? new HostShare(options.instanceDir, 'internal-pck') : undefined
   }
@@ -98,10 +111,12 @@ class DockerInstance implements RunningInstance {
     const mounts = [{ source: path.join(instanceDir, 'lifeline'), target: LIFELINE_MOUNT, mode: 'rw' as const }]
     if (this.shared && spec.hostMount) mounts.push({ source: this.shared.root, target: spec.hostMount, mode: 'rw' as const })
     // Health through testcontainers' wait strategies on the manifest's health paths.
-    const checks = manifest.services.filter((s) => s.health).map((s) => {
-      const wait = tc.Wait.forHttp(s.health!.path, s.guestPort).forStatusCode(s.health!.status ?? 200)
-      return this.bridge ? wait : new HostNetworkWait(tc, wait, s.guestPort, this.ports[s.name]!)
-    })
+    const checks = manifest.services
+      .filter((s) => s.health)
+      .map((s) => {
+        const wait = tc.Wait.forHttp(s.health!.path, s.guestPort).forStatusCode(s.health!.status ?? 200)
+        return this.bridge ? wait : new HostNetworkWait(tc, wait, s.guestPort, this.ports[s.name]!)
+      })
     const Container = autoRemoved(tc, this.local ? '127.0.0.1' : undefined)
     let container = new Container(this.image)
       .withEnvironment(env)
@@ -119,7 +134,9 @@ class DockerInstance implements RunningInstance {
       return await container.start()
     } catch (cause) {
       throw new StackEmulatorError(`The container ${this.image} did not become healthy: ${String((cause as Error).message).split('\n')[0]}`, {
-        code: 'NOT_HEALTHY', fix: 'See the supervisor log (stack-emulator logs --supervisor); raise the timeout with --timeout if the machine is just slow.', cause,
+        code: 'NOT_HEALTHY',
+        fix: 'See the supervisor log (stack-emulator logs --supervisor); raise the timeout with --timeout if the machine is just slow.',
+        cause,
       })
     }
   }
@@ -147,7 +164,10 @@ class DockerInstance implements RunningInstance {
     const command = this.options.manifest.container?.reset
     if (command) {
       const result = await this.container!.exec(command)
-      if (result.exitCode !== 0) throw new StackEmulatorError(`The reset command ${command.join(' ')} failed (exit ${result.exitCode}): ${result.output.slice(-300)}`, { code: 'RESET_FAILED' })
+      if (result.exitCode !== 0)
+        throw new StackEmulatorError(`The reset command ${command.join(' ')} failed (exit ${result.exitCode}): ${result.output.slice(-300)}`, {
+          code: 'RESET_FAILED',
+        })
     } else {
       // No reset command: a new container from the image, on the same ports.
       this.resetting = true
@@ -181,7 +201,11 @@ class DockerInstance implements RunningInstance {
  * listen on their host ports, on 127.0.0.1 (`bindEnv`). Either way the container is told the host
  * ports (`STACK_EMULATOR_<SERVICE>_HOST_PORT`): its browser URLs name them.
  */
-export function containerPorts(manifest: Pick<ServiceManifest, 'services' | 'container'>, hostPorts: Record<string, number>, bridge: boolean): {
+export function containerPorts(
+  manifest: Pick<ServiceManifest, 'services' | 'container'>,
+  hostPorts: Record<string, number>,
+  bridge: boolean,
+): {
   env: Record<string, string>
   /** For the engine's port bindings; undefined with host networking. */
   published: { container: number; host: number }[] | undefined
@@ -220,15 +244,27 @@ function autoRemoved(tc: Testcontainers, hostIp: string | undefined) {
 
 /** With host networking nothing is mapped: the wait strategy is told each port maps to itself. */
 class HostNetworkWait {
-  constructor(private readonly tc: Testcontainers, private readonly inner: ReturnType<Testcontainers['Wait']['forHttp']>, private readonly guestPort: number, private readonly hostPort: number) {}
+  constructor(
+    private readonly tc: Testcontainers,
+    private readonly inner: ReturnType<Testcontainers['Wait']['forHttp']>,
+    private readonly guestPort: number,
+    private readonly hostPort: number,
+  ) {}
   waitUntilReady(container: Parameters<WaitStrategy['waitUntilReady']>[0]): Promise<void> {
     const ports = new this.tc.BoundPorts()
     ports.setBinding(this.guestPort, this.hostPort)
     return this.inner.waitUntilReady(container, ports)
   }
-  withStartupTimeout(ms: number) { this.inner.withStartupTimeout(ms); return this }
-  isStartupTimeoutSet() { return this.inner.isStartupTimeoutSet() }
-  getStartupTimeout() { return this.inner.getStartupTimeout() }
+  withStartupTimeout(ms: number) {
+    this.inner.withStartupTimeout(ms)
+    return this
+  }
+  isStartupTimeoutSet() {
+    return this.inner.isStartupTimeoutSet()
+  }
+  getStartupTimeout() {
+    return this.inner.getStartupTimeout()
+  }
 }
 
 async function freePort(): Promise<number> {

@@ -22,7 +22,9 @@ export async function loadTestcontainers(): Promise<Testcontainers> {
     return await import('testcontainers')
   } catch (cause) {
     throw new StackEmulatorError('The Docker driver needs the testcontainers package, which is not installed', {
-      code: 'DOCKER_UNAVAILABLE', fix: 'npm install --save-dev testcontainers@^11.14.0', cause,
+      code: 'DOCKER_UNAVAILABLE',
+      fix: 'npm install --save-dev testcontainers@^11.14.0',
+      cause,
     })
   }
 }

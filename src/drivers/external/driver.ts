@@ -26,7 +26,9 @@ export const externalDriver: Driver<ServiceManifest> = {
       await waitHealthy({ targets, timeoutMs: options.bootTimeoutMs, intervalMs: 250 })
     } catch (error) {
       throw new StackEmulatorError(`The external emulator is not healthy: ${(error as Error).message}`, {
-        code: 'NOT_HEALTHY', fix: 'Check that it runs and that the URLs (--url, STACK_EMULATOR_<SERVICE>_URL) point at it; raise --timeout to wait longer.', cause: error,
+        code: 'NOT_HEALTHY',
+        fix: 'Check that it runs and that the URLs (--url, STACK_EMULATOR_<SERVICE>_URL) point at it; raise --timeout to wait longer.',
+        cause: error,
       })
     }
     stopwatch.lap('health checks')
@@ -37,15 +39,17 @@ export const externalDriver: Driver<ServiceManifest> = {
 function checkUrls(options: ExternalStartOptions): Record<string, string> {
   const urls = options.urls ?? {}
   if (!urls.backend) {
-    throw new StackEmulatorError('The external driver needs the emulator\'s backend URL', {
-      code: 'BAD_OPTION', fix: 'Pass urls: { backend, dashboard, ... } (--url backend=<url>), or set STACK_EMULATOR_BACKEND_URL.',
+    throw new StackEmulatorError("The external driver needs the emulator's backend URL", {
+      code: 'BAD_OPTION',
+      fix: 'Pass urls: { backend, dashboard, ... } (--url backend=<url>), or set STACK_EMULATOR_BACKEND_URL.',
     })
   }
   for (const [service, url] of Object.entries(urls)) {
     const parsed = URL.canParse(url) ? new URL(url) : undefined
     if (!parsed || !/^https?:$/.test(parsed.protocol)) {
       throw new StackEmulatorError(`The URL of service ${service} is not an http(s) URL: ${JSON.stringify(url)}`, {
-        code: 'BAD_OPTION', fix: `Give it as http://host:port (urls.${service}, or STACK_EMULATOR_${service.toUpperCase().replace(/-/g, '_')}_URL).`,
+        code: 'BAD_OPTION',
+        fix: `Give it as http://host:port (urls.${service}, or STACK_EMULATOR_${service.toUpperCase().replace(/-/g, '_')}_URL).`,
       })
     }
   }
@@ -60,7 +64,11 @@ class ExternalInstance implements RunningInstance {
   readonly died = new Promise<string>(() => {})
   readonly internalKey: string | undefined
 
-  constructor(private readonly options: ExternalStartOptions, readonly urls: Record<string, string>, readonly startupPhases: Record<string, number>) {
+  constructor(
+    private readonly options: ExternalStartOptions,
+    readonly urls: Record<string, string>,
+    readonly startupPhases: Record<string, number>,
+  ) {
     this.capabilities = { snapshots: false, reset: Boolean(options.manifest.reset), clock: false, lifecycle: false }
     this.internalKey = options.internalKey
   }
@@ -73,7 +81,8 @@ class ExternalInstance implements RunningInstance {
     const endpoint = this.options.manifest.reset
     if (!endpoint) {
       throw new StackEmulatorError(`The external emulator at ${this.id} cannot be reset from here: someone else runs it and it offers no reset`, {
-        code: 'RESET_UNSUPPORTED', fix: 'Use isolation "none" with it and keep tests independent of each other\'s data, or run your own emulator (driver qemu or docker).',
+        code: 'RESET_UNSUPPORTED',
+        fix: 'Use isolation "none" with it and keep tests independent of each other\'s data, or run your own emulator (driver qemu or docker).',
       })
     }
     const started = performance.now()

@@ -31,17 +31,14 @@ const CACHE_FILE = 'accel-probe.json'
 const hostAccel = (): Accel => (process.platform === 'darwin' ? 'hvf' : 'kvm')
 const cacheKey = (qemu: Qemu, accel: Accel) => `${qemu.path} ${qemu.version} ${os.release()} ${accel}`
 
-export async function chooseAccel(options: {
-  choice: AccelChoice
-  qemu: Qemu
-  cacheRoot: string
-}): Promise<AccelDecision> {
+export async function chooseAccel(options: { choice: AccelChoice; qemu: Qemu; cacheRoot: string }): Promise<AccelDecision> {
   const { choice, qemu } = options
   if (choice === 'tcg') return { accel: 'tcg' }
   const candidate = hostAccel()
   if (choice !== 'auto' && choice !== candidate) {
     throw new StackEmulatorError(`STACK_EMULATOR_ACCEL=${choice} cannot be used on ${process.platform}, which has ${candidate} (or tcg)`, {
-      code: 'ACCEL_UNAVAILABLE', fix: `Set STACK_EMULATOR_ACCEL=${candidate} or tcg, or unset it to probe ${candidate.toUpperCase()} and fall back to TCG.`,
+      code: 'ACCEL_UNAVAILABLE',
+      fix: `Set STACK_EMULATOR_ACCEL=${candidate} or tcg, or unset it to probe ${candidate.toUpperCase()} and fall back to TCG.`,
     })
   }
   const cacheFile = path.join(options.cacheRoot, CACHE_FILE)
@@ -84,11 +81,14 @@ async function probe(qemuPath: string, accel: Accel): Promise<AccelVerdict> {
   }
   // Start a real VM (SeaBIOS with nothing to boot keeps its vCPU busy) and ask QMP whether it
   // runs; then make sure it is still alive a moment later, since the broken cases abort or hang.
-  const child = execa(
-    qemuPath,
-    ['-accel', accel, '-machine', 'pc', '-cpu', 'host', '-m', '64M', '-nodefaults', '-display', 'none', '-qmp', 'stdio'],
-    { timeout: PROBE_TIMEOUT_MS, reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: true },
-  )
+  const child = execa(qemuPath, ['-accel', accel, '-machine', 'pc', '-cpu', 'host', '-m', '64M', '-nodefaults', '-display', 'none', '-qmp', 'stdio'], {
+    timeout: PROBE_TIMEOUT_MS,
+    reject: false,
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: true,
+  })
   let out = ''
   const running = new Promise<boolean>((resolve) => {
     child.stdout?.on('data', (chunk: Buffer) => {
@@ -113,7 +113,10 @@ async function probe(qemuPath: string, accel: Accel): Promise<AccelVerdict> {
   const result = await child
   if (result.timedOut) return { ok: false, reason: `QEMU hung for ${PROBE_TIMEOUT_MS} ms` }
   const lastLine = String(result.stderr).trim().split('\n').pop() ?? ''
-  return { ok: false, reason: `QEMU exited${result.signal ? ` with ${result.signal}` : ` with code ${result.exitCode}`}${lastLine ? `: ${lastLine.slice(0, 160)}` : ''}` }
+  return {
+    ok: false,
+    reason: `QEMU exited${result.signal ? ` with ${result.signal}` : ` with code ${result.exitCode}`}${lastLine ? `: ${lastLine.slice(0, 160)}` : ''}`,
+  }
 }
 
 async function readCached(file: string, key: string): Promise<AccelVerdict | undefined> {

@@ -113,13 +113,18 @@ export function buildArgv(options: {
   const argv = [
     '-nodefaults',
     '-no-user-config',
-    '-display', 'none',
+    '-display',
+    'none',
     // A guest panic ends QEMU (the readiness wait then reports it) instead of a reboot loop.
     '-no-reboot',
-    '-machine', machine.join(','),
-    '-cpu', shape.cpu,
-    '-smp', String(shape.cpus),
-    '-m', `${shape.memoryMb}M`,
+    '-machine',
+    machine.join(','),
+    '-cpu',
+    shape.cpu,
+    '-smp',
+    String(shape.cpus),
+    '-m',
+    `${shape.memoryMb}M`,
   ]
   if (ram) {
     argv.push('-object', `memory-backend-file,id=mem,size=${shape.memoryMb}M,mem-path=${optionValue(ram.path)},share=${ram.share ? 'on' : 'off'}`)

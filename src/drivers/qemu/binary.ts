@@ -46,7 +46,8 @@ async function locate(binary: string, cacheRoot: string | undefined): Promise<Qe
   if (cacheFile) {
     // Best effort: a read-only cache asks QEMU again next time.
     const tmp = `${cacheFile}.${process.pid}.tmp`
-    await fs.mkdir(cacheRoot!, { recursive: true })
+    await fs
+      .mkdir(cacheRoot!, { recursive: true })
       .then(() => fs.writeFile(tmp, JSON.stringify({ ...cached, [key]: version })))
       .then(() => fs.rename(tmp, cacheFile))
       .catch(() => {})
@@ -60,10 +61,15 @@ async function probeVersion(binary: string): Promise<string> {
   const version = /QEMU emulator version (\S+)/i.exec(String(result.stdout))?.[1] // not GNU false's "GPL version 3"
   if (!result.failed && version) return version
   // It is there, but is no QEMU that runs: said as such, with what it answered.
-  const answer = result.timedOut ? 'did not answer within 10 s'
-    : result.failed ? `${result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`}`
+  const answer = result.timedOut
+    ? 'did not answer within 10 s'
+    : result.failed
+      ? `${result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`}`
       : 'printed no QEMU version'
-  const output = [result.stderr, result.stdout].map((t) => String(t ?? '').trim()).filter(Boolean).join('\n')
+  const output = [result.stderr, result.stdout]
+    .map((t) => String(t ?? '').trim())
+    .filter(Boolean)
+    .join('\n')
   const what = isChosenBinary(binary) ? `STACK_EMULATOR_QEMU=${binary}` : `QEMU binary ${binary}`
   throw new StackEmulatorError(`${what} is not a QEMU that runs: \`${binary} --version\` ${answer}${output ? '' : ' (no output)'}`, {
     code: 'QEMU_UNUSABLE',
@@ -80,7 +86,10 @@ function notFound(binary: string, cause: unknown): StackEmulatorError {
     const beside = /aarch64/.test(binary) ? ' (arm64 guests: qemu-system-aarch64, looked for beside the binary it names)' : ''
     return new StackEmulatorError(`Did not find QEMU binary "${binary}", which STACK_EMULATOR_QEMU names${beside}`, {
       code: 'QEMU_NOT_FOUND',
-      fix: cause === 'EACCES' ? `Make it executable (chmod +x ${binary}), or point STACK_EMULATOR_QEMU at another QEMU.` : 'Correct the path in STACK_EMULATOR_QEMU, or unset it to use the QEMU on PATH.',
+      fix:
+        cause === 'EACCES'
+          ? `Make it executable (chmod +x ${binary}), or point STACK_EMULATOR_QEMU at another QEMU.`
+          : 'Correct the path in STACK_EMULATOR_QEMU, or unset it to use the QEMU on PATH.',
       cause,
     })
   }

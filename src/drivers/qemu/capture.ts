@@ -13,8 +13,21 @@ import { buildArgv, type RamFile } from './argv.js'
 import { createOverlay } from './binary.js'
 import { QemuProcess } from './process.js'
 import {
-  copySeed, discardSnapshot, expectedFingerprint, lookupSnapshot, ownerOnly, readRefusal, rememberRefusal, removeAbandoned, snapshotDir,
-  snapshotFiles, withSnapshotLock, writeRecord, type SnapshotFiles, type SnapshotFingerprint, type SnapshotRecord,
+  copySeed,
+  discardSnapshot,
+  expectedFingerprint,
+  lookupSnapshot,
+  ownerOnly,
+  readRefusal,
+  rememberRefusal,
+  removeAbandoned,
+  snapshotDir,
+  snapshotFiles,
+  withSnapshotLock,
+  writeRecord,
+  type SnapshotFiles,
+  type SnapshotFingerprint,
+  type SnapshotRecord,
 } from './snapshot.js'
 import { local, localFailure } from '../../local-failure.js'
 import { afterLaunch, uefiFirmware, firstLine, healthTargets, resolvedForwards, seedDigest, seedFiles, type Context } from './launch.js'
@@ -37,28 +50,34 @@ export async function readySnapshot(ctx: Context, qemuVersion: string): Promise<
   const refusal = await readRefusal(dir)
   if (refusal) {
     ctx.note = `cold-booted: a capture of the ready snapshot was refused on ${refusal.at} (${refusal.reason}); a new image or QEMU, or \`stack-emulator image prune\`, tries again`
-    ctx.options.log(`Cold booting: a capture of the ready snapshot was refused on ${refusal.at} (${refusal.reason}). A new image or QEMU, or \`stack-emulator image prune\`, tries again.`)
+    ctx.options.log(
+      `Cold booting: a capture of the ready snapshot was refused on ${refusal.at} (${refusal.reason}). A new image or QEMU, or \`stack-emulator image prune\`, tries again.`,
+    )
     return undefined
   }
   if (found.kind === 'unusable') ctx.options.log(`Not using the ready snapshot: ${found.reason}; cold booting and capturing a new one.`)
   try {
-    return await local(path.dirname(dir), () => withSnapshotLock(dir, async () => {
-      const again = await lookupSnapshot(dir, expected) // another process may have captured it meanwhile
-      if (again.kind === 'usable') return again
-      await removeAbandoned(path.dirname(dir))
-      await discardSnapshot(dir) // a slot without a record, or one proven bad just now
-      await capture(ctx, dir, expected)
-      const captured = await lookupSnapshot(dir, expected)
-      if (captured.kind !== 'usable') throw new Error(captured.kind === 'unusable' ? captured.reason : 'the capture left no record')
-      return captured
-    }))
+    return await local(path.dirname(dir), () =>
+      withSnapshotLock(dir, async () => {
+        const again = await lookupSnapshot(dir, expected) // another process may have captured it meanwhile
+        if (again.kind === 'usable') return again
+        await removeAbandoned(path.dirname(dir))
+        await discardSnapshot(dir) // a slot without a record, or one proven bad just now
+        await capture(ctx, dir, expected)
+        const captured = await lookupSnapshot(dir, expected)
+        if (captured.kind !== 'usable') throw new Error(captured.kind === 'unusable' ? captured.reason : 'the capture left no record')
+        return captured
+      }),
+    )
   } catch (error) {
     const remembered = error instanceof CaptureRefused && !localFailure(error.cause, dir)
     if (remembered) {
       await rememberRefusal(dir, error.message).catch(() => {})
       ctx.note = `cold-booted: QEMU refused to capture the ready snapshot (${error.message}); later starts cold-boot too, until a new image or QEMU, or \`stack-emulator image prune\``
     }
-    ctx.options.log(`Capturing the ready snapshot failed (${firstLine(error)}); using a plain cold boot${remembered ? ', now and at later starts (stack-emulator doctor shows why)' : ''}.`)
+    ctx.options.log(
+      `Capturing the ready snapshot failed (${firstLine(error)}); using a plain cold boot${remembered ? ', now and at later starts (stack-emulator doctor shows why)' : ''}.`,
+    )
     return undefined
   }
 }
@@ -87,7 +106,9 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
   const runtimeVolume = ctx.manifest.runtimeVolume ? path.join(staging, 'runtime.iso') : undefined
   if (runtimeVolume) await writeRuntimeVolume(runtimeVolume, { manifest: ctx.manifest, hostPorts: ctx.options.ports, vmDir: '' })
   // A line of its own, not only a phase: on a terminal the next phase overwrites this one at once.
-  ctx.options.log('first start of this image: booting it once to capture its ready snapshot (a minute or so under TCG); later starts restore it in about a second')
+  ctx.options.log(
+    'first start of this image: booting it once to capture its ready snapshot (a minute or so under TCG); later starts restore it in about a second',
+  )
   ctx.options.progress('booting the VM to capture its ready snapshot')
   let proc: QemuProcess | undefined
   let internalKey: string | undefined
@@ -95,9 +116,17 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
     proc = await QemuProcess.launch({
       binary: ctx.binary,
       argv: buildArgv({
-        manifest: ctx.manifest, shape: ctx.shape, forwards, ram,
+        manifest: ctx.manifest,
+        shape: ctx.shape,
+        forwards,
+        ram,
         paths: {
-          disk: files.disk, qmpSocket, consoleLog, seed: files.seed, runtimeVolume, hostShare: ctx.share?.root,
+          disk: files.disk,
+          qmpSocket,
+          consoleLog,
+          seed: files.seed,
+          runtimeVolume,
+          hostShare: ctx.share?.root,
           firmware: await uefiFirmware(ctx, path.join(staging, 'efi-vars.fd')),
           guestAgentSocket: ctx.manifest.guestAgent ? agentSocket : undefined,
         },
@@ -135,7 +164,12 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
   }
   const published = snapshotFiles(dir)
   await createOverlay(published.emptyOverlay, published.disk)
-  await writeRecord(published, fingerprint, ctx.manifest.services.map((s) => s.guestPort), internalKey || undefined)
+  await writeRecord(
+    published,
+    fingerprint,
+    ctx.manifest.services.map((s) => s.guestPort),
+    internalKey || undefined,
+  )
   await ownerOnly(dir)
 }
 
@@ -160,12 +194,15 @@ async function guestQuiet(proc: QemuProcess): Promise<void> {
   if (first === undefined) return
   let before = first
   // Each check measures the window just waited (so a first pause); at the deadline it is saved anyway.
-  await pollUntil(async () => {
-    const now = await proc.cpuTimeMs()
-    if (now === undefined || now - before < QUIET.cpuMs) return true
-    before = now
-    return false
-  }, { timeoutMs: QUIET.timeoutMs, intervalMs: QUIET.windowMs, waitFirst: true })
+  await pollUntil(
+    async () => {
+      const now = await proc.cpuTimeMs()
+      if (now === undefined || now - before < QUIET.cpuMs) return true
+      before = now
+      return false
+    },
+    { timeoutMs: QUIET.timeoutMs, intervalMs: QUIET.windowMs, waitFirst: true },
+  )
 }
 
 /** Migrates the running VM's device state into `file` through a unix socket we listen on (no shell). */
@@ -183,7 +220,10 @@ export async function migrateToFile(proc: QemuProcess, socketPath: string, file:
     server.listen(socketPath, resolve)
   })
   // Never rejects: QEMU only sees its socket close when our write fails, so that error is the cause.
-  const writeFailure = received.then(() => undefined, (error: unknown) => error)
+  const writeFailure = received.then(
+    () => undefined,
+    (error: unknown) => error,
+  )
   try {
     await proc.qmp.execute('migrate', { uri: `unix:${socketPath}` })
     await waitMigrated(proc, 60_000)
@@ -198,11 +238,14 @@ export async function migrateToFile(proc: QemuProcess, socketPath: string, file:
 }
 
 async function waitMigrated(proc: QemuProcess, timeoutMs: number): Promise<void> {
-  await pollUntil(async () => {
-    const info = await proc.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate')
-    if (info.status === 'failed' || info.status === 'cancelled') {
-      throw new StackEmulatorError(`Saving the snapshot failed: ${info['error-desc'] ?? info.status}`, { code: 'SNAPSHOT' })
-    }
-    return info.status === 'completed'
-  }, { timeoutMs, intervalMs: 10, timeoutError: () => new StackEmulatorError('Saving the snapshot did not finish in time', { code: 'TIMEOUT' }) })
+  await pollUntil(
+    async () => {
+      const info = await proc.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate')
+      if (info.status === 'failed' || info.status === 'cancelled') {
+        throw new StackEmulatorError(`Saving the snapshot failed: ${info['error-desc'] ?? info.status}`, { code: 'SNAPSHOT' })
+      }
+      return info.status === 'completed'
+    },
+    { timeoutMs, intervalMs: 10, timeoutError: () => new StackEmulatorError('Saving the snapshot did not finish in time', { code: 'TIMEOUT' }) },
+  )
 }

@@ -17,8 +17,22 @@ import { unplugShare } from './share-device.js'
 import type { QemuProcess } from './process.js'
 import type { CheckpointCheck } from '../types.js'
 import {
-  clearDropping, copySeed, discardSnapshot, dropUnlessHeld, holdSnapshot, lookupSnapshot, ownerOnly, removeAbandoned, seededSnapshotDir,
-  seededSnapshotsOf, snapshotFiles, withSnapshotLock, writeRecord, type SnapshotFiles, type SnapshotHold, type SnapshotRecord,
+  clearDropping,
+  copySeed,
+  discardSnapshot,
+  dropUnlessHeld,
+  holdSnapshot,
+  lookupSnapshot,
+  ownerOnly,
+  removeAbandoned,
+  seededSnapshotDir,
+  seededSnapshotsOf,
+  snapshotFiles,
+  withSnapshotLock,
+  writeRecord,
+  type SnapshotFiles,
+  type SnapshotHold,
+  type SnapshotRecord,
 } from './snapshot.js'
 import { readJson } from '../../files.js'
 import { agentSocketPath, type Context, type Slot, type SnapshotMode } from './launch.js'
@@ -32,15 +46,23 @@ export function checkpointDir(base: SnapshotFiles, slot: string): string {
  * The checkpoint in `dir` when it was taken over this very ready snapshot and `check` accepts it,
  * held for this process (snapshot.ts, holdSnapshot): release the hold once resets no longer return there.
  */
-export async function findCheckpoint(dir: string, base: SnapshotMode, check: CheckpointCheck): Promise<{ mode: SnapshotMode; meta: unknown; hold: SnapshotHold } | { reason: string }> {
+export async function findCheckpoint(
+  dir: string,
+  base: SnapshotMode,
+  check: CheckpointCheck,
+): Promise<{ mode: SnapshotMode; meta: unknown; hold: SnapshotHold } | { reason: string }> {
   const hold = await holdSnapshot(dir)
   if (!hold) return { reason: 'it is being dropped' }
   const found = await lookupSnapshot(dir, base.record.fingerprint)
-  const misfit = found.kind === 'missing' ? 'none was taken yet'
-    : found.kind === 'unusable' ? found.reason
-    // Its disk layer sits on the ready snapshot's: one captured anew at the same place invalidates it.
-    : found.record.base !== base.record.stateSha256 ? 'the ready snapshot under it was captured again'
-    : check(found.record.meta)
+  const misfit =
+    found.kind === 'missing'
+      ? 'none was taken yet'
+      : found.kind === 'unusable'
+        ? found.reason
+        : // Its disk layer sits on the ready snapshot's: one captured anew at the same place invalidates it.
+          found.record.base !== base.record.stateSha256
+          ? 'the ready snapshot under it was captured again'
+          : check(found.record.meta)
   if (misfit || found.kind !== 'usable') {
     await hold.release()
     return { reason: misfit! }
@@ -69,7 +91,14 @@ export async function stageCheckpoint(base: SnapshotMode, dir: string): Promise<
 }
 
 /** Saves the seeding VM as the checkpoint in `dir` and stops it; the checkpoint comes held for this process. */
-export async function saveCheckpoint(ctx: Context, proc: QemuProcess, slot: Slot, staged: SnapshotMode, dir: string, meta: unknown): Promise<{ mode: SnapshotMode; hold: SnapshotHold }> {
+export async function saveCheckpoint(
+  ctx: Context,
+  proc: QemuProcess,
+  slot: Slot,
+  staged: SnapshotMode,
+  dir: string,
+  meta: unknown,
+): Promise<{ mode: SnapshotMode; hold: SnapshotHold }> {
   await withGuestAgent(agentSocketPath(ctx, slot), 30_000, (agent) => unplugShare(ctx.manifest, proc, agent))
   await saveDeviceState(ctx, proc, path.join(staged.files.dir, 'state'))
   await proc.stop()
@@ -81,10 +110,13 @@ export async function saveCheckpoint(ctx: Context, proc: QemuProcess, slot: Slot
     await fs.rename(staged.files.dir, dir)
     const files = snapshotFiles(dir)
     await createOverlay(files.emptyOverlay, files.disk)
-    const record = await writeRecord(files, staged.record.fingerprint, staged.record.guestPorts, staged.record.internalKey, { base: staged.record.stateSha256, meta })
+    const record = await writeRecord(files, staged.record.fingerprint, staged.record.guestPorts, staged.record.internalKey, {
+      base: staged.record.stateSha256,
+      meta,
+    })
     await ownerOnly(dir)
     // Held before the lock goes: a drop takes the lock first, and then sees the hold.
-    const hold = await holdSnapshot(dir) ?? { release: async () => {} }
+    const hold = (await holdSnapshot(dir)) ?? { release: async () => {} }
     return { mode: { kind: 'snapshot', files, record }, hold }
   })
 }

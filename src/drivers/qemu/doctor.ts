@@ -26,12 +26,22 @@ export async function qemuFindings(ctx: QemuDoctorContext): Promise<Finding[]> {
   const found = await which(binary)
   const where = 'path' in found ? found.path : undefined
   let problem: StackEmulatorError | undefined
-  const qemu = where ? await findQemu(binary).catch((error: StackEmulatorError) => void (problem = error)) : undefined
+  const qemu = where
+    ? await findQemu(binary).catch((error: StackEmulatorError) => {
+        problem = error
+        return undefined
+      })
+    : undefined
   // A binary STACK_EMULATOR_QEMU chose is the user's to fix: no package would (and --fix installs none).
   const finding: Finding = qemu
     ? { id: 'qemu', status: 'ok', message: `QEMU ${qemu.version} at ${where}` }
     : isChosenBinary(binary)
-      ? { id: 'qemu', status: 'fail', message: problem?.message.split('. ')[0] ?? `${binary} (STACK_EMULATOR_QEMU) not found`, fix: 'point STACK_EMULATOR_QEMU at a QEMU system emulator, or unset it' }
+      ? {
+          id: 'qemu',
+          status: 'fail',
+          message: problem?.message.split('. ')[0] ?? `${binary} (STACK_EMULATOR_QEMU) not found`,
+          fix: 'point STACK_EMULATOR_QEMU at a QEMU system emulator, or unset it',
+        }
       : missing(ctx.root, 'qemu', `${binary} ${where ? 'does not run' : 'not found'}; it runs the VM`, 'qemu-system-x86', 'fail')
   return [
     finding,
@@ -61,12 +71,22 @@ async function accel(ctx: QemuDoctorContext, qemu: QemuBinary | undefined): Prom
   // STACK_EMULATOR_ACCEL=kvm (or hvf) does not fall back: where it cannot work, every start fails.
   const named = ctx.qemu.accel !== 'auto'
   const fallBack = { fix: 'set STACK_EMULATOR_ACCEL=tcg, or unset it to fall back to TCG' }
-  if (named && ctx.qemu.accel !== accel) return { id: 'accel', status: 'fail', message: `STACK_EMULATOR_ACCEL=${ctx.qemu.accel} cannot be used on ${process.platform}`, ...fallBack }
+  if (named && ctx.qemu.accel !== accel)
+    return { id: 'accel', status: 'fail', message: `STACK_EMULATOR_ACCEL=${ctx.qemu.accel} cannot be used on ${process.platform}`, ...fallBack }
   if (verdict?.ok) return { id: 'accel', status: 'ok', message: `${name} works (probed)` }
-  if (verdict && named) return { id: 'accel', status: 'fail', message: `STACK_EMULATOR_ACCEL=${ctx.qemu.accel}, but ${name} is not usable here (${verdict.reason}): starts fail`, ...fallBack }
+  if (verdict && named)
+    return {
+      id: 'accel',
+      status: 'fail',
+      message: `STACK_EMULATOR_ACCEL=${ctx.qemu.accel}, but ${name} is not usable here (${verdict.reason}): starts fail`,
+      ...fallBack,
+    }
   if (verdict) return { id: 'accel', status: 'warn', message: `${name} is not usable here (${verdict.reason}); VMs run under TCG (much slower)` }
   if (accel !== 'kvm') return { id: 'accel', status: 'ok', message: `not probed yet; the first start probes ${name}` }
-  const kvm = await fs.access(ctx.kvm, fs.constants.R_OK | fs.constants.W_OK).then(() => 'usable', (e: NodeJS.ErrnoException) => e.code)
+  const kvm = await fs.access(ctx.kvm, fs.constants.R_OK | fs.constants.W_OK).then(
+    () => 'usable',
+    (e: NodeJS.ErrnoException) => e.code,
+  )
   if (kvm === 'usable') return { id: 'accel', status: 'ok', message: `not probed yet; the first start probes KVM (${ctx.kvm} is there)` }
   const then = named ? `starts fail (STACK_EMULATOR_ACCEL=${ctx.qemu.accel})` : 'VMs will run under TCG (much slower)'
   const status = named ? 'fail' : 'warn'

@@ -15,24 +15,55 @@ class QemuInstance implements RunningInstance {
   readonly died: Promise<string>
   readonly checkpoints: Checkpoints | undefined
 
-  constructor(private readonly vm: RunningVm, clock: boolean) {
+  constructor(
+    private readonly vm: RunningVm,
+    clock: boolean,
+  ) {
     this.capabilities = { snapshots: true, reset: true, clock, lifecycle: true }
     this.died = vm.died
     // A cold-booted VM has no ready snapshot to checkpoint over.
     this.checkpoints = vm.checkpointable
-      ? { get current() { return vm.checkpoint }, open: (slot, check, stage) => vm.openCheckpoint(slot, check, stage), save: (meta, policy) => vm.saveCheckpoint(meta, policy) }
+      ? {
+          get current() {
+            return vm.checkpoint
+          },
+          open: (slot, check, stage) => vm.openCheckpoint(slot, check, stage),
+          save: (meta, policy) => vm.saveCheckpoint(meta, policy),
+        }
       : undefined
   }
 
-  get id(): string { return String(this.vm.pid) }
-  get accel(): string { return this.vm.accel }
-  get origin() { return this.vm.origin }
-  get urls() { return this.vm.urls }
-  get startupPhases() { return this.vm.startupPhases }
-  get shared() { return this.vm.shared }
-  get note() { return this.vm.note }
-  reset() { return this.vm.reset() }
-  serviceLogs(query?: ServiceLogQuery) { return this.vm.serviceLogs(query) }
-  problem() { return this.vm.problem() }
-  stop() { return this.vm.stop() }
+  get id(): string {
+    return String(this.vm.pid)
+  }
+  get accel(): string {
+    return this.vm.accel
+  }
+  get origin() {
+    return this.vm.origin
+  }
+  get urls() {
+    return this.vm.urls
+  }
+  get startupPhases() {
+    return this.vm.startupPhases
+  }
+  get shared() {
+    return this.vm.shared
+  }
+  get note() {
+    return this.vm.note
+  }
+  reset() {
+    return this.vm.reset()
+  }
+  serviceLogs(query?: ServiceLogQuery) {
+    return this.vm.serviceLogs(query)
+  }
+  problem() {
+    return this.vm.problem()
+  }
+  stop() {
+    return this.vm.stop()
+  }
 }

@@ -25,7 +25,7 @@ interface Candidate {
 /** QEMU's own share folder (Homebrew, source builds), beside its binary, then the usual prefixes. */
 function shareDirs(qemuBinary: string | undefined): string[] {
   const dirs = ['/opt/homebrew/share/qemu', '/usr/local/share/qemu', '/usr/share/qemu']
-  if (qemuBinary && qemuBinary.includes('/')) dirs.unshift(path.resolve(path.dirname(qemuBinary), '../share/qemu'))
+  if (qemuBinary?.includes('/')) dirs.unshift(path.resolve(path.dirname(qemuBinary), '../share/qemu'))
   return [...new Set(dirs)]
 }
 
@@ -64,8 +64,9 @@ export async function findUefiFirmware(arch: Arch, options: { qemuBinary?: strin
   const looked = [...new Set(candidates.map((c) => path.join(c.dir, c.code)))].join(', ')
   throw new StackEmulatorError(`No UEFI firmware for ${arch} guests was found (looked for ${looked})`, {
     code: 'QEMU_NOT_FOUND',
-    fix: arch === 'arm64'
-      ? 'On Debian or Ubuntu: sudo apt-get install qemu-efi-aarch64 (AAVMF_CODE.fd, AAVMF_VARS.fd); on macOS: brew install qemu (edk2-aarch64-code.fd in its share folder).'
-      : 'On Debian or Ubuntu: sudo apt-get install ovmf; on macOS: brew install qemu (edk2-x86_64-code.fd in its share folder).',
+    fix:
+      arch === 'arm64'
+        ? 'On Debian or Ubuntu: sudo apt-get install qemu-efi-aarch64 (AAVMF_CODE.fd, AAVMF_VARS.fd); on macOS: brew install qemu (edk2-aarch64-code.fd in its share folder).'
+        : 'On Debian or Ubuntu: sudo apt-get install ovmf; on macOS: brew install qemu (edk2-x86_64-code.fd in its share folder).',
   })
 }

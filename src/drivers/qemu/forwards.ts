@@ -66,7 +66,11 @@ async function giveBack(from: QemuProcess, to: QemuProcess, forwards: Forward[],
 /** The lost ports that `proc` takes back now (their holders let go). */
 export async function takeBack(proc: QemuProcess, lost: Forward[]): Promise<Forward[]> {
   const back: Forward[] = []
-  for (const forward of lost) await add(proc, forward).then(() => back.push(forward), () => {})
+  for (const forward of lost)
+    await add(proc, forward).then(
+      () => back.push(forward),
+      () => {},
+    )
   return back
 }
 
@@ -80,17 +84,24 @@ export function portName(manifest: Pick<ImageManifest, 'services'>, forward: For
 export async function portTaken(manifest: Pick<ImageManifest, 'services'>, taken: Forward, lost: Forward[]): Promise<ResetNotDone> {
   const holder = await portHolder(taken.hostPort)
   const name = portName(manifest, taken)
-  const serving = lost.length === 0 ? 'on all its ports' : `without ${lost.map((f) => portName(manifest, f)).join(', ')} until ${lost.length === 1 ? 'it is' : 'they are'} free again (it takes ${lost.length === 1 ? 'it' : 'them'} back by itself)`
-  return new ResetNotDone(`The reset was not done: ${name[0]!.toUpperCase()}${name.slice(1)} was taken by ${holder ?? 'another process'} as it moved to the new VM; the VM serves on as it was, ${serving}`, {
-    code: 'PORT_BUSY',
-    fix: `Stop ${holder ?? 'whatever listens on it'} (ss -ltnp 'sport = :${taken.hostPort}'), or give the service another port (or 0, for one chosen free); then reset again.`,
-  })
+  const serving =
+    lost.length === 0
+      ? 'on all its ports'
+      : `without ${lost.map((f) => portName(manifest, f)).join(', ')} until ${lost.length === 1 ? 'it is' : 'they are'} free again (it takes ${lost.length === 1 ? 'it' : 'them'} back by itself)`
+  return new ResetNotDone(
+    `The reset was not done: ${name[0]!.toUpperCase()}${name.slice(1)} was taken by ${holder ?? 'another process'} as it moved to the new VM; the VM serves on as it was, ${serving}`,
+    {
+      code: 'PORT_BUSY',
+      fix: `Stop ${holder ?? 'whatever listens on it'} (ss -ltnp 'sport = :${taken.hostPort}'), or give the service another port (or 0, for one chosen free); then reset again.`,
+    },
+  )
 }
 
 /** The standing problem while ports are lost: acquires are refused (their URLs would reach another process), status says it. */
 export async function portsLost(manifest: Pick<ImageManifest, 'services'>, lost: Forward[]): Promise<StackEmulatorError> {
   const held = await Promise.all(lost.map(async (f) => `${portName(manifest, f)} is held by ${(await portHolder(f.hostPort)) ?? 'another process'}`))
   return new StackEmulatorError(`The VM lost ports to other processes at a reset: ${held.join(', ')}; it serves on its other ports`, {
-    code: 'PORT_BUSY', fix: 'Stop those processes: the VM takes its ports back by itself within seconds.',
+    code: 'PORT_BUSY',
+    fix: 'Stop those processes: the VM takes its ports back by itself within seconds.',
   })
 }

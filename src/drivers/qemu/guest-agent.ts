@@ -29,18 +29,26 @@ export async function guestExec(agent: QmpClient, argv: string[], timeoutMs: num
   const [path, ...arg] = argv
   const { pid } = await agent.execute<{ pid: number }>('guest-exec', { path, arg, 'capture-output': true })
   // A short, even poll: these commands take tens to hundreds of ms, and a restore waits on them.
-  return pollUntil(async () => {
-    const status = await agent.execute<ExecStatus>('guest-exec-status', { pid })
-    if (!status.exited) return undefined
-    const stderr = decode(status['err-data']).trim()
-    if (status.exitcode === 0) return decode(status['out-data'])
-    throw new StackEmulatorError(`${argv.join(' ')} failed in the guest (${status.signal ? `signal ${status.signal}` : `exit code ${status.exitcode}`})${stderr ? `: ${stderr.split('\n').at(-1)}` : ''}`, {
-      code: 'BOOT_FAILED', fix: 'See the serial console log (stack-emulator logs).',
-    })
-  }, {
-    timeoutMs, intervalMs: 10,
-    timeoutError: () => new StackEmulatorError(`${argv.join(' ')} did not finish in the guest within ${timeoutMs} ms`, { code: 'TIMEOUT' }),
-  })
+  return pollUntil(
+    async () => {
+      const status = await agent.execute<ExecStatus>('guest-exec-status', { pid })
+      if (!status.exited) return undefined
+      const stderr = decode(status['err-data']).trim()
+      if (status.exitcode === 0) return decode(status['out-data'])
+      throw new StackEmulatorError(
+        `${argv.join(' ')} failed in the guest (${status.signal ? `signal ${status.signal}` : `exit code ${status.exitcode}`})${stderr ? `: ${stderr.split('\n').at(-1)}` : ''}`,
+        {
+          code: 'BOOT_FAILED',
+          fix: 'See the serial console log (stack-emulator logs).',
+        },
+      )
+    },
+    {
+      timeoutMs,
+      intervalMs: 10,
+      timeoutError: () => new StackEmulatorError(`${argv.join(' ')} did not finish in the guest within ${timeoutMs} ms`, { code: 'TIMEOUT' }),
+    },
+  )
 }
 
 /** How the guest's clock is set: the agent's own command, or `date` run through it. */
@@ -78,7 +86,8 @@ export async function guestReadFile(agent: QmpClient, file: string): Promise<str
   const handle = await agent.execute<number>('guest-file-open', { path: file, mode: 'r' })
   try {
     let text = ''
-    for (;;) { // not a poll: reads the file chunk by chunk to its end
+    for (;;) {
+      // not a poll: reads the file chunk by chunk to its end
       const chunk = await agent.execute<{ count: number; 'buf-b64': string; eof: boolean }>('guest-file-read', { handle, count: 65_536 })
       text += decode(chunk['buf-b64'])
       if (chunk.eof || chunk.count === 0) return text

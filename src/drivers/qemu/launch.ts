@@ -74,25 +74,29 @@ export async function launchReady(ctx: Context, mode: Mode, forwards: Forward[],
   if (!(await exists(overlay))) await local(ctx.instanceDir, () => createOverlay(overlay, path.join(ctx.manifest.dir, ctx.manifest.disk)))
   ctx.options.progress('booting the VM (cold boot)')
   const paths = await launchPaths(ctx, overlay, seedFiles())
-  const proc = await local(ctx.instanceDir, () => QemuProcess.launch({
-    binary: ctx.binary,
-    // A cold-booted guest mounts its share at boot and publishes its key through it itself.
-    argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths, forwards, ram: undefined, shareAttached: true }),
-    qmpSocket: qmpSocketPath(ctx),
-    consoleLog: consolePath(ctx),
-    debug: ctx.debug,
-  }))
+  const proc = await local(ctx.instanceDir, () =>
+    QemuProcess.launch({
+      binary: ctx.binary,
+      // A cold-booted guest mounts its share at boot and publishes its key through it itself.
+      argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths, forwards, ram: undefined, shareAttached: true }),
+      qmpSocket: qmpSocketPath(ctx),
+      consoleLog: consolePath(ctx),
+      debug: ctx.debug,
+    }),
+  )
   return afterLaunch(ctx, proc, forwards, ctx.options.bootTimeoutMs, consolePath(ctx))
 }
 
 async function restore(ctx: Context, { files, record, seeding }: SnapshotMode, forwards: Forward[], slot: Slot): Promise<QemuProcess> {
   const overlay = seeding ? files.disk : overlayPath(ctx, 'snapshot', slot)
-  const ram = seeding ? files.ram : await local(ctx.instanceDir, async () => {
-    // A new file (copy, then rename): a QEMU still letting go of the old one keeps its own.
-    await fs.copyFile(files.emptyOverlay, `${overlay}.tmp`) // a copy takes under 1 ms; qemu-img, tens
-    await fs.rename(`${overlay}.tmp`, overlay)
-    return writableRam(ctx, files)
-  })
+  const ram = seeding
+    ? files.ram
+    : await local(ctx.instanceDir, async () => {
+        // A new file (copy, then rename): a QEMU still letting go of the old one keeps its own.
+        await fs.copyFile(files.emptyOverlay, `${overlay}.tmp`) // a copy takes under 1 ms; qemu-img, tens
+        await fs.rename(`${overlay}.tmp`, overlay)
+        return writableRam(ctx, files)
+      })
   const paths = await launchPaths(ctx, overlay, files.seed, slot)
   ctx.stopwatch?.lap('prepare files')
   ctx.options.progress('restoring the ready snapshot')
@@ -100,14 +104,16 @@ async function restore(ctx: Context, { files, record, seeding }: SnapshotMode, f
   const state = await fs.open(files.state, 'r')
   let proc: QemuProcess
   try {
-    proc = await local(ctx.instanceDir, () => QemuProcess.launch({
-      binary: ctx.binary,
-      argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths, forwards, ram: { path: ram, share: Boolean(seeding) }, incoming: true }),
-      qmpSocket: qmpSocketPath(ctx, slot),
-      consoleLog: consolePath(ctx, slot),
-      debug: ctx.debug,
-      extraFd: state.fd,
-    }))
+    proc = await local(ctx.instanceDir, () =>
+      QemuProcess.launch({
+        binary: ctx.binary,
+        argv: buildArgv({ manifest: ctx.manifest, shape: ctx.shape, paths, forwards, ram: { path: ram, share: Boolean(seeding) }, incoming: true }),
+        qmpSocket: qmpSocketPath(ctx, slot),
+        consoleLog: consolePath(ctx, slot),
+        debug: ctx.debug,
+        extraFd: state.fd,
+      }),
+    )
   } finally {
     await state.close()
   }
@@ -120,7 +126,9 @@ async function restore(ctx: Context, { files, record, seeding }: SnapshotMode, f
     await proc.stop()
     const exit = await proc.exited
     throw new StackEmulatorError('The snapshot could not be loaded', {
-      code: 'SNAPSHOT', details: tail(exit.stderr, 5) || firstLine(error), cause: error,
+      code: 'SNAPSHOT',
+      details: tail(exit.stderr, 5) || firstLine(error),
+      cause: error,
     })
   }
   ctx.stopwatch?.lap('restore')
@@ -165,9 +173,13 @@ async function setClock(ctx: Context, proc: QemuProcess, agent: QmpClient): Prom
   try {
     const { method, skewMs } = await syncGuestClock(agent, ctx.clockMethod)
     ctx.clockMethod = method
-    if (Math.abs(skewMs) > CLOCK_TOLERANCE_MS) ctx.options.log(`The guest clock is ${skewMs} ms off the host's after setting it (${method}); tokens it mints may look expired or not yet valid.`)
+    if (Math.abs(skewMs) > CLOCK_TOLERANCE_MS)
+      ctx.options.log(`The guest clock is ${skewMs} ms off the host's after setting it (${method}); tokens it mints may look expired or not yet valid.`)
   } catch (error) {
-    if (proc.isAlive) ctx.options.log(`Setting the guest clock through its agent failed (${firstLine(error)}); it stands at the snapshot's time, so tokens it mints may look expired.`)
+    if (proc.isAlive)
+      ctx.options.log(
+        `Setting the guest clock through its agent failed (${firstLine(error)}); it stands at the snapshot's time, so tokens it mints may look expired.`,
+      )
   }
 }
 
@@ -180,7 +192,12 @@ async function writableRam(ctx: Context, files: SnapshotFiles): Promise<string> 
   const known = ctx.ramFiles.get(files.ram)
   if (known && (await exists(known))) return known // gone with a removed instance folder: copied again
   let ram = files.ram
-  if (!(await fs.access(files.ram, fs.constants.W_OK).then(() => true, () => false))) {
+  if (
+    !(await fs.access(files.ram, fs.constants.W_OK).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     ram = path.join(ctx.instanceDir, `snapshot-ram-${ctx.ramFiles.size}`)
     ctx.options.log(`The snapshot cache is read-only; restoring from a private copy of its RAM file (${ram}).`)
     // Sparse, as the guest touched about half of it; removed at stop (privateRamCopies).
@@ -201,7 +218,12 @@ export function privateRamCopies(ctx: Context): string[] {
 export async function afterLaunch(ctx: Context, proc: QemuProcess, requested: Forward[], timeoutMs: number, consoleLog: string): Promise<QemuProcess> {
   try {
     const forwards = await resolvedForwards(proc, requested)
-    ctx.options.progress(`waiting for ${ctx.manifest.services.filter((s) => s.health).map((s) => s.name).join(', ')}`)
+    ctx.options.progress(
+      `waiting for ${ctx.manifest.services
+        .filter((s) => s.health)
+        .map((s) => s.name)
+        .join(', ')}`,
+    )
     await waitHealthy({
       targets: healthTargets(ctx.manifest, forwards),
       timeoutMs,
@@ -209,7 +231,9 @@ export async function afterLaunch(ctx: Context, proc: QemuProcess, requested: Fo
       intervalMs: timeoutMs <= RESTORE_TIMEOUT_MS ? 10 : 50,
       aborted: proc.exited.then((exit) => {
         throw new StackEmulatorError(`QEMU exited while waiting for the services (${exit.signal ?? `code ${exit.code}`})`, {
-          code: 'BOOT_FAILED', fix: `See the console log ${consoleLog}.`, details: tail(exit.stderr, 10),
+          code: 'BOOT_FAILED',
+          fix: `See the console log ${consoleLog}.`,
+          details: tail(exit.stderr, 10),
         })
       }),
       console: { path: consoleLog, tail: () => readTail(consoleLog, 20) },
@@ -222,14 +246,15 @@ export async function afterLaunch(ctx: Context, proc: QemuProcess, requested: Fo
 }
 
 async function waitRunning(proc: QemuProcess, timeoutMs: number): Promise<void> {
-  await pollUntil(async () => {
-    const status = await Promise.race([
-      proc.status(),
-      proc.exited.then(() => Promise.reject(new Error('QEMU exited while loading the snapshot'))),
-    ])
-    if (status !== 'running' && status !== 'inmigrate' && status !== 'prelaunch' && status !== 'paused') throw new Error(`VM status is "${status}" after loading`)
-    return status === 'running'
-  }, { timeoutMs, intervalMs: 5, timeoutError: () => new Error('loading the snapshot did not finish in time') })
+  await pollUntil(
+    async () => {
+      const status = await Promise.race([proc.status(), proc.exited.then(() => Promise.reject(new Error('QEMU exited while loading the snapshot')))])
+      if (status !== 'running' && status !== 'inmigrate' && status !== 'prelaunch' && status !== 'paused')
+        throw new Error(`VM status is "${status}" after loading`)
+      return status === 'running'
+    },
+    { timeoutMs, intervalMs: 5, timeoutError: () => new Error('loading the snapshot did not finish in time') },
+  )
 }
 
 /** A restored guest wakes with the snapshot's clock: push the host's time through the image's clock endpoint. */
@@ -258,9 +283,7 @@ export function serviceUrls(manifest: ImageManifest, forwards: Forward[]): Recor
 
 export function healthTargets(manifest: ImageManifest, forwards: Forward[]): HealthTarget[] {
   const urls = serviceUrls(manifest, forwards)
-  return manifest.services
-    .filter((s) => s.health)
-    .map((s) => ({ name: s.name, url: urls[s.name] + s.health!.path, status: s.health!.status ?? 200 }))
+  return manifest.services.filter((s) => s.health).map((s) => ({ name: s.name, url: urls[s.name] + s.health!.path, status: s.health!.status ?? 200 }))
 }
 
 export function seedFiles(): { metaData: string; userData: string } {
@@ -276,10 +299,13 @@ export async function seedDigest(): Promise<string> {
 /** The files of one QEMU process; the runtime volume and the share are the instance's, shared by both slots. */
 async function launchPaths(ctx: Context, disk: string, seed: { metaData: string; userData: string }, slot: Slot = 'main'): Promise<LaunchPaths> {
   return {
-    disk, qmpSocket: qmpSocketPath(ctx, slot), consoleLog: consolePath(ctx, slot), seed,
+    disk,
+    qmpSocket: qmpSocketPath(ctx, slot),
+    consoleLog: consolePath(ctx, slot),
+    seed,
     firmware: await uefiFirmware(ctx, path.join(ctx.instanceDir, `efi-vars${suffix(slot)}.fd`)),
     runtimeVolume: ctx.manifest.runtimeVolume ? await instanceRuntimeVolume(ctx) : undefined,
-    hostShare: ctx.share && await local(ctx.instanceDir, () => ctx.share!.ensure()),
+    hostShare: ctx.share && (await local(ctx.instanceDir, () => ctx.share!.ensure())),
     guestAgentSocket: ctx.manifest.guestAgent ? agentSocketPath(ctx, slot) : undefined,
   }
 }
@@ -308,7 +334,8 @@ async function instanceRuntimeVolume(ctx: Context): Promise<string> {
   const iso = path.join(ctx.instanceDir, 'runtime.iso')
   if (ctx.runtimeVolume && !(await exists(iso))) ctx.runtimeVolume = undefined
   ctx.runtimeVolume ??= local(ctx.instanceDir, () =>
-    writeRuntimeVolume(iso, { manifest: ctx.manifest, hostPorts: ctx.options.ports, vmDir: ctx.share?.vmDir ?? '' }).then(() => iso))
+    writeRuntimeVolume(iso, { manifest: ctx.manifest, hostPorts: ctx.options.ports, vmDir: ctx.share?.vmDir ?? '' }).then(() => iso),
+  )
   ctx.runtimeVolume.catch(() => (ctx.runtimeVolume = undefined))
   return ctx.runtimeVolume
 }
@@ -330,7 +357,10 @@ export async function readTail(file: string, lines: number): Promise<string> {
 }
 
 async function exists(file: string): Promise<boolean> {
-  return fs.access(file).then(() => true, () => false)
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  )
 }
 
 export function firstLine(error: unknown): string {

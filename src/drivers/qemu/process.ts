@@ -124,7 +124,10 @@ function watchExit(child: ChildProcess): Promise<QemuExit> {
       process.off('exit', killOnExit)
       resolve({ code, signal, stderr })
     }
-    child.once('error', (error) => ((stderr += String(error)), done(null, null)))
+    child.once('error', (error) => {
+      stderr += String(error)
+      done(null, null)
+    })
     child.once('close', (code, signal) => done(code, signal))
   })
 }
@@ -133,8 +136,16 @@ function watchExit(child: ChildProcess): Promise<QemuExit> {
 async function connectWhenReady(socket: string, timeoutMs: number): Promise<QmpClient> {
   let lastError: unknown
   return pollUntil(
-    (remainingMs) => QmpClient.connect(socket, Math.max(500, remainingMs)).catch((error: unknown) => void (lastError = error)),
-    { timeoutMs, intervalMs: 5, timeoutError: () => lastError as Error },
+    (remainingMs) =>
+      QmpClient.connect(socket, Math.max(500, remainingMs)).catch((error: unknown) => {
+        lastError = error
+        return undefined
+      }),
+    {
+      timeoutMs,
+      intervalMs: 5,
+      timeoutError: () => lastError as Error,
+    },
   )
 }
 

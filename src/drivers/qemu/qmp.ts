@@ -26,7 +26,10 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
   private readonly pending = new Map<string, Pending>()
   private closed = false
 
-  private constructor(private readonly socket: net.Socket, private readonly label: 'QMP' | 'guest agent' = 'QMP') {
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly label: 'QMP' | 'guest agent' = 'QMP',
+  ) {
     super()
     socket.setEncoding('utf8')
     socket.on('data', (chunk: string) => this.onData(chunk))
@@ -90,7 +93,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
         reject(qmpError(`${this.label} command "${command}" got no reply`, timeoutMs, this.label))
       }, timeoutMs)
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, command })
-      this.socket.write(message + '\n')
+      this.socket.write(`${message}\n`)
     })
   }
 
@@ -105,8 +108,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
 
   private onData(chunk: string): void {
     this.buffer += chunk
-    let newline: number
-    while ((newline = this.buffer.indexOf('\n')) >= 0) {
+    for (let newline = this.buffer.indexOf('\n'); newline >= 0; newline = this.buffer.indexOf('\n')) {
       const line = this.buffer.slice(0, newline).trim()
       this.buffer = this.buffer.slice(newline + 1)
       // The agent prefixes some answers with the 0xFF it was sent.
@@ -161,8 +163,9 @@ function qmpError(what: string, timeoutMs?: number, label: 'QMP' | 'guest agent'
   const after = timeoutMs === undefined ? '' : ` within ${timeoutMs} ms`
   return new StackEmulatorError(`${what}${after}`, {
     code: 'QMP',
-    fix: label === 'QMP'
-      ? 'QEMU stopped answering its monitor; see the serial console log (stack-emulator logs).'
-      : 'The guest agent (qemu-guest-agent) in the VM did not answer; see the serial console log (stack-emulator logs).',
+    fix:
+      label === 'QMP'
+        ? 'QEMU stopped answering its monitor; see the serial console log (stack-emulator logs).'
+        : 'The guest agent (qemu-guest-agent) in the VM did not answer; see the serial console log (stack-emulator logs).',
   })
 }

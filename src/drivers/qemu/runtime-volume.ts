@@ -28,7 +28,14 @@ export async function writeRuntimeVolume(iso: string, input: RuntimeVolumeInput)
   if (spec.runtimeEnv) contents.push([spec.runtimeEnv, Buffer.from(runtimeEnvText({ hostPorts: input.hostPorts, vmDir: input.vmDir, env: spec.env ?? {} }))])
   const digest = sha256(JSON.stringify([spec.label, contents.map(([name, data]) => [name, sha256(data)])]))
   const digestFile = `${iso}.sha256`
-  if ((await fs.readFile(digestFile, 'utf8').catch(() => '')) === digest && (await fs.access(iso).then(() => true, () => false))) return
+  if (
+    (await fs.readFile(digestFile, 'utf8').catch(() => '')) === digest &&
+    (await fs.access(iso).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return
   const staging = `${iso}.d`
   await fs.rm(staging, { recursive: true, force: true })
   await fs.mkdir(staging, { mode: 0o700 })
@@ -38,7 +45,9 @@ export async function writeRuntimeVolume(iso: string, input: RuntimeVolumeInput)
     const result = await execa('xorriso', ['-as', 'mkisofs', '-quiet', '-V', spec.label, '-J', '-r', '-o', `${iso}.tmp`, staging], { reject: false })
     if (result.failed) {
       throw new StackEmulatorError(`Writing the runtime volume ${spec.label} failed${result.code === 'ENOENT' ? ': xorriso is not installed' : ''}`, {
-        code: 'BOOT_FAILED', fix: 'Install xorriso (apt-get install xorriso, or stack-emulator doctor --fix).', details: result.stderr,
+        code: 'BOOT_FAILED',
+        fix: 'Install xorriso (apt-get install xorriso, or stack-emulator doctor --fix).',
+        details: result.stderr,
       })
     }
     await fs.rm(digestFile, { force: true })

@@ -62,12 +62,16 @@ async function fromJournal(journal: NonNullable<LogSources['journal']>, query: S
   }
   const untilUsec = query.untilMs === undefined ? undefined : (query.untilMs + CLOCK_SLACK_MS) * 1000
   const parsed = parseJournal(output)
-  const kept = parsed.entries.filter((e) => (!from || e.usec > from.usec || (!from.strict && e.usec === from.usec)) && (untilUsec === undefined || e.usec <= untilUsec))
+  const kept = parsed.entries.filter(
+    (e) => (!from || e.usec > from.usec || (!from.strict && e.usec === from.usec)) && (untilUsec === undefined || e.usec <= untilUsec),
+  )
   const last = kept.at(-1)
   // journalctl's cursor is its last entry's: it serves only when every entry it printed was kept.
   const next: Position = last
     ? { k: 'journal', vm: journal.vm, cursor: parsed.cursor && kept.length === parsed.entries.length ? parsed.cursor : '', usec: last.usec }
-    : position?.k === 'journal' && position.vm === journal.vm ? position : { k: 'journal', vm: journal.vm, cursor: '', usec: afterUsec ?? from?.usec ?? 0 }
+    : position?.k === 'journal' && position.vm === journal.vm
+      ? position
+      : { k: 'journal', vm: journal.vm, cursor: '', usec: afterUsec ?? from?.usec ?? 0 }
   const text = tailLines(kept.map((e) => e.text).join(''), query.maxLines)
   return { source: `journalctl -u ${journal.unit} (in the guest)`, text, cursor: encodeCursor(next) }
 }
@@ -130,5 +134,8 @@ function decodeCursor(cursor: string): Position {
   const number = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
   if (p?.k === 'file' && number(p.offset) && typeof p.mark === 'string' && number(p.at)) return p as Position
   if (p?.k === 'journal' && typeof p.vm === 'string' && typeof p.cursor === 'string' && number(p.usec)) return p as Position
-  throw new StackEmulatorError('The logs cursor is not one an earlier answer gave', { code: 'BAD_OPTION', fix: 'Pass back the `cursor` of the last answer, or none.' })
+  throw new StackEmulatorError('The logs cursor is not one an earlier answer gave', {
+    code: 'BAD_OPTION',
+    fix: 'Pass back the `cursor` of the last answer, or none.',
+  })
 }

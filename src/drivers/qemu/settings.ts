@@ -26,17 +26,23 @@ export function readQemuSettings(env: NodeJS.ProcessEnv): QemuSettings {
   const accel = (env.STACK_EMULATOR_ACCEL || 'auto').toLowerCase()
   if (!(ACCEL_CHOICES as string[]).includes(accel)) {
     throw new StackEmulatorError(`STACK_EMULATOR_ACCEL must be one of ${ACCEL_CHOICES.join(', ')}; got ${JSON.stringify(env.STACK_EMULATOR_ACCEL)}`, {
-      code: 'BAD_OPTION', fix: 'Unset it to probe, or set it to tcg to skip the probe.',
+      code: 'BAD_OPTION',
+      fix: 'Unset it to probe, or set it to tcg to skip the probe.',
     })
   }
-  return { binary: env.STACK_EMULATOR_QEMU || 'qemu-system-x86_64', accel: accel as AccelChoice, maxSeededSnapshots: maxSeeded(env.STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS) }
+  return {
+    binary: env.STACK_EMULATOR_QEMU || 'qemu-system-x86_64',
+    accel: accel as AccelChoice,
+    maxSeededSnapshots: maxSeeded(env.STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS),
+  }
 }
 
 function maxSeeded(value: string | undefined): number {
   if (!value) return MAX_SEEDED_SNAPSHOTS
   if (!/^\d+$/.test(value.trim()) || Number(value) < 1) {
     throw new StackEmulatorError(`STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS must be a whole number of snapshots, at least 1; got ${JSON.stringify(value)}`, {
-      code: 'BAD_OPTION', fix: `Unset it for ${MAX_SEEDED_SNAPSHOTS}, or raise it to keep more projects' seeded snapshots (each holds a copy of the RAM the guest touched).`,
+      code: 'BAD_OPTION',
+      fix: `Unset it for ${MAX_SEEDED_SNAPSHOTS}, or raise it to keep more projects' seeded snapshots (each holds a copy of the RAM the guest touched).`,
     })
   }
   return Number(value)

@@ -39,10 +39,12 @@ export async function plugShare(manifest: ImageManifest, proc: QemuProcess, agen
     {
       timeoutMs: MOUNT_TIMEOUT_MS,
       intervalMs: 50,
-      timeoutError: () => new StackEmulatorError(`The guest did not mount the share within ${MOUNT_TIMEOUT_MS} ms of its hot-plug`, {
-        code: 'BOOT_FAILED', details: lastError instanceof Error ? lastError.message : undefined,
-        fix: 'See the serial console log (stack-emulator logs).',
-      }),
+      timeoutError: () =>
+        new StackEmulatorError(`The guest did not mount the share within ${MOUNT_TIMEOUT_MS} ms of its hot-plug`, {
+          code: 'BOOT_FAILED',
+          details: lastError instanceof Error ? lastError.message : undefined,
+          fix: 'See the serial console log (stack-emulator logs).',
+        }),
     },
   )
 }
@@ -65,10 +67,15 @@ export async function unplugShare(manifest: ImageManifest, proc: QemuProcess, ag
       if (event.event === 'DEVICE_DELETED' && event.data?.device === HOST_SHARE.device) resolve()
     }
     proc.qmp.on('event', listener)
-    timer = setTimeout(() => reject(new StackEmulatorError(
-      `The guest did not release the share within ${UNPLUG_TIMEOUT_MS} ms (something in the guest still holds ${share.guestPath})`,
-      { code: 'SNAPSHOT' },
-    )), UNPLUG_TIMEOUT_MS)
+    timer = setTimeout(
+      () =>
+        reject(
+          new StackEmulatorError(`The guest did not release the share within ${UNPLUG_TIMEOUT_MS} ms (something in the guest still holds ${share.guestPath})`, {
+            code: 'SNAPSHOT',
+          }),
+        ),
+      UNPLUG_TIMEOUT_MS,
+    )
   })
   deleted.catch(() => {}) // awaited below, after device_del's answer
   try {

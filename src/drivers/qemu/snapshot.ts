@@ -64,10 +64,7 @@ export interface SnapshotFiles {
   record: string
 }
 
-export type SnapshotLookup =
-  | { kind: 'usable'; files: SnapshotFiles; record: SnapshotRecord }
-  | { kind: 'missing' }
-  | { kind: 'unusable'; reason: string }
+export type SnapshotLookup = { kind: 'usable'; files: SnapshotFiles; record: SnapshotRecord } | { kind: 'missing' } | { kind: 'unusable'; reason: string }
 
 export const snapshotsRoot = (cacheRoot: string) => path.join(cacheRoot, 'snapshots')
 
@@ -154,7 +151,8 @@ export function expectedFingerprint(
   seed: string,
   runtimeVolume: string,
 ): SnapshotFingerprint {
-  const boot = manifest.boot.kind === 'kernel' ? `${manifest.boot.kernel} ${manifest.boot.initrd ?? ''} ${manifest.boot.append} ${manifest.boot.bios ?? ''}` : 'disk'
+  const boot =
+    manifest.boot.kind === 'kernel' ? `${manifest.boot.kernel} ${manifest.boot.initrd ?? ''} ${manifest.boot.append} ${manifest.boot.bios ?? ''}` : 'disk'
   return {
     image: manifest.fingerprint,
     qemuVersion,
@@ -339,7 +337,10 @@ const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constant
 export async function holdSnapshot(dir: string): Promise<SnapshotHold | undefined> {
   const file = `${dir}.hold-${process.pid}-${crypto.randomBytes(4).toString('hex')}`
   // A cache this process cannot write (read-only) cannot be pruned by it either; restores go on.
-  const written = await fs.writeFile(file, '', { mode: 0o600, flag: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW }).then(() => true, () => false)
+  const written = await fs.writeFile(file, '', { mode: 0o600, flag: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW }).then(
+    () => true,
+    () => false,
+  )
   const hold = { release: async () => void (written && (await fs.unlink(file).catch(() => {}))) }
   const dropper = Number(await fs.readFile(`${dir}.dropping`, { encoding: 'utf8', flag: O_RDONLY | O_NOFOLLOW | O_NONBLOCK }).catch(() => ''))
   if (dropper > 0 && isProcessAlive(dropper)) {

@@ -5,7 +5,17 @@
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import type { CheckpointCheck, CheckpointOpened, CheckpointPolicy, DriverStartOptions, ResetResult, RunningVm, ServiceLogQuery, ServiceLogs, VmOrigin } from '../types.js'
+import type {
+  CheckpointCheck,
+  CheckpointOpened,
+  CheckpointPolicy,
+  DriverStartOptions,
+  ResetResult,
+  RunningVm,
+  ServiceLogQuery,
+  ServiceLogs,
+  VmOrigin,
+} from '../types.js'
 import { StackEmulatorError } from '../../errors.js'
 import { chooseAccel } from './accel.js'
 import { machineShape, qemuBinaryFor, type Forward } from './argv.js'
@@ -15,8 +25,18 @@ import { platform } from '../../image/manifest.js'
 import { diskFull, local, localFailure } from '../../local-failure.js'
 import { Stopwatch } from '../../stopwatch.js'
 import {
-  agentSocketPath, firstLine, launchReady, overlayPath, privateRamCopies, qmpSocketPath, resolvedForwards, serviceUrls,
-  type Context, type Mode, type Slot, type SnapshotMode,
+  agentSocketPath,
+  firstLine,
+  launchReady,
+  overlayPath,
+  privateRamCopies,
+  qmpSocketPath,
+  resolvedForwards,
+  serviceUrls,
+  type Context,
+  type Mode,
+  type Slot,
+  type SnapshotMode,
 } from './launch.js'
 import { guestExec, withGuestAgent } from './guest-agent.js'
 import { readServiceLogs } from './service-logs.js'
@@ -55,10 +75,14 @@ export async function startQemuVm(options: DriverStartOptions): Promise<RunningV
     stopwatch.lap('snapshot lookup or capture')
     if (snapshot) {
       const ready: SnapshotMode = { kind: 'snapshot', files: snapshot.files, record: snapshot.record }
-      const checkpoint = options.checkpoint && await findCheckpoint(checkpointDir(ready.files, options.checkpoint.slot), ready, options.checkpoint.check)
+      const checkpoint = options.checkpoint && (await findCheckpoint(checkpointDir(ready.files, options.checkpoint.slot), ready, options.checkpoint.check))
       if (checkpoint && 'mode' in checkpoint) {
         try {
-          return await QemuVm.create(ctx, checkpoint.mode, forwards, false, { ready, current: { slot: options.checkpoint!.slot, meta: checkpoint.meta }, hold: checkpoint.hold })
+          return await QemuVm.create(ctx, checkpoint.mode, forwards, false, {
+            ready,
+            current: { slot: options.checkpoint!.slot, meta: checkpoint.meta },
+            hold: checkpoint.hold,
+          })
         } catch (error) {
           await checkpoint.hold.release()
           await explainRestoreFailure(ctx, checkpoint.mode, error)
@@ -80,9 +104,13 @@ function assertFixedPorts({ manifest, ports }: DriverStartOptions): void {
   if (!manifest.runtimeVolume?.hostPortsInSnapshot) return
   const unset = manifest.services.filter((s) => !ports[s.name]).map((s) => s.name)
   if (unset.length === 0) return
-  throw new StackEmulatorError(`Image ${manifest.name} builds its URLs from its host ports, so every service needs a fixed one; ${unset.join(', ')} ${unset.length === 1 ? 'has' : 'have'} none`, {
-    code: 'BAD_OPTION', fix: `Give them ports (ports: { ${unset.map((n) => `'${n}': <port>`).join(', ')} }, or --port ${unset[0]}=<port>), or set hostPort in the manifest.`,
-  })
+  throw new StackEmulatorError(
+    `Image ${manifest.name} builds its URLs from its host ports, so every service needs a fixed one; ${unset.join(', ')} ${unset.length === 1 ? 'has' : 'have'} none`,
+    {
+      code: 'BAD_OPTION',
+      fix: `Give them ports (ports: { ${unset.map((n) => `'${n}': <port>`).join(', ')} }, or --port ${unset[0]}=<port>), or set hostPort in the manifest.`,
+    },
+  )
 }
 
 /**
@@ -153,7 +181,14 @@ class QemuVm implements RunningVm {
     const proc = await launchReady(ctx, mode, requested)
     if (mode.kind === 'cold') ctx.stopwatch?.lap('cold boot')
     try {
-      const vm = new QemuVm({ ...ctx, stopwatch: undefined }, mode, await resolvedForwards(proc, requested), proc, mode.kind === 'snapshot' ? 'snapshot' : 'cold-boot', checkpointing)
+      const vm = new QemuVm(
+        { ...ctx, stopwatch: undefined },
+        mode,
+        await resolvedForwards(proc, requested),
+        proc,
+        mode.kind === 'snapshot' ? 'snapshot' : 'cold-boot',
+        checkpointing,
+      )
       vm.urls = serviceUrls(ctx.manifest, vm.forwards)
       vm.startupPhases = ctx.stopwatch?.phases ?? {}
       vm.watch(proc)
@@ -268,13 +303,18 @@ class QemuVm implements RunningVm {
       return this.relaunch()
     })
     if (failure) throw failure
-    await sweepCheckpoints(checkpointing.ready, policy.retired, checkpointing.current?.slot).catch((error: Error) => this.ctx.options.log(`Could not drop unusable seeded snapshots (${firstLine(error)}).`))
+    await sweepCheckpoints(checkpointing.ready, policy.retired, checkpointing.current?.slot).catch((error: Error) =>
+      this.ctx.options.log(`Could not drop unusable seeded snapshots (${firstLine(error)}).`),
+    )
     await this.boundStore(staged.dir, policy)
   }
 
   /** The store keeps at most so many seeded snapshots (settings): the least recently used beyond go, in one line. */
   private async boundStore(saved: string, policy: CheckpointPolicy): Promise<void> {
-    const { cacheRoot, qemu: { maxSeededSnapshots: max } } = this.ctx.options.settings
+    const {
+      cacheRoot,
+      qemu: { maxSeededSnapshots: max },
+    } = this.ctx.options.settings
     const dropped = await boundSeededSnapshots(cacheRoot, max, saved).catch((error: Error) => {
       this.ctx.options.log(`Could not bound the seeded snapshots to ${max} (${firstLine(error)}).`)
       return []
@@ -282,7 +322,9 @@ class QemuVm implements RunningVm {
     if (dropped.length === 0) return
     const each = dropped.map((s) => `${policy.describe(s.record?.meta)} (last used ${new Date(s.lastUsedMs).toISOString().slice(0, 16).replace('T', ' ')})`)
     const freed = formatBytes(dropped.reduce((sum, s) => sum + s.bytes, 0))
-    this.ctx.options.log(`dropped ${dropped.length === 1 ? 'the seeded snapshot' : `${dropped.length} seeded snapshots`} used least recently, to keep at most ${max} (STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS): ${each.join(', ')}; freed ${freed}`)
+    this.ctx.options.log(
+      `dropped ${dropped.length === 1 ? 'the seeded snapshot' : `${dropped.length} seeded snapshots`} used least recently, to keep at most ${max} (STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS): ${each.join(', ')}; freed ${freed}`,
+    )
   }
 
   /** Resets return to `current` from now on; its hold replaces the one on where they returned before. */
@@ -295,7 +337,8 @@ class QemuVm implements RunningVm {
   }
 
   private checkpointRequired(): Checkpointing {
-    if (!this.checkpointing || this.mode.kind !== 'snapshot') throw new StackEmulatorError('Checkpoints need a VM restored from its ready snapshot', { code: 'SNAPSHOT' })
+    if (!this.checkpointing || this.mode.kind !== 'snapshot')
+      throw new StackEmulatorError('Checkpoints need a VM restored from its ready snapshot', { code: 'SNAPSHOT' })
     return this.checkpointing
   }
 
@@ -375,12 +418,16 @@ class QemuVm implements RunningVm {
     const shared = this.mode.kind === 'cold' ? this.shared : undefined
     const unit = this.ctx.manifest.serviceUnit
     const socket = agentSocketPath(this.ctx, this.slot)
-    return readServiceLogs({
-      file: shared && { path: shared.vmFilePath('stack.log'), read: () => shared.readVmFile('stack.log').catch(() => undefined) },
-      journal: unit && this.ctx.manifest.guestAgent
-        ? { unit, vm: String(this.proc.pid), run: (argv) => withGuestAgent(socket, 10_000, (agent) => guestExec(agent, argv, 20_000)) }
-        : undefined,
-    }, query)
+    return readServiceLogs(
+      {
+        file: shared && { path: shared.vmFilePath('stack.log'), read: () => shared.readVmFile('stack.log').catch(() => undefined) },
+        journal:
+          unit && this.ctx.manifest.guestAgent
+            ? { unit, vm: String(this.proc.pid), run: (argv) => withGuestAgent(socket, 10_000, (agent) => guestExec(agent, argv, 20_000)) }
+            : undefined,
+      },
+      query,
+    )
   }
 
   async stop(): Promise<void> {
@@ -455,9 +502,12 @@ class QemuVm implements RunningVm {
     this.ctx.options.log(this.portProblem.message)
     const timer = setInterval(() => {
       if (proc !== this.proc || this.stopped || this.lostForwards.length === 0) return clearInterval(timer)
-      if (!this.busy) this.takingBack ??= takeBack(proc, this.lostForwards).then((back) => {
-        if (proc === this.proc) this.portsBack(back)
-      }).finally(() => (this.takingBack = undefined))
+      if (!this.busy)
+        this.takingBack ??= takeBack(proc, this.lostForwards)
+          .then((back) => {
+            if (proc === this.proc) this.portsBack(back)
+          })
+          .finally(() => (this.takingBack = undefined))
     }, RESUME_INTERVAL_MS)
     timer.unref()
   }
@@ -485,17 +535,21 @@ class QemuVm implements RunningVm {
       if (event.event !== 'BLOCK_IO_ERROR' || !event.data?.nospace || proc !== this.proc || this.diskFull) return
       const folder = this.diskFolder()
       this.diskFull = new StackEmulatorError(`The VM is paused: no space left for its disk in ${folder}`, {
-        code: 'DISK_FULL', fix: `Free some space there (df -h ${folder}); the VM resumes by itself within seconds.`,
+        code: 'DISK_FULL',
+        fix: `Free some space there (df -h ${folder}); the VM resumes by itself within seconds.`,
       })
       this.ctx.options.log(this.diskFull.message)
       const timer = setInterval(() => {
         if (proc !== this.proc || !proc.isAlive) return clearInterval(timer)
-        void proc.status().then(async (status) => {
-          if (status !== 'running') return void (await proc.qmp.execute('cont').catch(() => {}))
-          clearInterval(timer)
-          this.diskFull = undefined
-          this.ctx.options.log('The VM resumed: its disk has space again.')
-        }, () => {})
+        void proc.status().then(
+          async (status) => {
+            if (status !== 'running') return void (await proc.qmp.execute('cont').catch(() => {}))
+            clearInterval(timer)
+            this.diskFull = undefined
+            this.ctx.options.log('The VM resumed: its disk has space again.')
+          },
+          () => {},
+        )
       }, RESUME_INTERVAL_MS)
       timer.unref()
     })

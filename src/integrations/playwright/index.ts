@@ -57,6 +57,7 @@ declare module '@playwright/test' {
 // typings would not let carry `option: true` itself.
 const asOption = { scope: 'worker', option: true } as const
 
+// biome-ignore lint/suspicious/noConfusingVoidType: Playwright types a fixture that gives no value as void
 export const test = base.extend<{ stackEmulatorReset: void; stackEmulatorLogs: void }, { stackEmulator: StackEmulatorFixture }>({
   stackEmulatorOptions: [{}, asOption],
   stackEmulator: [

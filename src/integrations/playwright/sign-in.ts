@@ -19,15 +19,22 @@ const contextOf = (target: BrowserTarget): BrowserContext => ('addCookies' in ta
 export async function signInBrowser(target: BrowserTarget, projectId: string, session: UserSession, options: BrowserSignInOptions = {}): Promise<void> {
   const url = options.url ?? (test.info().project.use.baseURL as string | undefined)
   if (!url) {
-    throw new StackEmulatorError('signIn(page, user) needs the app\'s URL to put the session\'s cookies on', {
-      code: 'SIGN_IN', fix: "Set use.baseURL in playwright.config.ts, or pass it: signIn(page, user, { url: 'http://127.0.0.1:3000' })",
+    throw new StackEmulatorError("signIn(page, user) needs the app's URL to put the session's cookies on", {
+      code: 'SIGN_IN',
+      fix: "Set use.baseURL in playwright.config.ts, or pass it: signIn(page, user, { url: 'http://127.0.0.1:3000' })",
     })
   }
   const origin = new URL(url)
   const secure = origin.protocol === 'https:'
-  await contextOf(target).addCookies(sessionCookies(projectId, session, secure).map((cookie) => ({
-    ...cookie, url: new URL('/', origin).href, secure, httpOnly: false, sameSite: 'Lax' as const,
-  })))
+  await contextOf(target).addCookies(
+    sessionCookies(projectId, session, secure).map((cookie) => ({
+      ...cookie,
+      url: new URL('/', origin).href,
+      secure,
+      httpOnly: false,
+      sameSite: 'Lax' as const,
+    })),
+  )
 }
 
 /** Drops every session cookie of either SDK generation: the next page load is signed out. */

@@ -13,7 +13,10 @@ import { handedOverSeed } from './seed.js'
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const plan = (project.getProvidedContext() as { stackEmulatorPlan?: IntegrationPlan }).stackEmulatorPlan
-  if (!plan) throw new Error('stack-emulator: the globalSetup runs without the plugin. Add stackEmulator() to the plugins of this vitest.config.ts instead of listing the globalSetup.')
+  if (!plan)
+    throw new Error(
+      'stack-emulator: the globalSetup runs without the plugin. Add stackEmulator() to the plugins of this vitest.config.ts instead of listing the globalSetup.',
+    )
   // Resolved config: fileParallelism false runs one file at a time, whatever maxWorkers says.
   const { fileParallelism, maxWorkers } = project.config as { fileParallelism?: boolean; maxWorkers?: number }
   assertResetFits(plan, fileParallelism === false ? 1 : (maxWorkers ?? 1))

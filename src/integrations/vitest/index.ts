@@ -39,9 +39,13 @@ const setupFile = fileURLToPath(new URL('./setup-file.js', import.meta.url))
 export function stackEmulator(options: StackEmulatorPluginOptions = {}): StackEmulatorPlugin {
   const plan = planIntegration(options)
   if (typeof plan.projects?.seedProject === 'function') {
-    throw new StackEmulatorError('Option "seedProject" of the Vitest plugin must be a module path: Vitest\'s workers, where projects are minted, do not load vitest.config.ts', {
-      code: 'BAD_OPTION', fix: "Move the function to a module (export default async function (project) { ... }) and pass its path: seedProject: './test/seed-project.ts'.",
-    })
+    throw new StackEmulatorError(
+      'Option "seedProject" of the Vitest plugin must be a module path: Vitest\'s workers, where projects are minted, do not load vitest.config.ts',
+      {
+        code: 'BAD_OPTION',
+        fix: "Move the function to a module (export default async function (project) { ... }) and pass its path: seedProject: './test/seed-project.ts'.",
+      },
+    )
   }
   const { seed, ...run } = plan.run
   handOverSeed(seed)

@@ -33,7 +33,8 @@ export function seedProjectSetupFile(module: string): string {
 /** In a worker, a loader for startProjectPool: the module the setup file imported, as if imported here. */
 export async function importHandedOver(module: string): Promise<{ default?: unknown }> {
   const handedOver = (globalThis as Record<symbol, { module: string; seedProject: unknown } | undefined>)[HANDED_OVER]
-  if (handedOver?.module !== module) throw new Error(`stack-emulator: the seedProject module ${module} was not loaded by the setup file the plugin adds (was setupFiles replaced?)`)
+  if (handedOver?.module !== module)
+    throw new Error(`stack-emulator: the seedProject module ${module} was not loaded by the setup file the plugin adds (was setupFiles replaced?)`)
   return { default: handedOver.seedProject }
 }
 

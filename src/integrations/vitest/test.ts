@@ -32,7 +32,7 @@ export function useStackEmulator(): StackEmulatorTestContext {
 
 /** Vitest's `test` with a `stackEmulator` fixture, which resets before each test that uses it when reset is 'test'. */
 export const test: TestAPI<{ stackEmulator: StackEmulatorTestContext }> = base.extend<{ stackEmulator: StackEmulatorTestContext }>({
-  // eslint-disable-next-line no-empty-pattern -- Vitest reads the fixture's dependencies from this pattern
+  // biome-ignore lint/correctness/noEmptyPattern: Vitest reads the fixture's dependencies from this pattern
   stackEmulator: async ({}, use) => {
     if (providedPlan().reset === 'test') await resetForTests()
     await use(useStackEmulator())

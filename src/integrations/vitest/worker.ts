@@ -71,12 +71,18 @@ export function projectInUse(): MintedProject | undefined {
 /** The emulator this worker's tests use: its own VM, or the run's shared one. */
 export function currentContext(): StackEmulatorContext {
   if (projects) {
-    if (!currentProject) throw new Error('stack-emulator: no project yet. Under isolation \'project\' each test gets its project before it runs: use the emulator inside a test or a beforeEach.')
+    if (!currentProject)
+      throw new Error(
+        "stack-emulator: no project yet. Under isolation 'project' each test gets its project before it runs: use the emulator inside a test or a beforeEach.",
+      )
     return contextOf(projects.emulator, currentProject)
   }
   if (workerVm) return contextOf(workerVm)
   const context = inject('stackEmulator')
-  if (!context) throw new Error('stack-emulator: nothing was injected. Add stackEmulator() to the plugins of this vitest.config.ts (from stack-emulator/vitest); under isolation \'worker\' use it in test files, where the worker has its VM.')
+  if (!context)
+    throw new Error(
+      "stack-emulator: nothing was injected. Add stackEmulator() to the plugins of this vitest.config.ts (from stack-emulator/vitest); under isolation 'worker' use it in test files, where the worker has its VM.",
+    )
   return context
 }
 

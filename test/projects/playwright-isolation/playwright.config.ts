@@ -10,7 +10,11 @@ const emulator: StackEmulatorPlaywrightOptions = {
   reset: 'test',
   seed: async (e) => {
     if (process.env.SEED_LOG) fs.appendFileSync(process.env.SEED_LOG, 'seeded\n')
-    const response = await fetch(`${e.backendUrl}/api/v1/users`, { method: 'POST', headers: serverHeaders(e.credentials!), body: JSON.stringify({ primary_email: 'seeded@example.com' }) })
+    const response = await fetch(`${e.backendUrl}/api/v1/users`, {
+      method: 'POST',
+      headers: serverHeaders(e.credentials!),
+      body: JSON.stringify({ primary_email: 'seeded@example.com' }),
+    })
     if (response.status !== 201) throw new Error(`seed: HTTP ${response.status}`)
   },
 }

@@ -12,7 +12,11 @@ const emulator: StackEmulatorPlaywrightOptions = {
   configFile: process.env.PW_CONFIG_FILE,
   seed: async (e) => {
     if (process.env.SEED_LOG) fs.appendFileSync(process.env.SEED_LOG, 'seeded\n')
-    const response = await fetch(`${e.backendUrl}/api/v1/users`, { method: 'POST', headers: serverHeaders(e.credentials!), body: JSON.stringify({ primary_email: 'seeded@example.com' }) })
+    const response = await fetch(`${e.backendUrl}/api/v1/users`, {
+      method: 'POST',
+      headers: serverHeaders(e.credentials!),
+      body: JSON.stringify({ primary_email: 'seeded@example.com' }),
+    })
     if (response.status !== 201) throw new Error(`seed: HTTP ${response.status}`)
   },
 }
@@ -20,6 +24,9 @@ const emulator: StackEmulatorPlaywrightOptions = {
 export default defineConfig({
   testDir: '.',
   globalSetup,
-  webServer: stackEmulatorWebServer({ command: 'node ../../../examples/users-app/server.mjs', url: `http://127.0.0.1:${port}/env`, env: { PORT: String(port) } }, emulator),
+  webServer: stackEmulatorWebServer(
+    { command: 'node ../../../examples/users-app/server.mjs', url: `http://127.0.0.1:${port}/env`, env: { PORT: String(port) } },
+    emulator,
+  ),
   use: { baseURL: `http://127.0.0.1:${port}`, stackEmulatorOptions: emulator },
 })

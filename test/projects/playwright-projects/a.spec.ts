@@ -2,5 +2,5 @@ import { test } from 'stack-emulator/playwright'
 import { checkOwnProject } from '../vitest-projects/project-check.js'
 
 for (const n of [1, 2, 3]) {
-  test('pw-a test ' + n, ({ stackEmulator }) => checkOwnProject(stackEmulator, 'pw-a-' + n))
+  test(`pw-a test ${n}`, ({ stackEmulator }) => checkOwnProject(stackEmulator, `pw-a-${n}`))
 }

@@ -2,5 +2,5 @@ import { test } from 'stack-emulator/playwright'
 import { checkOwnProject } from '../vitest-projects/project-check.js'
 
 for (const n of [1, 2, 3]) {
-  test('pw-b test ' + n, ({ stackEmulator }) => checkOwnProject(stackEmulator, 'pw-b-' + n))
+  test(`pw-b test ${n}`, ({ stackEmulator }) => checkOwnProject(stackEmulator, `pw-b-${n}`))
 }

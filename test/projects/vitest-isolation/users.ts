@@ -5,7 +5,12 @@ export interface Keys {
 }
 
 export function serverHeaders(keys: Keys): Record<string, string> {
-  return { 'content-type': 'application/json', 'x-stack-project-id': keys.projectId, 'x-stack-access-type': 'server', 'x-stack-secret-server-key': keys.secretServerKey }
+  return {
+    'content-type': 'application/json',
+    'x-stack-project-id': keys.projectId,
+    'x-stack-access-type': 'server',
+    'x-stack-secret-server-key': keys.secretServerKey,
+  }
 }
 
 export async function userEmails(backendUrl: string, keys: Keys): Promise<string[]> {

@@ -19,7 +19,9 @@ export default defineConfig({
       seed: async (emulator) => {
         if (process.env.SEED_LOG) fs.appendFileSync(process.env.SEED_LOG, 'seeded\n')
         const response = await fetch(`${emulator.backendUrl}/api/v1/users`, {
-          method: 'POST', headers: serverHeaders(emulator.credentials!), body: JSON.stringify({ primary_email: 'seeded@example.com' }),
+          method: 'POST',
+          headers: serverHeaders(emulator.credentials!),
+          body: JSON.stringify({ primary_email: 'seeded@example.com' }),
         })
         if (response.status !== 201) throw new Error(`seed: HTTP ${response.status}`)
       },

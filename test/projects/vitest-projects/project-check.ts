@@ -28,7 +28,12 @@ export async function checkOwnProject(context: ProjectContext, label: string): P
   assert.deepEqual(await userEmails(context.backendUrl, context), [PROJECT_SEED_EMAIL])
 
   const app = new StackClientApp({ tokenStore: 'memory' })
-  const signUp = await app.signUpWithCredential({ email: SAME_EMAIL, password: 'correct horse battery staple', noRedirect: true, verificationCallbackUrl: 'http://localhost:3107/verify' })
+  const signUp = await app.signUpWithCredential({
+    email: SAME_EMAIL,
+    password: 'correct horse battery staple',
+    noRedirect: true,
+    verificationCallbackUrl: 'http://localhost:3107/verify',
+  })
   assert.equal(signUp.status, 'ok', `sign-up in ${context.projectId}: ${JSON.stringify(signUp)}`)
   assert.equal((await app.getUser())?.primaryEmail, SAME_EMAIL)
   await createUser(context.backendUrl, context, `${label}@example.com`)

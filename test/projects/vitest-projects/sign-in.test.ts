@@ -3,7 +3,7 @@ import { StackClientApp, StackServerApp } from '@stackframe/js'
 import { expect } from 'vitest'
 import { test } from 'stack-emulator/vitest/test'
 
-test('users.create, signIn(app, user), sessionFor and authHeaders all work in the test\'s project', async ({ stackEmulator }) => {
+test("users.create, signIn(app, user), sessionFor and authHeaders all work in the test's project", async ({ stackEmulator }) => {
   const user = await stackEmulator.users.create({ displayName: 'Ada', clientMetadata: { plan: 'pro' } })
   expect(user.projectId).toBe(stackEmulator.projectId)
   expect(user.email).toMatch(/^user-.+@example\.com$/)
@@ -24,7 +24,10 @@ test('users.create, signIn(app, user), sessionFor and authHeaders all work in th
   expect((await new StackServerApp({ tokenStore: 'memory' }).getUser({ tokenStore: { headers } }))?.id).toBe(user.id)
 })
 
-test('a user of another test\'s project is refused, naming both projects', async ({ stackEmulator }) => {
+test("a user of another test's project is refused, naming both projects", async ({ stackEmulator }) => {
   const stranger = { id: '00000000-0000-4000-8000-000000000000', email: 'x@example.com', password: 'x', displayName: null, projectId: 'another-project' }
-  await expect(stackEmulator.sessionFor(stranger)).rejects.toMatchObject({ code: 'SIGN_IN', message: expect.stringContaining(`not to ${stackEmulator.projectId}`) })
+  await expect(stackEmulator.sessionFor(stranger)).rejects.toMatchObject({
+    code: 'SIGN_IN',
+    message: expect.stringContaining(`not to ${stackEmulator.projectId}`),
+  })
 })

@@ -13,10 +13,12 @@ export default defineConfig({
       per: process.env.PER === 'file' ? 'file' : 'test',
       seedProject: './seed-project.ts',
       // The run's seed goes into the seeded snapshot, in the base project only: no test's project sees it.
-      seed: process.env.NO_BASE_SEED ? undefined : async (emulator) => {
-        if (process.env.SEED_LOG) fs.appendFileSync(process.env.SEED_LOG, 'base\n')
-        await createUser(emulator.backendUrl, emulator.credentials!, 'base-seeded@example.com')
-      },
+      seed: process.env.NO_BASE_SEED
+        ? undefined
+        : async (emulator) => {
+            if (process.env.SEED_LOG) fs.appendFileSync(process.env.SEED_LOG, 'base\n')
+            await createUser(emulator.backendUrl, emulator.credentials!, 'base-seeded@example.com')
+          },
     }),
   ],
   test: {
