@@ -106,7 +106,11 @@ describe("a worker's project pool", () => {
   })
 
   it("puts the project into the test's context", () => {
-    const project = projectFrom('inst', { backend: 'http://127.0.0.1:1' }, { ...credentials(7), configFile: '/c.ts', displayName: 'Local Emulator: c.ts', generation: 1 })
+    const project = projectFrom(
+      'inst',
+      { backend: 'http://127.0.0.1:1' },
+      { ...credentials(7), configFile: '/c.ts', displayName: 'Local Emulator: c.ts', generation: 1 },
+    )
     const emulator = {
       name: 'inst',
       backendUrl: 'http://127.0.0.1:1',
