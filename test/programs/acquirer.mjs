@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process'
 import readline from 'node:readline'
 import { acquire } from '../../dist/index.js'
+import { pollUntil } from '../../dist/poll.js'
 
 const { seedWith, ...options } = JSON.parse(process.argv[2] ?? '{}')
 const seeds = {
@@ -24,11 +25,12 @@ const seeds = {
   hang: () => new Promise(() => {}),
   fill: async () => void spawnSync('dd', ['if=/dev/zero', `of=${seedWith.split(':')[1]}`, 'bs=1M', 'count=100000']),
   // Fills the disk, then has the guest write (a user's row): QEMU pauses it on the full disk, and
-  // the request never answers, so it is left behind once the pause must have come.
+  // the request never answers, so it is left behind once the pause is reported (or after 60 s,
+  // when the test then fails on the missing line: a fixed wait lost the race on a loaded machine).
   'fill-write': async (e) => {
     await seeds.fill()
     void seeds.user(e).catch(() => {})
-    await new Promise((r) => setTimeout(r, 2000))
+    await pollUntil(() => logs.some((line) => line.startsWith('The VM is paused')), { timeoutMs: 60_000, intervalMs: 100 })
   },
 }
 if (seedWith) options.seed = seeds[seedWith.split(':')[0]]
