@@ -6,6 +6,7 @@ import { readSettings } from '../settings.js'
 import { readJson } from '../files.js'
 import { isHealthy } from '../stack/readiness.js'
 import { loadManifest } from '../image/manifest.js'
+import { healthTargets } from '../drivers/manifest.js'
 import type { ServiceLogQuery, ServiceLogs } from '../drivers/types.js'
 import type { HelloResult, LeaseInfo, StatusResult, VmInfo } from '../supervisor/protocol.js'
 import type { InstanceState, SupervisorConfig } from '../supervisor/config.js'
@@ -96,9 +97,7 @@ export function instanceFiles(name?: string): InstancePaths {
 async function servicesHealthy(paths: InstancePaths, vm: VmInfo): Promise<boolean> {
   const config = JSON.parse(await fs.readFile(paths.supervisorConfig, 'utf8')) as SupervisorConfig
   const manifest = await loadManifest(config.manifestPath)
-  const checks = manifest.services
-    .filter((s) => s.health && vm.urls[s.name])
-    .map((s) => isHealthy({ name: s.name, url: vm.urls[s.name] + s.health!.path, status: s.health!.status ?? 200 }, 2000))
+  const checks = healthTargets(manifest.services, vm.urls).map((target) => isHealthy(target, 2000))
   return (await Promise.all(checks)).every(Boolean)
 }
 

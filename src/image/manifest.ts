@@ -16,6 +16,14 @@ export interface HealthCheck {
   status: number
 }
 
+/** The one default of a health check: HTTP 200. */
+export const DEFAULT_HEALTH_STATUS = 200
+
+/** `services` with every health check's status filled in: each loader applies it once, and no reader again. */
+export function withHealthDefaults<S extends { health?: { path: string; status?: number } }>(services: S[]): S[] {
+  return services.map((s) => (s.health ? { ...s, health: { ...s.health, status: s.health.status ?? DEFAULT_HEALTH_STATUS } } : s))
+}
+
 export interface ServiceSpec {
   name: string
   guestPort: number
@@ -140,6 +148,7 @@ export async function loadManifest(file: string, env: NodeJS.ProcessEnv = proces
   }
   const manifest = { ...raw, file: path.resolve(file), dir: path.dirname(path.resolve(file)) } as ImageManifest
   validate(manifest, file)
+  manifest.services = withHealthDefaults(manifest.services)
   if (manifest.runtimeVolume) manifest.runtimeVolume.env = { ...manifest.runtimeVolume.env, ...fixtureRuntimeEnv(manifest.name, env) }
   await assertFile(path.join(manifest.dir, manifest.disk), file)
   for (const source of Object.values(manifest.runtimeVolume?.files ?? {})) await assertFile(path.resolve(manifest.dir, source), file)

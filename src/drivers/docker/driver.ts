@@ -114,7 +114,7 @@ class DockerInstance implements RunningInstance {
     const checks = manifest.services
       .filter((s) => s.health)
       .map((s) => {
-        const wait = tc.Wait.forHttp(s.health!.path, s.guestPort).forStatusCode(s.health!.status ?? 200)
+        const wait = tc.Wait.forHttp(s.health!.path, s.guestPort).forStatusCode(s.health!.status)
         return this.bridge ? wait : new HostNetworkWait(tc, wait, s.guestPort, this.ports[s.name]!)
       })
     const Container = autoRemoved(tc, this.local ? '127.0.0.1' : undefined)

@@ -9,6 +9,7 @@ import { httpRequest } from '../../http.js'
 import type { DriverStartOptions } from '../types.js'
 import { packageRoot } from '../../package-root.js'
 import { waitHealthy, type HealthTarget } from '../../stack/readiness.js'
+import { healthTargets } from '../manifest.js'
 import { StackEmulatorError } from '../../errors.js'
 import { sha256 } from '../../digest.js'
 import { platform, type ImageManifest } from '../../image/manifest.js'
@@ -225,7 +226,7 @@ export async function afterLaunch(ctx: Context, proc: QemuProcess, requested: Fo
         .join(', ')}`,
     )
     await waitHealthy({
-      targets: healthTargets(ctx.manifest, forwards),
+      targets: forwardedHealthTargets(ctx.manifest, forwards),
       timeoutMs,
       // A restored guest answers within a few hundred ms: probe it eagerly.
       intervalMs: timeoutMs <= RESTORE_TIMEOUT_MS ? 10 : 50,
@@ -281,9 +282,8 @@ export function serviceUrls(manifest: ImageManifest, forwards: Forward[]): Recor
   return urls
 }
 
-export function healthTargets(manifest: ImageManifest, forwards: Forward[]): HealthTarget[] {
-  const urls = serviceUrls(manifest, forwards)
-  return manifest.services.filter((s) => s.health).map((s) => ({ name: s.name, url: urls[s.name] + s.health!.path, status: s.health!.status ?? 200 }))
+export function forwardedHealthTargets(manifest: ImageManifest, forwards: Forward[]): HealthTarget[] {
+  return healthTargets(manifest.services, serviceUrls(manifest, forwards))
 }
 
 export function seedFiles(): { metaData: string; userData: string } {
