@@ -5,7 +5,7 @@ import { isProcessAlive } from '../instance/process-alive.js'
 import { readSettings } from '../settings.js'
 import { readJson } from '../files.js'
 import { isHealthy } from '../stack/readiness.js'
-import { loadManifest } from '../image/manifest.js'
+import { driverFor } from '../drivers/registry.js'
 import { healthTargets } from '../drivers/manifest.js'
 import type { ServiceLogQuery, ServiceLogs } from '../drivers/types.js'
 import type { HelloResult, LeaseInfo, StatusResult, VmInfo } from '../supervisor/protocol.js'
@@ -96,7 +96,7 @@ export function instanceFiles(name?: string): InstancePaths {
 
 async function servicesHealthy(paths: InstancePaths, vm: VmInfo): Promise<boolean> {
   const config = JSON.parse(await fs.readFile(paths.supervisorConfig, 'utf8')) as SupervisorConfig
-  const manifest = await loadManifest(config.manifestPath)
+  const manifest = await driverFor(config.driver.kind).load(config.manifestPath)
   const checks = healthTargets(manifest.services, vm.urls).map((target) => isHealthy(target, 2000))
   return (await Promise.all(checks)).every(Boolean)
 }

@@ -7,11 +7,12 @@ import os from 'node:os'
 import { sha256 } from '../digest.js'
 import { StackEmulatorError, badOption } from '../errors.js'
 import { log } from '../log.js'
-import { platform, type ImageManifest } from '../image/manifest.js'
 import { checkArch, parseImageRef, type Arch } from '../image/names.js'
 import type { Settings } from '../settings.js'
 import type { Isolation } from '../supervisor/protocol.js'
 import { DRIVER_NAMES, type DriverName, type DriverOptions } from '../drivers/types.js'
+import type { EmulatorManifest } from '../drivers/manifest.js'
+import { driverFor } from '../drivers/registry.js'
 import type { Emulator } from './acquire.js'
 
 export type { DriverOptions }
@@ -199,7 +200,7 @@ export function resolveOptions(options: EmulatorOptions, settings: Settings): Re
     requested: { ports: options.ports, memoryMb: options.memoryMb, snapshot: options.snapshot, driver: options.driver },
     driverDefaults: {
       kind: options.driver ?? settings.driver,
-      ...((options.driver ?? settings.driver) === 'external'
+      ...(driverFor(options.driver ?? settings.driver).attaches
         ? { urls: options.urls ?? settings.urls, internalKey: options.internalKey ?? settings.internalKey }
         : {}),
       snapshot: options.snapshot ?? DEFAULTS.snapshot,
@@ -210,8 +211,8 @@ export function resolveOptions(options: EmulatorOptions, settings: Settings): Re
 }
 
 /** The driver options for this image: ports for its services (unknown ones refused), its memory by default. */
-export function driverOptions(resolved: ResolvedOptions, manifest: Pick<ImageManifest, 'name' | 'services'> & Partial<ImageManifest>): DriverOptions {
-  const imageArch = resolved.driver === 'qemu' ? platform(manifest as ImageManifest).arch : resolved.arch
+export function driverOptions(resolved: ResolvedOptions, manifest: Pick<EmulatorManifest, 'name' | 'services' | 'memoryMb' | 'arch'>): DriverOptions {
+  const imageArch = manifest.arch ?? resolved.arch
   if (resolved.arch !== undefined && resolved.arch !== imageArch) {
     throw new StackEmulatorError(`Option "arch" is ${resolved.arch}, but the image ${manifest.name} is built for ${imageArch}`, {
       code: 'BAD_OPTION',

@@ -4,7 +4,6 @@
  * driver's own shape, adapted to the contract in drivers/qemu/driver.ts.
  */
 import { StackEmulatorError } from '../errors.js'
-import type { ImageManifest } from '../image/manifest.js'
 import type { Settings } from '../settings.js'
 import type { PublishedKey } from '../stack/credentials.js'
 
@@ -66,10 +65,10 @@ export interface Checkpoints {
   save(meta: unknown, policy: CheckpointPolicy): Promise<void>
 }
 
+/** What every driver gets to start an instance; each takes its own manifest beside it (Driver). */
 export interface DriverStartOptions extends DriverOptions {
   /** Start from this checkpoint when it exists and fits (else from the plain ready state). */
   checkpoint?: { slot: string; check: CheckpointCheck }
-  manifest: ImageManifest
   settings: Settings
   /** Folder for this instance's overlay, sockets and logs (mode 0700). */
   instanceDir: string
@@ -180,10 +179,13 @@ export type RunningVm = Omit<RunningInstance, 'driver' | 'id' | 'capabilities' |
   saveCheckpoint: Checkpoints['save']
 }
 
-/** A driver: the QEMU one takes an image manifest, the others a service manifest (drivers/service-manifest.ts). */
-export interface Driver<M = ImageManifest> {
+/**
+ * A driver, with its own manifest `M`: the QEMU one an image manifest, the others a service
+ * manifest (drivers/service-manifest.ts). The rest of the code reaches it through the registry.
+ */
+export interface Driver<M> {
   readonly name: DriverName
-  start(options: Omit<DriverStartOptions, 'manifest'> & { manifest: M }): Promise<RunningInstance>
+  start(options: DriverStartOptions & { manifest: M }): Promise<RunningInstance>
 }
 
 /** A reset that was not done and left the emulator serving as it was (a host port taken meanwhile): the supervisor keeps it. */

@@ -20,7 +20,7 @@ import type { WaitStrategy } from 'testcontainers'
 import { connectEngine, hasBridge, isLocal, loadTestcontainers, type Testcontainers } from './engine.js'
 import { ensureContainerImage } from './image.js'
 
-export type ContainerStartOptions = Omit<DriverStartOptions, 'manifest'> & { manifest: ServiceManifest }
+export type ContainerStartOptions = DriverStartOptions & { manifest: ServiceManifest }
 
 const INSTANCE_LABEL = 'stack-emulator.instance'
 const LIFELINE_MOUNT = '/run/stack-emulator-lifeline'

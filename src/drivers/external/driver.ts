@@ -12,7 +12,7 @@ import { healthTargets } from '../manifest.js'
 import type { ServiceManifest } from '../service-manifest.js'
 import type { Capabilities, Driver, DriverStartOptions, ResetResult, RunningInstance } from '../types.js'
 
-export type ExternalStartOptions = Omit<DriverStartOptions, 'manifest'> & { manifest: ServiceManifest & { reset?: { service: string; path: string } } }
+export type ExternalStartOptions = DriverStartOptions & { manifest: ServiceManifest & { reset?: { service: string; path: string } } }
 
 export const externalDriver: Driver<ServiceManifest> = {
   name: 'external',

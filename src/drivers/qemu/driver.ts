@@ -1,10 +1,12 @@
 /** The QEMU driver behind the contract: QemuVm (vm.ts) as a RunningInstance. */
-import type { Checkpoints, Driver, DriverStartOptions, RunningInstance, RunningVm, ServiceLogQuery } from '../types.js'
+import type { ImageManifest } from '../../image/manifest.js'
+import type { Checkpoints, Driver, RunningInstance, RunningVm, ServiceLogQuery } from '../types.js'
+import type { QemuStartOptions } from './launch.js'
 import { startQemuVm } from './vm.js'
 
-export const qemuDriver: Driver = {
+export const qemuDriver: Driver<ImageManifest> = {
   name: 'qemu',
-  async start(options: DriverStartOptions): Promise<RunningInstance> {
+  async start(options: QemuStartOptions): Promise<RunningInstance> {
     return new QemuInstance(await startQemuVm(options), Boolean(options.manifest.clock || options.manifest.guestAgent))
   },
 }

@@ -7,6 +7,9 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { httpRequest } from '../../http.js'
 import type { DriverStartOptions } from '../types.js'
+
+/** What the QEMU driver starts: the options with its image manifest. */
+export type QemuStartOptions = DriverStartOptions & { manifest: ImageManifest }
 import { packageRoot } from '../../package-root.js'
 import { waitHealthy, type HealthTarget } from '../../stack/readiness.js'
 import { healthTargets } from '../manifest.js'
@@ -30,7 +33,7 @@ import { pollUntil } from '../../poll.js'
 const RESTORE_TIMEOUT_MS = 30_000
 
 export interface Context {
-  options: DriverStartOptions
+  options: QemuStartOptions
   manifest: ImageManifest
   binary: string
   shape: MachineShape

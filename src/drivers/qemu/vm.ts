@@ -5,17 +5,7 @@
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import type {
-  CheckpointCheck,
-  CheckpointOpened,
-  CheckpointPolicy,
-  DriverStartOptions,
-  ResetResult,
-  RunningVm,
-  ServiceLogQuery,
-  ServiceLogs,
-  VmOrigin,
-} from '../types.js'
+import type { CheckpointCheck, CheckpointOpened, CheckpointPolicy, ResetResult, RunningVm, ServiceLogQuery, ServiceLogs, VmOrigin } from '../types.js'
 import { StackEmulatorError } from '../../errors.js'
 import { chooseAccel } from './accel.js'
 import { machineShape, qemuBinaryFor, type Forward } from './argv.js'
@@ -34,6 +24,7 @@ import {
   resolvedForwards,
   serviceUrls,
   type Context,
+  type QemuStartOptions,
   type Mode,
   type Slot,
   type SnapshotMode,
@@ -49,7 +40,7 @@ import { formatBytes } from '../../files.js'
 import { pollUntil } from '../../poll.js'
 import { HostShare } from '../host-share.js'
 
-export async function startQemuVm(options: DriverStartOptions): Promise<RunningVm> {
+export async function startQemuVm(options: QemuStartOptions): Promise<RunningVm> {
   const { manifest, settings } = options
   const stopwatch = new Stopwatch()
   const qemu = await findQemu(qemuBinaryFor(platform(manifest).arch, settings.qemu.binary), settings.cacheRoot)
@@ -100,7 +91,7 @@ export async function startQemuVm(options: DriverStartOptions): Promise<RunningV
 }
 
 /** An image that bakes its host ports into its snapshot cannot take ports chosen at launch. */
-function assertFixedPorts({ manifest, ports }: DriverStartOptions): void {
+function assertFixedPorts({ manifest, ports }: QemuStartOptions): void {
   if (!manifest.runtimeVolume?.hostPortsInSnapshot) return
   const unset = manifest.services.filter((s) => !ports[s.name]).map((s) => s.name)
   if (unset.length === 0) return
