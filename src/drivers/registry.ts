@@ -8,7 +8,8 @@ import { type ImageManifest, loadManifest, platform } from '../image/manifest.js
 import { type ResolveContext, resolveImage } from '../image/resolve.js'
 import type { EmulatorManifest } from './manifest.js'
 import { loadServiceManifest, resolveServiceManifest, type ServiceManifest } from './service-manifest.js'
-import type { DriverName, DriverStartOptions, RunningInstance } from './types.js'
+import type { DriverName } from './names.js'
+import type { DriverStartOptions, RunningInstance } from './types.js'
 
 export interface OpenedManifest {
   manifest: EmulatorManifest

@@ -6,12 +6,12 @@
 import { StackEmulatorError } from '../errors.js'
 import type { Settings } from '../settings.js'
 import type { PublishedKey } from '../stack/credentials.js'
+import type { DriverName } from './names.js'
 
 /** How the running emulator came up: restored, booted or started afresh, or attached to (external). */
 export type VmOrigin = 'snapshot' | 'cold-boot' | 'attached'
 
-export type DriverName = 'qemu' | 'docker' | 'external'
-export const DRIVER_NAMES: readonly DriverName[] = ['qemu', 'docker', 'external']
+export { DRIVER_NAMES, type DriverName } from './names.js'
 
 /** What the driver gets: every value final. */
 export interface DriverOptions {

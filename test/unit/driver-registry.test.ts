@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { healthTargets } from '../../src/drivers/manifest.js'
 import { driverFor } from '../../src/drivers/registry.js'
 import { FIXTURE_CONTAINER_MANIFEST } from '../../src/drivers/service-manifest.js'
-import { DRIVER_NAMES } from '../../src/drivers/types.js'
+import { DRIVER_NAMES } from '../../src/drivers/names.js'
 
 function imageManifest(extra: object = {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'se-registry-'))
