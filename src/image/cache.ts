@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { listStoredSnapshots, snapshotsRoot } from '../drivers/qemu/snapshot.js'
+import { listStoredSnapshots, storeLeftovers } from '../drivers/qemu/snapshot.js'
 import { diskUsage, readJson } from '../files.js'
 import { isProcessAlive } from '../instance/process-alive.js'
 import { isImageLocked, withImageLock } from './lock.js'
@@ -177,24 +177,24 @@ export async function pruneCache(cacheRoot: string, olderThanDays: number, onLog
     result.freedBytes += await removeFolder(snapshot.dir)
     result.snapshots.push(snapshot.dir)
   }
-  for (const root of [imagesRoot(cacheRoot), snapshotsRoot(cacheRoot)]) {
-    for (const entry of await fs.readdir(root).catch(() => [] as string[])) {
-      const file = path.join(root, entry)
-      const owner = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/.exec(entry)
-      const part = /^(.+)\.part(?:\.json)?$/.exec(entry)
-      const stalePart =
-        part &&
-        (await fs.stat(file).then(
-          (st) => st.mtimeMs,
-          () => now,
-        )) < cutoff &&
-        !(await isImageLocked(path.join(root, part[1]!)))
-      // A refused capture's record (drivers/qemu/snapshot.ts): a prune is how a user asks for another try.
-      const refusal = root === snapshotsRoot(cacheRoot) && entry.endsWith('.refused.json')
-      if (!(owner && !isProcessAlive(Number(owner[1]))) && !stalePart && !refusal) continue
-      result.freedBytes += await removeFolder(file)
-      result.leftovers.push(file)
-    }
+  const root = imagesRoot(cacheRoot)
+  const leftovers: string[] = []
+  for (const entry of await fs.readdir(root).catch(() => [] as string[])) {
+    const file = path.join(root, entry)
+    const owner = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/.exec(entry)
+    const part = /^(.+)\.part(?:\.json)?$/.exec(entry)
+    const stalePart =
+      part &&
+      (await fs.stat(file).then(
+        (st) => st.mtimeMs,
+        () => now,
+      )) < cutoff &&
+      !(await isImageLocked(path.join(root, part[1]!)))
+    if ((owner && !isProcessAlive(Number(owner[1]))) || stalePart) leftovers.push(file)
+  }
+  for (const file of [...leftovers, ...(await storeLeftovers(cacheRoot))]) {
+    result.freedBytes += await removeFolder(file)
+    result.leftovers.push(file)
   }
   return result
 }
