@@ -11,6 +11,7 @@ import type { ServiceLogQuery, ServiceLogs } from '../drivers/types.js'
 import type { HelloResult, LeaseInfo, StatusResult, VmInfo } from '../supervisor/protocol.js'
 import type { InstanceState, SupervisorConfig } from '../supervisor/config.js'
 import { attachExisting, clientInfo } from './attach.js'
+import { instanceName } from './options.js'
 import { SupervisorConnection } from './connection.js'
 import { pollUntil } from '../poll.js'
 
@@ -21,7 +22,7 @@ export interface InstanceStatus extends StatusResult {
 
 function pathsFor(name?: string): InstancePaths {
   const settings = readSettings()
-  return instancePaths(settings.stateRoot, name ?? settings.name)
+  return instancePaths(settings.stateRoot, instanceName(name, settings))
 }
 
 /** The instance's paths, once it is known not to be another user's. */

@@ -8,7 +8,7 @@ import { sha256 } from '../digest.js'
 import { StackEmulatorError, badOption } from '../errors.js'
 import { log } from '../log.js'
 import { checkArch, parseImageRef, type Arch } from '../image/names.js'
-import type { Settings } from '../settings.js'
+import { readSettings, type Settings } from '../settings.js'
 import type { Isolation } from '../supervisor/protocol.js'
 import { DRIVER_NAMES, type DriverName } from '../drivers/names.js'
 import type { DriverOptions } from '../drivers/types.js'
@@ -182,10 +182,15 @@ export function seedIdentity(options: Pick<EmulatorOptions, 'seed' | 'seedVersio
   return options.seedVersion ?? (options.seed ? sha256(options.seed.toString()).slice(0, 16) : '')
 }
 
+/** The instance a call is about: the `name` option (--name), else STACK_EMULATOR_NAME, else `default` (settings.ts). The one place it is defaulted. */
+export function instanceName(name: string | undefined, settings: Pick<Settings, 'name'> = readSettings()): string {
+  return name ?? settings.name
+}
+
 export function resolveOptions(options: EmulatorOptions, settings: Settings): ResolvedOptions {
   validateOptions(options)
   return {
-    name: options.name ?? settings.name,
+    name: instanceName(options.name, settings),
     image: options.image ?? settings.image,
     arch: options.arch,
     isolation: options.isolation ?? DEFAULTS.isolation,
