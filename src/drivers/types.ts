@@ -1,7 +1,6 @@
 /**
  * The driver contract: what the supervisor needs from a driver (`Driver`, `RunningInstance`).
- * Drivers know their engine, never Vitest, Playwright or leases. `RunningVm` is the QEMU
- * driver's own shape, adapted to the contract in drivers/qemu/driver.ts.
+ * Drivers know their engine, never Vitest, Playwright or leases.
  */
 import { StackEmulatorError } from '../errors.js'
 import type { Settings } from '../settings.js'
@@ -166,17 +165,6 @@ export interface RunningInstance {
   stop(): Promise<void>
   /** Resolves when it stops by itself (crash, killed); not after stop(). */
   readonly died: Promise<string>
-}
-
-/** The QEMU driver's own shape (vm.ts): the contract's instance less what its adapter (drivers/qemu/driver.ts) adds. */
-export type RunningVm = Omit<RunningInstance, 'driver' | 'id' | 'capabilities' | 'internalKey' | 'checkpoints' | 'serviceLogs'> & {
-  serviceLogs(query?: ServiceLogQuery): Promise<ServiceLogs | undefined>
-  readonly pid: number
-  /** Restored from a ready snapshot, so it can take checkpoints. */
-  readonly checkpointable: boolean
-  readonly checkpoint: Checkpoints['current']
-  openCheckpoint: Checkpoints['open']
-  saveCheckpoint: Checkpoints['save']
 }
 
 /**
