@@ -34,6 +34,11 @@ export interface EmulatorManifest {
   source?: ImageSource
 }
 
+/** Base URL per service that has a host port: `http://<host>:<port>`, stable across resets. */
+export function serviceUrls(services: readonly EmulatorService[], host: string, ports: Record<string, number | undefined>): Record<string, string> {
+  return Object.fromEntries(services.flatMap((s) => (ports[s.name] === undefined ? [] : [[s.name, `http://${host}:${ports[s.name]}`]])))
+}
+
 /** What to probe: each service with a health check and a URL, at its base URL plus its health path. */
 export function healthTargets(services: readonly EmulatorService[], urls: Record<string, string>): HealthTarget[] {
   return services.filter((s) => s.health && urls[s.name]).map((s) => ({ name: s.name, url: urls[s.name] + s.health!.path, status: s.health!.status }))

@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { healthTargets } from '../../src/drivers/manifest.js'
+import { healthTargets, serviceUrls } from '../../src/drivers/manifest.js'
 import { driverFor } from '../../src/drivers/registry.js'
 import { FIXTURE_CONTAINER_MANIFEST } from '../../src/drivers/service-manifest.js'
 import { DRIVER_NAMES } from '../../src/drivers/names.js'
@@ -75,5 +75,19 @@ describe('healthTargets', () => {
     expect(healthTargets(services, { backend: 'http://127.0.0.1:1', dashboard: 'http://127.0.0.1:3' })).toEqual([
       { name: 'backend', url: 'http://127.0.0.1:1/health', status: 200 },
     ])
+  })
+})
+
+describe('serviceUrls', () => {
+  it('gives each service with a host port its base URL, in the manifest order', () => {
+    const services = [
+      { name: 'dashboard', guestPort: 8101 },
+      { name: 'backend', guestPort: 8102 },
+      { name: 'mail', guestPort: 9001 },
+    ]
+    expect(serviceUrls(services, '127.0.0.1', { backend: 40001, dashboard: 40000 })).toEqual({
+      dashboard: 'http://127.0.0.1:40000',
+      backend: 'http://127.0.0.1:40001',
+    })
   })
 })

@@ -14,6 +14,7 @@ import path from 'node:path'
 import { StackEmulatorError } from '../../errors.js'
 import { Stopwatch } from '../../stopwatch.js'
 import { HostShare } from '../host-share.js'
+import { serviceUrls } from '../manifest.js'
 import type { ServiceManifest } from '../service-manifest.js'
 import type { Capabilities, Driver, DriverStartOptions, ResetResult, RunningInstance } from '../types.js'
 import type { WaitStrategy } from 'testcontainers'
@@ -95,7 +96,7 @@ class DockerInstance implements RunningInstance {
     this.lifeline = await this.openLifeline()
     this.container = await this.startContainer()
     const host = this.container.getHost() === 'localhost' ? '127.0.0.1' : this.container.getHost()
-    this.urls = Object.fromEntries(manifest.services.map((s) => [s.name, `http://${host}:${this.ports[s.name]}`]))
+    this.urls = serviceUrls(manifest.services, host, this.ports)
     stopwatch.lap('container start to healthy')
     this.startupPhases = stopwatch.phases
   }

@@ -12,7 +12,7 @@ import type { DriverStartOptions } from '../types.js'
 export type QemuStartOptions = DriverStartOptions & { manifest: ImageManifest }
 import { packageRoot } from '../../package-root.js'
 import { waitHealthy, type HealthTarget } from '../../stack/readiness.js'
-import { healthTargets } from '../manifest.js'
+import { healthTargets, serviceUrls } from '../manifest.js'
 import { StackEmulatorError } from '../../errors.js'
 import { sha256 } from '../../digest.js'
 import { platform, type ImageManifest } from '../../image/manifest.js'
@@ -263,7 +263,7 @@ async function waitRunning(proc: QemuProcess, timeoutMs: number): Promise<void> 
 
 /** A restored guest wakes with the snapshot's clock: push the host's time through the image's clock endpoint. */
 async function pushGuestClock(manifest: ImageManifest & { clock: NonNullable<ImageManifest['clock']> }, forwards: Forward[]): Promise<void> {
-  const url = serviceUrls(manifest, forwards)[manifest.clock.service] + manifest.clock.path
+  const url = forwardedUrls(manifest, forwards)[manifest.clock.service] + manifest.clock.path
   const { status } = await httpRequest(url, { method: 'POST', json: { epoch_ms: Date.now() }, timeoutMs: 5000 })
   if (status !== 200) {
     throw new StackEmulatorError(`Setting the guest clock failed (HTTP ${status} from ${url})`, { code: 'SNAPSHOT' })
@@ -276,17 +276,14 @@ export async function resolvedForwards(proc: QemuProcess, requested: Forward[]):
   return requested.map((f) => ({ guestPort: f.guestPort, hostPort: bound.find((b) => b.guestPort === f.guestPort)?.hostPort ?? f.hostPort }))
 }
 
-export function serviceUrls(manifest: ImageManifest, forwards: Forward[]): Record<string, string> {
-  const urls: Record<string, string> = {}
-  for (const service of manifest.services) {
-    const forward = forwards.find((f) => f.guestPort === service.guestPort)
-    if (forward) urls[service.name] = `http://127.0.0.1:${forward.hostPort}`
-  }
-  return urls
+/** Base URL per service, on the host ports QEMU forwards to its guest ports. */
+export function forwardedUrls(manifest: ImageManifest, forwards: Forward[]): Record<string, string> {
+  const ports = Object.fromEntries(manifest.services.map((s) => [s.name, forwards.find((f) => f.guestPort === s.guestPort)?.hostPort]))
+  return serviceUrls(manifest.services, '127.0.0.1', ports)
 }
 
 export function forwardedHealthTargets(manifest: ImageManifest, forwards: Forward[]): HealthTarget[] {
-  return healthTargets(manifest.services, serviceUrls(manifest, forwards))
+  return healthTargets(manifest.services, forwardedUrls(manifest, forwards))
 }
 
 export function seedFiles(): { metaData: string; userData: string } {

@@ -33,7 +33,7 @@ import {
   privateRamCopies,
   qmpSocketPath,
   resolvedForwards,
-  serviceUrls,
+  forwardedUrls,
   type Context,
   type QemuStartOptions,
   type Mode,
@@ -204,7 +204,7 @@ export class QemuVm implements RunningInstance {
         mode.kind === 'snapshot' ? 'snapshot' : 'cold-boot',
         checkpointing,
       )
-      vm.urls = serviceUrls(ctx.manifest, vm.forwards)
+      vm.urls = forwardedUrls(ctx.manifest, vm.forwards)
       vm.startupPhases = ctx.stopwatch?.phases ?? {}
       vm.watch(proc)
       return vm
