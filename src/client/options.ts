@@ -189,6 +189,7 @@ export function instanceName(name: string | undefined, settings: Pick<Settings, 
 
 export function resolveOptions(options: EmulatorOptions, settings: Settings): ResolvedOptions {
   validateOptions(options)
+  const driver = options.driver ?? settings.driver
   return {
     name: instanceName(options.name, settings),
     image: options.image ?? settings.image,
@@ -202,13 +203,11 @@ export function resolveOptions(options: EmulatorOptions, settings: Settings): Re
     seedTimeoutMs: options.seedTimeoutMs ?? DEFAULTS.seedTimeoutMs,
     onProgress: options.onProgress ?? (() => {}),
     onLog: options.onLog ?? log,
-    driver: options.driver ?? settings.driver,
+    driver,
     requested: { ports: options.ports, memoryMb: options.memoryMb, snapshot: options.snapshot, driver: options.driver },
     driverDefaults: {
-      kind: options.driver ?? settings.driver,
-      ...(driverFor(options.driver ?? settings.driver).attaches
-        ? { urls: options.urls ?? settings.urls, internalKey: options.internalKey ?? settings.internalKey }
-        : {}),
+      kind: driver,
+      ...(driverFor(driver).attaches ? { urls: options.urls ?? settings.urls, internalKey: options.internalKey ?? settings.internalKey } : {}),
       snapshot: options.snapshot ?? DEFAULTS.snapshot,
       fresh: options.fresh ?? DEFAULTS.fresh,
       bootTimeoutMs: options.bootTimeoutMs ?? DEFAULTS.bootTimeoutMs,

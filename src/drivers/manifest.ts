@@ -4,8 +4,7 @@
  * fingerprint). A driver keeps its own manifest (the QEMU image's boot, disk, share) inside.
  * Normalised at load (image/manifest.ts withHealthDefaults): a service's health carries its status.
  */
-import type { EndpointRef, HealthCheck, InternalKeySpec } from '../image/manifest.js'
-import type { ImageSource } from '../image/cache.js'
+import type { EndpointRef, HealthCheck, ImageSource, InternalKeySpec } from '../image/manifest.js'
 import type { Arch } from '../image/names.js'
 import type { HealthTarget } from '../stack/readiness.js'
 

@@ -11,28 +11,13 @@ import { listStoredSnapshots, storeLeftovers } from '../drivers/qemu/snapshot.js
 import { diskUsage, readJson } from '../files.js'
 import { isProcessAlive } from '../instance/process-alive.js'
 import { isImageLocked, withImageLock } from './lock.js'
-import { IMAGE_NAME, machineArch, parsePulledFolder, type Arch } from './names.js'
+import type { ImageSource } from './manifest.js'
+import { IMAGE_NAME, machineArch, parsePulledFolder } from './names.js'
 
 export { readJson, touch } from '../files.js'
+export type { ImageSource } from './manifest.js'
 
 export const imagesRoot = (cacheRoot: string) => path.join(cacheRoot, 'images')
-
-/** What a pulled image's manifest says about where it came from. */
-export interface ImageSource {
-  repo: string
-  tag: string
-  arch: Arch
-  /** The release asset's API URL (never with a token). */
-  assetUrl: string
-  pulledAt: string
-  sizeBytes: number
-  /** The stack-auth/stack-auth commit the release says it was built from; absent when it does not say. */
-  commit?: string
-  /** Where the release said it: its tag's sha8, its notes, or its target. */
-  commitFrom?: 'tag' | 'body' | 'target_commitish'
-  /** The user's own files used instead of the shipped ones (`image pull --manifest`, `--base-env`), as given. */
-  userFiles?: { manifest?: string; baseEnv?: string }
-}
 
 export interface CachedImage {
   /** `stack-auth` (pulled) or `fixture` (built here). */

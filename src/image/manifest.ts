@@ -7,7 +7,6 @@ import path from 'node:path'
 import { StackEmulatorError } from '../errors.js'
 import { checkPathPart } from '../instance/paths.js'
 import { fixtureRuntimeEnv } from '../stack/runtime-env.js'
-import type { ImageSource } from './cache.js'
 import { ARCHES, type Arch } from './names.js'
 
 export interface HealthCheck {
@@ -79,6 +78,23 @@ export type Firmware = 'default' | 'uefi'
 export interface EndpointRef {
   service: string
   path: string
+}
+
+/** What a pulled image's manifest says about where it came from. */
+export interface ImageSource {
+  repo: string
+  tag: string
+  arch: Arch
+  /** The release asset's API URL (never with a token). */
+  assetUrl: string
+  pulledAt: string
+  sizeBytes: number
+  /** The stack-auth/stack-auth commit the release says it was built from; absent when it does not say. */
+  commit?: string
+  /** Where the release said it: its tag's sha8, its notes, or its target. */
+  commitFrom?: 'tag' | 'body' | 'target_commitish'
+  /** The user's own files used instead of the shipped ones (`image pull --manifest`, `--base-env`), as given. */
+  userFiles?: { manifest?: string; baseEnv?: string }
 }
 
 export interface ImageManifest {
