@@ -7,9 +7,6 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { httpRequest } from '../../http.js'
 import type { DriverStartOptions } from '../types.js'
-
-/** What the QEMU driver starts: the options with its image manifest. */
-export type QemuStartOptions = DriverStartOptions & { manifest: ImageManifest }
 import { packageRoot } from '../../package-root.js'
 import { waitHealthy, type HealthTarget } from '../../stack/readiness.js'
 import { healthTargets, serviceUrls } from '../manifest.js'
@@ -31,6 +28,9 @@ import type { SnapshotFiles, SnapshotRecord } from './snapshot.js'
 import { pollUntil } from '../../poll.js'
 
 const RESTORE_TIMEOUT_MS = 30_000
+
+/** What the QEMU driver starts: the options with its image manifest. */
+export type QemuStartOptions = DriverStartOptions & { manifest: ImageManifest }
 
 export interface Context {
   options: QemuStartOptions
