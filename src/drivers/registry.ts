@@ -8,7 +8,8 @@ import { type ImageManifest, loadManifest, platform } from '../image/manifest.js
 import { type ResolveContext, resolveImage } from '../image/resolve.js'
 import type { EmulatorManifest } from './manifest.js'
 import { loadServiceManifest, resolveServiceManifest, type ServiceManifest } from './service-manifest.js'
-import type { DriverName } from './names.js'
+import { StackEmulatorError } from '../errors.js'
+import { DRIVER_NAMES, type DriverName } from './names.js'
 import type { DriverStartOptions, RunningInstance } from './types.js'
 
 export interface OpenedManifest {
@@ -77,5 +78,7 @@ function serviceDriver(name: 'docker' | 'external'): EmulatorDriver {
 const DRIVERS: Record<DriverName, EmulatorDriver> = { qemu, docker: serviceDriver('docker'), external: serviceDriver('external') }
 
 export function driverFor(kind: DriverName): EmulatorDriver {
-  return DRIVERS[kind]
+  const driver = Object.hasOwn(DRIVERS, kind) ? DRIVERS[kind] : undefined
+  if (!driver) throw new StackEmulatorError(`No driver is named ${JSON.stringify(kind)}`, { code: 'BAD_OPTION', fix: `Use one of ${DRIVER_NAMES.join(', ')}.` })
+  return driver
 }

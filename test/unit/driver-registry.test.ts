@@ -31,6 +31,7 @@ function imageManifest(extra: object = {}): string {
 describe('driverFor', () => {
   it('has a driver for every name', () => {
     for (const name of DRIVER_NAMES) expect(driverFor(name).name).toBe(name)
+    expect(() => driverFor('podman' as never)).toThrow(/No driver is named "podman"/)
   })
 
   it('QEMU: the neutral part of the image manifest, health and arch filled in', async () => {
