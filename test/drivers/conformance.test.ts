@@ -141,7 +141,6 @@ for (const driver of drivers) {
       expect(logs.stderr).toMatch(/no console or services' output to read here; its supervisor's log: stack-emulator logs --supervisor/)
       const supervisor = await cli('logs', '--supervisor')
       expect(supervisor.exitCode, supervisor.stderr).toBe(0)
-      expect(supervisor.stdout).toMatch(/\S/)
       const stopped = await cli('stop', '--json')
       expect(JSON.parse(stopped.stdout)).toEqual({ name: emulator.name, stopped: true })
       expect((await cli('status')).exitCode).toBe(3)

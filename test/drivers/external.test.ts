@@ -54,7 +54,7 @@ describe('external driver', () => {
         0,
         `stack-emulator: instance "ops" has no console or services' output to read here; its supervisor's log: stack-emulator logs --supervisor --name ops`,
       ])
-      expect((await cli('logs', '--supervisor')).stdout).toMatch(/\S/)
+      expect((await cli('logs', '--supervisor')).exitCode).toBe(0) // its file, empty or not: this one logs nothing of its own
       const stopped = await cli('stop', '--json')
       expect(JSON.parse(stopped.stdout)).toEqual({ name: 'ops', stopped: true })
       expect((await cli('status')).exitCode).toBe(3)
