@@ -666,7 +666,9 @@ export class Supervisor {
         const copy = await writeProjectCopy(this.config.paths.dir, generation, configFile)
         const vm = this.vm!
         await vm.shared?.expose(copy.file, { track: false })
-        const credentials = await mintCredentials(vm.urls[route.service] + route.path, copy.file, vm.shared, vm.internalKey)
+        const credentials = await mintCredentials(vm.urls[route.service] + route.path, copy.file, vm.shared, vm.internalKey).catch((error: unknown) => {
+          throw vm.shared ? error : unseenCopy(error, copy.file)
+        })
         if (generation === this.generation) return { ...credentials, configFile: copy.file, displayName: copy.displayName, generation }
       } catch (error) {
         if (generation === this.generation || attempt >= 3) throw error
@@ -781,4 +783,21 @@ function errorPayload(error: Error): ReturnType<StackEmulatorError['toJSON']> {
 async function isSameFile(file: string, inode: number | undefined): Promise<boolean> {
   const stat = await fs.lstat(file).catch(() => undefined)
   return inode !== undefined && stat?.ino === inode
+}
+
+/**
+ * An emulator that shares no files with this machine (one running elsewhere) reads the copy by
+ * its path on this machine: where it cannot, say why and what works instead.
+ */
+function unseenCopy(error: unknown, copy: string): unknown {
+  if (!(error instanceof StackEmulatorError) || error.code !== 'CREDENTIALS') return error
+  const summary = error.fix ? error.message.slice(0, error.message.indexOf(` ${error.fix}`)) : error.message
+  return new StackEmulatorError(
+    `${summary} isolation 'project' mints each project from its own copy of the config file, ${copy}, and this emulator shares no files with this machine`,
+    {
+      code: 'CREDENTIALS',
+      fix: "Run the emulator where it reads this machine's files at the same paths (Stack Auth's CLI shares /), or use isolation 'worker' or reset: 'test'.",
+      cause: error,
+    },
+  )
 }
