@@ -1,11 +1,12 @@
 /**
  * Every environment variable the package reads, in one place (the README lists the same); a
  * driver's own variables are read by its module (drivers/qemu/settings.ts), called from here.
+ * It imports only the drivers' leaves (names.ts, qemu/settings.ts), which import nothing back.
  */
 import os from 'node:os'
 import path from 'node:path'
 import { readQemuSettings, type QemuSettings } from './drivers/qemu/settings.js'
-import { DRIVER_NAMES, type DriverName } from './drivers/types.js'
+import { DEFAULT_DRIVER, DRIVER_NAMES, type DriverName } from './drivers/names.js'
 import { StackEmulatorError } from './errors.js'
 
 export interface Settings {
@@ -84,11 +85,11 @@ export function readLogLevel(env: NodeJS.ProcessEnv = process.env): LogLevel {
 }
 
 function driverName(value: string | undefined): DriverName {
-  if (!value) return 'qemu'
+  if (!value) return DEFAULT_DRIVER
   if (!(DRIVER_NAMES as string[]).includes(value)) {
     throw new StackEmulatorError(`STACK_EMULATOR_DRIVER must be one of ${DRIVER_NAMES.join(', ')}; got ${JSON.stringify(value)}`, {
       code: 'BAD_OPTION',
-      fix: 'Unset it for qemu.',
+      fix: `Unset it for ${DEFAULT_DRIVER}.`,
     })
   }
   return value as DriverName

@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { acquire, type Emulator } from '../client/acquire.js'
 import { instanceStatus, listInstances, resetInstance, stopAllInstances, stopInstance } from '../client/control.js'
+import { instanceName } from '../client/options.js'
 import { StackEmulatorError } from '../errors.js'
 import { log } from '../log.js'
 import { packageRoot } from '../package-root.js'
@@ -101,7 +102,7 @@ async function start(args: ParsedArgs): Promise<number> {
         process.stdout.write(`  ${key}=${/SECRET|ADMIN/.test(key) ? '<hidden>' : value}\n`)
       }
     }
-    const name = summary.name === readSettings().name ? '' : ` --name ${summary.name}`
+    const name = summary.name === instanceName(undefined) ? '' : ` --name ${summary.name}`
     process.stdout.write(
       `Run a command with its environment: stack-emulator exec${name} -- <command>${args.env ? '' : ' (--env prints it)'}. Stop it: stack-emulator stop${name}.\n`,
     )
@@ -112,8 +113,8 @@ async function start(args: ParsedArgs): Promise<number> {
 async function status(args: ParsedArgs): Promise<number> {
   const result = await instanceStatus(args.options.name, log)
   if (!result) {
-    if (args.json) print({ name: instanceName(args), running: false })
-    else process.stdout.write(`Instance "${instanceName(args)}" is not running.\n`)
+    if (args.json) print({ name: nameOf(args), running: false })
+    else process.stdout.write(`Instance "${nameOf(args)}" is not running.\n`)
     return NOT_RUNNING
   }
   if (args.json) {
@@ -140,7 +141,7 @@ async function stop(args: ParsedArgs): Promise<number> {
     return 0
   }
   const stopped = await stopInstance(args.options.name, log)
-  if (args.json) print({ name: instanceName(args), stopped })
+  if (args.json) print({ name: nameOf(args), stopped })
   else process.stdout.write(stopped ? 'Stopped.\n' : 'Nothing was running.\n')
   return 0
 }
@@ -191,11 +192,11 @@ async function reset(args: ParsedArgs): Promise<number> {
   const started = Date.now()
   const info = await resetInstance(args.options.name, args.force)
   if (!info) {
-    if (args.json) print({ name: instanceName(args), running: false })
+    if (args.json) print({ name: nameOf(args), running: false })
     else process.stdout.write('Nothing is running; nothing to reset.\n')
     return NOT_RUNNING
   }
-  const result = { name: instanceName(args), resetMs: info.lastResetMs, totalMs: Date.now() - started, origin: info.origin }
+  const result = { name: nameOf(args), resetMs: info.lastResetMs, totalMs: Date.now() - started, origin: info.origin }
   if (args.json) print(result)
   else process.stdout.write(`Reset in ${result.resetMs} ms.\n`)
   return 0
@@ -241,6 +242,6 @@ async function version(): Promise<string> {
   return (JSON.parse(await fs.readFile(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version
 }
 
-function instanceName(args: ParsedArgs): string {
-  return args.options.name ?? readSettings().name
+function nameOf(args: ParsedArgs): string {
+  return instanceName(args.options.name)
 }

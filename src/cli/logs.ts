@@ -35,7 +35,12 @@ async function consoleAndServices(args: ParsedArgs, sinceMs: number | undefined)
     return undefined
   })
   if (args.json) print({ file: file ?? null, text: text ?? null, services: services ?? null })
-  else if (text === undefined && !services) {
+  else if (text === undefined && services === null) {
+    // It runs, under a driver that keeps neither (a container, an external emulator).
+    process.stderr.write(
+      `stack-emulator: instance "${paths.name}" has no console or services' output to read here; its supervisor's log: stack-emulator logs --supervisor --name ${paths.name}\n`,
+    )
+  } else if (text === undefined && !services) {
     process.stderr.write(
       file === undefined
         ? `stack-emulator: instance "${paths.name}" is not running (the services' output is read from its VM)\n`
@@ -48,7 +53,7 @@ async function consoleAndServices(args: ParsedArgs, sinceMs: number | undefined)
         `--- the services' output: ${services.source}${services.windowed === false ? ' (it has no timestamps: all of it)' : ''} ---\n${services.text}`,
       )
   }
-  if (text === undefined && !services) return NOT_RUNNING
+  if (text === undefined && services === undefined) return NOT_RUNNING
   return args.follow && services !== null ? followServices(paths.name, services, startMs) : 0
 }
 

@@ -3,11 +3,10 @@
  * URLs, environment and credentials. The lease lasts until release() or until this process dies.
  */
 import { StackEmulatorError } from '../errors.js'
-import { resolveImage } from '../image/resolve.js'
-import { resolveServiceManifest } from '../drivers/service-manifest.js'
+import { driverFor } from '../drivers/registry.js'
+import type { EmulatorManifest } from '../drivers/manifest.js'
 import { local } from '../local-failure.js'
 import { Stopwatch } from '../stopwatch.js'
-import type { ImageManifest } from '../image/manifest.js'
 import { withInstanceLock } from '../instance/lock.js'
 import { ensureInstanceDir, instancePaths, type InstancePaths } from '../instance/paths.js'
 import { sha256 } from '../digest.js'
@@ -101,10 +100,7 @@ async function acquireWith(options: EmulatorOptions, seedFrom: SeedSource): Prom
   const log = resolved.onLog
   const progress = resolved.onProgress
   await local(paths.dir, () => ensureInstanceDir(paths))
-  const manifest =
-    resolved.driver === 'qemu'
-      ? await resolveImage(resolved.image, { settings, progress, log })
-      : ((await resolveServiceManifest(resolved.image)) as unknown as ImageManifest)
+  const manifest = await driverFor(resolved.driver).resolve(resolved.image, { settings, progress, log })
   const driver = driverOptions(resolved, manifest)
   // Resolved once: a generated default lives in the state root, one per project (package.json
   // folder), so every instance of this project (one per worker, too) mints for the same file and
@@ -196,7 +192,7 @@ const SHUTDOWN_WAIT_MS = 30_000
 
 async function attachOrStart(
   paths: InstancePaths,
-  manifest: ImageManifest,
+  manifest: EmulatorManifest,
   settings: Settings,
   driver: DriverOptions,
   checkpoint: CheckpointRequest | undefined,

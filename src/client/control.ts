@@ -5,11 +5,13 @@ import { isProcessAlive } from '../instance/process-alive.js'
 import { readSettings } from '../settings.js'
 import { readJson } from '../files.js'
 import { isHealthy } from '../stack/readiness.js'
-import { loadManifest } from '../image/manifest.js'
+import { driverFor } from '../drivers/registry.js'
+import { healthTargets } from '../drivers/manifest.js'
 import type { ServiceLogQuery, ServiceLogs } from '../drivers/types.js'
 import type { HelloResult, LeaseInfo, StatusResult, VmInfo } from '../supervisor/protocol.js'
 import type { InstanceState, SupervisorConfig } from '../supervisor/config.js'
 import { attachExisting, clientInfo } from './attach.js'
+import { instanceName } from './options.js'
 import { SupervisorConnection } from './connection.js'
 import { pollUntil } from '../poll.js'
 
@@ -20,7 +22,7 @@ export interface InstanceStatus extends StatusResult {
 
 function pathsFor(name?: string): InstancePaths {
   const settings = readSettings()
-  return instancePaths(settings.stateRoot, name ?? settings.name)
+  return instancePaths(settings.stateRoot, instanceName(name, settings))
 }
 
 /** The instance's paths, once it is known not to be another user's. */
@@ -95,10 +97,8 @@ export function instanceFiles(name?: string): InstancePaths {
 
 async function servicesHealthy(paths: InstancePaths, vm: VmInfo): Promise<boolean> {
   const config = JSON.parse(await fs.readFile(paths.supervisorConfig, 'utf8')) as SupervisorConfig
-  const manifest = await loadManifest(config.manifestPath)
-  const checks = manifest.services
-    .filter((s) => s.health && vm.urls[s.name])
-    .map((s) => isHealthy({ name: s.name, url: vm.urls[s.name] + s.health!.path, status: s.health!.status ?? 200 }, 2000))
+  const manifest = await driverFor(config.driver.kind).load(config.manifestPath)
+  const checks = healthTargets(manifest.services, vm.urls).map((target) => isHealthy(target, 2000))
   return (await Promise.all(checks)).every(Boolean)
 }
 

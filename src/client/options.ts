@@ -7,11 +7,13 @@ import os from 'node:os'
 import { sha256 } from '../digest.js'
 import { StackEmulatorError, badOption } from '../errors.js'
 import { log } from '../log.js'
-import { platform, type ImageManifest } from '../image/manifest.js'
 import { checkArch, parseImageRef, type Arch } from '../image/names.js'
-import type { Settings } from '../settings.js'
+import { readSettings, type Settings } from '../settings.js'
 import type { Isolation } from '../supervisor/protocol.js'
-import { DRIVER_NAMES, type DriverName, type DriverOptions } from '../drivers/types.js'
+import { DRIVER_NAMES, type DriverName } from '../drivers/names.js'
+import type { DriverOptions } from '../drivers/types.js'
+import type { EmulatorManifest } from '../drivers/manifest.js'
+import { driverFor } from '../drivers/registry.js'
 import type { Emulator } from './acquire.js'
 
 export type { DriverOptions }
@@ -180,10 +182,16 @@ export function seedIdentity(options: Pick<EmulatorOptions, 'seed' | 'seedVersio
   return options.seedVersion ?? (options.seed ? sha256(options.seed.toString()).slice(0, 16) : '')
 }
 
+/** The instance a call is about: the `name` option (--name), else STACK_EMULATOR_NAME, else `default` (settings.ts). The one place it is defaulted. */
+export function instanceName(name: string | undefined, settings: Pick<Settings, 'name'> = readSettings()): string {
+  return name ?? settings.name
+}
+
 export function resolveOptions(options: EmulatorOptions, settings: Settings): ResolvedOptions {
   validateOptions(options)
+  const driver = options.driver ?? settings.driver
   return {
-    name: options.name ?? settings.name,
+    name: instanceName(options.name, settings),
     image: options.image ?? settings.image,
     arch: options.arch,
     isolation: options.isolation ?? DEFAULTS.isolation,
@@ -195,13 +203,11 @@ export function resolveOptions(options: EmulatorOptions, settings: Settings): Re
     seedTimeoutMs: options.seedTimeoutMs ?? DEFAULTS.seedTimeoutMs,
     onProgress: options.onProgress ?? (() => {}),
     onLog: options.onLog ?? log,
-    driver: options.driver ?? settings.driver,
+    driver,
     requested: { ports: options.ports, memoryMb: options.memoryMb, snapshot: options.snapshot, driver: options.driver },
     driverDefaults: {
-      kind: options.driver ?? settings.driver,
-      ...((options.driver ?? settings.driver) === 'external'
-        ? { urls: options.urls ?? settings.urls, internalKey: options.internalKey ?? settings.internalKey }
-        : {}),
+      kind: driver,
+      ...(driverFor(driver).attaches ? { urls: options.urls ?? settings.urls, internalKey: options.internalKey ?? settings.internalKey } : {}),
       snapshot: options.snapshot ?? DEFAULTS.snapshot,
       fresh: options.fresh ?? DEFAULTS.fresh,
       bootTimeoutMs: options.bootTimeoutMs ?? DEFAULTS.bootTimeoutMs,
@@ -210,8 +216,8 @@ export function resolveOptions(options: EmulatorOptions, settings: Settings): Re
 }
 
 /** The driver options for this image: ports for its services (unknown ones refused), its memory by default. */
-export function driverOptions(resolved: ResolvedOptions, manifest: Pick<ImageManifest, 'name' | 'services'> & Partial<ImageManifest>): DriverOptions {
-  const imageArch = resolved.driver === 'qemu' ? platform(manifest as ImageManifest).arch : resolved.arch
+export function driverOptions(resolved: ResolvedOptions, manifest: Pick<EmulatorManifest, 'name' | 'services' | 'memoryMb' | 'arch'>): DriverOptions {
+  const imageArch = manifest.arch ?? resolved.arch
   if (resolved.arch !== undefined && resolved.arch !== imageArch) {
     throw new StackEmulatorError(`Option "arch" is ${resolved.arch}, but the image ${manifest.name} is built for ${imageArch}`, {
       code: 'BAD_OPTION',

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { sha256 } from '../digest.js'
 import { StackEmulatorError } from '../errors.js'
 import { listFiles } from '../image/fixture.js'
-import type { ImageManifest, ServiceSpec } from '../image/manifest.js'
+import { withHealthDefaults, type ImageManifest, type ServiceSpec } from '../image/manifest.js'
 import { packageRoot } from '../package-root.js'
 
 export interface ContainerSpec {
@@ -80,7 +80,15 @@ export async function loadServiceManifest(file: string): Promise<ServiceManifest
   const container = raw.container as ContainerSpec | undefined
   const inputs = path.resolve(file) === FIXTURE_CONTAINER_MANIFEST ? await fixtureInputs() : []
   const parts = await Promise.all([file, ...inputs].map(async (f) => sha256(await fs.readFile(f))))
-  return { ...(raw as object), name: raw.name, services, container, fingerprint: sha256(parts.join('\n')), file: path.resolve(file), dir } as ServiceManifest
+  return {
+    ...(raw as object),
+    name: raw.name,
+    services: withHealthDefaults(services),
+    container,
+    fingerprint: sha256(parts.join('\n')),
+    file: path.resolve(file),
+    dir,
+  } as ServiceManifest
 }
 
 /** The `image` option under the Docker and external drivers: the fixture's container, or a manifest path. */

@@ -1,18 +1,16 @@
 /**
  * The driver contract: what the supervisor needs from a driver (`Driver`, `RunningInstance`).
- * Drivers know their engine, never Vitest, Playwright or leases. `RunningVm` is the QEMU
- * driver's own shape, adapted to the contract in drivers/qemu/driver.ts.
+ * Drivers know their engine, never Vitest, Playwright or leases.
  */
 import { StackEmulatorError } from '../errors.js'
-import type { ImageManifest } from '../image/manifest.js'
 import type { Settings } from '../settings.js'
 import type { PublishedKey } from '../stack/credentials.js'
+import type { DriverName } from './names.js'
 
 /** How the running emulator came up: restored, booted or started afresh, or attached to (external). */
 export type VmOrigin = 'snapshot' | 'cold-boot' | 'attached'
 
-export type DriverName = 'qemu' | 'docker' | 'external'
-export const DRIVER_NAMES: readonly DriverName[] = ['qemu', 'docker', 'external']
+export { DRIVER_NAMES, type DriverName } from './names.js'
 
 /** What the driver gets: every value final. */
 export interface DriverOptions {
@@ -66,10 +64,10 @@ export interface Checkpoints {
   save(meta: unknown, policy: CheckpointPolicy): Promise<void>
 }
 
+/** What every driver gets to start an instance; each takes its own manifest beside it (Driver). */
 export interface DriverStartOptions extends DriverOptions {
   /** Start from this checkpoint when it exists and fits (else from the plain ready state). */
   checkpoint?: { slot: string; check: CheckpointCheck }
-  manifest: ImageManifest
   settings: Settings
   /** Folder for this instance's overlay, sockets and logs (mode 0700). */
   instanceDir: string
@@ -169,21 +167,13 @@ export interface RunningInstance {
   readonly died: Promise<string>
 }
 
-/** The QEMU driver's own shape (vm.ts): the contract's instance less what its adapter (drivers/qemu/driver.ts) adds. */
-export type RunningVm = Omit<RunningInstance, 'driver' | 'id' | 'capabilities' | 'internalKey' | 'checkpoints' | 'serviceLogs'> & {
-  serviceLogs(query?: ServiceLogQuery): Promise<ServiceLogs | undefined>
-  readonly pid: number
-  /** Restored from a ready snapshot, so it can take checkpoints. */
-  readonly checkpointable: boolean
-  readonly checkpoint: Checkpoints['current']
-  openCheckpoint: Checkpoints['open']
-  saveCheckpoint: Checkpoints['save']
-}
-
-/** A driver: the QEMU one takes an image manifest, the others a service manifest (drivers/service-manifest.ts). */
-export interface Driver<M = ImageManifest> {
+/**
+ * A driver, with its own manifest `M`: the QEMU one an image manifest, the others a service
+ * manifest (drivers/service-manifest.ts). The rest of the code reaches it through the registry.
+ */
+export interface Driver<M> {
   readonly name: DriverName
-  start(options: Omit<DriverStartOptions, 'manifest'> & { manifest: M }): Promise<RunningInstance>
+  start(options: DriverStartOptions & { manifest: M }): Promise<RunningInstance>
 }
 
 /** A reset that was not done and left the emulator serving as it was (a host port taken meanwhile): the supervisor keeps it. */

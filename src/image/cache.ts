@@ -7,32 +7,17 @@
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { listStoredSnapshots, snapshotsRoot } from '../drivers/qemu/snapshot.js'
+import { listStoredSnapshots, storeLeftovers } from '../drivers/qemu/snapshot.js'
 import { diskUsage, readJson } from '../files.js'
 import { isProcessAlive } from '../instance/process-alive.js'
 import { isImageLocked, withImageLock } from './lock.js'
-import { IMAGE_NAME, machineArch, parsePulledFolder, type Arch } from './names.js'
+import type { ImageSource } from './manifest.js'
+import { IMAGE_NAME, machineArch, parsePulledFolder } from './names.js'
 
 export { readJson, touch } from '../files.js'
+export type { ImageSource } from './manifest.js'
 
 export const imagesRoot = (cacheRoot: string) => path.join(cacheRoot, 'images')
-
-/** What a pulled image's manifest says about where it came from. */
-export interface ImageSource {
-  repo: string
-  tag: string
-  arch: Arch
-  /** The release asset's API URL (never with a token). */
-  assetUrl: string
-  pulledAt: string
-  sizeBytes: number
-  /** The stack-auth/stack-auth commit the release says it was built from; absent when it does not say. */
-  commit?: string
-  /** Where the release said it: its tag's sha8, its notes, or its target. */
-  commitFrom?: 'tag' | 'body' | 'target_commitish'
-  /** The user's own files used instead of the shipped ones (`image pull --manifest`, `--base-env`), as given. */
-  userFiles?: { manifest?: string; baseEnv?: string }
-}
 
 export interface CachedImage {
   /** `stack-auth` (pulled) or `fixture` (built here). */
@@ -177,24 +162,24 @@ export async function pruneCache(cacheRoot: string, olderThanDays: number, onLog
     result.freedBytes += await removeFolder(snapshot.dir)
     result.snapshots.push(snapshot.dir)
   }
-  for (const root of [imagesRoot(cacheRoot), snapshotsRoot(cacheRoot)]) {
-    for (const entry of await fs.readdir(root).catch(() => [] as string[])) {
-      const file = path.join(root, entry)
-      const owner = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/.exec(entry)
-      const part = /^(.+)\.part(?:\.json)?$/.exec(entry)
-      const stalePart =
-        part &&
-        (await fs.stat(file).then(
-          (st) => st.mtimeMs,
-          () => now,
-        )) < cutoff &&
-        !(await isImageLocked(path.join(root, part[1]!)))
-      // A refused capture's record (drivers/qemu/snapshot.ts): a prune is how a user asks for another try.
-      const refusal = root === snapshotsRoot(cacheRoot) && entry.endsWith('.refused.json')
-      if (!(owner && !isProcessAlive(Number(owner[1]))) && !stalePart && !refusal) continue
-      result.freedBytes += await removeFolder(file)
-      result.leftovers.push(file)
-    }
+  const root = imagesRoot(cacheRoot)
+  const leftovers: string[] = []
+  for (const entry of await fs.readdir(root).catch(() => [] as string[])) {
+    const file = path.join(root, entry)
+    const owner = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/.exec(entry)
+    const part = /^(.+)\.part(?:\.json)?$/.exec(entry)
+    const stalePart =
+      part &&
+      (await fs.stat(file).then(
+        (st) => st.mtimeMs,
+        () => now,
+      )) < cutoff &&
+      !(await isImageLocked(path.join(root, part[1]!)))
+    if ((owner && !isProcessAlive(Number(owner[1]))) || stalePart) leftovers.push(file)
+  }
+  for (const file of [...leftovers, ...(await storeLeftovers(cacheRoot))]) {
+    result.freedBytes += await removeFolder(file)
+    result.leftovers.push(file)
   }
   return result
 }

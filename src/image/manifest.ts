@@ -7,13 +7,20 @@ import path from 'node:path'
 import { StackEmulatorError } from '../errors.js'
 import { checkPathPart } from '../instance/paths.js'
 import { fixtureRuntimeEnv } from '../stack/runtime-env.js'
-import type { ImageSource } from './cache.js'
 import { ARCHES, type Arch } from './names.js'
 
 export interface HealthCheck {
   path: string
   /** Expected HTTP status. @default 200 */
   status: number
+}
+
+/** The one default of a health check: HTTP 200. */
+export const DEFAULT_HEALTH_STATUS = 200
+
+/** `services` with every health check's status filled in: each loader applies it once, and no reader again. */
+export function withHealthDefaults<S extends { health?: { path: string; status?: number } }>(services: S[]): S[] {
+  return services.map((s) => (s.health ? { ...s, health: { ...s.health, status: s.health.status ?? DEFAULT_HEALTH_STATUS } } : s))
 }
 
 export interface ServiceSpec {
@@ -71,6 +78,23 @@ export type Firmware = 'default' | 'uefi'
 export interface EndpointRef {
   service: string
   path: string
+}
+
+/** What a pulled image's manifest says about where it came from. */
+export interface ImageSource {
+  repo: string
+  tag: string
+  arch: Arch
+  /** The release asset's API URL (never with a token). */
+  assetUrl: string
+  pulledAt: string
+  sizeBytes: number
+  /** The stack-auth/stack-auth commit the release says it was built from; absent when it does not say. */
+  commit?: string
+  /** Where the release said it: its tag's sha8, its notes, or its target. */
+  commitFrom?: 'tag' | 'body' | 'target_commitish'
+  /** The user's own files used instead of the shipped ones (`image pull --manifest`, `--base-env`), as given. */
+  userFiles?: { manifest?: string; baseEnv?: string }
 }
 
 export interface ImageManifest {
@@ -140,6 +164,7 @@ export async function loadManifest(file: string, env: NodeJS.ProcessEnv = proces
   }
   const manifest = { ...raw, file: path.resolve(file), dir: path.dirname(path.resolve(file)) } as ImageManifest
   validate(manifest, file)
+  manifest.services = withHealthDefaults(manifest.services)
   if (manifest.runtimeVolume) manifest.runtimeVolume.env = { ...manifest.runtimeVolume.env, ...fixtureRuntimeEnv(manifest.name, env) }
   await assertFile(path.join(manifest.dir, manifest.disk), file)
   for (const source of Object.values(manifest.runtimeVolume?.files ?? {})) await assertFile(path.resolve(manifest.dir, source), file)

@@ -1,9 +1,8 @@
 /** What tests get from both integrations: the Vitest `inject('stackEmulator')` and the Playwright fixture. */
 import type { Emulator } from '../client/acquire.js'
-import { seedIdentity, validateOptions, type EmulatorOptions } from '../client/options.js'
+import { instanceName, seedIdentity, validateOptions, type EmulatorOptions } from '../client/options.js'
 import { StackEmulatorError, badOption } from '../errors.js'
 import { resolveProjectIsolation, type MintedProject, type ProjectIsolationOptions, type ProjectIsolationPlan } from '../client/projects.js'
-import { readSettings } from '../settings.js'
 import type { Isolation } from '../supervisor/protocol.js'
 
 export interface StackEmulatorContext {
@@ -152,7 +151,7 @@ export function workerOptions(plan: IntegrationPlan, workerIndex: number): Emula
       fix: 'Drop the ports option, or use isolation "suite".',
     })
   }
-  return { ...rest, name: `${name ?? readSettings().name}-worker-${workerIndex}`, seedVersion: seedIdentity({ seed, seedVersion }) || undefined }
+  return { ...rest, name: `${instanceName(name)}-worker-${workerIndex}`, seedVersion: seedIdentity({ seed, seedVersion }) || undefined }
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { startDriver } from '../drivers/select.js'
+import { driverFor } from '../drivers/registry.js'
 import { claimOwnership } from '../instance/lock.js'
 import { ALREADY_OWNED_EXIT_CODE, type SupervisorConfig } from './config.js'
 import { Supervisor } from './supervisor.js'
@@ -28,8 +28,10 @@ if (!ownership) {
 const config = JSON.parse(await fs.readFile(configPath, 'utf8')) as SupervisorConfig
 const request = config.checkpoint
 const checkpoint = request && { slot: checkpointSlot(request.configFile), check: (meta: unknown) => checkpointMisfit(request, meta) }
-const { manifest, start } = await startDriver(config, checkpoint)
-const supervisor = new Supervisor(config, manifest, start)
+const { manifest, start } = await driverFor(config.driver.kind).open(config.manifestPath)
+const supervisor = new Supervisor(config, manifest, (hooks) =>
+  start({ ...config.driver, settings: config.settings, instanceDir: config.paths.dir, checkpoint, ...hooks }),
+)
 await supervisor.listen()
 for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
   process.on(signal, () => void supervisor.shutdown(`received ${signal}`))

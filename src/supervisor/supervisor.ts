@@ -12,7 +12,7 @@ import { mintCredentials } from '../stack/credentials.js'
 import { dropProjectCopies, PROJECT_COPIES, writeProjectCopy } from '../stack/project-copy.js'
 import type { StackCredentials } from '../stack/environment.js'
 import { ResetNotDone, type RunningInstance } from '../drivers/types.js'
-import type { ImageManifest } from '../image/manifest.js'
+import type { EmulatorManifest } from '../drivers/manifest.js'
 import { ensureInstanceDir } from '../instance/paths.js'
 import { isSameProcessAlive } from '../instance/process-alive.js'
 import { HELLO_TIMEOUT_MS, type InstanceState, type SupervisorConfig } from './config.js'
@@ -103,7 +103,7 @@ export class Supervisor {
 
   constructor(
     private readonly config: SupervisorConfig,
-    private readonly manifest: Pick<ImageManifest, 'name' | 'fingerprint' | 'credentials'>,
+    private readonly manifest: Pick<EmulatorManifest, 'name' | 'fingerprint' | 'credentials'>,
     startVm: StartVm,
     /** How the process ends once stopped (tests pass their own). */
     private readonly exit: () => void = () => process.exit(0),

@@ -125,6 +125,31 @@ for (const driver of drivers) {
       })
     }
 
+    it('stack-emulator status, reset, logs and stop work on its instance', async () => {
+      await using emulator = await acquire({ ...options('ops'), onLog: () => {} })
+      const cli = (...args: string[]) => execa(process.execPath, [cliPath, ...args, '--name', emulator.name], { reject: false })
+      const status = await cli('status', '--json')
+      expect(status.exitCode, status.stderr).toBe(0)
+      expect(JSON.parse(status.stdout)).toMatchObject({ running: true, healthy: true, vm: { driver, urls: emulator.services } })
+      const reset = await cli('reset', '--force', '--json')
+      if (driver === 'external') {
+        expect(reset.exitCode).not.toBe(0)
+        expect(reset.stderr).toMatch(/cannot be reset from here/)
+      } else {
+        expect(reset.exitCode, reset.stderr).toBe(0)
+        expect(JSON.parse(reset.stdout)).toMatchObject({ name: emulator.name, origin: 'cold-boot' })
+      }
+      const logs = await cli('logs')
+      expect(logs.exitCode, logs.stderr).toBe(0)
+      expect(logs.stderr).toMatch(/no console or services' output to read here; its supervisor's log: stack-emulator logs --supervisor/)
+      const supervisor = await cli('logs', '--supervisor')
+      expect(supervisor.exitCode, supervisor.stderr).toBe(0)
+      const stopped = await cli('stop', '--json')
+      expect(JSON.parse(stopped.stdout)).toEqual({ name: emulator.name, stopped: true })
+      expect((await cli('status')).exitCode).toBe(3)
+      if (driver === 'external') expect((await fetch(`${remote!.backendUrl}/health`)).status).toBe(200) // not ours to stop
+    })
+
     it('two suites share one instance; the last lease out stops it; SIGKILLed runners leak nothing', async () => {
       const [a, b] = [spawnAcquirer({ ...options('shared'), onLog: undefined }), spawnAcquirer(options('shared'))]
       const [ra, rb] = [await a.next(), await b.next()]

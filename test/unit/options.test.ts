@@ -1,24 +1,22 @@
 /** One options pipeline: defaults once, bounds named, the image's services and a running VM respected. */
 import { describe, expect, it } from 'vitest'
 import { DEFAULTS, assertCompatible, driverOptions, maxMemoryMb, resolveOptions } from '../../src/client/options.js'
-import type { ImageManifest } from '../../src/image/manifest.js'
+import type { EmulatorManifest } from '../../src/drivers/manifest.js'
 import { readSettings } from '../../src/settings.js'
 
 const settings = readSettings({ STACK_EMULATOR_HOME: '/tmp/x' })
-const manifest = {
+// As the QEMU driver resolves an image: its arch filled in (amd64 when the image says none).
+const manifest: EmulatorManifest = {
   name: 'img',
   fingerprint: 'f',
   memoryMb: 512,
-  cpus: 2,
-  disk: 'd',
+  arch: 'amd64',
   file: '/m.json',
-  dir: '/',
-  boot: { kind: 'disk' },
   services: [
     { name: 'backend', guestPort: 8102, hostPort: 26701 },
     { name: 'dashboard', guestPort: 8101 },
   ],
-} as ImageManifest
+}
 
 describe('resolveOptions', () => {
   it('fills every default in one place, from the settings where the environment has one', () => {
@@ -91,7 +89,7 @@ describe('the arch option', () => {
   })
 
   it("must be the image's arch when given", () => {
-    const arm = { ...manifest, arch: 'arm64' } as ImageManifest
+    const arm: EmulatorManifest = { ...manifest, arch: 'arm64' }
     expect(() => driverOptions(resolveOptions({ arch: 'amd64' }, settings), manifest)).not.toThrow()
     expect(() => driverOptions(resolveOptions({ arch: 'arm64' }, settings), arm)).not.toThrow()
     expect(() => driverOptions(resolveOptions({}, settings), arm)).not.toThrow()

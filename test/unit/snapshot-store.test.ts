@@ -21,6 +21,8 @@ import {
   rememberRefusal,
   removeAbandoned,
   snapshotDir,
+  snapshotsRoot,
+  storeLeftovers,
   snapshotFiles,
   writeRecord,
   type SnapshotRecord,
@@ -97,6 +99,18 @@ describe('the snapshot store', () => {
     for (const name of ['a.staging-999999', 'b.trash-999998-17', `c.staging-${process.pid}`, 'd-0123456789abcdef']) fs.mkdirSync(path.join(root, name))
     await removeAbandoned(root)
     expect(fs.readdirSync(root).sort()).toEqual([`c.staging-${process.pid}`, 'd-0123456789abcdef'])
+  })
+
+  it("names what a prune removes at once from its own layout: dead processes' staging and trash, refusals; never a slot or a live staging", async () => {
+    const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'se-leftovers-'))
+    const root = snapshotsRoot(cache)
+    for (const name of ['a.staging-999999', 'b.trash-999998-17', `c.staging-${process.pid}`, 'd-0123456789abcdef'])
+      fs.mkdirSync(path.join(root, name), { recursive: true })
+    fs.writeFileSync(path.join(root, 'd-0123456789abcdef.refused.json'), '{}')
+    expect((await storeLeftovers(cache)).sort()).toEqual(
+      ['a.staging-999999', 'b.trash-999998-17', 'd-0123456789abcdef.refused.json'].map((n) => path.join(root, n)),
+    )
+    expect(await storeLeftovers(path.join(cache, 'none'))).toEqual([])
   })
 
   it('drops the checkpoints no restore can use: over an earlier capture, or retired; keeps the rest and one being saved', async () => {

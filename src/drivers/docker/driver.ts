@@ -14,13 +14,14 @@ import path from 'node:path'
 import { StackEmulatorError } from '../../errors.js'
 import { Stopwatch } from '../../stopwatch.js'
 import { HostShare } from '../host-share.js'
+import { serviceUrls } from '../manifest.js'
 import type { ServiceManifest } from '../service-manifest.js'
 import type { Capabilities, Driver, DriverStartOptions, ResetResult, RunningInstance } from '../types.js'
 import type { WaitStrategy } from 'testcontainers'
 import { connectEngine, hasBridge, isLocal, loadTestcontainers, type Testcontainers } from './engine.js'
 import { ensureContainerImage } from './image.js'
 
-export type ContainerStartOptions = Omit<DriverStartOptions, 'manifest'> & { manifest: ServiceManifest }
+export type ContainerStartOptions = DriverStartOptions & { manifest: ServiceManifest }
 
 const INSTANCE_LABEL = 'stack-emulator.instance'
 const LIFELINE_MOUNT = '/run/stack-emulator-lifeline'
@@ -95,7 +96,7 @@ class DockerInstance implements RunningInstance {
     this.lifeline = await this.openLifeline()
     this.container = await this.startContainer()
     const host = this.container.getHost() === 'localhost' ? '127.0.0.1' : this.container.getHost()
-    this.urls = Object.fromEntries(manifest.services.map((s) => [s.name, `http://${host}:${this.ports[s.name]}`]))
+    this.urls = serviceUrls(manifest.services, host, this.ports)
     stopwatch.lap('container start to healthy')
     this.startupPhases = stopwatch.phases
   }
@@ -114,7 +115,7 @@ class DockerInstance implements RunningInstance {
     const checks = manifest.services
       .filter((s) => s.health)
       .map((s) => {
-        const wait = tc.Wait.forHttp(s.health!.path, s.guestPort).forStatusCode(s.health!.status ?? 200)
+        const wait = tc.Wait.forHttp(s.health!.path, s.guestPort).forStatusCode(s.health!.status)
         return this.bridge ? wait : new HostNetworkWait(tc, wait, s.guestPort, this.ports[s.name]!)
       })
     const Container = autoRemoved(tc, this.local ? '127.0.0.1' : undefined)

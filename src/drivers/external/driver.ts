@@ -8,19 +8,18 @@ import { httpRequest } from '../../http.js'
 import { StackEmulatorError } from '../../errors.js'
 import { Stopwatch } from '../../stopwatch.js'
 import { waitHealthy } from '../../stack/readiness.js'
+import { healthTargets } from '../manifest.js'
 import type { ServiceManifest } from '../service-manifest.js'
 import type { Capabilities, Driver, DriverStartOptions, ResetResult, RunningInstance } from '../types.js'
 
-export type ExternalStartOptions = Omit<DriverStartOptions, 'manifest'> & { manifest: ServiceManifest & { reset?: { service: string; path: string } } }
+export type ExternalStartOptions = DriverStartOptions & { manifest: ServiceManifest & { reset?: { service: string; path: string } } }
 
 export const externalDriver: Driver<ServiceManifest> = {
   name: 'external',
   async start(options: ExternalStartOptions): Promise<RunningInstance> {
     const stopwatch = new Stopwatch()
     const urls = checkUrls(options)
-    const targets = options.manifest.services
-      .filter((s) => s.health && urls[s.name])
-      .map((s) => ({ name: s.name, url: urls[s.name]!.replace(/\/+$/, '') + s.health!.path, status: s.health!.status ?? 200 }))
+    const targets = healthTargets(options.manifest.services, urls)
     options.progress(`checking the emulator at ${urls.backend ?? Object.values(urls)[0]}`)
     try {
       await waitHealthy({ targets, timeoutMs: options.bootTimeoutMs, intervalMs: 250 })

@@ -30,7 +30,7 @@ import {
   type SnapshotRecord,
 } from './snapshot.js'
 import { local, localFailure } from '../../local-failure.js'
-import { afterLaunch, uefiFirmware, firstLine, healthTargets, resolvedForwards, seedDigest, seedFiles, type Context } from './launch.js'
+import { afterLaunch, uefiFirmware, firstLine, forwardedHealthTargets, resolvedForwards, seedDigest, seedFiles, type Context } from './launch.js'
 import { guestReadFile, withGuestAgent } from './guest-agent.js'
 import { runtimeVolumeDigest, writeRuntimeVolume } from './runtime-volume.js'
 import { pollUntil } from '../../poll.js'
@@ -137,7 +137,7 @@ async function capture(ctx: Context, dir: string, fingerprint: SnapshotFingerpri
     })
     await afterLaunch(ctx, proc, forwards, ctx.options.bootTimeoutMs, consoleLog)
     // Warm up: a second round of requests, so the snapshot holds hot processes and connections.
-    const targets = healthTargets(ctx.manifest, await resolvedForwards(proc, forwards))
+    const targets = forwardedHealthTargets(ctx.manifest, await resolvedForwards(proc, forwards))
     for (const target of targets) await httpRequest(target.url, { timeoutMs: 10_000 })
     // The agent must answer now, or no restore could mount the share or set the clock.
     if (ctx.manifest.guestAgent) {

@@ -9,6 +9,7 @@ import { httpRequest } from '../../http.js'
 import type { DriverStartOptions } from '../types.js'
 import { packageRoot } from '../../package-root.js'
 import { waitHealthy, type HealthTarget } from '../../stack/readiness.js'
+import { healthTargets, serviceUrls } from '../manifest.js'
 import { StackEmulatorError } from '../../errors.js'
 import { sha256 } from '../../digest.js'
 import { platform, type ImageManifest } from '../../image/manifest.js'
@@ -28,8 +29,11 @@ import { pollUntil } from '../../poll.js'
 
 const RESTORE_TIMEOUT_MS = 30_000
 
+/** What the QEMU driver starts: the options with its image manifest. */
+export type QemuStartOptions = DriverStartOptions & { manifest: ImageManifest }
+
 export interface Context {
-  options: DriverStartOptions
+  options: QemuStartOptions
   manifest: ImageManifest
   binary: string
   shape: MachineShape
@@ -225,7 +229,7 @@ export async function afterLaunch(ctx: Context, proc: QemuProcess, requested: Fo
         .join(', ')}`,
     )
     await waitHealthy({
-      targets: healthTargets(ctx.manifest, forwards),
+      targets: forwardedHealthTargets(ctx.manifest, forwards),
       timeoutMs,
       // A restored guest answers within a few hundred ms: probe it eagerly.
       intervalMs: timeoutMs <= RESTORE_TIMEOUT_MS ? 10 : 50,
@@ -259,7 +263,7 @@ async function waitRunning(proc: QemuProcess, timeoutMs: number): Promise<void> 
 
 /** A restored guest wakes with the snapshot's clock: push the host's time through the image's clock endpoint. */
 async function pushGuestClock(manifest: ImageManifest & { clock: NonNullable<ImageManifest['clock']> }, forwards: Forward[]): Promise<void> {
-  const url = serviceUrls(manifest, forwards)[manifest.clock.service] + manifest.clock.path
+  const url = forwardedUrls(manifest, forwards)[manifest.clock.service] + manifest.clock.path
   const { status } = await httpRequest(url, { method: 'POST', json: { epoch_ms: Date.now() }, timeoutMs: 5000 })
   if (status !== 200) {
     throw new StackEmulatorError(`Setting the guest clock failed (HTTP ${status} from ${url})`, { code: 'SNAPSHOT' })
@@ -272,18 +276,14 @@ export async function resolvedForwards(proc: QemuProcess, requested: Forward[]):
   return requested.map((f) => ({ guestPort: f.guestPort, hostPort: bound.find((b) => b.guestPort === f.guestPort)?.hostPort ?? f.hostPort }))
 }
 
-export function serviceUrls(manifest: ImageManifest, forwards: Forward[]): Record<string, string> {
-  const urls: Record<string, string> = {}
-  for (const service of manifest.services) {
-    const forward = forwards.find((f) => f.guestPort === service.guestPort)
-    if (forward) urls[service.name] = `http://127.0.0.1:${forward.hostPort}`
-  }
-  return urls
+/** Base URL per service, on the host ports QEMU forwards to its guest ports. */
+export function forwardedUrls(manifest: ImageManifest, forwards: Forward[]): Record<string, string> {
+  const ports = Object.fromEntries(manifest.services.map((s) => [s.name, forwards.find((f) => f.guestPort === s.guestPort)?.hostPort]))
+  return serviceUrls(manifest.services, '127.0.0.1', ports)
 }
 
-export function healthTargets(manifest: ImageManifest, forwards: Forward[]): HealthTarget[] {
-  const urls = serviceUrls(manifest, forwards)
-  return manifest.services.filter((s) => s.health).map((s) => ({ name: s.name, url: urls[s.name] + s.health!.path, status: s.health!.status ?? 200 }))
+export function forwardedHealthTargets(manifest: ImageManifest, forwards: Forward[]): HealthTarget[] {
+  return healthTargets(manifest.services, forwardedUrls(manifest, forwards))
 }
 
 export function seedFiles(): { metaData: string; userData: string } {

@@ -275,13 +275,32 @@ export async function discardSnapshot(dir: string): Promise<void> {
   await fs.rm(trash, { recursive: true, force: true })
 }
 
+/** A staging or trash folder, and the pid of the process it belongs to. */
+const OWNED = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/
+
 /** Staging and trash folders left by a capture whose process was killed, and the holds of dead VMs. */
 export async function removeAbandoned(snapshotsRoot: string): Promise<void> {
   const entries = await fs.readdir(snapshotsRoot).catch(() => [] as string[])
   for (const entry of entries) {
-    const owner = /\.(?:staging|trash)-(\d+)(?:-\d+)?$/.exec(entry) ?? HOLD.exec(entry)
+    const owner = OWNED.exec(entry) ?? HOLD.exec(entry)
     if (owner && !isProcessAlive(Number(owner[1]))) await fs.rm(path.join(snapshotsRoot, entry), { recursive: true, force: true })
   }
+}
+
+/**
+ * What `image prune` removes from the store at once, whatever its age: the staging and trash
+ * folders of processes that died, and every refused capture's record (a prune is how a user asks
+ * for another try). The store owns its layout: the image cache asks it, never parses its names.
+ */
+export async function storeLeftovers(cacheRoot: string): Promise<string[]> {
+  const root = snapshotsRoot(cacheRoot)
+  const entries = await fs.readdir(root).catch(() => [] as string[])
+  return entries
+    .filter((entry) => {
+      const owner = OWNED.exec(entry)
+      return (owner && !isProcessAlive(Number(owner[1]))) || entry.endsWith(REFUSAL_SUFFIX)
+    })
+    .map((entry) => path.join(root, entry))
 }
 
 /** Serializes captures of one snapshot across processes. */
@@ -406,7 +425,7 @@ export async function boundSeededSnapshots(cacheRoot: string, max: number, keep:
  * A capture QEMU refused (the guest booted and answered, yet its state would not save, e.g. a
  * share the guest holds): remembered beside the slot, so that later starts cold-boot at once
  * instead of paying for a capture that fails again. A new image or QEMU is another slot; `image
- * prune` drops every record (image/cache.ts).
+ * prune` drops every record (storeLeftovers).
  */
 export interface CaptureRefusal {
   reason: string

@@ -6,12 +6,13 @@
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import type {
+  Capabilities,
   CheckpointCheck,
   CheckpointOpened,
   CheckpointPolicy,
-  DriverStartOptions,
+  Checkpoints,
   ResetResult,
-  RunningVm,
+  RunningInstance,
   ServiceLogQuery,
   ServiceLogs,
   VmOrigin,
@@ -32,8 +33,9 @@ import {
   privateRamCopies,
   qmpSocketPath,
   resolvedForwards,
-  serviceUrls,
+  forwardedUrls,
   type Context,
+  type QemuStartOptions,
   type Mode,
   type Slot,
   type SnapshotMode,
@@ -49,7 +51,7 @@ import { formatBytes } from '../../files.js'
 import { pollUntil } from '../../poll.js'
 import { HostShare } from '../host-share.js'
 
-export async function startQemuVm(options: DriverStartOptions): Promise<RunningVm> {
+export async function startQemuVm(options: QemuStartOptions): Promise<QemuVm> {
   const { manifest, settings } = options
   const stopwatch = new Stopwatch()
   const qemu = await findQemu(qemuBinaryFor(platform(manifest).arch, settings.qemu.binary), settings.cacheRoot)
@@ -100,7 +102,7 @@ export async function startQemuVm(options: DriverStartOptions): Promise<RunningV
 }
 
 /** An image that bakes its host ports into its snapshot cannot take ports chosen at launch. */
-function assertFixedPorts({ manifest, ports }: DriverStartOptions): void {
+function assertFixedPorts({ manifest, ports }: QemuStartOptions): void {
   if (!manifest.runtimeVolume?.hostPortsInSnapshot) return
   const unset = manifest.services.filter((s) => !ports[s.name]).map((s) => s.name)
   if (unset.length === 0) return
@@ -147,7 +149,12 @@ interface Checkpointing {
   hold?: SnapshotHold
 }
 
-class QemuVm implements RunningVm {
+/** The QEMU driver's running instance: one VM, relaunched in place by resets. */
+export class QemuVm implements RunningInstance {
+  readonly driver = 'qemu'
+  readonly capabilities: Capabilities
+  /** Present when restored from a ready snapshot: a cold-booted VM has none to checkpoint over. */
+  readonly checkpoints: Checkpoints | undefined
   private stopped = false
   /** A checkpoint being seeded: the running VM was launched over it. */
   private staged: { mode: SnapshotMode; dir: string; slot: string } | undefined
@@ -174,6 +181,14 @@ class QemuVm implements RunningVm {
     private readonly checkpointing: Checkpointing | undefined,
   ) {
     this.shared = ctx.share
+    this.capabilities = { snapshots: true, reset: true, clock: Boolean(ctx.manifest.clock || ctx.manifest.guestAgent), lifecycle: true }
+    this.checkpoints = checkpointing && {
+      get current() {
+        return checkpointing.current
+      },
+      open: (slot, check, stage) => this.openCheckpoint(slot, check, stage),
+      save: (meta, policy) => this.saveCheckpoint(meta, policy),
+    }
   }
 
   static async create(ctx: Context, mode: Mode, requested: Forward[], fresh: boolean, checkpointing?: Checkpointing): Promise<QemuVm> {
@@ -189,7 +204,7 @@ class QemuVm implements RunningVm {
         mode.kind === 'snapshot' ? 'snapshot' : 'cold-boot',
         checkpointing,
       )
-      vm.urls = serviceUrls(ctx.manifest, vm.forwards)
+      vm.urls = forwardedUrls(ctx.manifest, vm.forwards)
       vm.startupPhases = ctx.stopwatch?.phases ?? {}
       vm.watch(proc)
       return vm
@@ -199,8 +214,9 @@ class QemuVm implements RunningVm {
     }
   }
 
-  get pid(): number {
-    return this.proc.pid
+  /** The QEMU process's id. */
+  get id(): string {
+    return String(this.proc.pid)
   }
 
   get accel(): string {
@@ -223,15 +239,6 @@ class QemuVm implements RunningVm {
       }, true)
     }
     return { durationMs: Math.round(performance.now() - started), origin: this.origin }
-  }
-
-  get checkpointable(): boolean {
-    return this.checkpointing !== undefined
-  }
-
-  /** The checkpoint resets return to now. */
-  get checkpoint(): { slot: string; meta: unknown } | undefined {
-    return this.checkpointing?.current
   }
 
   /**
