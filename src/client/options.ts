@@ -14,7 +14,7 @@ import { DRIVER_NAMES, type DriverName } from '../drivers/names.js'
 import type { DriverOptions } from '../drivers/types.js'
 import type { EmulatorManifest } from '../drivers/manifest.js'
 import { driverFor } from '../drivers/registry.js'
-import type { Emulator } from './acquire.js'
+import type { Emulator } from './emulator.js'
 
 export type { DriverOptions }
 
