@@ -1,12 +1,11 @@
 /**
- * Every environment variable the package reads, in one place (the README lists the same); a
- * driver's own variables are read by its module (drivers/qemu/settings.ts), called from here.
- * It imports only the drivers' leaves (names.ts, qemu/settings.ts), which import nothing back.
+ * Every environment variable the package reads, in one place (the README lists the same), read
+ * once in the client and sent to the supervisor in its config file. A driver's own variables are
+ * read and checked by its module (drivers/<driver>/settings.ts) from `env`: this file, at the
+ * bottom of the layers, names no driver and imports none.
  */
 import os from 'node:os'
 import path from 'node:path'
-import { readQemuSettings, type QemuSettings } from './drivers/qemu/settings.js'
-import { DEFAULT_DRIVER, DRIVER_NAMES, type DriverName } from './drivers/names.js'
 import { StackEmulatorError } from './errors.js'
 
 export interface Settings {
@@ -34,14 +33,14 @@ export interface Settings {
   logLevel: LogLevel
   /** logLevel is `debug`: the driver's command lines go into the supervisor log. */
   debug: boolean
-  /** Default driver (STACK_EMULATOR_DRIVER). */
-  driver: DriverName
+  /** Default driver (STACK_EMULATOR_DRIVER), as given: the client checks it against the drivers' names (client/options.ts). */
+  driver: string | undefined
   /** External driver: base URL per service, from STACK_EMULATOR_<SERVICE>_URL. */
   urls: Record<string, string>
   /** External driver: the internal project's publishable key (STACK_EMULATOR_INTERNAL_KEY). */
   internalKey: string | undefined
-  /** The QEMU driver's own settings (STACK_EMULATOR_QEMU, STACK_EMULATOR_ACCEL, STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS), read by its module. */
-  qemu: QemuSettings
+  /** Every STACK_EMULATOR_* variable, for the drivers' own settings (the QEMU driver's binary, accelerator and seeded-snapshot bound). */
+  env: Record<string, string>
 }
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -57,14 +56,14 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     pullIdleTimeoutMs: pullIdleTimeoutMs(env.STACK_EMULATOR_PULL_IDLE_TIMEOUT),
     logLevel: readLogLevel(env),
     debug: readLogLevel(env) === 'debug',
-    driver: driverName(env.STACK_EMULATOR_DRIVER),
+    driver: env.STACK_EMULATOR_DRIVER || undefined,
     urls: Object.fromEntries(
       Object.entries(env)
         .filter(([key, value]) => /^STACK_EMULATOR_[A-Z0-9_]+_URL$/.test(key) && key !== 'STACK_EMULATOR_RELEASES_URL' && value)
         .map(([key, value]) => [key.slice('STACK_EMULATOR_'.length, -'_URL'.length).toLowerCase().replace(/_/g, '-'), value!]),
     ),
     internalKey: env.STACK_EMULATOR_INTERNAL_KEY || undefined,
-    qemu: readQemuSettings(env),
+    env: Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[0].startsWith('STACK_EMULATOR_') && entry[1] !== undefined)),
   }
 }
 
@@ -82,17 +81,6 @@ export function readLogLevel(env: NodeJS.ProcessEnv = process.env): LogLevel {
     })
   }
   return value as LogLevel
-}
-
-function driverName(value: string | undefined): DriverName {
-  if (!value) return DEFAULT_DRIVER
-  if (!(DRIVER_NAMES as string[]).includes(value)) {
-    throw new StackEmulatorError(`STACK_EMULATOR_DRIVER must be one of ${DRIVER_NAMES.join(', ')}; got ${JSON.stringify(value)}`, {
-      code: 'BAD_OPTION',
-      fix: `Unset it for ${DEFAULT_DRIVER}.`,
-    })
-  }
-  return value as DriverName
 }
 
 const GITHUB_API = 'https://api.github.com'

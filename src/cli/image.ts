@@ -6,6 +6,7 @@ import { describeDownload, formatBytes } from '../image/download.js'
 import { ensureFixtureImage } from '../image/fixture.js'
 import { IMAGE_NAME, assetName, hostArch, parseImageRef } from '../image/names.js'
 import { log } from '../log.js'
+import { snapshotStore } from '../drivers/registry.js'
 import { readSettings } from '../settings.js'
 import { usageError, type ParsedArgs } from './args.js'
 import { print } from './output.js'
@@ -52,9 +53,9 @@ export async function imagePull(args: ParsedArgs): Promise<number> {
 
 export async function imageList(args: ParsedArgs): Promise<number> {
   const settings = readSettings()
-  const images = await listImages(settings.cacheRoot)
+  const images = await listImages(settings.cacheRoot, snapshotStore)
   if (args.json) {
-    print({ images, maxSeededSnapshots: settings.qemu.maxSeededSnapshots })
+    print({ images, maxSeededSnapshots: snapshotStore.maxSeeded(settings.env) })
     return 0
   }
   if (images.length === 0) {
@@ -86,7 +87,7 @@ export async function imageRm(args: ParsedArgs): Promise<number> {
   }
   if (target.kind === 'path') throw usageError(`"${wanted}" is not an image name: use ${IMAGE_NAME}, ${IMAGE_NAME}@<tag> or fixture`, 'image rm')
   const cacheRoot = readSettings().cacheRoot
-  const cached = await listImages(cacheRoot)
+  const cached = await listImages(cacheRoot, snapshotStore)
   const matching = cached.filter((i) => (target.kind === 'fixture' ? i.name === 'fixture' : i.name === IMAGE_NAME && (!target.tag || i.tag === target.tag)))
   if (matching.length === 0) {
     throw new StackEmulatorError(`No cached image is ${wanted} (cached: ${cached.map(ref).join(', ') || 'none'})`, {
@@ -94,7 +95,7 @@ export async function imageRm(args: ParsedArgs): Promise<number> {
       fix: '`stack-emulator image list` shows what is cached.',
     })
   }
-  const freedBytes = await removeImages(cacheRoot, matching, log)
+  const freedBytes = await removeImages(cacheRoot, snapshotStore, matching, log)
   if (args.json) print({ removed: matching, freedBytes })
   else process.stdout.write(`Removed ${matching.map((i) => `${ref(i)} (${i.arch})`).join(', ')} and their snapshots; freed ${formatBytes(freedBytes)}.\n`)
   return 0
@@ -102,7 +103,7 @@ export async function imageRm(args: ParsedArgs): Promise<number> {
 
 export async function imagePrune(args: ParsedArgs): Promise<number> {
   const days = args.image.olderThanDays ?? DEFAULT_PRUNE_DAYS
-  const result = await pruneCache(readSettings().cacheRoot, days, log)
+  const result = await pruneCache(readSettings().cacheRoot, snapshotStore, days, log)
   if (args.json) {
     print({ olderThanDays: days, ...result })
     return 0

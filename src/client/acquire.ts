@@ -17,7 +17,7 @@ import { readConfigFile } from '../stack/config-file.js'
 import { headerGenerationWarning } from '../stack/header-generation.js'
 import { mailFor, type MailClient } from '../stack/mail.js'
 import { signInHelpers, type PasswordSignIn, type SignInHelpers, type TestUser, type UserSession } from '../stack/test-users.js'
-import type { AcquireResult, CheckpointRequest, SeedSource, VmInfo } from '../supervisor/protocol.js'
+import type { AcquireResult, CheckpointRequest, SeedSource, InstanceInfo } from '../supervisor/protocol.js'
 import { attachExisting, spawnSupervisor, type Attached } from './attach.js'
 import { mintProject, type MintedProject } from './projects.js'
 import type { SupervisorConnection } from './connection.js'
@@ -189,7 +189,7 @@ class EmulatorHandle implements Emulator {
     private readonly paths: InstancePaths,
     private readonly configFile: string | undefined,
     private readonly connection: SupervisorConnection,
-    private info: VmInfo,
+    private info: InstanceInfo,
     readonly wasReset: boolean,
     readonly lease: number,
   ) {
@@ -222,10 +222,10 @@ class EmulatorHandle implements Emulator {
   get accel(): string {
     return this.info.accel
   }
-  get origin(): VmInfo['origin'] {
+  get origin(): InstanceInfo['origin'] {
     return this.info.origin
   }
-  get driver(): VmInfo['driver'] {
+  get driver(): InstanceInfo['driver'] {
     return this.info.driver
   }
   get id(): string {
@@ -271,13 +271,13 @@ class EmulatorHandle implements Emulator {
 
   /** Saves the VM as this suite's checkpoint (the supervisor asked this lease to seed it). */
   async checkpoint(): Promise<void> {
-    this.info = await this.connection.request<VmInfo>({ op: 'checkpoint' }, CHECKPOINT_TIMEOUT_MS)
+    this.info = await this.connection.request<InstanceInfo>({ op: 'checkpoint' }, CHECKPOINT_TIMEOUT_MS)
     await this.refresh()
   }
 
   async reset(options: { force?: boolean } = {}): Promise<{ durationMs: number }> {
     const started = performance.now()
-    this.info = await this.connection.request<VmInfo>({ op: 'reset', force: options.force ?? false })
+    this.info = await this.connection.request<InstanceInfo>({ op: 'reset', force: options.force ?? false })
     await this.refresh()
     return { durationMs: Math.round(performance.now() - started) }
   }

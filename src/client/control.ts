@@ -8,7 +8,7 @@ import { isHealthy } from '../stack/readiness.js'
 import { driverFor } from '../drivers/registry.js'
 import { healthTargets } from '../drivers/manifest.js'
 import type { ServiceLogQuery, ServiceLogs } from '../drivers/types.js'
-import type { HelloResult, LeaseInfo, StatusResult, VmInfo } from '../supervisor/protocol.js'
+import type { HelloResult, LeaseInfo, StatusResult, InstanceInfo } from '../supervisor/protocol.js'
 import type { InstanceState, SupervisorConfig } from '../supervisor/config.js'
 import { attachExisting, clientInfo } from './attach.js'
 import { instanceName } from './options.js'
@@ -51,11 +51,11 @@ export async function instanceStatus(name?: string, log: (line: string) => void 
  * Resets the instance. `lease`: on behalf of that lease (a test worker of the suite holding it),
  * so only the other suites holding the VM make it refuse.
  */
-export async function resetInstance(name?: string, force = false, lease?: number): Promise<VmInfo | undefined> {
+export async function resetInstance(name?: string, force = false, lease?: number): Promise<InstanceInfo | undefined> {
   const attached = await attachExisting(await ownPathsFor(name), false, quiet)
   if (!attached) return undefined
   try {
-    return await attached.connection.request<VmInfo>({ op: 'reset', force, lease })
+    return await attached.connection.request<InstanceInfo>({ op: 'reset', force, lease })
   } finally {
     attached.connection.close()
   }
@@ -95,7 +95,7 @@ export function instanceFiles(name?: string): InstancePaths {
   return pathsFor(name)
 }
 
-async function servicesHealthy(paths: InstancePaths, vm: VmInfo): Promise<boolean> {
+async function servicesHealthy(paths: InstancePaths, vm: InstanceInfo): Promise<boolean> {
   const config = JSON.parse(await fs.readFile(paths.supervisorConfig, 'utf8')) as SupervisorConfig
   const manifest = await driverFor(config.driver.kind).load(config.manifestPath)
   const checks = healthTargets(manifest.services, vm.urls).map((target) => isHealthy(target, 2000))
@@ -118,7 +118,7 @@ export interface InstanceListing {
   startedAt: string | undefined
   pid: number | undefined
   accel: string | undefined
-  origin: VmInfo['origin'] | undefined
+  origin: InstanceInfo['origin'] | undefined
 }
 
 /**

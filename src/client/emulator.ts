@@ -2,7 +2,7 @@
 import type { StackCredentials } from '../stack/environment.js'
 import type { MailClient } from '../stack/mail.js'
 import type { SignInHelpers } from '../stack/test-users.js'
-import type { VmInfo } from '../supervisor/protocol.js'
+import type { InstanceInfo } from '../supervisor/protocol.js'
 import type { MintedProject } from './projects.js'
 
 export interface EmulatorInfo {
@@ -15,9 +15,9 @@ export interface EmulatorInfo {
   env: Record<string, string>
   credentials: StackCredentials | undefined
   accel: string
-  origin: VmInfo['origin']
+  origin: InstanceInfo['origin']
   /** Which driver runs it. */
-  driver: VmInfo['driver']
+  driver: InstanceInfo['driver']
   /** What the driver runs, in its own terms: a process id, a container id, or a URL it attached to. */
   id: string
 }

@@ -10,7 +10,7 @@ import { log } from '../log.js'
 import { checkArch, parseImageRef, type Arch } from '../image/names.js'
 import { readSettings, type Settings } from '../settings.js'
 import type { Isolation } from '../supervisor/protocol.js'
-import { DRIVER_NAMES, type DriverName } from '../drivers/names.js'
+import { DEFAULT_DRIVER, DRIVER_NAMES, type DriverName } from '../drivers/names.js'
 import type { DriverOptions } from '../drivers/types.js'
 import type { EmulatorManifest } from '../drivers/manifest.js'
 import { driverFor } from '../drivers/registry.js'
@@ -187,9 +187,21 @@ export function instanceName(name: string | undefined, settings: Pick<Settings, 
   return name ?? settings.name
 }
 
+/** STACK_EMULATOR_DRIVER checked against the drivers' names; unset, the default driver. */
+function driverFromEnv(value: string | undefined): DriverName {
+  if (!value) return DEFAULT_DRIVER
+  if (!(DRIVER_NAMES as string[]).includes(value)) {
+    throw new StackEmulatorError(`STACK_EMULATOR_DRIVER must be one of ${DRIVER_NAMES.join(', ')}; got ${JSON.stringify(value)}`, {
+      code: 'BAD_OPTION',
+      fix: `Unset it for ${DEFAULT_DRIVER}.`,
+    })
+  }
+  return value as DriverName
+}
+
 export function resolveOptions(options: EmulatorOptions, settings: Settings): ResolvedOptions {
   validateOptions(options)
-  const driver = options.driver ?? settings.driver
+  const driver = options.driver ?? driverFromEnv(settings.driver)
   return {
     name: instanceName(options.name, settings),
     image: options.image ?? settings.image,

@@ -2,6 +2,7 @@
  * pullImage(): pulls a release of the real Stack Auth emulator image into the cache (see
  * src/image/pull.ts) and, with `warm`, boots it once to capture its ready snapshot.
  */
+import { snapshotStore } from '../drivers/registry.js'
 import { StackEmulatorError, badOption } from '../errors.js'
 import { log } from '../log.js'
 import { readSettings } from '../settings.js'
@@ -61,6 +62,7 @@ export async function pullImage(options: PullOptions = {}): Promise<PullResult> 
     manifestTemplate: manifestTemplate ?? DEFAULT_TEMPLATE,
     baseEnv,
     settings: readSettings(),
+    snapshots: snapshotStore,
     onProgress: onProgress ?? (() => {}),
     onLog,
   })

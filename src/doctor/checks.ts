@@ -1,27 +1,27 @@
 /**
  * `stack-emulator doctor`: what this machine has and lacks for running the VM, building the
  * fixture image and the Playwright examples. Each check is a finding with the command that
- * fixes it; none starts a VM. The driver's own checks come from its module (drivers/qemu/doctor.ts).
+ * fixes it; none starts a VM. The drivers' own checks come from the registry (driverFindings).
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { execa } from 'execa'
-import { qemuFindings } from '../drivers/qemu/doctor.js'
-import { listImages } from '../image/cache.js'
+import { driverFindings } from '../drivers/registry.js'
+import { imageEntries } from '../image/cache.js'
 import { fixtureDir, fixtureFingerprint } from '../image/fixture.js'
 import { rootBuildCommand, rootlessBlockers, USERNS_FILES } from '../image/rootless.js'
 import { IMAGE_NAME, machineArch, parseImageRef, type ImageRef } from '../image/names.js'
 import type { Settings } from '../settings.js'
-import { missing as missingPackage, tool as toolOnPath, type Finding, type Status } from './finding.js'
+import { missing as missingPackage, tool as toolOnPath, type Finding, type Status } from '../finding.js'
 
-export type { Finding, Status } from './finding.js'
+export type { Finding, Status } from '../finding.js'
 
 /** Files at fixed places; tests point them elsewhere. */
 export const SYSTEM_FILES = {
   busybox: '/bin/busybox', // fixtures/image/build.sh copies this one into the initramfs
   syslinuxMbr: '/usr/lib/syslinux/mbr/mbr.bin', // the fixture image's boot record
   chromium: '/usr/bin/chromium',
-  kvm: '/dev/kvm', // the QEMU driver's accelerator (drivers/qemu/doctor.ts)
+  kvm: '/dev/kvm', // the accelerator the driver checks (driverFindings)
   ...USERNS_FILES, // what building the fixture image without root needs (image/rootless.ts)
 }
 
@@ -50,7 +50,7 @@ const IMAGE_TOOLS: [command: string, pkg: string][] = [
 ]
 
 export async function runChecks(ctx: DoctorContext): Promise<Finding[]> {
-  const qemu = await qemuFindings({ qemu: ctx.settings.qemu, cacheRoot: ctx.settings.cacheRoot, root: ctx.root, kvm: ctx.files.kvm })
+  const drivers = await driverFindings({ env: ctx.settings.env, cacheRoot: ctx.settings.cacheRoot, root: ctx.root, kvm: ctx.files.kvm })
   const rest = await Promise.all([
     file(ctx, 'syslinux-mbr', ctx.files.syslinuxMbr, 'syslinux-common', "the boot record of the fixture image's disk", 'fail'),
     ...IMAGE_TOOLS.map(([command, pkg]) => tool(ctx, command, pkg, 'builds the fixture image', SBIN)),
@@ -65,7 +65,7 @@ export async function runChecks(ctx: DoctorContext): Promise<Finding[]> {
     folder(ctx.settings.cacheRoot, 'cache', 'STACK_EMULATOR_CACHE_DIR'),
     folder(ctx.settings.stateRoot, 'state', 'STACK_EMULATOR_HOME', 0o700),
   ])
-  return [node(), ...qemu, ...rest]
+  return [node(), ...drivers, ...rest]
 }
 
 function node(): Finding {
@@ -118,7 +118,9 @@ async function image(ctx: DoctorContext): Promise<Finding> {
         }
   }
   if (ref.kind === 'pulled') {
-    const pulled = (await listImages(ctx.settings.cacheRoot)).find((i) => i.name === IMAGE_NAME && i.arch === machineArch() && (!ref.tag || i.tag === ref.tag))
+    const pulled = (await imageEntries(ctx.settings.cacheRoot)).find(
+      (i) => i.name === IMAGE_NAME && i.arch === machineArch() && (!ref.tag || i.tag === ref.tag),
+    )
     return pulled
       ? { id: 'image', status: 'ok', message: `${wanted} (STACK_EMULATOR_IMAGE) pulled: ${path.dirname(pulled.manifest)}` }
       : {

@@ -5,16 +5,44 @@
  * (testcontainers is optional). Nothing outside drivers/ names a driver.
  */
 import { type ImageManifest, loadManifest, platform } from '../image/manifest.js'
-import { type ResolveContext, resolveImage } from '../image/resolve.js'
+import { resolveImage } from '../image/resolve.js'
+import type { Settings } from '../settings.js'
 import type { EmulatorManifest } from './manifest.js'
 import { loadServiceManifest, resolveServiceManifest, type ServiceManifest } from './service-manifest.js'
 import { StackEmulatorError } from '../errors.js'
 import { DRIVER_NAMES, type DriverName } from './names.js'
 import type { DriverStartOptions, RunningInstance } from './types.js'
+import { readQemuSettings } from './qemu/settings.js'
+import { snapshotStore } from './qemu/snapshot.js'
+import type { Finding } from '../finding.js'
+
+/** The snapshot store of the driver that keeps one in the cache (QEMU's), for the image cache's list, remove and prune. */
+export { snapshotStore }
+
+/** What `stack-emulator doctor` hands the drivers' own checks; `kvm` is /dev/kvm, pointed elsewhere by tests. */
+export interface DriverDoctorContext {
+  env: Record<string, string>
+  cacheRoot: string
+  root: boolean
+  kvm: string
+}
+
+/** The drivers' own doctor checks: QEMU's binary, accelerator and refused captures (Docker's and the external driver's need nothing installed here). */
+export async function driverFindings(ctx: DriverDoctorContext): Promise<Finding[]> {
+  const { qemuFindings } = await import('./qemu/doctor.js')
+  return qemuFindings({ qemu: readQemuSettings(ctx.env), cacheRoot: ctx.cacheRoot, root: ctx.root, kvm: ctx.kvm })
+}
 
 export interface OpenedManifest {
   manifest: EmulatorManifest
   start(options: DriverStartOptions): Promise<RunningInstance>
+}
+
+/** What a resolve may need: the settings, and where to say what it does (a build or a pull takes minutes). */
+export interface ResolveContext {
+  settings: Settings
+  progress: (phase: string) => void
+  log: (line: string) => void
 }
 
 export interface EmulatorDriver {
@@ -50,7 +78,10 @@ function fromServices(m: ServiceManifest): EmulatorManifest {
 const qemu: EmulatorDriver = {
   name: 'qemu',
   attaches: false,
-  resolve: async (image, ctx) => fromImage(await resolveImage(image, ctx)),
+  resolve: async (image, ctx) => {
+    readQemuSettings(ctx.settings.env) // its own variables, checked in the client before anything starts
+    return fromImage(await resolveImage(image, { ...ctx, snapshots: snapshotStore }))
+  },
   load: async (file) => fromImage(await loadManifest(file)),
   async open(file) {
     const own = await loadManifest(file)

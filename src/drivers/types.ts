@@ -8,7 +8,7 @@ import type { PublishedKey } from '../stack/credentials.js'
 import type { DriverName } from './names.js'
 
 /** How the running emulator came up: restored, booted or started afresh, or attached to (external). */
-export type VmOrigin = 'snapshot' | 'cold-boot' | 'attached'
+export type InstanceOrigin = 'snapshot' | 'cold-boot' | 'attached'
 
 export { DRIVER_NAMES, type DriverName } from './names.js'
 
@@ -79,7 +79,7 @@ export interface DriverStartOptions extends DriverOptions {
 
 export interface ResetResult {
   durationMs: number
-  origin: VmOrigin
+  origin: InstanceOrigin
 }
 
 /**
@@ -140,7 +140,7 @@ export interface RunningInstance {
   /** How it runs, in a word or two (tcg, kvm, container, remote). */
   readonly accel: string
   readonly capabilities: Capabilities
-  readonly origin: VmOrigin
+  readonly origin: InstanceOrigin
   /** Base URL per service, e.g. { backend: 'http://127.0.0.1:40123' }. Stable across resets. */
   readonly urls: Record<string, string>
   /** How long each phase of its start took, in ms, in order. */

@@ -1,13 +1,12 @@
 /**
  * The image cache: `<cache>/images/<folder>/manifest.json` (pulled images `stack-auth-<arch>-<tag>`,
- * fixture builds `fixture-<16 hex>`) and the snapshots captured from them, kept by the snapshot
- * store (drivers/qemu/snapshot.ts, which owns its layout; a snapshot's record names the image's
- * fingerprint). Listing, removal, pruning, and the time of last use: a manifest's and a
- * snapshot record's mtime, touched when they are used.
+ * fixture builds `fixture-<16 hex>`) and the snapshots captured from them, kept by a driver's
+ * snapshot store, which owns its layout and is handed in (drivers/registry.ts `snapshotStore`): this
+ * layer sits under the drivers and imports none. Listing, removal, pruning, and the time of last
+ * use: a manifest's and a snapshot record's mtime, touched when they are used.
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { listStoredSnapshots, storeLeftovers } from '../drivers/qemu/snapshot.js'
 import { diskUsage, readJson } from '../files.js'
 import { isProcessAlive } from '../instance/process-alive.js'
 import { isImageLocked, withImageLock } from './lock.js'
@@ -42,6 +41,28 @@ export interface CachedImage {
   snapshots: { ready: SnapshotUsage; seeded: SnapshotUsage }
 }
 
+/** An image as its folder says, without asking the snapshot store. */
+export type ImageEntry = Omit<CachedImage, 'snapshots'>
+
+/** A slot of the snapshot store, as the cache needs to know it. */
+export interface CachedSnapshot {
+  dir: string
+  kind: 'ready' | 'seeded'
+  imageName: string
+  /** The image fingerprint it was captured from; undefined while a capture is being published. */
+  fingerprint: string | undefined
+  lastUsedMs: number
+  bytes: number
+}
+
+/** What the cache asks of the snapshot store: its slots, the leftovers it can drop at once, and its bound on seeded ones. */
+export interface SnapshotStore {
+  list(cacheRoot: string): Promise<CachedSnapshot[]>
+  leftovers(cacheRoot: string): Promise<string[]>
+  /** How many seeded snapshots it keeps (the driver reads its own setting from Settings.env). */
+  maxSeeded(env: Record<string, string>): number
+}
+
 export interface SnapshotUsage {
   count: number
   /** Space on disk (blocks: RAM files are sparse). */
@@ -50,10 +71,19 @@ export interface SnapshotUsage {
 
 const FIXTURE_FOLDER = /^fixture-[0-9a-f]{16}$/
 
-export async function listImages(cacheRoot: string): Promise<CachedImage[]> {
+/** The cached images with the space their snapshots take in `store`. */
+export async function listImages(cacheRoot: string, store: SnapshotStore): Promise<CachedImage[]> {
+  const snapshots = await store.list(cacheRoot)
+  return (await imageEntries(cacheRoot)).map((image) => ({
+    ...image,
+    snapshots: snapshotUsage(snapshots.filter((s) => s.imageName === image.imageName && s.fingerprint === image.fingerprint)),
+  }))
+}
+
+/** The cached images, sorted by name, tag and arch. */
+export async function imageEntries(cacheRoot: string): Promise<ImageEntry[]> {
   const root = imagesRoot(cacheRoot)
-  const images: CachedImage[] = []
-  const snapshots = await listSnapshots(cacheRoot)
+  const images: ImageEntry[] = []
   for (const entry of await fs.readdir(root, { withFileTypes: true }).catch(() => [])) {
     const pulled = parsePulledFolder(entry.name)
     if (!entry.isDirectory() || (!pulled && !FIXTURE_FOLDER.test(entry.name))) continue
@@ -76,49 +106,30 @@ export async function listImages(cacheRoot: string): Promise<CachedImage[]> {
       imageName: m.name,
       fingerprint: m.fingerprint,
       manifest,
-      snapshots: snapshotUsage(snapshots.filter((s) => s.imageName === m.name && s.fingerprint === m.fingerprint)),
     })
   }
   return images.sort((a, b) => a.name.localeCompare(b.name) || String(a.tag).localeCompare(String(b.tag)) || String(a.arch).localeCompare(String(b.arch)))
 }
 
 /** Removes images (under their lock) and their snapshots; returns the space freed. */
-export async function removeImages(cacheRoot: string, images: CachedImage[], onLog: (line: string) => void): Promise<number> {
+export async function removeImages(cacheRoot: string, store: SnapshotStore, images: ImageEntry[], onLog: (line: string) => void): Promise<number> {
   let freed = 0
   for (const image of images) {
     const dir = path.dirname(image.manifest)
     const waiting = { waiting: `waiting for another pull of ${path.basename(dir)} to finish`, onLog, maxWaitMs: 10 * 60_000 }
     freed += await withImageLock(dir, waiting, () => removeFolder(dir))
-    freed += await dropSnapshots(cacheRoot, image.imageName, image.fingerprint)
+    freed += await dropSnapshots(cacheRoot, store, image.imageName, image.fingerprint)
   }
   return freed
 }
 
 /** Drops the snapshots captured from image `imageName` at `fingerprint`; returns the space freed. */
-export async function dropSnapshots(cacheRoot: string, imageName: string, fingerprint: string): Promise<number> {
+export async function dropSnapshots(cacheRoot: string, store: SnapshotStore, imageName: string, fingerprint: string): Promise<number> {
   let freed = 0
-  for (const snapshot of await listSnapshots(cacheRoot)) {
+  for (const snapshot of await store.list(cacheRoot)) {
     if (snapshot.imageName === imageName && snapshot.fingerprint === fingerprint) freed += await removeFolder(snapshot.dir)
   }
   return freed
-}
-
-interface CachedSnapshot {
-  dir: string
-  kind: 'ready' | 'seeded'
-  imageName: string
-  /** The image fingerprint it was captured from; undefined while a capture is being published. */
-  fingerprint: string | undefined
-  lastUsedMs: number
-  bytes: number
-}
-
-/** The store's slots (ready snapshots and seeded ones beside them), as the store lists them. */
-async function listSnapshots(cacheRoot: string): Promise<CachedSnapshot[]> {
-  return (await listStoredSnapshots(cacheRoot)).map(({ dir, kind, imageName, record, lastUsedMs, bytes }) => {
-    const image: unknown = record?.fingerprint?.image
-    return { dir, kind, imageName, fingerprint: typeof image === 'string' ? image : undefined, lastUsedMs, bytes }
-  })
 }
 
 function snapshotUsage(snapshots: CachedSnapshot[]): CachedImage['snapshots'] {
@@ -143,13 +154,19 @@ export interface PruneResult {
  * them), snapshots, interrupted downloads; and at once, snapshots of a cached image that is gone
  * or was replaced, the staging and trash folders of processes that died, and refused captures' records.
  */
-export async function pruneCache(cacheRoot: string, olderThanDays: number, onLog: (line: string) => void, now = Date.now()): Promise<PruneResult> {
+export async function pruneCache(
+  cacheRoot: string,
+  store: SnapshotStore,
+  olderThanDays: number,
+  onLog: (line: string) => void,
+  now = Date.now(),
+): Promise<PruneResult> {
   const cutoff = now - olderThanDays * 86_400_000
   const result: PruneResult = { images: [], snapshots: [], leftovers: [], freedBytes: 0 }
-  const all = await listImages(cacheRoot)
+  const all = await listImages(cacheRoot, store)
   for (const image of all) {
     if (Date.parse(image.lastUsedAt) >= cutoff || (await isImageLocked(path.dirname(image.manifest)))) continue
-    result.freedBytes += await removeImages(cacheRoot, [image], onLog)
+    result.freedBytes += await removeImages(cacheRoot, store, [image], onLog)
     result.images.push(image)
   }
   const kept = all.filter((image) => !result.images.includes(image))
@@ -157,7 +174,7 @@ export async function pruneCache(cacheRoot: string, olderThanDays: number, onLog
   const ours = (name: string) => name === 'stack-auth-fixture' || parsePulledFolder(name) !== undefined
   const orphan = (s: CachedSnapshot) =>
     s.fingerprint !== undefined && ours(s.imageName) && !kept.some((i) => i.imageName === s.imageName && i.fingerprint === s.fingerprint)
-  for (const snapshot of await listSnapshots(cacheRoot)) {
+  for (const snapshot of await store.list(cacheRoot)) {
     if (snapshot.lastUsedMs >= cutoff && !orphan(snapshot)) continue
     result.freedBytes += await removeFolder(snapshot.dir)
     result.snapshots.push(snapshot.dir)
@@ -177,7 +194,7 @@ export async function pruneCache(cacheRoot: string, olderThanDays: number, onLog
       !(await isImageLocked(path.join(root, part[1]!)))
     if ((owner && !isProcessAlive(Number(owner[1]))) || stalePart) leftovers.push(file)
   }
-  for (const file of [...leftovers, ...(await storeLeftovers(cacheRoot))]) {
+  for (const file of [...leftovers, ...(await store.leftovers(cacheRoot))]) {
     result.freedBytes += await removeFolder(file)
     result.leftovers.push(file)
   }

@@ -13,7 +13,7 @@ import { StackEmulatorError } from '../errors.js'
 import { localFailure } from '../local-failure.js'
 import { packageRoot } from '../package-root.js'
 import { githubToken, proxySettings, type Settings } from '../settings.js'
-import { dropSnapshots, imagesRoot, readJson, removeFolder, type ImageSource } from './cache.js'
+import { dropSnapshots, imagesRoot, readJson, removeFolder, type ImageSource, type SnapshotStore } from './cache.js'
 import { discardPart, download, formatBytes, type PullProgress } from './download.js'
 import { withImageLock } from './lock.js'
 import { loadManifest } from './manifest.js'
@@ -43,6 +43,8 @@ export interface PullRequest {
   /** The user's base env instead of the file the template names for the runtime volume's base.env. */
   baseEnv?: string
   settings: Pick<Settings, 'cacheRoot' | 'releasesUrl' | 'pullIdleTimeoutMs'>
+  /** Where the snapshots of an image it replaces are dropped from. */
+  snapshots: SnapshotStore
   onProgress: (progress: PullProgress) => void
   onLog: (line: string) => void
 }
@@ -141,7 +143,7 @@ async function pullWith(api: Api, request: PullRequest): Promise<PulledImage> {
       if (sameRuntime) onLog(`${image} (${arch}) is up to date`)
       else {
         onLog(`${image} (${arch}) is up to date; its manifest and base env are now ${describeFiles(files.userFiles)} (no download)`)
-        const freed = await dropSnapshots(request.settings.cacheRoot, folder, installed.fingerprint)
+        const freed = await dropSnapshots(request.settings.cacheRoot, request.snapshots, folder, installed.fingerprint)
         if (freed > 0) onLog(`dropped the snapshots of ${image} taken with the files it had (${formatBytes(freed)})`)
       }
       return done(wanted, undefined)
@@ -165,7 +167,7 @@ async function pullWith(api: Api, request: PullRequest): Promise<PulledImage> {
     const manifest = manifestFor(files, arch, folder, asset.name, transfer.sha256, sourceOf(new Date().toISOString()))
     await install(dir, { kind: 'download', part }, asset.name, manifest, files)
     if (installed && installed.fingerprint !== transfer.sha256) {
-      const freed = await dropSnapshots(request.settings.cacheRoot, folder, installed.fingerprint)
+      const freed = await dropSnapshots(request.settings.cacheRoot, request.snapshots, folder, installed.fingerprint)
       if (freed > 0) onLog(`dropped the snapshots of the replaced ${image} (${formatBytes(freed)})`)
     }
     return done(manifest, transfer)

@@ -8,13 +8,15 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { local } from '../local-failure.js'
 import type { Settings } from '../settings.js'
-import { imagesRoot, listImages, touch } from './cache.js'
+import { imageEntries, imagesRoot, touch, type SnapshotStore } from './cache.js'
 import { ensureFixtureImage } from './fixture.js'
 import { loadManifest, type ImageManifest } from './manifest.js'
 import { DEFAULT_BRANCH, IMAGE_NAME, assetName, hostArch, latestTag, parseImageRef, pulledFolderName } from './names.js'
 
 export interface ResolveContext {
   settings: Pick<Settings, 'cacheRoot' | 'releasesUrl' | 'pullIdleTimeoutMs'>
+  /** The driver's snapshot store: a pull that replaces an image drops its snapshots there. */
+  snapshots: SnapshotStore
   progress: (phase: string) => void
   log: (line: string) => void
 }
@@ -33,7 +35,7 @@ export async function resolveImage(image: string | undefined, ctx: ResolveContex
 async function pulledManifest(tag: string | undefined, ctx: ResolveContext): Promise<string> {
   const arch = hostArch()
   if (!tag) {
-    const pulled = (await listImages(ctx.settings.cacheRoot)).filter((i) => i.name === IMAGE_NAME && i.arch === arch)
+    const pulled = (await imageEntries(ctx.settings.cacheRoot)).filter((i) => i.name === IMAGE_NAME && i.arch === arch)
     const newest = pulled.sort((a, b) => String(b.pulledAt).localeCompare(String(a.pulledAt)))[0]
     if (newest) return newest.manifest
   }
@@ -55,6 +57,7 @@ async function pulledManifest(tag: string | undefined, ctx: ResolveContext): Pro
     sha256: undefined,
     manifestTemplate: DEFAULT_TEMPLATE,
     settings: ctx.settings,
+    snapshots: ctx.snapshots,
     onProgress: (p) => ctx.progress(describeDownload(assetName(arch), p)),
     onLog: ctx.log,
   })

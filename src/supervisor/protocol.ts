@@ -7,7 +7,7 @@
  */
 import type net from 'node:net'
 import type { DriverOptions } from '../drivers/types.js'
-import type { Capabilities, DriverName, ServiceLogQuery, VmOrigin } from '../drivers/types.js'
+import type { Capabilities, DriverName, ServiceLogQuery, InstanceOrigin } from '../drivers/types.js'
 import { StackEmulatorError } from '../errors.js'
 import type { StackCredentials } from '../stack/environment.js'
 
@@ -69,14 +69,14 @@ export type Request =
   /** The services' output (RunningInstance.serviceLogs): a time window, what followed a cursor, the last lines. */
   | { op: 'logs'; query?: ServiceLogQuery }
 
-export interface VmInfo {
+export interface InstanceInfo {
   urls: Record<string, string>
   driver: DriverName
   /** What the driver runs, in its own terms: a process id, a container id, or a URL it attached to. */
   id: string
   accel: string
   capabilities: Capabilities
-  origin: VmOrigin
+  origin: InstanceOrigin
   /** Milliseconds the last reset took, if any. */
   lastResetMs?: number
 }
@@ -99,7 +99,7 @@ export interface LeaseInfo {
 export interface StatusResult extends HelloResult {
   name: string
   state: 'booting' | 'ready' | 'resetting' | 'stopping'
-  vm?: VmInfo
+  vm?: InstanceInfo
   leases: LeaseInfo[]
   keepAlive: boolean
   idleSinceMs?: number
@@ -111,7 +111,7 @@ export interface StatusResult extends HelloResult {
   note?: string
 }
 
-export interface AcquireResult extends VmInfo {
+export interface AcquireResult extends InstanceInfo {
   /** True when the VM was reset before it was handed out. */
   reset: boolean
   /** This lease's id (a reset on its behalf names it). */

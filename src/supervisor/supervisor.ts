@@ -28,12 +28,12 @@ import {
   type MintedProjectResult,
   type Request,
   type StatusResult,
-  type VmInfo,
+  type InstanceInfo,
 } from './protocol.js'
 import { checkpointMisfit, checkpointPolicy, checkpointSlot, seedName, type CheckpointMeta } from './checkpoint-policy.js'
 import { sha256 } from '../digest.js'
 
-type StartVm = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningInstance>
+type StartInstance = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningInstance>
 
 interface Connection {
   socket: net.Socket
@@ -76,7 +76,7 @@ export class Supervisor {
   private readonly connections = new Set<Connection>()
   private readonly leases = new LeaseBook()
   private vm: RunningInstance | undefined
-  private vmReady: Promise<RunningInstance>
+  private instanceReady: Promise<RunningInstance>
   private queue: Promise<unknown> = Promise.resolve()
   private state: StatusResult['state'] = 'booting'
   private keepAlive = false
@@ -104,14 +104,17 @@ export class Supervisor {
   constructor(
     private readonly config: SupervisorConfig,
     private readonly manifest: Pick<EmulatorManifest, 'name' | 'fingerprint' | 'credentials'>,
-    startVm: StartVm,
+    startInstance: StartInstance,
     /** How the process ends once stopped (tests pass their own). */
     private readonly exit: () => void = () => process.exit(0),
   ) {
     // Milliseconds since this process started (Node's start-up and module loading).
     this.startedAfterMs = Math.round(performance.now())
-    this.vmReady = startVm({ log: (line) => this.broadcast({ event: 'log', line }), progress: (phase) => this.broadcast({ event: 'progress', phase }) })
-    this.vmReady.then(
+    this.instanceReady = startInstance({
+      log: (line) => this.broadcast({ event: 'log', line }),
+      progress: (phase) => this.broadcast({ event: 'progress', phase }),
+    })
+    this.instanceReady.then(
       (vm) => {
         this.vm = vm
         this.state = 'ready'
@@ -221,13 +224,13 @@ export class Supervisor {
 
   private async handle(connection: Connection, request: Request): Promise<unknown> {
     // While shutting down, only the questions of status and stop are answered.
-    const wantsVm =
+    const wantsInstance =
       request.op === 'acquire' ||
       request.op === 'reset' ||
       request.op === 'credentials' ||
       request.op === 'project' ||
       (request.op === 'hello' && request.lease)
-    if (this.shuttingDown && wantsVm) {
+    if (this.shuttingDown && wantsInstance) {
       // Nothing retries a lease's request: its lease ends with this VM (a client's hello waits and starts anew).
       throw new StackEmulatorError(`The emulator is shutting down: ${this.stopReason}`, {
         code: 'SHUTTING_DOWN',
@@ -269,7 +272,7 @@ export class Supervisor {
     // Only the first lease (its client started us) hears what was said before it connected:
     // every later suite would repeat the same lines (the accelerator verdict) in one run.
     if (lease.id === 1) for (const line of this.logHistory) send(connection.socket, { event: 'log', line })
-    await this.vmReady
+    await this.instanceReady
     const request = options.checkpoint
     // A client without a config file waits for a seed in progress as long as it runs (the seeder is bounded itself).
     const deadline = request ? Date.now() + request.seedTimeoutMs : Infinity
@@ -292,7 +295,7 @@ export class Supervisor {
         if (wait) return wait
         // A driver that cannot reset (external) shares its emulator as isolation 'none' does.
         const reset = this.vm!.capabilities.reset && (this.leases.needsReset(lease) || (this.tainted && this.leases.othersHolding(lease).length === 0))
-        if (reset) await this.resetVm()
+        if (reset) await this.resetInstance()
         const seeding = request ? await this.openCheckpoint(lease, request) : false
         // A client that left meanwhile (killed mid-acquire) neither holds the VM nor keeps it alive.
         if (!this.leases.has(lease)) throw new Error('client went away')
@@ -302,7 +305,13 @@ export class Supervisor {
           this.keepAlive = true
           this.idleTimeoutMs = options.idleTimeoutMs
         }
-        return { ...this.vmInfo(), reset, lease: lease.id, seeding, startupPhases: { 'supervisor start': this.startedAfterMs, ...this.vm!.startupPhases } }
+        return {
+          ...this.instanceInfo(),
+          reset,
+          lease: lease.id,
+          seeding,
+          startupPhases: { 'supervisor start': this.startedAfterMs, ...this.vm!.startupPhases },
+        }
       })
       if (!('wait' in outcome)) return outcome
       await this.waitForSeed(connection, outcome, deadline, request)
@@ -387,8 +396,8 @@ export class Supervisor {
     return new Promise<void>((resolve) => this.waiters.push(resolve))
   }
 
-  private async reset(connection: Connection, force: boolean, onBehalfOf: number | undefined): Promise<VmInfo> {
-    await this.vmReady
+  private async reset(connection: Connection, force: boolean, onBehalfOf: number | undefined): Promise<InstanceInfo> {
+    await this.instanceReady
     const lease = connection.lease ?? this.leases.byId(onBehalfOf)
     const others = this.leases.othersHolding(lease)
     if (others.length > 0 && !force) {
@@ -398,12 +407,12 @@ export class Supervisor {
       })
     }
     return this.enqueue(async () => {
-      await this.resetVm()
-      return this.vmInfo()
+      await this.resetInstance()
+      return this.instanceInfo()
     })
   }
 
-  private async resetVm(): Promise<void> {
+  private async resetInstance(): Promise<void> {
     // Its refusal, with the driver's words; the emulator stays as it is.
     if (!this.vm!.capabilities.reset) await this.vm!.reset()
     this.endSeeding(false) // a reset drops a seed in progress: its save is refused
@@ -529,7 +538,7 @@ export class Supervisor {
   }
 
   /** From the seeding lease, once it minted and seeded: save, so resets return here with the same keys. */
-  private async saveCheckpoint(connection: Connection): Promise<VmInfo> {
+  private async saveCheckpoint(connection: Connection): Promise<InstanceInfo> {
     const seeding = this.seeding
     if (!seeding?.seeder || seeding.seeder !== connection.lease) {
       throw new StackEmulatorError('This lease was not asked to seed a checkpoint', {
@@ -570,7 +579,7 @@ export class Supervisor {
         this.rememberCheckpointKeys()
         this.endSeeding(!saved)
       }
-      return this.vmInfo()
+      return this.instanceInfo()
     })
   }
 
@@ -611,7 +620,7 @@ export class Supervisor {
    * A reset empties the cache (the project rows went with it).
    */
   private async credentials(configFile: string): Promise<StackCredentials> {
-    await this.vmReady
+    await this.instanceReady
     const route = this.manifest.credentials
     if (!route) throw new StackEmulatorError(`Image ${this.manifest.name} has no credential route`, { code: 'CREDENTIALS', fix: 'Pass configFile: false.' })
     let minted = this.minted.get(configFile)
@@ -652,7 +661,7 @@ export class Supervisor {
    * minted across a VM state change belongs to a state that is gone: it is minted again.
    */
   private async project(configFile: string): Promise<MintedProjectResult> {
-    await this.vmReady
+    await this.instanceReady
     const route = this.manifest.credentials
     if (!route) {
       throw new StackEmulatorError(`Image ${this.manifest.name} has no credential route, so it cannot mint a project per test`, {
@@ -686,7 +695,7 @@ export class Supervisor {
       ...this.hello(),
       name: this.config.paths.name,
       state: this.shuttingDown ? 'stopping' : this.state,
-      vm: this.vm ? this.vmInfo() : undefined,
+      vm: this.vm ? this.instanceInfo() : undefined,
       leases: this.leases.list(),
       keepAlive: this.keepAlive,
       idleSinceMs: this.idleSince === undefined ? undefined : Date.now() - this.idleSince,
@@ -697,7 +706,7 @@ export class Supervisor {
     }
   }
 
-  private vmInfo(): VmInfo {
+  private instanceInfo(): InstanceInfo {
     const vm = this.vm!
     return { urls: vm.urls, driver: vm.driver, id: vm.id, accel: vm.accel, origin: vm.origin, capabilities: vm.capabilities, lastResetMs: this.lastResetMs }
   }

@@ -10,6 +10,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { snapshotStore } from '../../src/drivers/qemu/snapshot.js'
 import { acquire } from '../../src/client/acquire.js'
 import { stopInstance } from '../../src/client/control.js'
 import { pullImage, type PullProgress } from '../../src/client/pull.js'
@@ -391,7 +392,7 @@ describe('images by name', () => {
     const cache = freshCache()
     const settings = readSettings()
     const phases: string[] = []
-    const ctx = { settings, progress: (p: string) => phases.push(p), log: () => {} }
+    const ctx = { settings, snapshots: snapshotStore, progress: (p: string) => phases.push(p), log: () => {} }
     const named = await resolveImage('stack-auth@emulator-small-20260401-1a2b3c4d', ctx)
     expect(named.name).toBe('stack-auth-amd64-emulator-small-20260401-1a2b3c4d')
     expect(phases[0]).toBe('pulling stack-auth@emulator-small-20260401-1a2b3c4d (amd64), which is not in the cache yet')

@@ -4,6 +4,8 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { cachedAccelVerdict, chooseAccel } from '../../src/drivers/qemu/accel.js'
 import { readSettings } from '../../src/settings.js'
+import { readQemuSettings } from '../../src/drivers/qemu/settings.js'
+import { driverFor } from '../../src/drivers/registry.js'
 
 const cacheRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'se-accel-'))
 afterAll(() => fs.rmSync(cacheRoot, { recursive: true, force: true }))
@@ -25,24 +27,37 @@ describe('chooseAccel', () => {
 })
 
 describe('the QEMU settings', () => {
-  it('are read with the rest, under the same variables and defaults', () => {
-    expect(readSettings({}).qemu).toEqual({ binary: 'qemu-system-x86_64', accel: 'auto', maxSeededSnapshots: 5 })
+  // The settings carry the STACK_EMULATOR_* variables (to the supervisor too); the driver reads its own from them.
+  const qemuSettings = (env: NodeJS.ProcessEnv) => readQemuSettings(readSettings(env).env)
+
+  it('are read by the driver from the variables the settings carry, with their defaults', () => {
+    expect(readSettings({ HOME: '/root', STACK_EMULATOR_ACCEL: 'tcg' }).env).toEqual({ STACK_EMULATOR_ACCEL: 'tcg' })
+    expect(qemuSettings({})).toEqual({ binary: 'qemu-system-x86_64', accel: 'auto', maxSeededSnapshots: 5 })
     expect(
-      readSettings({ STACK_EMULATOR_QEMU: '/opt/q/bin/qemu-system-x86_64', STACK_EMULATOR_ACCEL: 'TCG', STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS: '12' }).qemu,
+      qemuSettings({ STACK_EMULATOR_QEMU: '/opt/q/bin/qemu-system-x86_64', STACK_EMULATOR_ACCEL: 'TCG', STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS: '12' }),
     ).toEqual({ binary: '/opt/q/bin/qemu-system-x86_64', accel: 'tcg', maxSeededSnapshots: 12 })
     for (const bad of ['0', '-1', '2.5', 'many']) {
-      expect(() => readSettings({ STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS: bad })).toThrow(
+      expect(() => qemuSettings({ STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS: bad })).toThrow(
         expect.objectContaining({
           code: 'BAD_OPTION',
           message: expect.stringMatching(/^STACK_EMULATOR_MAX_SEEDED_SNAPSHOTS must be a whole number of snapshots, at least 1; got /),
         }),
       )
     }
-    expect(() => readSettings({ STACK_EMULATOR_ACCEL: 'xen' })).toThrow(
+    expect(() => qemuSettings({ STACK_EMULATOR_ACCEL: 'xen' })).toThrow(
       expect.objectContaining({
         code: 'BAD_OPTION',
         message: expect.stringMatching(/^STACK_EMULATOR_ACCEL must be one of auto, kvm, hvf, tcg; got "xen"/),
       }),
     )
+  })
+
+  it('are checked when the client resolves the image, before anything is built or started', async () => {
+    const settings = readSettings({ STACK_EMULATOR_HOME: '/nonexistent/se-home', STACK_EMULATOR_ACCEL: 'xen' })
+    await expect(driverFor('qemu').resolve(undefined, { settings, progress: () => {}, log: () => {} })).rejects.toMatchObject({
+      code: 'BAD_OPTION',
+      message: expect.stringMatching(/^STACK_EMULATOR_ACCEL must be one of/),
+    })
+    expect(fs.existsSync('/nonexistent/se-home')).toBe(false)
   })
 })

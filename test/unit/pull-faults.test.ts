@@ -12,6 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { snapshotStore } from '../../src/drivers/qemu/snapshot.js'
 import { DEFAULT_TEMPLATE, pullRelease } from '../../src/image/pull.js'
 import { readSettings } from '../../src/settings.js'
 import { startReleaseServer, type ReleaseServer } from '../release-server.js'
@@ -58,6 +59,7 @@ function pull() {
     tag: TAG,
     arch: 'amd64',
     sha256: undefined,
+    snapshots: snapshotStore,
     manifestTemplate: DEFAULT_TEMPLATE,
     settings: readSettings(),
     onProgress: () => {},

@@ -10,6 +10,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { snapshotStore } from '../../src/drivers/qemu/snapshot.js'
 import { pullImage } from '../../src/client/pull.js'
 import { runCli } from '../../src/cli/commands.js'
 import { DEFAULT_TEMPLATE, SHIPPED_BASE_ENV, SHIPPED_COMMIT, provenanceLine, pullRelease } from '../../src/image/pull.js'
@@ -58,6 +59,7 @@ function pull(tag: string, more: Partial<Parameters<typeof pullRelease>[0]> = {}
     tag,
     arch: 'amd64',
     sha256: undefined,
+    snapshots: snapshotStore,
     manifestTemplate: DEFAULT_TEMPLATE,
     settings: readSettings(), // the cache and the server stubbed in beforeEach
     onProgress: () => {},

@@ -24,6 +24,7 @@ import {
   snapshotsRoot,
   storeLeftovers,
   snapshotFiles,
+  snapshotStore,
   writeRecord,
   type SnapshotRecord,
 } from '../../src/drivers/qemu/snapshot.js'
@@ -149,7 +150,7 @@ describe('a refused capture', () => {
     expect(await readRefusal(other)).toBeUndefined() // another fingerprint (a new image or QEMU) is another slot
     expect((fs.statSync(`${refused}.refused.json`).mode & 0o777).toString(8)).toBe('600')
     expect((await listRefusals(cache)).map((r) => r.slot)).toEqual([refused])
-    const pruned = await pruneCache(cache, 7, () => {})
+    const pruned = await pruneCache(cache, snapshotStore, 7, () => {})
     expect(pruned.leftovers).toEqual([`${refused}.refused.json`])
     expect(await readRefusal(refused)).toBeUndefined()
     expect((await lookupSnapshot(other, fingerprint(640))).kind).toBe('usable') // a prune keeps slots used lately
@@ -246,7 +247,7 @@ describe('the bound on seeded snapshots', () => {
     )
     const slots = await listStoredSnapshots(cache)
     expect(slots.map((s) => s.kind).sort()).toEqual(['ready', 'seeded', 'seeded'])
-    const [image] = await listImages(cache)
+    const [image] = await listImages(cache, snapshotStore)
     expect(image!.snapshots.seeded).toEqual({ count: 2, bytes: expect.any(Number) })
     expect(image!.snapshots.ready.count).toBe(1)
     expect(image!.snapshots.ready.bytes).toBeGreaterThan(0)

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { missing, tool, type Finding } from '../../doctor/finding.js'
+import { missing, tool, type Finding } from '../../finding.js'
 import type { StackEmulatorError } from '../../errors.js'
 import { which } from '../../which.js'
 import { cachedAccelVerdict } from './accel.js'

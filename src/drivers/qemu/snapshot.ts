@@ -21,6 +21,8 @@ import { checkPathPart } from '../../instance/paths.js'
 import { isProcessAlive } from '../../instance/process-alive.js'
 import { platform, type ImageManifest } from '../../image/manifest.js'
 import type { MachineShape } from './argv.js'
+import type { SnapshotStore } from '../../image/cache.js'
+import { readQemuSettings } from './settings.js'
 
 export interface SnapshotFingerprint {
   image: string
@@ -301,6 +303,17 @@ export async function storeLeftovers(cacheRoot: string): Promise<string[]> {
       return (owner && !isProcessAlive(Number(owner[1]))) || entry.endsWith(REFUSAL_SUFFIX)
     })
     .map((entry) => path.join(root, entry))
+}
+
+/** The store as the image cache asks it (image list, remove, prune; a pull that replaces an image). */
+export const snapshotStore: SnapshotStore = {
+  list: async (cacheRoot) =>
+    (await listStoredSnapshots(cacheRoot)).map(({ dir, kind, imageName, record, lastUsedMs, bytes }) => {
+      const image: unknown = record?.fingerprint?.image
+      return { dir, kind, imageName, fingerprint: typeof image === 'string' ? image : undefined, lastUsedMs, bytes }
+    }),
+  leftovers: storeLeftovers,
+  maxSeeded: (env) => readQemuSettings(env).maxSeededSnapshots,
 }
 
 /** Serializes captures of one snapshot across processes. */

@@ -15,7 +15,7 @@ import type {
   RunningInstance,
   ServiceLogQuery,
   ServiceLogs,
-  VmOrigin,
+  InstanceOrigin,
 } from '../types.js'
 import { StackEmulatorError } from '../../errors.js'
 import { chooseAccel } from './accel.js'
@@ -24,6 +24,7 @@ import { findQemu } from './binary.js'
 import { readySnapshot, type ReadySnapshot } from './capture.js'
 import { platform } from '../../image/manifest.js'
 import { diskFull, local, localFailure } from '../../local-failure.js'
+import { readQemuSettings } from './settings.js'
 import { Stopwatch } from '../../stopwatch.js'
 import {
   agentSocketPath,
@@ -54,8 +55,9 @@ import { HostShare } from '../host-share.js'
 export async function startQemuVm(options: QemuStartOptions): Promise<QemuVm> {
   const { manifest, settings } = options
   const stopwatch = new Stopwatch()
-  const qemu = await findQemu(qemuBinaryFor(platform(manifest).arch, settings.qemu.binary), settings.cacheRoot)
-  const decision = await chooseAccel({ choice: settings.qemu.accel, qemu, cacheRoot: settings.cacheRoot })
+  const own = readQemuSettings(settings.env)
+  const qemu = await findQemu(qemuBinaryFor(platform(manifest).arch, own.binary), settings.cacheRoot)
+  const decision = await chooseAccel({ choice: own.accel, qemu, cacheRoot: settings.cacheRoot })
   if (decision.warning) options.log(decision.warning)
   const ctx: Context = {
     options,
@@ -177,7 +179,7 @@ export class QemuVm implements RunningInstance {
     private mode: Mode,
     private forwards: Forward[],
     private proc: QemuProcess,
-    public origin: VmOrigin,
+    public origin: InstanceOrigin,
     private readonly checkpointing: Checkpointing | undefined,
   ) {
     this.shared = ctx.share
@@ -318,10 +320,8 @@ export class QemuVm implements RunningInstance {
 
   /** The store keeps at most so many seeded snapshots (settings): the least recently used beyond go, in one line. */
   private async boundStore(saved: string, policy: CheckpointPolicy): Promise<void> {
-    const {
-      cacheRoot,
-      qemu: { maxSeededSnapshots: max },
-    } = this.ctx.options.settings
+    const { cacheRoot, env } = this.ctx.options.settings
+    const max = readQemuSettings(env).maxSeededSnapshots
     const dropped = await boundSeededSnapshots(cacheRoot, max, saved).catch((error: Error) => {
       this.ctx.options.log(`Could not bound the seeded snapshots to ${max} (${firstLine(error)}).`)
       return []

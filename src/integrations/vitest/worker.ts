@@ -16,7 +16,7 @@ import { contextOf, projectWorkerOptions, workerOptions, type IntegrationPlan, t
 /** Kept on globalThis: a worker re-evaluates modules for each test file, but keeps its VM. */
 const WORKER_VM = Symbol.for('stack-emulator.vitest.worker-vm')
 type WorkerGlobal = { [WORKER_VM]?: Promise<Emulator>; [key: symbol]: unknown }
-let workerVm: Emulator | undefined
+let workerEmulator: Emulator | undefined
 /** isolation 'project': this worker's lease on the shared VM and its pool, kept across files. */
 const WORKER_PROJECTS = Symbol.for('stack-emulator.vitest.worker-projects')
 type Projects = { emulator: Emulator; pool: ProjectPool<MintedProject> }
@@ -38,8 +38,8 @@ export async function setUpWorker(): Promise<void> {
   if (plan.perWorker) {
     const global = globalThis as WorkerGlobal
     global[WORKER_VM] ??= acquireForWorker({ ...workerOptions(plan, Number(process.env.VITEST_POOL_ID ?? 0)), onLog: log })
-    workerVm = await global[WORKER_VM]
-    Object.assign(process.env, workerVm.env)
+    workerEmulator = await global[WORKER_VM]
+    Object.assign(process.env, workerEmulator.env)
   }
   if (plan.reset === 'file') await resetForTests()
   if (plan.projects) {
@@ -77,7 +77,7 @@ export function currentContext(): StackEmulatorContext {
       )
     return contextOf(projects.emulator, currentProject)
   }
-  if (workerVm) return contextOf(workerVm)
+  if (workerEmulator) return contextOf(workerEmulator)
   const context = inject('stackEmulator')
   if (!context)
     throw new Error(
@@ -88,9 +88,9 @@ export function currentContext(): StackEmulatorContext {
 
 /** Back to the seeded state: the worker's own VM, or the shared one on behalf of the run's lease. */
 export async function resetForTests(): Promise<void> {
-  if (workerVm) {
-    await workerVm.reset({ force: true })
-    Object.assign(process.env, workerVm.env) // the same keys after a seeded reset; new ones where the driver has no checkpoints
+  if (workerEmulator) {
+    await workerEmulator.reset({ force: true })
+    Object.assign(process.env, workerEmulator.env) // the same keys after a seeded reset; new ones where the driver has no checkpoints
     return
   }
   const context = currentContext()

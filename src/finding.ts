@@ -1,6 +1,6 @@
 /** What one doctor check reports, and the helpers every check builds its finding with. */
 import path from 'node:path'
-import { which } from '../which.js'
+import { which } from './which.js'
 
 export type Status = 'ok' | 'warn' | 'fail'
 
