@@ -50,6 +50,15 @@ describe('resolveOptions', () => {
     expect(maxMemoryMb()).toBeGreaterThanOrEqual(64)
     expect(() => resolveOptions({ memoryMb: maxMemoryMb() + 1 }, settings)).toThrow(/memoryMb/)
   })
+
+  it('takes the driver from STACK_EMULATOR_DRIVER when the option is unset, and names the drivers when it is none of them', () => {
+    expect(resolveOptions({}, readSettings({ STACK_EMULATOR_DRIVER: 'docker' })).driver).toBe('docker')
+    expect(resolveOptions({ driver: 'qemu' }, readSettings({ STACK_EMULATOR_DRIVER: 'docker' })).driver).toBe('qemu')
+    expect(resolveOptions({}, readSettings({})).driver).toBe('qemu')
+    expect(() => resolveOptions({}, readSettings({ STACK_EMULATOR_DRIVER: 'podman' }))).toThrow(
+      expect.objectContaining({ code: 'BAD_OPTION', message: 'STACK_EMULATOR_DRIVER must be one of qemu, docker, external; got "podman". Unset it for qemu.' }),
+    )
+  })
 })
 
 describe('driverOptions', () => {
