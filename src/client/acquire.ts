@@ -17,7 +17,7 @@ import { readConfigFile } from '../stack/config-file.js'
 import { headerGenerationWarning } from '../stack/header-generation.js'
 import { mailFor, type MailClient } from '../stack/mail.js'
 import { signInHelpers, type PasswordSignIn, type SignInHelpers, type TestUser, type UserSession } from '../stack/test-users.js'
-import type { AcquireResult, CheckpointRequest, SeedSource, InstanceInfo } from '../supervisor/protocol.js'
+import type { AcquireResult, SeededSnapshotRequest, SeedSource, InstanceInfo } from '../supervisor/protocol.js'
 import { attachExisting, spawnSupervisor, type Attached } from './attach.js'
 import { mintProject, type MintedProject } from './projects.js'
 import type { SupervisorConnection } from './connection.js'
@@ -51,12 +51,12 @@ async function acquireWith(options: EmulatorOptions, seedFrom: SeedSource): Prom
   const driver = driverOptions(resolved, manifest)
   // Resolved once: a generated default lives in the state root, one per project (package.json
   // folder), so every instance of this project (one per worker, too) mints for the same file and
-  // restores the same checkpoint, and another project keeps its own.
+  // restores the same seeded snapshot, and another project keeps its own.
   const configFile =
     manifest.credentials && resolved.configFile !== false ? await resolveConfigFile(resolved.configFile, process.cwd(), settings.stateRoot) : undefined
-  const checkpoint = configFile ? await checkpointRequest(configFile, resolved, seedFrom) : undefined
+  const seededSnapshot = configFile ? await seededSnapshotRequest(configFile, resolved, seedFrom) : undefined
   stopwatch.lap('options and image')
-  const attached = await attachOrStart(paths, manifest, { ...settings, image: resolved.image }, driver, checkpoint, log, stopwatch)
+  const attached = await attachOrStart(paths, manifest, { ...settings, image: resolved.image }, driver, seededSnapshot, log, stopwatch)
   const { connection } = attached
   try {
     assertCompatible(paths.name, resolved.requested, attached.hello.driver)
@@ -73,7 +73,7 @@ async function acquireWith(options: EmulatorOptions, seedFrom: SeedSource): Prom
       isolation: resolved.isolation,
       keepAlive: resolved.keepAlive,
       idleTimeoutMs: resolved.idleTimeoutMs,
-      checkpoint,
+      seededSnapshot,
     })
     stopwatch.lap('VM')
     // Beside the credentials, not after them: an SDK sending headers this backend ignores gets one line.
@@ -84,14 +84,14 @@ async function acquireWith(options: EmulatorOptions, seedFrom: SeedSource): Prom
     if (mismatch) log(mismatch)
     stopwatch.lap('credentials')
     if (result.seeding) {
-      // This suite takes the checkpoint that resets return to: its seed runs once, here.
+      // This suite takes the seeded snapshot that resets return to: its seed runs once, here.
       if (resolved.seed) {
         progress('seeding')
         await withSeedTimeout(resolved.seed(handle), resolved.seedTimeoutMs)
         stopwatch.lap('seed')
       }
       progress('saving the seeded snapshot')
-      await handle.checkpoint()
+      await handle.seededSnapshot()
       stopwatch.lap('seeded snapshot')
     }
     handle.startup = { durationMs: stopwatch.totalMs, startedVm: Boolean(attached.spawned), phases: stopwatch.phases, vmPhases: result.startupPhases }
@@ -102,11 +102,11 @@ async function acquireWith(options: EmulatorOptions, seedFrom: SeedSource): Prom
   }
 }
 
-/** Saving a checkpoint migrates the VM and restores it: seconds under TCG, more on a loaded machine. */
-const CHECKPOINT_TIMEOUT_MS = 180_000
+/** Saving a seeded snapshot migrates the VM and restores it: seconds under TCG, more on a loaded machine. */
+const SEEDED_SNAPSHOT_TIMEOUT_MS = 180_000
 
 /** What this suite's seeded snapshot is taken for: its config file as it is now, and its seed. */
-async function checkpointRequest(configFile: string, resolved: ResolvedOptions, seedFrom: SeedSource): Promise<CheckpointRequest> {
+async function seededSnapshotRequest(configFile: string, resolved: ResolvedOptions, seedFrom: SeedSource): Promise<SeededSnapshotRequest> {
   // Checked here, before anything starts: a missing or unsuitable file is the user's to fix.
   const contents = await readConfigFile(configFile)
   return { configFile, configDigest: sha256(contents), seedId: seedIdentity(resolved), seedFrom, seedTimeoutMs: resolved.seedTimeoutMs }
@@ -142,7 +142,7 @@ async function attachOrStart(
   manifest: EmulatorManifest,
   settings: Settings,
   driver: DriverOptions,
-  checkpoint: CheckpointRequest | undefined,
+  seededSnapshot: SeededSnapshotRequest | undefined,
   log: (line: string) => void,
   stopwatch: Stopwatch,
 ): Promise<Attached> {
@@ -155,7 +155,7 @@ async function attachOrStart(
           stopwatch.lap('lock')
           const existing = await attachExisting(paths, true, log)
           if (existing) return existing
-          return local(paths.dir, () => spawnSupervisor({ paths, manifestPath: manifest.file, settings, driver, checkpoint }, true))
+          return local(paths.dir, () => spawnSupervisor({ paths, manifestPath: manifest.file, settings, driver, seededSnapshot }, true))
         })
         stopwatch.lap('supervisor')
         if (attached.hello.imageFingerprint !== manifest.fingerprint) {
@@ -261,7 +261,7 @@ class EmulatorHandle implements Emulator {
   }
 
   /**
-   * Asks the supervisor for the credentials (a checkpoint's, or minted once per VM state and
+   * Asks the supervisor for the credentials (a seeded snapshot's, or minted once per VM state and
    * shared by every suite on the VM) and rebuilds env.
    */
   private async refresh(): Promise<void> {
@@ -269,9 +269,9 @@ class EmulatorHandle implements Emulator {
     this.env = emulatorEnv(this.paths.name, this.info.urls, this.credentials)
   }
 
-  /** Saves the VM as this suite's checkpoint (the supervisor asked this lease to seed it). */
-  async checkpoint(): Promise<void> {
-    this.info = await this.connection.request<InstanceInfo>({ op: 'checkpoint' }, CHECKPOINT_TIMEOUT_MS)
+  /** Saves the VM as this suite's seeded snapshot (the supervisor asked this lease to seed it). */
+  async seededSnapshot(): Promise<void> {
+    this.info = await this.connection.request<InstanceInfo>({ op: 'saveSeededSnapshot' }, SEEDED_SNAPSHOT_TIMEOUT_MS)
     await this.refresh()
   }
 

@@ -177,7 +177,7 @@ function integerIn(name: string, value: unknown, min: number, max: number): void
   }
 }
 
-/** The seed's identity in a checkpoint: its version when given, else a digest of its source; '' without a seed. */
+/** The seed's identity in a seeded snapshot: its version when given, else a digest of its source; '' without a seed. */
 export function seedIdentity(options: Pick<EmulatorOptions, 'seed' | 'seedVersion'>): string {
   return options.seedVersion ?? (options.seed ? sha256(options.seed.toString()).slice(0, 16) : '')
 }

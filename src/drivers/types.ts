@@ -28,46 +28,46 @@ export interface DriverOptions {
   bootTimeoutMs: number
 }
 
-/** A checkpoint's stored meta checked against what a suite asks for: why it does not fit, or undefined. */
-export type CheckpointCheck = (meta: unknown) => string | undefined
+/** A seeded snapshot's stored meta checked against what a suite asks for: why it does not fit, or undefined. */
+export type SeededSnapshotCheck = (meta: unknown) => string | undefined
 
-/** What the caller says of a stored checkpoint's meta, which the driver does not read itself. */
-export interface CheckpointPolicy {
+/** What the caller says of a stored seeded snapshot's meta, which the driver does not read itself. */
+export interface SeededSnapshotPolicy {
   /** True when no suite can use it again (what it was taken for is gone). */
   retired(meta: unknown): boolean
   /** What it was taken for, for a log line (a project, a config file). */
   describe(meta: unknown): string
 }
 
-export type CheckpointOpened = { opened: 'restored'; meta: unknown } | { opened: 'seeding' | 'missing'; reason: string }
+export type SeededSnapshotOpened = { opened: 'restored'; meta: unknown } | { opened: 'seeding' | 'missing'; reason: string }
 
 /**
  * Seeded snapshots: a saved state with a suite's project and seed data that resets return to,
  * so keys stay valid across resets. Slots are named by the caller (one per config file).
  */
-export interface Checkpoints {
-  /** The checkpoint resets return to now, with what was stored in it; undefined: the plain ready state. */
+export interface SeededSnapshots {
+  /** The seeded snapshot resets return to now, with what was stored in it; undefined: the plain ready state. */
   readonly current: { slot: string; meta: unknown } | undefined
   /**
    * Makes `slot` where resets return to. Saved before and accepted by `check`: the emulator is
    * reset into it. Else, with `stage`, it restarts ready to be seeded and saved ('seeding'), and
    * without, nothing changes ('missing'); the reason says why.
    */
-  open(slot: string, check: CheckpointCheck, stage: boolean): Promise<CheckpointOpened>
+  open(slot: string, check: SeededSnapshotCheck, stage: boolean): Promise<SeededSnapshotOpened>
   /**
    * Saves the seeded emulator as the open slot, with `meta`, and restarts from it. Then drops the
-   * stored checkpoints no restore can use again, so that the cache does not grow with every config
+   * stored seeded snapshots no restore can use again, so that the cache does not grow with every config
    * file ever seeded: those the policy calls retired, and those taken over an earlier ready
    * snapshot; and the least recently used beyond the store's bound (said in one line, with
    * `describe`). None that a running emulator uses.
    */
-  save(meta: unknown, policy: CheckpointPolicy): Promise<void>
+  save(meta: unknown, policy: SeededSnapshotPolicy): Promise<void>
 }
 
 /** What every driver gets to start an instance; each takes its own manifest beside it (Driver). */
 export interface DriverStartOptions extends DriverOptions {
-  /** Start from this checkpoint when it exists and fits (else from the plain ready state). */
-  checkpoint?: { slot: string; check: CheckpointCheck }
+  /** Start from this seeded snapshot when it exists and fits (else from the plain ready state). */
+  seededSnapshot?: { slot: string; check: SeededSnapshotCheck }
   settings: Settings
   /** Folder for this instance's overlay, sockets and logs (mode 0700). */
   instanceDir: string
@@ -150,7 +150,7 @@ export interface RunningInstance {
   /** The internal project's key to mint credentials with, when no shared file publishes it. */
   readonly internalKey?: string
   /** Present when the driver can save seeded states (QEMU restored from a snapshot). */
-  readonly checkpoints?: Checkpoints
+  readonly seededSnapshots?: SeededSnapshots
   /** Rejects with ResetNotDone when it left the emulator as it was and serving; any other rejection left it stopped. */
   reset(): Promise<ResetResult>
   /**

@@ -140,7 +140,7 @@ export function assertResetFits(plan: IntegrationPlan, workers: number): void {
 
 /**
  * What one worker acquires under isolation 'worker': an instance of its own, named after the
- * run's and the worker's index, on ports chosen free. It restores the checkpoint the run's lease
+ * run's and the worker's index, on ports chosen free. It restores the seeded snapshot the run's lease
  * took (same config file, the seed's identity in place of the seed), and never seeds itself.
  */
 export function workerOptions(plan: IntegrationPlan, workerIndex: number): EmulatorOptions {

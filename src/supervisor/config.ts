@@ -2,15 +2,15 @@
 import type { DriverOptions } from '../drivers/types.js'
 import type { InstancePaths } from '../instance/paths.js'
 import type { Settings } from '../settings.js'
-import type { CheckpointRequest } from './protocol.js'
+import type { SeededSnapshotRequest } from './protocol.js'
 
 export interface SupervisorConfig {
   paths: InstancePaths
   manifestPath: string
   settings: Settings
   driver: DriverOptions
-  /** The spawning suite's checkpoint: the VM starts from it when it exists and fits. */
-  checkpoint?: CheckpointRequest
+  /** The spawning suite's seeded snapshot: the VM starts from it when it exists and fits. */
+  seededSnapshot?: SeededSnapshotRequest
   /** The client that spawned it: the supervisor waits for its hello while it lives (paused too). */
   spawner?: { pid: number; startTime: string | undefined }
 }

@@ -9,7 +9,7 @@ import { driverFor } from '../drivers/registry.js'
 import { claimOwnership } from '../instance/lock.js'
 import { ALREADY_OWNED_EXIT_CODE, type SupervisorConfig } from './config.js'
 import { Supervisor } from './supervisor.js'
-import { checkpointMisfit, checkpointSlot } from './checkpoint-policy.js'
+import { seededSnapshotMisfit, seededSnapshotSlot } from './seeded-snapshot-policy.js'
 
 // The log is a file in the instance folder: a full disk must not take the supervisor (and its
 // VM) down through an unhandled write error; its clients still hear every line.
@@ -26,11 +26,11 @@ if (!ownership) {
   process.exit(ALREADY_OWNED_EXIT_CODE)
 }
 const config = JSON.parse(await fs.readFile(configPath, 'utf8')) as SupervisorConfig
-const request = config.checkpoint
-const checkpoint = request && { slot: checkpointSlot(request.configFile), check: (meta: unknown) => checkpointMisfit(request, meta) }
+const request = config.seededSnapshot
+const seededSnapshot = request && { slot: seededSnapshotSlot(request.configFile), check: (meta: unknown) => seededSnapshotMisfit(request, meta) }
 const { manifest, start } = await driverFor(config.driver.kind).open(config.manifestPath)
 const supervisor = new Supervisor(config, manifest, (hooks) =>
-  start({ ...config.driver, settings: config.settings, instanceDir: config.paths.dir, checkpoint, ...hooks }),
+  start({ ...config.driver, settings: config.settings, instanceDir: config.paths.dir, seededSnapshot, ...hooks }),
 )
 await supervisor.listen()
 for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {

@@ -26,18 +26,18 @@ export interface LeaseOptions {
 }
 
 /**
- * What a suite's project is minted for. Resets return to a checkpoint taken once its credentials
+ * What a suite's project is minted for. Resets return to a seeded snapshot taken once its credentials
  * were minted and its seed ran, as long as the file and the seed stay the same.
  */
-export interface CheckpointRequest {
-  /** The app's config file (absolute path): one checkpoint slot per file. */
+export interface SeededSnapshotRequest {
+  /** The app's config file (absolute path): one seeded snapshot slot per file. */
   configFile: string
   /** sha256 of its contents when the suite started. */
   configDigest: string
-  /** The seed's identity: its `seedVersion`, else a digest of its source; '' without a seed (any checkpoint of the file serves it). */
+  /** The seed's identity: its `seedVersion`, else a digest of its source; '' without a seed (any seeded snapshot of the file serves it). */
   seedId: string
   /**
-   * Who runs the seed when no checkpoint fits: this client ('self': it has the seed function, or
+   * Who runs the seed when no seeded snapshot fits: this client ('self': it has the seed function, or
    * there is no seed), a client of the same run that comes later ('later': the app Playwright's
    * webServer starts under `exec`, before the globalSetup that holds the seed), or nobody: one
    * must have been saved ('none': a test worker's own VM).
@@ -52,12 +52,12 @@ export const SEED_SOURCES: readonly SeedSource[] = ['self', 'later', 'none']
 
 export type Request =
   | { op: 'hello'; lease: boolean; client: ClientInfo }
-  | ({ op: 'acquire'; checkpoint?: CheckpointRequest } & LeaseOptions)
+  | ({ op: 'acquire'; seededSnapshot?: SeededSnapshotRequest } & LeaseOptions)
   | { op: 'status' }
   /** `lease`: reset on behalf of that lease (a test worker of the suite that holds it), which is not one of the "others". */
   | { op: 'reset'; force: boolean; lease?: number }
-  /** From the lease told to seed (AcquireResult.seeding): save the VM as its checkpoint now. */
-  | { op: 'checkpoint' }
+  /** From the lease told to seed (AcquireResult.seeding): save the VM as its seeded snapshot now. */
+  | { op: 'saveSeededSnapshot' }
   /** The project id and keys for an app's config file (absolute path), minted once per VM state. */
   | { op: 'credentials'; configFile: string }
   /**
@@ -117,8 +117,8 @@ export interface AcquireResult extends InstanceInfo {
   /** This lease's id (a reset on its behalf names it). */
   lease: number
   /**
-   * The VM has no checkpoint for this suite yet and this lease takes it: mint, run the seed, then
-   * send `checkpoint`. Other suites asking meanwhile wait for it.
+   * The VM has no seeded snapshot for this suite yet and this lease takes it: mint, run the seed, then
+   * send `saveSeededSnapshot`. Other suites asking meanwhile wait for it.
    */
   seeding?: boolean
   /** The VM start's phases in ms (supervisor start, the driver's launch, restore, ...), for the bench and `--json`. */
@@ -137,7 +137,7 @@ export interface MintedProjectResult extends StackCredentials {
 
 export type Event =
   | { event: 'progress'; phase: string }
-  /** The VM changed state (reset, restore, checkpoint): projects of an older generation are gone. */
+  /** The VM changed state (reset, restore, seeded snapshot): projects of an older generation are gone. */
   | { event: 'generation'; generation: number }
   | { event: 'log'; line: string }
   | { event: 'stopped'; reason: string }
@@ -208,7 +208,7 @@ export function parseRequest(message: unknown): { id: number; request: Request }
           isolation: m.isolation as Isolation,
           keepAlive: bool('keepAlive'),
           idleTimeoutMs: idle as number,
-          checkpoint: checkpointRequest(m.checkpoint, fail),
+          seededSnapshot: seededSnapshotRequest(m.seededSnapshot, fail),
         },
       }
     }
@@ -225,7 +225,7 @@ export function parseRequest(message: unknown): { id: number; request: Request }
       return { id: id as number, request: { op: 'logs', query: logQuery(m.query, fail) } }
     case 'status':
     case 'stop':
-    case 'checkpoint':
+    case 'saveSeededSnapshot':
       return { id: id as number, request: { op: m.op } }
     default:
       return fail(`unknown op ${JSON.stringify(m.op)?.slice(0, 40)}`)
@@ -254,7 +254,7 @@ function logQuery(value: unknown, fail: (what: string) => never): ServiceLogQuer
   }
 }
 
-function checkpointRequest(value: unknown, fail: (what: string) => never): CheckpointRequest | undefined {
+function seededSnapshotRequest(value: unknown, fail: (what: string) => never): SeededSnapshotRequest | undefined {
   if (value === undefined) return undefined
   const c = value as Record<string, unknown> | null
   const text = (v: unknown, max: number) => typeof v === 'string' && v.length <= max
@@ -269,7 +269,7 @@ function checkpointRequest(value: unknown, fail: (what: string) => never): Check
     !Number.isSafeInteger(c.seedTimeoutMs) ||
     (c.seedTimeoutMs as number) < 1
   ) {
-    fail('"checkpoint" must be { configFile (absolute), configDigest, seedId, seedFrom, seedTimeoutMs }')
+    fail('"seededSnapshot" must be { configFile (absolute), configDigest, seedId, seedFrom, seedTimeoutMs }')
   }
   return {
     configFile: c!.configFile as string,

@@ -22,7 +22,7 @@ import {
   parseRequest,
   send,
   type AcquireResult,
-  type CheckpointRequest,
+  type SeededSnapshotRequest,
   type Event,
   type HelloResult,
   type MintedProjectResult,
@@ -30,7 +30,7 @@ import {
   type StatusResult,
   type InstanceInfo,
 } from './protocol.js'
-import { checkpointMisfit, checkpointPolicy, checkpointSlot, seedName, type CheckpointMeta } from './checkpoint-policy.js'
+import { seededSnapshotMisfit, seededSnapshotPolicy, seededSnapshotSlot, seedName, type SeededSnapshotMeta } from './seeded-snapshot-policy.js'
 import { sha256 } from '../digest.js'
 
 type StartInstance = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningInstance>
@@ -44,7 +44,7 @@ interface Connection {
 
 /** A seeded snapshot being taken: by `seeder`, or, until one arrives, awaited by a client whose seed comes later. */
 interface Seeding {
-  request: CheckpointRequest
+  request: SeededSnapshotRequest
   seeder?: Lease
   done: Promise<void>
   finish: () => void
@@ -94,7 +94,7 @@ export class Supervisor {
   private readonly minted = new Map<string, Promise<StackCredentials>>()
   /** The digest of each config file right after its mint (the guest may write it). */
   private readonly mintedDigests = new Map<string, string>()
-  /** The VM's state, bumped at each change (start, reset, checkpoint): projects minted per test live in one. */
+  /** The VM's state, bumped at each change (start, reset, seeded snapshot): projects minted per test live in one. */
   private generation = 0
   /** A seeded snapshot being taken; other acquirers wait for it (seedWait). */
   private seeding: Seeding | undefined
@@ -118,7 +118,7 @@ export class Supervisor {
       (vm) => {
         this.vm = vm
         this.state = 'ready'
-        this.rememberCheckpointKeys()
+        this.rememberSeededSnapshotKeys()
         void vm.died.then((reason) => this.shutdown(`${reason}; the next acquire starts a new VM`))
       },
       (error: Error) => {
@@ -251,8 +251,8 @@ export class Supervisor {
         return this.status()
       case 'reset':
         return this.reset(connection, request.force, request.lease)
-      case 'checkpoint':
-        return this.saveCheckpoint(connection)
+      case 'saveSeededSnapshot':
+        return this.saveSeededSnapshot(connection)
       case 'credentials':
         return this.credentials(request.configFile)
       case 'project':
@@ -273,7 +273,7 @@ export class Supervisor {
     // every later suite would repeat the same lines (the accelerator verdict) in one run.
     if (lease.id === 1) for (const line of this.logHistory) send(connection.socket, { event: 'log', line })
     await this.instanceReady
-    const request = options.checkpoint
+    const request = options.seededSnapshot
     // A client without a config file waits for a seed in progress as long as it runs (the seeder is bounded itself).
     const deadline = request ? Date.now() + request.seedTimeoutMs : Infinity
     // Not a poll: each wait below is on an event (a release, a seed's end), raced against `deadline`.
@@ -296,7 +296,7 @@ export class Supervisor {
         // A driver that cannot reset (external) shares its emulator as isolation 'none' does.
         const reset = this.vm!.capabilities.reset && (this.leases.needsReset(lease) || (this.tainted && this.leases.othersHolding(lease).length === 0))
         if (reset) await this.resetInstance()
-        const seeding = request ? await this.openCheckpoint(lease, request) : false
+        const seeding = request ? await this.openSeededSnapshot(lease, request) : false
         // A client that left meanwhile (killed mid-acquire) neither holds the VM nor keeps it alive.
         if (!this.leases.has(lease)) throw new Error('client went away')
         lease.acquired = true
@@ -323,7 +323,7 @@ export class Supervisor {
    * A suite never gets the VM while another one seeds it, nor a VM that others hold with data its
    * seed did not make: it waits (bounded by its seedTimeoutMs), then fails naming both seeds.
    */
-  private seedWait(lease: Lease, request: CheckpointRequest | undefined): SeedWait | undefined {
+  private seedWait(lease: Lease, request: SeededSnapshotRequest | undefined): SeedWait | undefined {
     const seeding = this.seeding
     if (seeding) {
       if (seeding.seeder === lease) return undefined
@@ -344,12 +344,12 @@ export class Supervisor {
         }
       return undefined
     }
-    if (!request?.seedId || !this.vm?.checkpoints) return undefined
+    if (!request?.seedId || !this.vm?.seededSnapshots) return undefined
     if (this.tainted) return this.heldBy(lease, 'a seed that did not finish')
-    const current = this.vm.checkpoints.current
-    const fits = current?.slot === checkpointSlot(request.configFile) && !checkpointMisfit(request, current.meta)
+    const current = this.vm.seededSnapshots.current
+    const fits = current?.slot === seededSnapshotSlot(request.configFile) && !seededSnapshotMisfit(request, current.meta)
     if (fits) return undefined
-    const meta = current?.meta as CheckpointMeta | undefined
+    const meta = current?.meta as SeededSnapshotMeta | undefined
     return this.heldBy(lease, meta ? `${seedName(meta.seedId)} for ${meta.configFile}` : 'no seeded snapshot')
   }
 
@@ -365,7 +365,7 @@ export class Supervisor {
   }
 
   /** One line per reason, then waits for it to change, at most until `deadline`: then a clear error. */
-  private async waitForSeed(connection: Connection, wait: SeedWait, deadline: number, request: CheckpointRequest | undefined): Promise<void> {
+  private async waitForSeed(connection: Connection, wait: SeedWait, deadline: number, request: SeededSnapshotRequest | undefined): Promise<void> {
     const left = deadline - Date.now()
     if (left <= 0) {
       const name = this.config.paths.name
@@ -429,7 +429,7 @@ export class Supervisor {
       throw error
     })
     this.lastResetMs = result.durationMs
-    this.rememberCheckpointKeys()
+    this.rememberSeededSnapshotKeys()
     this.leases.dirty = false
     this.tainted = false
     this.state = 'ready'
@@ -439,12 +439,12 @@ export class Supervisor {
   /**
    * Puts the VM at `request`'s seeded snapshot: already there, restored into it, or (when it has
    * none that fits) restarted to be seeded, by this lease (true: it mints, seeds, then sends
-   * `checkpoint`) or, for a client whose seed comes later, by the next lease that brings it.
+   * `saveSeededSnapshot`) or, for a client whose seed comes later, by the next lease that brings it.
    * A VM other suites hold is never restarted under them (seedWait saw to that for seeded suites).
    */
-  private async openCheckpoint(lease: Lease, request: CheckpointRequest): Promise<boolean> {
-    const checkpoints = this.vm!.checkpoints
-    if (!checkpoints) {
+  private async openSeededSnapshot(lease: Lease, request: SeededSnapshotRequest): Promise<boolean> {
+    const seededSnapshots = this.vm!.seededSnapshots
+    if (!seededSnapshots) {
       if (!request.seedId) return false
       throw new StackEmulatorError(
         `The ${this.config.driver.kind} driver${this.config.driver.snapshot ? '' : ' without snapshots'} cannot keep a seed: it has no seeded snapshots to reset to`,
@@ -467,15 +467,15 @@ export class Supervisor {
     }
     // Awaited for another seed by clients that are gone: what they left is dropped below.
     if (pending) this.endSeeding(true)
-    const slot = checkpointSlot(request.configFile)
-    const current = checkpoints.current
-    if (current?.slot === slot && !checkpointMisfit(request, current.meta)) return false
+    const slot = seededSnapshotSlot(request.configFile)
+    const current = seededSnapshots.current
+    if (current?.slot === slot && !seededSnapshotMisfit(request, current.meta)) return false
     // Only a suite without a seed gets here while others hold the VM: it mints a project of its own.
     if (this.leases.othersHolding(lease).length > 0) return false
     this.state = 'resetting'
     await this.repairNow()
-    const opened = await checkpoints
-      .open(slot, (meta) => checkpointMisfit(request, meta), request.seedFrom !== 'none')
+    const opened = await seededSnapshots
+      .open(slot, (meta) => seededSnapshotMisfit(request, meta), request.seedFrom !== 'none')
       .catch((error: Error) => {
         void this.shutdown(`opening the seeded snapshot failed (${error.message.split('\n')[0]})`)
         throw error
@@ -483,7 +483,7 @@ export class Supervisor {
     this.state = 'ready'
     if (opened.opened === 'missing') return this.noSnapshot(request, opened.reason)
     this.tainted = false
-    this.rememberCheckpointKeys()
+    this.rememberSeededSnapshotKeys()
     this.leases.dirty = false
     if (opened.opened === 'restored') return false
     let finish!: () => void
@@ -507,7 +507,7 @@ export class Supervisor {
   }
 
   /** No seeded snapshot can be had: fine for a suite without a seed (its keys change at resets), an error for one with. */
-  private noSnapshot(request: CheckpointRequest, reason: string): false {
+  private noSnapshot(request: SeededSnapshotRequest, reason: string): false {
     if (!request.seedId) {
       if (request.seedFrom === 'self') this.broadcast({ event: 'log', line: `not taking a seeded snapshot for ${request.configFile}: ${reason}` })
       return false
@@ -538,12 +538,12 @@ export class Supervisor {
   }
 
   /** From the seeding lease, once it minted and seeded: save, so resets return here with the same keys. */
-  private async saveCheckpoint(connection: Connection): Promise<InstanceInfo> {
+  private async saveSeededSnapshot(connection: Connection): Promise<InstanceInfo> {
     const seeding = this.seeding
     if (!seeding?.seeder || seeding.seeder !== connection.lease) {
-      throw new StackEmulatorError('This lease was not asked to seed a checkpoint', {
+      throw new StackEmulatorError('This lease was not asked to seed a seeded snapshot', {
         code: 'PROTOCOL',
-        fix: 'Send checkpoint only after an acquire answered seeding: true.',
+        fix: 'Send seeded snapshot only after an acquire answered seeding: true.',
       })
     }
     clearTimeout(seeding.timer)
@@ -553,9 +553,9 @@ export class Supervisor {
         const { request } = seeding
         const credentials = await this.minted.get(request.configFile)
         const mintedDigest = this.mintedDigests.get(request.configFile)
-        if (!credentials || !mintedDigest) throw new StackEmulatorError('Mint the credentials before saving the checkpoint', { code: 'PROTOCOL' })
+        if (!credentials || !mintedDigest) throw new StackEmulatorError('Mint the credentials before saving the seeded snapshot', { code: 'PROTOCOL' })
         // The file as the guest minted for, before and after (it may write it): an edit while the seed ran is not recorded as fitting.
-        const meta: CheckpointMeta = {
+        const meta: SeededSnapshotMeta = {
           configFile: request.configFile,
           configDigests: [...new Set([request.configDigest, mintedDigest])],
           seedId: request.seedId,
@@ -564,7 +564,7 @@ export class Supervisor {
         const started = performance.now()
         this.state = 'resetting'
         await this.repairNow()
-        await this.vm!.checkpoints!.save(meta, checkpointPolicy).catch((error: Error) => {
+        await this.vm!.seededSnapshots!.save(meta, seededSnapshotPolicy).catch((error: Error) => {
           // The VM is back where resets return; its keys and the seed's data are gone with the failed save.
           this.leases.dirty = true
           throw error
@@ -576,7 +576,7 @@ export class Supervisor {
           this.broadcast({ event: 'log', line: `${request.configFile} changed while the seed ran: the next run takes its seeded snapshot again` })
       } finally {
         this.state = 'ready'
-        this.rememberCheckpointKeys()
+        this.rememberSeededSnapshotKeys()
         this.endSeeding(!saved)
       }
       return this.instanceInfo()
@@ -596,15 +596,15 @@ export class Supervisor {
   }
 
   /**
-   * After the VM changed state: credentials are those its checkpoint holds (the guest reads the
+   * After the VM changed state: credentials are those its seeded snapshot holds (the guest reads the
    * config file at run time too, so it is shared again), or none yet.
    */
-  private rememberCheckpointKeys(): void {
+  private rememberSeededSnapshotKeys(): void {
     this.minted.clear()
     this.mintedDigests.clear()
     this.newGeneration()
     const vm = this.vm
-    const meta = vm?.checkpoints?.current?.meta as CheckpointMeta | undefined
+    const meta = vm?.seededSnapshots?.current?.meta as SeededSnapshotMeta | undefined
     if (!vm || !meta?.credentials) return
     const shared = (async () => {
       await vm.shared?.expose(meta.configFile)

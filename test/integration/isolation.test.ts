@@ -25,7 +25,7 @@ import {
 } from '../helpers.js'
 
 const home = useTempHome()
-// Checkpoints of their own (the seed log counts every capture of this file), over a copy of the shared ready snapshot.
+// Seeded snapshots of their own (the seed log counts every capture of this file), over a copy of the shared ready snapshot.
 process.env.STACK_EMULATOR_CACHE_DIR = await privateCacheWithSnapshot(home)
 const state = (name: string) => path.join(home, 'state', name)
 
@@ -78,7 +78,7 @@ describe('seeded snapshots', () => {
 
   it('is reused by the next run while its inputs are unchanged, and a changed seed recaptures once, saying why', async () => {
     const first = await acquire({ name: 'seeded', seed, seedVersion: 'v1' })
-    // The next run restores the checkpoint: the first run's keys, no seed and no mint.
+    // The next run restores the seeded snapshot: the first run's keys, no seed and no mint.
     expect(first.credentials).toEqual(firstRunKeys)
     expect(first.startup.phases.seed).toBeUndefined()
     expect(await emails(first)).toEqual(['seeded@example.com'])
@@ -155,7 +155,7 @@ describe('seeded snapshots', () => {
 
   it('the seeded snapshot of a config file that is gone is dropped when the next one is saved', async () => {
     const snapshots = path.join(process.env.STACK_EMULATOR_CACHE_DIR!, 'snapshots')
-    const checkpoints = () => fs.readdirSync(snapshots).filter((entry) => /-checkpoint-[0-9a-f]{16}$/.test(entry))
+    const seededSnapshots = () => fs.readdirSync(snapshots).filter((entry) => /-checkpoint-[0-9a-f]{16}$/.test(entry))
     const project = (name: string) => {
       const configFile = path.join(fs.mkdtempSync(path.join(home, `${name}-`)), 'stack.config.ts')
       fs.writeFileSync(configFile, 'export const config = {}\n')
@@ -163,10 +163,10 @@ describe('seeded snapshots', () => {
     }
     const temporary = project('temporary')
     await (await acquire({ name: 'seeded', configFile: temporary })).release()
-    const before = checkpoints()
+    const before = seededSnapshots()
     fs.rmSync(path.dirname(temporary), { recursive: true })
     await (await acquire({ name: 'seeded', configFile: project('next') })).release()
-    const after = checkpoints()
+    const after = seededSnapshots()
     // One was added (the next project's), and the temporary project's went; the others stay.
     expect(after.filter((entry) => !before.includes(entry))).toHaveLength(1)
     expect(before.filter((entry) => !after.includes(entry))).toEqual([expect.stringMatching(new RegExp(`-checkpoint-${sha256(temporary).slice(0, 16)}$`))])

@@ -48,7 +48,7 @@ async function run(dir: string, instance: string): Promise<{ emulator: Emulator;
 }
 
 const taking = (logs: string[]) => logs.filter((line) => line.includes('taking a seeded snapshot'))
-const checkpoints = () => fs.readdirSync(path.join(cache, 'snapshots')).filter((entry) => /-checkpoint-[0-9a-f]{16}$/.test(entry))
+const seededSnapshots = () => fs.readdirSync(path.join(cache, 'snapshots')).filter((entry) => /-checkpoint-[0-9a-f]{16}$/.test(entry))
 
 describe('seeded snapshots per project', () => {
   it('two projects alternate, each restoring its own; the bound drops the least recently used, never one in use', async () => {
@@ -70,7 +70,7 @@ describe('seeded snapshots per project', () => {
     expect(seeded).toEqual(['alpha', 'beta'])
     expect(again.emulator.credentials).toEqual(alphaKeys)
     expect(await listUserEmails(again.emulator.backendUrl, again.emulator.env)).toEqual(['alpha@example.com'])
-    expect(checkpoints()).toHaveLength(2)
+    expect(seededSnapshots()).toHaveLength(2)
 
     // alpha's VM keeps running on its snapshot. Another instance saves gamma's under a bound of 1:
     // beta's (least recently used) goes, alpha's (in use) stays though the store is then above it.
@@ -89,7 +89,7 @@ describe('seeded snapshots per project', () => {
         ),
       ),
     ])
-    expect(checkpoints()).toHaveLength(2)
+    expect(seededSnapshots()).toHaveLength(2)
     await third.emulator.release()
 
     // alpha's resets still return to its snapshot.

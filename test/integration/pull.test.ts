@@ -357,8 +357,8 @@ describe('image list, rm and prune', () => {
     const old = new Date(Date.now() - 40 * 86_400_000)
     fs.utimesSync(path.join(imageDir(cache, 'emulator-small-latest'), 'manifest.json'), old, old)
     const hex = () => crypto.randomBytes(8).toString('hex')
-    const snapshot = (name: string, image: string, when?: Date, checkpoint = false) => {
-      const dir = path.join(cache, 'snapshots', `${name}-${hex()}${checkpoint ? `-checkpoint-${hex()}` : ''}`)
+    const snapshot = (name: string, image: string, when?: Date, seededSnapshot = false) => {
+      const dir = path.join(cache, 'snapshots', `${name}-${hex()}${seededSnapshot ? `-checkpoint-${hex()}` : ''}`)
       fs.mkdirSync(dir, { recursive: true })
       fs.writeFileSync(path.join(dir, 'snapshot.json'), JSON.stringify({ fingerprint: { image } }))
       if (when) fs.utimesSync(path.join(dir, 'snapshot.json'), when, when)
@@ -368,9 +368,9 @@ describe('image list, rm and prune', () => {
     const recent = snapshot('my-image', 'y')
     const orphan = snapshot('stack-auth-fixture', 'a-build-that-is-gone')
     const ofFixture = snapshot('stack-auth-fixture', 'fixture-fp')
-    // Seeded snapshots (checkpoints) sit beside their ready snapshot and go with it.
-    const orphanCheckpoint = snapshot('stack-auth-fixture', 'a-build-that-is-gone', undefined, true)
-    const checkpointOfFixture = snapshot('stack-auth-fixture', 'fixture-fp', undefined, true)
+    // Seeded snapshots (seeded snapshots) sit beside their ready snapshot and go with it.
+    const orphanSeededSnapshot = snapshot('stack-auth-fixture', 'a-build-that-is-gone', undefined, true)
+    const seededSnapshotOfFixture = snapshot('stack-auth-fixture', 'fixture-fp', undefined, true)
     const part = path.join(cache, 'images', 'stack-auth-amd64-emulator-x-latest.part')
     fs.writeFileSync(part, Buffer.alloc(1000))
     fs.utimesSync(part, old, old)
@@ -379,10 +379,10 @@ describe('image list, rm and prune', () => {
     expect(prune.exitCode, prune.stderr).toBe(0)
     const pruned = JSON.parse(prune.stdout)
     expect(pruned.images.map((i: { tag: string }) => i.tag)).toEqual(['emulator-small-latest'])
-    expect(pruned.snapshots.sort()).toEqual([stale, orphan, orphanCheckpoint].sort())
+    expect(pruned.snapshots.sort()).toEqual([stale, orphan, orphanSeededSnapshot].sort())
     expect(pruned.leftovers).toEqual([part])
     expect(pruned.freedBytes).toBeGreaterThan(1_000_000)
-    expect([recent, ofFixture, checkpointOfFixture, fixtureCopy].every((d) => fs.existsSync(d))).toBe(true)
+    expect([recent, ofFixture, seededSnapshotOfFixture, fixtureCopy].every((d) => fs.existsSync(d))).toBe(true)
     expect((await cli(['image', 'prune'])).stdout).toBe('Nothing unused for 30 days; freed 0 B.')
   })
 })

@@ -28,7 +28,7 @@ const home = useTempHome()
 const cache = await privateCacheWithSnapshot(home)
 process.env.STACK_EMULATOR_CACHE_DIR = cache
 const snapshotsDir = () => path.join(cache, 'snapshots')
-/** The ready snapshots of the store: one per fingerprint (here, per memory size); checkpoints sit beside them. */
+/** The ready snapshots of the store: one per fingerprint (here, per memory size); seeded snapshots sit beside them. */
 const slots = () => fs.readdirSync(snapshotsDir()).filter((d) => /^[^.]+-[0-9a-f]{16}$/.test(d) && !d.includes('-checkpoint-'))
 const snapshotFile = (file: string, memoryMb = 512) => {
   const dir = slots().find((d) => {
@@ -113,7 +113,7 @@ describe('snapshot start and reset', () => {
   })
 })
 
-// The store's ready snapshots themselves: no credentials, so no checkpoint over them.
+// The store's ready snapshots themselves: no credentials, so no seeded snapshot over them.
 /** The one line a capture says (its phases go to progress). */
 const capturing = expect.stringMatching(/booting it once to capture its ready snapshot/)
 describe('an unusable snapshot is never used', () => {

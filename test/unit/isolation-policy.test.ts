@@ -1,54 +1,54 @@
-/** The rules of checkpoints and of the integrations' isolation, as pure functions. */
+/** The rules of seeded snapshots and of the integrations' isolation, as pure functions. */
 import { describe, expect, it } from 'vitest'
-import { checkpointMisfit, checkpointSlot, type CheckpointMeta } from '../../src/supervisor/checkpoint-policy.js'
-import { parseRequest, type CheckpointRequest } from '../../src/supervisor/protocol.js'
+import { seededSnapshotMisfit, seededSnapshotSlot, type SeededSnapshotMeta } from '../../src/supervisor/seeded-snapshot-policy.js'
+import { parseRequest, type SeededSnapshotRequest } from '../../src/supervisor/protocol.js'
 import { assertResetFits, planIntegration, workerOptions } from '../../src/integrations/context.js'
 import { seedIdentity } from '../../src/client/options.js'
 
-const request: CheckpointRequest = { configFile: '/app/stack.config.ts', configDigest: 'before', seedId: 'v1', seedFrom: 'self', seedTimeoutMs: 300_000 }
-const meta: CheckpointMeta = {
+const request: SeededSnapshotRequest = { configFile: '/app/stack.config.ts', configDigest: 'before', seedId: 'v1', seedFrom: 'self', seedTimeoutMs: 300_000 }
+const meta: SeededSnapshotMeta = {
   configFile: '/app/stack.config.ts',
   configDigests: ['before', 'after'],
   seedId: 'v1',
   credentials: { projectId: 'p', publishableClientKey: 'pck', secretServerKey: 'ssk', superSecretAdminKey: 'sak' },
 }
 
-describe('checkpoints', () => {
+describe('seeded snapshots', () => {
   it('fit the same file, unchanged or as the guest rewrote it at the mint, with the same seed', () => {
-    expect(checkpointMisfit(request, meta)).toBeUndefined()
-    expect(checkpointMisfit({ ...request, configDigest: 'after' }, meta)).toBeUndefined()
+    expect(seededSnapshotMisfit(request, meta)).toBeUndefined()
+    expect(seededSnapshotMisfit({ ...request, configDigest: 'after' }, meta)).toBeUndefined()
   })
 
   it('fit a suite without a seed whatever seed they hold: it uses a seeded snapshot, never replaces one', () => {
-    expect(checkpointMisfit({ ...request, seedId: '' }, meta)).toBeUndefined()
-    expect(checkpointMisfit({ ...request, seedId: '' }, { ...meta, seedId: '' })).toBeUndefined()
-    expect(checkpointMisfit({ ...request, seedId: '', configDigest: 'edited' }, meta)).toBe('/app/stack.config.ts changed')
+    expect(seededSnapshotMisfit({ ...request, seedId: '' }, meta)).toBeUndefined()
+    expect(seededSnapshotMisfit({ ...request, seedId: '' }, { ...meta, seedId: '' })).toBeUndefined()
+    expect(seededSnapshotMisfit({ ...request, seedId: '', configDigest: 'edited' }, meta)).toBe('/app/stack.config.ts changed')
   })
 
   it('say why they do not fit', () => {
-    expect(checkpointMisfit({ ...request, seedId: 'v2' }, meta)).toBe('the seed changed')
-    expect(checkpointMisfit({ ...request, seedId: 'v1' }, { ...meta, seedId: '' })).toBe('it holds no seed')
-    expect(checkpointMisfit({ ...request, configDigest: 'edited' }, meta)).toBe('/app/stack.config.ts changed')
-    expect(checkpointMisfit({ ...request, configFile: '/other/stack.config.ts' }, meta)).toBe('it belongs to /app/stack.config.ts')
-    expect(checkpointMisfit(request, undefined)).toBe('it was taken by another version')
-    expect(checkpointMisfit(request, { configFile: '/app/stack.config.ts' })).toBe('it was taken by another version')
+    expect(seededSnapshotMisfit({ ...request, seedId: 'v2' }, meta)).toBe('the seed changed')
+    expect(seededSnapshotMisfit({ ...request, seedId: 'v1' }, { ...meta, seedId: '' })).toBe('it holds no seed')
+    expect(seededSnapshotMisfit({ ...request, configDigest: 'edited' }, meta)).toBe('/app/stack.config.ts changed')
+    expect(seededSnapshotMisfit({ ...request, configFile: '/other/stack.config.ts' }, meta)).toBe('it belongs to /app/stack.config.ts')
+    expect(seededSnapshotMisfit(request, undefined)).toBe('it was taken by another version')
+    expect(seededSnapshotMisfit(request, { configFile: '/app/stack.config.ts' })).toBe('it was taken by another version')
   })
 
   it('have one slot per config file, named safely', () => {
-    expect(checkpointSlot('/a/stack.config.ts')).toMatch(/^[0-9a-f]{16}$/)
-    expect(checkpointSlot('/a/stack.config.ts')).toBe(checkpointSlot('/a/stack.config.ts'))
-    expect(checkpointSlot('/a/stack.config.ts')).not.toBe(checkpointSlot('/b/stack.config.ts'))
+    expect(seededSnapshotSlot('/a/stack.config.ts')).toMatch(/^[0-9a-f]{16}$/)
+    expect(seededSnapshotSlot('/a/stack.config.ts')).toBe(seededSnapshotSlot('/a/stack.config.ts'))
+    expect(seededSnapshotSlot('/a/stack.config.ts')).not.toBe(seededSnapshotSlot('/b/stack.config.ts'))
   })
 
   it('are asked for and saved through checked requests', () => {
-    expect(parseRequest({ id: 1, op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint: request }).request).toEqual({
+    expect(parseRequest({ id: 1, op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, seededSnapshot: request }).request).toEqual({
       op: 'acquire',
       isolation: 'suite',
       keepAlive: false,
       idleTimeoutMs: 0,
-      checkpoint: request,
+      seededSnapshot: request,
     })
-    expect(parseRequest({ id: 2, op: 'checkpoint' }).request).toEqual({ op: 'checkpoint' })
+    expect(parseRequest({ id: 2, op: 'saveSeededSnapshot' }).request).toEqual({ op: 'saveSeededSnapshot' })
     expect(parseRequest({ id: 3, op: 'reset', force: false, lease: 4 }).request).toEqual({ op: 'reset', force: false, lease: 4 })
     for (const bad of [
       { ...request, configFile: 'relative.ts' },
@@ -57,8 +57,8 @@ describe('checkpoints', () => {
       { ...request, seedId: 'x'.repeat(200) },
       'text',
     ]) {
-      expect(() => parseRequest({ id: 4, op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint: bad })).toThrow(
-        /"checkpoint" must be/,
+      expect(() => parseRequest({ id: 4, op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, seededSnapshot: bad })).toThrow(
+        /"seededSnapshot" must be/,
       )
     }
     expect(() => parseRequest({ id: 5, op: 'reset', force: false, lease: 'one' })).toThrow(/"lease" must be an integer/)
@@ -102,7 +102,7 @@ describe('integration plan', () => {
     expect(() => planIntegration({ isolation: 'strict' as never })).toThrow(/isolation/)
   })
 
-  it("gives each worker an instance of its own that restores the run's checkpoint and never seeds", () => {
+  it("gives each worker an instance of its own that restores the run's seeded snapshot and never seeds", () => {
     const seed = async () => {}
     const plan = planIntegration({ name: 'e2e', reset: 'test', seed, memoryMb: 512 })
     const worker = workerOptions(plan, 2)

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest'
 import { sha256 } from '../../src/digest.js'
 import { resolveConfigFile } from '../../src/stack/credentials.js'
 import { GENERATED_CONFIG, generatedConfigProject, projectRoot } from '../../src/stack/project-config.js'
-import { checkpointOwner, checkpointRetired } from '../../src/supervisor/checkpoint-policy.js'
+import { seededSnapshotOwner, seededSnapshotRetired } from '../../src/supervisor/seeded-snapshot-policy.js'
 
 const root = path.resolve(import.meta.dirname, '../..')
 const temp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'se-project-'))
@@ -129,10 +129,10 @@ describe('a seeded snapshot of a generated config', () => {
     const app = project(base, 'app')
     const configFile = await resolveConfigFile(undefined, app, path.join(base, 'state'))
     const meta = { configFile, configDigests: [], seedId: '', credentials: {} }
-    expect(checkpointOwner(meta)).toBe(`the project at ${app}`)
-    expect(checkpointOwner({ ...meta, configFile: '/app/stack.config.ts' })).toBe('/app/stack.config.ts')
-    expect(checkpointRetired(meta)).toBe(false)
+    expect(seededSnapshotOwner(meta)).toBe(`the project at ${app}`)
+    expect(seededSnapshotOwner({ ...meta, configFile: '/app/stack.config.ts' })).toBe('/app/stack.config.ts')
+    expect(seededSnapshotRetired(meta)).toBe(false)
     fs.rmSync(app, { recursive: true })
-    expect(checkpointRetired(meta)).toBe(true)
+    expect(seededSnapshotRetired(meta)).toBe(true)
   })
 })

@@ -1,14 +1,14 @@
 /**
  * The snapshot store's bookkeeping on real files: one slot per fingerprint, lookups that say why
  * a slot cannot be used, a RAM digest that proves a slot bad, abandoned staging cleaned, and
- * checkpoints no restore can use dropped.
+ * seeded snapshots no restore can use dropped.
  */
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
 import type { ImageManifest } from '../../src/image/manifest.js'
-import { checkpointDir, findCheckpoint, sweepCheckpoints } from '../../src/drivers/qemu/checkpoint.js'
+import { seededSnapshotFolder, findSeededSnapshot, sweepSeededSnapshots } from '../../src/drivers/qemu/seeded-snapshot.js'
 import {
   boundSeededSnapshots,
   checkFiles,
@@ -114,23 +114,23 @@ describe('the snapshot store', () => {
     expect(await storeLeftovers(path.join(cache, 'none'))).toEqual([])
   })
 
-  it('drops the checkpoints no restore can use: over an earlier capture, or retired; keeps the rest and one being saved', async () => {
+  it('drops the seeded snapshots no restore can use: over an earlier capture, or retired; keeps the rest and one being saved', async () => {
     const readyDir = await slot(cacheDir())
     const ready = await lookupSnapshot(readyDir, fingerprint())
     if (ready.kind !== 'usable') throw new Error('expected a usable slot')
-    const checkpoint = async (name: string, base: string, meta: unknown) => {
-      const files = snapshotFiles(checkpointDir(ready.files, name))
+    const seededSnapshot = async (name: string, base: string, meta: unknown) => {
+      const files = snapshotFiles(seededSnapshotFolder(ready.files, name))
       fs.mkdirSync(files.dir)
       for (const file of [files.ram, files.state, files.disk, files.emptyOverlay]) fs.writeFileSync(file, name)
       await writeRecord(files, fingerprint(), [8102], undefined, { base, meta })
     }
-    await checkpoint('fits', ready.record.stateSha256, 'live')
-    await checkpoint('current', ready.record.stateSha256, 'gone') // retired, but the VM is on it
-    await checkpoint('recaptured', 'an earlier capture', 'live')
-    await checkpoint('retired', ready.record.stateSha256, 'gone')
-    fs.mkdirSync(checkpointDir(ready.files, 'saving')) // no record yet
-    fs.mkdirSync(`${checkpointDir(ready.files, 'other')}.staging-${process.pid}`)
-    await sweepCheckpoints({ kind: 'snapshot', files: ready.files, record: ready.record }, (meta) => meta === 'gone', 'current')
+    await seededSnapshot('fits', ready.record.stateSha256, 'live')
+    await seededSnapshot('current', ready.record.stateSha256, 'gone') // retired, but the VM is on it
+    await seededSnapshot('recaptured', 'an earlier capture', 'live')
+    await seededSnapshot('retired', ready.record.stateSha256, 'gone')
+    fs.mkdirSync(seededSnapshotFolder(ready.files, 'saving')) // no record yet
+    fs.mkdirSync(`${seededSnapshotFolder(ready.files, 'other')}.staging-${process.pid}`)
+    await sweepSeededSnapshots({ kind: 'snapshot', files: ready.files, record: ready.record }, (meta) => meta === 'gone', 'current')
     const left = fs
       .readdirSync(path.dirname(readyDir))
       .map((entry) => entry.replace(`${path.basename(readyDir)}-checkpoint-`, ''))
@@ -165,7 +165,7 @@ async function store() {
   if (ready.kind !== 'usable') throw new Error('expected a usable slot')
   const mode = { kind: 'snapshot' as const, files: ready.files, record: ready.record }
   const seeded = async (name: string, minutesAgo: number) => {
-    const files = snapshotFiles(checkpointDir(ready.files, name))
+    const files = snapshotFiles(seededSnapshotFolder(ready.files, name))
     fs.mkdirSync(files.dir)
     for (const file of [files.ram, files.state, files.disk, files.emptyOverlay]) fs.writeFileSync(file, name)
     await writeRecord(files, fingerprint(), [8102], undefined, { base: ready.record.stateSha256, meta: name })
@@ -213,13 +213,13 @@ describe('the bound on seeded snapshots', () => {
     const dir = await seeded('x', 1)
     fs.writeFileSync(`${dir}.dropping`, String(process.pid)) // a live dropper (this process stands in)
     expect(await holdSnapshot(dir)).toBeUndefined()
-    expect(await findCheckpoint(dir, mode, () => undefined)).toEqual({ reason: 'it is being dropped' })
+    expect(await findSeededSnapshot(dir, mode, () => undefined)).toEqual({ reason: 'it is being dropped' })
     expect(fs.readdirSync(path.dirname(dir)).filter((e) => e.includes('.hold-'))).toEqual([]) // its hold went with it
     fs.writeFileSync(`${dir}.dropping`, '999999')
-    const found = await findCheckpoint(dir, mode, () => undefined)
+    const found = await findSeededSnapshot(dir, mode, () => undefined)
     expect(found).toMatchObject({ meta: 'x', hold: expect.anything() })
     // A misfit is not held.
-    expect(await findCheckpoint(dir, mode, () => 'the seed changed')).toEqual({ reason: 'the seed changed' })
+    expect(await findSeededSnapshot(dir, mode, () => 'the seed changed')).toEqual({ reason: 'the seed changed' })
     expect(fs.readdirSync(path.dirname(dir)).filter((e) => e.includes('.hold-'))).toHaveLength(1)
   })
 
@@ -228,7 +228,7 @@ describe('the bound on seeded snapshots', () => {
     const held = await seeded('retired-held', 5)
     await seeded('retired', 5)
     await holdSnapshot(held)
-    await sweepCheckpoints(mode, (meta) => String(meta).startsWith('retired'), undefined)
+    await sweepSeededSnapshots(mode, (meta) => String(meta).startsWith('retired'), undefined)
     expect(left().filter((e) => !e.includes('.hold-'))).toEqual(['retired-held'])
   })
 

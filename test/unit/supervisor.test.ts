@@ -15,9 +15,9 @@ import { ensureInstanceDir, instancePaths } from '../../src/instance/paths.js'
 import { pollUntil } from '../../src/poll.js'
 import { readSettings } from '../../src/settings.js'
 import { Supervisor } from '../../src/supervisor/supervisor.js'
-import type { CheckpointRequest } from '../../src/supervisor/protocol.js'
+import type { SeededSnapshotRequest } from '../../src/supervisor/protocol.js'
 import { sha256 } from '../../src/digest.js'
-import { checkpointSlot } from '../../src/supervisor/checkpoint-policy.js'
+import { seededSnapshotSlot } from '../../src/supervisor/seeded-snapshot-policy.js'
 
 class FakeVm implements RunningInstance {
   driver = 'qemu' as const
@@ -356,63 +356,63 @@ describe('supervisor', () => {
     let opens = 0
     let failSave: Error | undefined
     let staged = ''
-    const checkpoints = {
+    const seededSnapshots = {
       current: undefined as { slot: string; meta: unknown } | undefined,
       async open(slot: string, check: (meta: unknown) => string | undefined, stage: boolean) {
         opens++
         staged = slot
         const meta = saved.get(slot)
-        if (meta !== undefined && !check(meta)) return { opened: 'restored' as const, meta: ((checkpoints.current = { slot, meta }), meta) }
+        if (meta !== undefined && !check(meta)) return { opened: 'restored' as const, meta: ((seededSnapshots.current = { slot, meta }), meta) }
         return { opened: stage ? ('seeding' as const) : ('missing' as const), reason: meta === undefined ? 'none was taken yet' : check(meta)! }
       },
       async save(meta: unknown) {
         await new Promise((r) => setTimeout(r, 50))
         if (failSave) throw failSave
         saved.set(staged, meta)
-        checkpoints.current = { slot: staged, meta }
+        seededSnapshots.current = { slot: staged, meta }
       },
     }
-    ;(vm as { checkpoints?: unknown }).checkpoints = checkpoints
+    ;(vm as { seededSnapshots?: unknown }).seededSnapshots = seededSnapshots
     const s = await start(vm, { service: 'backend', path: '/api/v1/internal/local-emulator/project' })
     const configFile = path.join(s.paths.dir, 'stack.config.ts')
     fs.writeFileSync(configFile, 'export const config = {}\n')
-    const request: CheckpointRequest = { configFile, configDigest: 'd1', seedId: 'v1', seedFrom: 'self', seedTimeoutMs: 60_000 }
+    const request: SeededSnapshotRequest = { configFile, configDigest: 'd1', seedId: 'v1', seedFrom: 'self', seedTimeoutMs: 60_000 }
     return {
       s,
       vm,
       configFile,
-      checkpoints,
+      seededSnapshots,
       request,
-      saved: () => saved.get(checkpointSlot(configFile)),
+      saved: () => saved.get(seededSnapshotSlot(configFile)),
       mints: () => mints,
       opens: () => opens,
       failSaveWith: (error: Error) => (failSave = error),
-      acquire: (c: SupervisorConnection, overrides: Partial<CheckpointRequest> = {}) =>
+      acquire: (c: SupervisorConnection, overrides: Partial<SeededSnapshotRequest> = {}) =>
         c.request<{ seeding?: boolean; lease: number }>({
           op: 'acquire',
           isolation: 'suite',
           keepAlive: true,
           idleTimeoutMs: 0,
-          checkpoint: { ...request, ...overrides },
+          seededSnapshot: { ...request, ...overrides },
         }),
       ask: (c: SupervisorConnection) => c.request<{ projectId: string }>({ op: 'credentials', configFile }),
     }
   }
 
-  it('checkpoints: one lease seeds while the others wait, then resets and later suites keep its keys without a mint', async () => {
+  it('seeded snapshots: one lease seeds while the others wait, then resets and later suites keep its keys without a mint', async () => {
     const t = await seeded()
     const seeder = await t.s.client()
     const first = await t.acquire(seeder)
     expect(first.seeding).toBe(true)
-    // A second suite asks while the first seeds: it waits until the checkpoint is saved.
+    // A second suite asks while the first seeds: it waits until the seeded snapshot is saved.
     const other = await t.s.client()
     let otherDone = false
     const second = t.acquire(other).then((r) => ((otherDone = true), r))
     await new Promise((r) => setTimeout(r, 50))
     expect(otherDone).toBe(false)
     expect((await t.ask(seeder)).projectId).toBe('p1')
-    await expect(other.request({ op: 'checkpoint' })).rejects.toMatchObject({ code: 'PROTOCOL' })
-    await seeder.request({ op: 'checkpoint' })
+    await expect(other.request({ op: 'saveSeededSnapshot' })).rejects.toMatchObject({ code: 'PROTOCOL' })
+    await seeder.request({ op: 'saveSeededSnapshot' })
     expect(await second).toMatchObject({ seeding: false })
     expect(t.saved()).toMatchObject({
       configFile: t.configFile,
@@ -420,7 +420,7 @@ describe('supervisor', () => {
       configDigests: ['d1', expect.stringMatching(/^[0-9a-f]{64}$/)],
       credentials: { projectId: 'p1' },
     })
-    // Resets return to the checkpoint: the same keys, no new mint; a worker resets on behalf of its run's lease.
+    // Resets return to the seeded snapshot: the same keys, no new mint; a worker resets on behalf of its run's lease.
     await seeder.request({ op: 'reset', force: true })
     expect((await t.ask(other)).projectId).toBe('p1')
     other.close()
@@ -440,7 +440,7 @@ describe('supervisor', () => {
     await new Promise((r) => setTimeout(r, 100))
     expect(done).toBe(false)
     await t.ask(seeder)
-    await seeder.request({ op: 'checkpoint' })
+    await seeder.request({ op: 'saveSeededSnapshot' })
     expect(await got).toMatchObject({ seeding: false })
   })
 
@@ -449,7 +449,7 @@ describe('supervisor', () => {
     const holder = await t.s.client()
     await t.acquire(holder)
     await t.ask(holder)
-    await holder.request({ op: 'checkpoint' })
+    await holder.request({ op: 'saveSeededSnapshot' })
     const other = await t.s.client()
     const progress: string[] = []
     other.on('event', (e) => e.event === 'progress' && progress.push(e.phase))
@@ -471,7 +471,7 @@ describe('supervisor', () => {
     const seeder = await t.s.client()
     await t.acquire(seeder)
     await t.ask(seeder)
-    await seeder.request({ op: 'checkpoint' })
+    await seeder.request({ op: 'saveSeededSnapshot' })
     const plain = await t.s.client()
     expect(await t.acquire(plain, { seedId: '' })).toMatchObject({ seeding: false })
     expect((await t.ask(plain)).projectId).toBe('p1')
@@ -493,7 +493,7 @@ describe('supervisor', () => {
     expect(await t.acquire(suite)).toMatchObject({ seeding: true })
     expect(t.opens()).toBe(1) // the app's VM, not restarted for the suite
     expect((await t.ask(suite)).projectId).toBe('p1')
-    await suite.request({ op: 'checkpoint' })
+    await suite.request({ op: 'saveSeededSnapshot' })
     expect(t.saved()).toMatchObject({ seedId: 'v1', credentials: { projectId: 'p1' } })
   })
 
@@ -523,7 +523,7 @@ describe('supervisor', () => {
     await t.acquire(seeder)
     await t.ask(seeder)
     t.failSaveWith(new StackEmulatorError('No space left in /cache/snapshots', { code: 'DISK_FULL' }))
-    await expect(seeder.request({ op: 'checkpoint' })).rejects.toMatchObject({
+    await expect(seeder.request({ op: 'saveSeededSnapshot' })).rejects.toMatchObject({
       code: 'DISK_FULL',
       message: expect.stringMatching(/^No space left in \/cache\/snapshots/),
     })
@@ -542,13 +542,13 @@ describe('supervisor', () => {
     await t.ask(seeder)
     const minted = sha256(fs.readFileSync(t.configFile))
     fs.writeFileSync(t.configFile, 'export const config = { edited: true }\n')
-    await seeder.request({ op: 'checkpoint' })
+    await seeder.request({ op: 'saveSeededSnapshot' })
     expect((t.saved() as { configDigests: string[] }).configDigests).toEqual(['d1', minted])
   })
 
   it('a seeder that goes away while its VM restarts leaves nobody waiting: the next suite seeds', async () => {
     const vm = new FakeVm()
-    ;(vm as { checkpoints?: unknown }).checkpoints = {
+    ;(vm as { seededSnapshots?: unknown }).seededSnapshots = {
       current: undefined,
       async open(_slot: string, _check: unknown, stage: boolean) {
         await new Promise((r) => setTimeout(r, 100)) // the restart
@@ -557,9 +557,9 @@ describe('supervisor', () => {
       async save() {},
     }
     const s = await start(vm)
-    const checkpoint: CheckpointRequest = { configFile: '/app/stack.config.ts', configDigest: 'd', seedId: '', seedFrom: 'self', seedTimeoutMs: 60_000 }
+    const seededSnapshot: SeededSnapshotRequest = { configFile: '/app/stack.config.ts', configDigest: 'd', seedId: '', seedFrom: 'self', seedTimeoutMs: 60_000 }
     const acquire = (c: SupervisorConnection) =>
-      c.request<{ seeding?: boolean }>({ op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, checkpoint })
+      c.request<{ seeding?: boolean }>({ op: 'acquire', isolation: 'suite', keepAlive: false, idleTimeoutMs: 0, seededSnapshot })
     const a = await s.client()
     void acquire(a).catch(() => {})
     await new Promise((r) => setTimeout(r, 30))

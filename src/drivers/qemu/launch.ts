@@ -62,7 +62,7 @@ export interface SnapshotMode {
   kind: 'snapshot'
   files: SnapshotFiles
   record: SnapshotRecord
-  /** Running to be checkpointed (checkpoint.ts): RAM mapped shared over a private copy, its disk layer written in place. */
+  /** Running to be seeded (seeded-snapshot.ts): RAM mapped shared over a private copy, its disk layer written in place. */
   seeding?: true
 }
 

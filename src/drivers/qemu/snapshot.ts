@@ -8,7 +8,7 @@
  * configurations keep two snapshots. A slot is published by renaming its staging folder into
  * place and writing its record last; it is dropped only when proven bad (its files no longer
  * match the record), never because a restore failed for a local reason. Seeded snapshots
- * (checkpoint.ts) beside a ready one are also dropped when no restore can use them again, and
+ * (seeded-snapshot.ts) beside a ready one are also dropped when no restore can use them again, and
  * beyond a bound, least recently used first (boundSeededSnapshots); never one a running VM holds.
  */
 import { constants, createReadStream } from 'node:fs'
@@ -49,9 +49,9 @@ export interface SnapshotRecord {
   guestPorts: number[]
   /** The guest's internal key (manifest `credentials.internalKey`), which the host publishes after each restore. */
   internalKey?: string
-  /** A checkpoint's (checkpoint.ts): the state digest of the ready snapshot its disk layer sits on. */
+  /** A seeded snapshot's (seeded-snapshot.ts): the state digest of the ready snapshot its disk layer sits on. */
   base?: string
-  /** A checkpoint's: what its taker stored with it (the supervisor: credentials and what they were minted for). */
+  /** A seeded snapshot's: what its taker stored with it (the supervisor: credentials and what they were minted for). */
   meta?: unknown
 }
 
@@ -76,9 +76,9 @@ export function snapshotDir(cacheRoot: string, manifest: ImageManifest, fingerpr
   return path.join(snapshotsRoot(cacheRoot), `${checkPathPart('image name', manifest.name)}-${key}`)
 }
 
-/** A seeded snapshot's slot (checkpoint.ts): beside its ready snapshot's, `<ready slot>-checkpoint-<slot>`. */
+/** A seeded snapshot's slot (seeded-snapshot.ts): beside its ready snapshot's, `<ready slot>-checkpoint-<slot>`. */
 export function seededSnapshotDir(readyDir: string, slot: string): string {
-  return `${readyDir}-checkpoint-${checkPathPart('checkpoint slot', slot)}`
+  return `${readyDir}-checkpoint-${checkPathPart('seeded snapshot slot', slot)}`
 }
 
 /** A slot in the store, as listed: a ready snapshot, or a seeded one beside it. */
@@ -227,7 +227,7 @@ export async function writeRecord(
   fingerprint: SnapshotFingerprint,
   guestPorts: number[],
   internalKey?: string,
-  checkpoint?: Pick<SnapshotRecord, 'base' | 'meta'>,
+  seededSnapshot?: Pick<SnapshotRecord, 'base' | 'meta'>,
 ): Promise<SnapshotRecord> {
   const [ram, stateBytes, ramSha256] = await Promise.all([fs.stat(files.ram), fs.readFile(files.state), fileSha256(files.ram)])
   const record: SnapshotRecord = {
@@ -239,7 +239,7 @@ export async function writeRecord(
     capturedAt: new Date().toISOString(),
     guestPorts,
     internalKey,
-    ...checkpoint,
+    ...seededSnapshot,
   }
   const tmp = `${files.record}.tmp`
   await fs.writeFile(tmp, JSON.stringify(record, null, 2), { mode: 0o600 })

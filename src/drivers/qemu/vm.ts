@@ -7,10 +7,10 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import type {
   Capabilities,
-  CheckpointCheck,
-  CheckpointOpened,
-  CheckpointPolicy,
-  Checkpoints,
+  SeededSnapshotCheck,
+  SeededSnapshotOpened,
+  SeededSnapshotPolicy,
+  SeededSnapshots,
   ResetResult,
   RunningInstance,
   ServiceLogQuery,
@@ -43,7 +43,7 @@ import {
 } from './launch.js'
 import { guestExec, withGuestAgent } from './guest-agent.js'
 import { readServiceLogs } from './service-logs.js'
-import { checkpointDir, discardStaged, findCheckpoint, saveCheckpoint, stageCheckpoint, sweepCheckpoints } from './checkpoint.js'
+import { seededSnapshotFolder, discardStaged, findSeededSnapshot, saveSeededSnapshot, stageSeededSnapshot, sweepSeededSnapshots } from './seeded-snapshot.js'
 import type { QemuProcess } from './process.js'
 import { exitReason, oomKills } from './exit-reason.js'
 import { moveForwards, portName, portsLost, portTaken, takeBack } from './forwards.js'
@@ -79,17 +79,19 @@ export async function startQemuVm(options: QemuStartOptions): Promise<QemuVm> {
     stopwatch.lap('snapshot lookup or capture')
     if (snapshot) {
       const ready: SnapshotMode = { kind: 'snapshot', files: snapshot.files, record: snapshot.record }
-      const checkpoint = options.checkpoint && (await findCheckpoint(checkpointDir(ready.files, options.checkpoint.slot), ready, options.checkpoint.check))
-      if (checkpoint && 'mode' in checkpoint) {
+      const seededSnapshot =
+        options.seededSnapshot &&
+        (await findSeededSnapshot(seededSnapshotFolder(ready.files, options.seededSnapshot.slot), ready, options.seededSnapshot.check))
+      if (seededSnapshot && 'mode' in seededSnapshot) {
         try {
-          return await QemuVm.create(ctx, checkpoint.mode, forwards, false, {
+          return await QemuVm.create(ctx, seededSnapshot.mode, forwards, false, {
             ready,
-            current: { slot: options.checkpoint!.slot, meta: checkpoint.meta },
-            hold: checkpoint.hold,
+            current: { slot: options.seededSnapshot!.slot, meta: seededSnapshot.meta },
+            hold: seededSnapshot.hold,
           })
         } catch (error) {
-          await checkpoint.hold.release()
-          await explainRestoreFailure(ctx, checkpoint.mode, error)
+          await seededSnapshot.hold.release()
+          await explainRestoreFailure(ctx, seededSnapshot.mode, error)
         }
       }
       try {
@@ -144,8 +146,8 @@ interface Spare {
 /** How often a VM paused by a full disk is asked to continue. */
 const RESUME_INTERVAL_MS = 2000
 
-/** The ready snapshot a VM was restored from, and the checkpoint its resets return to, if any, held while they may. */
-interface Checkpointing {
+/** The ready snapshot a VM was restored from, and the seeded snapshot its resets return to, if any, held while they may. */
+interface SeededSnapshotState {
   ready: SnapshotMode
   current?: { slot: string; meta: unknown }
   hold?: SnapshotHold
@@ -155,10 +157,10 @@ interface Checkpointing {
 export class QemuVm implements RunningInstance {
   readonly driver = 'qemu'
   readonly capabilities: Capabilities
-  /** Present when restored from a ready snapshot: a cold-booted VM has none to checkpoint over. */
-  readonly checkpoints: Checkpoints | undefined
+  /** Present when restored from a ready snapshot: a cold-booted VM has none to seeded snapshot over. */
+  readonly seededSnapshots: SeededSnapshots | undefined
   private stopped = false
-  /** A checkpoint being seeded: the running VM was launched over it. */
+  /** A seeded snapshot being seeded: the running VM was launched over it. */
   private staged: { mode: SnapshotMode; dir: string; slot: string } | undefined
   private diskFull: StackEmulatorError | undefined
   /** Host ports another process took at a reset, which the running QEMU lacks until it takes them back. */
@@ -180,20 +182,20 @@ export class QemuVm implements RunningInstance {
     private forwards: Forward[],
     private proc: QemuProcess,
     public origin: InstanceOrigin,
-    private readonly checkpointing: Checkpointing | undefined,
+    private readonly seededState: SeededSnapshotState | undefined,
   ) {
     this.shared = ctx.share
     this.capabilities = { snapshots: true, reset: true, clock: Boolean(ctx.manifest.clock || ctx.manifest.guestAgent), lifecycle: true }
-    this.checkpoints = checkpointing && {
+    this.seededSnapshots = seededState && {
       get current() {
-        return checkpointing.current
+        return seededState.current
       },
-      open: (slot, check, stage) => this.openCheckpoint(slot, check, stage),
-      save: (meta, policy) => this.saveCheckpoint(meta, policy),
+      open: (slot, check, stage) => this.openSeededSnapshot(slot, check, stage),
+      save: (meta, policy) => this.saveSeededSnapshot(meta, policy),
     }
   }
 
-  static async create(ctx: Context, mode: Mode, requested: Forward[], fresh: boolean, checkpointing?: Checkpointing): Promise<QemuVm> {
+  static async create(ctx: Context, mode: Mode, requested: Forward[], fresh: boolean, seededState?: SeededSnapshotState): Promise<QemuVm> {
     if (fresh) await fs.rm(overlayPath(ctx, mode.kind), { force: true })
     const proc = await launchReady(ctx, mode, requested)
     if (mode.kind === 'cold') ctx.stopwatch?.lap('cold boot')
@@ -204,7 +206,7 @@ export class QemuVm implements RunningInstance {
         await resolvedForwards(proc, requested),
         proc,
         mode.kind === 'snapshot' ? 'snapshot' : 'cold-boot',
-        checkpointing,
+        seededState,
       )
       vm.urls = forwardedUrls(ctx.manifest, vm.forwards)
       vm.startupPhases = ctx.stopwatch?.phases ?? {}
@@ -235,7 +237,7 @@ export class QemuVm implements RunningInstance {
     } else {
       await spare?.proc.stop()
       await this.restart(async () => {
-        await this.dropStaged() // a checkpoint being seeded is given up: back to where resets return
+        await this.dropStaged() // a seeded snapshot being seeded is given up: back to where resets return
         if (this.mode.kind === 'cold') await fs.rm(overlayPath(this.ctx, this.mode.kind), { force: true })
         return this.relaunch() // same host ports as before, so URLs handed out earlier keep working
       }, true)
@@ -247,10 +249,10 @@ export class QemuVm implements RunningInstance {
    * Makes `slot` where resets return to: restored when it was saved before and `check` accepts
    * it; else (with `stage`) the VM restarts over a staged copy of the ready snapshot, to be seeded and saved.
    */
-  async openCheckpoint(slot: string, check: CheckpointCheck, stage: boolean): Promise<CheckpointOpened> {
-    const checkpointing = this.checkpointRequired()
-    const dir = checkpointDir(checkpointing.ready.files, slot)
-    const found = await findCheckpoint(dir, checkpointing.ready, check)
+  async openSeededSnapshot(slot: string, check: SeededSnapshotCheck, stage: boolean): Promise<SeededSnapshotOpened> {
+    const seededState = this.seededSnapshotRequired()
+    const dir = seededSnapshotFolder(seededState.ready.files, slot)
+    const found = await findSeededSnapshot(dir, seededState.ready, check)
     if (!('mode' in found) && !stage) return { opened: 'missing', reason: found.reason }
     if ('mode' in found) {
       let held = false
@@ -272,7 +274,7 @@ export class QemuVm implements RunningInstance {
     await this.dropStaged()
     let mode: SnapshotMode
     try {
-      mode = await local(path.dirname(dir), () => stageCheckpoint(checkpointing.ready, dir))
+      mode = await local(path.dirname(dir), () => stageSeededSnapshot(seededState.ready, dir))
     } catch (error) {
       return { opened: 'missing', reason: `${found.reason}, and one cannot be staged (${firstLine(error)})` }
     }
@@ -282,15 +284,15 @@ export class QemuVm implements RunningInstance {
     return { opened: 'seeding', reason: found.reason }
   }
 
-  /** Saves the seeded VM as its checkpoint, and restarts from it. On failure, resets return where they did. */
-  async saveCheckpoint(meta: unknown, policy: CheckpointPolicy): Promise<void> {
-    const checkpointing = this.checkpointRequired()
+  /** Saves the seeded VM as its seeded snapshot, and restarts from it. On failure, resets return where they did. */
+  async saveSeededSnapshot(meta: unknown, policy: SeededSnapshotPolicy): Promise<void> {
+    const seededState = this.seededSnapshotRequired()
     const staged = this.staged
-    if (!staged) throw new StackEmulatorError('No checkpoint is being seeded', { code: 'SNAPSHOT' })
+    if (!staged) throw new StackEmulatorError('No seeded snapshot is being seeded', { code: 'SNAPSHOT' })
     let failure: unknown
     this.busy = true // its QEMU stops once saved: that is no crash
     // Its files go to the snapshot store (the cache), not the instance folder: a full disk names that.
-    const saving = local(path.dirname(staged.dir), () => saveCheckpoint(this.ctx, this.proc, this.slot, staged.mode, staged.dir, meta))
+    const saving = local(path.dirname(staged.dir), () => saveSeededSnapshot(this.ctx, this.proc, this.slot, staged.mode, staged.dir, meta))
     const watching = new AbortController()
     try {
       // A guest paused on a full disk answers nothing: fail at once rather than after the agent's timeout.
@@ -312,14 +314,14 @@ export class QemuVm implements RunningInstance {
       return this.relaunch()
     })
     if (failure) throw failure
-    await sweepCheckpoints(checkpointing.ready, policy.retired, checkpointing.current?.slot).catch((error: Error) =>
+    await sweepSeededSnapshots(seededState.ready, policy.retired, seededState.current?.slot).catch((error: Error) =>
       this.ctx.options.log(`Could not drop unusable seeded snapshots (${firstLine(error)}).`),
     )
     await this.boundStore(staged.dir, policy)
   }
 
   /** The store keeps at most so many seeded snapshots (settings): the least recently used beyond go, in one line. */
-  private async boundStore(saved: string, policy: CheckpointPolicy): Promise<void> {
+  private async boundStore(saved: string, policy: SeededSnapshotPolicy): Promise<void> {
     const { cacheRoot, env } = this.ctx.options.settings
     const max = readQemuSettings(env).maxSeededSnapshots
     const dropped = await boundSeededSnapshots(cacheRoot, max, saved).catch((error: Error) => {
@@ -336,17 +338,17 @@ export class QemuVm implements RunningInstance {
 
   /** Resets return to `current` from now on; its hold replaces the one on where they returned before. */
   private async returnTo(current: { slot: string; meta: unknown } | undefined, hold: SnapshotHold | undefined): Promise<void> {
-    const checkpointing = this.checkpointing!
-    const previous = checkpointing.hold
-    checkpointing.current = current
-    checkpointing.hold = hold
+    const seededState = this.seededState!
+    const previous = seededState.hold
+    seededState.current = current
+    seededState.hold = hold
     if (previous !== hold) await previous?.release()
   }
 
-  private checkpointRequired(): Checkpointing {
-    if (!this.checkpointing || this.mode.kind !== 'snapshot')
-      throw new StackEmulatorError('Checkpoints need a VM restored from its ready snapshot', { code: 'SNAPSHOT' })
-    return this.checkpointing
+  private seededSnapshotRequired(): SeededSnapshotState {
+    if (!this.seededState || this.mode.kind !== 'snapshot')
+      throw new StackEmulatorError('Seeded snapshots need a VM restored from its ready snapshot', { code: 'SNAPSHOT' })
+    return this.seededState
   }
 
   private async dropStaged(): Promise<void> {
@@ -384,9 +386,9 @@ export class QemuVm implements RunningInstance {
     } catch (error) {
       if (this.mode.kind !== 'snapshot') throw error
       await explainRestoreFailure(this.ctx, this.mode, error)
-      if (this.checkpointing?.current) {
-        // A checkpoint that will not restore: back to the ready snapshot (the suites mint anew).
-        this.mode = this.checkpointing.ready
+      if (this.seededState?.current) {
+        // A seeded snapshot that will not restore: back to the ready snapshot (the suites mint anew).
+        this.mode = this.seededState.ready
         await this.returnTo(undefined, undefined)
         return this.relaunch()
       }
@@ -444,7 +446,7 @@ export class QemuVm implements RunningInstance {
     await this.shared?.syncBack().catch((error: unknown) => this.ctx.options.log(`Copying back the shared config files failed: ${firstLine(error)}`))
     await Promise.all([this.proc.stop(), spare?.proc.stop()])
     await this.dropStaged()
-    await this.checkpointing?.hold?.release()
+    await this.seededState?.hold?.release()
     for (const copy of privateRamCopies(this.ctx)) await fs.rm(copy, { force: true })
     for (const slot of ['main', 'spare'] as const) {
       await fs.rm(qmpSocketPath(this.ctx, slot), { force: true })

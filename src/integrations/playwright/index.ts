@@ -66,7 +66,7 @@ export const test = base.extend<{ stackEmulatorReset: void; stackEmulatorLogs: v
       assertResetFits(plan, workerInfo.config.workers) // also without the globalSetup
       // Each worker holds a lease of its own (attaching to a running VM takes milliseconds), so
       // the fixture also works without the globalSetup; under isolation 'worker', on a VM of its
-      // own, restored from the checkpoint the globalSetup took (or seeded here without one).
+      // own, restored from the seeded snapshot the globalSetup took (or seeded here without one).
       const emulator = plan.perWorker
         ? await acquireForWorker({ ...workerOptions(plan, workerInfo.parallelIndex), seed: plan.run.seed, onLog: log })
         : await acquire({ ...plan.run, onLog: log })
@@ -136,7 +136,7 @@ function fixtureOf(emulator: Emulator, perWorker: boolean, pool?: ProjectPool<Mi
     mail: emulator.mail,
     reset: async () => {
       await emulator.reset({ force: true })
-      Object.assign(fixture, contextOf(emulator), { mail: emulator.mail }) // the same keys after a seeded reset; new ones without a checkpoint
+      Object.assign(fixture, contextOf(emulator), { mail: emulator.mail }) // the same keys after a seeded reset; new ones without a seeded snapshot
       if (perWorker) Object.assign(process.env, emulator.env)
     },
   }

@@ -90,7 +90,7 @@ export function currentContext(): StackEmulatorContext {
 export async function resetForTests(): Promise<void> {
   if (workerEmulator) {
     await workerEmulator.reset({ force: true })
-    Object.assign(process.env, workerEmulator.env) // the same keys after a seeded reset; new ones where the driver has no checkpoints
+    Object.assign(process.env, workerEmulator.env) // the same keys after a seeded reset; new ones where the driver has no seeded snapshots
     return
   }
   const context = currentContext()

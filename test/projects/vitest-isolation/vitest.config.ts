@@ -15,7 +15,7 @@ export default defineConfig({
       reset: mode === 'workers' ? 'never' : 'test',
       isolation: mode === 'shared-reset' ? 'suite' : 'worker',
       seedVersion: process.env.SEED_VERSION,
-      // Runs once per checkpoint: the seed log proves how often.
+      // Runs once per seeded snapshot: the seed log proves how often.
       seed: async (emulator) => {
         if (process.env.SEED_LOG) fs.appendFileSync(process.env.SEED_LOG, 'seeded\n')
         const response = await fetch(`${emulator.backendUrl}/api/v1/users`, {

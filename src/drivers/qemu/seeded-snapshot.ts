@@ -1,8 +1,8 @@
 /**
- * Seeded snapshots ("checkpoints"): the `ready` snapshot plus what a suite put in it (its
+ * Seeded snapshots: the `ready` snapshot plus what a suite put in it (its
  * project's credentials, a seed function's data), saved so that resets return there.
  *
- * A checkpoint is taken from a VM restored for the purpose over a private copy of the ready
+ * A seeded snapshot is taken from a VM restored for the purpose over a private copy of the ready
  * snapshot's RAM file mapped shared, on its own disk layer over the ready snapshot's: when the
  * suite is done seeding, the share is unmounted and unplugged (share-device.ts),
  * the device state is migrated out without the RAM (x-ignore-shared: it is in the file already),
@@ -15,7 +15,7 @@ import { saveDeviceState } from './capture.js'
 import { withGuestAgent } from './guest-agent.js'
 import { unplugShare } from './share-device.js'
 import type { QemuProcess } from './process.js'
-import type { CheckpointCheck } from '../types.js'
+import type { SeededSnapshotCheck } from '../types.js'
 import {
   clearDropping,
   copySeed,
@@ -37,19 +37,19 @@ import {
 import { readJson } from '../../files.js'
 import { agentSocketPath, type Context, type Slot, type SnapshotMode } from './launch.js'
 
-/** The slot of a checkpoint: beside its ready snapshot's, named after it (the store's layout). */
-export function checkpointDir(base: SnapshotFiles, slot: string): string {
+/** The slot of a seeded snapshot: beside its ready snapshot's, named after it (the store's layout). */
+export function seededSnapshotFolder(base: SnapshotFiles, slot: string): string {
   return seededSnapshotDir(base.dir, slot)
 }
 
 /**
- * The checkpoint in `dir` when it was taken over this very ready snapshot and `check` accepts it,
+ * The seeded snapshot in `dir` when it was taken over this very ready snapshot and `check` accepts it,
  * held for this process (snapshot.ts, holdSnapshot): release the hold once resets no longer return there.
  */
-export async function findCheckpoint(
+export async function findSeededSnapshot(
   dir: string,
   base: SnapshotMode,
-  check: CheckpointCheck,
+  check: SeededSnapshotCheck,
 ): Promise<{ mode: SnapshotMode; meta: unknown; hold: SnapshotHold } | { reason: string }> {
   const hold = await holdSnapshot(dir)
   if (!hold) return { reason: 'it is being dropped' }
@@ -71,10 +71,10 @@ export async function findCheckpoint(
 }
 
 /**
- * Stages a checkpoint of `base` into `dir`: a sparse private copy of its RAM file and a fresh disk
+ * Stages a seeded snapshot of `base` into `dir`: a sparse private copy of its RAM file and a fresh disk
  * layer over its disk. The returned mode launches over them (launch.ts, `seeding`).
  */
-export async function stageCheckpoint(base: SnapshotMode, dir: string): Promise<SnapshotMode> {
+export async function stageSeededSnapshot(base: SnapshotMode, dir: string): Promise<SnapshotMode> {
   await removeAbandoned(path.dirname(dir))
   const staging = `${dir}.staging-${process.pid}`
   await fs.rm(staging, { recursive: true, force: true })
@@ -90,8 +90,8 @@ export async function stageCheckpoint(base: SnapshotMode, dir: string): Promise<
   return { kind: 'snapshot', files: { ...files, state: base.files.state, seed: base.files.seed }, record: base.record, seeding: true }
 }
 
-/** Saves the seeding VM as the checkpoint in `dir` and stops it; the checkpoint comes held for this process. */
-export async function saveCheckpoint(
+/** Saves the seeding VM as the seeded snapshot in `dir` and stops it; the seeded snapshot comes held for this process. */
+export async function saveSeededSnapshot(
   ctx: Context,
   proc: QemuProcess,
   slot: Slot,
@@ -122,14 +122,14 @@ export async function saveCheckpoint(
 }
 
 /**
- * Drops the checkpoints of `ready` that no restore can use again (all but `keep`): those taken over
+ * Drops the seeded snapshots of `ready` that no restore can use again (all but `keep`): those taken over
  * an earlier capture of it, and those whose meta `retired` names. Each is a copy of the RAM the
  * guest touched (about 190 MB with the fixture), so a cache seeded for many config files, or for
  * temporary ones, would otherwise only grow. One being saved right now has no record yet, and one
  * a running VM holds still serves its resets: both kept. (snapshot.ts bounds how many are kept.)
  */
-export async function sweepCheckpoints(ready: SnapshotMode, retired: (meta: unknown) => boolean, keep: string | undefined): Promise<void> {
-  const kept = keep && checkpointDir(ready.files, keep)
+export async function sweepSeededSnapshots(ready: SnapshotMode, retired: (meta: unknown) => boolean, keep: string | undefined): Promise<void> {
+  const kept = keep && seededSnapshotFolder(ready.files, keep)
   for (const { dir } of await seededSnapshotsOf(ready.files.dir)) {
     if (dir === kept) continue
     await withSnapshotLock(dir, async () => {
@@ -139,14 +139,14 @@ export async function sweepCheckpoints(ready: SnapshotMode, retired: (meta: unkn
   }
 }
 
-/** Gives back the blocks of the pages the guest never touched (stageCheckpoint allocated them all). */
+/** Gives back the blocks of the pages the guest never touched (stageSeededSnapshot allocated them all). */
 async function sparseCopy(file: string): Promise<void> {
   const { execa } = await import('execa')
   await execa('cp', ['--sparse=always', file, `${file}.sparse`])
   await fs.rename(`${file}.sparse`, file)
 }
 
-/** Drops a staged checkpoint that will not be saved. */
+/** Drops a staged seeded snapshot that will not be saved. */
 export async function discardStaged(staged: SnapshotMode): Promise<void> {
   await fs.rm(staged.files.dir, { recursive: true, force: true })
 }
