@@ -6,11 +6,8 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import net from 'node:net'
-import path from 'node:path'
 import { StackEmulatorError } from '../errors.js'
-import { mintCredentials } from '../stack/credentials.js'
-import { dropProjectCopies, PROJECT_COPIES, writeProjectCopy } from '../stack/project-copy.js'
-import type { StackCredentials } from '../stack/environment.js'
+import { dropProjectCopies } from '../stack/project-copy.js'
 import { ResetNotDone, type RunningInstance } from '../drivers/types.js'
 import type { EmulatorManifest } from '../drivers/manifest.js'
 import { ensureInstanceDir } from '../instance/paths.js'
@@ -25,13 +22,13 @@ import {
   type SeededSnapshotRequest,
   type Event,
   type HelloResult,
-  type MintedProjectResult,
   type Request,
   type StatusResult,
   type InstanceInfo,
 } from './protocol.js'
 import { seededSnapshotMisfit, seededSnapshotPolicy, seededSnapshotSlot, seedName, type SeededSnapshotMeta } from './seeded-snapshot-policy.js'
 import { sha256 } from '../digest.js'
+import { Credentials } from './credentials.js'
 
 type StartInstance = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningInstance>
 
@@ -91,11 +88,7 @@ export class Supervisor {
   /** Log lines so far, replayed to the first lease: its client may connect after the boot warned. */
   private readonly logHistory: string[] = []
   private readonly startedAfterMs: number
-  private readonly minted = new Map<string, Promise<StackCredentials>>()
-  /** The digest of each config file right after its mint (the guest may write it). */
-  private readonly mintedDigests = new Map<string, string>()
-  /** The VM's state, bumped at each change (start, reset, seeded snapshot): projects minted per test live in one. */
-  private generation = 0
+  private readonly credentials: Credentials
   /** A seeded snapshot being taken; other acquirers wait for it (seedWait). */
   private seeding: Seeding | undefined
   /** A seed left the VM half-made: it serves no seeded suite before a reset. */
@@ -114,11 +107,18 @@ export class Supervisor {
       log: (line) => this.broadcast({ event: 'log', line }),
       progress: (phase) => this.broadcast({ event: 'progress', phase }),
     })
+    this.credentials = new Credentials({
+      manifest,
+      instanceDir: config.paths.dir,
+      instance: this.instanceReady,
+      log: (line) => this.log(line),
+      announce: (generation) => this.broadcast({ event: 'generation', generation }),
+    })
     this.instanceReady.then(
       (vm) => {
         this.vm = vm
         this.state = 'ready'
-        this.rememberSeededSnapshotKeys()
+        this.credentials.newState(this.vm)
         void vm.died.then((reason) => this.shutdown(`${reason}; the next acquire starts a new VM`))
       },
       (error: Error) => {
@@ -254,9 +254,9 @@ export class Supervisor {
       case 'saveSeededSnapshot':
         return this.saveSeededSnapshot(connection)
       case 'credentials':
-        return this.credentials(request.configFile)
+        return this.credentials.forConfig(request.configFile)
       case 'project':
-        return this.project(request.configFile)
+        return this.credentials.project(request.configFile)
       case 'logs':
         return (await this.vm?.serviceLogs?.(request.query)) ?? null
       case 'stop':
@@ -429,7 +429,7 @@ export class Supervisor {
       throw error
     })
     this.lastResetMs = result.durationMs
-    this.rememberSeededSnapshotKeys()
+    this.credentials.newState(this.vm)
     this.leases.dirty = false
     this.tainted = false
     this.state = 'ready'
@@ -483,7 +483,7 @@ export class Supervisor {
     this.state = 'ready'
     if (opened.opened === 'missing') return this.noSnapshot(request, opened.reason)
     this.tainted = false
-    this.rememberSeededSnapshotKeys()
+    this.credentials.newState(this.vm)
     this.leases.dirty = false
     if (opened.opened === 'restored') return false
     let finish!: () => void
@@ -541,9 +541,9 @@ export class Supervisor {
   private async saveSeededSnapshot(connection: Connection): Promise<InstanceInfo> {
     const seeding = this.seeding
     if (!seeding?.seeder || seeding.seeder !== connection.lease) {
-      throw new StackEmulatorError('This lease was not asked to seed a seeded snapshot', {
+      throw new StackEmulatorError('This lease was not asked to take a seeded snapshot', {
         code: 'PROTOCOL',
-        fix: 'Send seeded snapshot only after an acquire answered seeding: true.',
+        fix: 'Send saveSeededSnapshot only after an acquire answered seeding: true.',
       })
     }
     clearTimeout(seeding.timer)
@@ -551,15 +551,14 @@ export class Supervisor {
       let saved = false
       try {
         const { request } = seeding
-        const credentials = await this.minted.get(request.configFile)
-        const mintedDigest = this.mintedDigests.get(request.configFile)
-        if (!credentials || !mintedDigest) throw new StackEmulatorError('Mint the credentials before saving the seeded snapshot', { code: 'PROTOCOL' })
+        const minted = await this.credentials.mintedFor(request.configFile)
+        if (!minted) throw new StackEmulatorError('Mint the credentials before saving the seeded snapshot', { code: 'PROTOCOL' })
         // The file as the guest minted for, before and after (it may write it): an edit while the seed ran is not recorded as fitting.
         const meta: SeededSnapshotMeta = {
           configFile: request.configFile,
-          configDigests: [...new Set([request.configDigest, mintedDigest])],
+          configDigests: [...new Set([request.configDigest, minted.digest])],
           seedId: request.seedId,
-          credentials,
+          credentials: minted.credentials,
         }
         const started = performance.now()
         this.state = 'resetting'
@@ -576,7 +575,7 @@ export class Supervisor {
           this.broadcast({ event: 'log', line: `${request.configFile} changed while the seed ran: the next run takes its seeded snapshot again` })
       } finally {
         this.state = 'ready'
-        this.rememberSeededSnapshotKeys()
+        this.credentials.newState(this.vm)
         this.endSeeding(!saved)
       }
       return this.instanceInfo()
@@ -592,97 +591,6 @@ export class Supervisor {
     if (tainted) {
       this.tainted = true
       this.leases.dirty = true
-    }
-  }
-
-  /**
-   * After the VM changed state: credentials are those its seeded snapshot holds (the guest reads the
-   * config file at run time too, so it is shared again), or none yet.
-   */
-  private rememberSeededSnapshotKeys(): void {
-    this.minted.clear()
-    this.mintedDigests.clear()
-    this.newGeneration()
-    const vm = this.vm
-    const meta = vm?.seededSnapshots?.current?.meta as SeededSnapshotMeta | undefined
-    if (!vm || !meta?.credentials) return
-    const shared = (async () => {
-      await vm.shared?.expose(meta.configFile)
-      return meta.credentials
-    })()
-    shared.catch(() => this.minted.delete(meta.configFile)) // the next ask mints
-    this.minted.set(meta.configFile, shared)
-  }
-
-  /**
-   * Mints credentials through the image's route once per config file and VM state: suites that
-   * share the VM share its project, and 16 of them at once cost the guest one mint, not 16.
-   * A reset empties the cache (the project rows went with it).
-   */
-  private async credentials(configFile: string): Promise<StackCredentials> {
-    await this.instanceReady
-    const route = this.manifest.credentials
-    if (!route) throw new StackEmulatorError(`Image ${this.manifest.name} has no credential route`, { code: 'CREDENTIALS', fix: 'Pass configFile: false.' })
-    let minted = this.minted.get(configFile)
-    if (!minted) {
-      minted = this.mint(route.service, route.path, configFile)
-      minted.catch(() => this.minted.delete(configFile))
-      this.minted.set(configFile, minted)
-    }
-    return minted
-  }
-
-  /** Through the share where the image has one: the guest reads the file there, and may write it. */
-  private async mint(service: string, routePath: string, configFile: string): Promise<StackCredentials> {
-    const vm = this.vm!
-    await vm.shared?.expose(configFile)
-    const credentials = await mintCredentials(vm.urls[service] + routePath, configFile, vm.shared, vm.internalKey)
-    await vm.shared?.syncBack()
-    this.mintedDigests.set(configFile, sha256(await fs.readFile(configFile).catch(() => Buffer.alloc(0))))
-    return credentials
-  }
-
-  /**
-   * A new VM state: the projects minted per test in the last one are gone with it, so their copies
-   * go too (on the host and in the share), and every client hears it (its pool drains).
-   */
-  private newGeneration(): void {
-    const generation = ++this.generation
-    const dir = this.config.paths.dir
-    void dropProjectCopies(dir, generation).catch((error: Error) => this.log(`could not remove old project copies: ${error.message}`))
-    // The share is made anew at each VM start; within one, each change forgets the state before.
-    if (generation > 1) void this.vm?.shared?.forget?.(path.join(dir, PROJECT_COPIES, String(generation - 1))).catch(() => {})
-    this.broadcast({ event: 'generation', generation })
-  }
-
-  /**
-   * A fresh project per test (issue 25): a copy of the app's config file of its own, exposed to
-   * the guest untracked (never copied back), minted through the same route, never cached. One
-   * minted across a VM state change belongs to a state that is gone: it is minted again.
-   */
-  private async project(configFile: string): Promise<MintedProjectResult> {
-    await this.instanceReady
-    const route = this.manifest.credentials
-    if (!route) {
-      throw new StackEmulatorError(`Image ${this.manifest.name} has no credential route, so it cannot mint a project per test`, {
-        code: 'CREDENTIALS',
-        fix: "Use isolation 'worker' or reset: 'test' instead, or an image with the route (the fixture, stack-auth).",
-      })
-    }
-    for (let attempt = 1; ; attempt++) {
-      const generation = this.generation
-      try {
-        const copy = await writeProjectCopy(this.config.paths.dir, generation, configFile)
-        const vm = this.vm!
-        await vm.shared?.expose(copy.file, { track: false })
-        const credentials = await mintCredentials(vm.urls[route.service] + route.path, copy.file, vm.shared, vm.internalKey).catch((error: unknown) => {
-          throw vm.shared ? error : unseenCopy(error, copy.file)
-        })
-        if (generation === this.generation) return { ...credentials, configFile: copy.file, displayName: copy.displayName, generation }
-      } catch (error) {
-        if (generation === this.generation || attempt >= 3) throw error
-      }
-      // The VM changed state meanwhile (a reset): that project is gone, mint in the new one.
     }
   }
 
@@ -792,21 +700,4 @@ function errorPayload(error: Error): ReturnType<StackEmulatorError['toJSON']> {
 async function isSameFile(file: string, inode: number | undefined): Promise<boolean> {
   const stat = await fs.lstat(file).catch(() => undefined)
   return inode !== undefined && stat?.ino === inode
-}
-
-/**
- * An emulator that shares no files with this machine (one running elsewhere) reads the copy by
- * its path on this machine: where it cannot, say why and what works instead.
- */
-function unseenCopy(error: unknown, copy: string): unknown {
-  if (!(error instanceof StackEmulatorError) || error.code !== 'CREDENTIALS') return error
-  const summary = error.fix ? error.message.slice(0, error.message.indexOf(` ${error.fix}`)) : error.message
-  return new StackEmulatorError(
-    `${summary} isolation 'project' mints each project from its own copy of the config file, ${copy}, and this emulator shares no files with this machine`,
-    {
-      code: 'CREDENTIALS',
-      fix: "Run the emulator where it reads this machine's files at the same paths (Stack Auth's CLI shares /), or use isolation 'worker' or reset: 'test'.",
-      cause: error,
-    },
-  )
 }
