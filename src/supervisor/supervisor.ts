@@ -1,18 +1,11 @@
-/**
- * The supervisor: one detached process per instance that owns the VM and serves leases over a
- * unix socket. Only it drives the VM, and every VM operation goes through one queue, so a reset
- * and a stop can never interleave.
- */
-import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
-import net from 'node:net'
+import type net from 'node:net'
 import { StackEmulatorError } from '../errors.js'
 import { dropProjectCopies } from '../stack/project-copy.js'
 import { ResetNotDone, type RunningInstance } from '../drivers/types.js'
 import type { EmulatorManifest } from '../drivers/manifest.js'
-import { ensureInstanceDir } from '../instance/paths.js'
 import { isSameProcessAlive } from '../instance/process-alive.js'
-import { HELLO_TIMEOUT_MS, type InstanceState, type SupervisorConfig } from './config.js'
+import { HELLO_TIMEOUT_MS, type SupervisorConfig } from './config.js'
 import { LeaseBook, type Lease } from './leases.js'
 import {
   onLines,
@@ -29,6 +22,7 @@ import {
 import { seededSnapshotMisfit, seededSnapshotPolicy, seededSnapshotSlot, seedName, type SeededSnapshotMeta } from './seeded-snapshot-policy.js'
 import { sha256 } from '../digest.js'
 import { Credentials } from './credentials.js'
+import { Endpoint } from './endpoint.js'
 
 type StartInstance = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningInstance>
 
@@ -58,17 +52,8 @@ interface SeedWait {
 /** Past the client's own seed timeout: the supervisor stops waiting for a client that may be paused. */
 const SEED_SAVE_GRACE_MS = 5000
 
-/** How often the supervisor checks that its state file and socket are still its own. */
-const REPAIR_INTERVAL_MS = 1000
-
 export class Supervisor {
-  private server: net.Server | undefined
-  /** The inode of the socket we bound: a file at that path with another inode is not ours. */
-  private socketInode: number | undefined
-  private readonly nonce = crypto.randomBytes(8).toString('hex')
-  private readonly startedAt = new Date().toISOString()
-  private repairTimer: NodeJS.Timeout | undefined
-  private repairing: Promise<void> | undefined
+  private readonly endpoint: Endpoint
   private helloTimer: NodeJS.Timeout | undefined
   private readonly connections = new Set<Connection>()
   private readonly leases = new LeaseBook()
@@ -107,6 +92,12 @@ export class Supervisor {
       log: (line) => this.broadcast({ event: 'log', line }),
       progress: (phase) => this.broadcast({ event: 'progress', phase }),
     })
+    this.endpoint = new Endpoint(
+      config.paths,
+      manifest,
+      (socket) => this.onConnection(socket),
+      (line) => this.log(line),
+    )
     this.credentials = new Credentials({
       manifest,
       instanceDir: config.paths.dir,
@@ -130,12 +121,11 @@ export class Supervisor {
   }
 
   /**
-   * Writes state.json, then listens. In this order, a client that got an answer on the socket
-   * (and so lets go of the instance lock) leaves state.json behind for the next one. A client
-   * that spawned us must say hello soon: if it died first, nobody would ever release our VM.
+   * Publishes the state file and socket (endpoint.ts). A client that spawned us must say hello
+   * soon: if it died first, nobody would ever release our VM.
    */
   async listen(): Promise<void> {
-    await this.publish()
+    await this.endpoint.open()
     const awaitHello = () => {
       if (this.leases.size > 0) return
       const spawner = this.config.spawner
@@ -143,63 +133,6 @@ export class Supervisor {
       else void this.shutdown(`no client said hello within ${HELLO_TIMEOUT_MS} ms of the start, and the one that started it is gone`)
     }
     this.helloTimer = setTimeout(awaitHello, HELLO_TIMEOUT_MS)
-    // The state file or socket deleted (a removed folder) or garbled: put them back, so clients
-    // find the VM that runs instead of starting a second one.
-    this.repairTimer = setInterval(() => {
-      // One repair at a time: a slow disk must not have two of them rebind the socket at once.
-      void this.repairNow()
-    }, REPAIR_INTERVAL_MS)
-    this.repairTimer.unref()
-  }
-
-  /** Puts back the instance folder and our files in it if they went (a relaunch writes there, issue 22). */
-  private repairNow(): Promise<void> {
-    this.repairing ??= this.repair().finally(() => {
-      this.repairing = undefined
-    })
-    return this.repairing
-  }
-
-  private async publish(): Promise<void> {
-    const { paths } = this.config
-    await ensureInstanceDir(paths)
-    const state: InstanceState = {
-      pid: process.pid,
-      nonce: this.nonce,
-      socket: paths.socket,
-      imageFingerprint: this.manifest.fingerprint,
-      imageName: this.manifest.name,
-      startedAt: this.startedAt,
-    }
-    const tmp = `${paths.state}.${process.pid}.tmp`
-    await fs.writeFile(tmp, JSON.stringify(state, null, 2), { mode: 0o600 })
-    await fs.rename(tmp, paths.state)
-    // Closing a unix-socket server unlinks its path (libuv): close the old one before binding anew.
-    this.server?.close()
-    this.server = undefined
-    // We own the instance (the ownership lock): any socket file there is a dead one's.
-    await fs.rm(paths.socket, { force: true })
-    const server = net.createServer((socket) => this.onConnection(socket))
-    const umask = process.umask(0o177) // socket created 0600
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(paths.socket, resolve)
-      })
-    } finally {
-      process.umask(umask)
-    }
-    this.server = server
-    this.socketInode = (await fs.lstat(paths.socket)).ino
-  }
-
-  private async repair(): Promise<void> {
-    if (this.shuttingDown) return
-    const { paths } = this.config
-    const [socket, state] = await Promise.all([fs.lstat(paths.socket).catch(() => undefined), fs.readFile(paths.state, 'utf8').catch(() => '')])
-    if (socket?.ino === this.socketInode && state.includes(this.nonce)) return
-    this.log(`the state file or socket in ${paths.dir} was removed or changed; writing them again`)
-    await this.publish().catch((error: Error) => this.log(`could not write them again: ${error.message}`))
   }
 
   private onConnection(socket: net.Socket): void {
@@ -417,7 +350,7 @@ export class Supervisor {
     if (!this.vm!.capabilities.reset) await this.vm!.reset()
     this.endSeeding(false) // a reset drops a seed in progress: its save is refused
     this.state = 'resetting'
-    await this.repairNow()
+    await this.endpoint.repairNow()
     const result = await this.vm!.reset().catch((error: Error) => {
       if (error instanceof ResetNotDone) {
         this.state = 'ready' // it serves on as it was
@@ -473,7 +406,7 @@ export class Supervisor {
     // Only a suite without a seed gets here while others hold the VM: it mints a project of its own.
     if (this.leases.othersHolding(lease).length > 0) return false
     this.state = 'resetting'
-    await this.repairNow()
+    await this.endpoint.repairNow()
     const opened = await seededSnapshots
       .open(slot, (meta) => seededSnapshotMisfit(request, meta), request.seedFrom !== 'none')
       .catch((error: Error) => {
@@ -562,7 +495,7 @@ export class Supervisor {
         }
         const started = performance.now()
         this.state = 'resetting'
-        await this.repairNow()
+        await this.endpoint.repairNow()
         await this.vm!.seededSnapshots!.save(meta, seededSnapshotPolicy).catch((error: Error) => {
           // The VM is back where resets return; its keys and the seed's data are gone with the failed save.
           this.leases.dirty = true
@@ -653,17 +586,14 @@ export class Supervisor {
     this.stopReason ??= reason
     this.shuttingDown ??= (async () => {
       const { paths } = this.config
+      this.endpoint.stopRepairs()
       this.log(`stopping: ${reason}`)
       this.broadcast({ event: 'stopped', reason })
       // Before the socket goes, while no successor can be minting into the folder.
       await dropProjectCopies(paths.dir).catch(() => {})
-      clearInterval(this.repairTimer)
       clearTimeout(this.helloTimer)
       clearTimeout(this.idleTimer)
-      // Only our own traces, recognised by identity: never a successor's. (Closing the server
-      // unlinks the socket path, so it closes only while the socket there is still ours.)
-      if ((await fs.readFile(paths.state, 'utf8').catch(() => '')).includes(this.nonce)) await fs.rm(paths.state, { force: true })
-      if (await isSameFile(paths.socket, this.socketInode)) this.server?.close()
+      await this.endpoint.close()
       if (this.vm) await this.enqueue(async () => this.vm?.stop()).catch((error: Error) => this.log(`stopping the VM: ${error.message}`))
       for (const c of this.connections) c.socket.end()
       setTimeout(this.exit, 50).unref()
@@ -697,7 +627,3 @@ function errorPayload(error: Error): ReturnType<StackEmulatorError['toJSON']> {
 }
 
 /** True while `file` is still the one we made (same inode), not a successor's. */
-async function isSameFile(file: string, inode: number | undefined): Promise<boolean> {
-  const stat = await fs.lstat(file).catch(() => undefined)
-  return inode !== undefined && stat?.ino === inode
-}
