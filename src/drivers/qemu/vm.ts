@@ -157,9 +157,10 @@ interface SeededSnapshotState {
 export class QemuVm implements RunningInstance {
   readonly driver = 'qemu'
   readonly capabilities: Capabilities
-  /** Present when restored from a ready snapshot: a cold-booted VM has none to seeded snapshot over. */
+  /** Present when restored from a ready snapshot: a cold-booted VM has none to take a seeded snapshot over. */
   readonly seededSnapshots: SeededSnapshots | undefined
-  private stopped = false
+  /** Where it is in its life: an exit of its QEMU is a crash only while it serves (not while a reset, save or port move replaces or stops that QEMU). */
+  private life: 'serving' | 'changing' | 'stopped' = 'serving'
   /** A seeded snapshot being seeded: the running VM was launched over it. */
   private staged: { mode: SnapshotMode; dir: string; slot: string } | undefined
   private diskFull: StackEmulatorError | undefined
@@ -169,7 +170,6 @@ export class QemuVm implements RunningInstance {
   private takingBack: Promise<void> | undefined
   private slot: Slot = 'main'
   private spare: Promise<Spare | undefined> | undefined
-  private busy = false
   private resolveDied!: (reason: string) => void
   readonly died = new Promise<string>((resolve) => (this.resolveDied = resolve))
   urls: Record<string, string> = {}
@@ -290,25 +290,26 @@ export class QemuVm implements RunningInstance {
     const staged = this.staged
     if (!staged) throw new StackEmulatorError('No seeded snapshot is being seeded', { code: 'SNAPSHOT' })
     let failure: unknown
-    this.busy = true // its QEMU stops once saved: that is no crash
-    // Its files go to the snapshot store (the cache), not the instance folder: a full disk names that.
-    const saving = local(path.dirname(staged.dir), () => saveSeededSnapshot(this.ctx, this.proc, this.slot, staged.mode, staged.dir, meta))
-    const watching = new AbortController()
-    try {
-      // A guest paused on a full disk answers nothing: fail at once rather than after the agent's timeout.
-      const saved = await Promise.race([saving, this.pausedOnFullDisk(watching.signal)])
-      this.mode = saved.mode
-      await this.returnTo({ slot: staged.slot, meta }, saved.hold)
-      this.staged = undefined
-    } catch (error) {
-      failure = this.diskFull ? diskFull(this.diskFolder(), this.diskFull.message, error) : error
-      // The save may still be under way: it ends with its QEMU, before the staged files are dropped.
-      await this.proc.stop()
-      await saving.catch(() => {})
-    } finally {
-      watching.abort()
-      this.busy = false
-    }
+    // Its QEMU stops once saved: that is no crash.
+    await this.changing(async () => {
+      // Its files go to the snapshot store (the cache), not the instance folder: a full disk names that.
+      const saving = local(path.dirname(staged.dir), () => saveSeededSnapshot(this.ctx, this.proc, this.slot, staged.mode, staged.dir, meta))
+      const watching = new AbortController()
+      try {
+        // A guest paused on a full disk answers nothing: fail at once rather than after the agent's timeout.
+        const saved = await Promise.race([saving, this.pausedOnFullDisk(watching.signal)])
+        this.mode = saved.mode
+        await this.returnTo({ slot: staged.slot, meta }, saved.hold)
+        this.staged = undefined
+      } catch (error) {
+        failure = this.diskFull ? diskFull(this.diskFolder(), this.diskFull.message, error) : error
+        // The save may still be under way: it ends with its QEMU, before the staged files are dropped.
+        await this.proc.stop()
+        await saving.catch(() => {})
+      } finally {
+        watching.abort()
+      }
+    })
     await this.restart(async () => {
       await this.dropStaged()
       return this.relaunch()
@@ -367,16 +368,23 @@ export class QemuVm implements RunningInstance {
    * it keeps a spare: a VM reset once is likely reset again (per-test resets, watch mode).
    */
   private async restart(launch: () => Promise<QemuProcess>, keepSpare = false): Promise<void> {
-    this.busy = true
-    try {
+    await this.changing(async () => {
       await this.proc.stop()
       this.proc = await launch()
       this.watch(this.proc)
       this.portsBack(this.forwards) // it listens on every port
+    })
+    if (keepSpare && this.mode.kind === 'snapshot' && this.life !== 'stopped' && !this.staged) this.spare = this.prepareSpare()
+  }
+
+  /** Runs `change` as 'changing' (a QEMU that exits meanwhile is no crash); back to serving after, unless stopped meanwhile. */
+  private async changing<T>(change: () => Promise<T>): Promise<T> {
+    if (this.life === 'serving') this.life = 'changing'
+    try {
+      return await change()
     } finally {
-      this.busy = false
+      if (this.life === 'changing') this.life = 'serving'
     }
-    if (keepSpare && this.mode.kind === 'snapshot' && !this.stopped && !this.staged) this.spare = this.prepareSpare()
   }
 
   /** A plain restore on the same ports; when it fails, a cold boot that keeps the suites served. */
@@ -440,7 +448,7 @@ export class QemuVm implements RunningInstance {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true
+    this.life = 'stopped'
     const spare = await this.spare
     // The guest's last changes to shared config files reach the user's files before it goes.
     await this.shared?.syncBack().catch((error: unknown) => this.ctx.options.log(`Copying back the shared config files failed: ${firstLine(error)}`))
@@ -479,13 +487,7 @@ export class QemuVm implements RunningInstance {
     if (!spare.proc.isAlive) return false
     const old = this.proc
     await this.takingBack // the lost ports as they are now
-    this.busy = true
-    let move: Awaited<ReturnType<typeof moveForwards>>
-    try {
-      move = await moveForwards(old, spare.proc, this.forwards, spare.forwards, this.lostForwards)
-    } finally {
-      this.busy = false
-    }
+    const move = await this.changing(() => moveForwards(old, spare.proc, this.forwards, spare.forwards, this.lostForwards))
     if (!move.moved) {
       await spare.proc.stop()
       const lost = move.lost.filter((f) => !this.lostForwards.includes(f))
@@ -510,8 +512,8 @@ export class QemuVm implements RunningInstance {
     this.portProblem = await portsLost(this.ctx.manifest, this.lostForwards)
     this.ctx.options.log(this.portProblem.message)
     const timer = setInterval(() => {
-      if (proc !== this.proc || this.stopped || this.lostForwards.length === 0) return clearInterval(timer)
-      if (!this.busy)
+      if (proc !== this.proc || this.life === 'stopped' || this.lostForwards.length === 0) return clearInterval(timer)
+      if (this.life === 'serving')
         this.takingBack ??= takeBack(proc, this.lostForwards)
           .then((back) => {
             if (proc === this.proc) this.portsBack(back)
@@ -535,7 +537,7 @@ export class QemuVm implements RunningInstance {
     this.diskFull = undefined // said of the QEMU this one replaces
     const oomBefore = oomKills() // a SIGKILL while this count rises is most likely the kernel's OOM killer
     void proc.exited.then(async (exit) => {
-      if (this.stopped || this.busy || proc !== this.proc) return
+      if (this.life !== 'serving' || proc !== this.proc) return
       this.resolveDied(`QEMU (pid ${proc.pid}) ${exitReason(exit, await oomBefore, await oomKills())}`)
     })
     // werror=enospc: a full host disk pauses the guest. Say so once, and keep asking it to
