@@ -27,6 +27,11 @@ export interface NewTestUser {
   clientMetadata?: Record<string, unknown>
   clientReadOnlyMetadata?: Record<string, unknown>
   serverMetadata?: Record<string, unknown>
+  /**
+   * The id of a team of the project to put the user in (as a member: the config's
+   * `rbac.defaultPermissions.teamMember`), through POST /team-memberships/{team}/{user}.
+   */
+  team?: string
 }
 
 /** A user of the project, with the password it signs in with. */
@@ -109,6 +114,15 @@ async function createUser(project: ProjectAccess, user: NewTestUser): Promise<Te
     ...(user.clientReadOnlyMetadata ? { client_read_only_metadata: user.clientReadOnlyMetadata } : {}),
     ...(user.serverMetadata ? { server_metadata: user.serverMetadata } : {}),
   })
+  if (user.team !== undefined) {
+    try {
+      await serverCall(project, 'POST', `/team-memberships/${encodeURIComponent(user.team)}/${created.id}`, {})
+    } catch (error) {
+      // No half-made test user: the one without its team goes again.
+      await serverCall(project, 'DELETE', `/users/${created.id}`, undefined).catch(() => undefined)
+      throw error
+    }
+  }
   return { id: created.id, email, password, displayName: created.display_name, projectId: project.projectId }
 }
 
@@ -136,12 +150,12 @@ async function serverCall<T>(project: ProjectAccess, method: string, route: stri
     response = await fetch(url, {
       method,
       headers: {
-        'content-type': 'application/json',
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         'x-stack-access-type': 'server',
         'x-stack-project-id': project.projectId,
         'x-stack-secret-server-key': project.secretServerKey,
       },
-      body: JSON.stringify(body),
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(30_000),
     })
   } catch (cause) {
