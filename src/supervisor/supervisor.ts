@@ -1,4 +1,3 @@
-import fs from 'node:fs/promises'
 import type net from 'node:net'
 import { StackEmulatorError } from '../errors.js'
 import { dropProjectCopies } from '../stack/project-copy.js'
@@ -12,17 +11,15 @@ import {
   parseRequest,
   send,
   type AcquireResult,
-  type SeededSnapshotRequest,
   type Event,
   type HelloResult,
   type Request,
   type StatusResult,
   type InstanceInfo,
 } from './protocol.js'
-import { seededSnapshotMisfit, seededSnapshotPolicy, seededSnapshotSlot, seedName, type SeededSnapshotMeta } from './seeded-snapshot-policy.js'
-import { sha256 } from '../digest.js'
 import { Credentials } from './credentials.js'
 import { Endpoint } from './endpoint.js'
+import { Seeding, type SeedWait } from './seeding.js'
 
 type StartInstance = (hooks: { log: (line: string) => void; progress: (phase: string) => void }) => Promise<RunningInstance>
 
@@ -32,25 +29,6 @@ interface Connection {
   /** The reason this connection's acquire last said it waits for (said once). */
   lastWait?: string
 }
-
-/** A seeded snapshot being taken: by `seeder`, or, until one arrives, awaited by a client whose seed comes later. */
-interface Seeding {
-  request: SeededSnapshotRequest
-  seeder?: Lease
-  done: Promise<void>
-  finish: () => void
-  timer?: NodeJS.Timeout
-}
-
-/** Why an acquire waits, until when it asks again, and whether it is another seed's VM (else a seed running). */
-interface SeedWait {
-  wait: string
-  until: Promise<void>
-  conflict: boolean
-}
-
-/** Past the client's own seed timeout: the supervisor stops waiting for a client that may be paused. */
-const SEED_SAVE_GRACE_MS = 5000
 
 export class Supervisor {
   private readonly endpoint: Endpoint
@@ -74,10 +52,7 @@ export class Supervisor {
   private readonly logHistory: string[] = []
   private readonly startedAfterMs: number
   private readonly credentials: Credentials
-  /** A seeded snapshot being taken; other acquirers wait for it (seedWait). */
-  private seeding: Seeding | undefined
-  /** A seed left the VM half-made: it serves no seeded suite before a reset. */
-  private tainted = false
+  private readonly seeding: Seeding
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -104,6 +79,18 @@ export class Supervisor {
       instance: this.instanceReady,
       log: (line) => this.log(line),
       announce: (generation) => this.broadcast({ event: 'generation', generation }),
+    })
+    this.seeding = new Seeding({
+      name: config.paths.name,
+      driver: config.driver,
+      leases: this.leases,
+      credentials: this.credentials,
+      instance: () => this.vm!,
+      nextRelease: () => this.nextRelease(),
+      changing: (change) => this.changing(change),
+      say: (line) => this.broadcast({ event: 'log', line }),
+      log: (line) => this.log(line),
+      shutdown: (reason) => void this.shutdown(reason),
     })
     this.instanceReady.then(
       (vm) => {
@@ -185,7 +172,10 @@ export class Supervisor {
       case 'reset':
         return this.reset(connection, request.force, request.lease)
       case 'saveSeededSnapshot':
-        return this.saveSeededSnapshot(connection)
+        return this.enqueue(async () => {
+          await this.seeding.save(connection.lease)
+          return this.instanceInfo()
+        })
       case 'credentials':
         return this.credentials.forConfig(request.configFile)
       case 'project':
@@ -224,12 +214,12 @@ export class Supervisor {
       const outcome = await this.enqueue(async (): Promise<AcquireResult | SeedWait> => {
         const problem = this.vm?.problem()
         if (problem) throw problem
-        const wait = this.seedWait(lease, request)
+        const wait = this.seeding.wait(lease, request)
         if (wait) return wait
         // A driver that cannot reset (external) shares its emulator as isolation 'none' does.
-        const reset = this.vm!.capabilities.reset && (this.leases.needsReset(lease) || (this.tainted && this.leases.othersHolding(lease).length === 0))
+        const reset = this.vm!.capabilities.reset && (this.leases.needsReset(lease) || (this.seeding.tainted && this.leases.othersHolding(lease).length === 0))
         if (reset) await this.resetInstance()
-        const seeding = request ? await this.openSeededSnapshot(lease, request) : false
+        const seeding = request ? await this.seeding.open(lease, request) : false
         // A client that left meanwhile (killed mid-acquire) neither holds the VM nor keeps it alive.
         if (!this.leases.has(lease)) throw new Error('client went away')
         lease.acquired = true
@@ -247,86 +237,24 @@ export class Supervisor {
         }
       })
       if (!('wait' in outcome)) return outcome
-      await this.waitForSeed(connection, outcome, deadline, request)
+      await this.seeding.waitFor(connection, outcome, deadline, request)
     }
-  }
-
-  /**
-   * Why `lease`, asking for `request`, must wait before it gets the VM; undefined when it need not.
-   * A suite never gets the VM while another one seeds it, nor a VM that others hold with data its
-   * seed did not make: it waits (bounded by its seedTimeoutMs), then fails naming both seeds.
-   */
-  private seedWait(lease: Lease, request: SeededSnapshotRequest | undefined): SeedWait | undefined {
-    const seeding = this.seeding
-    if (seeding) {
-      if (seeding.seeder === lease) return undefined
-      const same = request?.configFile === seeding.request.configFile && (!request.seedId || request.seedId === seeding.request.seedId)
-      if (seeding.seeder)
-        return {
-          wait: `pid ${seeding.seeder.client.pid} to take the seeded snapshot of ${seeding.request.configFile} (${seedName(seeding.request.seedId)})`,
-          until: seeding.done,
-          conflict: !same,
-        }
-      // Opened by a client whose seed comes later (Playwright's webServer): it serves meanwhile.
-      if (!same && request?.seedId) return this.heldBy(lease, `${seedName(seeding.request.seedId)} for ${seeding.request.configFile}`)
-      if (same && request?.seedFrom === 'none')
-        return {
-          wait: `the suite that holds ${seedName(seeding.request.seedId)} to take the seeded snapshot of ${seeding.request.configFile}`,
-          until: seeding.done,
-          conflict: false,
-        }
-      return undefined
-    }
-    if (!request?.seedId || !this.vm?.seededSnapshots) return undefined
-    if (this.tainted) return this.heldBy(lease, 'a seed that did not finish')
-    const current = this.vm.seededSnapshots.current
-    const fits = current?.slot === seededSnapshotSlot(request.configFile) && !seededSnapshotMisfit(request, current.meta)
-    if (fits) return undefined
-    const meta = current?.meta as SeededSnapshotMeta | undefined
-    return this.heldBy(lease, meta ? `${seedName(meta.seedId)} for ${meta.configFile}` : 'no seeded snapshot')
-  }
-
-  /** Wait for the others to let go of the VM (then it can be restored for this suite); none: no wait. */
-  private heldBy(lease: Lease, what: string): SeedWait | undefined {
-    const others = this.leases.othersHolding(lease)
-    if (others.length === 0) return undefined
-    return {
-      wait: `${others.length} other suite(s) (pids ${others.map((l) => l.client.pid).join(', ')}) holding it with ${what}`,
-      until: this.nextRelease(),
-      conflict: true,
-    }
-  }
-
-  /** One line per reason, then waits for it to change, at most until `deadline`: then a clear error. */
-  private async waitForSeed(connection: Connection, wait: SeedWait, deadline: number, request: SeededSnapshotRequest | undefined): Promise<void> {
-    const left = deadline - Date.now()
-    if (left <= 0) {
-      const name = this.config.paths.name
-      throw wait.conflict
-        ? new StackEmulatorError(
-            `Instance "${name}" cannot serve this suite (${seedName(request?.seedId ?? '')}${request ? ` for ${request.configFile}` : ''}): it waited ${Math.round((request?.seedTimeoutMs ?? 0) / 1000)} s for ${wait.wait}`,
-            {
-              code: 'SEED_CONFLICT',
-              fix: `Give suites with different seeds their own instance (name option, --name), or give a seed that changed a new seedVersion so both agree; or wait for the others to finish (seedTimeoutMs).`,
-            },
-          )
-        : new StackEmulatorError(`Instance "${name}" waited ${Math.round((request?.seedTimeoutMs ?? 0) / 1000)} s for ${wait.wait}`, {
-            code: 'SEED_TIMEOUT',
-            fix: 'Make the seed faster, or raise seedTimeoutMs.',
-          })
-    }
-    const line = Number.isFinite(left) ? `waiting for ${wait.wait} (up to ${Math.ceil(left / 1000)} s)` : `waiting for ${wait.wait}`
-    if (connection.lastWait !== wait.wait) send(connection.socket, { event: 'progress', phase: line })
-    connection.lastWait = wait.wait
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([wait.until, Number.isFinite(left) ? new Promise((resolve) => (timer = setTimeout(resolve, left))) : new Promise(() => {})])
-    clearTimeout(timer)
-    if (connection.socket.destroyed) throw new Error('client went away')
   }
 
   /** Resolves at the next lease's end. */
   private nextRelease(): Promise<void> {
     return new Promise<void>((resolve) => this.waiters.push(resolve))
+  }
+
+  /** The VM changes state under `change`: status says resetting meanwhile; the endpoint is checked first (clients must find us after). */
+  private async changing<T>(change: () => Promise<T>): Promise<T> {
+    this.state = 'resetting'
+    try {
+      await this.endpoint.repairNow()
+      return await change()
+    } finally {
+      this.state = 'ready'
+    }
   }
 
   private async reset(connection: Connection, force: boolean, onBehalfOf: number | undefined): Promise<InstanceInfo> {
@@ -348,7 +276,7 @@ export class Supervisor {
   private async resetInstance(): Promise<void> {
     // Its refusal, with the driver's words; the emulator stays as it is.
     if (!this.vm!.capabilities.reset) await this.vm!.reset()
-    this.endSeeding(false) // a reset drops a seed in progress: its save is refused
+    this.seeding.end(false) // a reset drops a seed in progress: its save is refused
     this.state = 'resetting'
     await this.endpoint.repairNow()
     const result = await this.vm!.reset().catch((error: Error) => {
@@ -364,167 +292,9 @@ export class Supervisor {
     this.lastResetMs = result.durationMs
     this.credentials.newState(this.vm)
     this.leases.dirty = false
-    this.tainted = false
+    this.seeding.tainted = false
     this.state = 'ready'
     this.log(`reset in ${result.durationMs} ms`)
-  }
-
-  /**
-   * Puts the VM at `request`'s seeded snapshot: already there, restored into it, or (when it has
-   * none that fits) restarted to be seeded, by this lease (true: it mints, seeds, then sends
-   * `saveSeededSnapshot`) or, for a client whose seed comes later, by the next lease that brings it.
-   * A VM other suites hold is never restarted under them (seedWait saw to that for seeded suites).
-   */
-  private async openSeededSnapshot(lease: Lease, request: SeededSnapshotRequest): Promise<boolean> {
-    const seededSnapshots = this.vm!.seededSnapshots
-    if (!seededSnapshots) {
-      if (!request.seedId) return false
-      throw new StackEmulatorError(
-        `The ${this.config.driver.kind} driver${this.config.driver.snapshot ? '' : ' without snapshots'} cannot keep a seed: it has no seeded snapshots to reset to`,
-        {
-          code: 'SEED_UNSUPPORTED',
-          fix: 'Drop the seed option (create the data in the tests themselves), or use the qemu driver with snapshots (the default).',
-        },
-      )
-    }
-    const pending = this.seeding
-    if (pending && (!request.seedId || (request.seedId === pending.request.seedId && request.configFile === pending.request.configFile))) {
-      // Opened by a client whose seed comes later: the first lease that brings the seed runs it.
-      if (pending.seeder || request.seedFrom !== 'self' || !request.seedId) return false
-      this.broadcast({
-        event: 'log',
-        line: `taking the seeded snapshot for ${request.configFile} (${seedName(request.seedId)}) on the VM its app already uses; later runs and resets start from it`,
-      })
-      this.startSeeder(pending, lease)
-      return true
-    }
-    // Awaited for another seed by clients that are gone: what they left is dropped below.
-    if (pending) this.endSeeding(true)
-    const slot = seededSnapshotSlot(request.configFile)
-    const current = seededSnapshots.current
-    if (current?.slot === slot && !seededSnapshotMisfit(request, current.meta)) return false
-    // Only a suite without a seed gets here while others hold the VM: it mints a project of its own.
-    if (this.leases.othersHolding(lease).length > 0) return false
-    this.state = 'resetting'
-    await this.endpoint.repairNow()
-    const opened = await seededSnapshots
-      .open(slot, (meta) => seededSnapshotMisfit(request, meta), request.seedFrom !== 'none')
-      .catch((error: Error) => {
-        void this.shutdown(`opening the seeded snapshot failed (${error.message.split('\n')[0]})`)
-        throw error
-      })
-    this.state = 'ready'
-    if (opened.opened === 'missing') return this.noSnapshot(request, opened.reason)
-    this.tainted = false
-    this.credentials.newState(this.vm)
-    this.leases.dirty = false
-    if (opened.opened === 'restored') return false
-    let finish!: () => void
-    const seeding: Seeding = { request, done: new Promise<void>((resolve) => (finish = resolve)), finish }
-    this.seeding = seeding
-    // Its client may have gone while the VM restarted: then nobody seeds, and nobody may wait on it.
-    if (!this.leases.has(lease)) {
-      this.endSeeding(false)
-      return false
-    }
-    if (request.seedFrom === 'later') {
-      this.broadcast({
-        event: 'log',
-        line: `no seeded snapshot for ${request.configFile} (${opened.reason}): it is taken when the suite with ${seedName(request.seedId)} arrives (its globalSetup); this VM serves meanwhile, with the same keys after`,
-      })
-      return false
-    }
-    this.broadcast({ event: 'log', line: `taking a seeded snapshot for ${request.configFile} (${opened.reason}); later runs and resets start from it` })
-    this.startSeeder(seeding, lease)
-    return true
-  }
-
-  /** No seeded snapshot can be had: fine for a suite without a seed (its keys change at resets), an error for one with. */
-  private noSnapshot(request: SeededSnapshotRequest, reason: string): false {
-    if (!request.seedId) {
-      if (request.seedFrom === 'self') this.broadcast({ event: 'log', line: `not taking a seeded snapshot for ${request.configFile}: ${reason}` })
-      return false
-    }
-    throw request.seedFrom === 'none'
-      ? new StackEmulatorError(`No seeded snapshot of ${request.configFile} with ${seedName(request.seedId)}: ${reason}`, {
-          code: 'SEED_MISSING',
-          fix: "The run's globalSetup takes it before the workers start: keep the plugin's (or Playwright's) globalSetup, and check its output for why it did not.",
-        })
-      : new StackEmulatorError(`Cannot take the seeded snapshot of ${request.configFile} with ${seedName(request.seedId)}: ${reason}`, {
-          code: 'SEED_UNSAVED',
-          fix: 'Give the snapshot cache room (STACK_EMULATOR_CACHE_DIR, df -h) and write access, or drop the seed option.',
-        })
-  }
-
-  /** `lease` runs the seed now: bounded by its seedTimeoutMs, after which others stop waiting for it. */
-  private startSeeder(seeding: Seeding, lease: Lease): void {
-    seeding.seeder = lease
-    seeding.timer = setTimeout(() => {
-      if (this.seeding !== seeding) return
-      this.broadcast({
-        event: 'log',
-        line: `the seed of pid ${lease.client.pid} did not finish within ${Math.round(seeding.request.seedTimeoutMs / 1000)} s (seedTimeoutMs): its seeded snapshot is not taken`,
-      })
-      this.endSeeding(true)
-    }, seeding.request.seedTimeoutMs + SEED_SAVE_GRACE_MS)
-    seeding.timer.unref()
-  }
-
-  /** From the seeding lease, once it minted and seeded: save, so resets return here with the same keys. */
-  private async saveSeededSnapshot(connection: Connection): Promise<InstanceInfo> {
-    const seeding = this.seeding
-    if (!seeding?.seeder || seeding.seeder !== connection.lease) {
-      throw new StackEmulatorError('This lease was not asked to take a seeded snapshot', {
-        code: 'PROTOCOL',
-        fix: 'Send saveSeededSnapshot only after an acquire answered seeding: true.',
-      })
-    }
-    clearTimeout(seeding.timer)
-    return this.enqueue(async () => {
-      let saved = false
-      try {
-        const { request } = seeding
-        const minted = await this.credentials.mintedFor(request.configFile)
-        if (!minted) throw new StackEmulatorError('Mint the credentials before saving the seeded snapshot', { code: 'PROTOCOL' })
-        // The file as the guest minted for, before and after (it may write it): an edit while the seed ran is not recorded as fitting.
-        const meta: SeededSnapshotMeta = {
-          configFile: request.configFile,
-          configDigests: [...new Set([request.configDigest, minted.digest])],
-          seedId: request.seedId,
-          credentials: minted.credentials,
-        }
-        const started = performance.now()
-        this.state = 'resetting'
-        await this.endpoint.repairNow()
-        await this.vm!.seededSnapshots!.save(meta, seededSnapshotPolicy).catch((error: Error) => {
-          // The VM is back where resets return; its keys and the seed's data are gone with the failed save.
-          this.leases.dirty = true
-          throw error
-        })
-        saved = true
-        this.log(`seeded snapshot saved and restored in ${Math.round(performance.now() - started)} ms`)
-        const now = sha256(await fs.readFile(request.configFile).catch(() => Buffer.alloc(0)))
-        if (!meta.configDigests.includes(now))
-          this.broadcast({ event: 'log', line: `${request.configFile} changed while the seed ran: the next run takes its seeded snapshot again` })
-      } finally {
-        this.state = 'ready'
-        this.credentials.newState(this.vm)
-        this.endSeeding(!saved)
-      }
-      return this.instanceInfo()
-    })
-  }
-
-  /** Seeding is over; `tainted`: it left data in the VM that fits no suite, so the VM is reset before it serves one with a seed. */
-  private endSeeding(tainted: boolean): void {
-    if (!this.seeding) return
-    clearTimeout(this.seeding.timer)
-    this.seeding.finish()
-    this.seeding = undefined
-    if (tainted) {
-      this.tainted = true
-      this.leases.dirty = true
-    }
   }
 
   private hello(): HelloResult {
@@ -556,9 +326,7 @@ export class Supervisor {
     this.connections.delete(connection)
     if (!connection.lease) return
     this.leases.close(connection.lease)
-    // Its seed did not finish (or the seed it waited for never came): the next reset drops what it left.
-    if (this.seeding && (this.seeding.seeder === connection.lease || (!this.seeding.seeder && this.leases.othersHolding(undefined).length === 0)))
-      this.endSeeding(true)
+    this.seeding.leaseClosed(connection.lease)
     for (const wake of this.waiters.splice(0)) wake()
     if (this.leases.size > 0 || this.shuttingDown) return
     if (!this.keepAlive) {
