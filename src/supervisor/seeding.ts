@@ -152,7 +152,7 @@ export class Seeding {
    * Puts the VM at `request`'s seeded snapshot: already there, restored into it, or (when it has
    * none that fits) restarted to be seeded, by this lease (true: it mints, seeds, then sends
    * `saveSeededSnapshot`) or, for a client whose seed comes later, by the next lease that brings it.
-   * A VM other suites hold is never restarted under them (seedWait saw to that for seeded suites).
+   * A VM other suites hold is never restarted under them (wait() saw to that for seeded suites).
    */
   async open(lease: Lease, request: SeededSnapshotRequest): Promise<boolean> {
     const seededSnapshots = this.host.instance().seededSnapshots
