@@ -4,7 +4,11 @@
 import fs from 'node:fs'
 
 const [timingsFile, stepsFile] = process.argv.slice(2)
-const clock = (ms) => `${Math.floor(ms / 60_000)}:${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}`
+// Rounded to the second first, so 239.6 s reads 4:00, not 3:60.
+const clock = (ms) => {
+  const seconds = Math.round(ms / 1000)
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`
+}
 const read = (file) => (file && fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : undefined)
 
 const steps = read(stepsFile)
