@@ -1,7 +1,8 @@
 /**
  * The flows an app's test suite reaches for after sign-up (issue 26), through Stack Auth's own SDK
  * (@stackframe/js) against the fixture VM, with the mail helper reading the VM's Inbucket: password
- * reset and change, magic links and one-time codes, anonymous users, metadata, analytics batches.
+ * reset and change, magic links and one-time codes, anonymous users, metadata, analytics batches,
+ * teams, API keys.
  * One VM for the file, one project whose config turns these flows on.
  */
 import fs from 'node:fs'
@@ -19,12 +20,20 @@ const CONFIG = `export const config = {
   auth: { password: { allowSignIn: true }, otp: { allowSignIn: true } },
   apps: { installed: { analytics: { enabled: true } } },
   teams: { allowClientTeamCreation: true },
+  apiKeys: { enabled: { user: true, team: true } },
   rbac: {
     permissions: {
       team_member: { scope: 'team', containedPermissionIds: { $read_members: true, $invite_members: true } },
       team_admin: {
         scope: 'team',
-        containedPermissionIds: { $update_team: true, $delete_team: true, $read_members: true, $remove_members: true, $invite_members: true },
+        containedPermissionIds: {
+          $update_team: true,
+          $delete_team: true,
+          $read_members: true,
+          $remove_members: true,
+          $invite_members: true,
+          $manage_api_keys: true,
+        },
       },
     },
     defaultPermissions: { teamCreator: { team_admin: true }, teamMember: { team_member: true } },
@@ -302,5 +311,59 @@ describe('teams', () => {
     const email = address('teamless')
     await expect(emulator.users.create({ email, team: crypto.randomUUID() })).rejects.toThrow(/TEAM_NOT_FOUND/)
     expect((await serverApp().listUsers()).map((u) => u.primaryEmail)).not.toContain(email)
+  })
+})
+
+describe('API keys', () => {
+  it('user.createApiKey shows the secret once; listApiKeys, getUser({ apiKey }) on the server; revoke() and expiry end it', async () => {
+    const app = await signedUp(address('keys'))
+    const user = (await app.getUser())!
+    const key = await user.createApiKey({ description: 'CI', expiresAt: null })
+    expect(key).toMatchObject({ type: 'user', userId: user.id, description: 'CI', manuallyRevokedAt: null })
+    expect(key.value).toMatch(/^sk_[0-9a-z]{45}[0-9a-f]{32}user1574ck4u7h[0-9a-f]{8}$/)
+    const expired = await user.createApiKey({ description: 'old', expiresAt: new Date(Date.now() - 60_000) })
+    const listed = await user.listApiKeys()
+    expect(listed.map((k) => [k.id, k.value])).toEqual([
+      [expired.id, { lastFour: expired.value.slice(-4) }],
+      [key.id, { lastFour: key.value.slice(-4) }],
+    ])
+    expect(listed.map((k) => k.whyInvalid())).toEqual(['expired', null])
+
+    expect((await serverApp().getUser({ apiKey: key.value }))?.id).toBe(user.id)
+    expect(await serverApp().getUser({ apiKey: expired.value })).toBeNull()
+    expect(await serverApp().getUser({ apiKey: 'sk_not_a_key' })).toBeNull()
+    expect(await serverApp().getTeam({ apiKey: key.value })).toBeNull() // a user's key is not a team's
+
+    await listed[1]!.revoke()
+    expect(await serverApp().getUser({ apiKey: key.value })).toBeNull()
+    const revoked = (await user.listApiKeys())[1]!
+    expect(revoked.whyInvalid()).toBe('manually-revoked')
+
+    // The server manages any user's keys; a missing expiresAt is refused as Stack Auth's schema refuses it.
+    const serverUser = (await serverApp().getUser(user.id))!
+    expect((await serverUser.listApiKeys()).map((k) => k.id)).toEqual([expired.id, key.id])
+    const missing = await user.createApiKey({ description: 'no expiry given' } as never).catch((e: unknown) => e)
+    expect(KnownErrors.SchemaError.isInstance(missing), String(missing)).toBe(true)
+  })
+
+  it('team.createApiKey needs $manage_api_keys; getTeam({ apiKey }) finds the team; a member without it is refused', async () => {
+    const ownerApp = await signedUp(address('team-keys'))
+    const owner = (await ownerApp.getUser())!
+    const team = await owner.createTeam({ displayName: 'Keys Inc' })
+    const key = await team.createApiKey({ description: 'deploy', expiresAt: new Date(Date.now() + 3_600_000), isPublic: true })
+    expect(key).toMatchObject({ type: 'team', teamId: team.id })
+    expect(key.value.startsWith('pk_')).toBe(true)
+    expect((await team.listApiKeys()).map((k) => k.id)).toEqual([key.id])
+    expect((await serverApp().getTeam({ apiKey: key.value }))?.id).toBe(team.id)
+    expect(await serverApp().getUser({ apiKey: key.value })).toBeNull()
+
+    const server = serverApp()
+    const member = await server.createUser({ primaryEmail: address('no-manage'), password: PASSWORD, primaryEmailAuthEnabled: true })
+    await (await server.getTeam(team.id))!.addUser(member.id)
+    const memberApp = clientApp()
+    await memberApp.signInWithCredential({ email: member.primaryEmail!, password: PASSWORD, noRedirect: true })
+    const memberTeam = (await (await memberApp.getUser())!.getTeam(team.id))!
+    const refused = await memberTeam.createApiKey({ description: 'nope', expiresAt: null }).catch((e: unknown) => e)
+    expect(KnownErrors.ApiKeyNotFound.isInstance(refused), String(refused)).toBe(true)
   })
 })
