@@ -49,10 +49,12 @@ export interface RuntimeVolumeSpec {
   /** Fixed lines of the generated env file (STACK_EMULATOR_PORT_PREFIX). */
   env?: Record<string, string>
   /**
-   * The guest bakes the host ports into what it serves (the real image's browser URLs): its
-   * snapshots are then captured per set of host ports, and the ports must be fixed (not 0).
+   * The guest bakes host ports into what it serves. `true`: every service's (the real image's
+   * browser URLs): snapshots are captured per set of host ports, and every port must be fixed
+   * (not 0). A list of services: only theirs (the fixture's mock OAuth sign-in page, which a
+   * browser visits on its host port): snapshots are per value of those ports, 0 where none is given.
    */
-  hostPortsInSnapshot?: boolean
+  hostPortsInSnapshot?: boolean | string[]
 }
 
 /**
@@ -289,10 +291,12 @@ function platformProblems(m: ImageManifest, isObject: (v: unknown) => v is Recor
         (typeof volume.runtimeEnv !== 'string' || !VOLUME_FILE.test(volume.runtimeEnv) || files.some(([name]) => name === volume.runtimeEnv))) ||
       (volume.env !== undefined &&
         (!isObject(volume.env) || !Object.entries(volume.env).every(([k, v]) => ENV_NAME.test(k) && typeof v === 'string' && !/[\n\r]/.test(v)))) ||
-      (volume.hostPortsInSnapshot !== undefined && typeof volume.hostPortsInSnapshot !== 'boolean'))
+      (volume.hostPortsInSnapshot !== undefined &&
+        typeof volume.hostPortsInSnapshot !== 'boolean' &&
+        !(Array.isArray(volume.hostPortsInSnapshot) && volume.hostPortsInSnapshot.every((name: unknown) => typeof name === 'string'))))
   ) {
     problems.push(
-      '"runtimeVolume" must be { "label": upper-case letters, digits or "_" (at most 32), "files": { "name in the volume": "source file" }, "runtimeEnv"?: a file name not in "files", "env"?: { "NAME": "value" }, "hostPortsInSnapshot"?: true or false }',
+      '"runtimeVolume" must be { "label": upper-case letters, digits or "_" (at most 32), "files": { "name in the volume": "source file" }, "runtimeEnv"?: a file name not in "files", "env"?: { "NAME": "value" }, "hostPortsInSnapshot"?: true, false or a list of service names }',
     )
   }
   const share = m.hostShare as unknown

@@ -9,6 +9,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, expect, it } from 'vitest'
+import { acquire } from '../../src/client/acquire.js'
 import { stopInstance } from '../../src/client/control.js'
 import { leftoversUnder, root, useTempHome } from '../helpers.js'
 
@@ -32,7 +33,10 @@ afterAll(async () => {
   expect(await leftoversUnder(home)).toEqual([])
 })
 
-it('signInWithOAuth("github") → the mock provider\'s sign-in page → callback → the app is signed in as that e-mail', async () => {
+// One fixed port, as a user's config gives it: its snapshot is captured once per cache, not per run.
+const MOCK_OAUTH_PORT = 28114
+
+it('signInWithOAuth("github") → the mock provider\'s sign-in page → callback → the app is signed in as that e-mail, on a VM restored from the snapshot of that port', async () => {
   const project = path.join(root, 'test/projects/playwright-oauth')
   const configFile = path.join(fs.mkdtempSync(path.join(home, 'app-')), 'stack.config.ts')
   fs.writeFileSync(configFile, CONFIG)
@@ -41,11 +45,22 @@ it('signInWithOAuth("github") → the mock provider\'s sign-in page → callback
     ['test', '--config', path.join(project, 'playwright.config.ts'), '--reporter', 'line'],
     {
       cwd: project,
-      env: { PW_INSTANCE: 'pw-oauth', PW_CONFIG_FILE: configFile, APP_PORT: String(await freePort()), MOCK_OAUTH_PORT: String(await freePort()) },
+      env: { PW_INSTANCE: 'pw-oauth', PW_CONFIG_FILE: configFile, APP_PORT: String(await freePort()), MOCK_OAUTH_PORT: String(MOCK_OAUTH_PORT) },
       reject: false,
       all: true,
     },
   )
+  // The first start on this port may capture its snapshot (a cold boot); then a VM restored from
+  // it knows the port: the mock's discovery names it.
   expect(result.exitCode, result.all).toBe(0)
   expect(result.all).toMatch(/1 passed/)
+  await stopInstance('pw-oauth')
+  const restored = await acquire({ name: 'pw-oauth', configFile: false, ports: { 'mock-oauth': MOCK_OAUTH_PORT }, onLog: () => {} })
+  try {
+    expect(restored.origin).toBe('snapshot')
+    const discovery = (await (await fetch(`${restored.services['mock-oauth']}/.well-known/openid-configuration`)).json()) as { authorization_endpoint: string }
+    expect(discovery.authorization_endpoint).toBe(`http://localhost:${MOCK_OAUTH_PORT}/auth`)
+  } finally {
+    await restored.release()
+  }
 })

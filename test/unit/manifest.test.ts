@@ -174,3 +174,25 @@ describe('STACK_EMULATOR_FIXTURE_HEADERS', () => {
     })
   })
 })
+
+describe('host ports in the snapshot', () => {
+  const volume = { label: 'STACKCFG', runtimeEnv: 'runtime.env', files: {} }
+  const digest = async (hostPortsInSnapshot: unknown, hostPorts: Record<string, number>) =>
+    runtimeVolumeDigest(await loadManifest(write({ ...good, runtimeVolume: { ...volume, hostPortsInSnapshot } })), hostPorts)
+
+  it("true: a snapshot per set of host ports; a list: per value of those services' ports only; none: one for all", async () => {
+    expect(await digest(true, { backend: 1, dashboard: 2 })).not.toBe(await digest(true, { backend: 1, dashboard: 3 }))
+    const listed = (ports: Record<string, number>) => digest(['mock-oauth'], ports)
+    expect(await listed({ backend: 1, 'mock-oauth': 8114 })).toBe(await listed({ backend: 2, 'mock-oauth': 8114 }))
+    expect(await listed({ 'mock-oauth': 8114 })).not.toBe(await listed({ 'mock-oauth': 28114 }))
+    expect(await listed({})).toBe(await listed({ 'mock-oauth': 0 }))
+    expect(await digest(undefined, { 'mock-oauth': 8114 })).toBe(await digest(undefined, { 'mock-oauth': 28114 }))
+  })
+
+  it('refuses anything else, naming what it takes', async () => {
+    for (const bad of ['yes', [8114], { 'mock-oauth': true }])
+      await expect(loadManifest(write({ ...good, runtimeVolume: { ...volume, hostPortsInSnapshot: bad } }))).rejects.toThrow(
+        /"hostPortsInSnapshot"\?: true, false or a list of service names/,
+      )
+  })
+})

@@ -67,7 +67,9 @@ export async function runtimeVolumeDigest(manifest: ImageManifest, hostPorts: Re
   if (!spec) return ''
   const parts = [spec.label, spec.runtimeEnv ?? '', JSON.stringify(spec.env ?? {})]
   for (const [name, data] of await copiedFiles(manifest)) parts.push(name, sha256(data))
-  if (spec.hostPortsInSnapshot) parts.push(JSON.stringify(hostPorts))
+  const baked = spec.hostPortsInSnapshot
+  if (baked === true) parts.push(JSON.stringify(hostPorts))
+  else if (Array.isArray(baked) && baked.length > 0) parts.push(JSON.stringify(baked.map((service) => [service, hostPorts[service] ?? 0])))
   return sha256(parts.join('\0')).slice(0, 16)
 }
 

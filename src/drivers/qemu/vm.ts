@@ -107,7 +107,7 @@ export async function startQemuVm(options: QemuStartOptions): Promise<QemuVm> {
 
 /** An image that bakes its host ports into its snapshot cannot take ports chosen at launch. */
 function assertFixedPorts({ manifest, ports }: QemuStartOptions): void {
-  if (!manifest.runtimeVolume?.hostPortsInSnapshot) return
+  if (manifest.runtimeVolume?.hostPortsInSnapshot !== true) return
   const unset = manifest.services.filter((s) => !ports[s.name]).map((s) => s.name)
   if (unset.length === 0) return
   throw new StackEmulatorError(

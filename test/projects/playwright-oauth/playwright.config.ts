@@ -7,10 +7,9 @@ const port = Number(process.env.APP_PORT ?? 3195)
 const emulator: StackEmulatorPlaywrightOptions = {
   name: process.env.PW_INSTANCE ?? 'pw-oauth',
   configFile: process.env.PW_CONFIG_FILE,
-  // The mock's sign-in page is reached at a fixed host port, as the real image's 8114. The guest
-  // reads its host ports at boot: a snapshot taken with other ports would not know this one.
+  // The mock's sign-in page is reached at a fixed host port, as the real image's 8114: the guest
+  // bakes it in, so the first start on that port captures a snapshot of its own, later ones restore it.
   ports: { 'mock-oauth': Number(process.env.MOCK_OAUTH_PORT ?? 8114) },
-  snapshot: false,
 }
 
 export default defineConfig({
