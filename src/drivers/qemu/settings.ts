@@ -1,6 +1,7 @@
 /**
- * The QEMU driver's own environment variables. settings.ts reads them with the rest, once, in
- * the client: they travel to the supervisor in its config file, as every setting does.
+ * The QEMU driver's own environment variables, read from the STACK_EMULATOR_* variables that
+ * Settings carries (read once in the client, sent to the supervisor in its config file), and
+ * checked when the client resolves the image (drivers/registry.ts), before anything starts.
  */
 import { StackEmulatorError } from '../../errors.js'
 
